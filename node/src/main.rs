@@ -1,0 +1,3 @@
+//! The `photomesh` command line.
+
+fn main() {}

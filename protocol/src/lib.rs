@@ -1,0 +1,13 @@
+//! photomesh's protocol: every format that goes on the wire or on disk, and every state
+//! machine that drives a conversation between devices, with **no I/O**.
+//!
+//! This crate opens no file or socket, spawns no task, reads no clock and draws no
+//! unseeded randomness: time comes in as an argument and secrets come in as bytes the caller
+//! drew. That keeps every format testable with fixed vectors and every state machine drivable
+//! by a simulated network (see the `photomesh-simulations` crate).
+//!
+//! # Layout
+//! - [`identity`]: device keys and device IDs (base32 groups with a check character).
+//! - [`keys`]: the library key, its epochs, and every key derived from it.
+//! - [`seal`]: the sealing format for photo content (`SEALING.md`).
+//! - [`record`]: sealed, versioned records that describe photos.

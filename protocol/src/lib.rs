@@ -11,3 +11,8 @@
 //! - [`keys`]: the library key, its epochs, and every key derived from it.
 //! - [`seal`]: the sealing format for photo content (`SEALING.md`).
 //! - [`record`]: sealed, versioned records that describe photos.
+
+pub mod identity;
+pub mod keys;
+pub mod record;
+pub mod seal;

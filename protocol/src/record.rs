@@ -1,0 +1,433 @@
+//! Records: small, immutable, sealed descriptions of what the library holds.
+//!
+//! A [`Record`] says which photo (folder label, relative path, size, times, media type,
+//! plaintext hash), which blob holds it, and which device added it when. It is encoded with
+//! postcard and sealed under the record key of the current epoch; the [`RecordId`] is the
+//! BLAKE3 hash of the sealed bytes. The mesh state is the *set* of sealed records, so a
+//! `vault` device can store, count and relay them without reading any.
+//!
+//! Sealing is deterministic (a synthetic nonce, see `SEALING.md`), so sealing the same record
+//! twice gives the same ID. Opening checks the envelope, the AEAD tag, and that the nonce is
+//! the one the plaintext implies; any byte string that is not a valid record gives an error,
+//! never a panic.
+
+use std::fmt;
+
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::DeviceId;
+use crate::keys::{Epoch, KeyRing, LibraryKey};
+use crate::seal::{BlobId, hex_lower};
+
+/// The four bytes every sealed record starts with.
+pub const MAGIC: [u8; 4] = *b"pmsr";
+/// The record format version this code writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// Length of the sealed record's header: magic, version, epoch, nonce.
+pub const HEADER_LEN: usize = 4 + 1 + 4 + NONCE_LEN;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// The largest sealed record accepted; anything longer is refused before decryption.
+pub const MAX_SEALED_LEN: usize = 16 * 1024;
+/// The longest relative path or folder label a record may carry, in bytes.
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// The BLAKE3 hash of a sealed record.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RecordId(pub [u8; 32]);
+
+impl RecordId {
+    /// The lowercase hex form.
+    pub fn to_hex(&self) -> String {
+        hex_lower(&self.0)
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecordId({}…)", &self.to_hex()[..12])
+    }
+}
+
+/// The kind of media a photo file holds, told by its extension and its magic bytes.
+///
+/// New kinds are only ever appended, so older records keep their encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MediaType {
+    /// JPEG image.
+    Jpeg,
+    /// HEIC or HEIF image.
+    Heif,
+    /// PNG image.
+    Png,
+    /// GIF image.
+    Gif,
+    /// WebP image.
+    Webp,
+    /// Adobe DNG raw image.
+    Dng,
+    /// Canon CR2 raw image.
+    Cr2,
+    /// Canon CR3 raw image.
+    Cr3,
+    /// Nikon NEF raw image.
+    Nef,
+    /// Sony ARW raw image.
+    Arw,
+    /// MPEG-4 video.
+    Mp4,
+    /// QuickTime video.
+    Mov,
+}
+
+impl MediaType {
+    /// A short lowercase name for output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpeg",
+            Self::Heif => "heif",
+            Self::Png => "png",
+            Self::Gif => "gif",
+            Self::Webp => "webp",
+            Self::Dng => "dng",
+            Self::Cr2 => "cr2",
+            Self::Cr3 => "cr3",
+            Self::Nef => "nef",
+            Self::Arw => "arw",
+            Self::Mp4 => "mp4",
+            Self::Mov => "mov",
+        }
+    }
+
+    /// Whether this is a video.
+    pub fn is_video(self) -> bool {
+        matches!(self, Self::Mp4 | Self::Mov)
+    }
+}
+
+/// When a photo was taken, as its metadata says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureTime {
+    /// The wall-clock time of capture, as seconds since 1970-01-01 00:00:00 *in the time
+    /// zone the camera was set to* (EXIF `DateTimeOriginal` carries no zone).
+    pub local_seconds: i64,
+    /// The camera's offset from UTC in minutes, when the file says it (EXIF
+    /// `OffsetTimeOriginal`; QuickTime times are UTC, offset 0).
+    pub utc_offset_minutes: Option<i16>,
+}
+
+/// A photo's modification time: seconds and nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileTime {
+    /// Whole seconds since 1970-01-01 UTC (negative before).
+    pub seconds: i64,
+    /// Nanoseconds within the second, `0..1_000_000_000`.
+    pub nanos: u32,
+}
+
+/// A photo in the library: one version of one file in one source folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoRecord {
+    /// The label of the source folder the file is in.
+    pub folder: String,
+    /// The file's path relative to its folder, with `/` separators.
+    pub path: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// The file's modification time when it was recorded.
+    pub mtime: FileTime,
+    /// When the photo was taken, if its metadata says.
+    pub capture_time: Option<CaptureTime>,
+    /// What kind of media it is.
+    pub media_type: MediaType,
+    /// BLAKE3 of the plaintext.
+    pub plaintext_hash: [u8; 32],
+    /// The blob that holds the sealed content.
+    pub blob_id: BlobId,
+    /// The device that added the record.
+    pub added_by: DeviceId,
+    /// When the record was made, in milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+/// What a record says. New kinds (deletions, membership) are appended as later issues need
+/// them, so older records keep their encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// A photo or video was added or changed.
+    Photo(PhotoRecord),
+}
+
+/// Why bytes are not a record this device can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Too short to hold a header and a tag, or too long to be a record.
+    #[error("not a photomesh record: {len} bytes is not a possible record length")]
+    Length {
+        /// The length given.
+        len: usize,
+    },
+    /// Does not start with the record magic.
+    #[error("not a photomesh record: wrong magic bytes")]
+    Magic,
+    /// A format version this code does not know.
+    #[error(
+        "record format version {0} is not supported (this build reads version {FORMAT_VERSION})"
+    )]
+    Version(u8),
+    /// Sealed under an epoch this device holds no key for.
+    #[error("the record was sealed with key epoch {0}, which this device does not hold")]
+    UnknownEpoch(Epoch),
+    /// The AEAD tag or the synthetic nonce did not check: corrupt or forged.
+    #[error("the record failed authentication: corrupt or forged")]
+    Authentication,
+    /// It opened, but the content is not a record this version understands.
+    #[error("the record's content does not decode: {0}")]
+    Decode(String),
+    /// A path or label longer than [`MAX_PATH_LEN`].
+    #[error("the record's path or folder label is longer than {MAX_PATH_LEN} bytes")]
+    PathTooLong,
+    /// Encoding failed (only for a record too large to seal).
+    #[error("the record is too large to seal ({len} bytes; at most {MAX_SEALED_LEN})")]
+    TooLarge {
+        /// Sealed length it would have had.
+        len: usize,
+    },
+}
+
+impl Record {
+    /// Encodes the record's plaintext (postcard).
+    pub fn encode_plain(&self) -> Result<Vec<u8>, RecordError> {
+        self.check_limits()?;
+        postcard::to_stdvec(self).map_err(|e| RecordError::Decode(e.to_string()))
+    }
+
+    /// Decodes a record's plaintext. Any bytes give a record or an error, never a panic.
+    pub fn decode_plain(bytes: &[u8]) -> Result<Self, RecordError> {
+        let (record, rest): (Self, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| RecordError::Decode(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(RecordError::Decode(format!(
+                "{} trailing bytes after the record",
+                rest.len()
+            )));
+        }
+        record.check_limits()?;
+        Ok(record)
+    }
+
+    fn check_limits(&self) -> Result<(), RecordError> {
+        match self {
+            Self::Photo(p) if p.path.len() > MAX_PATH_LEN || p.folder.len() > MAX_PATH_LEN => {
+                Err(RecordError::PathTooLong)
+            }
+            Self::Photo(_) => Ok(()),
+        }
+    }
+
+    /// Seals the record under `key`, giving its sealed bytes and its ID.
+    pub fn seal(&self, key: &LibraryKey) -> Result<(RecordId, Vec<u8>), RecordError> {
+        let plain = self.encode_plain()?;
+        let sealed_len = HEADER_LEN + plain.len() + TAG_LEN;
+        if sealed_len > MAX_SEALED_LEN {
+            return Err(RecordError::TooLarge { len: sealed_len });
+        }
+        let nonce = synthetic_nonce(key, &plain);
+        let mut out = Vec::with_capacity(sealed_len);
+        out.extend_from_slice(&MAGIC);
+        out.push(FORMAT_VERSION);
+        out.extend_from_slice(&key.epoch().to_le_bytes());
+        out.extend_from_slice(&nonce);
+        let mut body = plain;
+        let tag = aead_key(key)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&out[..HEADER_LEN]),
+                &mut body,
+            )
+            .map_err(|_| RecordError::TooLarge { len: sealed_len })?;
+        out.extend_from_slice(&body);
+        out.extend_from_slice(tag.as_ref());
+        Ok((record_id(&out), out))
+    }
+
+    /// Opens sealed record bytes with whichever epoch of `keys` sealed them.
+    pub fn open(sealed: &[u8], keys: &KeyRing) -> Result<Self, RecordError> {
+        let epoch = sealed_epoch(sealed)?;
+        let key = keys.get(epoch).ok_or(RecordError::UnknownEpoch(epoch))?;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[9..HEADER_LEN]);
+        let mut body = sealed[HEADER_LEN..].to_vec();
+        let plain = aead_key(key)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&sealed[..HEADER_LEN]),
+                &mut body,
+            )
+            .map_err(|_| RecordError::Authentication)?;
+        if synthetic_nonce(key, plain) != nonce {
+            return Err(RecordError::Authentication);
+        }
+        Self::decode_plain(plain)
+    }
+}
+
+/// The ID of sealed record bytes.
+pub fn record_id(sealed: &[u8]) -> RecordId {
+    RecordId(*blake3::hash(sealed).as_bytes())
+}
+
+/// Checks the envelope of sealed record bytes without any key (what a vault can check) and
+/// returns the epoch that sealed them.
+pub fn sealed_epoch(sealed: &[u8]) -> Result<Epoch, RecordError> {
+    if sealed.len() < HEADER_LEN + TAG_LEN || sealed.len() > MAX_SEALED_LEN {
+        return Err(RecordError::Length { len: sealed.len() });
+    }
+    if sealed[..4] != MAGIC {
+        return Err(RecordError::Magic);
+    }
+    if sealed[4] != FORMAT_VERSION {
+        return Err(RecordError::Version(sealed[4]));
+    }
+    let mut epoch = [0u8; 4];
+    epoch.copy_from_slice(&sealed[5..9]);
+    Ok(Epoch::from_le_bytes(epoch))
+}
+
+fn synthetic_nonce(key: &LibraryKey, plain: &[u8]) -> [u8; NONCE_LEN] {
+    let hash = blake3::keyed_hash(&key.record_nonce_key(), plain);
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&hash.as_bytes()[..NONCE_LEN]);
+    nonce
+}
+
+fn aead_key(key: &LibraryKey) -> LessSafeKey {
+    // A 32-byte key is always valid for ChaCha20-Poly1305.
+    #[allow(clippy::expect_used)]
+    let unbound = UnboundKey::new(&CHACHA20_POLY1305, &key.record_key()).expect("32-byte key");
+    LessSafeKey::new(unbound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn sample() -> Record {
+        Record::Photo(PhotoRecord {
+            folder: "camera".into(),
+            path: "2026/11/IMG_0001.JPG".into(),
+            size: 3_145_728,
+            mtime: FileTime {
+                seconds: 1_763_000_000,
+                nanos: 123_456_789,
+            },
+            capture_time: Some(CaptureTime {
+                local_seconds: 1_762_990_000,
+                utc_offset_minutes: Some(60),
+            }),
+            media_type: MediaType::Jpeg,
+            plaintext_hash: [0xab; 32],
+            blob_id: BlobId([0xcd; 32]),
+            added_by: DeviceId::from_bytes([0x11; 20]),
+            created_at_ms: 1_763_000_001_000,
+        })
+    }
+
+    fn ring() -> (LibraryKey, KeyRing) {
+        let key = LibraryKey::new(1, [5; 32]);
+        (key.clone(), KeyRing::new(key))
+    }
+
+    #[test]
+    fn seal_open_round_trip_is_deterministic() {
+        let (key, ring) = ring();
+        let (id, sealed) = sample().seal(&key).unwrap();
+        let (id2, sealed2) = sample().seal(&key).unwrap();
+        assert_eq!((id, &sealed), (id2, &sealed2));
+        assert_eq!(id, record_id(&sealed));
+        assert_eq!(Record::open(&sealed, &ring).unwrap(), sample());
+    }
+
+    #[test]
+    fn every_flipped_byte_is_refused() {
+        let (key, ring) = ring();
+        let (_, sealed) = sample().seal(&key).unwrap();
+        for pos in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[pos] ^= 1;
+            assert!(Record::open(&bad, &ring).is_err(), "flip at {pos} accepted");
+        }
+    }
+
+    #[test]
+    fn unknown_epoch_and_other_key_are_refused() {
+        let (key, _) = ring();
+        let (_, sealed) = sample().seal(&key).unwrap();
+        let other = KeyRing::new(LibraryKey::new(2, [5; 32]));
+        assert_eq!(
+            Record::open(&sealed, &other),
+            Err(RecordError::UnknownEpoch(1))
+        );
+        let wrong = KeyRing::new(LibraryKey::new(1, [6; 32]));
+        assert_eq!(
+            Record::open(&sealed, &wrong),
+            Err(RecordError::Authentication)
+        );
+    }
+
+    #[test]
+    fn over_long_paths_are_refused() {
+        let Record::Photo(mut photo) = sample();
+        photo.path = "a".repeat(MAX_PATH_LEN + 1);
+        assert_eq!(
+            Record::Photo(photo).encode_plain(),
+            Err(RecordError::PathTooLong)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_plaintext_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(record) = Record::decode_plain(&bytes) {
+                let again = Record::decode_plain(&record.encode_plain().unwrap()).unwrap();
+                prop_assert_eq!(again, record);
+            }
+        }
+
+        #[test]
+        fn opening_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let (_, ring) = ring();
+            prop_assert!(Record::open(&bytes, &ring).is_err());
+        }
+
+        #[test]
+        fn mutated_plaintext_decodes_or_errors(pos in 0usize..200, byte in any::<u8>()) {
+            let mut plain = sample().encode_plain().unwrap();
+            let pos = pos % plain.len();
+            plain[pos] = byte;
+            if let Ok(record) = Record::decode_plain(&plain) {
+                let again = Record::decode_plain(&record.encode_plain().unwrap()).unwrap();
+                prop_assert_eq!(again, record);
+            }
+        }
+
+        #[test]
+        fn arbitrary_ciphertext_under_the_real_key_is_refused(body in proptest::collection::vec(any::<u8>(), 16..512)) {
+            let (key, ring) = ring();
+            let mut sealed = MAGIC.to_vec();
+            sealed.push(FORMAT_VERSION);
+            sealed.extend_from_slice(&key.epoch().to_le_bytes());
+            sealed.extend_from_slice(&[0; NONCE_LEN]);
+            sealed.extend_from_slice(&body);
+            prop_assert_eq!(Record::open(&sealed, &ring), Err(RecordError::Authentication));
+        }
+    }
+}

@@ -1,3 +1,25 @@
 //! The photomesh node: everything that touches the outside world — the home directory, the
 //! SQLite index, the blob store, the photo folders — and drives the sans-IO formats of
 //! `photomesh-protocol`. The `photomesh` binary (`main.rs`) is only the command line on top.
+//!
+//! # Layout
+//! - [`home`]: the home directory — key files, index and blob store, created by `init`.
+//! - [`index`]: the SQLite index and its migrations.
+//! - [`blobstore`]: the content-addressed store of sealed blobs (replicas).
+//! - [`media`]: which files are photos and videos, and their capture time.
+//! - [`sealed`]: streaming between plaintext files and sealed blobs.
+//! - [`scan`]: turning folders into sealed records.
+//! - [`restore`] and [`verify`]: getting photos back, and checking nothing rotted.
+//! - [`status`]: what `photomesh status` shows.
+//! - [`progress`]: progress bars and lines for long work.
+
+pub mod blobstore;
+pub mod home;
+pub mod index;
+pub mod media;
+pub mod progress;
+pub mod restore;
+pub mod scan;
+pub mod sealed;
+pub mod status;
+pub mod verify;

@@ -1,3 +1,365 @@
-//! The `photomesh` command line.
+//! The `photomesh` command line: parses arguments, calls the library, prints results.
+//!
+//! Exit codes: 0 when the command did what was asked and found nothing wrong; 1 when it ran
+//! but found problems (files it could not read, items that failed verification, photos it
+//! could not restore); 2 when it could not run (bad arguments, no home, a damaged index).
 
-fn main() {}
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use photomesh::home::{Home, default_home};
+use photomesh::index::{Folder, ScanSummary};
+use photomesh::progress::Reporter;
+use photomesh::scan::now_ms;
+
+/// photomesh: a peer-to-peer photo backup mesh with no server and no account.
+#[derive(Parser)]
+#[command(version, about, max_term_width = 100)]
+struct Cli {
+    /// The node's home directory [default: the platform's data directory, e.g.
+    /// ~/.local/share/photomesh].
+    #[arg(long, global = true, env = "PHOTOMESH_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new device: keys, library key and index, in a new home.
+    Init {
+        /// A name for this device, shown to the other devices (e.g. "laptop").
+        #[arg(long)]
+        name: String,
+    },
+    /// Manage the photo folders this device backs up.
+    #[command(subcommand)]
+    Folder(FolderCommand),
+    /// Record new and changed photos in every folder.
+    Scan {
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show this device, its folders, its library and the last scan.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every photo back to a folder, checked against its record.
+    Restore {
+        /// Where to write the photos (created if needed; existing files are never
+        /// overwritten).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Restore only this folder, straight into DIR (otherwise into DIR/LABEL/).
+        #[arg(long, value_name = "LABEL")]
+        folder: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every original and stored blob against its record.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum FolderCommand {
+    /// Start backing up a folder.
+    Add {
+        /// The folder.
+        path: PathBuf,
+        /// Its label: its name on every device [default: the folder's own name].
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List the folders.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop backing up a folder. Its files and everything already recorded are kept.
+    Remove {
+        /// The folder's label.
+        label: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PHOTOMESH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a command; `Ok(false)` means it ran but found problems.
+fn run(cli: Cli) -> Result<bool> {
+    let home_path = match cli.home {
+        Some(h) => h,
+        None => default_home()?,
+    };
+    if let Command::Init { name } = &cli.command {
+        let home = Home::init(&home_path, name, now_ms())?;
+        println!("Created device {:?} in {}", name, home_path.display());
+        println!("Device ID: {}", home.device.device_id());
+        println!("Next: photomesh folder add PATH, then photomesh scan");
+        return Ok(true);
+    }
+    let home = Home::open(&home_path)?;
+    match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
+        Command::Folder(cmd) => folder(&home, cmd),
+        Command::Scan { json } => {
+            let summary = photomesh::scan::scan(&home, &mut Reporter::for_stderr())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print_scan(&summary);
+            }
+            Ok(summary.problems.is_empty())
+        }
+        Command::Status { json } => {
+            let status = photomesh::status::status(&home)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status);
+            }
+            Ok(true)
+        }
+        Command::Restore { to, folder, json } => {
+            let report = photomesh::restore::restore(
+                &home,
+                &to,
+                folder.as_deref(),
+                &mut Reporter::for_stderr(),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "Restored {} photos ({}) to {}; {} already there.",
+                    report.restored,
+                    bytes(report.bytes),
+                    to.display(),
+                    report.already_present
+                );
+                for n in &report.not_restored {
+                    println!("  not restored: {}: {}", n.path, n.reason);
+                }
+            }
+            Ok(report.not_restored.is_empty())
+        }
+        Command::Verify { json } => {
+            let report = photomesh::verify::verify(&home, &mut Reporter::for_stderr())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "Checked {} originals and {} stored blobs: {}",
+                    report.sources_checked,
+                    report.blobs_checked,
+                    if report.is_clean() {
+                        "all good.".to_owned()
+                    } else {
+                        format!("{} problems.", report.findings.len())
+                    }
+                );
+                for f in &report.findings {
+                    println!("  {:?}: {}: {}", f.kind, f.item, f.detail);
+                }
+            }
+            Ok(report.is_clean())
+        }
+    }
+}
+
+fn folder(home: &Home, cmd: FolderCommand) -> Result<bool> {
+    match cmd {
+        FolderCommand::Add { path, label } => {
+            let meta = std::fs::metadata(&path).with_context(|| {
+                format!(
+                    "cannot add {}: it does not exist or cannot be read",
+                    path.display()
+                )
+            })?;
+            if !meta.is_dir() {
+                bail!("cannot add {}: it is a file, not a folder", path.display());
+            }
+            let path = path
+                .canonicalize()
+                .with_context(|| format!("cannot resolve {}", path.display()))?;
+            let label = match label {
+                Some(l) => l,
+                None => path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "root".into()),
+            };
+            if label.is_empty() || label.contains('/') || label.starts_with('.') {
+                bail!(
+                    "the label {label:?} is not usable: use a plain name without '/' or a leading '.'"
+                );
+            }
+            for existing in home.index.folders()? {
+                if path.starts_with(&existing.path) || existing.path.starts_with(&path) {
+                    bail!(
+                        "{} overlaps the folder {:?} ({}): a photo must belong to one folder only",
+                        path.display(),
+                        existing.label,
+                        existing.path.display()
+                    );
+                }
+                if existing.label == label {
+                    bail!(
+                        "the label {label:?} is already used by {}; choose another with --label",
+                        existing.path.display()
+                    );
+                }
+            }
+            home.index.add_folder(
+                &Folder {
+                    label: label.clone(),
+                    path: path.clone(),
+                },
+                now_ms(),
+            )?;
+            println!(
+                "Added folder {label:?} ({}). Run `photomesh scan` to record its photos.",
+                path.display()
+            );
+            Ok(true)
+        }
+        FolderCommand::List { json } => {
+            let folders = home.index.folders()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&folders)?);
+            } else if folders.is_empty() {
+                println!("No folders yet: add one with `photomesh folder add PATH`.");
+            } else {
+                for f in folders {
+                    let note = if f.path.is_dir() { "" } else { "  (not found)" };
+                    println!("{:<16} {}{note}", f.label, f.path.display());
+                }
+            }
+            Ok(true)
+        }
+        FolderCommand::Remove { label } => {
+            if !home.index.remove_folder(&label)? {
+                bail!(
+                    "there is no folder labelled {label:?}; `photomesh folder list` shows the labels"
+                );
+            }
+            println!(
+                "Removed folder {label:?}. Its files were not touched, and its photos stay in the library."
+            );
+            Ok(true)
+        }
+    }
+}
+
+fn print_scan(s: &ScanSummary) {
+    println!(
+        "Scanned {} photos and videos: {} new, {} changed, {} unchanged, {} missing, {} unreadable ({} read).",
+        s.files_seen,
+        s.new_files,
+        s.changed_files,
+        s.unchanged_files,
+        s.missing_files,
+        s.problems.len(),
+        bytes(s.bytes_read)
+    );
+    for p in &s.problems {
+        println!("  {}: {}", p.path, p.reason);
+    }
+}
+
+fn print_status(s: &photomesh::status::Status) {
+    println!("Device   {} ({})", s.device_name, s.device_id);
+    println!("Home     {}", s.home);
+    if let Some(epoch) = s.key_epoch {
+        println!(
+            "Library  {} photo records, key epoch {epoch}",
+            s.photo_records
+        );
+    }
+    if s.folders.is_empty() {
+        println!("Folders  none: add one with `photomesh folder add PATH`");
+    } else {
+        println!("Folders");
+        for f in &s.folders {
+            let note = if Path::new(&f.path).is_dir() {
+                ""
+            } else {
+                "  (not found)"
+            };
+            println!(
+                "  {:<16} {:>7} photos {:>10}   {}{note}",
+                f.label,
+                f.photos,
+                bytes(f.bytes),
+                f.path.display()
+            );
+        }
+    }
+    match &s.last_scan {
+        None => println!("Last scan  never: run `photomesh scan`"),
+        Some(scan) => {
+            print!("Last scan  {}: ", utc(scan.started_at_ms));
+            if scan.finished_at_ms.is_none() {
+                print!("(did not finish) ");
+            }
+            print_scan(scan);
+        }
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2} GB", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} kB", n as f64 / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
+/// Formats milliseconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
+fn utc(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}

@@ -151,6 +151,9 @@ pub struct PhotoRecord {
     pub plaintext_hash: [u8; 32],
     /// The blob that holds the sealed content.
     pub blob_id: BlobId,
+    /// The key epoch the blob was sealed under: a source device re-seals its original with
+    /// this epoch to serve the blob.
+    pub blob_epoch: Epoch,
     /// The device that added the record.
     pub added_by: DeviceId,
     /// When the record was made, in milliseconds since the Unix epoch.
@@ -336,6 +339,7 @@ mod tests {
             media_type: MediaType::Jpeg,
             plaintext_hash: [0xab; 32],
             blob_id: BlobId([0xcd; 32]),
+            blob_epoch: 1,
             added_by: DeviceId::from_bytes([0x11; 20]),
             created_at_ms: 1_763_000_001_000,
         })

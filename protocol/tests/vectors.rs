@@ -91,6 +91,7 @@ fn compute() -> BTreeMap<String, String> {
         media_type: MediaType::Jpeg,
         plaintext_hash: *blake3::hash(&plaintext(70_000)).as_bytes(),
         blob_id: BlobId([0xcd; 32]),
+        blob_epoch: 3,
         added_by: device.device_id(),
         created_at_ms: 1_763_000_001_000,
     });

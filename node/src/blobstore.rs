@@ -1,0 +1,206 @@
+//! The content-addressed store of sealed blobs a replica holds.
+//!
+//! A blob lives at `blobs/<first two hex digits>/<blob ID in hex>`. It is written to a
+//! temporary file in `blobs/tmp/`, hashed as it is written, fsynced, and renamed into place
+//! only when its BLAKE3 hash equals the ID it was offered under: a crash or a bad sender never
+//! leaves a half-written or wrong blob under an ID. Reads verify the hash again, so a blob
+//! that rotted on disk is reported, never served as good.
+//!
+//! A source device does not put its own photos here (it serves them from the originals);
+//! this store is for the replicas that other devices send.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use photomesh_protocol::seal::BlobId;
+
+/// Why the blob store refused an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobStoreError {
+    /// Reading or writing the store failed.
+    #[error("blob store at {path}: {source}")]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The bytes offered do not hash to the ID they were offered under; nothing was stored.
+    #[error("the data offered as blob {expected} hashes to {found}; it was not stored")]
+    WrongContent {
+        /// The ID the data was offered under.
+        expected: BlobId,
+        /// What it actually hashes to.
+        found: BlobId,
+    },
+    /// A stored blob no longer matches its ID: disk corruption.
+    #[error("stored blob {0} is corrupt (its content no longer matches its ID)")]
+    Corrupt(BlobId),
+    /// The store holds no blob with that ID.
+    #[error("blob {0} is not in the store")]
+    Missing(BlobId),
+}
+
+/// A folder of sealed blobs named by their IDs.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobStoreError + '_ {
+    move |source| BlobStoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store in `root`, and clears temporary files a crash
+    /// left behind.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobStoreError> {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        for entry in fs::read_dir(&tmp).map_err(io_err(&tmp))? {
+            let entry = entry.map_err(io_err(&tmp))?;
+            let _ = fs::remove_file(entry.path());
+        }
+        Ok(Self { root })
+    }
+
+    /// Where the blob with this ID lives (whether or not it is there).
+    pub fn path_of(&self, blob_id: &BlobId) -> PathBuf {
+        let hex = blob_id.to_hex();
+        self.root.join(&hex[..2]).join(hex)
+    }
+
+    /// Whether the store holds the blob (without verifying it).
+    pub fn contains(&self, blob_id: &BlobId) -> bool {
+        self.path_of(blob_id).is_file()
+    }
+
+    /// Stores the bytes read from `data` as `blob_id`, if and only if they hash to it.
+    /// Returns the number of bytes stored.
+    pub fn put(&self, blob_id: &BlobId, mut data: impl Read) -> Result<u64, BlobStoreError> {
+        let tmp_dir = self.root.join("tmp");
+        let tmp = tmp_dir.join(format!("{}.{}", blob_id.to_hex(), std::process::id()));
+        let result = (|| {
+            let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut len = 0u64;
+            loop {
+                let n = match data.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io_err(&tmp)(e)),
+                };
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n]).map_err(io_err(&tmp))?;
+                len += n as u64;
+            }
+            let found = BlobId(*hasher.finalize().as_bytes());
+            if found != *blob_id {
+                return Err(BlobStoreError::WrongContent {
+                    expected: *blob_id,
+                    found,
+                });
+            }
+            file.sync_all().map_err(io_err(&tmp))?;
+            let dest = self.path_of(blob_id);
+            let dir = dest.parent().unwrap_or(&self.root).to_owned();
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(&dir))?;
+            Ok(len)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Opens a stored blob after checking its whole content against its ID; the returned
+    /// file is positioned at the start.
+    pub fn open_verified(&self, blob_id: &BlobId) -> Result<File, BlobStoreError> {
+        let path = self.path_of(blob_id);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BlobStoreError::Missing(*blob_id));
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&mut file).map_err(io_err(&path))?;
+        if hasher.finalize().as_bytes() != &blob_id.0 {
+            return Err(BlobStoreError::Corrupt(*blob_id));
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
+        Ok(file)
+    }
+
+    /// Checks a stored blob against its ID.
+    pub fn verify(&self, blob_id: &BlobId) -> Result<(), BlobStoreError> {
+        self.open_verified(blob_id).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_verifies_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let data = vec![7u8; 300_000];
+        let id = BlobId::of_sealed(&data);
+        assert_eq!(store.put(&id, &data[..]).unwrap(), 300_000);
+        let mut back = Vec::new();
+        store
+            .open_verified(&id)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn wrong_content_is_not_stored_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let id = BlobId::of_sealed(b"the real thing");
+        assert!(matches!(
+            store.put(&id, &b"something else"[..]),
+            Err(BlobStoreError::WrongContent { .. })
+        ));
+        assert!(!store.contains(&id));
+        assert_eq!(
+            fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn rot_on_disk_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let data = b"sealed bytes".to_vec();
+        let id = BlobId::of_sealed(&data);
+        store.put(&id, &data[..]).unwrap();
+        let mut rotten = data.clone();
+        rotten[3] ^= 1;
+        fs::write(store.path_of(&id), rotten).unwrap();
+        assert!(matches!(store.verify(&id), Err(BlobStoreError::Corrupt(_))));
+        let other = BlobId([9; 32]);
+        assert!(matches!(
+            store.verify(&other),
+            Err(BlobStoreError::Missing(_))
+        ));
+    }
+}

@@ -1,0 +1,326 @@
+//! The home directory: where a node keeps its keys, its index and its blobs.
+//!
+//! ```text
+//! HOME/
+//!   device.key      the device's Ed25519 and X25519 secrets (mode 0600)
+//!   library.keys    every epoch of the library key this device holds (mode 0600)
+//!   index.sqlite    the SQLite index (WAL mode; -wal and -shm beside it)
+//!   blobs/          the content-addressed blob store
+//! ```
+//!
+//! Key files are small text files (`key value` lines) so an operator can see what they are;
+//! they are written to a temporary file, fsynced and renamed, so a crash never leaves half a
+//! key. The home is chosen by `--home`, else `PHOTOMESH_HOME`, else the platform's data
+//! directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use photomesh_protocol::identity::DeviceKeys;
+use photomesh_protocol::keys::{KeyRing, LibraryKey};
+
+use crate::blobstore::{BlobStore, BlobStoreError};
+use crate::index::{Index, IndexError};
+
+const DEVICE_KEY_FILE: &str = "device.key";
+const LIBRARY_KEYS_FILE: &str = "library.keys";
+const INDEX_FILE: &str = "index.sqlite";
+const BLOBS_DIR: &str = "blobs";
+
+/// Why a home could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    /// `init` found something already there.
+    #[error(
+        "{0} already exists and is not empty; photomesh will not touch it. \
+         Choose another --home, or remove it yourself if it is a home you no longer need"
+    )]
+    Exists(PathBuf),
+    /// There is no home at the path.
+    #[error("no photomesh home at {0}; create one with `photomesh init --name NAME`")]
+    Missing(PathBuf),
+    /// A key file is damaged.
+    #[error("{path} is damaged ({problem}); restore it from a backup of this home")]
+    BadKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// No platform data directory and no `--home`.
+    #[error("cannot tell where to keep photomesh's data: pass --home DIR or set PHOTOMESH_HOME")]
+    NoDefault,
+    /// The OS random generator failed.
+    #[error("the system's random number generator failed: {0}")]
+    Random(String),
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The index could not be opened.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The blob store could not be opened.
+    #[error(transparent)]
+    BlobStore(#[from] BlobStoreError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> HomeError + '_ {
+    move |source| HomeError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The default home: `$XDG_DATA_HOME/photomesh` or the platform's equivalent.
+pub fn default_home() -> Result<PathBuf, HomeError> {
+    dirs::data_dir()
+        .map(|d| d.join("photomesh"))
+        .ok_or(HomeError::NoDefault)
+}
+
+/// An opened home: the device's keys, its library keys, its index and its blob store.
+pub struct Home {
+    /// The home directory.
+    pub path: PathBuf,
+    /// This device's secret keys.
+    pub device: DeviceKeys,
+    /// The library key epochs this device holds.
+    pub keys: KeyRing,
+    /// The SQLite index.
+    pub index: Index,
+    /// The blob store.
+    pub blobs: BlobStore,
+}
+
+fn random32() -> Result<[u8; 32], HomeError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| HomeError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+impl Home {
+    /// Creates a new home with fresh keys. Refuses a path that exists and is not empty.
+    pub fn init(path: &Path, name: &str, now_ms: u64) -> Result<Self, HomeError> {
+        match fs::read_dir(path) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(HomeError::Exists(path.to_owned()));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Err(HomeError::Exists(path.to_owned()));
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        }
+        fs::create_dir_all(path).map_err(io_err(path))?;
+        let device = DeviceKeys::from_secrets(random32()?, random32()?);
+        let keys = KeyRing::new(LibraryKey::new(1, random32()?));
+        write_secret_file(&path.join(DEVICE_KEY_FILE), &encode_device_key(&device))?;
+        write_secret_file(&path.join(LIBRARY_KEYS_FILE), &encode_key_ring(&keys))?;
+        let index = Index::create(&path.join(INDEX_FILE))?;
+        index.set_meta("device_name", name)?;
+        index.set_meta("created_at_ms", &now_ms.to_string())?;
+        let blobs = BlobStore::open(path.join(BLOBS_DIR))?;
+        Ok(Self {
+            path: path.to_owned(),
+            device,
+            keys,
+            index,
+            blobs,
+        })
+    }
+
+    /// Opens an existing home.
+    pub fn open(path: &Path) -> Result<Self, HomeError> {
+        let device_path = path.join(DEVICE_KEY_FILE);
+        if !device_path.exists() {
+            return Err(HomeError::Missing(path.to_owned()));
+        }
+        let device = decode_device_key(&device_path)?;
+        let keys = decode_key_ring(&path.join(LIBRARY_KEYS_FILE))?;
+        let index = Index::open(&path.join(INDEX_FILE))?;
+        let blobs = BlobStore::open(path.join(BLOBS_DIR))?;
+        Ok(Self {
+            path: path.to_owned(),
+            device,
+            keys,
+            index,
+            blobs,
+        })
+    }
+
+    /// The device's name, as given to `init`.
+    pub fn device_name(&self) -> Result<String, IndexError> {
+        Ok(self.index.meta("device_name")?.unwrap_or_default())
+    }
+}
+
+/// Writes a file readable only by its owner, atomically.
+fn write_secret_file(path: &Path, contents: &str) -> Result<(), HomeError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    file.write_all(contents.as_bytes()).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+fn encode_device_key(keys: &DeviceKeys) -> String {
+    format!(
+        "# photomesh device key: keep secret, never copy to another device\n\
+         version 1\nsigning {}\nnoise {}\n",
+        hex::encode(keys.signing_secret()),
+        hex::encode(keys.noise_secret())
+    )
+}
+
+fn encode_key_ring(ring: &KeyRing) -> String {
+    let mut s = String::from(
+        "# photomesh library keys: whoever has these can read every photo\nversion 1\n",
+    );
+    for key in ring.iter() {
+        s.push_str(&format!(
+            "epoch {} {}\n",
+            key.epoch(),
+            hex::encode(key.secret())
+        ));
+    }
+    s
+}
+
+/// Reads `key value…` lines, checking the version line.
+fn read_key_lines(path: &Path) -> Result<Vec<Vec<String>>, HomeError> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let bad = |problem: &str| HomeError::BadKeyFile {
+        path: path.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let lines: Vec<Vec<String>> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    match lines
+        .first()
+        .map(|l| l.iter().map(String::as_str).collect::<Vec<_>>())
+    {
+        Some(v) if v == ["version", "1"] => Ok(lines[1..].to_vec()),
+        _ => Err(bad("missing or unknown `version` line")),
+    }
+}
+
+fn parse_secret(path: &Path, hex_text: Option<&String>) -> Result<[u8; 32], HomeError> {
+    let bytes = hex_text
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
+    bytes.ok_or_else(|| HomeError::BadKeyFile {
+        path: path.to_owned(),
+        problem: "a key is not 64 hex digits".into(),
+    })
+}
+
+fn decode_device_key(path: &Path) -> Result<DeviceKeys, HomeError> {
+    let lines = read_key_lines(path)?;
+    let find = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.first().map(String::as_str) == Some(name))
+            .and_then(|l| l.get(1))
+    };
+    Ok(DeviceKeys::from_secrets(
+        parse_secret(path, find("signing"))?,
+        parse_secret(path, find("noise"))?,
+    ))
+}
+
+fn decode_key_ring(path: &Path) -> Result<KeyRing, HomeError> {
+    let mut ring = KeyRing::default();
+    for line in read_key_lines(path)? {
+        let epoch = match (line.first().map(String::as_str), line.get(1)) {
+            (Some("epoch"), Some(e)) => e.parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| HomeError::BadKeyFile {
+            path: path.to_owned(),
+            problem: "a line is not `epoch N KEY`".into(),
+        })?;
+        let secret = parse_secret(path, line.get(2))?;
+        ring.insert(LibraryKey::new(epoch, secret))
+            .map_err(|e| HomeError::BadKeyFile {
+                path: path.to_owned(),
+                problem: e.to_string(),
+            })?;
+    }
+    if ring.current().is_none() {
+        return Err(HomeError::BadKeyFile {
+            path: path.to_owned(),
+            problem: "it holds no key".into(),
+        });
+    }
+    Ok(ring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn init_then_open_gives_the_same_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let home_path = dir.path().join("home");
+        let home = Home::init(&home_path, "laptop", 1).unwrap();
+        let id = home.device.device_id();
+        let epoch_key = home.keys.current().unwrap().clone();
+        drop(home);
+        let home = Home::open(&home_path).unwrap();
+        assert_eq!(home.device.device_id(), id);
+        assert_eq!(home.keys.current(), Some(&epoch_key));
+        assert_eq!(home.device_name().unwrap(), "laptop");
+        for f in [DEVICE_KEY_FILE, LIBRARY_KEYS_FILE] {
+            let mode = fs::metadata(home_path.join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
+
+    #[test]
+    fn init_refuses_an_existing_home() {
+        let dir = tempfile::tempdir().unwrap();
+        Home::init(dir.path(), "a", 1).unwrap();
+        assert!(matches!(
+            Home::init(dir.path(), "b", 1),
+            Err(HomeError::Exists(_))
+        ));
+        assert_eq!(Home::open(dir.path()).unwrap().device_name().unwrap(), "a");
+    }
+
+    #[test]
+    fn damaged_key_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        Home::init(dir.path(), "a", 1).unwrap();
+        fs::write(dir.path().join(LIBRARY_KEYS_FILE), "version 1\nepoch x y\n").unwrap();
+        let err = Home::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("library.keys"), "{err}");
+    }
+}

@@ -1,0 +1,692 @@
+//! The SQLite index: records, photos, blobs, source files, folders and scan history.
+//!
+//! One SQLite file in WAL mode, opened with `foreign_keys` on. The schema is created by
+//! numbered migrations tracked in `PRAGMA user_version`; each runs in a transaction, so an
+//! index is always at one version or the next, never between. The sealed records are the
+//! truth (they are what replicates); the `photos` table is a query-friendly copy of the few
+//! fields that listing and status need, filled when a record is added.
+//!
+//! The index never holds photo content: only hashes, lengths, verification data (bao
+//! outboards) and the sealed records.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use photomesh_protocol::record::{PhotoRecord, RecordId};
+use photomesh_protocol::seal::BlobId;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Why the index refused an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The file is not a SQLite database or is damaged.
+    #[error(
+        "the index {path} is damaged ({detail}). Nothing was changed. Your photos are untouched; \
+         move the file aside and run `photomesh scan` to rebuild the index of this device's folders"
+    )]
+    Corrupt {
+        /// The index file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// The index was written by a newer photomesh.
+    #[error(
+        "the index {path} has schema version {found}, newer than this photomesh ({known}); upgrade photomesh"
+    )]
+    TooNew {
+        /// The index file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// Any other SQLite error.
+    #[error("index: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The schema, one entry per version: entry `i` takes the index from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    "
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE folders (
+        label TEXT PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        added_at_ms INTEGER NOT NULL
+    );
+    -- Every sealed record this device holds: the replicated truth.
+    CREATE TABLE records (
+        record_id BLOB PRIMARY KEY,
+        sealed BLOB NOT NULL,
+        received_at_ms INTEGER NOT NULL
+    );
+    -- Query-friendly fields of the photo records this device can read.
+    CREATE TABLE photos (
+        record_id BLOB PRIMARY KEY REFERENCES records(record_id),
+        folder TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        plaintext_hash BLOB NOT NULL,
+        blob_id BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX photos_by_path ON photos(folder, path, created_at_ms);
+    CREATE INDEX photos_by_blob ON photos(blob_id);
+    -- Blobs known to this device, with their verification data; `stored` = in the blob store.
+    CREATE TABLE blobs (
+        blob_id BLOB PRIMARY KEY,
+        sealed_len INTEGER NOT NULL,
+        outboard BLOB NOT NULL,
+        stored INTEGER NOT NULL DEFAULT 0
+    );
+    -- Original files in this device's folders, as last scanned.
+    CREATE TABLE sources (
+        folder TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_s INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        record_id BLOB NOT NULL REFERENCES records(record_id),
+        PRIMARY KEY (folder, path)
+    );
+    CREATE TABLE scans (
+        scan_id INTEGER PRIMARY KEY,
+        started_at_ms INTEGER NOT NULL,
+        finished_at_ms INTEGER,
+        files_seen INTEGER NOT NULL DEFAULT 0,
+        new_files INTEGER NOT NULL DEFAULT 0,
+        changed_files INTEGER NOT NULL DEFAULT 0,
+        unchanged_files INTEGER NOT NULL DEFAULT 0,
+        missing_files INTEGER NOT NULL DEFAULT 0,
+        bytes_read INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE scan_problems (
+        scan_id INTEGER NOT NULL REFERENCES scans(scan_id),
+        path TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    ",
+];
+
+/// A configured photo folder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Folder {
+    /// The folder's label: its name in records and on other devices.
+    pub label: String,
+    /// Where it is on this device.
+    pub path: PathBuf,
+}
+
+/// An original file as last scanned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRow {
+    /// Path relative to the folder.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds.
+    pub mtime_s: i64,
+    /// Modification time, nanoseconds within the second.
+    pub mtime_ns: u32,
+    /// Inode number.
+    pub inode: u64,
+    /// The record that describes this version.
+    pub record_id: RecordId,
+}
+
+/// What one scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScanSummary {
+    /// When the scan started (ms since the epoch).
+    pub started_at_ms: u64,
+    /// When it finished, if it did.
+    pub finished_at_ms: Option<u64>,
+    /// Photo and video files seen.
+    pub files_seen: u64,
+    /// Files recorded for the first time.
+    pub new_files: u64,
+    /// Files whose content changed and got a new record.
+    pub changed_files: u64,
+    /// Files skipped because size, mtime and inode were unchanged.
+    pub unchanged_files: u64,
+    /// Previously recorded files no longer found.
+    pub missing_files: u64,
+    /// Bytes read to hash and seal.
+    pub bytes_read: u64,
+    /// Files that could not be read, with the reason.
+    pub problems: Vec<ScanProblem>,
+}
+
+/// A file a scan could not record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScanProblem {
+    /// The file's full path.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Per-folder totals of the files currently recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FolderStats {
+    /// The folder's label.
+    pub label: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Photo and video files recorded in it.
+    pub photos: u64,
+    /// Their total size.
+    pub bytes: u64,
+}
+
+/// A photo version the index knows: the query fields plus its sealed record.
+#[derive(Debug, Clone)]
+pub struct PhotoRow {
+    /// The record's ID.
+    pub record_id: RecordId,
+    /// The sealed record bytes.
+    pub sealed: Vec<u8>,
+}
+
+/// The open index.
+pub struct Index {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn blob_id_from(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
+    <[u8; 32]>::try_from(bytes).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            "an ID column does not hold 32 bytes".into(),
+        )
+    })
+}
+
+impl Index {
+    /// Creates a new index file and brings it to the current schema.
+    pub fn create(path: &Path) -> Result<Self, IndexError> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn, path)
+    }
+
+    /// Opens an existing index, migrating it forward if it is older than this build.
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| corrupt(path, e))?;
+        Self::setup(conn, path)
+    }
+
+    fn setup(conn: Connection, path: &Path) -> Result<Self, IndexError> {
+        let map = |e| corrupt(path, e);
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(map)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(map)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(map)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(map)?;
+        let index = Self {
+            conn,
+            path: path.to_owned(),
+        };
+        index.migrate()?;
+        Ok(index)
+    }
+
+    fn migrate(&self) -> Result<(), IndexError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| corrupt(&self.path, e))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(IndexError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The index's schema version.
+    pub fn schema_version(&self) -> Result<i64, IndexError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Runs SQLite's integrity check; `Ok(None)` when the file is sound.
+    pub fn integrity_problem(&self) -> Result<Option<String>, IndexError> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| corrupt(&self.path, e))?;
+        Ok((result != "ok").then_some(result))
+    }
+
+    /// Runs `f` in one transaction: all of its writes land, or none.
+    pub fn transaction<T, E: From<IndexError>>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(IndexError::from)?;
+        let value = f(self)?;
+        tx.commit().map_err(IndexError::from)?;
+        Ok(value)
+    }
+
+    /// A value from the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, IndexError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a value in the `meta` table.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), IndexError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a folder. Returns `false` if the label or the path is already taken.
+    pub fn add_folder(&self, folder: &Folder, now_ms: u64) -> Result<bool, IndexError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO folders (label, path, added_at_ms) VALUES (?1, ?2, ?3)",
+            params![folder.label, path_text(&folder.path), now_ms as i64],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Every configured folder, by label.
+    pub fn folders(&self) -> Result<Vec<Folder>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT label, path FROM folders ORDER BY label")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Folder {
+                label: r.get(0)?,
+                path: PathBuf::from(r.get::<_, String>(1)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stops watching a folder: forgets its source files, keeps every record.
+    /// Returns `false` if there was no such folder.
+    pub fn remove_folder(&self, label: &str) -> Result<bool, IndexError> {
+        self.transaction(|ix| -> Result<bool, IndexError> {
+            ix.conn
+                .execute("DELETE FROM sources WHERE folder = ?1", [label])?;
+            Ok(ix
+                .conn
+                .execute("DELETE FROM folders WHERE label = ?1", [label])?
+                == 1)
+        })
+    }
+
+    /// The source files of a folder as last scanned, by relative path.
+    pub fn sources(&self, folder: &str) -> Result<HashMap<String, SourceRow>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT path, size, mtime_s, mtime_ns, inode, record_id FROM sources WHERE folder = ?1",
+        )?;
+        let rows = stmt.query_map([folder], |r| {
+            Ok(SourceRow {
+                path: r.get(0)?,
+                size: r.get::<_, i64>(1)? as u64,
+                mtime_s: r.get(2)?,
+                mtime_ns: r.get::<_, i64>(3)? as u32,
+                inode: r.get::<_, i64>(4)? as u64,
+                record_id: RecordId(blob_id_from(r.get(5)?)?),
+            })
+        })?;
+        let mut map = HashMap::new();
+        for row in rows {
+            let row = row?;
+            map.insert(row.path.clone(), row);
+        }
+        Ok(map)
+    }
+
+    /// Records (or re-records) a source file.
+    pub fn put_source(&self, folder: &str, row: &SourceRow) -> Result<(), IndexError> {
+        self.conn.execute(
+            "INSERT INTO sources (folder, path, size, mtime_s, mtime_ns, inode, record_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(folder, path) DO UPDATE SET size = excluded.size,
+               mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
+               inode = excluded.inode, record_id = excluded.record_id",
+            params![
+                folder,
+                row.path,
+                row.size as i64,
+                row.mtime_s,
+                i64::from(row.mtime_ns),
+                row.inode as i64,
+                &row.record_id.0[..],
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a sealed photo record and its query fields (a no-op if it is already there).
+    pub fn add_photo_record(
+        &self,
+        record_id: &RecordId,
+        sealed: &[u8],
+        photo: &PhotoRecord,
+        now_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO records (record_id, sealed, received_at_ms) VALUES (?1, ?2, ?3)",
+            params![&record_id.0[..], sealed, now_ms as i64],
+        )?;
+        self.conn.execute(
+            "INSERT OR IGNORE INTO photos
+               (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                &record_id.0[..],
+                photo.folder,
+                photo.path,
+                photo.size as i64,
+                &photo.plaintext_hash[..],
+                &photo.blob_id.0[..],
+                photo.created_at_ms as i64,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The sealed bytes of a record.
+    pub fn sealed_record(&self, record_id: &RecordId) -> Result<Option<Vec<u8>>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sealed FROM records WHERE record_id = ?1",
+                [&record_id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The plaintext hash a photo record names, if the index holds that record.
+    pub fn plaintext_hash_of(&self, record_id: &RecordId) -> Result<Option<[u8; 32]>, IndexError> {
+        let hash: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT plaintext_hash FROM photos WHERE record_id = ?1",
+                [&record_id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h).ok()))
+    }
+
+    /// The newest record of every photo path, optionally in one folder only.
+    pub fn latest_photos(&self, folder: Option<&str>) -> Result<Vec<PhotoRow>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
+             WHERE (?1 IS NULL OR p.folder = ?1)
+               AND p.created_at_ms = (SELECT MAX(q.created_at_ms) FROM photos q
+                                      WHERE q.folder = p.folder AND q.path = p.path)
+             ORDER BY p.folder, p.path",
+        )?;
+        let rows = stmt.query_map([folder], |r| {
+            Ok(PhotoRow {
+                record_id: RecordId(blob_id_from(r.get(0)?)?),
+                sealed: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many photo records (every version) the index holds.
+    pub fn photo_record_count(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM photos", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    /// Remembers a blob's verification data (a no-op if it is already known).
+    pub fn add_blob(
+        &self,
+        blob_id: &BlobId,
+        sealed_len: u64,
+        outboard: &[u8],
+    ) -> Result<(), IndexError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO blobs (blob_id, sealed_len, outboard) VALUES (?1, ?2, ?3)",
+            params![&blob_id.0[..], sealed_len as i64, outboard],
+        )?;
+        Ok(())
+    }
+
+    /// Marks whether the blob store holds a blob.
+    pub fn set_blob_stored(&self, blob_id: &BlobId, stored: bool) -> Result<(), IndexError> {
+        self.conn.execute(
+            "UPDATE blobs SET stored = ?2 WHERE blob_id = ?1",
+            params![&blob_id.0[..], stored],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the blob store is known to hold a blob.
+    pub fn blob_stored(&self, blob_id: &BlobId) -> Result<bool, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT stored FROM blobs WHERE blob_id = ?1",
+                [&blob_id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// Every blob the blob store should hold.
+    pub fn stored_blobs(&self) -> Result<Vec<BlobId>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT blob_id FROM blobs WHERE stored = 1 ORDER BY blob_id")?;
+        let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Starts a scan's history entry.
+    pub fn begin_scan(&self, now_ms: u64) -> Result<i64, IndexError> {
+        self.conn.execute(
+            "INSERT INTO scans (started_at_ms) VALUES (?1)",
+            [now_ms as i64],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a problem a scan met.
+    pub fn add_scan_problem(&self, scan_id: i64, problem: &ScanProblem) -> Result<(), IndexError> {
+        self.conn.execute(
+            "INSERT INTO scan_problems (scan_id, path, reason) VALUES (?1, ?2, ?3)",
+            params![scan_id, problem.path, problem.reason],
+        )?;
+        Ok(())
+    }
+
+    /// Writes a scan's counters (called as it goes and when it ends).
+    pub fn update_scan(&self, scan_id: i64, s: &ScanSummary) -> Result<(), IndexError> {
+        self.conn.execute(
+            "UPDATE scans SET finished_at_ms = ?2, files_seen = ?3, new_files = ?4,
+               changed_files = ?5, unchanged_files = ?6, missing_files = ?7, bytes_read = ?8
+             WHERE scan_id = ?1",
+            params![
+                scan_id,
+                s.finished_at_ms.map(|t| t as i64),
+                s.files_seen as i64,
+                s.new_files as i64,
+                s.changed_files as i64,
+                s.unchanged_files as i64,
+                s.missing_files as i64,
+                s.bytes_read as i64,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The most recent scan, with its problems.
+    pub fn last_scan(&self) -> Result<Option<ScanSummary>, IndexError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT scan_id, started_at_ms, finished_at_ms, files_seen, new_files,
+                        changed_files, unchanged_files, missing_files, bytes_read
+                 FROM scans ORDER BY scan_id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        ScanSummary {
+                            started_at_ms: r.get::<_, i64>(1)? as u64,
+                            finished_at_ms: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                            files_seen: r.get::<_, i64>(3)? as u64,
+                            new_files: r.get::<_, i64>(4)? as u64,
+                            changed_files: r.get::<_, i64>(5)? as u64,
+                            unchanged_files: r.get::<_, i64>(6)? as u64,
+                            missing_files: r.get::<_, i64>(7)? as u64,
+                            bytes_read: r.get::<_, i64>(8)? as u64,
+                            problems: Vec::new(),
+                        },
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((scan_id, mut summary)) = row else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, reason FROM scan_problems WHERE scan_id = ?1 ORDER BY rowid")?;
+        summary.problems = stmt
+            .query_map([scan_id], |r| {
+                Ok(ScanProblem {
+                    path: r.get(0)?,
+                    reason: r.get(1)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(summary))
+    }
+
+    /// Photo count and bytes of each folder's currently recorded files.
+    pub fn folder_stats(&self) -> Result<Vec<FolderStats>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT f.label, f.path, COUNT(s.path), COALESCE(SUM(s.size), 0)
+             FROM folders f LEFT JOIN sources s ON s.folder = f.label
+             GROUP BY f.label ORDER BY f.label",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FolderStats {
+                label: r.get(0)?,
+                path: PathBuf::from(r.get::<_, String>(1)?),
+                photos: r.get::<_, i64>(2)? as u64,
+                bytes: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn corrupt(path: &Path, e: rusqlite::Error) -> IndexError {
+    IndexError::Corrupt {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let ix = Index::create(&path).unwrap();
+        assert_eq!(ix.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        ix.set_meta("k", "v").unwrap();
+        drop(ix);
+        let ix = Index::open(&path).unwrap();
+        assert_eq!(ix.meta("k").unwrap().as_deref(), Some("v"));
+        assert_eq!(ix.integrity_problem().unwrap(), None);
+    }
+
+    #[test]
+    fn a_newer_index_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        Index::create(&path)
+            .unwrap()
+            .conn
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            Index::open(&path),
+            Err(IndexError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_that_is_not_sqlite_is_reported_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        std::fs::write(&path, vec![0x55; 8192]).unwrap();
+        let err = Index::open(&path).err().unwrap();
+        assert!(matches!(err, IndexError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("index.sqlite"));
+        // Nothing was written over the damaged file.
+        assert_eq!(std::fs::read(&path).unwrap(), vec![0x55; 8192]);
+    }
+
+    #[test]
+    fn folders_add_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("i.sqlite")).unwrap();
+        let f = Folder {
+            label: "camera".into(),
+            path: "/photos/camera".into(),
+        };
+        assert!(ix.add_folder(&f, 1).unwrap());
+        assert!(!ix.add_folder(&f, 1).unwrap());
+        assert_eq!(ix.folders().unwrap(), vec![f]);
+        assert!(ix.remove_folder("camera").unwrap());
+        assert!(!ix.remove_folder("camera").unwrap());
+        assert!(ix.folders().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,294 @@
+//! Which files are photos and videos, and when they were taken.
+//!
+//! A file is taken when its extension names a known kind *and* its first bytes agree; a file
+//! whose extension says JPEG but whose content does not is reported, not recorded. The
+//! capture time comes from EXIF (`DateTimeOriginal`, with `OffsetTimeOriginal` when present)
+//! for JPEG, HEIF, PNG, WebP and the TIFF-based raw formats, and from the QuickTime `mvhd` box
+//! for MP4 and MOV. CR3 and GIF carry no capture time we read.
+//!
+//! This module reads only the file it is given, and never writes.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use photomesh_protocol::record::{CaptureTime, MediaType};
+
+/// Bytes read from the start of a file to check its kind.
+pub const SNIFF_LEN: usize = 16;
+
+/// The media type an extension names, if it is one photomesh keeps.
+pub fn type_from_extension(path: &Path) -> Option<MediaType> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "jpg" | "jpeg" | "jpe" => MediaType::Jpeg,
+        "heic" | "heif" | "hif" => MediaType::Heif,
+        "png" => MediaType::Png,
+        "gif" => MediaType::Gif,
+        "webp" => MediaType::Webp,
+        "dng" => MediaType::Dng,
+        "cr2" => MediaType::Cr2,
+        "cr3" => MediaType::Cr3,
+        "nef" => MediaType::Nef,
+        "arw" => MediaType::Arw,
+        "mp4" | "m4v" => MediaType::Mp4,
+        "mov" | "qt" => MediaType::Mov,
+        _ => return None,
+    })
+}
+
+/// Whether the first bytes of a file agree with the kind its extension names.
+pub fn content_matches(media_type: MediaType, head: &[u8]) -> bool {
+    let tiff = head.starts_with(b"II*\0") || head.starts_with(b"MM\0*");
+    let brand = iso_brand(head);
+    match media_type {
+        MediaType::Jpeg => head.starts_with(&[0xFF, 0xD8, 0xFF]),
+        MediaType::Png => head.starts_with(b"\x89PNG\r\n\x1a\n"),
+        MediaType::Gif => head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a"),
+        MediaType::Webp => head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP"),
+        MediaType::Dng | MediaType::Nef | MediaType::Arw => tiff,
+        MediaType::Cr2 => tiff && head.get(8..10) == Some(b"CR"),
+        MediaType::Heif => matches!(
+            brand,
+            Some(b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1")
+        ),
+        MediaType::Cr3 => brand == Some(b"crx "),
+        // Video containers vary by recorder; any ISO base media file, or a QuickTime file
+        // that opens with one of its classic atoms, is accepted as either.
+        MediaType::Mp4 | MediaType::Mov => {
+            brand.is_some()
+                || matches!(
+                    head.get(4..8),
+                    Some(b"moov" | b"mdat" | b"wide" | b"free" | b"skip")
+                )
+        }
+    }
+}
+
+fn iso_brand(head: &[u8]) -> Option<&[u8]> {
+    (head.get(4..8) == Some(b"ftyp"))
+        .then(|| head.get(8..12))
+        .flatten()
+}
+
+/// Reads the capture time of a photo or video, or `None` when the file carries none (or it
+/// cannot be read: a damaged EXIF block is not a reason to refuse the photo).
+pub fn capture_time(path: &Path, media_type: MediaType) -> Option<CaptureTime> {
+    match media_type {
+        MediaType::Mp4 | MediaType::Mov => quicktime_capture_time(path).ok().flatten(),
+        MediaType::Gif | MediaType::Cr3 => None,
+        _ => exif_capture_time(path),
+    }
+}
+
+fn exif_capture_time(path: &Path) -> Option<CaptureTime> {
+    use exif::{In, Tag, Value};
+    let file = File::open(path).ok()?;
+    let exif = exif::Reader::new()
+        .read_from_container(&mut BufReader::new(file))
+        .ok()?;
+    let ascii = |tag| match exif.get_field(tag, In::PRIMARY).map(|f| &f.value) {
+        Some(Value::Ascii(parts)) => parts
+            .first()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .map(str::to_owned),
+        _ => None,
+    };
+    let (time, offset) = [
+        (Tag::DateTimeOriginal, Tag::OffsetTimeOriginal),
+        (Tag::DateTimeDigitized, Tag::OffsetTimeDigitized),
+        (Tag::DateTime, Tag::OffsetTime),
+    ]
+    .into_iter()
+    .find_map(|(time, offset)| Some((ascii(time)?, ascii(offset))))?;
+    Some(CaptureTime {
+        local_seconds: parse_exif_datetime(&time)?,
+        utc_offset_minutes: offset.as_deref().and_then(parse_exif_offset),
+    })
+}
+
+/// Parses EXIF's `YYYY:MM:DD HH:MM:SS` into seconds since 1970 (in the camera's zone).
+pub fn parse_exif_datetime(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    if s.len() < 19 {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Parses EXIF's `+HH:MM` offset into minutes.
+pub fn parse_exif_offset(s: &str) -> Option<i16> {
+    let s = s.trim();
+    let sign = match s.get(0..1)? {
+        "+" => 1,
+        "-" => -1,
+        _ => return None,
+    };
+    let h: i16 = s.get(1..3)?.parse().ok()?;
+    let m: i16 = s.get(4..6)?.parse().ok()?;
+    (h <= 14 && m < 60).then_some(sign * (h * 60 + m))
+}
+
+/// Days from 1970-01-01 to the given proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds between 1904-01-01 (QuickTime's epoch) and 1970-01-01.
+const QUICKTIME_EPOCH_OFFSET: i64 = 2_082_844_800;
+
+/// Finds `moov/mvhd` and reads its creation time (UTC).
+fn quicktime_capture_time(path: &Path) -> io::Result<Option<CaptureTime>> {
+    let mut file = BufReader::new(File::open(path)?);
+    let file_len = file.get_ref().metadata()?.len();
+    let Some((moov_start, moov_len)) = find_box(&mut file, 0, file_len, b"moov")? else {
+        return Ok(None);
+    };
+    let Some((mvhd_start, mvhd_len)) = find_box(&mut file, moov_start, moov_len, b"mvhd")? else {
+        return Ok(None);
+    };
+    if mvhd_len < 12 {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(mvhd_start))?;
+    let mut version = [0u8; 4];
+    file.read_exact(&mut version)?;
+    let created = if version[0] == 1 {
+        let mut t = [0u8; 8];
+        file.read_exact(&mut t)?;
+        i64::try_from(u64::from_be_bytes(t)).ok()
+    } else {
+        let mut t = [0u8; 4];
+        file.read_exact(&mut t)?;
+        Some(i64::from(u32::from_be_bytes(t)))
+    };
+    Ok(created.filter(|&t| t > 0).map(|t| CaptureTime {
+        local_seconds: t - QUICKTIME_EPOCH_OFFSET,
+        utc_offset_minutes: Some(0),
+    }))
+}
+
+/// Looks for a box of type `kind` among the boxes in `[start, start + len)`; returns the
+/// offset and length of its payload.
+fn find_box(
+    file: &mut BufReader<File>,
+    start: u64,
+    len: u64,
+    kind: &[u8; 4],
+) -> io::Result<Option<(u64, u64)>> {
+    let end = start.saturating_add(len);
+    let mut pos = start;
+    // A bounded walk: a damaged file cannot make this loop forever.
+    for _ in 0..10_000 {
+        if pos + 8 > end {
+            return Ok(None);
+        }
+        file.seek(SeekFrom::Start(pos))?;
+        let mut header = [0u8; 8];
+        file.read_exact(&mut header)?;
+        let mut size = u64::from(u32::from_be_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
+        let mut header_len = 8;
+        if size == 1 {
+            let mut large = [0u8; 8];
+            file.read_exact(&mut large)?;
+            size = u64::from_be_bytes(large);
+            header_len = 16;
+        } else if size == 0 {
+            size = end - pos;
+        }
+        if size < header_len || pos + size > end {
+            return Ok(None);
+        }
+        if &header[4..8] == kind {
+            return Ok(Some((pos + header_len, size - header_len)));
+        }
+        pos += size;
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_and_magic_must_agree() {
+        assert_eq!(
+            type_from_extension(Path::new("a/IMG.JPG")),
+            Some(MediaType::Jpeg)
+        );
+        assert_eq!(type_from_extension(Path::new("notes.txt")), None);
+        assert!(content_matches(MediaType::Jpeg, &[0xFF, 0xD8, 0xFF, 0xE1]));
+        assert!(!content_matches(MediaType::Jpeg, b"hello world"));
+        assert!(content_matches(
+            MediaType::Heif,
+            b"\0\0\0\x18ftypheic\0\0\0\0"
+        ));
+        assert!(!content_matches(
+            MediaType::Heif,
+            b"\0\0\0\x18ftypisom\0\0\0\0"
+        ));
+        assert!(content_matches(MediaType::Cr2, b"II*\0\x10\0\0\0CR\x02\0"));
+        assert!(!content_matches(MediaType::Cr2, b"II*\0\x10\0\0\0XX\x02\0"));
+        assert!(content_matches(MediaType::Mov, b"\0\0\0\x08wide"));
+        assert!(content_matches(MediaType::Webp, b"RIFF\0\0\0\0WEBPVP8 "));
+        assert!(!content_matches(MediaType::Png, b""));
+    }
+
+    #[test]
+    fn exif_datetimes_parse() {
+        assert_eq!(parse_exif_datetime("1970:01:01 00:00:00"), Some(0));
+        assert_eq!(
+            parse_exif_datetime("2024:02:29 12:34:56"),
+            Some(1_709_210_096)
+        );
+        assert_eq!(parse_exif_datetime("0000:00:00 00:00:00"), None);
+        assert_eq!(parse_exif_datetime("garbage"), None);
+        assert_eq!(parse_exif_offset("+05:30"), Some(330));
+        assert_eq!(parse_exif_offset("-08:00"), Some(-480));
+        assert_eq!(parse_exif_offset("08:00"), None);
+    }
+
+    #[test]
+    fn quicktime_creation_time_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mp4");
+        // ftyp, then moov containing mvhd (version 0) with creation time 2024-01-01 UTC.
+        let created = 1_704_067_200 + QUICKTIME_EPOCH_OFFSET;
+        let mut mvhd = vec![0, 0, 0, 0];
+        mvhd.extend_from_slice(&(created as u32).to_be_bytes());
+        mvhd.extend_from_slice(&[0; 92]);
+        let mut moov = ((8 + 8 + mvhd.len()) as u32).to_be_bytes().to_vec();
+        moov.extend_from_slice(b"moov");
+        moov.extend_from_slice(&((8 + mvhd.len()) as u32).to_be_bytes());
+        moov.extend_from_slice(b"mvhd");
+        moov.extend_from_slice(&mvhd);
+        let mut file = b"\0\0\0\x10ftypisom\0\0\0\0".to_vec();
+        file.extend_from_slice(&moov);
+        std::fs::write(&path, &file).unwrap();
+        assert_eq!(
+            capture_time(&path, MediaType::Mp4),
+            Some(CaptureTime {
+                local_seconds: 1_704_067_200,
+                utc_offset_minutes: Some(0)
+            })
+        );
+        // A truncated file yields no time, not a panic.
+        std::fs::write(&path, &file[..30]).unwrap();
+        assert_eq!(capture_time(&path, MediaType::Mp4), None);
+    }
+}

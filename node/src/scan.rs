@@ -1,0 +1,421 @@
+//! Scanning: turning the files in the photo folders into sealed records.
+//!
+//! A scan walks every folder, takes the files whose extension and magic bytes say photo or
+//! video, and skips the ones whose size, mtime and inode are unchanged since the last scan.
+//! Each new or changed file is read twice — once to hash the plaintext (the hash picks the
+//! file key), once to seal it on the fly and compute the blob ID and its bao outboard — and
+//! gets a new sealed record; an older record of the same path is kept. No copy of the photo
+//! is stored.
+//!
+//! Architecture Invariant: a scan opens source files read-only and never writes, moves or
+//! deletes them.
+//!
+//! A file that cannot be read, or changes while it is read, is reported and skipped; the scan
+//! carries on. Results are committed to the index in batches, so an interrupted scan keeps
+//! what it finished. Files are hashed and sealed on worker threads; one thread writes the
+//! index.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use photomesh_protocol::keys::ContentKey;
+use photomesh_protocol::record::{FileTime, MediaType, PhotoRecord, Record, RecordId};
+
+use crate::home::Home;
+use crate::index::{IndexError, ScanProblem, ScanSummary, SourceRow};
+use crate::media;
+use crate::progress::Progress;
+use crate::sealed;
+
+/// Why a scan stopped before it finished. Problems with single files do not stop a scan;
+/// they are listed in its summary.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The index could not be written.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A record could not be sealed.
+    #[error("sealing a record failed: {0}")]
+    Record(#[from] photomesh_protocol::record::RecordError),
+    /// This device holds no library key, so it cannot add photos.
+    #[error("this device holds no library key and cannot add photos")]
+    NoLibraryKey,
+}
+
+/// A file that needs hashing and sealing.
+struct Candidate {
+    folder: String,
+    rel_path: String,
+    abs_path: PathBuf,
+    size: u64,
+    mtime: FileTime,
+    inode: u64,
+    media_type: MediaType,
+    previous: Option<RecordId>,
+}
+
+/// What a worker learned about one file.
+struct Sealed {
+    candidate: Candidate,
+    plaintext_hash: [u8; 32],
+    capture_time: Option<photomesh_protocol::record::CaptureTime>,
+    summary: sealed::SealedSummary,
+}
+
+/// Records committed per index transaction.
+const BATCH: usize = 256;
+/// Longest time between commits while work is flowing.
+const BATCH_TIME: Duration = Duration::from_secs(2);
+
+/// Scans every folder of `home`, records what is new or changed, and returns the summary
+/// (also stored in the index for `status`).
+pub fn scan(home: &Home, progress: &mut dyn Progress) -> Result<ScanSummary, ScanError> {
+    let content_key = home
+        .keys
+        .current()
+        .ok_or(ScanError::NoLibraryKey)?
+        .content_key();
+    let started = now_ms();
+    let scan_id = home.index.begin_scan(started)?;
+    let mut summary = ScanSummary {
+        started_at_ms: started,
+        ..ScanSummary::default()
+    };
+    let mut problems = Vec::new();
+    let mut work = Vec::new();
+
+    for folder in home.index.folders()? {
+        let known = home.index.sources(&folder.label)?;
+        match fs::metadata(&folder.path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                problems.push(problem(&folder.path, "is no longer a folder; nothing in it was scanned and nothing recorded from it was forgotten"));
+                continue;
+            }
+            Err(e) => {
+                problems.push(problem(
+                    &folder.path,
+                    &format!("{}; nothing in it was scanned and nothing recorded from it was forgotten (is the disk mounted?)", describe_io(&e)),
+                ));
+                continue;
+            }
+        }
+        let mut seen = HashSet::new();
+        walk(
+            &folder.path,
+            &folder.path,
+            &mut problems,
+            &mut |abs, rel, meta| {
+                let Some(media_type) = media::type_from_extension(abs) else {
+                    return;
+                };
+                summary.files_seen += 1;
+                seen.insert(rel.to_owned());
+                let mtime = FileTime {
+                    seconds: meta.mtime(),
+                    nanos: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+                };
+                let previous = known.get(rel);
+                if let Some(p) = previous
+                    && p.size == meta.len()
+                    && p.mtime_s == mtime.seconds
+                    && p.mtime_ns == mtime.nanos
+                    && p.inode == meta.ino()
+                {
+                    summary.unchanged_files += 1;
+                    return;
+                }
+                work.push(Candidate {
+                    folder: folder.label.clone(),
+                    rel_path: rel.to_owned(),
+                    abs_path: abs.to_owned(),
+                    size: meta.len(),
+                    mtime,
+                    inode: meta.ino(),
+                    media_type,
+                    previous: previous.map(|p| p.record_id),
+                });
+            },
+        );
+        summary.missing_files += known.keys().filter(|k| !seen.contains(*k)).count() as u64;
+    }
+
+    let total_bytes: u64 = work.iter().map(|c| c.size).sum();
+    progress.start("scan", work.len() as u64, total_bytes);
+    let device = home.device.device_id();
+    let library_key = home.keys.current().ok_or(ScanError::NoLibraryKey)?;
+
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(work.len().max(1));
+    let queue = Mutex::new(work.into_iter());
+    let (tx, rx) = mpsc::sync_channel::<Result<Sealed, ScanProblem>>(64);
+    let outcome = std::thread::scope(|s| -> Result<(), ScanError> {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let queue = &queue;
+            let content_key = &content_key;
+            s.spawn(move || {
+                loop {
+                    let next = match queue.lock() {
+                        Ok(mut q) => q.next(),
+                        Err(_) => None,
+                    };
+                    let Some(candidate) = next else { break };
+                    if tx.send(seal_candidate(candidate, content_key)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+
+        let mut batch: Vec<Sealed> = Vec::new();
+        let mut last_commit = Instant::now();
+        let commit = |batch: &mut Vec<Sealed>,
+                      summary: &mut ScanSummary,
+                      problems: &mut Vec<ScanProblem>|
+         -> Result<(), ScanError> {
+            home.index.transaction(|ix| {
+                for item in batch.iter() {
+                    record_sealed(home, ix, item, device, library_key, summary)?;
+                }
+                for p in problems.drain(..) {
+                    ix.add_scan_problem(scan_id, &p)?;
+                    summary.problems.push(p);
+                }
+                ix.update_scan(scan_id, summary)?;
+                Ok::<_, ScanError>(())
+            })?;
+            batch.clear();
+            Ok(())
+        };
+        for result in rx {
+            match result {
+                Ok(item) => {
+                    summary.bytes_read += item.candidate.size;
+                    progress.advance(1, item.candidate.size);
+                    batch.push(item);
+                }
+                Err(p) => {
+                    progress.advance(1, 0);
+                    problems.push(p);
+                }
+            }
+            if batch.len() >= BATCH || last_commit.elapsed() >= BATCH_TIME {
+                commit(&mut batch, &mut summary, &mut problems)?;
+                last_commit = Instant::now();
+            }
+        }
+        summary.finished_at_ms = Some(now_ms());
+        commit(&mut batch, &mut summary, &mut problems)
+    });
+    progress.finish();
+    outcome?;
+    Ok(summary)
+}
+
+/// Writes one sealed file into the index (inside the caller's transaction).
+fn record_sealed(
+    home: &Home,
+    ix: &crate::index::Index,
+    item: &Sealed,
+    device: photomesh_protocol::identity::DeviceId,
+    library_key: &photomesh_protocol::keys::LibraryKey,
+    summary: &mut ScanSummary,
+) -> Result<(), ScanError> {
+    let c = &item.candidate;
+    let source = |record_id| SourceRow {
+        path: c.rel_path.clone(),
+        size: c.size,
+        mtime_s: c.mtime.seconds,
+        mtime_ns: c.mtime.nanos,
+        inode: c.inode,
+        record_id,
+    };
+    // Same content under a new mtime or inode (touched, copied back): nothing new to record.
+    if let Some(previous) = c.previous
+        && ix.plaintext_hash_of(&previous)? == Some(item.plaintext_hash)
+    {
+        summary.unchanged_files += 1;
+        return Ok(ix.put_source(&c.folder, &source(previous))?);
+    }
+    let photo = PhotoRecord {
+        folder: c.folder.clone(),
+        path: c.rel_path.clone(),
+        size: c.size,
+        mtime: c.mtime,
+        capture_time: item.capture_time,
+        media_type: c.media_type,
+        plaintext_hash: item.plaintext_hash,
+        blob_id: item.summary.blob_id,
+        blob_epoch: library_key.epoch(),
+        added_by: device,
+        created_at_ms: now_ms(),
+    };
+    let record = Record::Photo(photo.clone());
+    let (record_id, sealed) = record.seal(library_key)?;
+    ix.add_photo_record(&record_id, &sealed, &photo, now_ms())?;
+    ix.add_blob(
+        &item.summary.blob_id,
+        item.summary.sealed_len,
+        &item.summary.outboard,
+    )?;
+    if home.blobs.contains(&item.summary.blob_id) {
+        ix.set_blob_stored(&item.summary.blob_id, true)?;
+    }
+    ix.put_source(&c.folder, &source(record_id))?;
+    if c.previous.is_some() {
+        summary.changed_files += 1;
+    } else {
+        summary.new_files += 1;
+    }
+    Ok(())
+}
+
+/// Hashes and seals one file (on a worker thread).
+fn seal_candidate(candidate: Candidate, content_key: &ContentKey) -> Result<Sealed, ScanProblem> {
+    let path = candidate.abs_path.clone();
+    let fail = |reason: String| ScanProblem {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut file = File::open(&path).map_err(|e| fail(describe_io(&e)))?;
+    let mut head = [0u8; media::SNIFF_LEN];
+    let head_len = read_up_to(&mut file, &mut head).map_err(|e| fail(describe_io(&e)))?;
+    if !media::content_matches(candidate.media_type, &head[..head_len]) {
+        return Err(fail(format!(
+            "its name says {} but its content is not; it was not recorded",
+            candidate.media_type.name().to_uppercase()
+        )));
+    }
+    let file = File::open(&path).map_err(|e| fail(describe_io(&e)))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(BufReader::with_capacity(1 << 20, &file))
+        .map_err(|e| fail(describe_io(&e)))?;
+    let plaintext_hash = *hasher.finalize().as_bytes();
+    let capture_time = media::capture_time(&path, candidate.media_type);
+    let again = File::open(&path).map_err(|e| fail(describe_io(&e)))?;
+    let summary = sealed::summarize(
+        BufReader::with_capacity(1 << 20, again),
+        content_key,
+        &plaintext_hash,
+        candidate.size,
+    )
+    .map_err(|e| fail(describe_io(&e)))?;
+    // A file still being written, or rewritten while we read it, is left for the next scan.
+    let after = fs::metadata(&path).map_err(|e| fail(describe_io(&e)))?;
+    if after.len() != candidate.size
+        || after.mtime() != candidate.mtime.seconds
+        || after.mtime_nsec() as u32 != candidate.mtime.nanos
+    {
+        return Err(fail(
+            "it changed while it was being read; it will be read again on the next scan".into(),
+        ));
+    }
+    Ok(Sealed {
+        candidate,
+        plaintext_hash,
+        capture_time,
+        summary,
+    })
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Walks `dir` depth-first in name order, calling `visit` for every regular file with its
+/// path relative to `root` (`/`-separated). Hidden entries (names starting with `.`) and
+/// symbolic links are skipped; unreadable directories are reported and skipped.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    problems: &mut Vec<ScanProblem>,
+    visit: &mut dyn FnMut(&Path, &str, &fs::Metadata),
+) {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(problem(dir, &describe_io(&e)));
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(problem(&path, &describe_io(&e)));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            walk(root, &path, problems, visit);
+        } else if meta.is_file() {
+            let Some(rel) = relative_text(root, &path) else {
+                problems.push(problem(
+                    &path,
+                    "its name is not valid UTF-8; rename it to have it backed up",
+                ));
+                continue;
+            };
+            visit(&path, &rel, &meta);
+        }
+    }
+}
+
+fn relative_text(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+fn problem(path: &Path, reason: &str) -> ScanProblem {
+    ScanProblem {
+        path: path.display().to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// A plain-words description of an I/O error.
+pub fn describe_io(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "it no longer exists".into(),
+        io::ErrorKind::PermissionDenied => {
+            "permission denied: photomesh's user cannot read it".into()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

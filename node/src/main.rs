@@ -49,6 +49,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the photos in the library (the newest version of each).
+    Photos {
+        /// Only this folder.
+        #[arg(long, value_name = "LABEL")]
+        folder: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write every photo back to a folder, checked against its record.
     Restore {
         /// Where to write the photos (created if needed; existing files are never
@@ -146,6 +155,32 @@ fn run(cli: Cli) -> Result<bool> {
                 print_status(&status);
             }
             Ok(true)
+        }
+        Command::Photos { folder, json } => {
+            let (photos, unreadable) = photomesh::status::photos(&home, folder.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&photos)?);
+            } else {
+                for p in &photos {
+                    let taken = p
+                        .capture_local_seconds
+                        .map(|s| utc(s.saturating_mul(1000)).replace(" UTC", ""))
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:<5} {:>10}  {:<16}  {}/{}",
+                        p.media_type,
+                        bytes(p.size),
+                        taken,
+                        p.folder,
+                        p.path
+                    );
+                }
+                println!("{} photos", photos.len());
+            }
+            if unreadable > 0 {
+                eprintln!("{unreadable} records could not be opened with this device's keys");
+            }
+            Ok(unreadable == 0)
         }
         Command::Restore { to, folder, json } => {
             let report = photomesh::restore::restore(
@@ -325,7 +360,7 @@ fn print_status(s: &photomesh::status::Status) {
     match &s.last_scan {
         None => println!("Last scan  never: run `photomesh scan`"),
         Some(scan) => {
-            print!("Last scan  {}: ", utc(scan.started_at_ms));
+            print!("Last scan  {}: ", utc(scan.started_at_ms as i64));
             if scan.finished_at_ms.is_none() {
                 print!("(did not finish) ");
             }
@@ -344,8 +379,8 @@ fn bytes(n: u64) -> String {
 }
 
 /// Formats milliseconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
-fn utc(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;

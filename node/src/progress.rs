@@ -131,7 +131,8 @@ impl Progress for Reporter {
                 }
             }
             Self::Lines(state) => {
-                if state.total_items > 0 {
+                // Short work needs no closing line; long work gets one to match its others.
+                if state.started.elapsed() >= LINE_INTERVAL {
                     eprintln!("{} (done)", state.line());
                 }
             }

@@ -35,3 +35,47 @@ pub fn status(home: &Home) -> Result<Status, IndexError> {
         last_scan: home.index.last_scan()?,
     })
 }
+
+/// One photo as `photomesh photos` lists it: the newest record of its path.
+#[derive(Debug, serde::Serialize)]
+pub struct PhotoEntry {
+    /// The folder label.
+    pub folder: String,
+    /// The path within the folder.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type.
+    pub media_type: &'static str,
+    /// Capture time as local wall-clock seconds since 1970, if the file carries one.
+    pub capture_local_seconds: Option<i64>,
+    /// The camera's UTC offset in minutes, if known.
+    pub capture_utc_offset_minutes: Option<i16>,
+    /// The blob ID (hex).
+    pub blob_id: String,
+    /// The record ID (hex).
+    pub record_id: String,
+}
+
+/// The newest record of every photo path (optionally in one folder), opened with this
+/// device's keys. Records it cannot open are skipped and counted in the second value.
+pub fn photos(home: &Home, folder: Option<&str>) -> Result<(Vec<PhotoEntry>, u64), IndexError> {
+    let mut unreadable = 0;
+    let mut out = Vec::new();
+    for row in home.index.latest_photos(folder)? {
+        match photomesh_protocol::record::Record::open(&row.sealed, &home.keys) {
+            Ok(photomesh_protocol::record::Record::Photo(p)) => out.push(PhotoEntry {
+                folder: p.folder,
+                path: p.path,
+                size: p.size,
+                media_type: p.media_type.name(),
+                capture_local_seconds: p.capture_time.map(|c| c.local_seconds),
+                capture_utc_offset_minutes: p.capture_time.and_then(|c| c.utc_offset_minutes),
+                blob_id: p.blob_id.to_hex(),
+                record_id: row.record_id.to_hex(),
+            }),
+            Err(_) => unreadable += 1,
+        }
+    }
+    Ok((out, unreadable))
+}

@@ -1,7 +1,7 @@
 //! One node on real folders: every verb of the foundation issue, the bad inputs, and the
+//! guarantee that source files are never touched. Runs the real `photomesh` binary.
 
 #![allow(clippy::unwrap_used)]
-//! guarantee that source files are never touched. Runs the real `photomesh` binary.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

@@ -250,6 +250,36 @@ mod tests {
     }
 
     #[test]
+    fn every_supported_kind_is_recognised_by_name_and_content() {
+        let cases: [(&str, &[u8]); 12] = [
+            ("a.jpg", b"\xFF\xD8\xFF\xE0"),
+            ("a.heic", b"\0\0\0\x18ftypheic"),
+            ("a.png", b"\x89PNG\r\n\x1a\n"),
+            ("a.gif", b"GIF89a"),
+            ("a.webp", b"RIFF\0\0\0\0WEBP"),
+            ("a.dng", b"II*\0\x08\0\0\0"),
+            ("a.cr2", b"II*\0\x10\0\0\0CR"),
+            ("a.cr3", b"\0\0\0\x18ftypcrx "),
+            ("a.nef", b"MM\0*\0\0\0\x08"),
+            ("a.arw", b"II*\0\x08\0\0\0"),
+            ("a.mp4", b"\0\0\0\x18ftypmp42"),
+            ("a.mov", b"\0\0\0\x14ftypqt  "),
+        ];
+        let mut kinds = std::collections::BTreeSet::new();
+        for (name, head) in cases {
+            let kind = type_from_extension(Path::new(name)).unwrap();
+            assert!(content_matches(kind, head), "{name}");
+            // A JPEG's bytes under any other name are refused, and vice versa.
+            if kind != MediaType::Jpeg {
+                assert!(!content_matches(kind, b"\xFF\xD8\xFF\xE0"), "{name}");
+                assert!(!content_matches(MediaType::Jpeg, head), "{name}");
+            }
+            kinds.insert(kind);
+        }
+        assert_eq!(kinds.len(), 12);
+    }
+
+    #[test]
     fn exif_datetimes_parse() {
         assert_eq!(parse_exif_datetime("1970:01:01 00:00:00"), Some(0));
         assert_eq!(

@@ -11,6 +11,10 @@ use super::{Config, Event, ReconcileError, SessionStats};
 /// Subranges a mismatching range splits into.
 pub const SPLITS: u64 = 16;
 
+/// Split points move by up to `1 / JITTER_DIVISOR` of a bucket at random. Small jitter keeps
+/// subranges near equal, so sets reach listable ranges in the fewest levels.
+const JITTER_DIVISOR: u64 = 2;
+
 /// One reconciliation conversation with one peer.
 ///
 /// The two sides take turns. A turn is one or more frames; the last frame of a turn carries a
@@ -256,6 +260,16 @@ impl Session {
     /// subranges at randomised ranks, each sent with its fingerprint.
     fn split(&mut self, store: &dyn Store, lower: Bound, upper: Bound, first: u64, count: u64) {
         let bucket = count / SPLITS;
+        // Jitter stays below a bucket, so split ranks stay strictly increasing, and small
+        // enough that no subrange outgrows the list threshold when none would without it (an
+        // extra level would cost a round trip). Subranges still differ between sessions,
+        // because their parents' bounds were drawn at random.
+        let jitter_span = if count > SPLITS * self.config.list_threshold {
+            bucket / JITTER_DIVISOR
+        } else {
+            let slack = (self.config.list_threshold + 1).saturating_sub(count.div_ceil(SPLITS));
+            (bucket / JITTER_DIVISOR).min(slack)
+        };
         let mut prev_bound = lower;
         let (_, mut prev_sum) = store.prefix(&lower);
         let mut prev_rank = first;
@@ -263,9 +277,8 @@ impl Session {
             let (bound, rank) = if i == SPLITS {
                 (upper, first + count)
             } else {
-                // Jitter stays below half a bucket, so split ranks stay strictly increasing.
-                let jitter = if bucket >= 2 {
-                    self.rng.below(bucket / 2)
+                let jitter = if jitter_span >= 2 {
+                    self.rng.below(jitter_span)
                 } else {
                     0
                 };

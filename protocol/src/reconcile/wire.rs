@@ -4,10 +4,11 @@
 //! check (4)`. Flag bit 0 marks the last frame of a turn. `seq` counts the frames each side
 //! sent in the session, from 0, so a lost, duplicated or reordered frame is caught. `check` is
 //! the first 4 bytes of BLAKE3 over everything before it, so a truncated or corrupted frame is
-//! caught even when it would parse. A range is `upper bound | mode (1) | payload`; its lower
+//! caught even when it would parse. A range is `upper bound | payload`; its lower
 //! bound is the previous range's upper bound (the turn's first range starts at
-//! [`Bound::MIN`]). A bound is `varint(timestamp delta + 1)` (0 = infinite) then
-//! `prefix length (1) | prefix`; timestamp deltas restart at 0 in each frame. Items in a list
+//! [`Bound::MIN`]). A bound is `varint(timestamp delta + 1)` (0 = infinite), then one byte
+//! holding the range's mode (high 2 bits) and the prefix length (low 6 bits), then the
+//! prefix; timestamp deltas restart at 0 in each frame. Items in a list
 //! are `varint(timestamp delta) | id (32)`, deltas from the range's lower bound, then from the
 //! previous item.
 
@@ -104,8 +105,7 @@ impl FrameWriter {
 
     /// Appends a range; `lower` must be the previous range's upper bound.
     pub(crate) fn push(&mut self, lower: &Bound, upper: &Bound, mode: &Mode) {
-        self.write_bound(upper);
-        self.body.push(mode.tag());
+        self.write_bound(upper, mode.tag());
         match mode {
             Mode::Skip => {}
             Mode::Fingerprint(fp) => self.body.extend_from_slice(&fp.0),
@@ -125,16 +125,19 @@ impl FrameWriter {
         self.count += 1;
     }
 
-    fn write_bound(&mut self, bound: &Bound) {
+    /// Writes the timestamp, then one byte holding the mode tag (high 2 bits) and the prefix
+    /// length (low 6 bits), then the prefix.
+    fn write_bound(&mut self, bound: &Bound, tag: u8) {
         if bound.is_infinite() {
             write_varint(&mut self.body, 0);
+            self.body.push(tag << 6);
             return;
         }
         let delta = u128::from(bound.timestamp().saturating_sub(self.prev_timestamp));
         write_varint(&mut self.body, delta + 1);
         self.prev_timestamp = bound.timestamp();
         let prefix = bound.prefix();
-        self.body.push(prefix.len() as u8);
+        self.body.push(tag << 6 | prefix.len() as u8);
         self.body.extend_from_slice(prefix);
     }
 
@@ -187,11 +190,11 @@ pub(crate) fn parse_frame(bytes: &[u8], start: Bound) -> Result<Frame, Reconcile
         if lower.is_infinite() {
             return Err(ReconcileError::BoundsOutOfOrder);
         }
-        let upper = reader.bound(&mut prev_timestamp)?;
+        let (upper, tag) = reader.bound(&mut prev_timestamp)?;
         if upper <= lower {
             return Err(ReconcileError::BoundsOutOfOrder);
         }
-        let mode = match reader.byte()? {
+        let mode = match tag {
             0 => Mode::Skip,
             1 => {
                 let mut fp = [0; FINGERPRINT_LEN];
@@ -259,18 +262,24 @@ impl Reader<'_> {
         u64::try_from(self.varint()?).map_err(|_| ReconcileError::Malformed("varint overflows u64"))
     }
 
-    fn bound(&mut self, prev_timestamp: &mut u64) -> Result<Bound, ReconcileError> {
+    /// Reads a bound and the mode tag packed with it.
+    fn bound(&mut self, prev_timestamp: &mut u64) -> Result<(Bound, u8), ReconcileError> {
         let encoded = self.varint()?;
+        let packed = self.byte()?;
+        let (tag, prefix_len) = (packed >> 6, usize::from(packed & 0x3f));
         if encoded == 0 {
-            return Ok(Bound::MAX);
+            if prefix_len != 0 {
+                return Err(ReconcileError::Malformed("infinite bound with a prefix"));
+            }
+            return Ok((Bound::MAX, tag));
         }
         let timestamp = u64::try_from(encoded - 1 + u128::from(*prev_timestamp))
             .map_err(|_| ReconcileError::Malformed("bound timestamp overflows u64"))?;
         *prev_timestamp = timestamp;
-        let prefix_len = self.byte()?;
-        let prefix = self.take(usize::from(prefix_len).min(ID_LEN + 1))?;
-        Bound::from_prefix(timestamp, prefix)
-            .ok_or(ReconcileError::Malformed("bound prefix longer than an ID"))
+        let prefix = self.take(prefix_len.min(ID_LEN + 1))?;
+        let bound = Bound::from_prefix(timestamp, prefix)
+            .ok_or(ReconcileError::Malformed("bound prefix longer than an ID"))?;
+        Ok((bound, tag))
     }
 
     fn items(&mut self, lower: &Bound, upper: &Bound) -> Result<Vec<Item>, ReconcileError> {

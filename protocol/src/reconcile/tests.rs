@@ -182,6 +182,41 @@ proptest! {
     }
 
     #[test]
+    fn inserting_learned_items_mid_session_still_ends_with_the_union((a, b) in arb_pair(), seed in any::<u64>()) {
+        // As a node does: each side adds what it learns while the session is still running.
+        let mut trees = [
+            FingerprintTree::from_items(a.iter().copied()),
+            FingerprintTree::from_items(b.iter().copied()),
+        ];
+        let config = Config { max_frame_size: MIN_FRAME_SIZE, ..Config::default() };
+        let now = Duration::ZERO;
+        let mut sessions = [
+            Session::initiate(config.clone(), seed, now, &trees[0]).expect("valid config"),
+            Session::respond(config, seed, now).expect("valid config"),
+        ];
+        let mut progress = true;
+        while progress {
+            progress = false;
+            for from in 0..2 {
+                let to = 1 - from;
+                while let Some(frame) = sessions[from].poll_transmit(now, &trees[from]) {
+                    progress = true;
+                    sessions[to].handle_frame(now, &trees[to], &frame).expect("honest frame");
+                    while let Some(event) = sessions[to].poll_event() {
+                        if let Event::Missing(item) = event {
+                            trees[to].insert(item);
+                        }
+                    }
+                }
+            }
+        }
+        prop_assert!(sessions[0].is_done() && sessions[1].is_done());
+        let union: Vec<Item> = a.union(&b).copied().collect();
+        prop_assert_eq!(trees[0].items(), union.clone());
+        prop_assert_eq!(trees[1].items(), union);
+    }
+
+    #[test]
     fn damaged_frames_fail_the_session(
         (a, b) in arb_pair(),
         seed in any::<u64>(),

@@ -37,7 +37,7 @@ const CONVERGE_LIMIT_US: u64 = 600_000_000;
 /// How long photos keep being added.
 const ADD_WINDOW_US: u64 = 45_000_000;
 
-/// A run's figures, printed when it converged.
+/// A run's figures, printed when it converged (the command line prints the seed first).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     /// The seed the run used.
@@ -630,11 +630,6 @@ impl<'a> Sim<'a> {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "seed={} scenario={} nodes={}",
-            self.seed, self.scenario, self.nodes
-        )?;
         writeln!(
             f,
             "{:>6} {:>12} {:>12} {:>9} {:>12} {:>9} {:>9} {:>7}",

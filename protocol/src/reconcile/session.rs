@@ -8,7 +8,8 @@ use super::tree::Store;
 use super::wire::{self, FrameWriter, MAX_BOUND_LEN, MAX_ITEM_LEN, Mode};
 use super::{Config, Event, ReconcileError, SessionStats};
 
-/// Subranges a mismatching range splits into.
+/// Subranges a mismatching range splits into (a range holding fewer items splits into one
+/// subrange per item).
 pub const SPLITS: u64 = 16;
 
 /// Split points move by up to `1 / JITTER_DIVISOR` of a bucket at random, so the ranges two
@@ -258,9 +259,10 @@ impl Session {
     }
 
     /// Splits a range holding `count` of our items, from rank `first`, into [`SPLITS`]
-    /// subranges at randomised ranks, each sent with its fingerprint.
+    /// subranges (or `count`, if fewer) at randomised ranks, each sent with its fingerprint.
     fn split(&mut self, store: &dyn Store, lower: Bound, upper: Bound, first: u64, count: u64) {
-        let bucket = count / SPLITS;
+        let parts = SPLITS.min(count);
+        let bucket = count / parts;
         // Jitter stays below a bucket, so split ranks stay strictly increasing, and small
         // enough that no subrange outgrows the list threshold when none would without it (an
         // extra level would cost a round trip). Subranges still differ between sessions,
@@ -274,8 +276,8 @@ impl Session {
         let mut prev_bound = lower;
         let (_, mut prev_sum) = store.prefix(&lower);
         let mut prev_rank = first;
-        for i in 1..=SPLITS {
-            let (bound, rank) = if i == SPLITS {
+        for i in 1..=parts {
+            let (bound, rank) = if i == parts {
                 (upper, first + count)
             } else {
                 let jitter = if jitter_span >= 2 {
@@ -283,7 +285,7 @@ impl Session {
                 } else {
                     0
                 };
-                let rank = first + i * count / SPLITS + jitter;
+                let rank = first + i * count / parts + jitter;
                 match (store.item_at(rank - 1), store.item_at(rank)) {
                     (Some(below), Some(above)) => (Bound::between(&below, &above), rank),
                     // The store changed under us; fall back to one range for the rest.

@@ -170,8 +170,14 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn both_sides_learn_exactly_the_union((a, b) in arb_pair(), seed in any::<u64>(), small in any::<bool>()) {
-        let config = if small { Config { max_frame_size: MIN_FRAME_SIZE, ..Config::default() } } else { Config::default() };
+    fn both_sides_learn_exactly_the_union(
+        (a, b) in arb_pair(),
+        seed in any::<u64>(),
+        small in any::<bool>(),
+        list_threshold in 1u64..=64,
+    ) {
+        let max_frame_size = if small { MIN_FRAME_SIZE } else { Config::default().max_frame_size };
+        let config = Config { max_frame_size, list_threshold, ..Config::default() };
         let tree_a = FingerprintTree::from_items(a.iter().copied());
         let tree_b = FingerprintTree::from_items(b.iter().copied());
         let outcome = run(&tree_a, &tree_b, &config, seed).expect("an honest session succeeds");

@@ -11,8 +11,10 @@
 //! - [`keys`]: the library key, its epochs, and every key derived from it.
 //! - [`seal`]: the sealing format for photo content (`SEALING.md`).
 //! - [`record`]: sealed, versioned records that describe photos.
+//! - [`reconcile`]: range-based set reconciliation of records and blob IDs (Merkle summaries).
 
 pub mod identity;
 pub mod keys;
+pub mod reconcile;
 pub mod record;
 pub mod seal;

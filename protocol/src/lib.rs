@@ -9,12 +9,14 @@
 //! # Layout
 //! - [`identity`]: device keys and device IDs (base32 groups with a check character).
 //! - [`keys`]: the library key, its epochs, and every key derived from it.
+//! - [`membership`]: signed introduce/revoke records and the trust set they imply.
 //! - [`seal`]: the sealing format for photo content (`SEALING.md`).
 //! - [`record`]: sealed, versioned records that describe photos.
 //! - [`reconcile`]: range-based set reconciliation of records and blob IDs (Merkle summaries).
 
 pub mod identity;
 pub mod keys;
+pub mod membership;
 pub mod reconcile;
 pub mod record;
 pub mod seal;

@@ -1,0 +1,569 @@
+//! Membership: who belongs to the mesh, as a pure function of a set of signed records.
+//!
+//! Two kinds of record, each signed with Ed25519 by a `full` device:
+//! - *introduce* (device, signing key, noise key, role, name): the signer vouches for a new
+//!   device. The mesh is founded by its first device's self-signed introduce record.
+//! - *revoke* (device, keep): the signer expels a device. `keep` lists the membership records
+//!   signed by the revoked device that stay valid — those the revoker knew when it revoked.
+//!   Anything else the revoked device signed, before or after, does not count: a stolen
+//!   phone cannot vouch for a new device or revoke anyone once it is revoked.
+//!
+//! Membership records are signed but not sealed: `vault` devices hold no library key and must
+//! enforce membership too.
+//!
+//! [`TrustSet::evaluate`] turns any set of these records into the current members. It is a
+//! function of the *set*: the order records arrived in never matters (property-tested). When
+//! two devices revoke each other concurrently — neither knew of the other's revocation — the
+//! revocation signed by the more senior device (fewer introductions from the founder, then the
+//! smaller device ID) is applied first, and the other then no longer counts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{DeviceId, DeviceKeys, verify_signature};
+use crate::record::RecordId;
+
+/// The four bytes every membership record starts with.
+pub const MAGIC: [u8; 4] = *b"pmmr";
+/// The membership record format version.
+pub const FORMAT_VERSION: u8 = 1;
+/// Domain separation for membership signatures.
+const SIGNING_CONTEXT: &[u8] = b"photomesh 2026-11-22 membership record v1\0";
+/// The largest membership record accepted.
+pub const MAX_LEN: usize = 64 * 1024;
+/// The longest device name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// What a device may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Holds the library key: reads, adds and restores photos, pairs and revokes devices.
+    Full,
+    /// Holds only ciphertext: stores and serves, reads nothing.
+    Vault,
+}
+
+impl Role {
+    /// `full` or `vault`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Vault => "vault",
+        }
+    }
+}
+
+/// An introduction of a device into the mesh.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Introduce {
+    /// The Ed25519 public key of the device introduced (its device ID derives from it).
+    pub signing_key: [u8; 32],
+    /// Its X25519 static key for Noise.
+    pub noise_key: [u8; 32],
+    /// What it may do.
+    pub role: Role,
+    /// Its human-readable name.
+    pub name: String,
+    /// When the introduction was signed, in ms since the Unix epoch (informational).
+    pub created_at_ms: u64,
+}
+
+/// A revocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoke {
+    /// The device expelled.
+    pub device: DeviceId,
+    /// Membership records signed by the expelled device that stay valid.
+    pub keep: Vec<RecordId>,
+    /// When the revocation was signed, in ms since the Unix epoch (informational).
+    pub created_at_ms: u64,
+}
+
+/// What a membership record says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Statement {
+    /// A device joins.
+    Introduce(Introduce),
+    /// A device is expelled.
+    Revoke(Revoke),
+}
+
+/// A signed membership record, checked: its signature verified and its signer known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipRecord {
+    /// The record's ID (BLAKE3 of its bytes).
+    pub record_id: RecordId,
+    /// The device that signed it.
+    pub signer: DeviceId,
+    /// The signer's Ed25519 public key.
+    pub signer_key: [u8; 32],
+    /// What it says.
+    pub statement: Statement,
+    /// The encoded bytes, as they replicate.
+    pub bytes: Vec<u8>,
+}
+
+/// Why bytes are not a valid membership record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// Too short, too long, or not starting with the magic bytes.
+    #[error("not a photomesh membership record")]
+    NotMembership,
+    /// A version this code does not know.
+    #[error("membership record version {0} is not supported")]
+    Version(u8),
+    /// The statement does not decode.
+    #[error("the membership record does not decode: {0}")]
+    Decode(String),
+    /// The signature does not verify.
+    #[error("the membership record's signature is not valid")]
+    Signature,
+    /// A name longer than [`MAX_NAME_LEN`].
+    #[error("the device name is longer than {MAX_NAME_LEN} bytes")]
+    NameTooLong,
+}
+
+impl MembershipRecord {
+    /// Signs a statement with `signer`'s key.
+    pub fn sign(signer: &DeviceKeys, statement: Statement) -> Result<Self, MembershipError> {
+        check_statement(&statement)?;
+        let body =
+            postcard::to_stdvec(&statement).map_err(|e| MembershipError::Decode(e.to_string()))?;
+        let mut bytes = Vec::with_capacity(4 + 1 + 32 + body.len() + 64);
+        bytes.extend_from_slice(&MAGIC);
+        bytes.push(FORMAT_VERSION);
+        bytes.extend_from_slice(&signer.signing_public());
+        bytes.extend_from_slice(&body);
+        let signature = signer.sign(&signed_message(&bytes));
+        bytes.extend_from_slice(&signature);
+        Self::decode(&bytes)
+    }
+
+    /// Parses and checks a membership record: format, signature, limits. Any bytes give a
+    /// record or an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MembershipError> {
+        if bytes.len() < 4 + 1 + 32 + 64 || bytes.len() > MAX_LEN || bytes[..4] != MAGIC {
+            return Err(MembershipError::NotMembership);
+        }
+        if bytes[4] != FORMAT_VERSION {
+            return Err(MembershipError::Version(bytes[4]));
+        }
+        let mut signer_key = [0u8; 32];
+        signer_key.copy_from_slice(&bytes[5..37]);
+        let (signed, signature) = bytes.split_at(bytes.len() - 64);
+        let mut sig = [0u8; 64];
+        sig.copy_from_slice(signature);
+        if !verify_signature(&signer_key, &signed_message(signed), &sig) {
+            return Err(MembershipError::Signature);
+        }
+        let (statement, rest): (Statement, &[u8]) = postcard::take_from_bytes(&signed[37..])
+            .map_err(|e| MembershipError::Decode(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(MembershipError::Decode("trailing bytes".into()));
+        }
+        check_statement(&statement)?;
+        Ok(Self {
+            record_id: RecordId(*blake3::hash(bytes).as_bytes()),
+            signer: DeviceId::from_signing_key(&signer_key),
+            signer_key,
+            statement,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Whether bytes look like a membership record (by their magic), without checking them.
+    pub fn is_membership(bytes: &[u8]) -> bool {
+        bytes.starts_with(&MAGIC)
+    }
+}
+
+fn signed_message(signed: &[u8]) -> Vec<u8> {
+    let mut m = SIGNING_CONTEXT.to_vec();
+    m.extend_from_slice(signed);
+    m
+}
+
+fn check_statement(statement: &Statement) -> Result<(), MembershipError> {
+    match statement {
+        Statement::Introduce(i) if i.name.len() > MAX_NAME_LEN => Err(MembershipError::NameTooLong),
+        _ => Ok(()),
+    }
+}
+
+/// A current member of the mesh.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Member {
+    /// Its device ID.
+    pub device: DeviceId,
+    /// Its Ed25519 public key.
+    pub signing_key: [u8; 32],
+    /// Its Noise static key.
+    pub noise_key: [u8; 32],
+    /// What it may do.
+    pub role: Role,
+    /// Its name.
+    pub name: String,
+    /// The device that introduced it (itself, for the founder).
+    pub introduced_by: DeviceId,
+    /// When it was introduced (ms, as the introducer's clock said).
+    pub introduced_at_ms: u64,
+    /// Introductions between the founder and this device (0 for the founder).
+    pub depth: u32,
+}
+
+/// The members of a mesh, computed from its membership records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustSet {
+    members: BTreeMap<DeviceId, Member>,
+    revoked: BTreeMap<DeviceId, Member>,
+}
+
+impl TrustSet {
+    /// Computes the members of the mesh founded by `founder` from a set of (already checked)
+    /// membership records. Records that do not count (unknown signer, vault signer, revoked
+    /// signer not kept) are ignored; the result depends only on the set, not on its order.
+    pub fn evaluate<'a>(
+        founder: &DeviceId,
+        records: impl IntoIterator<Item = &'a MembershipRecord>,
+    ) -> Self {
+        // Deduplicate and order by record ID: the input's order cannot matter from here on.
+        let records: BTreeMap<RecordId, &MembershipRecord> =
+            records.into_iter().map(|r| (r.record_id, r)).collect();
+        let mut revoked: BTreeMap<DeviceId, BTreeSet<RecordId>> = BTreeMap::new();
+        let mut members = BTreeMap::new();
+        // Revocations can invalidate introductions and introductions can validate
+        // revocations; iterate to a fixed point. Each round is a pure function of the
+        // previous, so the loop is deterministic; it is bounded by the number of revocations.
+        let revocations = records
+            .values()
+            .filter(|r| matches!(r.statement, Statement::Revoke(_)))
+            .count();
+        let mut seen = BTreeSet::new();
+        for _ in 0..=revocations + 1 {
+            members = introduce_fixpoint(founder, &records, &revoked);
+            let next = apply_revocations(&records, &members);
+            if next == revoked {
+                break;
+            }
+            // Should rounds ever cycle, settle on the union of everything seen revoked: when
+            // in doubt, trust less.
+            if !seen.insert(next.keys().copied().collect::<Vec<_>>()) {
+                for (device, keep) in next {
+                    revoked.entry(device).or_default().extend(keep);
+                }
+                members = introduce_fixpoint(founder, &records, &revoked);
+                break;
+            }
+            revoked = next;
+        }
+        let mut trust = Self::default();
+        for (device, member) in members {
+            if revoked.contains_key(&device) {
+                trust.revoked.insert(device, member);
+            } else {
+                trust.members.insert(device, member);
+            }
+        }
+        trust
+    }
+
+    /// The member with this Noise key, if it is trusted now.
+    pub fn by_noise_key(&self, noise_key: &[u8; 32]) -> Option<&Member> {
+        self.members.values().find(|m| &m.noise_key == noise_key)
+    }
+
+    /// The member with this device ID, if it is trusted now.
+    pub fn get(&self, device: &DeviceId) -> Option<&Member> {
+        self.members.get(device)
+    }
+
+    /// Every current member, by device ID.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// Every revoked device, by device ID.
+    pub fn revoked(&self) -> impl Iterator<Item = &Member> {
+        self.revoked.values()
+    }
+
+    /// Whether the device was a member and has been revoked.
+    pub fn is_revoked(&self, device: &DeviceId) -> bool {
+        self.revoked.contains_key(device)
+    }
+}
+
+/// Whether a record signed by `signer` counts, given the members and revocations so far.
+fn signer_counts(
+    record: &MembershipRecord,
+    members: &BTreeMap<DeviceId, Member>,
+    revoked: &BTreeMap<DeviceId, BTreeSet<RecordId>>,
+) -> bool {
+    let Some(signer) = members.get(&record.signer) else {
+        return false;
+    };
+    signer.role == Role::Full
+        && signer.signing_key == record.signer_key
+        && revoked
+            .get(&record.signer)
+            .is_none_or(|keep| keep.contains(&record.record_id))
+}
+
+/// Every device reachable from the founder through introductions that count.
+fn introduce_fixpoint(
+    founder: &DeviceId,
+    records: &BTreeMap<RecordId, &MembershipRecord>,
+    revoked: &BTreeMap<DeviceId, BTreeSet<RecordId>>,
+) -> BTreeMap<DeviceId, Member> {
+    let mut members = BTreeMap::new();
+    // The founding record: the founder introduces itself.
+    let founding = records.values().find_map(|r| match &r.statement {
+        Statement::Introduce(i)
+            if r.signer == *founder
+                && DeviceId::from_signing_key(&i.signing_key) == *founder
+                && i.role == Role::Full =>
+        {
+            Some(member(*founder, i, *founder, 0))
+        }
+        _ => None,
+    });
+    let Some(founding) = founding else {
+        return members;
+    };
+    members.insert(*founder, founding);
+    loop {
+        // Among the introductions that count now, take each new device at its smallest
+        // (depth, record ID), so the result does not depend on iteration order.
+        let mut best: BTreeMap<DeviceId, (u32, RecordId, Member)> = BTreeMap::new();
+        for r in records.values() {
+            let Statement::Introduce(i) = &r.statement else {
+                continue;
+            };
+            let device = DeviceId::from_signing_key(&i.signing_key);
+            if members.contains_key(&device) || !signer_counts(r, &members, revoked) {
+                continue;
+            }
+            let depth = members[&r.signer].depth + 1;
+            let candidate = (depth, r.record_id, member(device, i, r.signer, depth));
+            match best.get(&device) {
+                Some((d, id, _)) if (*d, *id) <= (depth, r.record_id) => {}
+                _ => {
+                    best.insert(device, candidate);
+                }
+            }
+        }
+        if best.is_empty() {
+            return members;
+        }
+        // Add only the shallowest new devices this round, so depths are true distances.
+        let shallowest = best.values().map(|(d, ..)| *d).min().unwrap_or(0);
+        for (device, (depth, _, m)) in best {
+            if depth == shallowest {
+                members.insert(device, m);
+            }
+        }
+    }
+}
+
+fn member(device: DeviceId, i: &Introduce, by: DeviceId, depth: u32) -> Member {
+    Member {
+        device,
+        signing_key: i.signing_key,
+        noise_key: i.noise_key,
+        role: i.role,
+        name: i.name.clone(),
+        introduced_by: by,
+        introduced_at_ms: i.created_at_ms,
+        depth,
+    }
+}
+
+/// Applies revocations in order of the signer's seniority (depth, device ID, record ID).
+fn apply_revocations(
+    records: &BTreeMap<RecordId, &MembershipRecord>,
+    members: &BTreeMap<DeviceId, Member>,
+) -> BTreeMap<DeviceId, BTreeSet<RecordId>> {
+    let mut revokes: Vec<(u32, DeviceId, RecordId, &Revoke, &MembershipRecord)> = records
+        .values()
+        .filter_map(|r| match &r.statement {
+            Statement::Revoke(v) => members
+                .get(&r.signer)
+                .map(|m| (m.depth, r.signer, r.record_id, v, *r)),
+            Statement::Introduce(_) => None,
+        })
+        .collect();
+    revokes.sort_by_key(|(depth, signer, id, ..)| (*depth, *signer, *id));
+    let mut revoked: BTreeMap<DeviceId, BTreeSet<RecordId>> = BTreeMap::new();
+    for (_, _, _, v, r) in revokes {
+        if !members.contains_key(&v.device) || !signer_counts(r, members, &revoked) {
+            continue;
+        }
+        revoked
+            .entry(v.device)
+            .or_default()
+            .extend(v.keep.iter().copied());
+    }
+    revoked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn device(n: u8) -> DeviceKeys {
+        DeviceKeys::from_secrets([n; 32], [n.wrapping_add(100); 32])
+    }
+
+    fn introduce(by: &DeviceKeys, who: &DeviceKeys, role: Role, at: u64) -> MembershipRecord {
+        MembershipRecord::sign(
+            by,
+            Statement::Introduce(Introduce {
+                signing_key: who.signing_public(),
+                noise_key: who.noise_public(),
+                role,
+                name: format!("device {}", who.device_id().short()),
+                created_at_ms: at,
+            }),
+        )
+        .unwrap()
+    }
+
+    fn revoke(by: &DeviceKeys, who: &DeviceKeys, keep: Vec<RecordId>) -> MembershipRecord {
+        MembershipRecord::sign(
+            by,
+            Statement::Revoke(Revoke {
+                device: who.device_id(),
+                keep,
+                created_at_ms: 9,
+            }),
+        )
+        .unwrap()
+    }
+
+    fn ids(t: &TrustSet) -> Vec<DeviceId> {
+        t.members().map(|m| m.device).collect()
+    }
+
+    #[test]
+    fn founder_introduces_and_members_chain() {
+        let (a, b, c) = (device(1), device(2), device(3));
+        let recs = [
+            introduce(&a, &a, Role::Full, 1),
+            introduce(&a, &b, Role::Full, 2),
+            introduce(&b, &c, Role::Vault, 3),
+        ];
+        let t = TrustSet::evaluate(&a.device_id(), &recs);
+        assert_eq!(t.members().count(), 3);
+        let c_member = t.by_noise_key(&c.noise_public()).unwrap();
+        assert_eq!(c_member.role, Role::Vault);
+        assert_eq!(c_member.introduced_by, b.device_id());
+        assert_eq!(c_member.depth, 2);
+    }
+
+    #[test]
+    fn vaults_and_strangers_cannot_introduce() {
+        let (a, v, x, y) = (device(1), device(2), device(3), device(4));
+        let recs = [
+            introduce(&a, &a, Role::Full, 1),
+            introduce(&a, &v, Role::Vault, 2),
+            introduce(&v, &x, Role::Full, 3),
+            introduce(&y, &x, Role::Full, 3),
+        ];
+        let t = TrustSet::evaluate(&a.device_id(), &recs);
+        assert_eq!(ids(&t).len(), 2);
+        assert!(t.by_noise_key(&x.noise_public()).is_none());
+        // Without the founding record, nobody is trusted.
+        assert_eq!(
+            TrustSet::evaluate(&a.device_id(), &recs[1..])
+                .members()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_revoked_device_signs_nothing_that_counts_unless_kept() {
+        let (a, b, c, d) = (device(1), device(2), device(3), device(4));
+        let b_introduces_c = introduce(&b, &c, Role::Full, 3);
+        let recs = vec![
+            introduce(&a, &a, Role::Full, 1),
+            introduce(&a, &b, Role::Full, 2),
+            b_introduces_c.clone(),
+            // After being revoked, b (a stolen phone) introduces d and revokes a.
+            introduce(&b, &d, Role::Full, 10),
+            revoke(&b, &a, vec![]),
+            revoke(&a, &b, vec![b_introduces_c.record_id]),
+        ];
+        let t = TrustSet::evaluate(&a.device_id(), &recs);
+        assert_eq!(ids(&t), {
+            let mut v = vec![a.device_id(), c.device_id()];
+            v.sort();
+            v
+        });
+        assert!(t.is_revoked(&b.device_id()));
+        assert!(t.get(&d.device_id()).is_none());
+        assert!(t.by_noise_key(&b.noise_public()).is_none());
+    }
+
+    #[test]
+    fn tampered_records_are_refused() {
+        let a = device(1);
+        let rec = introduce(&a, &a, Role::Full, 1);
+        for pos in 0..rec.bytes.len() {
+            let mut bad = rec.bytes.clone();
+            bad[pos] ^= 1;
+            assert!(MembershipRecord::decode(&bad).is_err(), "flip at {pos}");
+        }
+        assert_eq!(MembershipRecord::decode(&rec.bytes).unwrap(), rec);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut b = bytes;
+            if b.len() > 5 { b[..4].copy_from_slice(&MAGIC); b[4] = FORMAT_VERSION; }
+            prop_assert!(MembershipRecord::decode(&b).is_err());
+        }
+
+        /// Any order, and any duplication, of the same records gives the same trust set.
+        #[test]
+        fn trust_is_a_function_of_the_set(
+            edges in proptest::collection::vec((0u8..6, 0u8..6, any::<bool>(), any::<bool>()), 0..24),
+            order in any::<u64>(),
+        ) {
+            let keys: Vec<DeviceKeys> = (1..=6).map(device).collect();
+            let mut recs = vec![introduce(&keys[0], &keys[0], Role::Full, 0)];
+            let mut signed_by: BTreeMap<usize, Vec<RecordId>> = BTreeMap::new();
+            for (i, (from, to, is_revoke, vault)) in edges.into_iter().enumerate() {
+                let (from, to) = (usize::from(from), usize::from(to));
+                let rec = if is_revoke {
+                    // Keep half of what the target signed, as a revoker who knew some of it.
+                    let keep = signed_by.get(&to).map(|v| v.iter().step_by(2).copied().collect()).unwrap_or_default();
+                    revoke(&keys[from], &keys[to], keep)
+                } else {
+                    let role = if vault { Role::Vault } else { Role::Full };
+                    introduce(&keys[from], &keys[to], role, i as u64)
+                };
+                signed_by.entry(from).or_default().push(rec.record_id);
+                recs.push(rec);
+            }
+            let founder = keys[0].device_id();
+            let expected = TrustSet::evaluate(&founder, &recs);
+            // A deterministic shuffle from `order`, plus a duplicate.
+            let mut shuffled = recs.clone();
+            let mut state = order | 1;
+            for i in (1..shuffled.len()).rev() {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            if let Some(first) = recs.first() { shuffled.push(first.clone()); }
+            prop_assert_eq!(TrustSet::evaluate(&founder, &shuffled), expected.clone());
+            // Every member is reachable and no revoked device is trusted.
+            for m in expected.members() {
+                prop_assert!(!expected.is_revoked(&m.device));
+            }
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod home;
 pub mod index;
 pub mod media;
 pub mod progress;
+pub mod qr;
 pub mod restore;
 pub mod scan;
 pub mod sealed;

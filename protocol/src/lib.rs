@@ -11,3 +11,6 @@
 //! - [`keys`]: the library key, its epochs, and every key derived from it.
 //! - [`seal`]: the sealing format for photo content (`SEALING.md`).
 //! - [`record`]: sealed, versioned records that describe photos.
+//! - [`nquic`]: Noise as QUIC's crypto layer, for quinn (`NQUIC.md`).
+
+pub mod nquic;

@@ -84,48 +84,64 @@ async fn run() -> Result<()> {
         "{:<34} {:>14} {:>14} {:>16}",
         "stack", "1 stream MiB/s", "4 streams MiB/s", "handshake µs"
     );
-    for stack in stacks {
-        let pair = pair(stack)?;
-        let mut one = Vec::new();
-        let mut four = Vec::new();
-        // Interleave the two shapes so that load from elsewhere hits both alike.
-        for _ in 0..runs {
-            one.push(throughput(&pair, 1, total).await?);
-            four.push(throughput(&pair, 4, total).await?);
+    let pairs = stacks
+        .iter()
+        .map(|stack| pair(*stack))
+        .collect::<Result<Vec<_>>>()?;
+    let mut one = vec![Vec::new(); stacks.len()];
+    let mut four = vec![Vec::new(); stacks.len()];
+    let mut latencies = vec![Vec::new(); stacks.len()];
+    // Interleave stacks and shapes so that load from elsewhere on the machine hits all of
+    // them alike.
+    for _ in 0..runs {
+        for (i, pair) in pairs.iter().enumerate() {
+            one[i].push(throughput(pair, 1, total).await?);
+            four[i].push(throughput(pair, 4, total).await?);
+            latencies[i].extend(handshake_latencies(pair, handshakes / runs.max(1)).await?);
         }
-        let server = pair.server.clone();
-        let acceptor = tokio::spawn(async move {
-            for _ in 0..handshakes {
-                let Some(incoming) = server.accept().await else {
-                    break;
-                };
-                if let Ok(connection) = incoming.await {
-                    drop(connection);
-                }
-            }
-        });
-        let mut latencies = Vec::new();
-        for _ in 0..handshakes {
-            let start = Instant::now();
-            let connection = pair
-                .client
-                .connect_with(pair.client_config.clone(), pair.addr, "localhost")?
-                .await?;
-            latencies.push(start.elapsed());
-            connection.close(0u32.into(), b"");
-        }
-        acceptor.await?;
+    }
+    for (i, stack) in stacks.iter().enumerate() {
         println!(
             "{:<34} {:>14.0} {:>14.0} {:>16.0}",
             stack.name(),
-            median_f64(&mut one),
-            median_f64(&mut four),
-            median_duration(&mut latencies).as_secs_f64() * 1e6
+            median_f64(&mut one[i]),
+            median_f64(&mut four[i]),
+            median_duration(&mut latencies[i]).as_secs_f64() * 1e6
         );
+    }
+    for pair in pairs {
         pair.client.close(0u32.into(), b"");
         pair.server.close(0u32.into(), b"");
     }
     Ok(())
+}
+
+/// Times `n` sequential handshakes, from `connect` to the client's `Connected`.
+async fn handshake_latencies(pair: &Pair, n: u64) -> Result<Vec<Duration>> {
+    let server = pair.server.clone();
+    let acceptor = tokio::spawn(async move {
+        for _ in 0..n {
+            let Some(incoming) = server.accept().await else {
+                break;
+            };
+            if let Ok(connection) = incoming.await {
+                drop(connection);
+            }
+        }
+    });
+    let mut latencies = Vec::new();
+    for _ in 0..n {
+        let start = Instant::now();
+        let connection = pair
+            .client
+            .connect_with(pair.client_config.clone(), pair.addr, "localhost")?
+            .await
+            .context("handshake")?;
+        latencies.push(start.elapsed());
+        connection.close(0u32.into(), b"");
+    }
+    acceptor.await?;
+    Ok(latencies)
 }
 
 fn median_f64(values: &mut [f64]) -> f64 {

@@ -582,7 +582,9 @@ fn write_noise(
     payload: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), snow::Error> {
-    let mut message = vec![0; MAX_NOISE_MESSAGE];
+    // Noise adds at most two keys, two tags and one encrypted static (IK message 1: 96
+    // bytes) to the payload.
+    let mut message = vec![0; (payload.len() + 128).min(MAX_NOISE_MESSAGE)];
     let len = hs.write_message(payload, &mut message)?;
     write_frame(ty, &message[..len], buf);
     Ok(())

@@ -3,7 +3,7 @@
 //! never asserts on a time. Run with `cargo bench -p photomesh-tests --bench nquic`.
 //!
 //! Environment: `NQUIC_BENCH_MIB` (default 1024) is the bytes per transfer, `NQUIC_BENCH_RUNS`
-//! (default 3) the runs per figure (the median is printed), `NQUIC_BENCH_HANDSHAKES`
+//! (default 5) the runs per figure (the median is printed), `NQUIC_BENCH_HANDSHAKES`
 //! (default 200) the handshakes per latency figure.
 
 use std::{
@@ -15,8 +15,13 @@ use std::{
 
 use anyhow::{Context, Result};
 use photomesh::transport;
-use photomesh_protocol::nquic::{NoiseKey, Suite, TrustSet};
+use photomesh_protocol::nquic::{self, NoiseKey, Suite, TrustSet};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn_proto::{
+    Side,
+    crypto::{ClientConfig as _, ServerConfig as _},
+    transport_parameters::TransportParameters,
+};
 use rustls::crypto::{CryptoProvider, ring as rustls_ring};
 
 const CLIENT_KEY: [u8; 32] = [0xc1; 32];
@@ -67,8 +72,18 @@ fn main() -> Result<()> {
 }
 
 async fn run() -> Result<()> {
+    for suite in [Suite::AesGcm, Suite::ChaChaPoly] {
+        let mut times = (0..200)
+            .map(|_| sans_io_handshake(suite))
+            .collect::<Result<Vec<_>>>()?;
+        println!(
+            "nQUIC {} handshake without quinn (both sides, one thread): {:.0} µs median",
+            suite.noise_cipher(),
+            median_duration(&mut times).as_secs_f64() * 1e6
+        );
+    }
     let total = env("NQUIC_BENCH_MIB", 1024) * MIB;
-    let runs = env("NQUIC_BENCH_RUNS", 3);
+    let runs = env("NQUIC_BENCH_RUNS", 5);
     let handshakes = env("NQUIC_BENCH_HANDSHAKES", 200);
     let stacks = [
         Stack::Nquic(Suite::AesGcm),
@@ -80,9 +95,10 @@ async fn run() -> Result<()> {
         "loopback, {} MiB per transfer, median of {runs} runs; {handshakes} handshakes",
         total / MIB
     );
+    println!("MiB/s wall clock (CPU ms per GiB, both endpoints); handshake: connect to Connected");
     println!(
-        "{:<34} {:>14} {:>14} {:>16}",
-        "stack", "1 stream MiB/s", "4 streams MiB/s", "handshake µs"
+        "{:<32} {:>16} {:>16} {:>14}",
+        "stack", "1 stream", "4 streams", "handshake µs"
     );
     let pairs = stacks
         .iter()
@@ -101,11 +117,20 @@ async fn run() -> Result<()> {
         }
     }
     for (i, stack) in stacks.iter().enumerate() {
+        let figure = |runs: &[Throughput]| {
+            let mut speed: Vec<f64> = runs.iter().map(|t| t.mib_per_s).collect();
+            let mut cpu: Vec<f64> = runs.iter().map(|t| t.cpu_ms_per_gib).collect();
+            format!(
+                "{:>6.0} ({:>5.0})",
+                median_f64(&mut speed),
+                median_f64(&mut cpu)
+            )
+        };
         println!(
-            "{:<34} {:>14.0} {:>14.0} {:>16.0}",
+            "{:<32} {:>16} {:>16} {:>14.0}",
             stack.name(),
-            median_f64(&mut one[i]),
-            median_f64(&mut four[i]),
+            figure(&one[i]),
+            figure(&four[i]),
             median_duration(&mut latencies[i]).as_secs_f64() * 1e6
         );
     }
@@ -114,6 +139,52 @@ async fn run() -> Result<()> {
         pair.server.close(0u32.into(), b"");
     }
     Ok(())
+}
+
+/// This process's user + system CPU time, from `/proc/self/stat` (Linux; 10 ms ticks).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// The CPU cost of one complete nQUIC handshake, both sides, without quinn or sockets.
+fn sans_io_handshake(suite: Suite) -> Result<Duration> {
+    let params = |side| TransportParameters::read(side, &mut &[][..]);
+    let trust: BTreeSet<[u8; 32]> = [*NoiseKey::from_private(&CLIENT_KEY).as_bytes()].into();
+    let server_config = Arc::new(nquic::ServerConfig::new(
+        SERVER_KEY,
+        Arc::new(trust),
+        transport::os_random(),
+    ));
+    let client_config = Arc::new(
+        nquic::ClientConfig::new(CLIENT_KEY, transport::os_random())
+            .with_peer(NoiseKey::from_private(&SERVER_KEY)),
+    );
+    let start = Instant::now();
+    let mut client = client_config.start_session(suite.version(), "x", &params(Side::Client)?)?;
+    let mut server = server_config.start_session(suite.version(), &params(Side::Server)?);
+    let mut flight = Vec::new();
+    client.write_handshake(&mut flight);
+    server.read_handshake(&flight)?;
+    let mut initial = Vec::new();
+    let mut handshake = Vec::new();
+    server.write_handshake(&mut initial);
+    server.write_handshake(&mut handshake);
+    client.read_handshake(&initial)?;
+    let mut finished = Vec::new();
+    client.write_handshake(&mut Vec::new());
+    client.write_handshake(&mut finished);
+    client.read_handshake(&handshake)?;
+    server.read_handshake(&finished)?;
+    anyhow::ensure!(!client.is_handshaking() && !server.is_handshaking());
+    Ok(start.elapsed())
 }
 
 /// Times `n` sequential handshakes, from `connect` to the client's `Connected`.
@@ -154,8 +225,17 @@ fn median_duration(values: &mut [Duration]) -> Duration {
     values[values.len() / 2]
 }
 
-/// Sends `total` bytes from client to server split over `streams` streams; MiB/s.
-async fn throughput(pair: &Pair, streams: u64, total: u64) -> Result<f64> {
+/// One transfer's figures.
+#[derive(Clone, Copy)]
+struct Throughput {
+    /// Wall-clock throughput.
+    mib_per_s: f64,
+    /// CPU time of the whole process (both endpoints) per GiB moved.
+    cpu_ms_per_gib: f64,
+}
+
+/// Sends `total` bytes from client to server split over `streams` streams.
+async fn throughput(pair: &Pair, streams: u64, total: u64) -> Result<Throughput> {
     let server = pair.server.clone();
     let sink = tokio::spawn(async move {
         let connection = server
@@ -189,6 +269,7 @@ async fn throughput(pair: &Pair, streams: u64, total: u64) -> Result<f64> {
         .await
         .context("client handshake")?;
     let start = Instant::now();
+    let cpu_start = cpu_time();
     let per_stream = total / streams;
     let mut writers = Vec::new();
     for _ in 0..streams {
@@ -214,8 +295,13 @@ async fn throughput(pair: &Pair, streams: u64, total: u64) -> Result<f64> {
     let elapsed = start.elapsed();
     connection.close(0u32.into(), b"done");
     let received = sink.await??;
+    let cpu = cpu_time().saturating_sub(cpu_start);
     anyhow::ensure!(received == per_stream * streams, "lost bytes: {received}");
-    Ok(received as f64 / MIB as f64 / elapsed.as_secs_f64())
+    let gib = received as f64 / (1024.0 * MIB as f64);
+    Ok(Throughput {
+        mib_per_s: received as f64 / MIB as f64 / elapsed.as_secs_f64(),
+        cpu_ms_per_gib: cpu.as_secs_f64() * 1e3 / gib,
+    })
 }
 
 fn pair(stack: Stack) -> Result<Pair> {

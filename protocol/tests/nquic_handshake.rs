@@ -474,3 +474,29 @@ proptest! {
         let _ = client.write_handshake(&mut Vec::new());
     }
 }
+
+#[test]
+fn aes_gcm_is_chosen_only_when_both_ends_have_aes() {
+    assert_eq!(Suite::choose(true, true), Suite::AesGcm);
+    assert_eq!(Suite::choose(true, false), Suite::ChaChaPoly);
+    assert_eq!(Suite::choose(false, true), Suite::ChaChaPoly);
+    assert_eq!(Suite::choose(false, false), Suite::ChaChaPoly);
+    for suite in [Suite::ChaChaPoly, Suite::AesGcm] {
+        assert_eq!(Suite::from_version(suite.version()), Some(suite));
+    }
+    assert_eq!(Suite::from_version(1), None);
+    assert_ne!(nquic::VERSION_AES_GCM, nquic::VERSION_CHACHA_POLY);
+}
+
+#[test]
+fn noise_keys_round_trip_through_hex() {
+    let key = NoiseKey::from_private(&CLIENT_KEY);
+    let text = key.to_string();
+    assert_eq!(text.len(), 64);
+    assert_eq!(text.parse::<NoiseKey>(), Ok(key));
+    assert!("zz".repeat(32).parse::<NoiseKey>().is_err());
+    assert!(text[..63].parse::<NoiseKey>().is_err());
+    assert!(format!("{text}0").parse::<NoiseKey>().is_err());
+    // A multi-byte character must not make slicing panic.
+    assert!(format!("é{}", &text[2..]).parse::<NoiseKey>().is_err());
+}

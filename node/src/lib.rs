@@ -12,6 +12,8 @@
 //! - [`restore`] and [`verify`]: getting photos back, and checking nothing rotted.
 //! - [`status`]: what `photomesh status` shows.
 //! - [`progress`]: progress bars and lines for long work.
+//! - [`qr`]: QR codes on the terminal and in PNG files.
+//! - [`transport`]: quinn endpoints with nQUIC crypto.
 
 pub mod blobstore;
 pub mod home;
@@ -23,4 +25,5 @@ pub mod restore;
 pub mod scan;
 pub mod sealed;
 pub mod status;
+pub mod transport;
 pub mod verify;

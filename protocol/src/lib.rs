@@ -13,11 +13,13 @@
 //! - [`pairing`]: pairing codes (QR and text) that invite a device into the mesh.
 //! - [`seal`]: the sealing format for photo content (`SEALING.md`).
 //! - [`record`]: sealed, versioned records that describe photos.
+//! - [`nquic`]: Noise as QUIC's crypto layer, for quinn (`NQUIC.md`).
 //! - [`reconcile`]: range-based set reconciliation of records and blob IDs (Merkle summaries).
 
 pub mod identity;
 pub mod keys;
 pub mod membership;
+pub mod nquic;
 pub mod pairing;
 pub mod reconcile;
 pub mod record;

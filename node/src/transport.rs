@@ -1,0 +1,106 @@
+//! The node's QUIC transport: `quinn::Endpoint`s whose crypto is nQUIC
+//! (`photomesh_protocol::nquic`, specified in `protocol/NQUIC.md`).
+//!
+//! This module only builds configurations and endpoints from a device's X25519 private key
+//! and a trust set, and reads the peer's noise key back out of a connection. It does not
+//! decide whom to trust (the membership set does) nor what to send (the later protocols do).
+
+use std::{io, net::SocketAddr, sync::Arc};
+
+use photomesh_protocol::nquic::{self, HandshakeData, NoiseKey, Suite, TrustSet};
+
+/// The OS random number generator as nQUIC's source of ephemeral keys.
+pub fn os_random() -> nquic::RandomSource {
+    Arc::new(|buf: &mut [u8]| {
+        // getrandom fails only if the OS has no entropy source at all, in which case no
+        // key this node made could be trusted either; stopping is the only safe outcome.
+        getrandom::fill(buf).expect("the OS random number generator is available");
+    })
+}
+
+/// Whether this CPU has AES instructions, which makes the `AESGCM` suite the faster one.
+pub fn has_aes_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+/// An endpoint configuration that speaks both nQUIC versions and nothing else.
+pub fn endpoint_config() -> quinn::EndpointConfig {
+    let mut config = quinn::EndpointConfig::default();
+    config.supported_versions(nquic::SUPPORTED_VERSIONS.to_vec());
+    config
+}
+
+/// A server configuration for this device: accepts IK initiators that `trust` accepts and,
+/// with `pairing_secret`, pairings with that one-time secret.
+pub fn server_config(
+    private_key: [u8; 32],
+    trust: Arc<dyn TrustSet>,
+    pairing_secret: Option<[u8; 32]>,
+    rng: nquic::RandomSource,
+) -> quinn::ServerConfig {
+    let mut crypto = nquic::ServerConfig::new(private_key, trust, rng);
+    if let Some(secret) = pairing_secret {
+        crypto = crypto.with_pairing_secret(secret);
+    }
+    quinn::ServerConfig::with_crypto(Arc::new(crypto))
+}
+
+/// A client configuration to connect to the device whose noise key is `peer`, in `suite`
+/// (see [`Suite::choose`]), as a pairing if `pairing_secret` is set.
+pub fn client_config(
+    private_key: [u8; 32],
+    peer: NoiseKey,
+    suite: Suite,
+    pairing_secret: Option<[u8; 32]>,
+    rng: nquic::RandomSource,
+) -> quinn::ClientConfig {
+    let mut crypto = nquic::ClientConfig::new(private_key, rng).with_peer(peer);
+    if let Some(secret) = pairing_secret {
+        crypto = crypto.with_pairing_secret(secret);
+    }
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.version(suite.version());
+    config
+}
+
+/// A UDP endpoint on `bind` that accepts nQUIC connections as `server` and can open them
+/// with a [`client_config`].
+pub fn endpoint(
+    bind: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> io::Result<quinn::Endpoint> {
+    let socket = std::net::UdpSocket::bind(bind)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| io::Error::other("no async runtime found; run inside tokio"))?;
+    quinn::Endpoint::new(endpoint_config(), server, socket, runtime)
+}
+
+/// The peer's noise key of an established nQUIC connection.
+pub fn peer_noise_key(connection: &quinn::Connection) -> Option<NoiseKey> {
+    connection
+        .peer_identity()?
+        .downcast::<NoiseKey>()
+        .ok()
+        .map(|key| *key)
+}
+
+/// The handshake facts of an nQUIC connection: suite, pairing or not, peer.
+pub fn handshake_data(connection: &quinn::Connection) -> Option<HandshakeData> {
+    connection
+        .handshake_data()?
+        .downcast::<HandshakeData>()
+        .ok()
+        .map(|data| *data)
+}

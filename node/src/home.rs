@@ -66,6 +66,9 @@ pub enum HomeError {
     /// The index could not be opened.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The mesh could not be founded.
+    #[error(transparent)]
+    Mesh(#[from] crate::mesh::MeshError),
     /// The blob store could not be opened.
     #[error(transparent)]
     BlobStore(#[from] BlobStoreError),
@@ -106,8 +109,15 @@ fn random32() -> Result<[u8; 32], HomeError> {
 }
 
 impl Home {
-    /// Creates a new home with fresh keys. Refuses a path that exists and is not empty.
-    pub fn init(path: &Path, name: &str, now_ms: u64) -> Result<Self, HomeError> {
+    /// Creates a new home with fresh device keys and either a fresh library key or, when
+    /// recovering, the given key ring. The device founds a mesh of its own, which it leaves
+    /// if it joins another. Refuses a path that exists and is not empty.
+    pub fn init(
+        path: &Path,
+        name: &str,
+        recovered: Option<KeyRing>,
+        now_ms: u64,
+    ) -> Result<Self, HomeError> {
         match fs::read_dir(path) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
@@ -122,20 +132,39 @@ impl Home {
         }
         fs::create_dir_all(path).map_err(io_err(path))?;
         let device = DeviceKeys::from_secrets(random32()?, random32()?);
-        let keys = KeyRing::new(LibraryKey::new(1, random32()?));
+        let keys = match recovered {
+            Some(ring) => ring,
+            None => KeyRing::new(LibraryKey::new(1, random32()?)),
+        };
         write_secret_file(&path.join(DEVICE_KEY_FILE), &encode_device_key(&device))?;
         write_secret_file(&path.join(LIBRARY_KEYS_FILE), &encode_key_ring(&keys))?;
         let index = Index::create(&path.join(INDEX_FILE))?;
         index.set_meta("device_name", name)?;
         index.set_meta("created_at_ms", &now_ms.to_string())?;
         let blobs = BlobStore::open(path.join(BLOBS_DIR))?;
-        Ok(Self {
+        let home = Self {
             path: path.to_owned(),
             device,
             keys,
             index,
             blobs,
-        })
+        };
+        crate::mesh::found(&home, name, now_ms)?;
+        Ok(home)
+    }
+
+    /// A fresh library key for the next epoch, added to the ring and saved (after a
+    /// revocation). Returns the new epoch.
+    pub fn rotate_library_key(&mut self) -> Result<u32, HomeError> {
+        let next = self.keys.current().map_or(1, |k| k.epoch() + 1);
+        self.keys
+            .insert(LibraryKey::new(next, random32()?))
+            .map_err(|e| HomeError::BadKeyFile {
+                path: self.path.join(LIBRARY_KEYS_FILE),
+                problem: e.to_string(),
+            })?;
+        self.save_keys()?;
+        Ok(next)
     }
 
     /// Opens an existing home.
@@ -155,6 +184,14 @@ impl Home {
             index,
             blobs,
         })
+    }
+
+    /// Writes the key ring back to `library.keys` (atomically), after it changed.
+    pub fn save_keys(&self) -> Result<(), HomeError> {
+        write_secret_file(
+            &self.path.join(LIBRARY_KEYS_FILE),
+            &encode_key_ring(&self.keys),
+        )
     }
 
     /// The device's name, as given to `init`.
@@ -269,12 +306,7 @@ fn decode_key_ring(path: &Path) -> Result<KeyRing, HomeError> {
                 problem: e.to_string(),
             })?;
     }
-    if ring.current().is_none() {
-        return Err(HomeError::BadKeyFile {
-            path: path.to_owned(),
-            problem: "it holds no key".into(),
-        });
-    }
+    // An empty ring is a vault's: it holds no library key by design.
     Ok(ring)
 }
 
@@ -287,7 +319,7 @@ mod tests {
     fn init_then_open_gives_the_same_keys() {
         let dir = tempfile::tempdir().unwrap();
         let home_path = dir.path().join("home");
-        let home = Home::init(&home_path, "laptop", 1).unwrap();
+        let home = Home::init(&home_path, "laptop", None, 1).unwrap();
         let id = home.device.device_id();
         let epoch_key = home.keys.current().unwrap().clone();
         drop(home);
@@ -307,9 +339,9 @@ mod tests {
     #[test]
     fn init_refuses_an_existing_home() {
         let dir = tempfile::tempdir().unwrap();
-        Home::init(dir.path(), "a", 1).unwrap();
+        Home::init(dir.path(), "a", None, 1).unwrap();
         assert!(matches!(
-            Home::init(dir.path(), "b", 1),
+            Home::init(dir.path(), "b", None, 1),
             Err(HomeError::Exists(_))
         ));
         assert_eq!(Home::open(dir.path()).unwrap().device_name().unwrap(), "a");
@@ -318,9 +350,20 @@ mod tests {
     #[test]
     fn damaged_key_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        Home::init(dir.path(), "a", 1).unwrap();
+        Home::init(dir.path(), "a", None, 1).unwrap();
         fs::write(dir.path().join(LIBRARY_KEYS_FILE), "version 1\nepoch x y\n").unwrap();
         let err = Home::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("library.keys"), "{err}");
+    }
+
+    #[test]
+    fn rotation_adds_an_epoch_and_keeps_the_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::init(dir.path(), "a", None, 1).unwrap();
+        let first = home.keys.current().unwrap().clone();
+        assert_eq!(home.rotate_library_key().unwrap(), 2);
+        let home = Home::open(dir.path()).unwrap();
+        assert_eq!(home.keys.current().unwrap().epoch(), 2);
+        assert_eq!(home.keys.get(1), Some(&first));
     }
 }

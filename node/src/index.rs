@@ -110,6 +110,15 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL
     );
     ",
+    // Version 2: membership. Membership records live in `records` with the photo records
+    // (they replicate the same way; they start with the bytes `pmmr`).
+    "
+    CREATE TABLE devices_seen (
+        device_id BLOB PRIMARY KEY,
+        last_seen_ms INTEGER NOT NULL,
+        address TEXT
+    );
+    ",
 ];
 
 /// A configured photo folder.
@@ -393,6 +402,60 @@ impl Index {
         Ok(())
     }
 
+    /// Adds a record's bytes to the record set (a no-op if it is already there).
+    pub fn add_record(
+        &self,
+        record_id: &RecordId,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO records (record_id, sealed, received_at_ms) VALUES (?1, ?2, ?3)",
+            params![&record_id.0[..], bytes, now_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The bytes of every membership record.
+    pub fn membership_records(&self) -> Result<Vec<Vec<u8>>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT sealed FROM records WHERE substr(sealed, 1, 4) = X'706d6d72' ORDER BY record_id",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Remembers that a device was just seen (connected), and where.
+    pub fn set_seen(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+        now_ms: u64,
+        address: Option<&str>,
+    ) -> Result<(), IndexError> {
+        self.conn.execute(
+            "INSERT INTO devices_seen (device_id, last_seen_ms, address) VALUES (?1, ?2, ?3)
+             ON CONFLICT(device_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,
+               address = COALESCE(excluded.address, devices_seen.address)",
+            params![&device.as_bytes()[..], now_ms as i64, address],
+        )?;
+        Ok(())
+    }
+
+    /// When a device was last seen, and at which address.
+    pub fn seen(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<Option<(u64, Option<String>)>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_seen_ms, address FROM devices_seen WHERE device_id = ?1",
+                [&device.as_bytes()[..]],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     /// Adds a sealed photo record and its query fields (a no-op if it is already there).
     pub fn add_photo_record(
         &self,
@@ -401,10 +464,7 @@ impl Index {
         photo: &PhotoRecord,
         now_ms: u64,
     ) -> Result<(), IndexError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO records (record_id, sealed, received_at_ms) VALUES (?1, ?2, ?3)",
-            params![&record_id.0[..], sealed, now_ms as i64],
-        )?;
+        self.add_record(record_id, sealed, now_ms)?;
         self.conn.execute(
             "INSERT OR IGNORE INTO photos
                (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms)
@@ -645,6 +705,31 @@ mod tests {
         let ix = Index::open(&path).unwrap();
         assert_eq!(ix.meta("k").unwrap().as_deref(), Some("v"));
         assert_eq!(ix.integrity_problem().unwrap(), None);
+    }
+
+    #[test]
+    fn an_index_from_version_1_is_migrated_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO folders (label, path, added_at_ms) VALUES ('old', '/old', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let ix = Index::open(&path).unwrap();
+        assert_eq!(ix.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(ix.folders().unwrap()[0].label, "old");
+        let device = photomesh_protocol::identity::DeviceId::from_bytes([1; 20]);
+        ix.set_seen(&device, 5, Some("127.0.0.1:1")).unwrap();
+        assert_eq!(
+            ix.seen(&device).unwrap(),
+            Some((5, Some("127.0.0.1:1".into())))
+        );
     }
 
     #[test]

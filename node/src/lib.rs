@@ -12,6 +12,7 @@
 //! - [`restore`] and [`verify`]: getting photos back, and checking nothing rotted.
 //! - [`status`]: what `photomesh status` shows.
 //! - [`progress`]: progress bars and lines for long work.
+//! - [`mesh`]: membership — founding, introducing, revoking, and the trust set.
 //! - [`qr`]: QR codes on the terminal and in PNG files.
 //! - [`transport`]: quinn endpoints with nQUIC crypto.
 
@@ -19,6 +20,7 @@ pub mod blobstore;
 pub mod home;
 pub mod index;
 pub mod media;
+pub mod mesh;
 pub mod progress;
 pub mod qr;
 pub mod restore;

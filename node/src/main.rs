@@ -128,7 +128,7 @@ fn run(cli: Cli) -> Result<bool> {
         None => default_home()?,
     };
     if let Command::Init { name } = &cli.command {
-        let home = Home::init(&home_path, name, now_ms())?;
+        let home = Home::init(&home_path, name, None, now_ms())?;
         println!("Created device {:?} in {}", name, home_path.display());
         println!("Device ID: {}", home.device.device_id());
         println!("Next: photomesh folder add PATH, then photomesh scan");

@@ -197,6 +197,91 @@ impl KeyRing {
     }
 }
 
+/// Why a recovery phrase was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecoveryPhraseError {
+    /// A character outside the phrase alphabet.
+    #[error(
+        "character {position} ({character:?}) cannot appear in a recovery phrase; phrases use A-Z and 2-7"
+    )]
+    Character {
+        /// 1-based position (dashes and spaces not counted).
+        position: usize,
+        /// The character.
+        character: char,
+    },
+    /// Not a whole phrase.
+    #[error(
+        "this is not a whole recovery phrase ({0} characters); check that every group was copied"
+    )]
+    Length(usize),
+    /// The check value does not match: a typo.
+    #[error("the recovery phrase has a typo: its check value does not match")]
+    Check,
+    /// A format this build does not read.
+    #[error("recovery phrase format {0} is not supported by this photomesh")]
+    Version(u8),
+}
+
+/// Recovery phrase format version.
+const RECOVERY_VERSION: u8 = 1;
+
+impl KeyRing {
+    /// The ring as a recovery phrase: base32 in groups of five, with a check value. It holds
+    /// every epoch's key, so whoever has it can read the whole library.
+    pub fn to_recovery_phrase(&self) -> String {
+        let mut bytes = vec![RECOVERY_VERSION];
+        for key in self.epochs.values() {
+            bytes.extend_from_slice(&key.epoch.to_le_bytes());
+            bytes.extend_from_slice(&key.secret);
+        }
+        let check = blake3::hash(&bytes);
+        bytes.extend_from_slice(&check.as_bytes()[..4]);
+        crate::base32::grouped(&bytes, 5)
+    }
+
+    /// Reads a recovery phrase back.
+    pub fn from_recovery_phrase(phrase: &str) -> Result<Self, RecoveryPhraseError> {
+        use crate::base32::{Base32Error, decode};
+        let (bytes, chars) = decode(phrase).map_err(|e| match e {
+            Base32Error::Character {
+                position,
+                character,
+            } => RecoveryPhraseError::Character {
+                position,
+                character,
+            },
+            Base32Error::Length(n) => RecoveryPhraseError::Length(n),
+        })?;
+        if bytes.len() < 1 + 36 + 4 || (bytes.len() - 5) % 36 != 0 {
+            return Err(RecoveryPhraseError::Length(chars));
+        }
+        let (body, check) = bytes.split_at(bytes.len() - 4);
+        if blake3::hash(body).as_bytes()[..4] != *check {
+            return Err(RecoveryPhraseError::Check);
+        }
+        if body[0] != RECOVERY_VERSION {
+            return Err(RecoveryPhraseError::Version(body[0]));
+        }
+        let mut ring = Self::default();
+        for entry in body[1..].chunks_exact(36) {
+            let mut epoch = [0u8; 4];
+            epoch.copy_from_slice(&entry[..4]);
+            let mut secret = [0u8; 32];
+            secret.copy_from_slice(&entry[4..]);
+            // Each epoch appears once in a phrase this code wrote; a repeat is a damaged one.
+            ring.insert(LibraryKey::new(Epoch::from_le_bytes(epoch), secret))
+                .map_err(|_| RecoveryPhraseError::Check)?;
+        }
+        Ok(ring)
+    }
+
+    /// Whether the ring holds no key (a `vault` device's).
+    pub fn is_empty(&self) -> bool {
+        self.epochs.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +295,28 @@ mod tests {
         let ck = a.content_key();
         assert_ne!(ck.file_key(&[0; 32]).key, ck.file_key(&[1; 32]).key);
         assert_eq!(ck.file_key(&[0; 32]).key, ck.file_key(&[0; 32]).key);
+    }
+
+    #[test]
+    fn recovery_phrase_round_trips_and_catches_typos() {
+        let mut ring = KeyRing::new(LibraryKey::new(1, [1; 32]));
+        ring.insert(LibraryKey::new(2, [2; 32])).unwrap();
+        let phrase = ring.to_recovery_phrase();
+        assert_eq!(KeyRing::from_recovery_phrase(&phrase), Ok(ring.clone()));
+        assert_eq!(
+            KeyRing::from_recovery_phrase(&phrase.to_lowercase().replace('-', " ")),
+            Ok(ring)
+        );
+        let mut typo: Vec<char> = phrase.chars().collect();
+        typo[3] = if typo[3] == 'Q' { 'R' } else { 'Q' };
+        assert_eq!(
+            KeyRing::from_recovery_phrase(&typo.into_iter().collect::<String>()),
+            Err(RecoveryPhraseError::Check)
+        );
+        assert!(matches!(
+            KeyRing::from_recovery_phrase(&phrase[..30]),
+            Err(RecoveryPhraseError::Length(_))
+        ));
     }
 
     #[test]

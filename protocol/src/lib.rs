@@ -16,6 +16,7 @@
 //! - [`nquic`]: Noise as QUIC's crypto layer, for quinn (`NQUIC.md`).
 //! - [`reconcile`]: range-based set reconciliation of records and blob IDs (Merkle summaries).
 
+mod base32;
 pub mod identity;
 pub mod keys;
 pub mod membership;

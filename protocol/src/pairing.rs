@@ -15,6 +15,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use crate::base32;
 use crate::membership::Role;
 
 /// The pairing code format version.
@@ -25,7 +26,6 @@ pub const MAX_ADDRESSES: usize = 4;
 pub const PSK_CONTEXT: &str = "photomesh 2026-11-22 pairing psk v1";
 /// Bytes of check value at the end of the encoded code.
 const CHECK_LEN: usize = 4;
-const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// A pairing invitation.
 #[derive(Clone, PartialEq, Eq)]
@@ -215,14 +215,7 @@ impl Reader<'_> {
 impl fmt::Display for PairingCode {
     /// The text form: base32 in dash-separated groups of eight.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = base32(&self.to_bytes());
-        for (i, group) in text.as_bytes().chunks(8).enumerate() {
-            if i > 0 {
-                f.write_str("-")?;
-            }
-            f.write_str(std::str::from_utf8(group).map_err(|_| fmt::Error)?)?;
-        }
-        Ok(())
+        f.write_str(&base32::grouped(&self.to_bytes(), 8))
     }
 }
 
@@ -230,62 +223,21 @@ impl FromStr for PairingCode {
     type Err = PairingCodeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut values = Vec::with_capacity(s.len());
-        for c in s.chars().filter(|c| *c != '-' && !c.is_whitespace()) {
-            let normalized = match c.to_ascii_uppercase() {
-                '0' => 'O',
-                '1' => 'I',
-                '8' => 'B',
-                other => other,
-            };
-            let value = ALPHABET
-                .iter()
-                .position(|&a| char::from(a) == normalized)
-                .ok_or(PairingCodeError::Character {
-                    position: values.len() + 1,
-                    character: c,
-                })?;
-            values.push(value as u8);
-        }
-        let chars = values.len();
-        // Unpack 5-bit values; trailing bits that do not fill a byte must be zero.
-        let mut bytes = Vec::with_capacity(chars * 5 / 8);
-        let (mut acc, mut bits) = (0u32, 0u32);
-        for v in values {
-            acc = (acc << 5) | u32::from(v);
-            bits += 5;
-            if bits >= 8 {
-                bits -= 8;
-                bytes.push((acc >> bits) as u8);
-                acc &= (1 << bits) - 1;
-            }
-        }
-        if bits >= 5 || acc != 0 {
-            return Err(PairingCodeError::Length(chars));
-        }
+        let (bytes, chars) = base32::decode(s).map_err(|e| match e {
+            base32::Base32Error::Character {
+                position,
+                character,
+            } => PairingCodeError::Character {
+                position,
+                character,
+            },
+            base32::Base32Error::Length(n) => PairingCodeError::Length(n),
+        })?;
         Self::from_bytes(&bytes).map_err(|e| match e {
             PairingCodeError::Length(_) => PairingCodeError::Length(chars),
             other => other,
         })
     }
-}
-
-fn base32(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,306 @@
+//! This device's view of the mesh: its membership records, the trust set they imply, and the
+//! changes a `full` device can make to it (founding, introducing, revoking).
+//!
+//! Membership records are stored in the index's record set, beside the photo records, and
+//! replicate the same way. The trust set is recomputed from them
+//! (`photomesh_protocol::membership::TrustSet::evaluate`); nothing else decides who is
+//! trusted. The founder's device ID, which anchors the evaluation, is kept in the index's
+//! `meta` table as `founder`.
+
+use photomesh_protocol::identity::{DeviceId, DeviceIdError};
+use photomesh_protocol::membership::{
+    Introduce, MembershipError, MembershipRecord, Revoke, Role, Statement, TrustSet,
+};
+use photomesh_protocol::nquic;
+
+use crate::home::{Home, HomeError};
+use crate::index::IndexError;
+
+/// Why a membership operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// The index could not be read or written.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A record could not be signed, or a stored one is invalid.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    /// The stored founder ID is damaged.
+    #[error("the mesh founder stored in the index is not a valid device ID: {0}")]
+    Founder(DeviceIdError),
+    /// This device may not do that.
+    #[error("this device is a {0} device; only a full device can do that")]
+    NotFull(&'static str),
+    /// This device is not (or no longer) a member of its mesh.
+    #[error("this device is not a member of its mesh (was it revoked?)")]
+    NotMember,
+    /// No member with that ID.
+    #[error("no member of this mesh has the device ID {0}; `photomesh devices` lists them")]
+    UnknownDevice(DeviceId),
+    /// A device cannot revoke itself.
+    #[error("a device cannot revoke itself; revoke it from another full device")]
+    RevokeSelf,
+    /// The key files could not be written.
+    #[error(transparent)]
+    Home(Box<HomeError>),
+}
+
+impl From<HomeError> for MeshError {
+    fn from(e: HomeError) -> Self {
+        Self::Home(Box::new(e))
+    }
+}
+
+const FOUNDER_KEY: &str = "founder";
+
+/// Founds a new mesh with this device as its only member (called by `init`).
+pub fn found(home: &Home, name: &str, now_ms: u64) -> Result<(), MeshError> {
+    let record = MembershipRecord::sign(
+        &home.device,
+        Statement::Introduce(Introduce {
+            signing_key: home.device.signing_public(),
+            noise_key: home.device.noise_public(),
+            role: Role::Full,
+            name: name.to_owned(),
+            created_at_ms: now_ms,
+        }),
+    )?;
+    home.index.transaction(|ix| -> Result<(), MeshError> {
+        ix.add_record(&record.record_id, &record.bytes, now_ms)?;
+        ix.set_meta(FOUNDER_KEY, &home.device.device_id().to_string())?;
+        Ok(())
+    })
+}
+
+/// The founder of this device's mesh.
+pub fn founder(home: &Home) -> Result<DeviceId, MeshError> {
+    let text = home.index.meta(FOUNDER_KEY)?.unwrap_or_default();
+    text.parse().map_err(MeshError::Founder)
+}
+
+/// Every valid membership record this device holds. Invalid ones (which can only come from
+/// a damaged index) are skipped.
+pub fn records(home: &Home) -> Result<Vec<MembershipRecord>, MeshError> {
+    Ok(home
+        .index
+        .membership_records()?
+        .iter()
+        .filter_map(|bytes| MembershipRecord::decode(bytes).ok())
+        .collect())
+}
+
+/// The current trust set.
+pub fn trust_set(home: &Home) -> Result<TrustSet, MeshError> {
+    Ok(TrustSet::evaluate(&founder(home)?, &records(home)?))
+}
+
+/// This device's role in its mesh, or `None` if it is not a member.
+pub fn my_role(home: &Home) -> Result<Option<Role>, MeshError> {
+    Ok(trust_set(home)?
+        .get(&home.device.device_id())
+        .map(|m| m.role))
+}
+
+fn require_full(home: &Home) -> Result<(), MeshError> {
+    match my_role(home)? {
+        Some(Role::Full) => Ok(()),
+        Some(Role::Vault) => Err(MeshError::NotFull("vault")),
+        None => Err(MeshError::NotMember),
+    }
+}
+
+/// Signs and stores an introduce record for a new device (the inviter's side of pairing).
+pub fn introduce(
+    home: &Home,
+    signing_key: [u8; 32],
+    noise_key: [u8; 32],
+    role: Role,
+    name: &str,
+    now_ms: u64,
+) -> Result<MembershipRecord, MeshError> {
+    require_full(home)?;
+    let record = MembershipRecord::sign(
+        &home.device,
+        Statement::Introduce(Introduce {
+            signing_key,
+            noise_key,
+            role,
+            name: name.to_owned(),
+            created_at_ms: now_ms,
+        }),
+    )?;
+    home.index
+        .add_record(&record.record_id, &record.bytes, now_ms)?;
+    Ok(record)
+}
+
+/// Revokes a member: signs a revoke record that keeps the membership records the device
+/// signed so far, and rotates the library key so that what is added from now on is sealed
+/// under an epoch the revoked device never had. Returns the new epoch.
+pub fn revoke(home: &mut Home, device: &DeviceId, now_ms: u64) -> Result<u32, MeshError> {
+    require_full(home)?;
+    if *device == home.device.device_id() {
+        return Err(MeshError::RevokeSelf);
+    }
+    let all = records(home)?;
+    let trust = TrustSet::evaluate(&founder(home)?, &all);
+    if trust.get(device).is_none() {
+        return Err(MeshError::UnknownDevice(*device));
+    }
+    let keep = all
+        .iter()
+        .filter(|r| r.signer == *device)
+        .map(|r| r.record_id)
+        .collect();
+    let record = MembershipRecord::sign(
+        &home.device,
+        Statement::Revoke(Revoke {
+            device: *device,
+            keep,
+            created_at_ms: now_ms,
+        }),
+    )?;
+    home.index
+        .add_record(&record.record_id, &record.bytes, now_ms)?;
+    Ok(home.rotate_library_key()?)
+}
+
+/// One device as `photomesh devices` lists it.
+#[derive(Debug, serde::Serialize)]
+pub struct DeviceEntry {
+    /// Its device ID.
+    pub device_id: String,
+    /// Its name.
+    pub name: String,
+    /// `full` or `vault`.
+    pub role: &'static str,
+    /// The device ID of the device that introduced it.
+    pub introduced_by: String,
+    /// The name of that device, when it is known.
+    pub introduced_by_name: Option<String>,
+    /// When it was introduced (ms since the epoch).
+    pub introduced_at_ms: u64,
+    /// When this device last connected to it (ms since the epoch); `None` if never.
+    pub last_seen_ms: Option<u64>,
+    /// Whether it is this device.
+    pub this_device: bool,
+    /// Whether it has been revoked.
+    pub revoked: bool,
+}
+
+/// Every member, then every revoked device.
+pub fn devices(home: &Home) -> Result<Vec<DeviceEntry>, MeshError> {
+    let trust = trust_set(home)?;
+    let me = home.device.device_id();
+    let name_of = |id: &DeviceId| {
+        trust
+            .get(id)
+            .or_else(|| trust.revoked().find(|m| m.device == *id))
+            .map(|m| m.name.clone())
+    };
+    let mut out = Vec::new();
+    for (m, revoked) in trust
+        .members()
+        .map(|m| (m, false))
+        .chain(trust.revoked().map(|m| (m, true)))
+    {
+        out.push(DeviceEntry {
+            device_id: m.device.to_string(),
+            name: m.name.clone(),
+            role: m.role.name(),
+            introduced_by: m.introduced_by.to_string(),
+            introduced_by_name: name_of(&m.introduced_by),
+            introduced_at_ms: m.introduced_at_ms,
+            last_seen_ms: home.index.seen(&m.device)?.map(|(t, _)| t),
+            this_device: m.device == me,
+            revoked,
+        });
+    }
+    Ok(out)
+}
+
+/// The trust set as the nQUIC layer consults it: the mesh's current members, read from the
+/// index at each handshake so that a revocation takes effect at once.
+pub struct MeshTrust {
+    members: std::sync::RwLock<TrustSet>,
+}
+
+impl MeshTrust {
+    /// A trust set holding `trust`.
+    pub fn new(trust: TrustSet) -> Self {
+        Self {
+            members: std::sync::RwLock::new(trust),
+        }
+    }
+
+    /// Replaces the members (after membership records arrived).
+    pub fn update(&self, trust: TrustSet) {
+        if let Ok(mut m) = self.members.write() {
+            *m = trust;
+        }
+    }
+
+    /// The current trust set.
+    pub fn snapshot(&self) -> TrustSet {
+        self.members.read().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+impl nquic::TrustSet for MeshTrust {
+    fn is_trusted(&self, noise_key: &[u8; 32]) -> bool {
+        self.members
+            .read()
+            .map(|m| m.by_noise_key(noise_key).is_some())
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_founds_a_mesh_of_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::init(dir.path(), "laptop", None, 1).unwrap();
+        let trust = trust_set(&home).unwrap();
+        let me = trust.get(&home.device.device_id()).unwrap();
+        assert_eq!(me.role, Role::Full);
+        assert_eq!(me.name, "laptop");
+        assert_eq!(founder(&home).unwrap(), home.device.device_id());
+    }
+
+    #[test]
+    fn revoking_keeps_what_the_device_signed_and_rotates_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::init(&dir.path().join("a"), "a", None, 1).unwrap();
+        let b = Home::init(&dir.path().join("b"), "b", None, 1).unwrap();
+        introduce(
+            &home,
+            b.device.signing_public(),
+            b.device.noise_public(),
+            Role::Full,
+            "b",
+            2,
+        )
+        .unwrap();
+        let b_id = b.device.device_id();
+        assert!(trust_set(&home).unwrap().get(&b_id).is_some());
+        assert_eq!(revoke(&mut home, &b_id, 3).unwrap(), 2);
+        let trust = trust_set(&home).unwrap();
+        assert!(trust.is_revoked(&b_id));
+        assert!(!nquic::TrustSet::is_trusted(
+            &MeshTrust::new(trust),
+            &b.device.noise_public()
+        ));
+        assert!(matches!(
+            revoke(&mut home, &b_id, 4),
+            Err(MeshError::UnknownDevice(_))
+        ));
+        let me = home.device.device_id();
+        assert!(matches!(
+            revoke(&mut home, &me, 4),
+            Err(MeshError::RevokeSelf)
+        ));
+    }
+}

@@ -195,6 +195,73 @@ async fn relay_sees_no_plaintext_and_bit_flips_only_drop_packets() -> Result<()>
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_integrity_tags_and_exported_keys_work_through_quinn() -> Result<()> {
+    for suite in [Suite::ChaChaPoly, Suite::AesGcm] {
+        let server = Server::start_with(trusting(&[CLIENT_KEY]), None, true)?;
+        let client = client_endpoint()?;
+        let connection = connect(&client, server.addr, suite, SERVER_KEY, None).await?;
+        assert_eq!(server.retried.load(Ordering::SeqCst), 1);
+        let server_connection = server
+            .connections
+            .lock()
+            .await
+            .recv()
+            .await
+            .context("conn")?;
+        transfer(&connection, &server, 1, MIB, None).await?;
+        let mut a = [0u8; 32];
+        let mut b = [0u8; 32];
+        connection
+            .export_keying_material(&mut a, b"photomesh", b"ctx")
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        server_connection
+            .export_keying_material(&mut b, b"photomesh", b"ctx")
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        assert_eq!(a, b);
+        assert_ne!(a, [0; 32]);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_quic_and_nquic_do_not_interoperate() -> Result<()> {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    // A TLS QUIC v1 client gets Version Negotiation from an nQUIC server.
+    let server = Server::start(trusting(&[CLIENT_KEY]), None)?;
+    let tls_client = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone())?;
+    let config = quinn::ClientConfig::with_root_certificates(Arc::new(roots))?;
+    let err = tls_client
+        .connect_with(config, server.addr, "localhost")?
+        .await
+        .expect_err("TLS QUIC cannot reach an nQUIC server");
+    assert!(
+        matches!(err, quinn::ConnectionError::VersionMismatch),
+        "{err:?}"
+    );
+
+    // An nQUIC client gets Version Negotiation from a TLS QUIC server.
+    let tls_config = quinn::ServerConfig::with_single_cert(
+        vec![cert.cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into()),
+    )?;
+    let tls_server = quinn::Endpoint::server(tls_config, "127.0.0.1:0".parse()?)?;
+    let client = client_endpoint()?;
+    for suite in [Suite::ChaChaPoly, Suite::AesGcm] {
+        let err = connect(&client, tls_server.local_addr()?, suite, SERVER_KEY, None)
+            .await
+            .expect_err("nQUIC cannot reach a TLS QUIC server");
+        let err = err.downcast::<quinn::ConnectionError>()?;
+        assert!(
+            matches!(err, quinn::ConnectionError::VersionMismatch),
+            "{err:?}"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn the_relay_marker_search_finds_a_marker() {
     let mut datagram = vec![0u8; 100];
@@ -244,6 +311,7 @@ struct Server {
     accepted: Arc<AtomicUsize>,
     refused: Arc<AtomicUsize>,
     streams: Arc<AtomicUsize>,
+    retried: Arc<AtomicUsize>,
     connections: tokio::sync::Mutex<mpsc::UnboundedReceiver<quinn::Connection>>,
     verified: tokio::sync::Mutex<mpsc::UnboundedReceiver<Result<()>>>,
     _endpoint: quinn::Endpoint,
@@ -251,6 +319,11 @@ struct Server {
 
 impl Server {
     fn start(trust: Arc<dyn TrustSet>, psk: Option<[u8; 32]>) -> Result<Self> {
+        Self::start_with(trust, psk, false)
+    }
+
+    /// Like `start`, but sends every client a Retry first if `retry` is set.
+    fn start_with(trust: Arc<dyn TrustSet>, psk: Option<[u8; 32]>, retry: bool) -> Result<Self> {
         let config = transport::server_config(SERVER_KEY, trust, psk, transport::os_random());
         let endpoint = transport::endpoint("127.0.0.1:0".parse()?, Some(config))?;
         let addr = endpoint.local_addr()?;
@@ -260,9 +333,21 @@ impl Server {
         let (conn_tx, conn_rx) = mpsc::unbounded_channel();
         let (verified_tx, verified_rx) = mpsc::unbounded_channel();
         let accept = endpoint.clone();
-        let (a, r, s) = (accepted.clone(), refused.clone(), streams.clone());
+        let retried = Arc::new(AtomicUsize::new(0));
+        let (a, r, s, t) = (
+            accepted.clone(),
+            refused.clone(),
+            streams.clone(),
+            retried.clone(),
+        );
         tokio::spawn(async move {
             while let Some(incoming) = accept.accept().await {
+                if retry && !incoming.remote_address_validated() {
+                    if incoming.retry().is_ok() {
+                        t.fetch_add(1, Ordering::SeqCst);
+                    }
+                    continue;
+                }
                 match incoming.await {
                     Ok(connection) => {
                         a.fetch_add(1, Ordering::SeqCst);
@@ -280,6 +365,7 @@ impl Server {
             accepted,
             refused,
             streams,
+            retried,
             connections: tokio::sync::Mutex::new(conn_rx),
             verified: tokio::sync::Mutex::new(verified_rx),
             _endpoint: endpoint,

@@ -116,7 +116,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE devices_seen (
         device_id BLOB PRIMARY KEY,
         last_seen_ms INTEGER NOT NULL,
-        address TEXT
+        address TEXT,
+        has_aes INTEGER
     );
     ",
 ];
@@ -425,20 +426,57 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Remembers that a device was just seen (connected), and where.
+    /// Remembers that a device was just seen (connected), where, and whether it has AES
+    /// instructions (which picks the cipher suite for the next connection).
     pub fn set_seen(
         &self,
         device: &photomesh_protocol::identity::DeviceId,
         now_ms: u64,
         address: Option<&str>,
+        has_aes: Option<bool>,
     ) -> Result<(), IndexError> {
         self.conn.execute(
-            "INSERT INTO devices_seen (device_id, last_seen_ms, address) VALUES (?1, ?2, ?3)
+            "INSERT INTO devices_seen (device_id, last_seen_ms, address, has_aes)
+             VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(device_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,
-               address = COALESCE(excluded.address, devices_seen.address)",
-            params![&device.as_bytes()[..], now_ms as i64, address],
+               address = COALESCE(excluded.address, devices_seen.address),
+               has_aes = COALESCE(excluded.has_aes, devices_seen.has_aes)",
+            params![&device.as_bytes()[..], now_ms as i64, address, has_aes],
         )?;
         Ok(())
+    }
+
+    /// Whether a device was last seen to have AES instructions (`None`: not known).
+    pub fn has_aes(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<Option<bool>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT has_aes FROM devices_seen WHERE device_id = ?1",
+                [&device.as_bytes()[..]],
+                |r| r.get::<_, Option<bool>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Removes a membership record (when this device leaves its own one-device mesh to join
+    /// another). Photo records are never removed.
+    pub fn remove_membership_record(&self, record_id: &RecordId) -> Result<(), IndexError> {
+        self.conn.execute(
+            "DELETE FROM records WHERE record_id = ?1 AND substr(sealed, 1, 4) = X'706d6d72'",
+            [&record_id.0[..]],
+        )?;
+        Ok(())
+    }
+
+    /// SQLite's data version: it changes when another connection commits to the file.
+    pub fn data_version(&self) -> Result<i64, IndexError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     /// When a device was last seen, and at which address.
@@ -725,7 +763,9 @@ mod tests {
         assert_eq!(ix.schema_version().unwrap(), MIGRATIONS.len() as i64);
         assert_eq!(ix.folders().unwrap()[0].label, "old");
         let device = photomesh_protocol::identity::DeviceId::from_bytes([1; 20]);
-        ix.set_seen(&device, 5, Some("127.0.0.1:1")).unwrap();
+        ix.set_seen(&device, 5, Some("127.0.0.1:1"), Some(true))
+            .unwrap();
+        assert_eq!(ix.has_aes(&device).unwrap(), Some(true));
         assert_eq!(
             ix.seen(&device).unwrap(),
             Some((5, Some("127.0.0.1:1".into())))

@@ -13,14 +13,20 @@
 //! - [`status`]: what `photomesh status` shows.
 //! - [`progress`]: progress bars and lines for long work.
 //! - [`mesh`]: membership — founding, introducing, revoking, and the trust set.
+//! - [`pairing`]: `pair` and `join` — inviting a device by QR code.
+//! - [`daemon`]: the running node (`run`) and the member hello (`ping`).
+//! - [`net`]: framed messages on quinn streams, addresses, connection errors in words.
 //! - [`qr`]: QR codes on the terminal and in PNG files.
 //! - [`transport`]: quinn endpoints with nQUIC crypto.
 
 pub mod blobstore;
+pub mod daemon;
 pub mod home;
 pub mod index;
 pub mod media;
 pub mod mesh;
+pub mod net;
+pub mod pairing;
 pub mod progress;
 pub mod qr;
 pub mod restore;

@@ -4,6 +4,7 @@
 //! but found problems (files it could not read, items that failed verification, photos it
 //! could not restore); 2 when it could not run (bad arguments, no home, a damaged index).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,6 +14,7 @@ use photomesh::home::{Home, default_home};
 use photomesh::index::{Folder, ScanSummary};
 use photomesh::progress::Reporter;
 use photomesh::scan::now_ms;
+use photomesh_protocol::membership::Role;
 
 /// photomesh: a peer-to-peer photo backup mesh with no server and no account.
 #[derive(Parser)]
@@ -33,6 +35,69 @@ enum Command {
         /// A name for this device, shown to the other devices (e.g. "laptop").
         #[arg(long)]
         name: String,
+        /// Start from a recovery phrase (from `recovery-key export`) instead of a new
+        /// library key.
+        #[arg(long, value_name = "PHRASE")]
+        recover: Option<String>,
+    },
+    /// Invite a device into the mesh: show a QR code and wait for it to join.
+    Pair {
+        /// The role offered to the new device.
+        #[arg(long, value_enum, default_value = "full")]
+        role: RoleArg,
+        /// Also write the QR code to this PNG file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// How long the code works (e.g. 90s, 10m, 1h).
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        expires: std::time::Duration,
+        /// Where to listen for the new device.
+        #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+        listen: SocketAddr,
+    },
+    /// Join a mesh with the code another device shows.
+    Join {
+        /// The pairing code's text.
+        #[arg(required_unless_present = "qr")]
+        code: Option<String>,
+        /// Read the code from a photo or screenshot of the QR code (PNG).
+        #[arg(long, value_name = "FILE", conflicts_with = "code")]
+        qr: Option<PathBuf>,
+        /// Leave the mesh this device belongs to now (if any) to join this one.
+        #[arg(long)]
+        leave_current_mesh: bool,
+    },
+    /// List the devices of the mesh.
+    Devices {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Expel a device (a lost phone): every member refuses it from then on, and the library
+    /// key rotates so it cannot read what is added later.
+    Revoke {
+        /// The device ID (from `photomesh devices`).
+        device: String,
+    },
+    /// The recovery key: the only way back if every full device is lost.
+    #[command(subcommand, name = "recovery-key")]
+    RecoveryKey(RecoveryCommand),
+    /// Run the node: accept connections from the mesh's devices until stopped.
+    Run {
+        /// Where to listen.
+        #[arg(long, default_value = "0.0.0.0:7447", value_name = "ADDR")]
+        listen: SocketAddr,
+    },
+    /// Check that a device of the mesh answers at an address.
+    Ping {
+        /// The address (HOST:PORT).
+        address: SocketAddr,
+        /// The device expected there [default: whichever member it is].
+        #[arg(long, value_name = "DEVICE_ID")]
+        device: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Manage the photo folders this device backs up.
     #[command(subcommand)]
@@ -77,6 +142,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RecoveryCommand {
+    /// Print the recovery phrase (and its QR code). Anyone who has it can read every photo.
+    Export {
+        /// Also write the QR code to this PNG file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Print it again although it was exported before.
+        #[arg(long)]
+        again: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    /// Holds the library key: reads, adds, restores, pairs and revokes.
+    Full,
+    /// Stores ciphertext only and can read nothing.
+    Vault,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 10m or 1h"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration like 90s, 10m or 1h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Subcommand)]
@@ -127,8 +227,15 @@ fn run(cli: Cli) -> Result<bool> {
         Some(h) => h,
         None => default_home()?,
     };
-    if let Command::Init { name } = &cli.command {
-        let home = Home::init(&home_path, name, None, now_ms())?;
+    if let Command::Init { name, recover } = &cli.command {
+        let recovered = match recover {
+            Some(phrase) => Some(
+                photomesh_protocol::keys::KeyRing::from_recovery_phrase(phrase)
+                    .context("the recovery phrase was not accepted")?,
+            ),
+            None => None,
+        };
+        let home = Home::init(&home_path, name, recovered, now_ms())?;
         println!("Created device {:?} in {}", name, home_path.display());
         println!("Device ID: {}", home.device.device_id());
         println!("Next: photomesh folder add PATH, then photomesh scan");
@@ -137,6 +244,164 @@ fn run(cli: Cli) -> Result<bool> {
     let home = Home::open(&home_path)?;
     match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
+        Command::Pair {
+            role,
+            png,
+            expires,
+            listen,
+        } => {
+            let role = match role {
+                RoleArg::Full => Role::Full,
+                RoleArg::Vault => Role::Vault,
+            };
+            let options = photomesh::pairing::PairOptions {
+                role,
+                expires_in: expires,
+                listen,
+                png: png.as_deref(),
+            };
+            let joined = runtime()?.block_on(photomesh::pairing::pair(
+                &home,
+                options,
+                &mut PrintPairing { png: png.clone() },
+            ))?;
+            println!(
+                "Joined: {} ({}) as a {} device.",
+                joined.name, joined.device_id, joined.role
+            );
+            Ok(true)
+        }
+        Command::Join {
+            code,
+            qr,
+            leave_current_mesh,
+        } => {
+            let mut home = home;
+            let code = photomesh::pairing::read_code(code.as_deref(), qr.as_deref())?;
+            let name = home.device_name()?;
+            let joined = runtime()?.block_on(photomesh::pairing::join(
+                &mut home,
+                &code,
+                leave_current_mesh,
+                &name,
+            ))?;
+            println!(
+                "Joined the mesh as a {} device. Members: {}.",
+                joined.role,
+                joined.members.join(", ")
+            );
+            if joined.role == "vault" {
+                println!("This device holds no library key: it stores photos it cannot read.");
+            }
+            Ok(true)
+        }
+        Command::Devices { json } => {
+            let devices = photomesh::mesh::devices(&home)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&devices)?);
+            } else {
+                for d in &devices {
+                    let seen = if d.this_device {
+                        "this device".to_owned()
+                    } else {
+                        d.last_seen_ms
+                            .map(|t| format!("seen {}", utc(t as i64)))
+                            .unwrap_or_else(|| "never seen".into())
+                    };
+                    let by = d
+                        .introduced_by_name
+                        .clone()
+                        .unwrap_or_else(|| d.introduced_by.clone());
+                    println!(
+                        "{:<16} {:<5} {}  introduced by {}, {}{}",
+                        d.name,
+                        d.role,
+                        d.device_id,
+                        by,
+                        seen,
+                        if d.revoked { "  REVOKED" } else { "" }
+                    );
+                }
+            }
+            Ok(true)
+        }
+        Command::Revoke { device } => {
+            let mut home = home;
+            let id: photomesh_protocol::identity::DeviceId = device
+                .parse()
+                .with_context(|| format!("{device:?} is not a device ID"))?;
+            let epoch = photomesh::mesh::revoke(&mut home, &id, now_ms())?;
+            println!(
+                "Revoked {id}. Every member will refuse it as soon as it hears of this. \
+                 New photos are sealed with key epoch {epoch}, which it never had."
+            );
+            Ok(true)
+        }
+        Command::RecoveryKey(RecoveryCommand::Export { png, again }) => {
+            if home.keys.current().is_none() {
+                bail!(
+                    "this device holds no library key (it is a vault); export the recovery key on a full device"
+                );
+            }
+            if home.index.meta("recovery_exported_at_ms")?.is_some() && !again {
+                bail!("the recovery key was already exported; pass --again to print it again");
+            }
+            let phrase = home.keys.to_recovery_phrase();
+            println!("RECOVERY KEY — read this first.");
+            println!(
+                "Whoever has this phrase can read every photo in the library. Write it on paper and"
+            );
+            println!(
+                "keep it somewhere safe, away from your devices. It is the only way back if every full"
+            );
+            println!(
+                "device is lost: losing it and all devices loses the photos. photomesh keeps no copy."
+            );
+            println!();
+            println!("{}", photomesh::qr::to_terminal(&phrase)?);
+            println!("Recovery phrase: {phrase}");
+            if let Some(png) = png {
+                photomesh::qr::write_png(&phrase, &png)?;
+                println!("QR code written to {}", png.display());
+            }
+            home.index
+                .set_meta("recovery_exported_at_ms", &now_ms().to_string())?;
+            Ok(true)
+        }
+        Command::Run { listen } => {
+            drop(home);
+            runtime()?.block_on(photomesh::daemon::run(
+                &home_path,
+                listen,
+                |addr| {
+                    println!("photomesh is running; listening on {addr}");
+                },
+                shutdown_signal(),
+            ))?;
+            Ok(true)
+        }
+        Command::Ping {
+            address,
+            device,
+            json,
+        } => {
+            let device = device
+                .map(|d| {
+                    d.parse()
+                        .with_context(|| format!("{d:?} is not a device ID"))
+                })
+                .transpose()?;
+            let pong = runtime()?.block_on(photomesh::daemon::ping(&home, address, device))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pong)?);
+            } else {
+                println!(
+                    "{} ({}) answered at {} in {:.1} ms",
+                    pong.name, pong.device_id, pong.address, pong.round_trip_ms
+                );
+            }
+            Ok(true)
+        }
         Command::Folder(cmd) => folder(&home, cmd),
         Command::Scan { json } => {
             let summary = photomesh::scan::scan(&home, &mut Reporter::for_stderr())?;
@@ -226,6 +491,65 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(report.is_clean())
         }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// Prints what `pair` shows: the QR code, the text code, and failed attempts.
+struct PrintPairing {
+    png: Option<PathBuf>,
+}
+
+impl photomesh::pairing::PairObserver for PrintPairing {
+    fn ready(
+        &mut self,
+        code: &photomesh_protocol::pairing::PairingCode,
+        text: &str,
+        listening: SocketAddr,
+    ) {
+        if let Ok(qr) = photomesh::qr::to_terminal(text) {
+            println!("{qr}");
+        }
+        println!("Scan the QR code with the new device, or type this there: photomesh join CODE");
+        println!("Code: {text}");
+        if let Some(png) = &self.png {
+            println!("QR code written to {}", png.display());
+        }
+        let addresses: Vec<String> = code.addresses.iter().map(ToString::to_string).collect();
+        println!(
+            "Offering the {} role; listening on {listening} (addresses in the code: {}); the code works once, until {}.",
+            code.role.name(),
+            addresses.join(", "),
+            utc(code.expires_at as i64 * 1000)
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+
+    fn attempt_failed(&mut self, why: &str) {
+        eprintln!("{why}; still waiting");
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`identity`]: device keys and device IDs (base32 groups with a check character).
 //! - [`keys`]: the library key, its epochs, and every key derived from it.
 //! - [`membership`]: signed introduce/revoke records and the trust set they imply.
+//! - [`messages`]: application messages between devices, and their length-prefixed framing.
 //! - [`pairing`]: pairing codes (QR and text) that invite a device into the mesh.
 //! - [`seal`]: the sealing format for photo content (`SEALING.md`).
 //! - [`record`]: sealed, versioned records that describe photos.
@@ -20,6 +21,7 @@ mod base32;
 pub mod identity;
 pub mod keys;
 pub mod membership;
+pub mod messages;
 pub mod nquic;
 pub mod pairing;
 pub mod reconcile;

@@ -1,0 +1,298 @@
+//! The running node (`photomesh run`) and the member-to-member hello (`photomesh ping`).
+//!
+//! For now the node listens for nQUIC connections from members, greets them, and exchanges
+//! membership records with them, so that introductions and revocations spread with every
+//! conversation. The replication issue grows it into the full node.
+//!
+//! The trust set that the nQUIC layer consults is reloaded whenever the index changes
+//! (SQLite's `data_version`, polled every [`TRUST_POLL`]): a `photomesh revoke` run beside a
+//! running node takes effect within that time, and the node closes any open connection of
+//! the revoked device.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::membership::MembershipRecord;
+use photomesh_protocol::messages::Hello;
+use photomesh_protocol::nquic::{NoiseKey, Suite};
+
+use crate::home::{Home, HomeError};
+use crate::index::IndexError;
+use crate::mesh::{self, MeshError, MeshTrust};
+use crate::net::{self, NetError};
+use crate::scan::now_ms;
+use crate::transport;
+
+/// How often the node checks the index for membership changes.
+pub const TRUST_POLL: Duration = Duration::from_millis(200);
+
+/// Why the node or a ping failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The home could not be opened.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// Membership could not be read.
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// No member answered.
+    #[error("{0}")]
+    NoAnswer(String),
+}
+
+/// Live connections, by the peer's Noise key, so a revocation can close them.
+type Live = Arc<Mutex<BTreeMap<[u8; 32], quinn::Connection>>>;
+
+/// Runs the node until `shutdown` resolves. `on_listening` is told the bound address.
+pub async fn run(
+    home_path: &Path,
+    listen: SocketAddr,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let home = Home::open(home_path)?;
+    let trust = Arc::new(MeshTrust::new(mesh::trust_set(&home)?));
+    let config = transport::server_config(
+        home.device.noise_secret(),
+        trust.clone(),
+        None,
+        transport::os_random(),
+    );
+    let endpoint = transport::endpoint(listen, Some(config)).map_err(|source| NetError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let local = endpoint.local_addr().map_err(|source| NetError::Bind {
+        addr: listen,
+        source,
+    })?;
+    tracing::info!(%local, device = %home.device.device_id().short(), "listening");
+    on_listening(local);
+
+    let live: Live = Arc::default();
+    let home = Arc::new(tokio::sync::Mutex::new(home));
+    let watcher = tokio::spawn(watch_trust(
+        home_path.to_owned(),
+        trust.clone(),
+        live.clone(),
+    ));
+    tokio::pin!(shutdown);
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            incoming = endpoint.accept() => incoming,
+        };
+        let Some(incoming) = incoming else { break };
+        let (home, live) = (home.clone(), live.clone());
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(connection) => {
+                    if let Err(e) = serve(home, live, connection, remote).await {
+                        tracing::info!(%remote, "conversation ended: {e}");
+                    }
+                }
+                Err(e) => tracing::info!(%remote, "refused a connection: {e}"),
+            }
+        });
+    }
+    watcher.abort();
+    endpoint.close(0u32.into(), b"shutting down");
+    endpoint.wait_idle().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Reloads the trust set when the index changes, and closes connections of devices that are
+/// no longer trusted.
+async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, live: Live) {
+    let Ok(home) = Home::open(&home_path) else {
+        return;
+    };
+    let mut version = home.index.data_version().ok();
+    loop {
+        tokio::time::sleep(TRUST_POLL).await;
+        let now = home.index.data_version().ok();
+        if now == version {
+            continue;
+        }
+        version = now;
+        let Ok(current) = mesh::trust_set(&home) else {
+            continue;
+        };
+        trust.update(current.clone());
+        if let Ok(mut live) = live.lock() {
+            live.retain(|key, connection| {
+                let keep = current.by_noise_key(key).is_some();
+                if !keep {
+                    tracing::info!("closing the connection of a device that is no longer trusted");
+                    connection.close(2u32.into(), b"revoked");
+                }
+                keep
+            });
+        }
+    }
+}
+
+/// Answers one member: hello each way, membership merged.
+async fn serve(
+    home: Arc<tokio::sync::Mutex<Home>>,
+    live: Live,
+    connection: quinn::Connection,
+    remote: SocketAddr,
+) -> Result<(), DaemonError> {
+    let peer = transport::peer_noise_key(&connection)
+        .ok_or_else(|| NetError::Connection("no peer key".into()))?;
+    if let Ok(mut live) = live.lock() {
+        live.insert(peer.0, connection.clone());
+    }
+    while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+        let theirs: Hello = net::read_frame(&mut recv).await?;
+        let ours = {
+            let home = home.lock().await;
+            absorb_hello(&home, &theirs, &peer, Some(remote))?;
+            hello(&home)?
+        };
+        net::write_frame(&mut send, &ours).await?;
+        let _ = send.finish();
+    }
+    if let Ok(mut live) = live.lock() {
+        live.remove(&peer.0);
+    }
+    Ok(())
+}
+
+/// This device's hello.
+fn hello(home: &Home) -> Result<Hello, DaemonError> {
+    Ok(Hello {
+        device: home.device.device_id(),
+        name: home.device_name()?,
+        has_aes: transport::has_aes_hardware(),
+        membership: home.index.membership_records()?,
+    })
+}
+
+/// Takes in a peer's hello: stores the valid membership records it carries, and notes when
+/// and where the peer was seen. A hello whose device does not match the connection's Noise
+/// key is refused.
+fn absorb_hello(
+    home: &Home,
+    hello: &Hello,
+    peer: &NoiseKey,
+    remote: Option<SocketAddr>,
+) -> Result<(), DaemonError> {
+    let now = now_ms();
+    let before = mesh::trust_set(home)?;
+    let claimed = before.by_noise_key(&peer.0).map(|m| m.device);
+    home.index.transaction(|ix| -> Result<(), DaemonError> {
+        for bytes in &hello.membership {
+            // Anything malformed or badly signed is dropped; the trust evaluation decides
+            // what the valid ones mean.
+            if let Ok(record) = MembershipRecord::decode(bytes) {
+                ix.add_record(&record.record_id, &record.bytes, now)?;
+            }
+        }
+        if claimed == Some(hello.device) {
+            let address = remote.map(|a| a.to_string());
+            ix.set_seen(&hello.device, now, address.as_deref(), Some(hello.has_aes))?;
+        }
+        Ok(())
+    })
+}
+
+/// What a ping found.
+#[derive(Debug, serde::Serialize)]
+pub struct Pong {
+    /// The device that answered.
+    pub device_id: String,
+    /// Its name.
+    pub name: String,
+    /// The address it answered at.
+    pub address: String,
+    /// Connection and hello, in milliseconds.
+    pub round_trip_ms: f64,
+}
+
+/// Connects to the member at `addr` (the one named, or whichever member it turns out to be)
+/// and exchanges hellos.
+pub async fn ping(
+    home: &Home,
+    addr: SocketAddr,
+    device: Option<DeviceId>,
+) -> Result<Pong, DaemonError> {
+    let trust = mesh::trust_set(home)?;
+    let me = home.device.device_id();
+    let candidates: Vec<_> = trust
+        .members()
+        .filter(|m| m.device != me && device.is_none_or(|d| d == m.device))
+        .cloned()
+        .collect();
+    if candidates.is_empty() {
+        return Err(DaemonError::NoAnswer(match device {
+            Some(d) => format!("{d} is not a member of this device's mesh"),
+            None => "this device knows no other member of its mesh".into(),
+        }));
+    }
+    let endpoint = net::client_endpoint(&addr)?;
+    let mut failures = Vec::new();
+    for member in candidates {
+        let peer_aes = home.index.has_aes(&member.device)?.unwrap_or(false);
+        let config = transport::client_config(
+            home.device.noise_secret(),
+            NoiseKey(member.noise_key),
+            Suite::choose(transport::has_aes_hardware(), peer_aes),
+            None,
+            transport::os_random(),
+        );
+        let start = Instant::now();
+        let connecting = endpoint
+            .connect_with(config, addr, "photomesh")
+            .map_err(|e| NetError::Connection(e.to_string()))?;
+        let connection = match tokio::time::timeout(net::CONNECT_TIMEOUT, connecting).await {
+            Err(_) => {
+                failures.push(format!(
+                    "no answer from {addr} within {:?}",
+                    net::CONNECT_TIMEOUT
+                ));
+                break;
+            }
+            Ok(Err(e)) => {
+                failures.push(net::describe_connect_error(&e, addr, false));
+                continue;
+            }
+            Ok(Ok(c)) => c,
+        };
+        let (mut send, mut recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Connection(e.to_string()))?;
+        net::write_frame(&mut send, &hello(home)?).await?;
+        let _ = send.finish();
+        let theirs: Hello = net::read_frame(&mut recv).await?;
+        let took = start.elapsed();
+        absorb_hello(home, &theirs, &NoiseKey(member.noise_key), Some(addr))?;
+        connection.close(0u32.into(), b"bye");
+        endpoint.wait_idle().await;
+        return Ok(Pong {
+            device_id: theirs.device.to_string(),
+            name: theirs.name,
+            address: addr.to_string(),
+            round_trip_ms: took.as_secs_f64() * 1000.0,
+        });
+    }
+    // The refusal that names the problem best is the one about trust, if any.
+    failures.sort_by_key(|f| !f.contains("not trusted"));
+    failures.dedup();
+    Err(DaemonError::NoAnswer(failures.join("; ")))
+}

@@ -1,0 +1,449 @@
+//! Pairing: `photomesh pair` on a device in the mesh, `photomesh join` on the new one.
+//!
+//! The inviter makes a one-time secret and shows it in a pairing code (QR and text), then
+//! listens. The joiner connects with `Noise_IKpsk1` — the inviter's Noise key and the
+//! secret both come from the code, so a wrong secret fails at the inviter on the very first
+//! handshake message and nobody who merely saw the inviter on the network can pair. Over that
+//! channel the joiner proves its Ed25519 key (a signature binding it to its Noise key and the
+//! inviter's) and names itself; the inviter signs an *introduce* record and answers with every
+//! membership record, the mesh's founder, and — for a `full` joiner only — the library keys.
+//! The joiner checks that the records make it a member with the offered role and the inviter
+//! a full member before it stores anything. The exchange is specified in
+//! `protocol/PAIRING.md`.
+//!
+//! A code works once: `pair` stops after the first successful join, and the secret dies with
+//! the process. A failed attempt (wrong secret, bad request) does not end the invitation.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use photomesh_protocol::identity::{DeviceId, verify_signature};
+use photomesh_protocol::keys::KeyRing;
+use photomesh_protocol::membership::{MembershipRecord, Role, TrustSet};
+use photomesh_protocol::messages::{JoinRequest, JoinResponse, join_proof_message};
+use photomesh_protocol::nquic::{NoiseKey, Suite};
+use photomesh_protocol::pairing::{PairingCode, PairingCodeError};
+
+use crate::home::{Home, HomeError};
+use crate::index::IndexError;
+use crate::mesh::{self, MeshError, MeshTrust};
+use crate::net::{self, NetError};
+use crate::qr::{self, QrError};
+use crate::scan::now_ms;
+use crate::transport;
+
+/// How long a joiner tries one address of the inviter before the next.
+pub const JOIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why pairing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PairingError {
+    /// The code is bad (typo, expired, other version…).
+    #[error(transparent)]
+    Code(#[from] PairingCodeError),
+    /// The QR image could not be read.
+    #[error(transparent)]
+    Qr(#[from] QrError),
+    /// Membership could not be read or changed.
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The key files could not be written.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// Talking to the other device failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The inviter refused.
+    #[error("the inviting device refused: {0}")]
+    Refused(String),
+    /// No address of the inviter answered.
+    #[error("could not reach the inviting device:\n{0}")]
+    Unreachable(String),
+    /// The inviter's answer does not check out; nothing was stored.
+    #[error("the inviting device's answer is not valid ({0}); nothing was changed")]
+    BadWelcome(String),
+    /// This device already belongs to a mesh or holds photos.
+    #[error("{0}")]
+    NotFresh(String),
+    /// Nobody joined before the code expired.
+    #[error("the code expired and no device joined; run `photomesh pair` again to make a new one")]
+    Expired,
+}
+
+/// What `pair` prints as it goes.
+pub trait PairObserver {
+    /// The code is ready to be shown.
+    fn ready(&mut self, code: &PairingCode, text: &str, listening: SocketAddr);
+    /// An attempt failed; the invitation goes on.
+    fn attempt_failed(&mut self, why: &str);
+}
+
+/// What a successful pairing added.
+#[derive(Debug, serde::Serialize)]
+pub struct Joined {
+    /// The new member's device ID.
+    pub device_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: &'static str,
+}
+
+/// Options of `photomesh pair`.
+pub struct PairOptions<'a> {
+    /// The role offered.
+    pub role: Role,
+    /// How long the code works.
+    pub expires_in: Duration,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where to write the QR code as a PNG, if anywhere.
+    pub png: Option<&'a Path>,
+}
+
+/// Invites one device: shows a code, waits for it to join, introduces it.
+pub async fn pair(
+    home: &Home,
+    options: PairOptions<'_>,
+    observer: &mut dyn PairObserver,
+) -> Result<Joined, PairingError> {
+    if mesh::my_role(home)? != Some(Role::Full) {
+        return Err(MeshError::NotFull("vault or revoked").into());
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| PairingError::Net(NetError::Connection(format!("no randomness: {e}"))))?;
+    let trust = Arc::new(MeshTrust::new(mesh::trust_set(home)?));
+    let mut code = PairingCode {
+        role: options.role,
+        noise_key: home.device.noise_public(),
+        secret,
+        expires_at: now_ms() / 1000 + options.expires_in.as_secs(),
+        port: 0,
+        addresses: Vec::new(),
+    };
+    let config = transport::server_config(
+        home.device.noise_secret(),
+        trust,
+        Some(code.psk()),
+        transport::os_random(),
+    );
+    let endpoint =
+        transport::endpoint(options.listen, Some(config)).map_err(|source| NetError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+    let local = endpoint.local_addr().map_err(|source| NetError::Bind {
+        addr: options.listen,
+        source,
+    })?;
+    code.port = local.port();
+    code.addresses = if local.ip().is_unspecified() {
+        net::local_addresses()
+    } else {
+        vec![local.ip()]
+    };
+    code.addresses
+        .truncate(photomesh_protocol::pairing::MAX_ADDRESSES);
+    let text = code.to_string();
+    if let Some(png) = options.png {
+        qr::write_png(&text, png)?;
+    }
+    observer.ready(&code, &text, local);
+
+    let deadline = tokio::time::Instant::now() + options.expires_in;
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            () = tokio::time::sleep_until(deadline) => {
+                endpoint.close(0u32.into(), b"expired");
+                return Err(PairingError::Expired);
+            }
+        };
+        let Some(incoming) = incoming else {
+            return Err(PairingError::Expired);
+        };
+        let remote = incoming.remote_address();
+        let connection = match incoming.await {
+            Ok(c) => c,
+            Err(e) => {
+                observer.attempt_failed(&format!(
+                    "a device at {remote} tried to pair and was refused: {e} (a wrong or old code)"
+                ));
+                continue;
+            }
+        };
+        match welcome(home, &code, &connection).await {
+            Ok(joined) => {
+                // Let the joiner read the answer and close first.
+                let _ = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
+                endpoint.close(0u32.into(), b"paired");
+                endpoint.wait_idle().await;
+                return Ok(joined);
+            }
+            Err(why) => {
+                observer.attempt_failed(&format!("pairing with {remote} failed: {why}"));
+                connection.close(1u32.into(), b"refused");
+            }
+        }
+    }
+}
+
+/// The inviter's side of one pairing conversation.
+async fn welcome(
+    home: &Home,
+    code: &PairingCode,
+    connection: &quinn::Connection,
+) -> Result<Joined, PairingError> {
+    let data = transport::handshake_data(connection)
+        .ok_or_else(|| NetError::Connection("no handshake data".into()))?;
+    if !data.pairing {
+        return Err(PairingError::Refused("not a pairing connection".into()));
+    }
+    let peer_noise = data.peer.0;
+    let (mut send, mut recv) = connection
+        .accept_bi()
+        .await
+        .map_err(|e| NetError::Connection(e.to_string()))?;
+    let request: JoinRequest = net::read_frame(&mut recv).await?;
+    let refuse = |reason: String| JoinResponse::Refused { reason };
+    let proof_ok = verify_signature(
+        &request.signing_key,
+        &join_proof_message(&peer_noise, &code.noise_key),
+        &request.proof,
+    );
+    let joiner = DeviceId::from_signing_key(&request.signing_key);
+    let trust = mesh::trust_set(home)?;
+    let answer = if !proof_ok {
+        refuse("the joining device's proof of its key does not verify".into())
+    } else if trust.is_revoked(&joiner) {
+        refuse("this device was revoked from the mesh and cannot join again".into())
+    } else if request.name.len() > photomesh_protocol::membership::MAX_NAME_LEN {
+        refuse("the device name is too long".into())
+    } else {
+        let now = now_ms();
+        mesh::introduce(
+            home,
+            request.signing_key,
+            peer_noise,
+            code.role,
+            &request.name,
+            now,
+        )?;
+        home.index.set_seen(&joiner, now, None, None)?;
+        JoinResponse::Welcome {
+            founder: mesh::founder(home)?,
+            membership: home.index.membership_records()?,
+            role: code.role,
+            library_keys: (code.role == Role::Full).then(|| home.keys.clone()),
+        }
+    };
+    net::write_frame(&mut send, &answer).await?;
+    let _ = send.finish();
+    match answer {
+        JoinResponse::Welcome { role, .. } => Ok(Joined {
+            device_id: joiner.to_string(),
+            name: request.name,
+            role: role.name(),
+        }),
+        JoinResponse::Refused { reason } => Err(PairingError::Refused(reason)),
+    }
+}
+
+/// Reads a pairing code from its text or from a PNG of its QR code.
+pub fn read_code(text: Option<&str>, png: Option<&Path>) -> Result<PairingCode, PairingError> {
+    let text = match (text, png) {
+        (Some(t), _) => t.to_owned(),
+        (None, Some(p)) => qr::read_png(p)?,
+        (None, None) => {
+            return Err(PairingError::Code(PairingCodeError::Length(0)));
+        }
+    };
+    Ok(text.parse()?)
+}
+
+/// What `join` learned.
+#[derive(Debug, serde::Serialize)]
+pub struct JoinedMesh {
+    /// The role this device was given.
+    pub role: &'static str,
+    /// The founder of the mesh.
+    pub founder: String,
+    /// The members, by name.
+    pub members: Vec<String>,
+}
+
+/// Joins the mesh of the device that showed `code`.
+pub async fn join(
+    home: &mut Home,
+    code: &PairingCode,
+    force: bool,
+    name: &str,
+) -> Result<JoinedMesh, PairingError> {
+    code.check_expiry(now_ms() / 1000)?;
+    check_fresh(home, force)?;
+    let mut failures = Vec::new();
+    for ip in &code.addresses {
+        let addr = SocketAddr::new(*ip, code.port);
+        match try_join(home, code, addr, name).await {
+            Ok(result) => return Ok(result),
+            Err(PairingError::Unreachable(why)) => failures.push(format!("  {addr}: {why}")),
+            Err(other) => return Err(other),
+        }
+    }
+    if failures.is_empty() {
+        failures.push("  the code holds no address".into());
+    }
+    Err(PairingError::Unreachable(failures.join("\n")))
+}
+
+fn check_fresh(home: &Home, force: bool) -> Result<(), PairingError> {
+    let photos = home.index.photo_record_count()?;
+    if photos > 0 {
+        return Err(PairingError::NotFresh(format!(
+            "this device already holds {photos} photo records sealed with its own library key; \
+             joining another mesh would leave them unreadable there. Join from a freshly \
+             initialised home (photomesh --home NEW_DIR init), then add the folders"
+        )));
+    }
+    let others = mesh::trust_set(home)?
+        .members()
+        .filter(|m| m.device != home.device.device_id())
+        .count();
+    if others > 0 && !force {
+        return Err(PairingError::NotFresh(format!(
+            "this device already belongs to a mesh with {others} other devices; \
+             to leave it and join another, run join again with --leave-current-mesh"
+        )));
+    }
+    Ok(())
+}
+
+async fn try_join(
+    home: &mut Home,
+    code: &PairingCode,
+    addr: SocketAddr,
+    name: &str,
+) -> Result<JoinedMesh, PairingError> {
+    let endpoint = net::client_endpoint(&addr)?;
+    let config = transport::client_config(
+        home.device.noise_secret(),
+        NoiseKey(code.noise_key),
+        Suite::choose(transport::has_aes_hardware(), false),
+        Some(code.psk()),
+        transport::os_random(),
+    );
+    let connecting = endpoint
+        .connect_with(config, addr, "photomesh")
+        .map_err(|e| PairingError::Unreachable(e.to_string()))?;
+    let connection = match tokio::time::timeout(JOIN_CONNECT_TIMEOUT, connecting).await {
+        Err(_) => {
+            return Err(PairingError::Unreachable(
+                "no answer: is `photomesh pair` still running there? A code works once, \
+                 and only until it expires"
+                    .into(),
+            ));
+        }
+        Ok(Err(e)) => {
+            let why = net::describe_connect_error(&e, addr, true);
+            return if e.to_string().contains("Noise handshake failed") {
+                Err(PairingError::Refused(why))
+            } else {
+                Err(PairingError::Unreachable(why))
+            };
+        }
+        Ok(Ok(c)) => c,
+    };
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Connection(e.to_string()))?;
+    let request = JoinRequest {
+        signing_key: home.device.signing_public(),
+        name: name.to_owned(),
+        proof: home.device.sign(&join_proof_message(
+            &home.device.noise_public(),
+            &code.noise_key,
+        )),
+    };
+    net::write_frame(&mut send, &request).await?;
+    let _ = send.finish();
+    let response: JoinResponse = net::read_frame(&mut recv).await?;
+    connection.close(0u32.into(), b"done");
+    endpoint.wait_idle().await;
+    match response {
+        JoinResponse::Refused { reason } => Err(PairingError::Refused(reason)),
+        JoinResponse::Welcome {
+            founder,
+            membership,
+            role,
+            library_keys,
+        } => accept_welcome(home, code, founder, &membership, role, library_keys, addr),
+    }
+}
+
+/// Checks the inviter's answer and, only if it all holds, stores it.
+fn accept_welcome(
+    home: &mut Home,
+    code: &PairingCode,
+    founder: DeviceId,
+    membership: &[Vec<u8>],
+    role: Role,
+    library_keys: Option<KeyRing>,
+    addr: SocketAddr,
+) -> Result<JoinedMesh, PairingError> {
+    let bad = |why: &str| PairingError::BadWelcome(why.to_owned());
+    let records: Vec<MembershipRecord> = membership
+        .iter()
+        .map(|b| MembershipRecord::decode(b))
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&e.to_string()))?;
+    let trust = TrustSet::evaluate(&founder, &records);
+    let me = trust
+        .get(&home.device.device_id())
+        .ok_or_else(|| bad("it does not make this device a member"))?;
+    if me.role != role || role != code.role {
+        return Err(bad("the role given is not the role the code offered"));
+    }
+    let inviter = trust
+        .by_noise_key(&code.noise_key)
+        .ok_or_else(|| bad("the inviting device is not a member of its own mesh"))?;
+    if inviter.role != Role::Full {
+        return Err(bad("the inviting device is not a full member"));
+    }
+    let keys = match (role, library_keys) {
+        (Role::Full, Some(keys)) if keys.current().is_some() => keys,
+        (Role::Full, _) => return Err(bad("a full member needs the library key, and none came")),
+        (Role::Vault, None) => KeyRing::default(),
+        (Role::Vault, Some(_)) => return Err(bad("a vault must not receive the library key")),
+    };
+    let now = now_ms();
+    let inviter_id = inviter.device;
+    let founder_text = founder.to_string();
+    let names = trust.members().map(|m| m.name.clone()).collect();
+    // Keys first: if the process dies before the index commits, the device is still fresh
+    // and can simply join again.
+    home.keys = keys;
+    home.save_keys()?;
+    home.index.transaction(|ix| -> Result<(), PairingError> {
+        for old in mesh::records(home)? {
+            ix.remove_membership_record(&old.record_id)?;
+        }
+        for r in &records {
+            ix.add_record(&r.record_id, &r.bytes, now)?;
+        }
+        ix.set_meta("founder", &founder_text)?;
+        ix.set_seen(&inviter_id, now, Some(&addr.to_string()), None)?;
+        Ok(())
+    })?;
+    Ok(JoinedMesh {
+        role: role.name(),
+        founder: founder_text,
+        members: names,
+    })
+}

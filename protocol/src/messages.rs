@@ -1,0 +1,167 @@
+//! Application messages that devices exchange over nQUIC streams, and their framing.
+//!
+//! Every message is postcard-encoded behind a 4-byte big-endian length, and no frame may be
+//! longer than [`MAX_FRAME_LEN`]: a reader learns the length first and refuses an oversized
+//! frame before it buffers it. Decoding any bytes gives a message or an error, never a panic.
+//!
+//! For now: the pairing exchange (specified in `PAIRING.md`) and the hello that members
+//! exchange when they connect. The replication protocol adds its messages here.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::identity::DeviceId;
+use crate::keys::KeyRing;
+use crate::membership::Role;
+
+/// The longest frame accepted, in bytes (length prefix not counted).
+pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// Domain separation for the joiner's proof of its signing key.
+pub const JOIN_PROOF_CONTEXT: &[u8] = b"photomesh 2026-11-22 join proof v1\0";
+
+/// The joiner's first and only message in a pairing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The joiner's Ed25519 public key.
+    pub signing_key: [u8; 32],
+    /// The joiner's name for itself.
+    pub name: String,
+    /// Ed25519 signature by `signing_key` over [`join_proof_message`]: binds the signing key
+    /// to the Noise key the joiner connected with, for this inviter.
+    #[serde(with = "serde_bytes_64")]
+    pub proof: [u8; 64],
+}
+
+/// What the joiner signs: the context, its own Noise key, the inviter's Noise key.
+pub fn join_proof_message(joiner_noise_key: &[u8; 32], inviter_noise_key: &[u8; 32]) -> Vec<u8> {
+    let mut m = JOIN_PROOF_CONTEXT.to_vec();
+    m.extend_from_slice(joiner_noise_key);
+    m.extend_from_slice(inviter_noise_key);
+    m
+}
+
+/// The inviter's answer to a [`JoinRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinResponse {
+    /// The joiner is in.
+    Welcome {
+        /// The founder of the mesh: the anchor of its membership.
+        founder: DeviceId,
+        /// Every membership record the inviter holds, including the joiner's introduction.
+        membership: Vec<Vec<u8>>,
+        /// The role the joiner was given.
+        role: Role,
+        /// The library keys, for a `full` joiner only.
+        library_keys: Option<KeyRing>,
+    },
+    /// The joiner was refused.
+    Refused {
+        /// Why, in words for the joiner's user.
+        reason: String,
+    },
+}
+
+/// The first message on a connection between members, each way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sender's device ID.
+    pub device: DeviceId,
+    /// The sender's name.
+    pub name: String,
+    /// Whether the sender has AES instructions (picks the suite next time).
+    pub has_aes: bool,
+    /// Every membership record the sender holds, so that introductions and revocations
+    /// spread with every conversation.
+    pub membership: Vec<Vec<u8>>,
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Longer than [`MAX_FRAME_LEN`].
+    #[error("a message of {0} bytes is longer than the {MAX_FRAME_LEN} allowed")]
+    TooLong(usize),
+    /// The content does not decode as the expected message.
+    #[error("a malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Encodes a message with its length prefix.
+pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+    let body = postcard::to_stdvec(message).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if body.len() > MAX_FRAME_LEN {
+        return Err(FrameError::TooLong(body.len()));
+    }
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads a frame's length prefix and checks it against the limit.
+pub fn frame_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLong(len));
+    }
+    Ok(len)
+}
+
+/// Decodes a frame's body (without its length prefix).
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    let (message, rest) =
+        postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(message)
+}
+
+/// serde for `[u8; 64]` (serde derives arrays only up to 32).
+mod serde_bytes_64 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let v: Vec<u8> = Vec::deserialize(d)?;
+        <[u8; 64]>::try_from(v).map_err(|_| D::Error::custom("expected 64 bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let m = JoinRequest {
+            signing_key: [1; 32],
+            name: "phone".into(),
+            proof: [2; 64],
+        };
+        let frame = encode_frame(&m).unwrap();
+        let len = frame_len(frame[..4].try_into().unwrap()).unwrap();
+        assert_eq!(len, frame.len() - 4);
+        assert_eq!(decode_body::<JoinRequest>(&frame[4..]).unwrap(), m);
+        assert!(frame_len((MAX_FRAME_LEN as u32 + 1).to_be_bytes()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bodies_never_panic(b in proptest::collection::vec(any::<u8>(), 0..400)) {
+            if let Ok(m) = decode_body::<JoinResponse>(&b) {
+                let again = encode_frame(&m).unwrap();
+                prop_assert_eq!(decode_body::<JoinResponse>(&again[4..]).unwrap(), m);
+            }
+            let _ = decode_body::<JoinRequest>(&b);
+            let _ = decode_body::<Hello>(&b);
+        }
+    }
+}

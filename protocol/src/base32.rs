@@ -6,15 +6,20 @@ const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// Why text is not base32.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Base32Error {
+pub enum Base32Error {
     /// A character outside the alphabet, at a 1-based position (separators not counted).
-    Character { position: usize, character: char },
+    Character {
+        /// 1-based position among the characters read.
+        position: usize,
+        /// The character.
+        character: char,
+    },
     /// A number of characters that no whole number of bytes encodes.
     Length(usize),
 }
 
 /// Encodes bytes as base32 in dash-separated groups of `group` characters.
-pub(crate) fn grouped(bytes: &[u8], group: usize) -> String {
+pub fn grouped(bytes: &[u8], group: usize) -> String {
     let text = encode(bytes);
     let mut out = String::with_capacity(text.len() + text.len() / group.max(1));
     for (i, c) in text.chars().enumerate() {
@@ -27,7 +32,7 @@ pub(crate) fn grouped(bytes: &[u8], group: usize) -> String {
 }
 
 /// Encodes bytes as base32 without padding.
-pub(crate) fn encode(bytes: &[u8]) -> String {
+pub fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
     let (mut acc, mut bits) = (0u32, 0u32);
     for &b in bytes {
@@ -46,7 +51,7 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
 }
 
 /// Decodes typed base32, returning the bytes and the number of characters read.
-pub(crate) fn decode(text: &str) -> Result<(Vec<u8>, usize), Base32Error> {
+pub fn decode(text: &str) -> Result<(Vec<u8>, usize), Base32Error> {
     let mut bytes = Vec::with_capacity(text.len() * 5 / 8);
     let (mut acc, mut bits, mut chars) = (0u32, 0u32, 0usize);
     for c in text.chars().filter(|c| *c != '-' && !c.is_whitespace()) {

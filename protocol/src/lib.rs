@@ -7,6 +7,7 @@
 //! by a simulated network (see the `photomesh-simulations` crate).
 //!
 //! # Layout
+//! - [`base32`]: base32 as people type it, for codes and phrases.
 //! - [`identity`]: device keys and device IDs (base32 groups with a check character).
 //! - [`keys`]: the library key, its epochs, and every key derived from it.
 //! - [`membership`]: signed introduce/revoke records and the trust set they imply.
@@ -17,7 +18,7 @@
 //! - [`nquic`]: Noise as QUIC's crypto layer, for quinn (`NQUIC.md`).
 //! - [`reconcile`]: range-based set reconciliation of records and blob IDs (Merkle summaries).
 
-mod base32;
+pub mod base32;
 pub mod identity;
 pub mod keys;
 pub mod membership;

@@ -93,6 +93,125 @@ impl Node {
     }
 }
 
+/// A `photomesh` process running in the background, whose output lines are collected.
+pub struct Spawned {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Node {
+    /// Starts `photomesh --home HOME ARGS…` in the background.
+    pub fn spawn(&self, args: &[&str]) -> Spawned {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new(photomesh_bin())
+            .arg("--home")
+            .arg(&self.home)
+            .args(args)
+            .env_remove("PHOTOMESH_HOME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("photomesh starts");
+        let (tx, lines) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("piped")),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Spawned {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl Spawned {
+    /// Waits (at most `timeout`) for an output line that `matches`, and returns it.
+    pub fn wait_for_line(
+        &mut self,
+        timeout: std::time::Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> String {
+        if let Some(line) = self.seen.iter().find(|l| matches(l)) {
+            return line.clone();
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if matches(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no matching output line within {timeout:?}; output so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits (at most `timeout`) for the process to exit, and returns its exit code and all
+    /// its output.
+    pub fn wait(mut self, timeout: std::time::Duration) -> (i32, String) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Collect what is left of the output.
+                while let Ok(line) = self
+                    .lines
+                    .recv_timeout(std::time::Duration::from_millis(200))
+                {
+                    self.seen.push(line);
+                }
+                return (status.code().unwrap_or(-1), self.seen.join("\n"));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the process did not exit within {timeout:?}; output:\n{}",
+                self.seen.join("\n")
+            );
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the process with SIGTERM (as an operator would) and waits for it.
+    pub fn terminate(self) -> (i32, String) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.wait(std::time::Duration::from_secs(20))
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Content and modification time (seconds, nanoseconds) of every file under `dir`, to prove
 /// a folder was left untouched. Meant for the small folders tests make.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {

@@ -137,7 +137,7 @@ async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, live:
                 let keep = current.by_noise_key(key).is_some();
                 if !keep {
                     tracing::info!("closing the connection of a device that is no longer trusted");
-                    connection.close(2u32.into(), b"revoked");
+                    connection.close(2u32.into(), net::REVOKED_REASON);
                 }
                 keep
             });
@@ -276,7 +276,7 @@ pub async fn ping(
         let (mut send, mut recv) = connection
             .open_bi()
             .await
-            .map_err(|e| NetError::Connection(e.to_string()))?;
+            .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
         net::write_frame(&mut send, &hello(home)?).await?;
         let _ = send.finish();
         let theirs: Hello = net::read_frame(&mut recv).await?;

@@ -64,17 +64,38 @@ pub async fn read_frame<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Re
         .map_err(|_| NetError::Timeout(REPLY_TIMEOUT))?
 }
 
+/// The application close reason the node gives when it drops a device it no longer trusts.
+pub const REVOKED_REASON: &[u8] = b"revoked";
+
 fn describe_read(e: &quinn::ReadExactError) -> String {
     match e {
         quinn::ReadExactError::FinishedEarly(_) => {
             "the other device ended the conversation early".into()
+        }
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(lost)) => {
+            describe_lost(lost)
         }
         quinn::ReadExactError::ReadError(e) => format!("the connection failed: {e}"),
     }
 }
 
 fn describe_write(e: &quinn::WriteError) -> String {
-    format!("the connection failed: {e}")
+    match e {
+        quinn::WriteError::ConnectionLost(lost) => describe_lost(lost),
+        e => format!("the connection failed: {e}"),
+    }
+}
+
+/// Explains a lost connection, naming a revocation when that is why.
+pub fn describe_lost(e: &quinn::ConnectionError) -> String {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(close) if close.reason == REVOKED_REASON => {
+            "the other device closed the connection: this device is not trusted there any more \
+             (revoked)"
+                .into()
+        }
+        e => format!("the connection failed: {e}"),
+    }
 }
 
 /// Explains why a connection attempt failed, in words for the user.

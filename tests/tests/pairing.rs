@@ -125,6 +125,12 @@ fn pair_by_qr_png_and_text_then_revoke_is_enforced_by_a_running_node() {
     // The key rotated: A seals new content under epoch 2.
     assert_eq!(a.json(&["status"])["key_epoch"], 2);
 
+    // And C, once revoked, is refused too.
+    a.ok(&["revoke", &device_id(&c)]);
+    let refused = wait_until_refused(&c, &addr);
+    assert!(refused.contains("not trusted"), "{refused}");
+    assert_eq!(a.json(&["status"])["key_epoch"], 3);
+
     let (code, out) = run.terminate();
     assert_eq!(code, 0, "run did not stop cleanly: {out}");
 }

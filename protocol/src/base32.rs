@@ -50,26 +50,43 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// The typed characters of `text` as 5-bit digits: separators (dashes, white space) skipped,
+/// case ignored, and 0/1/8 read as O/I/B.
+pub fn digits(text: &str) -> Result<Vec<u8>, Base32Error> {
+    text.chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .enumerate()
+        .map(|(i, c)| {
+            let normalized = match c.to_ascii_uppercase() {
+                '0' => 'O',
+                '1' => 'I',
+                '8' => 'B',
+                other => other,
+            };
+            ALPHABET
+                .iter()
+                .position(|&a| char::from(a) == normalized)
+                .map(|v| v as u8)
+                .ok_or(Base32Error::Character {
+                    position: i + 1,
+                    character: c,
+                })
+        })
+        .collect()
+}
+
+/// The alphabet character of a 5-bit digit.
+pub fn char_of(digit: u8) -> char {
+    char::from(ALPHABET[usize::from(digit & 31)])
+}
+
 /// Decodes typed base32, returning the bytes and the number of characters read.
 pub fn decode(text: &str) -> Result<(Vec<u8>, usize), Base32Error> {
-    let mut bytes = Vec::with_capacity(text.len() * 5 / 8);
-    let (mut acc, mut bits, mut chars) = (0u32, 0u32, 0usize);
-    for c in text.chars().filter(|c| *c != '-' && !c.is_whitespace()) {
-        chars += 1;
-        let normalized = match c.to_ascii_uppercase() {
-            '0' => 'O',
-            '1' => 'I',
-            '8' => 'B',
-            other => other,
-        };
-        let value = ALPHABET
-            .iter()
-            .position(|&a| char::from(a) == normalized)
-            .ok_or(Base32Error::Character {
-                position: chars,
-                character: c,
-            })?;
-        acc = (acc << 5) | value as u32;
+    let digits = digits(text)?;
+    let mut bytes = Vec::with_capacity(digits.len() * 5 / 8);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for value in &digits {
+        acc = (acc << 5) | u32::from(*value);
         bits += 5;
         if bits >= 8 {
             bits -= 8;
@@ -77,6 +94,7 @@ pub fn decode(text: &str) -> Result<(Vec<u8>, usize), Base32Error> {
             acc &= (1 << bits) - 1;
         }
     }
+    let chars = digits.len();
     // Leftover bits must be fewer than a character's worth, and zero.
     if bits >= 5 || acc != 0 {
         return Err(Base32Error::Length(chars));

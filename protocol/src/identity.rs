@@ -24,9 +24,6 @@ pub const DEVICE_ID_CONTEXT: &str = "photomesh 2026-11-22 device id v1";
 /// Number of bytes of the BLAKE3 output kept as the device ID (160 bits).
 pub const DEVICE_ID_LEN: usize = 20;
 
-/// The RFC 4648 base32 alphabet, which device IDs are written in.
-const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
 /// Base32 characters that carry the 160 ID bits.
 const DATA_CHARS: usize = 32;
 /// Characters per displayed group.
@@ -87,9 +84,9 @@ impl DeviceId {
 
     /// The first eight characters: enough to tell devices apart in logs and lists.
     pub fn short(&self) -> String {
-        data_chars(&self.0)[..8]
+        data_digits(&self.0)[..8]
             .iter()
-            .map(|&c| c as char)
+            .map(|&d| crate::base32::char_of(d))
             .collect()
     }
 }
@@ -109,10 +106,6 @@ fn data_digits(bytes: &[u8; DEVICE_ID_LEN]) -> [u8; DATA_CHARS] {
     digits
 }
 
-fn data_chars(bytes: &[u8; DEVICE_ID_LEN]) -> [u8; DATA_CHARS] {
-    data_digits(bytes).map(|d| ALPHABET[usize::from(d)])
-}
-
 /// Luhn mod 32 check digit over base32 digits: catches every single-character error and
 /// every transposition of two adjacent characters.
 fn check_digit(digits: &[u8]) -> u8 {
@@ -129,14 +122,16 @@ fn check_digit(digits: &[u8]) -> u8 {
 impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let digits = data_digits(&self.0);
-        let mut chars: Vec<u8> = digits.iter().map(|&d| ALPHABET[usize::from(d)]).collect();
-        chars.push(ALPHABET[usize::from(check_digit(&digits))]);
-        for (i, group) in chars.chunks(GROUP).enumerate() {
-            if i > 0 {
+        let chars = digits
+            .iter()
+            .copied()
+            .chain([check_digit(&digits)])
+            .map(crate::base32::char_of);
+        for (i, c) in chars.enumerate() {
+            if i > 0 && i % GROUP == 0 {
                 f.write_str("-")?;
             }
-            // The alphabet is ASCII, so every chunk is valid UTF-8.
-            f.write_str(std::str::from_utf8(group).map_err(|_| fmt::Error)?)?;
+            write!(f, "{c}")?;
         }
         Ok(())
     }
@@ -154,24 +149,19 @@ impl FromStr for DeviceId {
     /// Parses an ID as people type it: case does not matter, dashes and spaces are ignored,
     /// and the digits 0, 1 and 8 are read as the letters O, I and B they are mistaken for.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut digits = Vec::with_capacity(DATA_CHARS + 1);
-        for c in s.chars().filter(|c| *c != '-' && !c.is_whitespace()) {
-            let position = digits.len() + 1;
-            let normalized = match c.to_ascii_uppercase() {
-                '0' => 'O',
-                '1' => 'I',
-                '8' => 'B',
-                other => other,
-            };
-            let value = ALPHABET
-                .iter()
-                .position(|&a| char::from(a) == normalized)
-                .ok_or(DeviceIdError::Character {
-                    position,
-                    character: c,
-                })?;
-            digits.push(value as u8);
-        }
+        let digits = crate::base32::digits(s).map_err(|e| match e {
+            crate::base32::Base32Error::Character {
+                position,
+                character,
+            } => DeviceIdError::Character {
+                position,
+                character,
+            },
+            crate::base32::Base32Error::Length(found) => DeviceIdError::Length {
+                expected: DATA_CHARS + 1,
+                found,
+            },
+        })?;
         if digits.len() != DATA_CHARS + 1 {
             return Err(DeviceIdError::Length {
                 expected: DATA_CHARS + 1,
@@ -289,8 +279,7 @@ mod tests {
             .filter(|c| *c != '-')
             .collect();
         for i in 0..text.len() {
-            for &replacement in ALPHABET {
-                let replacement = char::from(replacement);
+            for replacement in (0..32).map(crate::base32::char_of) {
                 if replacement == text[i] {
                     continue;
                 }

@@ -56,15 +56,23 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobStoreError + '_ {
 }
 
 impl BlobStore {
-    /// Opens (creating if needed) the store in `root`, and clears temporary files a crash
-    /// left behind.
+    /// Opens (creating if needed) the store in `root`, and clears temporary files that a
+    /// process which is no longer running left behind. (Temporary files carry the writer's
+    /// process ID, so a command run beside a running node never removes its work.)
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobStoreError> {
         let root = root.into();
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
         for entry in fs::read_dir(&tmp).map_err(io_err(&tmp))? {
-            let entry = entry.map_err(io_err(&tmp))?;
-            let _ = fs::remove_file(entry.path());
+            let path = entry.map_err(io_err(&tmp))?.path();
+            let writer_alive = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
+            if !writer_alive {
+                let _ = fs::remove_file(path);
+            }
         }
         Ok(Self { root })
     }
@@ -84,7 +92,10 @@ impl BlobStore {
     /// Returns the number of bytes stored.
     pub fn put(&self, blob_id: &BlobId, mut data: impl Read) -> Result<u64, BlobStoreError> {
         let tmp_dir = self.root.join("tmp");
-        let tmp = tmp_dir.join(format!("{}.{}", blob_id.to_hex(), std::process::id()));
+        // Unique per write: the blob, a counter, and (last, read by `open`) the process ID.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = tmp_dir.join(format!("{}-{n}.{}", blob_id.to_hex(), std::process::id()));
         let result = (|| {
             let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
             let mut hasher = blake3::Hasher::new();
@@ -184,6 +195,21 @@ mod tests {
             fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(),
             0
         );
+    }
+
+    #[test]
+    fn only_temporary_files_of_dead_writers_are_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("blobs");
+        BlobStore::open(&root).unwrap();
+        let live = root.join(format!("tmp/abc.{}", std::process::id()));
+        // PIDs are below 2^22 on Linux, so this one is not running.
+        let dead = root.join("tmp/abc.4294967");
+        fs::write(&live, b"in progress").unwrap();
+        fs::write(&dead, b"left by a crash").unwrap();
+        BlobStore::open(&root).unwrap();
+        assert!(live.exists());
+        assert!(!dead.exists());
     }
 
     #[test]

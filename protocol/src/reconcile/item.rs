@@ -98,6 +98,17 @@ impl Bound {
         }
     }
 
+    /// The shortest bound above `item` that no item with its timestamp reaches: the next
+    /// timestamp with an empty prefix, or `None` at the last timestamp.
+    pub fn after(item: &Item) -> Option<Self> {
+        Some(Self {
+            infinite: false,
+            timestamp: item.timestamp.checked_add(1)?,
+            id: [0; ID_LEN],
+            prefix_len: 0,
+        })
+    }
+
     /// Makes a finite bound from a timestamp and an ID prefix of at most 32 bytes, or `None`
     /// when the prefix is longer.
     pub fn from_prefix(timestamp: u64, prefix: &[u8]) -> Option<Self> {

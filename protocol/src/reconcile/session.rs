@@ -53,7 +53,8 @@ const SKETCH_MIN_RATIO: u64 = 64;
 /// Range splitting: each side answers every range the other asked about: a matching
 /// fingerprint is skipped, a mismatching one is split in [`SPLITS`] subranges (or, when the
 /// side holds few items there, listed), and a list is answered with the items the lister
-/// lacks. A side whose turn asks nothing is done once it sent it, and so is the side that
+/// lacks. A split ends at the splitter's last item and adds an empty list for the rest of the
+/// range, so items newer than all of the splitter's arrive in the next answer. A side whose turn asks nothing is done once it sent it, and so is the side that
 /// receives it. Answers are streamed: frames never exceed [`Config::max_frame_size`], and a
 /// long answer is written lazily as frames are polled.
 ///
@@ -515,14 +516,15 @@ impl Session {
     /// split, when the differences look spread over most subranges and few against the sets.
     fn sketch_worth_asking(&self, store: &dyn Store, ranges: &[Range]) -> Option<usize> {
         let peer = self.peer_summary?;
-        if ranges.is_empty() {
-            return None;
-        }
-        let mut mismatched = 0u64;
+        let (mut fingerprints, mut mismatched) = (0u64, 0u64);
         for range in ranges {
-            let Mode::Fingerprint(theirs) = &range.mode else {
-                return None;
+            let theirs = match &range.mode {
+                Mode::Fingerprint(theirs) => theirs,
+                // The empty tail after the peer's last item: a sketch covers it too.
+                Mode::List(items) if items.is_empty() => continue,
+                _ => return None,
             };
+            fingerprints += 1;
             let (low_count, low_sum) = store.prefix(&range.lower);
             let (high_count, mut sum) = store.prefix(&range.upper);
             sum.sub(&low_sum);
@@ -531,7 +533,7 @@ impl Session {
             }
         }
         // Clustered differences (the newest photos) are cheaper to list by range.
-        if 2 * mismatched < ranges.len() as u64 {
+        if fingerprints == 0 || 2 * mismatched < fingerprints {
             return None;
         }
         let count = store.len();
@@ -610,12 +612,20 @@ impl Session {
             let slack = (self.config.list_threshold + 1).saturating_sub(count.div_ceil(SPLITS));
             (bucket / JITTER_DIVISOR).min(slack)
         };
+        // After our last item the range is empty on our side: a tail subrange there, listed
+        // empty, fetches whatever the peer holds that is newer than all of ours in one answer
+        // (the common case: a device behind by its newest photos), for a few bytes otherwise.
+        let tail = store
+            .item_at(first + count - 1)
+            .and_then(|last| Bound::after(&last))
+            .filter(|tail| *tail < upper);
+        let end = tail.unwrap_or(upper);
         let mut prev_bound = lower;
         let (_, mut prev_sum) = store.prefix(&lower);
         let mut prev_rank = first;
         for i in 1..=parts {
             let (bound, rank) = if i == parts {
-                (upper, first + count)
+                (end, first + count)
             } else {
                 let jitter = if jitter_span >= 2 {
                     self.rng.below(jitter_span)
@@ -624,9 +634,11 @@ impl Session {
                 };
                 let rank = first + i * count / parts + jitter;
                 match (store.item_at(rank - 1), store.item_at(rank)) {
-                    (Some(below), Some(above)) => (Bound::between(&below, &above), rank),
+                    (Some(below), Some(above)) if Bound::between(&below, &above) < end => {
+                        (Bound::between(&below, &above), rank)
+                    }
                     // The store changed under us; fall back to one range for the rest.
-                    _ => (upper, first + count),
+                    _ => (end, first + count),
                 }
             };
             let (_, sum_to) = store.prefix(&bound);
@@ -641,9 +653,16 @@ impl Session {
             prev_bound = bound;
             prev_sum = sum_to;
             prev_rank = rank;
-            if bound == upper {
+            if bound == end {
                 break;
             }
+        }
+        if let Some(tail) = tail {
+            self.pending.push_back(Action::Range {
+                lower: tail,
+                upper,
+                mode: Mode::List(Vec::new()),
+            });
         }
     }
 

@@ -620,3 +620,28 @@ fn one_id_under_two_timestamps_is_two_items() {
         assert_union(&a, &b, &outcome);
     }
 }
+
+#[test]
+fn the_newest_items_arrive_in_two_round_trips() {
+    // A device behind by its peer's newest photos: the split's empty tail after its own last
+    // item fetches them all at once, whatever the depth of the tree.
+    let full: Vec<Item> = (0..20_000).map(|i| item(i * 10, i)).collect();
+    let behind: BTreeSet<Item> = full[..19_500].iter().copied().collect();
+    let full: BTreeSet<Item> = full.into_iter().collect();
+    let tree_a = FingerprintTree::from_items(behind.iter().copied());
+    let tree_b = FingerprintTree::from_items(full.iter().copied());
+    for (a, b, first, second) in [
+        (&tree_a, &tree_b, &behind, &full),
+        (&tree_b, &tree_a, &full, &behind),
+    ] {
+        let outcome = run(a, b, &Config::default(), 13).expect("session succeeds");
+        assert_union(first, second, &outcome);
+        assert!(
+            outcome.stats[0].turns <= 4,
+            "took {} turns",
+            outcome.stats[0].turns
+        );
+        let total = outcome.stats[0].bytes_sent + outcome.stats[1].bytes_sent;
+        assert!(total <= 36 * 500, "500 newest items cost {total} bytes");
+    }
+}

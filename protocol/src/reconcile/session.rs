@@ -328,7 +328,7 @@ impl Session {
         let symbols = store.sketch();
         if self.config.sketches
             && diff <= EAGER_MAX_DIFF
-            && ours.count.min(peer.count) >= SKETCH_MIN_RATIO * estimate
+            && ours.count.min(peer.count) >= SKETCH_MIN_RATIO.saturating_mul(estimate)
             && len <= symbols.len()
         {
             self.out_sketch = Some(OutSketch {
@@ -539,7 +539,8 @@ impl Session {
         let count = store.len();
         let estimate = peer.count.abs_diff(count).max(mismatched);
         let len = sketch::symbols_for(estimate);
-        let worth = count.min(peer.count) >= SKETCH_MIN_RATIO * estimate
+        // The peer's count is its word: saturate rather than trust it not to overflow.
+        let worth = count.min(peer.count) >= SKETCH_MIN_RATIO.saturating_mul(estimate)
             && len <= store.sketch().len()
             && len <= MAX_SKETCH_SYMBOLS;
         worth.then_some(len)

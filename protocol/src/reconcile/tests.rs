@@ -423,6 +423,40 @@ proptest! {
         let mut session = Session::respond(Config::default(), 7, Duration::ZERO).expect("valid config");
         let _ = session.handle_frame(Duration::ZERO, &tree, &frame);
         while session.poll_transmit(Duration::ZERO, &tree).is_some() {}
+        // The same nonsense as the answer to an initiator's first frame.
+        let mut session = Session::initiate(Config::default(), 7, Duration::ZERO, &tree).expect("valid config");
+        while session.poll_transmit(Duration::ZERO, &tree).is_some() {}
+        let _ = session.handle_frame(Duration::ZERO, &tree, &frame);
+        while session.poll_transmit(Duration::ZERO, &tree).is_some() {}
+    }
+
+    #[test]
+    fn hostile_summaries_and_sketches_never_panic(
+        count in any::<u64>(),
+        symbols in 1usize..=MAX_SKETCH_SYMBOLS,
+        start in 0usize..8,
+        request_end in 1usize..=MAX_SKETCH_SYMBOLS,
+    ) {
+        // A responder that claims any count and sends any sketch shape, and an initiator that
+        // asks for any symbols, get answers or errors, never a panic.
+        let tree = FingerprintTree::from_items((0..500).map(|i| item(i, i)));
+        let now = Duration::ZERO;
+        let mut initiator = Session::initiate(Config::default(), 1, now, &tree).expect("valid config");
+        while initiator.poll_transmit(now, &tree).is_some() {}
+        let mut writer = wire::FrameWriter::new();
+        writer.set_summary(wire::Summary { count, fingerprint: Fingerprint([7; FINGERPRINT_LEN]) });
+        let n = symbols.min(40);
+        if start + n <= symbols {
+            writer.set_sketch(wire::SketchChunk { total: symbols, start, symbols: tree.sketch()[..n].to_vec() });
+        }
+        let _ = initiator.handle_frame(now, &tree, &writer.finish(0, true));
+        while initiator.poll_transmit(now, &tree).is_some() {}
+        let mut responder = Session::respond(Config::default(), 1, now).expect("valid config");
+        let mut writer = wire::FrameWriter::new();
+        writer.set_summary(wire::Summary { count, fingerprint: Fingerprint([7; FINGERPRINT_LEN]) });
+        writer.set_request(0..request_end);
+        let _ = responder.handle_frame(now, &tree, &writer.finish(0, true));
+        while responder.poll_transmit(now, &tree).is_some() {}
     }
 }
 

@@ -2,12 +2,18 @@
 //! each lacks, exchanging a few fingerprints when their sets are close.
 //!
 //! Items are `(timestamp, 32-byte ID)` pairs ([`Item`]) in a sorted set ([`Store`]). A
-//! range's fingerprint is BLAKE3 of the sum of its IDs modulo 2^256 and its count, truncated
-//! to 16 bytes ([`Fingerprint`]); [`FingerprintTree`] caches those sums so any range costs
-//! O(log n) and inserting updates them in place. A [`Session`] compares two sets: equal
-//! ranges are skipped, unequal ones split 16 ways at randomised points, and small ones listed,
-//! so a session with `d` differences costs O(d log n) work and round trips that grow with
-//! log₁₆ n.
+//! range's fingerprint is BLAKE3 of the sum of its items modulo 2^256 (each the ID plus the
+//! timestamp times 2^192, see [`IdSum`]) and its count, truncated to 16 bytes
+//! ([`Fingerprint`]); [`FingerprintTree`] caches those sums so any range costs O(log n) and
+//! inserting updates them in place. A [`Session`] compares two sets: equal ranges are
+//! skipped, unequal ones split 16 ways at randomised points, and small ones listed, so a
+//! session with `d` differences costs O(d log n) work and round trips that grow with log₁₆ n.
+//!
+//! Before splitting, a session tries a set sketch when the difference looks small or
+//! scattered: a prefix of a rateless invertible Bloom lookup table ([`Sketch`]) that the store
+//! keeps up to date on insert. Decoding one shows both sides their whole difference in one
+//! exchange; the result is confirmed against the peer's count and fingerprint, and a sketch
+//! that does not decode, or decodes wrongly, only costs a fallback to splitting.
 //!
 //! The machine is generic over the set: records, or each device's set of blob IDs, are both a
 //! [`Store`] of items. It does not move records or blobs: it only reports, as [`Event`]s,
@@ -15,10 +21,12 @@
 //!
 //! Like quinn-proto, this module does no I/O and reads no clock: frames come in through
 //! [`Session::handle_frame`] and go out through [`Session::poll_transmit`], time is the
-//! caller's `now`, and the split points come from a seed the caller gives.
+//! caller's `now`, and the split points come from a seed the caller gives; the sketch's
+//! symbol indices come from each item's hash.
 
 mod item;
 mod session;
+mod sketch;
 mod tree;
 mod wire;
 
@@ -29,6 +37,7 @@ use std::time::Duration;
 
 pub use item::{Bound, FINGERPRINT_LEN, Fingerprint, ID_LEN, IdSum, Item};
 pub use session::{SPLITS, Session};
+pub use sketch::{CodedSymbol, MAX_SKETCH_SYMBOLS, Sketch};
 pub use tree::{FingerprintTree, Store};
 
 /// The smallest frame size a [`Config`] may set: enough for a full list and its bounds.
@@ -48,6 +57,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// The most turns (one side's frames up to its last) a session may take before it fails.
     pub max_turns: u32,
+    /// Whether the session may send or ask for a set sketch before splitting ranges. With
+    /// `false` it only splits ranges (as version 1 did); a responder so configured never
+    /// sends a sketch, and an initiator so configured refuses one.
+    pub sketches: bool,
 }
 
 impl Default for Config {
@@ -57,6 +70,7 @@ impl Default for Config {
             list_threshold: 8,
             idle_timeout: Duration::from_secs(30),
             max_turns: 40,
+            sketches: true,
         }
     }
 }
@@ -117,7 +131,7 @@ pub enum ReconcileError {
     #[error("reconcile frame corrupted: its check bytes do not match")]
     BadCheck,
     /// The frame was written by a protocol version this side does not speak.
-    #[error("reconcile frame has unsupported version {0}; this side speaks version 1")]
+    #[error("reconcile frame has unsupported version {0}; this side speaks version 2")]
     UnsupportedVersion(u8),
     /// A field holds a value the format does not allow.
     #[error("malformed reconcile frame: {0}")]
@@ -150,6 +164,9 @@ pub enum ReconcileError {
     /// A frame arrived while it was this side's turn, or after the session ended.
     #[error("reconcile frame arrived when the peer should be silent")]
     UnexpectedFrame,
+    /// A sketch or sketch request arrived that this side did not ask for or cannot take.
+    #[error("reconcile frame has an unexpected sketch section: {0}")]
+    UnexpectedSketch(&'static str),
     /// The session took more turns than [`Config::max_turns`] allows.
     #[error("reconcile session exceeded {0} turns")]
     TooManyTurns(u32),

@@ -362,9 +362,7 @@ impl<'a> Sim<'a> {
 
     fn all_sum(&self) -> (u64, IdSum) {
         let mut sum = IdSum::ZERO;
-        self.all_records
-            .iter()
-            .for_each(|item| sum.add_id(&item.id));
+        self.all_records.iter().for_each(|item| sum.add_item(item));
         (self.all_records.len() as u64, sum)
     }
 

@@ -98,6 +98,17 @@ impl Bound {
         }
     }
 
+    /// The shortest bound above `item` that no item with its timestamp reaches: the next
+    /// timestamp with an empty prefix, or `None` at the last timestamp.
+    pub fn after(item: &Item) -> Option<Self> {
+        Some(Self {
+            infinite: false,
+            timestamp: item.timestamp.checked_add(1)?,
+            id: [0; ID_LEN],
+            prefix_len: 0,
+        })
+    }
+
     /// Makes a finite bound from a timestamp and an ID prefix of at most 32 bytes, or `None`
     /// when the prefix is longer.
     pub fn from_prefix(timestamp: u64, prefix: &[u8]) -> Option<Self> {
@@ -151,10 +162,13 @@ impl PartialOrd for Bound {
     }
 }
 
-/// The sum of a set of IDs, read as little-endian 256-bit integers, modulo 2^256.
+/// The sum of a set of items modulo 2^256, each item counted as its ID read as a little-endian
+/// 256-bit integer plus its timestamp times 2^192.
 ///
 /// Sums are commutative and can be subtracted, so the sum of any range is the difference of
-/// two prefix sums that a tree caches. Unlike XOR, adding an ID twice does not cancel it.
+/// two prefix sums that a tree caches. Unlike XOR, adding an item twice does not cancel it.
+/// The timestamp term keeps `(t1, id)` and `(t2, id)` apart: with IDs alone, two sets that
+/// hold the same ID under different timestamps would have equal fingerprints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct IdSum([u64; 4]);
 
@@ -171,6 +185,19 @@ impl IdSum {
             *limb = u64::from_le_bytes(bytes);
         }
         self.add(&IdSum(limbs));
+    }
+
+    /// Adds one item: its ID plus its timestamp times 2^192.
+    pub fn add_item(&mut self, item: &Item) {
+        self.add_id(&item.id);
+        self.add(&IdSum([0, 0, 0, item.timestamp]));
+    }
+
+    /// Subtracts one item.
+    pub fn sub_item(&mut self, item: &Item) {
+        let mut one = IdSum::ZERO;
+        one.add_item(item);
+        self.sub(&one);
     }
 
     /// Adds another sum.
@@ -216,7 +243,8 @@ impl IdSum {
     }
 }
 
-/// A range's fingerprint: BLAKE3 of (sum of its IDs mod 2^256, count), truncated to 16 bytes.
+/// A range's fingerprint: BLAKE3 of (sum of its items mod 2^256, count), truncated to 16
+/// bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Fingerprint(pub [u8; FINGERPRINT_LEN]);
 
@@ -256,5 +284,17 @@ mod tests {
         assert_eq!(back.to_bytes(), [0xff; ID_LEN]);
         assert_ne!(sum.fingerprint(2), sum.fingerprint(3));
         assert_ne!(IdSum::ZERO.fingerprint(0), sum.fingerprint(2));
+    }
+
+    #[test]
+    fn one_id_under_two_timestamps_sums_differently() {
+        // The pre-version-2 sums counted IDs alone, so {(89, x)} and {(164, x)} looked equal.
+        let (early, late) = (item(89, 62, 246), item(164, 62, 246));
+        let (mut a, mut b) = (IdSum::ZERO, IdSum::ZERO);
+        a.add_item(&early);
+        b.add_item(&late);
+        assert_ne!(a.fingerprint(1), b.fingerprint(1));
+        a.sub_item(&early);
+        assert_eq!(a, IdSum::ZERO);
     }
 }

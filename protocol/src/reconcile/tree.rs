@@ -1,12 +1,14 @@
 //! The [`Store`] a session reads, and [`FingerprintTree`], the in-memory store that caches
-//! ID sums so any range's fingerprint costs O(log n).
+//! ID sums so any range's fingerprint costs O(log n), and keeps the set's [`Sketch`].
 
 use super::item::{Bound, IdSum, Item};
+use super::sketch::{CodedSymbol, Sketch};
 
 /// A sorted set of items that a reconciliation session can read.
 ///
-/// The session only needs ranks, prefix sums and ordered iteration, so any ordered index can
-/// back it: [`FingerprintTree`] in memory, or later an on-disk index that keeps the same sums.
+/// The session only needs ranks, prefix sums, ordered iteration and the set's sketch, so any
+/// ordered index can back it: [`FingerprintTree`] in memory, or later an on-disk index that
+/// keeps the same sums and a [`Sketch`] updated on insert.
 pub trait Store {
     /// The number of items in the set.
     fn len(&self) -> u64;
@@ -27,6 +29,11 @@ pub trait Store {
 
     /// Whether the set holds `item`.
     fn contains(&self, item: &Item) -> bool;
+
+    /// The first symbols of the set's rateless sketch ([`Sketch::symbols`]), kept up to date
+    /// as items arrive so that reading them costs nothing per session. A store that keeps no
+    /// sketch returns an empty slice; sessions then only split ranges.
+    fn sketch(&self) -> &[CodedSymbol];
 }
 
 /// Most items a leaf holds; a full leaf splits in two on insert.
@@ -34,15 +41,17 @@ const LEAF_MAX: usize = 64;
 /// Most children an inner node holds; a full node splits in two on insert.
 const INNER_MAX: usize = 32;
 
-/// A B+-tree of items whose inner nodes cache each child's count and ID sum.
+/// A B+-tree of items whose inner nodes cache each child's count and item sum.
 ///
 /// Insertion updates the cached sums on the path from the root, so the tree is built once and
 /// kept up to date as items arrive; no session rebuilds it. Each item costs its 40 bytes in a
-/// leaf plus a share of the per-leaf summary (about 1.3 times 40 bytes in all).
+/// leaf plus a share of the per-leaf summary (about 1.3 times 40 bytes in all). The tree also
+/// keeps the set's [`Sketch`] (a fixed 200 KB), updated by the same insert.
 #[derive(Debug)]
 pub struct FingerprintTree {
     root: Node,
     len: u64,
+    sketch: Sketch,
 }
 
 #[derive(Debug)]
@@ -72,6 +81,7 @@ impl FingerprintTree {
         Self {
             root: Node::Leaf(Vec::new()),
             len: 0,
+            sketch: Sketch::new(),
         }
     }
 
@@ -81,6 +91,8 @@ impl FingerprintTree {
         items.sort_unstable();
         items.dedup();
         let len = items.len() as u64;
+        let mut sketch = Sketch::new();
+        items.iter().for_each(|item| sketch.insert(item));
         // Leaves are filled to 3/4 so that the first inserts do not split every leaf.
         let per_leaf = LEAF_MAX * 3 / 4;
         let mut level: Vec<Child> = items
@@ -109,7 +121,7 @@ impl FingerprintTree {
             .pop()
             .map(|child| *child.node)
             .unwrap_or(Node::Leaf(Vec::new()));
-        Self { root, len }
+        Self { root, len, sketch }
     }
 
     /// Inserts `item`; returns `false` if the tree already held it.
@@ -118,6 +130,7 @@ impl FingerprintTree {
             Inserted::AlreadyPresent => false,
             Inserted::Done => {
                 self.len += 1;
+                self.sketch.insert(&item);
                 true
             }
             Inserted::Split(right) => {
@@ -127,6 +140,7 @@ impl FingerprintTree {
                 children.push(Child::new(right));
                 self.root = Node::Inner(children);
                 self.len += 1;
+                self.sketch.insert(&item);
                 true
             }
         }
@@ -156,7 +170,7 @@ impl FingerprintTree {
                 }
             }
         }
-        node_bytes(&self.root)
+        node_bytes(&self.root) + self.sketch.heap_bytes()
     }
 }
 
@@ -174,7 +188,7 @@ impl Store for FingerprintTree {
                 Node::Leaf(items) => {
                     for item in items.iter().take_while(|item| bound.is_above(item)) {
                         count += 1;
-                        sum.add_id(&item.id);
+                        sum.add_item(item);
                     }
                     return (count, sum);
                 }
@@ -221,6 +235,10 @@ impl Store for FingerprintTree {
 
     fn visit_from(&self, rank: u64, visit: &mut dyn FnMut(&Item) -> bool) {
         visit_node(&self.root, rank, visit);
+    }
+
+    fn sketch(&self) -> &[CodedSymbol] {
+        self.sketch.symbols()
     }
 
     fn contains(&self, item: &Item) -> bool {
@@ -299,14 +317,14 @@ fn insert_into(node: &mut Node, item: Item) -> Inserted {
                 Inserted::AlreadyPresent => return Inserted::AlreadyPresent,
                 Inserted::Done => {
                     child.count += 1;
-                    child.sum.add_id(&item.id);
+                    child.sum.add_item(&item);
                     child.last = child.last.max(item);
                     return Inserted::Done;
                 }
                 Inserted::Split(right) => {
                     let right = Child::new(right);
                     child.count = child.count + 1 - right.count;
-                    child.sum.add_id(&item.id);
+                    child.sum.add_item(&item);
                     child.sum.sub(&right.sum);
                     child.last = subtree_last(&child.node).unwrap_or(child.last);
                     children.insert(at + 1, right);
@@ -335,7 +353,7 @@ impl Child {
         let (count, sum) = match &node {
             Node::Leaf(items) => {
                 let mut sum = IdSum::ZERO;
-                items.iter().for_each(|item| sum.add_id(&item.id));
+                items.iter().for_each(|item| sum.add_item(item));
                 (items.len() as u64, sum)
             }
             Node::Inner(children) => {
@@ -362,7 +380,7 @@ mod tests {
     fn naive_prefix(items: &[Item], bound: &Bound) -> (u64, IdSum) {
         let mut sum = IdSum::ZERO;
         let below: Vec<_> = items.iter().filter(|i| bound.is_above(i)).collect();
-        below.iter().for_each(|i| sum.add_id(&i.id));
+        below.iter().for_each(|i| sum.add_item(i));
         (below.len() as u64, sum)
     }
 
@@ -396,6 +414,9 @@ mod tests {
                 prop_assert_eq!(tree.prefix(&bound), naive_prefix(&expected, &bound));
             }
             prop_assert_eq!(tree.prefix(&Bound::MAX), naive_prefix(&expected, &Bound::MAX));
+            let mut sketch = Sketch::new();
+            expected.iter().for_each(|item| sketch.insert(item));
+            prop_assert_eq!(tree.sketch(), sketch.symbols());
         }
     }
 

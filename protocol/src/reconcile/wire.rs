@@ -1,24 +1,44 @@
-//! The frame format: how a turn's ranges are written and strictly parsed.
+//! The frame format: how a turn's sections and ranges are written and strictly parsed.
 //!
-//! A frame is `version (1) | flags (1) | seq (varint) | range count (varint) | ranges |
-//! check (4)`. Flag bit 0 marks the last frame of a turn. `seq` counts the frames each side
-//! sent in the session, from 0, so a lost, duplicated or reordered frame is caught. `check` is
-//! the first 4 bytes of BLAKE3 over everything before it, so a truncated or corrupted frame is
-//! caught even when it would parse. A range is `upper bound | payload`; its lower
-//! bound is the previous range's upper bound (the turn's first range starts at
-//! [`Bound::MIN`]). A bound is `varint(timestamp delta + 1)` (0 = infinite), then one byte
-//! holding the range's mode (high 2 bits) and the prefix length (low 6 bits), then the
-//! prefix; timestamp deltas restart at 0 in each frame. Items in a list
-//! are `varint(timestamp delta) | id (32)`, deltas from the range's lower bound, then from the
-//! previous item.
+//! A frame is `version (1) | flags (1) | seq (varint) | [summary] | [sketch request] |
+//! [sketch chunk] | range count (varint) | ranges | check (4)`. Flag bit 0 marks the last
+//! frame of a turn; bits 1, 2 and 3 say that the summary, the sketch request and the sketch
+//! chunk are present (each at most once, in that order); other bits are refused. `seq` counts
+//! the frames each side sent in the session, from 0, so a lost, duplicated or reordered frame
+//! is caught. `check` is the first 4 bytes of BLAKE3 over everything before it, so a truncated
+//! or corrupted frame is caught even when it would parse.
+//!
+//! - A summary is `count (varint) | fingerprint (16)`: the sender's whole set.
+//! - A sketch request is `start (varint) | end (varint)`: "send your sketch's symbols
+//!   `start..end`", with `start < end <= MAX_SKETCH_SYMBOLS`.
+//! - A sketch chunk is `total (varint) | start (varint) | n (varint) | n symbols (45 each)`:
+//!   symbols `start..start + n` of a sketch of `total` symbols, with `n >= 1`,
+//!   `start + n <= total <= MAX_SKETCH_SYMBOLS`.
+//!
+//! A range is `upper bound | payload`; its lower bound is the previous range's upper bound
+//! (the turn's first range starts at [`Bound::MIN`]). A bound is
+//! `varint(timestamp delta + 1)` (0 = infinite), then one byte holding the range's mode (high
+//! 2 bits) and the prefix length (low 6 bits), then the prefix; timestamp deltas restart at 0
+//! in each frame. Items in a list are `varint(timestamp delta) | id (32)`, deltas from the
+//! range's lower bound, then from the previous item.
 
 use super::ReconcileError;
 use super::item::{Bound, FINGERPRINT_LEN, Fingerprint, ID_LEN, Item};
+use super::sketch::{CodedSymbol, MAX_SKETCH_SYMBOLS, SYMBOL_LEN};
 
 /// The protocol version this module writes and the only one it reads.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 /// Flag bit: this frame ends its turn.
 const FLAG_LAST: u8 = 1;
+/// Flag bit: the frame carries a summary.
+const FLAG_SUMMARY: u8 = 2;
+/// Flag bit: the frame carries a sketch request.
+const FLAG_REQUEST: u8 = 4;
+/// Flag bit: the frame carries a sketch chunk.
+const FLAG_SKETCH: u8 = 8;
+/// The most bytes the sections other than the symbols take: a summary, a request and a
+/// chunk header.
+pub(crate) const MAX_SECTIONS_LEN: usize = (10 + FINGERPRINT_LEN) + 2 * 10 + 3 * 10;
 /// Bytes of the frame check.
 const CHECK_LEN: usize = 4;
 /// The largest frame header: version, flags, and two 10-byte varints.
@@ -69,16 +89,40 @@ pub(crate) struct Range {
     pub(crate) mode: Mode,
 }
 
+/// A sender's whole set, in brief.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub(crate) count: u64,
+    pub(crate) fingerprint: Fingerprint,
+}
+
+/// Some consecutive symbols of a sketch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SketchChunk {
+    /// The number of symbols in the whole sketch being sent.
+    pub(crate) total: usize,
+    /// The index of the first symbol here.
+    pub(crate) start: usize,
+    pub(crate) symbols: Vec<CodedSymbol>,
+}
+
 /// A parsed frame.
 #[derive(Debug)]
 pub(crate) struct Frame {
     pub(crate) last: bool,
     pub(crate) seq: u64,
+    pub(crate) summary: Option<Summary>,
+    /// Sketch symbols asked for, `start..end`.
+    pub(crate) request: Option<std::ops::Range<usize>>,
+    pub(crate) sketch: Option<SketchChunk>,
     pub(crate) ranges: Vec<Range>,
 }
 
-/// Writes the ranges of one frame; `lower` is where the frame's first range starts.
+/// Writes the sections and ranges of one frame.
 pub(crate) struct FrameWriter {
+    summary: Option<Summary>,
+    request: Option<std::ops::Range<usize>>,
+    sketch: Option<SketchChunk>,
     body: Vec<u8>,
     count: u64,
     prev_timestamp: u64,
@@ -87,20 +131,45 @@ pub(crate) struct FrameWriter {
 impl FrameWriter {
     pub(crate) fn new() -> Self {
         Self {
+            summary: None,
+            request: None,
+            sketch: None,
             body: Vec::new(),
             count: 0,
             prev_timestamp: 0,
         }
     }
 
-    /// Bytes the frame would take if finished now.
+    /// Bytes the frame would take at most if finished now.
     pub(crate) fn len(&self) -> usize {
-        MAX_HEADER_LEN + self.body.len() + TRAILER_LEN
+        let sections = if self.summary.is_some() || self.request.is_some() || self.sketch.is_some()
+        {
+            MAX_SECTIONS_LEN
+        } else {
+            0
+        };
+        let symbols = self.sketch.as_ref().map_or(0, |c| c.symbols.len());
+        MAX_HEADER_LEN + sections + symbols * SYMBOL_LEN + self.body.len() + TRAILER_LEN
     }
 
-    /// The number of ranges written.
-    pub(crate) fn range_count(&self) -> u64 {
-        self.count
+    /// Adds the summary section.
+    pub(crate) fn set_summary(&mut self, summary: Summary) {
+        self.summary = Some(summary);
+    }
+
+    /// Adds the sketch request section.
+    pub(crate) fn set_request(&mut self, request: std::ops::Range<usize>) {
+        self.request = Some(request);
+    }
+
+    /// Adds the sketch chunk section.
+    pub(crate) fn set_sketch(&mut self, chunk: SketchChunk) {
+        self.sketch = Some(chunk);
+    }
+
+    /// Whether the frame says anything yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0 && self.summary.is_none() && self.request.is_none() && self.sketch.is_none()
     }
 
     /// Appends a range; `lower` must be the previous range's upper bound.
@@ -145,8 +214,34 @@ impl FrameWriter {
     pub(crate) fn finish(self, seq: u64, last: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len());
         out.push(VERSION);
-        out.push(if last { FLAG_LAST } else { 0 });
+        let mut flags = if last { FLAG_LAST } else { 0 };
+        if self.summary.is_some() {
+            flags |= FLAG_SUMMARY;
+        }
+        if self.request.is_some() {
+            flags |= FLAG_REQUEST;
+        }
+        if self.sketch.is_some() {
+            flags |= FLAG_SKETCH;
+        }
+        out.push(flags);
         write_varint(&mut out, u128::from(seq));
+        if let Some(summary) = &self.summary {
+            write_varint(&mut out, u128::from(summary.count));
+            out.extend_from_slice(&summary.fingerprint.0);
+        }
+        if let Some(request) = &self.request {
+            write_varint(&mut out, request.start as u128);
+            write_varint(&mut out, request.end as u128);
+        }
+        if let Some(chunk) = &self.sketch {
+            write_varint(&mut out, chunk.total as u128);
+            write_varint(&mut out, chunk.start as u128);
+            write_varint(&mut out, chunk.symbols.len() as u128);
+            for symbol in &chunk.symbols {
+                symbol.write(&mut out);
+            }
+        }
         write_varint(&mut out, u128::from(self.count));
         out.extend_from_slice(&self.body);
         let check = blake3::hash(&out);
@@ -174,10 +269,55 @@ pub(crate) fn parse_frame(bytes: &[u8], start: Bound) -> Result<Frame, Reconcile
         return Err(ReconcileError::UnsupportedVersion(version));
     }
     let flags = reader.byte()?;
-    if flags & !FLAG_LAST != 0 {
+    if flags & !(FLAG_LAST | FLAG_SUMMARY | FLAG_REQUEST | FLAG_SKETCH) != 0 {
         return Err(ReconcileError::Malformed("unknown flag bits"));
     }
     let seq = reader.varint_u64()?;
+    let summary = if flags & FLAG_SUMMARY != 0 {
+        let count = reader.varint_u64()?;
+        let mut fp = [0; FINGERPRINT_LEN];
+        fp.copy_from_slice(reader.take(FINGERPRINT_LEN)?);
+        Some(Summary {
+            count,
+            fingerprint: Fingerprint(fp),
+        })
+    } else {
+        None
+    };
+    let request = if flags & FLAG_REQUEST != 0 {
+        let start = reader.symbol_index()?;
+        let end = reader.symbol_index()?;
+        if start >= end {
+            return Err(ReconcileError::Malformed("empty sketch request"));
+        }
+        Some(start..end)
+    } else {
+        None
+    };
+    let sketch = if flags & FLAG_SKETCH != 0 {
+        let total = reader.symbol_index()?;
+        let start = reader.symbol_index()?;
+        let n = reader.symbol_index()?;
+        if n == 0 || start + n > total {
+            return Err(ReconcileError::Malformed("sketch chunk outside its sketch"));
+        }
+        let bytes = reader.take(n * SYMBOL_LEN)?;
+        let symbols = bytes
+            .chunks_exact(SYMBOL_LEN)
+            .map(|chunk| {
+                let mut symbol = [0; SYMBOL_LEN];
+                symbol.copy_from_slice(chunk);
+                CodedSymbol::read(&symbol)
+            })
+            .collect();
+        Some(SketchChunk {
+            total,
+            start,
+            symbols,
+        })
+    } else {
+        None
+    };
     let count = reader.varint_u64()?;
     // Each range takes at least two bytes, so a count beyond that is a lie.
     if count > (body.len() / 2) as u64 {
@@ -222,6 +362,9 @@ pub(crate) fn parse_frame(bytes: &[u8], start: Bound) -> Result<Frame, Reconcile
     Ok(Frame {
         last: flags & FLAG_LAST != 0,
         seq,
+        summary,
+        request,
+        sketch,
         ranges,
     })
 }
@@ -256,6 +399,17 @@ impl Reader<'_> {
             }
         }
         Err(ReconcileError::Malformed("varint longer than 19 bytes"))
+    }
+
+    /// Reads a count or index of sketch symbols, at most [`MAX_SKETCH_SYMBOLS`].
+    fn symbol_index(&mut self) -> Result<usize, ReconcileError> {
+        let value = self.varint()?;
+        if value > MAX_SKETCH_SYMBOLS as u128 {
+            return Err(ReconcileError::Malformed(
+                "sketch index above MAX_SKETCH_SYMBOLS",
+            ));
+        }
+        Ok(value as usize)
     }
 
     fn varint_u64(&mut self) -> Result<u64, ReconcileError> {

@@ -6,6 +6,10 @@
 //! or ones spread over the whole set ("scattered"); `d = n` is a new device. Each figure is from a
 //! single run; CPU time is wall time spent inside each side's calls on one thread.
 //! Benchmarks print figures and never fail on a time.
+//!
+//! At n = 1,000,000 each case with a target in DESIGN §7 is marked met or NOT MET (bytes both
+//! ways, round trips, CPU ≤ 50 ms per side for d ≤ 1,000, tree memory ≤ 100 MB), and a last
+//! line counts them. KB here are 1,000 bytes.
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +53,68 @@ struct Cost {
     found: u64,
 }
 
+/// A DESIGN §7 target, which holds at n = 1,000,000.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Target {
+    max_bytes: u64,
+    max_round_trips: Option<f64>,
+    max_cpu_ms: Option<f64>,
+}
+
+/// The set size the DESIGN §7 targets are stated for.
+const TARGET_N: u64 = 1_000_000;
+
+/// The target of a case, if DESIGN §7 sets one.
+fn target(n: u64, d: u64, spread: Spread) -> Option<Target> {
+    if n != TARGET_N {
+        return None;
+    }
+    let (max_bytes, max_round_trips) = match (d, spread) {
+        (0, _) => (64, Some(1.0)),
+        (10, Spread::Scattered) => (2_000, Some(3.0)),
+        (1_000, Spread::Clustered) => (40_000, Some(4.0)),
+        (1_000, Spread::Scattered) => (700_000, Some(4.0)),
+        (d, _) if d == n => (n * 32 * 11 / 10, None),
+        _ => return None,
+    };
+    Some(Target {
+        max_bytes,
+        max_round_trips,
+        max_cpu_ms: (d <= 1_000).then_some(50.0),
+    })
+}
+
+impl Target {
+    /// What the cost misses of the target, or an empty list when it is met.
+    fn misses(&self, cost: &Cost) -> Vec<&'static str> {
+        let mut misses = Vec::new();
+        if cost.bytes_a_to_b + cost.bytes_b_to_a > self.max_bytes {
+            misses.push("bytes");
+        }
+        if self
+            .max_round_trips
+            .is_some_and(|max| cost.round_trips > max)
+        {
+            misses.push("round trips");
+        }
+        if self
+            .max_cpu_ms
+            .is_some_and(|max| cost.cpu_a_ms > max || cost.cpu_b_ms > max)
+        {
+            misses.push("cpu");
+        }
+        misses
+    }
+
+    fn describe(&self) -> String {
+        let mut out = format!("<={} B", self.max_bytes);
+        if let Some(rt) = self.max_round_trips {
+            out += &format!(", <={rt} RTT");
+        }
+        out
+    }
+}
+
 #[derive(Debug, serde::Serialize)]
 struct Case {
     n: u64,
@@ -60,13 +126,15 @@ struct Case {
     photomesh_ratio: Option<f64>,
     negentropy: Option<Cost>,
     negentropy_ratio: Option<f64>,
+    target: Option<Target>,
+    target_met: Option<bool>,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     if !args.json {
         println!(
-            "{:>8} {:>8} {:>9} | {:>10} {:>10} {:>5} {:>8} {:>8} {:>6} | {:>10} {:>10} {:>5} {:>8} {:>8} {:>6}",
+            "{:>8} {:>8} {:>9} | {:>10} {:>10} {:>5} {:>8} {:>8} {:>6} | {:>10} {:>10} {:>5} {:>8} {:>8} {:>6} | target",
             "n",
             "d",
             "spread",
@@ -84,6 +152,7 @@ fn main() -> Result<()> {
             "ratio"
         );
     }
+    let (mut met, mut missed) = (0, 0);
     for n in [1_000u64, 10_000, 100_000, 1_000_000]
         .into_iter()
         .filter(|n| *n <= args.max_n)
@@ -103,9 +172,21 @@ fn main() -> Result<()> {
         for index in scattered_indices(&mut rng, n, n) {
             inserted.insert(full[index as usize]);
         }
+        let tree_mb = tree_b.heap_bytes().max(inserted.heap_bytes()) as f64 / 1e6;
+        let memory_note = if n == TARGET_N {
+            if tree_mb <= 100.0 {
+                met += 1;
+                " (target <=100 MB: met)"
+            } else {
+                missed += 1;
+                " (target <=100 MB: NOT MET)"
+            }
+        } else {
+            ""
+        };
         if !args.json {
             println!(
-                "# n={n}: tree {:.1} MB built in one pass, {:.1} MB built by {n} random inserts in {:.0} ms",
+                "# n={n}: tree {:.1} MB built in one pass, {:.1} MB built by {n} random inserts in {:.0} ms{memory_note}",
                 tree_b.heap_bytes() as f64 / 1e6,
                 inserted.heap_bytes() as f64 / 1e6,
                 built.elapsed().as_secs_f64() * 1e3
@@ -145,6 +226,13 @@ fn main() -> Result<()> {
             let ratio = |cost: &Cost| {
                 (d > 0).then(|| (cost.bytes_a_to_b + cost.bytes_b_to_a) as f64 / lower_bound as f64)
             };
+            let case_target = target(n, d, spread);
+            let target_met = case_target.map(|t| t.misses(&ours).is_empty());
+            match target_met {
+                Some(true) => met += 1,
+                Some(false) => missed += 1,
+                None => {}
+            }
             let case = Case {
                 n,
                 d,
@@ -159,9 +247,14 @@ fn main() -> Result<()> {
                 photomesh: ours,
                 negentropy_ratio: theirs.as_ref().and_then(ratio),
                 negentropy: theirs,
+                target: case_target,
+                target_met,
             };
             print_case(&case, args.json)?;
         }
+    }
+    if !args.json && met + missed > 0 {
+        println!("# DESIGN §7 targets at n={TARGET_N}: {met} met, {missed} not met");
     }
     Ok(())
 }
@@ -189,13 +282,25 @@ fn print_case(case: &Case, json: bool) -> Result<()> {
         .map_or("(skipped)".to_string(), |c| {
             fmt_cost(c, case.negentropy_ratio)
         });
+    let verdict = match case.target {
+        None => "-".to_string(),
+        Some(target) => {
+            let misses = target.misses(&case.photomesh);
+            if misses.is_empty() {
+                format!("met ({})", target.describe())
+            } else {
+                format!("NOT MET: {} ({})", misses.join(", "), target.describe())
+            }
+        }
+    };
     println!(
-        "{:>8} {:>8} {:>9} | {} | {}",
+        "{:>8} {:>8} {:>9} | {} | {} | {}",
         case.n,
         case.d,
         case.spread,
         fmt_cost(&case.photomesh, case.photomesh_ratio),
-        neg
+        neg,
+        verdict
     );
     Ok(())
 }

@@ -172,6 +172,15 @@ impl MembershipRecord {
         })
     }
 
+    /// When the record was signed (ms, by the signer's clock): its place in the record set's
+    /// order.
+    pub fn timestamp_ms(&self) -> u64 {
+        match &self.statement {
+            Statement::Introduce(i) => i.created_at_ms,
+            Statement::Revoke(r) => r.created_at_ms,
+        }
+    }
+
     /// Whether bytes look like a membership record (by their magic), without checking them.
     pub fn is_membership(bytes: &[u8]) -> bool {
         bytes.starts_with(&MAGIC)

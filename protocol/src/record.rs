@@ -24,8 +24,10 @@ use crate::seal::{BlobId, hex_lower};
 pub const MAGIC: [u8; 4] = *b"pmsr";
 /// The record format version this code writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
-/// Length of the sealed record's header: magic, version, epoch, nonce.
-pub const HEADER_LEN: usize = 4 + 1 + 4 + NONCE_LEN;
+/// Length of the sealed record's header: magic, version, epoch, timestamp, nonce.
+pub const HEADER_LEN: usize = 4 + 1 + 4 + 8 + NONCE_LEN;
+/// Where the nonce starts in the header.
+const NONCE_AT: usize = HEADER_LEN - NONCE_LEN;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// The largest sealed record accepted; anything longer is refused before decryption.
@@ -235,6 +237,15 @@ impl Record {
         }
     }
 
+    /// When the record was made, in ms since the Unix epoch. It also travels in the clear in
+    /// the sealed header, so that devices without the key (vaults) can order the record set
+    /// for reconciliation.
+    pub fn timestamp_ms(&self) -> u64 {
+        match self {
+            Self::Photo(p) => p.created_at_ms,
+        }
+    }
+
     /// Seals the record under `key`, giving its sealed bytes and its ID.
     pub fn seal(&self, key: &LibraryKey) -> Result<(RecordId, Vec<u8>), RecordError> {
         let plain = self.encode_plain()?;
@@ -247,6 +258,7 @@ impl Record {
         out.extend_from_slice(&MAGIC);
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&key.epoch().to_le_bytes());
+        out.extend_from_slice(&self.timestamp_ms().to_le_bytes());
         out.extend_from_slice(&nonce);
         let mut body = plain;
         let tag = aead_key(key)
@@ -263,10 +275,12 @@ impl Record {
 
     /// Opens sealed record bytes with whichever epoch of `keys` sealed them.
     pub fn open(sealed: &[u8], keys: &KeyRing) -> Result<Self, RecordError> {
-        let epoch = sealed_epoch(sealed)?;
-        let key = keys.get(epoch).ok_or(RecordError::UnknownEpoch(epoch))?;
+        let header = sealed_header(sealed)?;
+        let key = keys
+            .get(header.epoch)
+            .ok_or(RecordError::UnknownEpoch(header.epoch))?;
         let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&sealed[9..HEADER_LEN]);
+        nonce.copy_from_slice(&sealed[NONCE_AT..HEADER_LEN]);
         let mut body = sealed[HEADER_LEN..].to_vec();
         let plain = aead_key(key)
             .open_in_place(
@@ -278,7 +292,12 @@ impl Record {
         if synthetic_nonce(key, plain) != nonce {
             return Err(RecordError::Authentication);
         }
-        Self::decode_plain(plain)
+        let record = Self::decode_plain(plain)?;
+        // The sealer wrote the record's own time in the header; anything else is forged.
+        if record.timestamp_ms() != header.timestamp_ms {
+            return Err(RecordError::Authentication);
+        }
+        Ok(record)
     }
 }
 
@@ -287,9 +306,18 @@ pub fn record_id(sealed: &[u8]) -> RecordId {
     RecordId(*blake3::hash(sealed).as_bytes())
 }
 
+/// What the envelope of a sealed record says in the clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedHeader {
+    /// The key epoch that sealed it.
+    pub epoch: Epoch,
+    /// When the record was made (ms since the Unix epoch): its place in the record set's order.
+    pub timestamp_ms: u64,
+}
+
 /// Checks the envelope of sealed record bytes without any key (what a vault can check) and
-/// returns the epoch that sealed them.
-pub fn sealed_epoch(sealed: &[u8]) -> Result<Epoch, RecordError> {
+/// returns what it says in the clear.
+pub fn sealed_header(sealed: &[u8]) -> Result<SealedHeader, RecordError> {
     if sealed.len() < HEADER_LEN + TAG_LEN || sealed.len() > MAX_SEALED_LEN {
         return Err(RecordError::Length { len: sealed.len() });
     }
@@ -301,7 +329,25 @@ pub fn sealed_epoch(sealed: &[u8]) -> Result<Epoch, RecordError> {
     }
     let mut epoch = [0u8; 4];
     epoch.copy_from_slice(&sealed[5..9]);
-    Ok(Epoch::from_le_bytes(epoch))
+    let mut timestamp = [0u8; 8];
+    timestamp.copy_from_slice(&sealed[9..NONCE_AT]);
+    Ok(SealedHeader {
+        epoch: Epoch::from_le_bytes(epoch),
+        timestamp_ms: u64::from_le_bytes(timestamp),
+    })
+}
+
+/// The timestamp of any record of the replicated set — a sealed photo record or a membership
+/// record — read without any key. Together with the record ID it is the record's item in
+/// reconciliation (`reconcile::Item`), so every device, vaults included, orders the set alike.
+pub fn timestamp_of(bytes: &[u8]) -> Result<u64, RecordError> {
+    if crate::membership::MembershipRecord::is_membership(bytes) {
+        crate::membership::MembershipRecord::decode(bytes)
+            .map(|r| r.timestamp_ms())
+            .map_err(|e| RecordError::Decode(e.to_string()))
+    } else {
+        sealed_header(bytes).map(|h| h.timestamp_ms)
+    }
 }
 
 fn synthetic_nonce(key: &LibraryKey, plain: &[u8]) -> [u8; NONCE_LEN] {
@@ -358,6 +404,41 @@ mod tests {
         assert_eq!((id, &sealed), (id2, &sealed2));
         assert_eq!(id, record_id(&sealed));
         assert_eq!(Record::open(&sealed, &ring).unwrap(), sample());
+    }
+
+    #[test]
+    fn the_header_carries_the_time_in_the_clear() {
+        let (key, _) = ring();
+        let (_, sealed) = sample().seal(&key).unwrap();
+        assert_eq!(
+            sealed_header(&sealed).unwrap(),
+            SealedHeader {
+                epoch: 1,
+                timestamp_ms: sample().timestamp_ms()
+            }
+        );
+    }
+
+    #[test]
+    fn every_record_of_the_set_has_a_keyless_timestamp() {
+        let (key, _) = ring();
+        let (_, sealed) = sample().seal(&key).unwrap();
+        assert_eq!(timestamp_of(&sealed), Ok(sample().timestamp_ms()));
+        let device = crate::identity::DeviceKeys::from_secrets([1; 32], [2; 32]);
+        let intro = crate::membership::MembershipRecord::sign(
+            &device,
+            crate::membership::Statement::Introduce(crate::membership::Introduce {
+                signing_key: device.signing_public(),
+                noise_key: device.noise_public(),
+                role: crate::membership::Role::Full,
+                name: "a".into(),
+                created_at_ms: 42,
+            }),
+        )
+        .unwrap();
+        assert_eq!(timestamp_of(&intro.bytes), Ok(42));
+        assert!(timestamp_of(b"pmmr garbage").is_err());
+        assert!(timestamp_of(b"junk").is_err());
     }
 
     #[test]
@@ -429,6 +510,7 @@ mod tests {
             let mut sealed = MAGIC.to_vec();
             sealed.push(FORMAT_VERSION);
             sealed.extend_from_slice(&key.epoch().to_le_bytes());
+            sealed.extend_from_slice(&7u64.to_le_bytes());
             sealed.extend_from_slice(&[0; NONCE_LEN]);
             sealed.extend_from_slice(&body);
             prop_assert_eq!(Record::open(&sealed, &ring), Err(RecordError::Authentication));

@@ -9,7 +9,7 @@
 //! running node takes effect within that time, and the node closes any open connection of
 //! the revoked device.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::membership::MembershipRecord;
-use photomesh_protocol::messages::Hello;
+use photomesh_protocol::messages::{Hello, Request};
 use photomesh_protocol::nquic::{NoiseKey, Suite};
 
 use crate::home::{Home, HomeError};
@@ -25,6 +25,7 @@ use crate::index::IndexError;
 use crate::mesh::{self, MeshError, MeshTrust};
 use crate::net::{self, NetError};
 use crate::scan::now_ms;
+use crate::sync::{self, RecordSet};
 use crate::transport;
 
 /// How often the node checks the index for membership changes.
@@ -48,6 +49,9 @@ pub enum DaemonError {
     /// No member answered.
     #[error("{0}")]
     NoAnswer(String),
+    /// Replication failed.
+    #[error(transparent)]
+    Sync(#[from] sync::SyncError),
 }
 
 /// Live connections, by the peer's Noise key, so a revocation can close them.
@@ -80,10 +84,17 @@ pub async fn run(
     on_listening(local);
 
     let live: Live = Arc::default();
+    let set = RecordSet::load(&home)?;
     let home = Arc::new(tokio::sync::Mutex::new(home));
     let watcher = tokio::spawn(watch_trust(
         home_path.to_owned(),
         trust.clone(),
+        live.clone(),
+    ));
+    let dialer = tokio::spawn(dial_loop(
+        endpoint.clone(),
+        home.clone(),
+        set.clone(),
         live.clone(),
     ));
     tokio::pin!(shutdown);
@@ -94,12 +105,12 @@ pub async fn run(
             incoming = endpoint.accept() => incoming,
         };
         let Some(incoming) = incoming else { break };
-        let (home, live) = (home.clone(), live.clone());
+        let (home, live, set) = (home.clone(), live.clone(), set.clone());
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(connection) => {
-                    if let Err(e) = serve(home, live, connection, remote).await {
+                    if let Err(e) = serve(home, set, live, connection, remote).await {
                         tracing::info!(%remote, "conversation ended: {e}");
                     }
                 }
@@ -108,6 +119,7 @@ pub async fn run(
         });
     }
     watcher.abort();
+    dialer.abort();
     endpoint.close(0u32.into(), b"shutting down");
     endpoint.wait_idle().await;
     tracing::info!("stopped");
@@ -145,9 +157,10 @@ async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, live:
     }
 }
 
-/// Answers one member: hello each way, membership merged.
+/// Serves one member's connection: every stream it opens starts with a `Request`.
 async fn serve(
     home: Arc<tokio::sync::Mutex<Home>>,
+    set: Arc<RecordSet>,
     live: Live,
     connection: quinn::Connection,
     remote: SocketAddr,
@@ -157,20 +170,33 @@ async fn serve(
     if let Ok(mut live) = live.lock() {
         live.insert(peer.0, connection.clone());
     }
-    while let Ok((mut send, mut recv)) = connection.accept_bi().await {
-        let theirs: Hello = net::read_frame(&mut recv).await?;
-        let ours = {
-            let home = home.lock().await;
-            absorb_hello(&home, &theirs, &peer, Some(remote))?;
-            hello(&home)?
-        };
-        net::write_frame(&mut send, &ours).await?;
-        let _ = send.finish();
+    let result = async {
+        while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+            match net::read_frame::<Request>(&mut recv).await? {
+                Request::Hello(theirs) => {
+                    let ours = {
+                        let home = home.lock().await;
+                        absorb_hello(&home, &theirs, &peer, Some(remote))?;
+                        hello(&home)?
+                    };
+                    net::write_frame(&mut send, &ours).await?;
+                    let _ = send.finish();
+                }
+                Request::Reconcile => sync::serve_reconcile(&home, &set, send, recv).await?,
+                Request::Fetch(ids) => sync::serve_fetch(&home, ids, send).await?,
+            }
+        }
+        Ok::<(), DaemonError>(())
     }
+    .await;
     if let Ok(mut live) = live.lock() {
         live.remove(&peer.0);
     }
-    Ok(())
+    if result.is_err() {
+        // A malformed message closes that connection; the node carries on.
+        connection.close(3u32.into(), b"protocol error");
+    }
+    result
 }
 
 /// This device's hello.
@@ -209,6 +235,153 @@ fn absorb_hello(
         }
         Ok(())
     })
+}
+
+/// How often the node dials the members it is not connected to, and syncs with those it is.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps a connection to every member it can reach (at a configured peer address or where
+/// it last saw it) and syncs the record sets over each, every [`SYNC_INTERVAL`].
+async fn dial_loop(
+    endpoint: quinn::Endpoint,
+    home: Arc<tokio::sync::Mutex<Home>>,
+    set: Arc<RecordSet>,
+    live: Live,
+) {
+    let mut dialled: BTreeMap<[u8; 32], quinn::Connection> = BTreeMap::new();
+    loop {
+        dialled.retain(|_, c| c.close_reason().is_none());
+        let targets = match dial_targets(&home, &dialled).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("cannot list the devices to dial: {e}");
+                Vec::new()
+            }
+        };
+        // Dial every target at once: one device that is away must not hold up the others.
+        let mut attempts = tokio::task::JoinSet::new();
+        for (member, addr) in targets {
+            let (endpoint, home) = (endpoint.clone(), home.clone());
+            attempts.spawn(async move {
+                let result = connect(&endpoint, &home, &member, addr).await;
+                (member, addr, result)
+            });
+        }
+        while let Some(Ok((member, addr, result))) = attempts.join_next().await {
+            if dialled.contains_key(&member.noise_key) {
+                // Reached at another address in the same round.
+                if let Ok(extra) = result {
+                    extra.close(0u32.into(), b"duplicate");
+                }
+                continue;
+            }
+            match result {
+                Ok(connection) => {
+                    tracing::info!(%addr, peer = %member.device.short(), "connected");
+                    if let Ok(mut live) = live.lock() {
+                        live.insert(member.noise_key, connection.clone());
+                    }
+                    dialled.insert(member.noise_key, connection);
+                }
+                Err(e) => tracing::debug!(%addr, "dial failed: {e}"),
+            }
+        }
+        for (key, connection) in &dialled {
+            match sync::sync(&home, &set, connection).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(stored = n, "records received"),
+                Err(e) => {
+                    tracing::info!("sync failed: {e}");
+                    connection.close(3u32.into(), b"sync failed");
+                    if let Ok(mut live) = live.lock() {
+                        live.remove(key);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(SYNC_INTERVAL).await;
+    }
+}
+
+/// The members to dial now: those not connected, at each configured peer address and at
+/// the address each was last seen at.
+async fn dial_targets(
+    home: &tokio::sync::Mutex<Home>,
+    dialled: &BTreeMap<[u8; 32], quinn::Connection>,
+) -> Result<Vec<(photomesh_protocol::membership::Member, SocketAddr)>, DaemonError> {
+    let home = home.lock().await;
+    let trust = mesh::trust_set(&home)?;
+    let me = home.device.device_id();
+    let peers: Vec<SocketAddr> = home
+        .index
+        .peers()?
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let mut seen_at = BTreeMap::new();
+    for member in trust.members() {
+        let addr = home
+            .index
+            .seen(&member.device)?
+            .and_then(|(_, a)| a)
+            .and_then(|a| a.parse::<SocketAddr>().ok());
+        if let Some(addr) = addr {
+            seen_at.insert(member.device, addr);
+        }
+    }
+    let claimed: BTreeSet<SocketAddr> = seen_at.values().copied().collect();
+    let mut targets = Vec::new();
+    for member in trust.members() {
+        if member.device == me || dialled.contains_key(&member.noise_key) {
+            continue;
+        }
+        // Where the member was last seen, then every configured peer address no member is
+        // known to answer at (whose device only the handshake can tell).
+        let own = seen_at.get(&member.device);
+        let unclaimed = peers.iter().filter(|p| !claimed.contains(p));
+        for addr in own.into_iter().chain(unclaimed) {
+            targets.push((member.clone(), *addr));
+        }
+    }
+    Ok(targets)
+}
+
+/// Dials one member at one address and greets it.
+async fn connect(
+    endpoint: &quinn::Endpoint,
+    home: &tokio::sync::Mutex<Home>,
+    member: &photomesh_protocol::membership::Member,
+    addr: SocketAddr,
+) -> Result<quinn::Connection, DaemonError> {
+    let (config, ours) = {
+        let home = home.lock().await;
+        let peer_aes = home.index.has_aes(&member.device)?.unwrap_or(false);
+        let config = transport::client_config(
+            home.device.noise_secret(),
+            NoiseKey(member.noise_key),
+            Suite::choose(transport::has_aes_hardware(), peer_aes),
+            None,
+            transport::os_random(),
+        );
+        (config, hello(&home)?)
+    };
+    let connecting = endpoint
+        .connect_with(config, addr, "photomesh")
+        .map_err(|e| NetError::Connection(e.to_string()))?;
+    let connection = tokio::time::timeout(net::CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| NetError::Timeout(net::CONNECT_TIMEOUT))?
+        .map_err(|e| NetError::Connection(net::describe_connect_error(&e, addr, false)))?;
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
+    net::write_frame(&mut send, &Request::Hello(ours)).await?;
+    let _ = send.finish();
+    let theirs: Hello = net::read_frame(&mut recv).await?;
+    let home = home.lock().await;
+    absorb_hello(&home, &theirs, &NoiseKey(member.noise_key), Some(addr))?;
+    Ok(connection)
 }
 
 /// What a ping found.
@@ -277,7 +450,7 @@ pub async fn ping(
             .open_bi()
             .await
             .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
-        net::write_frame(&mut send, &hello(home)?).await?;
+        net::write_frame(&mut send, &Request::Hello(hello(home)?)).await?;
         let _ = send.finish();
         let theirs: Hello = net::read_frame(&mut recv).await?;
         let took = start.elapsed();

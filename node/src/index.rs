@@ -120,6 +120,13 @@ const MIGRATIONS: &[&str] = &[
         has_aes INTEGER
     );
     ",
+    // Version 3: configured peers (addresses beyond the LAN, and for tests).
+    "
+    CREATE TABLE peers (
+        address TEXT PRIMARY KEY,
+        added_at_ms INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// A configured photo folder.
@@ -415,6 +422,40 @@ impl Index {
             params![&record_id.0[..], bytes, now_ms as i64],
         )?;
         Ok(())
+    }
+
+    /// Records added after row `after` (the table's rowid), in order: `(rowid, bytes)`.
+    pub fn records_after(&self, after: i64) -> Result<Vec<(i64, Vec<u8>)>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rowid, sealed FROM records WHERE rowid > ?1 ORDER BY rowid")?;
+        let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many records the set holds (photo and membership, readable or not).
+    pub fn record_count(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    /// Adds a configured peer address. Returns `false` if it was already there.
+    pub fn add_peer(&self, address: &str, now_ms: u64) -> Result<bool, IndexError> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO peers (address, added_at_ms) VALUES (?1, ?2)",
+            params![address, now_ms as i64],
+        )? == 1)
+    }
+
+    /// Every configured peer address.
+    pub fn peers(&self) -> Result<Vec<String>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT address FROM peers ORDER BY address")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The bytes of every membership record.

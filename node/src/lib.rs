@@ -16,6 +16,7 @@
 //! - [`pairing`]: `pair` and `join` — inviting a device by QR code.
 //! - [`daemon`]: the running node (`run`) and the member hello (`ping`).
 //! - [`net`]: framed messages on quinn streams, addresses, connection errors in words.
+//! - [`sync`]: record replication — reconcile the record sets, fetch what is missing.
 //! - [`qr`]: QR codes on the terminal and in PNG files.
 //! - [`transport`]: quinn endpoints with nQUIC crypto.
 
@@ -33,5 +34,6 @@ pub mod restore;
 pub mod scan;
 pub mod sealed;
 pub mod status;
+pub mod sync;
 pub mod transport;
 pub mod verify;

@@ -88,6 +88,9 @@ enum Command {
         #[arg(long, default_value = "0.0.0.0:7447", value_name = "ADDR")]
         listen: SocketAddr,
     },
+    /// Configure the addresses of peers beyond the LAN.
+    #[command(subcommand)]
+    Peer(PeerCommand),
     /// Check that a device of the mesh answers at an address.
     Ping {
         /// The address (HOST:PORT).
@@ -142,6 +145,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum PeerCommand {
+    /// Add an address (HOST:PORT) where a device of the mesh runs; the node dials it.
+    Add {
+        /// The address.
+        address: String,
+    },
+    /// List the configured addresses.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -378,6 +392,32 @@ fn run(cli: Cli) -> Result<bool> {
                 },
                 shutdown_signal(),
             ))?;
+            Ok(true)
+        }
+        Command::Peer(PeerCommand::Add { address }) => {
+            use std::net::ToSocketAddrs;
+            let resolved: Vec<SocketAddr> = address
+                .to_socket_addrs()
+                .with_context(|| {
+                    format!(
+                        "{address:?} is not an address like 192.168.1.20:7447 or nas.local:7447"
+                    )
+                })?
+                .collect();
+            let Some(first) = resolved.first() else {
+                bail!("{address:?} resolves to no address");
+            };
+            if home.index.add_peer(&first.to_string(), now_ms())? {
+                println!("Added peer {first}. A running node dials it within a second.");
+            } else {
+                println!("{first} was already a configured peer.");
+            }
+            Ok(true)
+        }
+        Command::Peer(PeerCommand::List) => {
+            for p in home.index.peers()? {
+                println!("{p}");
+            }
             Ok(true)
         }
         Command::Ping {
@@ -658,8 +698,13 @@ fn print_status(s: &photomesh::status::Status) {
     println!("Home     {}", s.home);
     if let Some(epoch) = s.key_epoch {
         println!(
-            "Library  {} photo records, key epoch {epoch}",
-            s.photo_records
+            "Library  {} photo records ({} records in all), key epoch {epoch}",
+            s.photo_records, s.records
+        );
+    } else {
+        println!(
+            "Library  {} records, all sealed: this device holds no library key",
+            s.records
         );
     }
     if s.folders.is_empty() {

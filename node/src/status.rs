@@ -19,6 +19,8 @@ pub struct Status {
     pub folders: Vec<FolderStats>,
     /// Photo records held (every version of every photo).
     pub photo_records: u64,
+    /// Every record held, readable here or not (a vault holds them all sealed).
+    pub records: u64,
     /// The most recent scan, if any.
     pub last_scan: Option<ScanSummary>,
 }
@@ -32,6 +34,7 @@ pub fn status(home: &Home) -> Result<Status, IndexError> {
         key_epoch: home.keys.current().map(|k| k.epoch()),
         folders: home.index.folder_stats()?,
         photo_records: home.index.photo_record_count()?,
+        records: home.index.record_count()?,
         last_scan: home.index.last_scan()?,
     })
 }

@@ -75,6 +75,31 @@ pub struct Hello {
     pub membership: Vec<Vec<u8>>,
 }
 
+/// What a member asks for when it opens a stream: the first frame of every stream between
+/// members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Greet: the answer is the other side's [`Hello`].
+    Hello(Hello),
+    /// Reconcile the record sets: both sides then exchange [`ReconcileFrame`]s until the
+    /// session ends (`reconcile::Session`; the opener initiates).
+    Reconcile,
+    /// Send these records (by record ID): the answer is [`Records`] frames, then the stream
+    /// ends. At most [`MAX_FETCH`] IDs.
+    Fetch(Vec<[u8; 32]>),
+}
+
+/// The most record IDs one [`Request::Fetch`] may name.
+pub const MAX_FETCH: usize = 4096;
+
+/// One frame of a reconciliation session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileFrame(pub Vec<u8>);
+
+/// Records, as their bytes (sealed photo records or membership records).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Records(pub Vec<Vec<u8>>);
+
 /// Why a frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -162,6 +187,8 @@ mod tests {
             }
             let _ = decode_body::<JoinRequest>(&b);
             let _ = decode_body::<Hello>(&b);
+            let _ = decode_body::<Request>(&b);
+            let _ = decode_body::<Records>(&b);
         }
     }
 }

@@ -1,0 +1,283 @@
+//! Record replication: two members reconcile their record sets and fetch what they lack.
+//!
+//! Each running node keeps its record set as a `reconcile::FingerprintTree` of items
+//! (timestamp, record ID) — the timestamp is readable without a key (`record::timestamp_of`),
+//! so a vault orders the set exactly as full devices do. The tree is built from the index at
+//! start and kept up to date by reading the records added since the last row it saw, so
+//! records a `photomesh scan` beside the node adds are picked up too.
+//!
+//! A sync, run by the device that dialled: open a stream with `Request::Reconcile`, run a
+//! `reconcile::Session` over it (initiator here, responder there), then fetch every record
+//! the session found missing with `Request::Fetch`. A record is stored only if it was asked
+//! for, hashes to the ID asked for, and is a valid record of the set (a membership record's
+//! signature verifies; a sealed record's envelope parses). A `full` device also opens photo
+//! records into its query tables; a vault stores them sealed.
+//!
+//! Blobs do not move yet: that is the next step of the replication issue.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use photomesh_protocol::membership::MembershipRecord;
+use photomesh_protocol::messages::{MAX_FETCH, ReconcileFrame, Records, Request};
+use photomesh_protocol::reconcile::{Config, Event, FingerprintTree, Item, Session};
+use photomesh_protocol::record::{Record, RecordId, record_id, timestamp_of};
+
+use crate::home::Home;
+use crate::index::IndexError;
+use crate::net::{self, NetError};
+use crate::scan::now_ms;
+
+/// Records per `Records` frame when answering a fetch.
+const RECORDS_PER_FRAME: usize = 256;
+
+/// Why a sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The network failed, or the peer sent a malformed message.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The reconciliation session failed (a malformed or unexpected frame).
+    #[error("reconciliation failed: {0}")]
+    Reconcile(#[from] photomesh_protocol::reconcile::ReconcileError),
+    /// The peer broke the protocol.
+    #[error("the other device broke the protocol: {0}")]
+    Protocol(String),
+}
+
+/// This node's record set as reconciliation sees it.
+pub struct RecordSet {
+    tree: Mutex<(FingerprintTree, i64)>,
+}
+
+impl RecordSet {
+    /// Builds the set from every record in the index.
+    pub fn load(home: &Home) -> Result<Arc<Self>, IndexError> {
+        let set = Arc::new(Self {
+            tree: Mutex::new((FingerprintTree::new(), 0)),
+        });
+        set.refresh(home)?;
+        Ok(set)
+    }
+
+    /// Adds the records the index gained since the last refresh. Returns how many.
+    pub fn refresh(&self, home: &Home) -> Result<usize, IndexError> {
+        let after = self.tree.lock().map(|t| t.1).unwrap_or(0);
+        let new = home.index.records_after(after)?;
+        let mut added = 0;
+        if let Ok(mut tree) = self.tree.lock() {
+            for (rowid, bytes) in new {
+                tree.1 = tree.1.max(rowid);
+                // A record that is not valid never entered the index through sync; one from
+                // a damaged index is simply not offered.
+                if let Ok(item) = item_of(&bytes) {
+                    added += usize::from(tree.0.insert(item));
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// How many records the set holds.
+    pub fn len(&self) -> u64 {
+        use photomesh_protocol::reconcile::Store;
+        self.tree.lock().map(|t| t.0.len()).unwrap_or(0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&FingerprintTree) -> T) -> Option<T> {
+        self.tree.lock().ok().map(|t| f(&t.0))
+    }
+}
+
+fn item_of(bytes: &[u8]) -> Result<Item, photomesh_protocol::record::RecordError> {
+    Ok(Item::new(timestamp_of(bytes)?, record_id(bytes).0))
+}
+
+/// Reconciles with the peer on `connection` as the initiator and fetches what this node
+/// lacks. Returns the number of records stored.
+pub async fn sync(
+    home: &tokio::sync::Mutex<Home>,
+    set: &RecordSet,
+    connection: &quinn::Connection,
+) -> Result<usize, SyncError> {
+    {
+        let home = home.lock().await;
+        set.refresh(&home)?;
+    }
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
+    net::write_frame(&mut send, &Request::Reconcile).await?;
+    let start = Instant::now();
+    let seed = random_seed();
+    let mut session = set
+        .with(|tree| Session::initiate(Config::default(), seed, Duration::ZERO, tree))
+        .ok_or_else(|| SyncError::Protocol("record set unavailable".into()))??;
+    let missing = drive(&mut session, set, &mut send, &mut recv, start).await?;
+    let _ = send.finish();
+    fetch(home, set, connection, missing).await
+}
+
+/// Answers a peer's reconciliation on a stream it opened.
+pub async fn serve_reconcile(
+    home: &tokio::sync::Mutex<Home>,
+    set: &RecordSet,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), SyncError> {
+    {
+        let home = home.lock().await;
+        set.refresh(&home)?;
+    }
+    let mut session = Session::respond(Config::default(), random_seed(), Duration::ZERO)?;
+    // What the responder lacks, the initiator's fetches will not bring; the responder's own
+    // sync (it dials too, or on the next round) covers that direction.
+    let _ = drive(&mut session, set, &mut send, &mut recv, Instant::now()).await?;
+    let _ = send.finish();
+    Ok(())
+}
+
+/// Runs a session over a stream until it ends; returns the items this side lacks.
+async fn drive(
+    session: &mut Session,
+    set: &RecordSet,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    start: Instant,
+) -> Result<Vec<Item>, SyncError> {
+    let mut missing = Vec::new();
+    loop {
+        let now = start.elapsed();
+        let frames: Vec<Vec<u8>> = set
+            .with(|tree| std::iter::from_fn(|| session.poll_transmit(now, tree)).collect())
+            .unwrap_or_default();
+        for frame in frames {
+            net::write_frame(send, &ReconcileFrame(frame)).await?;
+        }
+        while let Some(event) = session.poll_event() {
+            if let Event::Missing(item) = event {
+                missing.push(item);
+            }
+        }
+        if let Some(e) = session.error() {
+            return Err(e.clone().into());
+        }
+        if session.is_done() {
+            return Ok(missing);
+        }
+        let ReconcileFrame(frame) = net::read_frame(recv).await?;
+        let now = start.elapsed();
+        set.with(|tree| session.handle_frame(now, tree, &frame))
+            .ok_or_else(|| SyncError::Protocol("record set unavailable".into()))??;
+    }
+}
+
+/// Fetches records by item and stores the valid ones.
+async fn fetch(
+    home: &tokio::sync::Mutex<Home>,
+    set: &RecordSet,
+    connection: &quinn::Connection,
+    missing: Vec<Item>,
+) -> Result<usize, SyncError> {
+    let mut stored = 0;
+    for chunk in missing.chunks(MAX_FETCH) {
+        let wanted: BTreeSet<[u8; 32]> = chunk.iter().map(|i| i.id).collect();
+        let (mut send, mut recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
+        net::write_frame(&mut send, &Request::Fetch(wanted.iter().copied().collect())).await?;
+        let _ = send.finish();
+        let mut left = wanted.clone();
+        while !left.is_empty() {
+            let Records(records) = net::read_frame(&mut recv).await?;
+            if records.is_empty() {
+                break;
+            }
+            let home = home.lock().await;
+            for bytes in records {
+                let id = record_id(&bytes).0;
+                if !left.remove(&id) {
+                    return Err(SyncError::Protocol(
+                        "it sent a record that was not asked for".into(),
+                    ));
+                }
+                if store_record(&home, &bytes)? {
+                    stored += 1;
+                }
+            }
+            set.refresh(&home)?;
+        }
+    }
+    Ok(stored)
+}
+
+/// Answers a fetch: the records asked for that this node holds, then an empty frame.
+pub async fn serve_fetch(
+    home: &tokio::sync::Mutex<Home>,
+    ids: Vec<[u8; 32]>,
+    mut send: quinn::SendStream,
+) -> Result<(), SyncError> {
+    if ids.len() > MAX_FETCH {
+        return Err(SyncError::Protocol(format!(
+            "it asked for {} records at once",
+            ids.len()
+        )));
+    }
+    let mut batch = Vec::new();
+    for id in ids {
+        let bytes = home.lock().await.index.sealed_record(&RecordId(id))?;
+        if let Some(bytes) = bytes {
+            batch.push(bytes);
+        }
+        if batch.len() == RECORDS_PER_FRAME {
+            net::write_frame(&mut send, &Records(std::mem::take(&mut batch))).await?;
+        }
+    }
+    if !batch.is_empty() {
+        net::write_frame(&mut send, &Records(batch)).await?;
+    }
+    net::write_frame(&mut send, &Records(Vec::new())).await?;
+    let _ = send.finish();
+    Ok(())
+}
+
+/// Stores one record received from a peer, if it is a valid record of the set. A full
+/// device opens photo records into its query tables. Returns whether it was new and valid.
+pub fn store_record(home: &Home, bytes: &[u8]) -> Result<bool, IndexError> {
+    let Ok(item) = item_of(bytes) else {
+        return Ok(false);
+    };
+    let id = RecordId(item.id);
+    let now = now_ms();
+    if MembershipRecord::is_membership(bytes) {
+        home.index.add_record(&id, bytes, now)?;
+        return Ok(true);
+    }
+    match Record::open(bytes, &home.keys) {
+        Ok(Record::Photo(photo)) => home.index.add_photo_record(&id, bytes, &photo, now)?,
+        // A vault, or an epoch this device does not hold: kept sealed, served on.
+        Err(_) => home.index.add_record(&id, bytes, now)?,
+    }
+    Ok(true)
+}
+
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    // Split points only need to differ between sessions; a failed OS generator falls back
+    // to the clock, which is still different each session.
+    if getrandom::fill(&mut b).is_err() {
+        return now_ms();
+    }
+    u64::from_le_bytes(b)
+}

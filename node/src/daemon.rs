@@ -19,7 +19,9 @@ use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::membership::MembershipRecord;
 use photomesh_protocol::messages::{Hello, Request};
 use photomesh_protocol::nquic::{NoiseKey, Suite};
+use photomesh_protocol::seal::BlobId;
 
+use crate::blobs;
 use crate::home::{Home, HomeError};
 use crate::index::IndexError;
 use crate::mesh::{self, MeshError, MeshTrust};
@@ -184,6 +186,21 @@ async fn serve(
                 }
                 Request::Reconcile => sync::serve_reconcile(&home, &set, send, recv).await?,
                 Request::Fetch(ids) => sync::serve_fetch(&home, ids, send).await?,
+                Request::ReconcileBlobs => blobs::serve_reconcile_blobs(&home, send, recv).await?,
+                Request::Blob {
+                    blob_id,
+                    from_group,
+                } => {
+                    // Each blob on its own task, so one large transfer does not hold up the
+                    // rest of the conversation.
+                    let home = home.clone();
+                    tokio::spawn(async move {
+                        let id = BlobId(blob_id);
+                        if let Err(e) = blobs::serve_blob(&home, id, from_group, send).await {
+                            tracing::info!("serving blob {id}: {e}");
+                        }
+                    });
+                }
             }
         }
         Ok::<(), DaemonError>(())
@@ -287,9 +304,14 @@ async fn dial_loop(
             }
         }
         for (key, connection) in &dialled {
-            match sync::sync(&home, &set, connection).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(stored = n, "records received"),
+            let synced = async {
+                let records = sync::sync(&home, &set, connection).await?;
+                let blobs = blobs::sync_blobs(&home, connection).await?;
+                Ok::<_, sync::SyncError>((records, blobs))
+            };
+            match synced.await {
+                Ok((0, 0)) => {}
+                Ok((records, blobs)) => tracing::info!(records, blobs, "received"),
                 Err(e) => {
                     tracing::info!("sync failed: {e}");
                     connection.close(3u32.into(), b"sync failed");

@@ -648,6 +648,48 @@ impl Index {
             .unwrap_or(false))
     }
 
+    /// Every blob this device holds: stored replicas, and blobs of its own originals.
+    pub fn held_blobs(&self) -> Result<Vec<BlobId>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT blob_id FROM blobs WHERE stored = 1
+             UNION
+             SELECT p.blob_id FROM sources s JOIN photos p USING (record_id)
+             ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A known blob's sealed length and bao outboard.
+    pub fn blob_info(&self, blob_id: &BlobId) -> Result<Option<(u64, Vec<u8>)>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sealed_len, outboard FROM blobs WHERE blob_id = ?1",
+                [&blob_id.0[..]],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// The original files on this device whose recorded content is this blob: their full
+    /// paths and the sealed records that describe them.
+    pub fn originals_of(&self, blob_id: &BlobId) -> Result<Vec<(PathBuf, Vec<u8>)>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT f.path, s.path, r.sealed FROM sources s
+             JOIN photos p USING (record_id)
+             JOIN records r USING (record_id)
+             JOIN folders f ON f.label = s.folder
+             WHERE p.blob_id = ?1",
+        )?;
+        let rows = stmt.query_map([&blob_id.0[..]], |r| {
+            let folder: String = r.get(0)?;
+            let rel: String = r.get(1)?;
+            Ok((Path::new(&folder).join(rel), r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every blob the blob store should hold.
     pub fn stored_blobs(&self) -> Result<Vec<BlobId>, IndexError> {
         let mut stmt = self

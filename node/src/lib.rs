@@ -17,9 +17,11 @@
 //! - [`daemon`]: the running node (`run`) and the member hello (`ping`).
 //! - [`net`]: framed messages on quinn streams, addresses, connection errors in words.
 //! - [`sync`]: record replication — reconcile the record sets, fetch what is missing.
+//! - [`blobs`]: blob replication — held-blob sets, verified streaming, originals sealed on the fly.
 //! - [`qr`]: QR codes on the terminal and in PNG files.
 //! - [`transport`]: quinn endpoints with nQUIC crypto.
 
+pub mod blobs;
 pub mod blobstore;
 pub mod daemon;
 pub mod home;

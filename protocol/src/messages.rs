@@ -87,6 +87,30 @@ pub enum Request {
     /// Send these records (by record ID): the answer is [`Records`] frames, then the stream
     /// ends. At most [`MAX_FETCH`] IDs.
     Fetch(Vec<[u8; 32]>),
+    /// Reconcile the sets of blobs each side holds (items with timestamp 0 and the blob ID),
+    /// like [`Request::Reconcile`].
+    ReconcileBlobs,
+    /// Send a blob: the answer is a [`BlobHeader`] frame and then, if the blob is there, its
+    /// BLAKE3 verified-streaming (bao) encoding with 16 KiB chunk groups, from chunk group
+    /// `from_group` to the end, until the stream ends.
+    Blob {
+        /// The blob.
+        blob_id: [u8; 32],
+        /// The first chunk group wanted (0 for the whole blob; more to resume).
+        from_group: u64,
+    },
+}
+
+/// The answer to [`Request::Blob`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobHeader {
+    /// The blob follows; its sealed length (authenticated by the bao root, the blob ID).
+    Follows {
+        /// Length of the sealed blob.
+        sealed_len: u64,
+    },
+    /// This device does not hold it (any more).
+    NotHere,
 }
 
 /// The most record IDs one [`Request::Fetch`] may name.

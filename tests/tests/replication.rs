@@ -1,5 +1,6 @@
-//! Replication, first step: running nodes reconcile their record sets over nQUIC and fetch
-//! the records they lack. (Blobs move in the next step of the replication issue.)
+//! Replication with real nodes on loopback: running nodes reconcile their record sets and
+//! their held-blob sets over nQUIC, fetch the records they lack, and fetch the blobs they
+//! lack with verified streaming — a source serving its originals sealed on the fly.
 
 #![allow(clippy::unwrap_used)]
 
@@ -86,6 +87,37 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
         "{photos}"
     );
 
+    // The blobs follow: the NAS and the vault store every blob, verified.
+    wait_for_blobs(&nas, 7);
+    wait_for_blobs(&pi, 7);
+
+    // The NAS restores byte-identical files with their mtimes, from its own replicas.
+    let out = dir.path().join("restored");
+    let report = nas.json(&["restore", "--to", out.to_str().unwrap()]);
+    assert_eq!(report["restored"], 7, "{report}");
+    let originals = photomesh_tests::snapshot(&pics);
+    let restored = photomesh_tests::snapshot(&out.join("pics"));
+    assert_eq!(originals.len(), restored.len());
+    for (path, (bytes, secs, nanos)) in &originals {
+        let rel = path.strip_prefix(&pics).unwrap();
+        let (rb, rs, rn) = &restored[&out.join("pics").join(rel)];
+        assert!(bytes == rb, "{} differs", rel.display());
+        assert_eq!((secs, nanos), (rs, rn), "{} mtime", rel.display());
+    }
+
+    // Nothing under the vault's home holds a plaintext marker or a file name.
+    for file in photomesh_tests::snapshot(&pi.home).keys() {
+        let bytes = std::fs::read(file).unwrap();
+        for needle in [photomesh_tests::samples::MARKER, b"IMG_0000", b"screenshot"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds {:?}",
+                file.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+
     // A photo added on the laptop while everything runs follows within seconds.
     let mut rng = photomesh_tests::samples::Rng::new(77);
     std::fs::write(
@@ -96,4 +128,23 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     laptop.ok(&["scan"]);
     wait_for_status(&nas, "photo_records", 8);
     wait_for_status(&pi, "records", records + 1);
+    wait_for_blobs(&nas, 8);
+    wait_for_blobs(&pi, 8);
+}
+
+/// Polls `verify` until it has checked `want` stored blobs, all good, bounded.
+fn wait_for_blobs(node: &Node, want: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let report = node.json(&["verify"]);
+        if report["blobs_checked"] == want {
+            assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{report}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never held {want} blobs: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

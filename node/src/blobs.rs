@@ -1,0 +1,461 @@
+//! Blob replication: which blobs each device holds, and moving them with BLAKE3 verified
+//! streaming (bao, through `bao-tree`).
+//!
+//! A device *holds* a blob when its blob store has it, or when it is the source of the photo
+//! and still has the original file: it serves those originals sealed on the fly
+//! ([`SealedOriginal`]; sealing is deterministic, so the bytes are the blob's). The sets of
+//! held blobs are reconciled like the record sets; a device that lacks a blob a peer holds
+//! fetches it. `full` and `vault` devices hold every blob.
+//!
+//! On the wire a blob is its bao encoding with 16 KiB chunk groups: the receiver checks every
+//! chunk group against the blob ID before writing it, so a peer that sends bad data is caught
+//! within 16 KiB and nothing unverified is stored. The receiver writes into
+//! `blobs/partial/`, then hashes the whole file once more while computing its outboard, and
+//! only then moves it into the blob store.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bao_tree::io::outboard::PostOrderMemOutboard;
+use bao_tree::io::sync::{ReadAt, Size};
+use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
+use photomesh_protocol::keys::ContentKey;
+use photomesh_protocol::messages::{BlobHeader, ReconcileFrame, Request};
+use photomesh_protocol::reconcile::{Config, Event, FingerprintTree, Item, Session};
+use photomesh_protocol::record::Record;
+use photomesh_protocol::seal::{BlobId, Header, SEALED_SEGMENT_LEN, SegmentCipher};
+
+use crate::home::Home;
+use crate::index::IndexError;
+use crate::net::{self, NetError};
+use crate::sealed::OUTBOARD_BLOCK_SIZE;
+use crate::sync::SyncError;
+
+/// A blob sealed on the fly from its original file, readable at any offset.
+pub struct SealedOriginal {
+    file: File,
+    cipher: SegmentCipher,
+    /// The last sealed segment, since bao reads each segment in several chunk groups.
+    cache: Mutex<Option<(u64, Vec<u8>)>>,
+}
+
+impl SealedOriginal {
+    /// Opens the original of a photo whose plaintext hash and size are known.
+    pub fn open(
+        path: &Path,
+        content_key: &ContentKey,
+        plaintext_hash: &[u8; 32],
+        size: u64,
+    ) -> io::Result<Self> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() != size {
+            return Err(io::Error::other(
+                "the original changed size since it was recorded",
+            ));
+        }
+        Ok(Self {
+            file,
+            cipher: SegmentCipher::for_sealing(&content_key.file_key(plaintext_hash), size),
+            cache: Mutex::new(None),
+        })
+    }
+
+    fn sealed_segment(&self, index: u64) -> io::Result<Vec<u8>> {
+        if let Ok(cache) = self.cache.lock()
+            && let Some((i, bytes)) = cache.as_ref()
+            && *i == index
+        {
+            return Ok(bytes.clone());
+        }
+        let header = self.cipher.header();
+        let len = header
+            .segment_plaintext_len(index)
+            .ok_or_else(|| io::Error::other("read past the end of the blob"))?;
+        let mut buf = vec![0u8; len];
+        let start = index * photomesh_protocol::seal::SEGMENT_LEN as u64;
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, start)?;
+        self.cipher
+            .seal_segment(index, &mut buf)
+            .map_err(io::Error::other)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some((index, buf.clone()));
+        }
+        Ok(buf)
+    }
+}
+
+impl ReadAt for SealedOriginal {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let header = *self.cipher.header();
+        let total = header.sealed_len();
+        if pos >= total || buf.is_empty() {
+            return Ok(0);
+        }
+        let header_len = photomesh_protocol::seal::HEADER_LEN as u64;
+        if pos < header_len {
+            let bytes = &self.cipher.header_bytes()[pos as usize..];
+            let n = bytes.len().min(buf.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            return Ok(n);
+        }
+        let index = (pos - header_len) / SEALED_SEGMENT_LEN as u64;
+        let within = ((pos - Header::segment_offset(index)) as usize).min(SEALED_SEGMENT_LEN);
+        let segment = self.sealed_segment(index)?;
+        let bytes = segment.get(within..).unwrap_or_default();
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+}
+
+impl Size for SealedOriginal {
+    fn size(&self) -> io::Result<Option<u64>> {
+        Ok(Some(self.cipher.header().sealed_len()))
+    }
+}
+
+/// The blobs this device holds: stored replicas, and its own originals that still match
+/// their records.
+pub fn held_blobs(home: &Home) -> Result<FingerprintTree, IndexError> {
+    Ok(FingerprintTree::from_items(
+        home.index
+            .held_blobs()?
+            .into_iter()
+            .map(|b| Item::new(0, b.0)),
+    ))
+}
+
+/// Reconciles the held-blob sets as the initiator and fetches every blob this device lacks.
+/// Returns the number of blobs stored.
+pub async fn sync_blobs(
+    home: &tokio::sync::Mutex<Home>,
+    connection: &quinn::Connection,
+) -> Result<usize, SyncError> {
+    let tree = held_blobs(&*home.lock().await)?;
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
+    net::write_frame(&mut send, &Request::ReconcileBlobs).await?;
+    let mut session = Session::initiate(Config::default(), seed(), Duration::ZERO, &tree)?;
+    let missing = drive(&mut session, &tree, &mut send, &mut recv).await?;
+    let _ = send.finish();
+    let mut stored = 0;
+    for item in missing {
+        let blob_id = BlobId(item.id);
+        match fetch_blob(home, connection, &blob_id).await {
+            Ok(()) => stored += 1,
+            Err(FetchError::NotHere) => {}
+            Err(FetchError::Sync(e)) => return Err(e),
+        }
+    }
+    Ok(stored)
+}
+
+/// Answers a peer's blob-set reconciliation.
+pub async fn serve_reconcile_blobs(
+    home: &tokio::sync::Mutex<Home>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), SyncError> {
+    let tree = held_blobs(&*home.lock().await)?;
+    let mut session = Session::respond(Config::default(), seed(), Duration::ZERO)?;
+    drive(&mut session, &tree, &mut send, &mut recv).await?;
+    let _ = send.finish();
+    Ok(())
+}
+
+async fn drive(
+    session: &mut Session,
+    store: &FingerprintTree,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<Vec<Item>, SyncError> {
+    let start = Instant::now();
+    let mut missing = Vec::new();
+    loop {
+        let now = start.elapsed();
+        let frames: Vec<Vec<u8>> =
+            std::iter::from_fn(|| session.poll_transmit(now, store)).collect();
+        for frame in frames {
+            net::write_frame(send, &ReconcileFrame(frame)).await?;
+        }
+        while let Some(event) = session.poll_event() {
+            if let Event::Missing(item) = event {
+                missing.push(item);
+            }
+        }
+        if let Some(e) = session.error() {
+            return Err(e.clone().into());
+        }
+        if session.is_done() {
+            return Ok(missing);
+        }
+        let ReconcileFrame(frame) = net::read_frame(recv).await?;
+        session.handle_frame(start.elapsed(), store, &frame)?;
+    }
+}
+
+enum FetchError {
+    NotHere,
+    Sync(SyncError),
+}
+
+impl<E: Into<SyncError>> From<E> for FetchError {
+    fn from(e: E) -> Self {
+        Self::Sync(e.into())
+    }
+}
+
+/// Fetches one blob, verifying every chunk group before writing it, and stores it.
+async fn fetch_blob(
+    home: &tokio::sync::Mutex<Home>,
+    connection: &quinn::Connection,
+    blob_id: &BlobId,
+) -> Result<(), FetchError> {
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
+    net::write_frame(
+        &mut send,
+        &Request::Blob {
+            blob_id: blob_id.0,
+            from_group: 0,
+        },
+    )
+    .await?;
+    let _ = send.finish();
+    let sealed_len = match net::read_frame::<BlobHeader>(&mut recv).await? {
+        BlobHeader::NotHere => return Err(FetchError::NotHere),
+        BlobHeader::Follows { sealed_len } => sealed_len,
+    };
+    let (partial, blobs) = {
+        let home = home.lock().await;
+        let dir = home.path.join("blobs/partial");
+        fs::create_dir_all(&dir).map_err(|e| NetError::Connection(e.to_string()))?;
+        (dir.join(blob_id.to_hex()), home.blobs.clone())
+    };
+    let id = *blob_id;
+    let target = partial.clone();
+    let recv = tokio_util::io::SyncIoBridge::new(recv);
+    let received = tokio::task::spawn_blocking(move || receive(recv, &id, sealed_len, &target))
+        .await
+        .map_err(|e| SyncError::Protocol(e.to_string()))?;
+    let outboard = match received {
+        Ok(outboard) => outboard,
+        Err(e) => {
+            let _ = fs::remove_file(&partial);
+            connection.close(4u32.into(), b"bad data");
+            return Err(SyncError::Protocol(format!("blob {blob_id}: {e}")).into());
+        }
+    };
+    let stored = File::open(&partial).and_then(|f| {
+        blobs
+            .put(blob_id, io::BufReader::with_capacity(1 << 20, f))
+            .map_err(io::Error::other)
+    });
+    let _ = fs::remove_file(&partial);
+    stored.map_err(|e| SyncError::Protocol(format!("storing blob {blob_id}: {e}")))?;
+    let home = home.lock().await;
+    home.index.add_blob(blob_id, sealed_len, &outboard)?;
+    home.index.set_blob_stored(blob_id, true)?;
+    Ok(())
+}
+
+/// Decodes a bao stream into `target`, verifying every chunk group against `blob_id` before
+/// writing it; returns the blob's outboard.
+fn receive(
+    encoded: impl io::Read,
+    blob_id: &BlobId,
+    sealed_len: u64,
+    target: &PathBuf,
+) -> io::Result<Vec<u8>> {
+    let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .read(true)
+        .open(target)?;
+    let ranges = ChunkRanges::from(ChunkNum(0)..);
+    let mut outboard = PostOrderMemOutboard {
+        root: blake3::Hash::from_bytes(blob_id.0),
+        tree,
+        data: vec![0u8; usize::try_from(tree.outboard_size()).map_err(io::Error::other)?],
+    };
+    bao_tree::io::sync::decode_ranges(
+        io::BufReader::with_capacity(1 << 20, encoded),
+        &ranges,
+        &mut file,
+        &mut outboard,
+    )
+    .map_err(|e| io::Error::other(format!("verification failed: {e}")))?;
+    file.set_len(sealed_len)?;
+    file.sync_all()?;
+    Ok(outboard.data)
+}
+
+/// Answers a blob request: from the blob store, or sealed on the fly from the original.
+pub async fn serve_blob(
+    home: &tokio::sync::Mutex<Home>,
+    blob_id: BlobId,
+    from_group: u64,
+    mut send: quinn::SendStream,
+) -> Result<(), SyncError> {
+    let source = {
+        let home = home.lock().await;
+        open_source(&home, &blob_id)?
+    };
+    let Some((source, sealed_len, outboard)) = source else {
+        net::write_frame(&mut send, &BlobHeader::NotHere).await?;
+        let _ = send.finish();
+        return Ok(());
+    };
+    net::write_frame(&mut send, &BlobHeader::Follows { sealed_len }).await?;
+    let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
+    let outboard = PostOrderMemOutboard {
+        root: blake3::Hash::from_bytes(blob_id.0),
+        tree,
+        data: outboard,
+    };
+    let first = ChunkNum(from_group << OUTBOARD_BLOCK_SIZE.chunk_log());
+    let writer = tokio_util::io::SyncIoBridge::new(send);
+    tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let mut writer = io::BufWriter::with_capacity(1 << 20, writer);
+        let ranges = ChunkRanges::from(first..);
+        let result = match source {
+            Source::Stored(file) => {
+                bao_tree::io::sync::encode_ranges_validated(&file, &outboard, &ranges, &mut writer)
+            }
+            Source::Original(original) => bao_tree::io::sync::encode_ranges_validated(
+                &original,
+                &outboard,
+                &ranges,
+                &mut writer,
+            ),
+        };
+        result.map_err(|e| io::Error::other(e.to_string()))?;
+        io::Write::flush(&mut writer)?;
+        let mut bridge = writer.into_inner().map_err(|e| e.into_error())?;
+        bridge.shutdown()?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| SyncError::Protocol(e.to_string()))?
+    .map_err(|e| NetError::Connection(format!("sending blob {blob_id}: {e}")))?;
+    Ok(())
+}
+
+enum Source {
+    Stored(File),
+    Original(Box<SealedOriginal>),
+}
+
+/// Where this device can read a blob from, with its length and outboard.
+fn open_source(
+    home: &Home,
+    blob_id: &BlobId,
+) -> Result<Option<(Source, u64, Vec<u8>)>, IndexError> {
+    let Some((sealed_len, outboard)) = home.index.blob_info(blob_id)? else {
+        return Ok(None);
+    };
+    if home.index.blob_stored(blob_id)?
+        && let Ok(file) = File::open(home.blobs.path_of(blob_id))
+    {
+        return Ok(Some((Source::Stored(file), sealed_len, outboard)));
+    }
+    for (path, sealed) in home.index.originals_of(blob_id)? {
+        let Ok(Record::Photo(photo)) = Record::open(&sealed, &home.keys) else {
+            continue;
+        };
+        let Some(key) = home.keys.get(photo.blob_epoch) else {
+            continue;
+        };
+        if let Ok(source) =
+            SealedOriginal::open(&path, &key.content_key(), &photo.plaintext_hash, photo.size)
+        {
+            return Ok(Some((
+                Source::Original(Box::new(source)),
+                sealed_len,
+                outboard,
+            )));
+        }
+    }
+    Ok(None)
+}
+
+fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return crate::scan::now_ms();
+    }
+    u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use photomesh_protocol::keys::LibraryKey;
+    use photomesh_protocol::seal;
+
+    #[test]
+    fn a_sealed_original_reads_as_the_blob_at_every_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("photo.jpg");
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&path, &plain).unwrap();
+        let key = LibraryKey::new(1, [4; 32]).content_key();
+        let hash = *blake3::hash(&plain).as_bytes();
+        let blob = seal::seal(&key.file_key(&hash), &plain);
+        let original = SealedOriginal::open(&path, &key, &hash, plain.len() as u64).unwrap();
+        assert_eq!(original.size().unwrap(), Some(blob.len() as u64));
+        for (pos, len) in [
+            (0, 5),
+            (3, 40),
+            (20, 100),
+            (65_550, 20),
+            (131_000, 5_000),
+            (199_990, 1_000),
+        ] {
+            let mut buf = vec![0u8; len];
+            let mut got = 0;
+            while got < len {
+                let n = original.read_at(pos + got as u64, &mut buf[got..]).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            let end = (pos as usize + len).min(blob.len());
+            assert_eq!(&buf[..got], &blob[pos as usize..end], "at {pos}");
+        }
+    }
+
+    #[test]
+    fn receiving_a_corrupted_stream_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+        let blob_id = BlobId(*ob.root.as_bytes());
+        let mut encoded = Vec::new();
+        bao_tree::io::sync::encode_ranges_validated(
+            &data[..],
+            &ob,
+            &ChunkRanges::from(ChunkNum(0)..),
+            &mut encoded,
+        )
+        .unwrap();
+        let target = dir.path().join("partial");
+        let outboard = receive(&encoded[..], &blob_id, data.len() as u64, &target).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), data);
+        assert_eq!(outboard, ob.data);
+        let mut bad = encoded.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 1;
+        assert!(receive(&bad[..], &blob_id, data.len() as u64, &target).is_err());
+    }
+}

@@ -24,7 +24,10 @@ use bao_tree::io::sync::{ReadAt, Size};
 use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
 use photomesh_protocol::keys::ContentKey;
 use photomesh_protocol::messages::{BlobHeader, ReconcileFrame, Request};
-use photomesh_protocol::reconcile::{Config, Event, FingerprintTree, Item, Session};
+use std::collections::BTreeSet;
+
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::reconcile::{Bound, Config, Event, FingerprintTree, Item, Session, Store};
 use photomesh_protocol::record::Record;
 use photomesh_protocol::seal::{BlobId, Header, SEALED_SEGMENT_LEN, SegmentCipher};
 
@@ -133,6 +136,8 @@ pub fn held_blobs(home: &Home) -> Result<FingerprintTree, IndexError> {
 pub async fn sync_blobs(
     home: &tokio::sync::Mutex<Home>,
     connection: &quinn::Connection,
+    peer: &DeviceId,
+    known: &PeerHoldings,
 ) -> Result<usize, SyncError> {
     let tree = held_blobs(&*home.lock().await)?;
     let (mut send, mut recv) = connection
@@ -141,8 +146,25 @@ pub async fn sync_blobs(
         .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
     net::write_frame(&mut send, &Request::ReconcileBlobs).await?;
     let mut session = Session::initiate(Config::default(), seed(), Duration::ZERO, &tree)?;
-    let missing = drive(&mut session, &tree, &mut send, &mut recv).await?;
+    let (missing, peer_missing) = drive(&mut session, &tree, &mut send, &mut recv).await?;
     let _ = send.finish();
+    // What the peer holds: ours, less what it lacks, plus what we lack.
+    let (count, sum) = tree.prefix(&Bound::MAX);
+    let mut ours = sum.to_bytes().to_vec();
+    ours.extend_from_slice(&count.to_le_bytes());
+    if known.changed(peer, &ours, !missing.is_empty() || !peer_missing.is_empty()) {
+        let lacks: BTreeSet<[u8; 32]> = peer_missing.iter().map(|i| i.id).collect();
+        let mut holds: BTreeSet<[u8; 32]> = tree
+            .items()
+            .into_iter()
+            .map(|i| i.id)
+            .filter(|id| !lacks.contains(id))
+            .collect();
+        holds.extend(missing.iter().map(|i| i.id));
+        let home = home.lock().await;
+        home.index
+            .set_peer_blobs(peer, holds.iter().map(|id| BlobId(*id)), crate::scan::now_ms())?;
+    }
     let mut stored = 0;
     for item in missing {
         let blob_id = BlobId(item.id);
@@ -168,14 +190,34 @@ pub async fn serve_reconcile_blobs(
     Ok(())
 }
 
+/// What this device last told the index each peer holds, by a fingerprint of its own
+/// held set at the time: the peer's holdings are rewritten only when either side changed.
+#[derive(Default)]
+pub struct PeerHoldings(Mutex<std::collections::BTreeMap<DeviceId, Vec<u8>>>);
+
+impl PeerHoldings {
+    fn changed(&self, peer: &DeviceId, ours: &[u8], differed: bool) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return true;
+        };
+        if !differed && map.get(peer).is_some_and(|last| last == ours) {
+            return false;
+        }
+        map.insert(*peer, ours.to_vec());
+        true
+    }
+}
+
+/// Runs a blob-set session to its end; returns what this side lacks and what the peer lacks.
 async fn drive(
     session: &mut Session,
     store: &FingerprintTree,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
-) -> Result<Vec<Item>, SyncError> {
+) -> Result<(Vec<Item>, Vec<Item>), SyncError> {
     let start = Instant::now();
     let mut missing = Vec::new();
+    let mut peer_missing = Vec::new();
     loop {
         let now = start.elapsed();
         let frames: Vec<Vec<u8>> =
@@ -184,15 +226,16 @@ async fn drive(
             net::write_frame(send, &ReconcileFrame(frame)).await?;
         }
         while let Some(event) = session.poll_event() {
-            if let Event::Missing(item) = event {
-                missing.push(item);
+            match event {
+                Event::Missing(item) => missing.push(item),
+                Event::PeerMissing(item) => peer_missing.push(item),
             }
         }
         if let Some(e) = session.error() {
             return Err(e.clone().into());
         }
         if session.is_done() {
-            return Ok(missing);
+            return Ok((missing, peer_missing));
         }
         let ReconcileFrame(frame) = net::read_frame(recv).await?;
         session.handle_frame(start.elapsed(), store, &frame)?;

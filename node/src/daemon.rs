@@ -174,7 +174,9 @@ async fn serve(
     }
     let result = async {
         while let Ok((mut send, mut recv)) = connection.accept_bi().await {
-            match net::read_frame::<Request>(&mut recv).await? {
+            let request = net::read_frame::<Request>(&mut recv).await?;
+            tracing::debug!(?request, "request");
+            match request {
                 Request::Hello(theirs) => {
                     let ours = {
                         let home = home.lock().await;
@@ -265,9 +267,10 @@ async fn dial_loop(
     set: Arc<RecordSet>,
     live: Live,
 ) {
-    let mut dialled: BTreeMap<[u8; 32], quinn::Connection> = BTreeMap::new();
+    let mut dialled: BTreeMap<[u8; 32], (DeviceId, quinn::Connection)> = BTreeMap::new();
+    let holdings = blobs::PeerHoldings::default();
     loop {
-        dialled.retain(|_, c| c.close_reason().is_none());
+        dialled.retain(|_, (_, c)| c.close_reason().is_none());
         let targets = match dial_targets(&home, &dialled).await {
             Ok(t) => t,
             Err(e) => {
@@ -298,15 +301,15 @@ async fn dial_loop(
                     if let Ok(mut live) = live.lock() {
                         live.insert(member.noise_key, connection.clone());
                     }
-                    dialled.insert(member.noise_key, connection);
+                    dialled.insert(member.noise_key, (member.device, connection));
                 }
                 Err(e) => tracing::debug!(%addr, "dial failed: {e}"),
             }
         }
-        for (key, connection) in &dialled {
+        for (key, (device, connection)) in &dialled {
             let synced = async {
                 let records = sync::sync(&home, &set, connection).await?;
-                let blobs = blobs::sync_blobs(&home, connection).await?;
+                let blobs = blobs::sync_blobs(&home, connection, device, &holdings).await?;
                 Ok::<_, sync::SyncError>((records, blobs))
             };
             match synced.await {
@@ -329,7 +332,7 @@ async fn dial_loop(
 /// the address each was last seen at.
 async fn dial_targets(
     home: &tokio::sync::Mutex<Home>,
-    dialled: &BTreeMap<[u8; 32], quinn::Connection>,
+    dialled: &BTreeMap<[u8; 32], (DeviceId, quinn::Connection)>,
 ) -> Result<Vec<(photomesh_protocol::membership::Member, SocketAddr)>, DaemonError> {
     let home = home.lock().await;
     let trust = mesh::trust_set(&home)?;

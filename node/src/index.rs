@@ -126,6 +126,17 @@ const MIGRATIONS: &[&str] = &[
         address TEXT PRIMARY KEY,
         added_at_ms INTEGER NOT NULL
     );
+    -- What each peer was last seen to hold (from the blob-set reconciliation with it).
+    CREATE TABLE peer_blobs (
+        device_id BLOB NOT NULL,
+        blob_id BLOB NOT NULL,
+        PRIMARY KEY (device_id, blob_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX peer_blobs_by_blob ON peer_blobs(blob_id);
+    CREATE TABLE peer_sync (
+        device_id BLOB PRIMARY KEY,
+        synced_at_ms INTEGER NOT NULL
+    );
     ",
 ];
 
@@ -688,6 +699,75 @@ impl Index {
             Ok((Path::new(&folder).join(rel), r.get(2)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Replaces what a peer is known to hold, and notes when it was last synced.
+    pub fn set_peer_blobs(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+        blobs: impl Iterator<Item = BlobId>,
+        now_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.transaction(|ix| -> Result<(), IndexError> {
+            let id = &device.as_bytes()[..];
+            ix.conn
+                .execute("DELETE FROM peer_blobs WHERE device_id = ?1", [id])?;
+            let mut insert = ix
+                .conn
+                .prepare("INSERT OR IGNORE INTO peer_blobs (device_id, blob_id) VALUES (?1, ?2)")?;
+            for blob in blobs {
+                insert.execute(params![id, &blob.0[..]])?;
+            }
+            ix.conn.execute(
+                "INSERT INTO peer_sync (device_id, synced_at_ms) VALUES (?1, ?2)
+                 ON CONFLICT(device_id) DO UPDATE SET synced_at_ms = excluded.synced_at_ms",
+                params![id, now_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The devices known to hold a blob.
+    pub fn blob_holders(
+        &self,
+        blob_id: &BlobId,
+    ) -> Result<Vec<photomesh_protocol::identity::DeviceId>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT device_id FROM peer_blobs WHERE blob_id = ?1")?;
+        let rows = stmt.query_map([&blob_id.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(bytes) = <[u8; 20]>::try_from(row?) {
+                out.push(photomesh_protocol::identity::DeviceId::from_bytes(bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many blobs a peer is known to hold, and when it was last synced.
+    pub fn peer_sync(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<Option<(u64, u64)>, IndexError> {
+        let id = &device.as_bytes()[..];
+        let synced: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT synced_at_ms FROM peer_sync WHERE device_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(synced) = synced else {
+            return Ok(None);
+        };
+        let count: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM peer_blobs WHERE device_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok(Some((count as u64, synced as u64)))
     }
 
     /// Every blob the blob store should hold.

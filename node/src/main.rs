@@ -726,6 +726,31 @@ fn print_status(s: &photomesh::status::Status) {
             );
         }
     }
+    if let Some(safety) = &s.safety {
+        println!(
+            "Safety   {} of {} photos ({}) have {} verified copies on distinct devices; {} below",
+            safety.at_goal,
+            safety.photos,
+            bytes(safety.bytes),
+            safety.replica_goal,
+            safety.below_goal.len()
+        );
+        for b in safety.below_goal.iter().take(20) {
+            println!("  {} cop{}: {}/{}", b.copies, if b.copies == 1 { "y" } else { "ies" }, b.folder, b.path);
+        }
+        if safety.below_goal.len() > 20 {
+            println!("  … and {} more (photomesh status --json lists them all)", safety.below_goal.len() - 20);
+        }
+    }
+    if !s.peers.is_empty() {
+        println!("Devices");
+        for p in &s.peers {
+            let state = if p.online { "online".to_owned() } else {
+                p.last_sync_ms.map(|t| format!("last synced {}", utc(t as i64))).unwrap_or_else(|| "never synced".into())
+            };
+            println!("  {:<16} {:<5} {:>7} blobs  {}", p.name, p.role, p.blobs_held, state);
+        }
+    }
     match &s.last_scan {
         None => println!("Last scan  never: run `photomesh scan`"),
         Some(scan) => {

@@ -23,6 +23,56 @@ pub struct Status {
     pub records: u64,
     /// The most recent scan, if any.
     pub last_scan: Option<ScanSummary>,
+    /// The other devices of the mesh, as this device last synced with them.
+    pub peers: Vec<PeerStatus>,
+    /// How safe the photos are (on a full device, which can read the records).
+    pub safety: Option<Safety>,
+}
+
+/// Another device as this one sees it.
+#[derive(Debug, serde::Serialize)]
+pub struct PeerStatus {
+    /// Its device ID.
+    pub device_id: String,
+    /// Its name.
+    pub name: String,
+    /// `full` or `vault`.
+    pub role: &'static str,
+    /// Whether it synced with this device in the last [`ONLINE_WITHIN_MS`] ms.
+    pub online: bool,
+    /// When it last synced with this device (ms since the epoch).
+    pub last_sync_ms: Option<u64>,
+    /// How many blobs it held then.
+    pub blobs_held: u64,
+}
+
+/// A device counts as online if it synced within this many milliseconds.
+pub const ONLINE_WITHIN_MS: u64 = 10_000;
+
+/// Verified copies of the photos on distinct devices.
+#[derive(Debug, serde::Serialize)]
+pub struct Safety {
+    /// Photos (the newest version of each path).
+    pub photos: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Copies on distinct devices each photo should reach: 3, or every member if fewer.
+    pub replica_goal: u64,
+    /// Photos that have reached the goal.
+    pub at_goal: u64,
+    /// Photos below the goal, with their copy counts (fewest first).
+    pub below_goal: Vec<BelowGoal>,
+}
+
+/// A photo that is not yet safe.
+#[derive(Debug, serde::Serialize)]
+pub struct BelowGoal {
+    /// Its folder label.
+    pub folder: String,
+    /// Its path.
+    pub path: String,
+    /// Devices known to hold a verified copy (this one included).
+    pub copies: u64,
 }
 
 /// Gathers the status from the home's index.
@@ -36,7 +86,80 @@ pub fn status(home: &Home) -> Result<Status, IndexError> {
         photo_records: home.index.photo_record_count()?,
         records: home.index.record_count()?,
         last_scan: home.index.last_scan()?,
+        peers: peers(home)?,
+        safety: safety(home)?,
     })
+}
+
+fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
+    let Ok(trust) = crate::mesh::trust_set(home) else {
+        return Ok(Vec::new());
+    };
+    let me = home.device.device_id();
+    let now = crate::scan::now_ms();
+    let mut out = Vec::new();
+    for m in trust.members().filter(|m| m.device != me) {
+        let sync = home.index.peer_sync(&m.device)?;
+        out.push(PeerStatus {
+            device_id: m.device.to_string(),
+            name: m.name.clone(),
+            role: m.role.name(),
+            online: sync.is_some_and(|(_, at)| now.saturating_sub(at) <= ONLINE_WITHIN_MS),
+            last_sync_ms: sync.map(|(_, at)| at),
+            blobs_held: sync.map_or(0, |(n, _)| n),
+        });
+    }
+    Ok(out)
+}
+
+/// Copies per photo: this device if it holds the blob, plus every current member last seen
+/// holding it. Only members count: a revoked device's copy is not a copy.
+fn safety(home: &Home) -> Result<Option<Safety>, IndexError> {
+    if home.keys.current().is_none() {
+        return Ok(None);
+    }
+    let trust = crate::mesh::trust_set(home).ok();
+    let me = home.device.device_id();
+    let members: std::collections::BTreeSet<_> = trust
+        .as_ref()
+        .map(|t| t.members().map(|m| m.device).collect())
+        .unwrap_or_default();
+    let goal = (members.len().max(1) as u64).min(3);
+    let held: std::collections::BTreeSet<_> = home.index.held_blobs()?.into_iter().collect();
+    let mut safety = Safety {
+        photos: 0,
+        bytes: 0,
+        replica_goal: goal,
+        at_goal: 0,
+        below_goal: Vec::new(),
+    };
+    for row in home.index.latest_photos(None)? {
+        let Ok(photomesh_protocol::record::Record::Photo(p)) =
+            photomesh_protocol::record::Record::open(&row.sealed, &home.keys)
+        else {
+            continue;
+        };
+        safety.photos += 1;
+        safety.bytes += p.size;
+        let others = home
+            .index
+            .blob_holders(&p.blob_id)?
+            .into_iter()
+            .filter(|d| *d != me && members.contains(d))
+            .count() as u64;
+        let copies = u64::from(held.contains(&p.blob_id)) + others;
+        if copies >= goal {
+            safety.at_goal += 1;
+        } else {
+            safety.below_goal.push(BelowGoal {
+                folder: p.folder,
+                path: p.path,
+                copies,
+            });
+        }
+    }
+    safety.below_goal.sort_by_key(|b| b.copies);
+    Ok(Some(safety))
 }
 
 /// One photo as `photomesh photos` lists it: the newest record of its path.

@@ -91,6 +91,25 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     wait_for_blobs(&nas, 7);
     wait_for_blobs(&pi, 7);
 
+    // The laptop sees every photo on three distinct devices: itself, the NAS and the vault.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = laptop.json(&["status"]);
+        let safety = &status["safety"];
+        if safety["at_goal"] == 7 {
+            assert_eq!(safety["replica_goal"], 3);
+            assert_eq!(safety["below_goal"].as_array().unwrap().len(), 0);
+            let peers = status["peers"].as_array().unwrap();
+            assert_eq!(peers.len(), 2);
+            assert!(peers.iter().all(|p| p["blobs_held"] == 7), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "copies never counted: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A vault reads no record, so it reports no per-photo safety.
+    assert_eq!(pi.json(&["status"])["safety"], serde_json::Value::Null);
+
     // The NAS restores byte-identical files with their mtimes, from its own replicas.
     let out = dir.path().join("restored");
     let report = nas.json(&["restore", "--to", out.to_str().unwrap()]);

@@ -261,6 +261,31 @@ mod tests {
         }
     }
 
+    /// Any 32 bytes a peer sends, on the curve or its twist, with or without the top bit
+    /// (which X25519 ignores) or a non-canonical coordinate, give what snow's default gave.
+    #[test]
+    fn agrees_with_x25519_dalek_on_arbitrary_public_key_bytes() {
+        let static_key = Arc::new(StaticKey::new(&key(1), None).expect("valid key"));
+        let mut dh = X25519::new(static_key);
+        dh.set(&key(1));
+        let mut publics: Vec<[u8; 32]> = (0..64).map(|seed| key(seed + 50)).collect();
+        publics.push([0xff; 32]);
+        publics.push({
+            let mut p = [0xff; 32];
+            p[0] = 0xed;
+            p[31] = 0x7f;
+            p
+        });
+        for public in publics {
+            let mut out = [0; 32];
+            let expected = dalek(&key(1), &public);
+            match dh.dh(&public, &mut out) {
+                Ok(()) => assert_eq!(out, expected, "public key {public:02x?}"),
+                Err(_) => assert_eq!(expected, [0; 32], "refused {public:02x?}"),
+            }
+        }
+    }
+
     #[test]
     fn a_small_order_public_key_or_an_unset_key_is_an_error_not_a_panic() {
         let static_key = Arc::new(StaticKey::new(&key(1), None).expect("valid key"));

@@ -191,7 +191,7 @@ impl ClientConfig {
     /// each connection takes the responder's noise key from quinn's `server_name` (hex).
     pub fn new(private_key: [u8; 32], rng: RandomSource) -> Self {
         Self {
-            static_key: Arc::new(static_key(&private_key, None)),
+            static_key: Arc::new(static_key(&private_key)),
             peer: None,
             pairing_secret: None,
             rng,
@@ -202,10 +202,7 @@ impl ClientConfig {
     /// config then remembers the static-static DH result with it after the first connection
     /// (`NQUIC.md` §8), so reuse one config per peer rather than building one per connection.
     pub fn with_peer(mut self, peer: NoiseKey) -> Self {
-        self.static_key = Arc::new(static_key(
-            self.static_key.private_bytes(),
-            Some(peer.as_bytes()),
-        ));
+        self.static_key = Arc::new(self.static_key.with_peer(peer.as_bytes()));
         self.peer = Some(peer);
         self
     }
@@ -259,7 +256,7 @@ impl ServerConfig {
     /// noise key `trust` accepts.
     pub fn new(private_key: [u8; 32], trust: Arc<dyn TrustSet>, rng: RandomSource) -> Self {
         Self {
-            static_key: Arc::new(static_key(&private_key, None)),
+            static_key: Arc::new(static_key(&private_key)),
             trust,
             pairing_secret: None,
             rng,
@@ -308,8 +305,8 @@ impl crypto::ServerConfig for ServerConfig {
 }
 
 /// A configuration's static key, parsed once for all its connections.
-fn static_key(private_key: &[u8; 32], peer: Option<&[u8; 32]>) -> dh::StaticKey {
+fn static_key(private_key: &[u8; 32]) -> dh::StaticKey {
     // aws-lc takes any 32 bytes as an X25519 private key (X25519 clamps them, RFC 7748);
     // it refuses only a wrong length, which the array type rules out.
-    dh::StaticKey::new(private_key, peer).expect("every 32-byte string is an X25519 private key")
+    dh::StaticKey::new(private_key).expect("every 32-byte string is an X25519 private key")
 }

@@ -63,7 +63,7 @@ impl KeyPair {
 /// A device's static key as a configuration holds it: parsed once, shared by every
 /// connection made with that configuration.
 pub(crate) struct StaticKey {
-    pair: KeyPair,
+    pair: Arc<KeyPair>,
     /// For an initiator that always talks to one responder: that responder.
     peer: Option<RememberedPeer>,
 }
@@ -75,18 +75,23 @@ struct RememberedPeer {
 }
 
 impl StaticKey {
-    /// The static key of `private_key`, remembering `ss` with `peer` if it is given.
-    pub(crate) fn new(
-        private_key: &[u8; KEY_LEN],
-        peer: Option<&[u8; KEY_LEN]>,
-    ) -> Result<Self, snow::Error> {
+    /// The static key of `private_key`.
+    pub(crate) fn new(private_key: &[u8; KEY_LEN]) -> Result<Self, snow::Error> {
         Ok(Self {
-            pair: KeyPair::new(private_key)?,
-            peer: peer.map(|peer| RememberedPeer {
+            pair: Arc::new(KeyPair::new(private_key)?),
+            peer: None,
+        })
+    }
+
+    /// The same key, remembering `ss` with `peer` (and with no other key).
+    pub(crate) fn with_peer(&self, peer: &[u8; KEY_LEN]) -> Self {
+        Self {
+            pair: self.pair.clone(),
+            peer: Some(RememberedPeer {
                 noise_key: *peer,
                 ss: OnceLock::new(),
             }),
-        })
+        }
     }
 
     /// The private key's bytes.
@@ -233,8 +238,11 @@ mod tests {
             let (ours, theirs) = (key(seed), key(seed + 100));
             let their_public = dalek_public(&theirs);
             let expected = dalek(&ours, &their_public);
-            let static_key =
-                Arc::new(StaticKey::new(&ours, Some(&their_public)).expect("valid key"));
+            let static_key = Arc::new(
+                StaticKey::new(&ours)
+                    .expect("valid key")
+                    .with_peer(&their_public),
+            );
             assert_eq!(static_key.pair.public, dalek_public(&ours));
 
             let mut by_set = X25519::new(static_key.clone());
@@ -265,7 +273,7 @@ mod tests {
     /// (which X25519 ignores) or a non-canonical coordinate, give what snow's default gave.
     #[test]
     fn agrees_with_x25519_dalek_on_arbitrary_public_key_bytes() {
-        let static_key = Arc::new(StaticKey::new(&key(1), None).expect("valid key"));
+        let static_key = Arc::new(StaticKey::new(&key(1)).expect("valid key"));
         let mut dh = X25519::new(static_key);
         dh.set(&key(1));
         let mut publics: Vec<[u8; 32]> = (0..64).map(|seed| key(seed + 50)).collect();
@@ -288,7 +296,7 @@ mod tests {
 
     #[test]
     fn a_small_order_public_key_or_an_unset_key_is_an_error_not_a_panic() {
-        let static_key = Arc::new(StaticKey::new(&key(1), None).expect("valid key"));
+        let static_key = Arc::new(StaticKey::new(&key(1)).expect("valid key"));
         let mut dh = X25519::new(static_key.clone());
         let mut out = [0; 32];
         assert!(dh.dh(&[0; 32], &mut out).is_err(), "unset");

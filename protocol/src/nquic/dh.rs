@@ -10,7 +10,8 @@
 //!   fill or probe the memory, and the responder side keeps none (see `NQUIC.md` §8 on why).
 //! - Every DH runs in aws-lc (formally verified X25519 with ADX/BMI2 code on x86-64), about
 //!   twice as fast here as curve25519-dalek's Montgomery ladder in snow's default resolver.
-//!   ring, which protects the packets, cannot load a stored X25519 private key.
+//!   ring, which protects the packets, cannot load a stored X25519 private key. The
+//!   output is exactly snow's default's for every public key, small-order ones included.
 //!
 //! What it does not do: choose randomness. Ephemeral private keys are the 32 bytes snow's
 //! `Random` gives (the caller's `RandomSource`), exactly as snow's own `Dh25519` takes them,
@@ -46,17 +47,29 @@ impl KeyPair {
         })
     }
 
-    /// X25519 of this private key and `public`. aws-lc refuses a public key of small order
-    /// (an all-zero result), which ends the handshake; snow's default would carry on with
-    /// zeros that the attacker also knows.
+    /// X25519 of this private key and `public`, exactly as snow's default computes it.
+    ///
+    /// aws-lc refuses a public key whose result is all zeros (one of small order); Noise
+    /// (rev. 34 §12.1) prefers the all-zero output to an error, and snow's default gives it,
+    /// so for the keys aws-lc refuses the result comes from curve25519-dalek instead. Only
+    /// a malicious peer sends such a key, so the slow path costs it as much as it costs us.
     fn agree(&self, public: &[u8]) -> Result<[u8; KEY_LEN], snow::Error> {
-        let public = public.get(..KEY_LEN).ok_or(snow::Error::Dh)?;
+        let public: [u8; KEY_LEN] = public
+            .get(..KEY_LEN)
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(snow::Error::Dh)?;
         agreement::agree(
             &self.private,
-            UnparsedPublicKey::new(&agreement::X25519, public),
-            snow::Error::Dh,
-            |shared| <[u8; KEY_LEN]>::try_from(shared).map_err(|_| snow::Error::Dh),
+            UnparsedPublicKey::new(&agreement::X25519, &public),
+            (),
+            |shared| <[u8; KEY_LEN]>::try_from(shared).map_err(|_| ()),
         )
+        .or_else(|()| {
+            let secret = x25519_dalek::StaticSecret::from(*self.private_bytes);
+            Ok(secret
+                .diffie_hellman(&x25519_dalek::PublicKey::from(public))
+                .to_bytes())
+        })
     }
 }
 
@@ -286,22 +299,26 @@ mod tests {
         });
         for public in publics {
             let mut out = [0; 32];
-            let expected = dalek(&key(1), &public);
-            match dh.dh(&public, &mut out) {
-                Ok(()) => assert_eq!(out, expected, "public key {public:02x?}"),
-                Err(_) => assert_eq!(expected, [0; 32], "refused {public:02x?}"),
-            }
+            dh.dh(&public, &mut out).expect("every 32-byte public key");
+            assert_eq!(out, dalek(&key(1), &public), "public key {public:02x?}");
         }
     }
 
     #[test]
-    fn a_small_order_public_key_or_an_unset_key_is_an_error_not_a_panic() {
+    fn small_order_public_keys_give_zeros_as_in_snow_and_bad_inputs_are_errors() {
         let static_key = Arc::new(StaticKey::new(&key(1)).expect("valid key"));
         let mut dh = X25519::new(static_key.clone());
-        let mut out = [0; 32];
+        let mut out = [1; 32];
         assert!(dh.dh(&[0; 32], &mut out).is_err(), "unset");
         dh.set(&key(1));
-        assert!(dh.dh(&[0; 32], &mut out).is_err(), "small order");
+        dh.dh(&[0; 32], &mut out)
+            .expect("small order is not an error");
+        assert_eq!(out, [0; 32]);
+        let mut one = [0; 32];
+        one[0] = 1;
+        out = [1; 32];
+        dh.dh(&one, &mut out).expect("small order is not an error");
+        assert_eq!(out, [0; 32]);
         assert!(dh.dh(&[9; 16], &mut out).is_err(), "short key");
         assert!(dh.dh(&[9; 32], &mut [0; 8]).is_err(), "short output");
         dh.set(&[1; 5]);

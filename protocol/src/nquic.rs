@@ -25,6 +25,7 @@ use quinn_proto::{
 };
 use ring::aead;
 
+mod dh;
 mod keys;
 mod schedule;
 mod session;
@@ -179,7 +180,7 @@ pub type RandomSource = Arc<dyn Fn(&mut [u8]) + Send + Sync>;
 
 /// The initiator's (QUIC client's) nQUIC configuration: quinn's `crypto::ClientConfig`.
 pub struct ClientConfig {
-    private_key: [u8; 32],
+    static_key: Arc<dh::StaticKey>,
     peer: Option<NoiseKey>,
     pairing_secret: Option<[u8; 32]>,
     rng: RandomSource,
@@ -190,15 +191,18 @@ impl ClientConfig {
     /// each connection takes the responder's noise key from quinn's `server_name` (hex).
     pub fn new(private_key: [u8; 32], rng: RandomSource) -> Self {
         Self {
-            private_key,
+            static_key: Arc::new(static_key(&private_key)),
             peer: None,
             pairing_secret: None,
             rng,
         }
     }
 
-    /// Fixes the responder's noise key for every connection made with this config.
+    /// Fixes the responder's noise key for every connection made with this config. The
+    /// config then remembers the static-static DH result with it after the first connection
+    /// (`NQUIC.md` §8), so reuse one config per peer rather than building one per connection.
     pub fn with_peer(mut self, peer: NoiseKey) -> Self {
+        self.static_key = Arc::new(self.static_key.with_peer(peer.as_bytes()));
         self.peer = Some(peer);
         self
     }
@@ -226,7 +230,7 @@ impl crypto::ClientConfig for ClientConfig {
         };
         let session = session::NquicSession::initiator(
             suite,
-            &self.private_key,
+            self.static_key.clone(),
             &peer,
             self.pairing_secret.as_ref(),
             self.rng.clone(),
@@ -241,7 +245,7 @@ impl crypto::ClientConfig for ClientConfig {
 
 /// The responder's (QUIC server's) nQUIC configuration: quinn's `crypto::ServerConfig`.
 pub struct ServerConfig {
-    private_key: [u8; 32],
+    static_key: Arc<dh::StaticKey>,
     trust: Arc<dyn TrustSet>,
     pairing_secret: Option<[u8; 32]>,
     rng: RandomSource,
@@ -252,7 +256,7 @@ impl ServerConfig {
     /// noise key `trust` accepts.
     pub fn new(private_key: [u8; 32], trust: Arc<dyn TrustSet>, rng: RandomSource) -> Self {
         Self {
-            private_key,
+            static_key: Arc::new(static_key(&private_key)),
             trust,
             pairing_secret: None,
             rng,
@@ -291,11 +295,18 @@ impl crypto::ServerConfig for ServerConfig {
         let suite = Suite::from_version(version).unwrap_or(Suite::ChaChaPoly);
         Box::new(session::NquicSession::responder(
             suite,
-            self.private_key,
+            self.static_key.clone(),
             self.trust.clone(),
             self.pairing_secret,
             self.rng.clone(),
             params,
         ))
     }
+}
+
+/// A configuration's static key, parsed once for all its connections.
+fn static_key(private_key: &[u8; 32]) -> dh::StaticKey {
+    // aws-lc takes any 32 bytes as an X25519 private key (X25519 clamps them, RFC 7748);
+    // it refuses only a wrong length, which the array type rules out.
+    dh::StaticKey::new(private_key).expect("every 32-byte string is an X25519 private key")
 }

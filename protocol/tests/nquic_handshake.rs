@@ -436,6 +436,104 @@ fn key_schedule_fixed_vectors() {
     );
 }
 
+/// Runs one handshake between two configs and returns every flight's bytes.
+fn transcript(
+    client: &Arc<ClientConfig>,
+    server: &Arc<ServerConfig>,
+    suite: Suite,
+) -> Vec<Vec<u8>> {
+    let mut client = client
+        .clone()
+        .start_session(
+            suite.version(),
+            &NoiseKey::from_private(&SERVER_KEY).to_string(),
+            &empty_params(Side::Client),
+        )
+        .expect("client session starts");
+    let mut server = server
+        .clone()
+        .start_session(suite.version(), &empty_params(Side::Server));
+    let mut flights = vec![Vec::new(); 4];
+    client.write_handshake(&mut flights[0]);
+    server.read_handshake(&flights[0]).expect("message 1");
+    server.write_handshake(&mut flights[1]);
+    server.write_handshake(&mut flights[2]);
+    client.read_handshake(&flights[1]).expect("message 2");
+    client.write_handshake(&mut Vec::new());
+    client.write_handshake(&mut flights[3]);
+    client
+        .read_handshake(&flights[2])
+        .expect("responder finished");
+    server
+        .read_handshake(&flights[3])
+        .expect("initiator finished");
+    assert!(!client.is_handshaking() && !server.is_handshaking());
+    flights
+}
+
+/// A config with a fixed peer remembers `ss` after its first connection (`NQUIC.md` §8);
+/// the handshakes it makes are byte for byte those of configs that compute everything, and
+/// each still has fresh ephemerals.
+#[test]
+fn remembering_ss_changes_no_handshake_byte() {
+    for suite in [Suite::ChaChaPoly, Suite::AesGcm] {
+        let remembering = Arc::new(
+            ClientConfig::new(CLIENT_KEY, seeded(7)).with_peer(NoiseKey::from_private(&SERVER_KEY)),
+        );
+        let server = Arc::new(ServerConfig::new(
+            SERVER_KEY,
+            trust(&[CLIENT_KEY]),
+            seeded(8),
+        ));
+        let remembered: Vec<_> = (0..3)
+            .map(|_| transcript(&remembering, &server, suite))
+            .collect();
+
+        let (client_rng, server_rng) = (seeded(7), seeded(8));
+        let computed: Vec<_> = (0..3)
+            .map(|_| {
+                let client = Arc::new(ClientConfig::new(CLIENT_KEY, client_rng.clone()));
+                let server = Arc::new(ServerConfig::new(
+                    SERVER_KEY,
+                    trust(&[CLIENT_KEY]),
+                    server_rng.clone(),
+                ));
+                transcript(&client, &server, suite)
+            })
+            .collect();
+        assert_eq!(remembered, computed);
+        assert_ne!(remembered[1][0], remembered[2][0], "fresh ephemerals");
+    }
+}
+
+/// A config that remembers `ss` for one responder still fails against another.
+#[test]
+fn remembering_ss_for_one_responder_does_not_reach_another() {
+    let client = Arc::new(
+        ClientConfig::new(CLIENT_KEY, seeded(7)).with_peer(NoiseKey::from_private(&SERVER_KEY)),
+    );
+    let right = Arc::new(ServerConfig::new(
+        SERVER_KEY,
+        trust(&[CLIENT_KEY]),
+        seeded(8),
+    ));
+    transcript(&client, &right, Suite::ChaChaPoly);
+    let wrong = ServerConfig::new([0x44; 32], trust(&[CLIENT_KEY]), seeded(9));
+    let mut session = client
+        .start_session(
+            Suite::ChaChaPoly.version(),
+            "ignored",
+            &empty_params(Side::Client),
+        )
+        .expect("client session starts");
+    let mut server =
+        Arc::new(wrong).start_session(Suite::ChaChaPoly.version(), &empty_params(Side::Server));
+    let mut hello = Vec::new();
+    session.write_handshake(&mut hello);
+    let err = server.read_handshake(&hello).expect_err("wrong responder");
+    assert_eq!(err.code, TransportErrorCode::crypto(51));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 

@@ -73,13 +73,20 @@ fn main() -> Result<()> {
 
 async fn run() -> Result<()> {
     for suite in [Suite::AesGcm, Suite::ChaChaPoly] {
-        let mut times = (0..200)
-            .map(|_| sans_io_handshake(suite))
+        let mut fresh = (0..200)
+            .map(|_| sans_io_handshake(suite, &sans_io_configs()))
+            .collect::<Result<Vec<_>>>()?;
+        // A kept client config remembers `ss` with its peer (NQUIC.md §8), as the node's do.
+        let kept = sans_io_configs();
+        let mut reused = (0..200)
+            .map(|_| sans_io_handshake(suite, &kept))
             .collect::<Result<Vec<_>>>()?;
         println!(
-            "nQUIC {} handshake without quinn (both sides, one thread): {:.0} µs median",
+            "nQUIC {} handshake without quinn (both sides, one thread): {:.0} µs median, \
+             {:.0} µs with a kept client config",
             suite.noise_cipher(),
-            median_duration(&mut times).as_secs_f64() * 1e6
+            median_duration(&mut fresh).as_secs_f64() * 1e6,
+            median_duration(&mut reused).as_secs_f64() * 1e6
         );
     }
     let total = env("NQUIC_BENCH_MIB", 1024) * MIB;
@@ -154,9 +161,8 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// The CPU cost of one complete nQUIC handshake, both sides, without quinn or sockets.
-fn sans_io_handshake(suite: Suite) -> Result<Duration> {
-    let params = |side| TransportParameters::read(side, &mut &[][..]);
+/// A client and a server nQUIC config for the bench's two keys.
+fn sans_io_configs() -> (Arc<nquic::ClientConfig>, Arc<nquic::ServerConfig>) {
     let trust: BTreeSet<[u8; 32]> = [*NoiseKey::from_private(&CLIENT_KEY).as_bytes()].into();
     let server_config = Arc::new(nquic::ServerConfig::new(
         SERVER_KEY,
@@ -167,6 +173,16 @@ fn sans_io_handshake(suite: Suite) -> Result<Duration> {
         nquic::ClientConfig::new(CLIENT_KEY, transport::os_random())
             .with_peer(NoiseKey::from_private(&SERVER_KEY)),
     );
+    (client_config, server_config)
+}
+
+/// The CPU cost of one complete nQUIC handshake, both sides, without quinn or sockets.
+fn sans_io_handshake(
+    suite: Suite,
+    (client_config, server_config): &(Arc<nquic::ClientConfig>, Arc<nquic::ServerConfig>),
+) -> Result<Duration> {
+    let params = |side| TransportParameters::read(side, &mut &[][..]);
+    let (client_config, server_config) = (client_config.clone(), server_config.clone());
     let start = Instant::now();
     let mut client = client_config.start_session(suite.version(), "x", &params(Side::Client)?)?;
     let mut server = server_config.start_session(suite.version(), &params(Side::Server)?);

@@ -21,6 +21,7 @@ use snow::{
 
 use super::{
     NoiseKey, RandomSource, Suite, TrustSet,
+    dh::{StaticKey, X25519},
     keys::{self, PacketKey},
     schedule::{self, HandshakeSecrets, Secret},
 };
@@ -142,7 +143,7 @@ pub(crate) struct NquicSession {
 }
 
 struct ResponderConfig {
-    private_key: [u8; 32],
+    static_key: Arc<StaticKey>,
     trust: Arc<dyn TrustSet>,
     pairing_secret: Option<[u8; 32]>,
     rng: RandomSource,
@@ -152,7 +153,7 @@ impl NquicSession {
     /// A client session that will open with message 1 to `peer`.
     pub(crate) fn initiator(
         suite: Suite,
-        private_key: &[u8; 32],
+        static_key: Arc<StaticKey>,
         peer: &NoiseKey,
         pairing_secret: Option<&[u8; 32]>,
         rng: RandomSource,
@@ -166,9 +167,12 @@ impl NquicSession {
         let prologue = prologue(suite, first);
         let mut builder = snow::Builder::with_resolver(
             noise_params(suite, pairing_secret.is_some()),
-            Box::new(Resolver { rng }),
+            Box::new(Resolver {
+                rng,
+                static_key: static_key.clone(),
+            }),
         )
-        .local_private_key(private_key)?
+        .local_private_key(static_key.private_bytes())?
         .remote_public_key(peer.as_bytes())?
         .prologue(&prologue)?;
         if let Some(psk) = pairing_secret {
@@ -195,7 +199,7 @@ impl NquicSession {
     /// A server session waiting for message 1.
     pub(crate) fn responder(
         suite: Suite,
-        private_key: [u8; 32],
+        static_key: Arc<StaticKey>,
         trust: Arc<dyn TrustSet>,
         pairing_secret: Option<[u8; 32]>,
         rng: RandomSource,
@@ -206,7 +210,7 @@ impl NquicSession {
             suite,
             step: Step::ResponderAwaitHello,
             responder: Some(ResponderConfig {
-                private_key,
+                static_key,
                 trust,
                 pairing_secret,
                 rng,
@@ -280,9 +284,12 @@ impl NquicSession {
         let prologue = prologue(self.suite, ty);
         let mut builder = snow::Builder::with_resolver(
             noise_params(self.suite, pairing),
-            Box::new(Resolver { rng: config.rng }),
+            Box::new(Resolver {
+                rng: config.rng,
+                static_key: config.static_key.clone(),
+            }),
         )
-        .local_private_key(&config.private_key)
+        .local_private_key(config.static_key.private_bytes())
         .and_then(|b| b.prologue(&prologue))
         .map_err(HandshakeError::Noise)?;
         if let Some(psk) = psk.as_ref() {
@@ -602,9 +609,11 @@ fn split(hs: &mut snow::HandshakeState) -> Result<HandshakeSecrets, HandshakeErr
     Ok(HandshakeSecrets::derive(&hash, &k_i2r, &k_r2i))
 }
 
-/// snow's default primitives with the caller's randomness for ephemeral keys.
+/// snow's default hash and ciphers, nQUIC's X25519 (`dh.rs`) that knows the configuration's
+/// static key, and the caller's randomness for ephemeral keys.
 struct Resolver {
     rng: RandomSource,
+    static_key: Arc<StaticKey>,
 }
 
 impl CryptoResolver for Resolver {
@@ -613,7 +622,10 @@ impl CryptoResolver for Resolver {
     }
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        DefaultResolver.resolve_dh(choice)
+        match choice {
+            DHChoice::Curve25519 => Some(Box::new(X25519::new(self.static_key.clone()))),
+            _ => None,
+        }
     }
 
     fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {

@@ -162,8 +162,11 @@ pub async fn sync_blobs(
             .collect();
         holds.extend(missing.iter().map(|i| i.id));
         let home = home.lock().await;
-        home.index
-            .set_peer_blobs(peer, holds.iter().map(|id| BlobId(*id)), crate::scan::now_ms())?;
+        home.index.set_peer_blobs(
+            peer,
+            holds.iter().map(|id| BlobId(*id)),
+            crate::scan::now_ms(),
+        )?;
     }
     let mut stored = 0;
     for item in missing {

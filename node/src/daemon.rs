@@ -258,6 +258,8 @@ fn absorb_hello(
 
 /// How often the node dials the members it is not connected to, and syncs with those it is.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the running node waits for a member to answer a dial.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Keeps a connection to every member it can reach (at a configured peer address or where
 /// it last saw it) and syncs the record sets over each, every [`SYNC_INTERVAL`].
@@ -269,8 +271,33 @@ async fn dial_loop(
 ) {
     let mut dialled: BTreeMap<[u8; 32], (DeviceId, quinn::Connection)> = BTreeMap::new();
     let holdings = blobs::PeerHoldings::default();
+    // Attempts run in the background, so a device that is away never holds up the syncs
+    // with those that are here; each (device, address) is tried once at a time.
+    type Attempt = (
+        photomesh_protocol::membership::Member,
+        SocketAddr,
+        Result<quinn::Connection, DaemonError>,
+    );
+    let mut attempts: tokio::task::JoinSet<Attempt> = tokio::task::JoinSet::new();
+    let mut attempting: BTreeSet<([u8; 32], SocketAddr)> = BTreeSet::new();
+    // One client config per peer and suite, so nQUIC reuses what it may between connections.
+    let mut configs: BTreeMap<([u8; 32], u32), quinn::ClientConfig> = BTreeMap::new();
     loop {
         dialled.retain(|_, (_, c)| c.close_reason().is_none());
+        while let Some(Ok((member, addr, result))) = attempts.try_join_next() {
+            attempting.remove(&(member.noise_key, addr));
+            match result {
+                Ok(connection) if !dialled.contains_key(&member.noise_key) => {
+                    tracing::info!(%addr, peer = %member.device.short(), "connected");
+                    if let Ok(mut live) = live.lock() {
+                        live.insert(member.noise_key, connection.clone());
+                    }
+                    dialled.insert(member.noise_key, (member.device, connection));
+                }
+                Ok(extra) => extra.close(0u32.into(), b"duplicate"),
+                Err(e) => tracing::debug!(%addr, "dial failed: {e}"),
+            }
+        }
         let targets = match dial_targets(&home, &dialled).await {
             Ok(t) => t,
             Err(e) => {
@@ -278,33 +305,37 @@ async fn dial_loop(
                 Vec::new()
             }
         };
-        // Dial every target at once: one device that is away must not hold up the others.
-        let mut attempts = tokio::task::JoinSet::new();
         for (member, addr) in targets {
-            let (endpoint, home) = (endpoint.clone(), home.clone());
-            attempts.spawn(async move {
-                let result = connect(&endpoint, &home, &member, addr).await;
-                (member, addr, result)
-            });
-        }
-        while let Some(Ok((member, addr, result))) = attempts.join_next().await {
-            if dialled.contains_key(&member.noise_key) {
-                // Reached at another address in the same round.
-                if let Ok(extra) = result {
-                    extra.close(0u32.into(), b"duplicate");
-                }
+            if !attempting.insert((member.noise_key, addr)) {
                 continue;
             }
-            match result {
-                Ok(connection) => {
-                    tracing::info!(%addr, peer = %member.device.short(), "connected");
-                    if let Ok(mut live) = live.lock() {
-                        live.insert(member.noise_key, connection.clone());
-                    }
-                    dialled.insert(member.noise_key, (member.device, connection));
-                }
-                Err(e) => tracing::debug!(%addr, "dial failed: {e}"),
-            }
+            let config = {
+                let home = home.lock().await;
+                let peer_aes = home
+                    .index
+                    .has_aes(&member.device)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(false);
+                let suite = Suite::choose(transport::has_aes_hardware(), peer_aes);
+                configs
+                    .entry((member.noise_key, suite.version()))
+                    .or_insert_with(|| {
+                        transport::client_config(
+                            home.device.noise_secret(),
+                            NoiseKey(member.noise_key),
+                            suite,
+                            None,
+                            transport::os_random(),
+                        )
+                    })
+                    .clone()
+            };
+            let (endpoint, home) = (endpoint.clone(), home.clone());
+            attempts.spawn(async move {
+                let result = connect(&endpoint, &home, &member, addr, config).await;
+                (member, addr, result)
+            });
         }
         for (key, (device, connection)) in &dialled {
             let synced = async {
@@ -377,25 +408,15 @@ async fn connect(
     home: &tokio::sync::Mutex<Home>,
     member: &photomesh_protocol::membership::Member,
     addr: SocketAddr,
+    config: quinn::ClientConfig,
 ) -> Result<quinn::Connection, DaemonError> {
-    let (config, ours) = {
-        let home = home.lock().await;
-        let peer_aes = home.index.has_aes(&member.device)?.unwrap_or(false);
-        let config = transport::client_config(
-            home.device.noise_secret(),
-            NoiseKey(member.noise_key),
-            Suite::choose(transport::has_aes_hardware(), peer_aes),
-            None,
-            transport::os_random(),
-        );
-        (config, hello(&home)?)
-    };
+    let ours = hello(&*home.lock().await)?;
     let connecting = endpoint
         .connect_with(config, addr, "photomesh")
         .map_err(|e| NetError::Connection(e.to_string()))?;
-    let connection = tokio::time::timeout(net::CONNECT_TIMEOUT, connecting)
+    let connection = tokio::time::timeout(DIAL_TIMEOUT, connecting)
         .await
-        .map_err(|_| NetError::Timeout(net::CONNECT_TIMEOUT))?
+        .map_err(|_| NetError::Timeout(DIAL_TIMEOUT))?
         .map_err(|e| NetError::Connection(net::describe_connect_error(&e, addr, false)))?;
     let (mut send, mut recv) = connection
         .open_bi()

@@ -736,19 +736,35 @@ fn print_status(s: &photomesh::status::Status) {
             safety.below_goal.len()
         );
         for b in safety.below_goal.iter().take(20) {
-            println!("  {} cop{}: {}/{}", b.copies, if b.copies == 1 { "y" } else { "ies" }, b.folder, b.path);
+            println!(
+                "  {} cop{}: {}/{}",
+                b.copies,
+                if b.copies == 1 { "y" } else { "ies" },
+                b.folder,
+                b.path
+            );
         }
         if safety.below_goal.len() > 20 {
-            println!("  … and {} more (photomesh status --json lists them all)", safety.below_goal.len() - 20);
+            println!(
+                "  … and {} more (photomesh status --json lists them all)",
+                safety.below_goal.len() - 20
+            );
         }
     }
     if !s.peers.is_empty() {
         println!("Devices");
         for p in &s.peers {
-            let state = if p.online { "online".to_owned() } else {
-                p.last_sync_ms.map(|t| format!("last synced {}", utc(t as i64))).unwrap_or_else(|| "never synced".into())
+            let state = if p.online {
+                "online".to_owned()
+            } else {
+                p.last_sync_ms
+                    .map(|t| format!("last synced {}", utc(t as i64)))
+                    .unwrap_or_else(|| "never synced".into())
             };
-            println!("  {:<16} {:<5} {:>7} blobs  {}", p.name, p.role, p.blobs_held, state);
+            println!(
+                "  {:<16} {:<5} {:>7} blobs  {}",
+                p.name, p.role, p.blobs_held, state
+            );
         }
     }
     match &s.last_scan {

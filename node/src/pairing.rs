@@ -425,6 +425,7 @@ fn accept_welcome(
     let now = now_ms();
     let inviter_id = inviter.device;
     let founder_text = founder.to_string();
+    let _ = addr;
     let names = trust.members().map(|m| m.name.clone()).collect();
     // Keys first: if the process dies before the index commits, the device is still fresh
     // and can simply join again.
@@ -438,7 +439,9 @@ fn accept_welcome(
             ix.add_record(&r.record_id, &r.bytes, now)?;
         }
         ix.set_meta("founder", &founder_text)?;
-        ix.set_seen(&inviter_id, now, Some(&addr.to_string()), None)?;
+        // Seen now; its address is not kept: `pair` listens on a port of its own, gone
+        // once the pairing is over.
+        ix.set_seen(&inviter_id, now, None, None)?;
         Ok(())
     })?;
     Ok(JoinedMesh {

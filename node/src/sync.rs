@@ -118,7 +118,6 @@ pub async fn sync(
         .await
         .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
     net::write_frame(&mut send, &Request::Reconcile).await?;
-    tracing::debug!("record sync: session started");
     let start = Instant::now();
     let seed = random_seed();
     let mut session = set
@@ -126,7 +125,6 @@ pub async fn sync(
         .ok_or_else(|| SyncError::Protocol("record set unavailable".into()))??;
     let missing = drive(&mut session, set, &mut send, &mut recv, start).await?;
     let _ = send.finish();
-    tracing::debug!(missing = missing.len(), "record sync: session done");
     fetch(home, set, connection, missing).await
 }
 

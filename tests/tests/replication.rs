@@ -167,3 +167,70 @@ fn wait_for_blobs(node: &Node, want: u64) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn photos_added_on_two_devices_apart_end_up_on_both_once_they_meet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, phone) = (node(dir.path(), "laptop"), node(dir.path(), "phone"));
+    pair(&laptop, &phone, "full");
+
+    // Apart: each records photos of its own.
+    let laptop_pics = dir.path().join("laptop-pics");
+    let phone_pics = dir.path().join("phone-pics");
+    photomesh_tests::samples::write_library(&laptop_pics, 3, 21);
+    photomesh_tests::samples::write_library(&phone_pics, 4, 22);
+    laptop.ok(&[
+        "folder",
+        "add",
+        laptop_pics.to_str().unwrap(),
+        "--label",
+        "laptop",
+    ]);
+    phone.ok(&[
+        "folder",
+        "add",
+        phone_pics.to_str().unwrap(),
+        "--label",
+        "camera",
+    ]);
+    laptop.ok(&["scan"]);
+    phone.ok(&["scan"]);
+    assert_eq!(laptop.json(&["status"])["photo_records"], 5);
+    assert_eq!(phone.json(&["status"])["photo_records"], 6);
+
+    // They meet: the phone knows where the laptop runs.
+    let (_laptop_run, addr) = run(&laptop);
+    phone.ok(&["peer", "add", &addr]);
+    let (_phone_run, _) = run(&phone);
+    for node in [&laptop, &phone] {
+        wait_for_status(node, "photo_records", 11);
+        wait_for_blobs(node, 11 - own_originals(node));
+    }
+    // Each can restore the other's photos, byte for byte.
+    let out = dir.path().join("from-phone");
+    laptop.ok(&[
+        "restore",
+        "--to",
+        out.to_str().unwrap(),
+        "--folder",
+        "camera",
+    ]);
+    for (path, (bytes, ..)) in photomesh_tests::snapshot(&phone_pics) {
+        let rel = path.strip_prefix(&phone_pics).unwrap();
+        assert!(
+            std::fs::read(out.join(rel)).unwrap() == bytes,
+            "{}",
+            rel.display()
+        );
+    }
+}
+
+/// How many photos a node holds as originals (it stores no blob for those).
+fn own_originals(node: &Node) -> u64 {
+    node.json(&["status"])["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["photos"].as_u64().unwrap())
+        .sum()
+}

@@ -23,11 +23,11 @@ use bao_tree::io::outboard::PostOrderMemOutboard;
 use bao_tree::io::sync::{ReadAt, Size};
 use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
 use photomesh_protocol::keys::ContentKey;
-use photomesh_protocol::messages::{BlobHeader, ReconcileFrame, Request};
+use photomesh_protocol::messages::{BlobHeader, Request};
 use std::collections::BTreeSet;
 
 use photomesh_protocol::identity::DeviceId;
-use photomesh_protocol::reconcile::{Bound, Config, Event, FingerprintTree, Item, Session, Store};
+use photomesh_protocol::reconcile::{Bound, Config, FingerprintTree, Item, Session, Store};
 use photomesh_protocol::record::Record;
 use photomesh_protocol::seal::{BlobId, Header, SEALED_SEGMENT_LEN, SegmentCipher};
 
@@ -35,7 +35,7 @@ use crate::home::Home;
 use crate::index::IndexError;
 use crate::net::{self, NetError};
 use crate::sealed::OUTBOARD_BLOCK_SIZE;
-use crate::sync::SyncError;
+use crate::sync::{RecordSet, SyncError, drive, random_seed};
 
 /// A blob sealed on the fly from its original file, readable at any offset.
 pub struct SealedOriginal {
@@ -139,23 +139,29 @@ pub async fn sync_blobs(
     peer: &DeviceId,
     known: &PeerHoldings,
 ) -> Result<usize, SyncError> {
-    let tree = held_blobs(&*home.lock().await)?;
+    let set = RecordSet::from_tree(held_blobs(&*home.lock().await)?);
     let (mut send, mut recv) = connection
         .open_bi()
         .await
         .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
     net::write_frame(&mut send, &Request::ReconcileBlobs).await?;
-    let mut session = Session::initiate(Config::default(), seed(), Duration::ZERO, &tree)?;
-    let (missing, peer_missing) = drive(&mut session, &tree, &mut send, &mut recv).await?;
+    let mut session = set
+        .with(|tree| Session::initiate(Config::default(), random_seed(), Duration::ZERO, tree))
+        .ok_or_else(|| SyncError::Protocol("blob set unavailable".into()))??;
+    let (missing, peer_missing) =
+        drive(&mut session, &set, &mut send, &mut recv, Instant::now()).await?;
     let _ = send.finish();
     // What the peer holds: ours, less what it lacks, plus what we lack.
-    let (count, sum) = tree.prefix(&Bound::MAX);
+    let (count, sum) = set
+        .with(|tree| tree.prefix(&Bound::MAX))
+        .ok_or_else(|| SyncError::Protocol("blob set unavailable".into()))?;
     let mut ours = sum.to_bytes().to_vec();
     ours.extend_from_slice(&count.to_le_bytes());
     if known.changed(peer, &ours, !missing.is_empty() || !peer_missing.is_empty()) {
         let lacks: BTreeSet<[u8; 32]> = peer_missing.iter().map(|i| i.id).collect();
-        let mut holds: BTreeSet<[u8; 32]> = tree
-            .items()
+        let mut holds: BTreeSet<[u8; 32]> = set
+            .with(FingerprintTree::items)
+            .unwrap_or_default()
             .into_iter()
             .map(|i| i.id)
             .filter(|id| !lacks.contains(id))
@@ -186,9 +192,9 @@ pub async fn serve_reconcile_blobs(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) -> Result<(), SyncError> {
-    let tree = held_blobs(&*home.lock().await)?;
-    let mut session = Session::respond(Config::default(), seed(), Duration::ZERO)?;
-    drive(&mut session, &tree, &mut send, &mut recv).await?;
+    let set = RecordSet::from_tree(held_blobs(&*home.lock().await)?);
+    let mut session = Session::respond(Config::default(), random_seed(), Duration::ZERO)?;
+    drive(&mut session, &set, &mut send, &mut recv, Instant::now()).await?;
     let _ = send.finish();
     Ok(())
 }
@@ -208,40 +214,6 @@ impl PeerHoldings {
         }
         map.insert(*peer, ours.to_vec());
         true
-    }
-}
-
-/// Runs a blob-set session to its end; returns what this side lacks and what the peer lacks.
-async fn drive(
-    session: &mut Session,
-    store: &FingerprintTree,
-    send: &mut quinn::SendStream,
-    recv: &mut quinn::RecvStream,
-) -> Result<(Vec<Item>, Vec<Item>), SyncError> {
-    let start = Instant::now();
-    let mut missing = Vec::new();
-    let mut peer_missing = Vec::new();
-    loop {
-        let now = start.elapsed();
-        let frames: Vec<Vec<u8>> =
-            std::iter::from_fn(|| session.poll_transmit(now, store)).collect();
-        for frame in frames {
-            net::write_frame(send, &ReconcileFrame(frame)).await?;
-        }
-        while let Some(event) = session.poll_event() {
-            match event {
-                Event::Missing(item) => missing.push(item),
-                Event::PeerMissing(item) => peer_missing.push(item),
-            }
-        }
-        if let Some(e) = session.error() {
-            return Err(e.clone().into());
-        }
-        if session.is_done() {
-            return Ok((missing, peer_missing));
-        }
-        let ReconcileFrame(frame) = net::read_frame(recv).await?;
-        session.handle_frame(start.elapsed(), store, &frame)?;
     }
 }
 
@@ -432,14 +404,6 @@ fn open_source(
         }
     }
     Ok(None)
-}
-
-fn seed() -> u64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        return crate::scan::now_ms();
-    }
-    u64::from_le_bytes(b)
 }
 
 #[cfg(test)]

@@ -64,6 +64,13 @@ impl RecordSet {
         Ok(set)
     }
 
+    /// A set over an already built tree (the held-blob set, which is rebuilt per sync).
+    pub(crate) fn from_tree(tree: FingerprintTree) -> Self {
+        Self {
+            tree: Mutex::new((tree, i64::MAX)),
+        }
+    }
+
     /// Adds the records the index gained since the last refresh. Returns how many.
     pub fn refresh(&self, home: &Home) -> Result<usize, IndexError> {
         let after = self.tree.lock().map(|t| t.1).unwrap_or(0);
@@ -93,7 +100,7 @@ impl RecordSet {
         self.len() == 0
     }
 
-    fn with<T>(&self, f: impl FnOnce(&FingerprintTree) -> T) -> Option<T> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&FingerprintTree) -> T) -> Option<T> {
         self.tree.lock().ok().map(|t| f(&t.0))
     }
 }
@@ -119,11 +126,10 @@ pub async fn sync(
         .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
     net::write_frame(&mut send, &Request::Reconcile).await?;
     let start = Instant::now();
-    let seed = random_seed();
     let mut session = set
-        .with(|tree| Session::initiate(Config::default(), seed, Duration::ZERO, tree))
+        .with(|tree| Session::initiate(Config::default(), random_seed(), Duration::ZERO, tree))
         .ok_or_else(|| SyncError::Protocol("record set unavailable".into()))??;
-    let missing = drive(&mut session, set, &mut send, &mut recv, start).await?;
+    let (missing, _) = drive(&mut session, set, &mut send, &mut recv, start).await?;
     let _ = send.finish();
     fetch(home, set, connection, missing).await
 }
@@ -147,15 +153,17 @@ pub async fn serve_reconcile(
     Ok(())
 }
 
-/// Runs a session over a stream until it ends; returns the items this side lacks.
-async fn drive(
+/// Runs a session over a stream until it ends; returns the items this side lacks and the
+/// items the peer lacks.
+pub(crate) async fn drive(
     session: &mut Session,
     set: &RecordSet,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
     start: Instant,
-) -> Result<Vec<Item>, SyncError> {
+) -> Result<(Vec<Item>, Vec<Item>), SyncError> {
     let mut missing = Vec::new();
+    let mut peer_missing = Vec::new();
     loop {
         let now = start.elapsed();
         let frames: Vec<Vec<u8>> = set
@@ -165,15 +173,16 @@ async fn drive(
             net::write_frame(send, &ReconcileFrame(frame)).await?;
         }
         while let Some(event) = session.poll_event() {
-            if let Event::Missing(item) = event {
-                missing.push(item);
+            match event {
+                Event::Missing(item) => missing.push(item),
+                Event::PeerMissing(item) => peer_missing.push(item),
             }
         }
         if let Some(e) = session.error() {
             return Err(e.clone().into());
         }
         if session.is_done() {
-            return Ok(missing);
+            return Ok((missing, peer_missing));
         }
         let ReconcileFrame(frame) = net::read_frame(recv).await?;
         let now = start.elapsed();
@@ -272,10 +281,10 @@ pub fn store_record(home: &Home, bytes: &[u8]) -> Result<bool, IndexError> {
     Ok(true)
 }
 
-fn random_seed() -> u64 {
+/// A seed for a session's split points: they only need to differ between sessions.
+pub(crate) fn random_seed() -> u64 {
     let mut b = [0u8; 8];
-    // Split points only need to differ between sessions; a failed OS generator falls back
-    // to the clock, which is still different each session.
+    // A failed OS generator falls back to the clock, which still differs each session.
     if getrandom::fill(&mut b).is_err() {
         return now_ms();
     }

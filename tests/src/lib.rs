@@ -93,6 +93,46 @@ impl Node {
     }
 }
 
+/// How long the helpers below wait for a node to get somewhere.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Node {
+    /// A new device named `name`, initialised in `dir/name`.
+    pub fn init(dir: &Path, name: &str) -> Self {
+        let node = Self::at(dir.join(name));
+        node.ok(&["init", "--name", name]);
+        node
+    }
+
+    /// Starts `pair` on loopback (with `extra` arguments) and returns the process, once it
+    /// listens, and the text code it shows.
+    pub fn start_pair(&self, extra: &[&str]) -> (Spawned, String) {
+        let mut args = vec!["pair", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut pair = self.spawn(&args);
+        let line = pair.wait_for_line(WAIT, |l| l.starts_with("Code: "));
+        let code = line.trim_start_matches("Code: ").trim().to_owned();
+        pair.wait_for_line(WAIT, |l| l.contains("listening on"));
+        (pair, code)
+    }
+
+    /// Starts the node (`run`) on loopback and returns the process and its address.
+    pub fn start_run(&self) -> (Spawned, String) {
+        let mut run = self.spawn(&["run", "--listen", "127.0.0.1:0"]);
+        let line = run.wait_for_line(WAIT, |l| l.contains("listening on"));
+        let addr = line.rsplit(' ').next().unwrap_or_default().to_owned();
+        (run, addr)
+    }
+
+    /// Pairs `joiner` into this node's mesh with `role` (`full` or `vault`).
+    pub fn invite(&self, joiner: &Node, role: &str) {
+        let (pair, code) = self.start_pair(&["--role", role]);
+        joiner.ok(&["join", &code]);
+        let (exit, out) = pair.wait(WAIT);
+        assert_eq!(exit, 0, "pair failed: {out}");
+    }
+}
+
 /// A `photomesh` process running in the background, whose output lines are collected.
 pub struct Spawned {
     child: std::process::Child,

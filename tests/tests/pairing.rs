@@ -9,28 +9,8 @@ use std::time::Duration;
 use photomesh::home::Home;
 use photomesh_protocol::pairing::PairingCode;
 use photomesh_protocol::record::Record;
-use photomesh_tests::{Node, Spawned};
+use photomesh_tests::{Node, WAIT};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn node(dir: &Path, name: &str) -> Node {
-    let node = Node::at(dir.join(name));
-    node.ok(&["init", "--name", name]);
-    node
-}
-
-/// Starts `pair` on `inviter` and returns the process and its text code.
-fn start_pair(inviter: &Node, extra: &[&str]) -> (Spawned, String) {
-    let mut args = vec!["pair", "--listen", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let mut pair = inviter.spawn(&args);
-    let line = pair.wait_for_line(WAIT, |l| l.starts_with("Code: "));
-    let code = line.trim_start_matches("Code: ").trim().to_owned();
-    // The listener is up once this line is out.
-    pair.wait_for_line(WAIT, |l| l.contains("listening on"));
-    (pair, code)
-}
 
 fn device_id(node: &Node) -> String {
     node.json(&["status"])["device_id"]
@@ -62,14 +42,14 @@ fn devices(node: &Node) -> Vec<(String, String, String, bool)> {
 fn pair_by_qr_png_and_text_then_revoke_is_enforced_by_a_running_node() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (
-        node(dir.path(), "laptop"),
-        node(dir.path(), "phone"),
-        node(dir.path(), "tablet"),
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "phone"),
+        Node::init(dir.path(), "tablet"),
     );
 
     // A → B through a PNG of the QR code, read back by a real QR decoder.
     let png = dir.path().join("code.png");
-    let (pair, _) = start_pair(&a, &["--png", png.to_str().unwrap()]);
+    let (pair, _) = a.start_pair(&["--png", png.to_str().unwrap()]);
     let joined = b.ok(&["join", "--qr", png.to_str().unwrap()]);
     assert!(
         joined.contains("Joined the mesh as a full device"),
@@ -80,7 +60,7 @@ fn pair_by_qr_png_and_text_then_revoke_is_enforced_by_a_running_node() {
     assert!(out.contains("Joined: phone"), "{out}");
 
     // A → C by the typed text code.
-    let (pair, text) = start_pair(&a, &[]);
+    let (pair, text) = a.start_pair(&[]);
     c.ok(&["join", &text.to_lowercase()]);
     assert_eq!(pair.wait(WAIT).0, 0);
 
@@ -96,9 +76,7 @@ fn pair_by_qr_png_and_text_then_revoke_is_enforced_by_a_running_node() {
     );
 
     // A runs; B and C reach it.
-    let mut run = a.spawn(&["run", "--listen", "127.0.0.1:0"]);
-    let line = run.wait_for_line(WAIT, |l| l.contains("listening on"));
-    let addr = line.rsplit(' ').next().unwrap().to_owned();
+    let (run, addr) = a.start_run();
     let pong: Value = b.json(&["ping", &addr]);
     assert_eq!(pong["name"], "laptop");
     c.ok(&["ping", &addr]);
@@ -154,11 +132,11 @@ fn wait_until_refused(node: &Node, addr: &str) -> String {
 fn a_code_works_once_and_a_wrong_secret_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, x) = (
-        node(dir.path(), "laptop"),
-        node(dir.path(), "phone"),
-        node(dir.path(), "stranger"),
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "phone"),
+        Node::init(dir.path(), "stranger"),
     );
-    let (pair, text) = start_pair(&a, &[]);
+    let (pair, text) = a.start_pair(&[]);
 
     // An attacker who saw the inviter on the network but not the QR code: right key and
     // address, wrong secret, correct check value.
@@ -179,7 +157,7 @@ fn a_code_works_once_and_a_wrong_secret_changes_nothing() {
     );
 
     // The same code again: nobody is listening for it any more.
-    let fresh = node(dir.path(), "late");
+    let fresh = Node::init(dir.path(), "late");
     let again = fresh.run(&["join", &text]);
     assert_eq!(again.code, 2);
     assert!(again.stderr.contains("works once"), "{}", again.stderr);
@@ -189,10 +167,13 @@ fn a_code_works_once_and_a_wrong_secret_changes_nothing() {
 #[test]
 fn bad_codes_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (node(dir.path(), "laptop"), node(dir.path(), "phone"));
+    let (a, b) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "phone"),
+    );
 
     // Expired: the joiner refuses before connecting, the inviter gives up.
-    let (pair, text) = start_pair(&a, &["--expires", "1s"]);
+    let (pair, text) = a.start_pair(&["--expires", "1s"]);
     let (code, out) = pair.wait(WAIT);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("expired"), "{out}");
@@ -241,15 +222,15 @@ fn bad_codes_are_named() {
 fn a_member_of_a_mesh_does_not_join_another_without_saying_so() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, f) = (
-        node(dir.path(), "laptop"),
-        node(dir.path(), "phone"),
-        node(dir.path(), "friend"),
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "phone"),
+        Node::init(dir.path(), "friend"),
     );
-    let (pair, text) = start_pair(&a, &[]);
+    let (pair, text) = a.start_pair(&[]);
     b.ok(&["join", &text]);
     pair.wait(WAIT);
 
-    let (pair, text) = start_pair(&f, &["--expires", "60s"]);
+    let (pair, text) = f.start_pair(&["--expires", "60s"]);
     let run = b.run(&["join", &text]);
     assert_eq!(run.code, 2);
     assert!(
@@ -267,13 +248,16 @@ fn a_member_of_a_mesh_does_not_join_another_without_saying_so() {
 #[test]
 fn a_vault_joins_without_the_library_key_and_cannot_open_a_record() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, v) = (node(dir.path(), "laptop"), node(dir.path(), "pi"));
+    let (a, v) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "pi"),
+    );
     let pics = dir.path().join("pics");
     photomesh_tests::samples::write_library(&pics, 2, 3);
     a.ok(&["folder", "add", pics.to_str().unwrap()]);
     a.ok(&["scan"]);
 
-    let (pair, text) = start_pair(&a, &["--role", "vault"]);
+    let (pair, text) = a.start_pair(&["--role", "vault"]);
     let out = v.ok(&["join", &text]);
     assert!(out.contains("vault"), "{out}");
     assert_eq!(pair.wait(WAIT).0, 0);
@@ -299,7 +283,7 @@ fn a_vault_joins_without_the_library_key_and_cannot_open_a_record() {
 #[test]
 fn recovery_phrase_starts_a_device_with_the_same_library_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let a = node(dir.path(), "laptop");
+    let a = Node::init(dir.path(), "laptop");
     let export = a.ok(&["recovery-key", "export"]);
     assert!(export.contains("Whoever has this phrase can read every photo"));
     let phrase = export

@@ -4,33 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use photomesh_tests::{Node, Spawned};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn node(dir: &Path, name: &str) -> Node {
-    let node = Node::at(dir.join(name));
-    node.ok(&["init", "--name", name]);
-    node
-}
-
-fn pair(inviter: &Node, joiner: &Node, role: &str) {
-    let mut pair = inviter.spawn(&["pair", "--listen", "127.0.0.1:0", "--role", role]);
-    let line = pair.wait_for_line(WAIT, |l| l.starts_with("Code: "));
-    pair.wait_for_line(WAIT, |l| l.contains("listening on"));
-    joiner.ok(&["join", line.trim_start_matches("Code: ").trim()]);
-    assert_eq!(pair.wait(WAIT).0, 0);
-}
-
-fn run(node: &Node) -> (Spawned, String) {
-    let mut run = node.spawn(&["run", "--listen", "127.0.0.1:0"]);
-    let line = run.wait_for_line(WAIT, |l| l.contains("listening on"));
-    let addr = line.rsplit(' ').next().unwrap().to_owned();
-    (run, addr)
-}
+use photomesh_tests::{Node, WAIT};
 
 /// Polls `status` until `field` reaches `want`, bounded.
 fn wait_for_status(node: &Node, field: &str, want: u64) {
@@ -52,25 +28,25 @@ fn wait_for_status(node: &Node, field: &str, want: u64) {
 fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     let dir = tempfile::tempdir().unwrap();
     let (laptop, nas, pi) = (
-        node(dir.path(), "laptop"),
-        node(dir.path(), "nas"),
-        node(dir.path(), "pi"),
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "nas"),
+        Node::init(dir.path(), "pi"),
     );
     let pics = dir.path().join("pics");
     photomesh_tests::samples::write_library(&pics, 5, 11);
     laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
     laptop.ok(&["scan"]);
-    pair(&laptop, &nas, "full");
-    pair(&laptop, &pi, "vault");
+    laptop.invite(&nas, "full");
+    laptop.invite(&pi, "vault");
     let laptop_status = laptop.json(&["status"]);
     let records = laptop_status["records"].as_u64().unwrap();
     assert_eq!(laptop_status["photo_records"], 7);
 
-    let (_laptop_run, addr) = run(&laptop);
+    let (_laptop_run, addr) = laptop.start_run();
     nas.ok(&["peer", "add", &addr]);
     pi.ok(&["peer", "add", &addr]);
-    let (_nas_run, _) = run(&nas);
-    let (_pi_run, _) = run(&pi);
+    let (_nas_run, _) = nas.start_run();
+    let (_pi_run, _) = pi.start_run();
 
     // The NAS can read what it received; the vault holds it all sealed.
     wait_for_status(&nas, "photo_records", 7);
@@ -171,8 +147,11 @@ fn wait_for_blobs(node: &Node, want: u64) {
 #[test]
 fn photos_added_on_two_devices_apart_end_up_on_both_once_they_meet() {
     let dir = tempfile::tempdir().unwrap();
-    let (laptop, phone) = (node(dir.path(), "laptop"), node(dir.path(), "phone"));
-    pair(&laptop, &phone, "full");
+    let (laptop, phone) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "phone"),
+    );
+    laptop.invite(&phone, "full");
 
     // Apart: each records photos of its own.
     let laptop_pics = dir.path().join("laptop-pics");
@@ -199,9 +178,9 @@ fn photos_added_on_two_devices_apart_end_up_on_both_once_they_meet() {
     assert_eq!(phone.json(&["status"])["photo_records"], 6);
 
     // They meet: the phone knows where the laptop runs.
-    let (_laptop_run, addr) = run(&laptop);
+    let (_laptop_run, addr) = laptop.start_run();
     phone.ok(&["peer", "add", &addr]);
-    let (_phone_run, _) = run(&phone);
+    let (_phone_run, _) = phone.start_run();
     for node in [&laptop, &phone] {
         wait_for_status(node, "photo_records", 11);
         wait_for_blobs(node, 11 - own_originals(node));

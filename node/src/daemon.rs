@@ -225,6 +225,12 @@ fn hello(home: &Home) -> Result<Hello, DaemonError> {
         name: home.device_name()?,
         has_aes: transport::has_aes_hardware(),
         membership: home.index.membership_records()?,
+        addresses: home
+            .index
+            .seen_addresses()?
+            .into_iter()
+            .take(photomesh_protocol::messages::MAX_ADDRESSES)
+            .collect(),
     })
 }
 
@@ -251,6 +257,23 @@ fn absorb_hello(
         if claimed == Some(hello.device) {
             let address = remote.map(|a| a.to_string());
             ix.set_seen(&hello.device, now, address.as_deref(), Some(hello.has_aes))?;
+        }
+        // Addresses of other members this device has never reached itself.
+        let me = home.device.device_id();
+        for (device, address) in hello
+            .addresses
+            .iter()
+            .take(photomesh_protocol::messages::MAX_ADDRESSES)
+        {
+            let usable = address.parse::<SocketAddr>().is_ok();
+            if usable
+                && *device != me
+                && Some(*device) != claimed
+                && before.get(device).is_some()
+                && ix.seen(device)?.and_then(|(_, a)| a).is_none()
+            {
+                ix.learn_address(device, address, now)?;
+            }
         }
         Ok(())
     })
@@ -339,9 +362,10 @@ async fn dial_loop(
         }
         for (key, (device, connection)) in &dialled {
             let synced = async {
+                greet(&home, connection, &NoiseKey(*key), None).await?;
                 let records = sync::sync(&home, &set, connection).await?;
                 let blobs = blobs::sync_blobs(&home, connection, device, &holdings).await?;
-                Ok::<_, sync::SyncError>((records, blobs))
+                Ok::<_, DaemonError>((records, blobs))
             };
             match synced.await {
                 Ok((0, 0)) => {}
@@ -380,6 +404,7 @@ async fn dial_targets(
             .index
             .seen(&member.device)?
             .and_then(|(_, a)| a)
+            .or(home.index.learned_address(&member.device)?)
             .and_then(|a| a.parse::<SocketAddr>().ok());
         if let Some(addr) = addr {
             seen_at.insert(member.device, addr);
@@ -410,7 +435,6 @@ async fn connect(
     addr: SocketAddr,
     config: quinn::ClientConfig,
 ) -> Result<quinn::Connection, DaemonError> {
-    let ours = hello(&*home.lock().await)?;
     let connecting = endpoint
         .connect_with(config, addr, "photomesh")
         .map_err(|e| NetError::Connection(e.to_string()))?;
@@ -418,6 +442,19 @@ async fn connect(
         .await
         .map_err(|_| NetError::Timeout(DIAL_TIMEOUT))?
         .map_err(|e| NetError::Connection(net::describe_connect_error(&e, addr, false)))?;
+    greet(home, &connection, &NoiseKey(member.noise_key), Some(addr)).await?;
+    Ok(connection)
+}
+
+/// Exchanges hellos on a connection this device dialled (at connect, and before every
+/// sync, so membership and addresses keep flowing).
+async fn greet(
+    home: &tokio::sync::Mutex<Home>,
+    connection: &quinn::Connection,
+    peer: &NoiseKey,
+    addr: Option<SocketAddr>,
+) -> Result<(), DaemonError> {
+    let ours = hello(&*home.lock().await)?;
     let (mut send, mut recv) = connection
         .open_bi()
         .await
@@ -426,8 +463,12 @@ async fn connect(
     let _ = send.finish();
     let theirs: Hello = net::read_frame(&mut recv).await?;
     let home = home.lock().await;
-    absorb_hello(&home, &theirs, &NoiseKey(member.noise_key), Some(addr))?;
-    Ok(connection)
+    absorb_hello(
+        &home,
+        &theirs,
+        peer,
+        addr.or(Some(connection.remote_address())),
+    )
 }
 
 /// What a ping found.

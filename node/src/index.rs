@@ -133,6 +133,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (device_id, blob_id)
     ) WITHOUT ROWID;
     CREATE INDEX peer_blobs_by_blob ON peer_blobs(blob_id);
+    -- Addresses of members that other members told this device about.
+    CREATE TABLE learned_addresses (
+        device_id BLOB PRIMARY KEY,
+        address TEXT NOT NULL,
+        learned_at_ms INTEGER NOT NULL
+    );
     CREATE TABLE peer_sync (
         device_id BLOB PRIMARY KEY,
         synced_at_ms INTEGER NOT NULL
@@ -699,6 +705,61 @@ impl Index {
             Ok((Path::new(&folder).join(rel), r.get(2)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every member address this device has seen, by device.
+    pub fn seen_addresses(
+        &self,
+    ) -> Result<Vec<(photomesh_protocol::identity::DeviceId, String)>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT device_id, address FROM devices_seen WHERE address IS NOT NULL
+             ORDER BY last_seen_ms DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, address) = row?;
+            if let Ok(id) = <[u8; 20]>::try_from(id) {
+                out.push((
+                    photomesh_protocol::identity::DeviceId::from_bytes(id),
+                    address,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remembers an address another member gave for a device.
+    pub fn learn_address(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+        address: &str,
+        now_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.conn.execute(
+            "INSERT INTO learned_addresses (device_id, address, learned_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(device_id) DO UPDATE SET address = excluded.address,
+               learned_at_ms = excluded.learned_at_ms",
+            params![&device.as_bytes()[..], address, now_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The address another member last gave for a device.
+    pub fn learned_address(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<Option<String>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT address FROM learned_addresses WHERE device_id = ?1",
+                [&device.as_bytes()[..]],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Replaces what a peer is known to hold, and notes when it was last synced.

@@ -73,7 +73,13 @@ pub struct Hello {
     /// Every membership record the sender holds, so that introductions and revocations
     /// spread with every conversation.
     pub membership: Vec<Vec<u8>>,
+    /// Where the sender last reached other members (`HOST:PORT`), so that a device learns
+    /// how to reach members it has never met. At most [`MAX_ADDRESSES`].
+    pub addresses: Vec<(DeviceId, String)>,
 }
+
+/// The most member addresses one [`Hello`] carries.
+pub const MAX_ADDRESSES: usize = 256;
 
 /// What a member asks for when it opens a stream: the first frame of every stream between
 /// members.

@@ -213,3 +213,66 @@ fn own_originals(node: &Node) -> u64 {
         .map(|f| f["photos"].as_u64().unwrap())
         .sum()
 }
+
+#[test]
+fn a_device_paired_elsewhere_is_learned_and_reached_and_a_revocation_reaches_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas, tablet) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "nas"),
+        Node::init(dir.path(), "tablet"),
+    );
+    laptop.invite(&nas, "full");
+    let (_laptop_run, laptop_addr) = laptop.start_run();
+    nas.ok(&["peer", "add", &laptop_addr]);
+    let (_nas_run, nas_addr) = nas.start_run();
+    wait_for_status(
+        &laptop,
+        "records",
+        nas.json(&["status"])["records"].as_u64().unwrap(),
+    );
+
+    // The tablet is paired by the NAS only, and knows only where the NAS runs.
+    nas.invite(&tablet, "full");
+    tablet.ok(&["peer", "add", &nas_addr]);
+    let (_tablet_run, _) = tablet.start_run();
+
+    // The laptop learns of the tablet (membership) and where it runs (from the NAS), and
+    // reaches it itself.
+    let tablet_id = tablet.json(&["status"])["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let devices = laptop.json(&["devices"]);
+        let seen = devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["device_id"] == tablet_id.as_str() && !d["last_seen_ms"].is_null());
+        if seen {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the laptop never reached the tablet: {devices}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Revoked on the laptop, the tablet is soon refused by the NAS too.
+    laptop.ok(&["revoke", &tablet_id]);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ping = tablet.run(&["ping", &nas_addr]);
+        if ping.code != 0 && ping.stderr.contains("not trusted") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the NAS never refused the tablet: {ping:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

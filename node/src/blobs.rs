@@ -234,6 +234,14 @@ async fn fetch_blob(
     connection: &quinn::Connection,
     blob_id: &BlobId,
 ) -> Result<(), FetchError> {
+    let (partial, blobs) = {
+        let home = home.lock().await;
+        let dir = home.path.join("blobs/partial");
+        fs::create_dir_all(&dir).map_err(|e| NetError::Connection(e.to_string()))?;
+        (dir.join(blob_id.to_hex()), home.blobs.clone())
+    };
+    // Resume from the last verified byte that was persisted, if an earlier try got that far.
+    let from = read_progress(&partial);
     let (mut send, mut recv) = connection
         .open_bi()
         .await
@@ -242,7 +250,7 @@ async fn fetch_blob(
         &mut send,
         &Request::Blob {
             blob_id: blob_id.0,
-            from_group: 0,
+            from_group: from / GROUP_BYTES,
         },
     )
     .await?;
@@ -251,24 +259,52 @@ async fn fetch_blob(
         BlobHeader::NotHere => return Err(FetchError::NotHere),
         BlobHeader::Follows { sealed_len } => sealed_len,
     };
-    let (partial, blobs) = {
-        let home = home.lock().await;
-        let dir = home.path.join("blobs/partial");
-        fs::create_dir_all(&dir).map_err(|e| NetError::Connection(e.to_string()))?;
-        (dir.join(blob_id.to_hex()), home.blobs.clone())
-    };
+    let from = if from <= sealed_len { from } else { 0 };
+    if from > 0 {
+        tracing::info!(blob = %blob_id, from, sealed_len, "resuming blob transfer");
+    }
     let id = *blob_id;
     let target = partial.clone();
     let recv = tokio_util::io::SyncIoBridge::new(recv);
-    let received = tokio::task::spawn_blocking(move || receive(recv, &id, sealed_len, &target))
-        .await
-        .map_err(|e| SyncError::Protocol(e.to_string()))?;
-    let outboard = match received {
-        Ok(outboard) => outboard,
-        Err(e) => {
-            let _ = fs::remove_file(&partial);
+    let received =
+        tokio::task::spawn_blocking(move || receive(recv, &id, sealed_len, &target, from))
+            .await
+            .map_err(|e| SyncError::Protocol(e.to_string()))?;
+    match received {
+        Ok(()) => {}
+        Err(ReceiveError::BadData(why)) => {
+            // Nothing unverified was written, but start over rather than trust this peer's
+            // earlier bytes either; and drop the peer.
+            remove_partial(&partial);
             connection.close(4u32.into(), b"bad data");
-            return Err(SyncError::Protocol(format!("blob {blob_id}: {e}")).into());
+            tracing::warn!(blob = %blob_id, "a peer sent data that does not match the blob ID: {why}");
+            return Err(SyncError::Protocol(format!("blob {blob_id}: {why}")).into());
+        }
+        Err(ReceiveError::Interrupted(e)) => {
+            // What was verified and persisted stays for the next try.
+            return Err(NetError::Connection(format!("blob {blob_id} interrupted: {e}")).into());
+        }
+    }
+    let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
+    let finished = File::open(&partial).and_then(|f| {
+        let mut outboard = Vec::new();
+        let root = bao_tree::io::sync::outboard_post_order(
+            io::BufReader::with_capacity(1 << 20, f),
+            tree,
+            &mut outboard,
+        )?;
+        Ok((root, outboard))
+    });
+    let outboard = match finished {
+        Ok((root, outboard)) if root.as_bytes() == &blob_id.0 => outboard,
+        other => {
+            // A resumed file that does not hash to its ID (damaged on disk meanwhile).
+            remove_partial(&partial);
+            return Err(SyncError::Protocol(format!(
+                "blob {blob_id} did not verify as a whole ({}); it will be fetched again",
+                other.err().map_or("wrong hash".into(), |e| e.to_string())
+            ))
+            .into());
         }
     };
     let stored = File::open(&partial).and_then(|f| {
@@ -276,7 +312,7 @@ async fn fetch_blob(
             .put(blob_id, io::BufReader::with_capacity(1 << 20, f))
             .map_err(io::Error::other)
     });
-    let _ = fs::remove_file(&partial);
+    remove_partial(&partial);
     stored.map_err(|e| SyncError::Protocol(format!("storing blob {blob_id}: {e}")))?;
     let home = home.lock().await;
     home.index.add_blob(blob_id, sealed_len, &outboard)?;
@@ -284,37 +320,102 @@ async fn fetch_blob(
     Ok(())
 }
 
-/// Decodes a bao stream into `target`, verifying every chunk group against `blob_id` before
-/// writing it; returns the blob's outboard.
+/// Bytes per chunk group: the unit of verification and of resumption.
+const GROUP_BYTES: u64 = 16 * 1024;
+/// How much verified data may arrive between two persisted progress marks.
+const PERSIST_EVERY: u64 = 4 * 1024 * 1024;
+
+fn progress_path(partial: &Path) -> PathBuf {
+    partial.with_extension("progress")
+}
+
+/// The verified length persisted for a partial blob (a multiple of [`GROUP_BYTES`]), or 0.
+fn read_progress(partial: &Path) -> u64 {
+    let claimed = fs::read_to_string(progress_path(partial))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let on_disk = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+    (claimed.min(on_disk) / GROUP_BYTES) * GROUP_BYTES
+}
+
+fn write_progress(partial: &Path, verified: u64) -> io::Result<()> {
+    let path = progress_path(partial);
+    let tmp = path.with_extension("progress-tmp");
+    fs::write(&tmp, verified.to_string())?;
+    fs::rename(&tmp, &path)
+}
+
+fn remove_partial(partial: &Path) {
+    let _ = fs::remove_file(partial);
+    let _ = fs::remove_file(progress_path(partial));
+}
+
+/// Why receiving a blob stopped.
+enum ReceiveError {
+    /// The data does not match the blob ID: the peer is bad.
+    BadData(String),
+    /// The stream or the disk failed; verified progress is kept.
+    Interrupted(io::Error),
+}
+
+/// Decodes a bao stream of the blob from byte `from` (a multiple of [`GROUP_BYTES`]) into
+/// `target`, writing every chunk group only after it verified against `blob_id`, and
+/// persisting the verified length every [`PERSIST_EVERY`] bytes.
 fn receive(
     encoded: impl io::Read,
     blob_id: &BlobId,
     sealed_len: u64,
-    target: &PathBuf,
-) -> io::Result<Vec<u8>> {
+    target: &Path,
+    from: u64,
+) -> Result<(), ReceiveError> {
+    use bao_tree::io::BaoContentItem;
+    use bao_tree::io::DecodeError;
+    use std::os::unix::fs::FileExt;
+    let interrupted = ReceiveError::Interrupted;
     let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .write(true)
-        .read(true)
-        .open(target)?;
-    let ranges = ChunkRanges::from(ChunkNum(0)..);
-    let mut outboard = PostOrderMemOutboard {
-        root: blake3::Hash::from_bytes(blob_id.0),
+        .open(target)
+        .map_err(interrupted)?;
+    let ranges = ChunkRanges::from(ChunkNum(from / 1024)..);
+    let items = bao_tree::io::sync::DecodeResponseIter::new(
+        blake3::Hash::from_bytes(blob_id.0),
         tree,
-        data: vec![0u8; usize::try_from(tree.outboard_size()).map_err(io::Error::other)?],
-    };
-    bao_tree::io::sync::decode_ranges(
         io::BufReader::with_capacity(1 << 20, encoded),
         &ranges,
-        &mut file,
-        &mut outboard,
-    )
-    .map_err(|e| io::Error::other(format!("verification failed: {e}")))?;
-    file.set_len(sealed_len)?;
-    file.sync_all()?;
-    Ok(outboard.data)
+    );
+    let mut verified = from;
+    let mut persisted = from;
+    for item in items {
+        match item {
+            Ok(BaoContentItem::Parent(_)) => {}
+            Ok(BaoContentItem::Leaf(leaf)) => {
+                file.write_all_at(&leaf.data, leaf.offset)
+                    .map_err(interrupted)?;
+                verified = verified.max(leaf.offset + leaf.data.len() as u64);
+                if verified - persisted >= PERSIST_EVERY {
+                    file.sync_data().map_err(interrupted)?;
+                    write_progress(target, verified).map_err(interrupted)?;
+                    persisted = verified;
+                }
+            }
+            Err(e @ (DecodeError::ParentHashMismatch(_) | DecodeError::LeafHashMismatch(_))) => {
+                return Err(ReceiveError::BadData(format!("verification failed: {e}")));
+            }
+            Err(e) => return Err(interrupted(io::Error::other(e.to_string()))),
+        }
+    }
+    if verified < sealed_len {
+        return Err(interrupted(io::Error::other(
+            "the stream ended before the blob did",
+        )));
+    }
+    file.set_len(sealed_len).map_err(interrupted)?;
+    file.sync_all().map_err(interrupted)?;
+    Ok(())
 }
 
 /// Answers a blob request: from the blob store, or sealed on the fly from the original.
@@ -446,6 +547,46 @@ mod tests {
     }
 
     #[test]
+    fn a_transfer_resumes_from_the_persisted_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 249) as u8).collect();
+        let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+        let blob_id = BlobId(*ob.root.as_bytes());
+        let encode_from = |from: u64| {
+            let mut encoded = Vec::new();
+            bao_tree::io::sync::encode_ranges_validated(
+                &data[..],
+                &ob,
+                &ChunkRanges::from(ChunkNum(from / 1024)..),
+                &mut encoded,
+            )
+            .unwrap();
+            encoded
+        };
+        let target = dir.path().join("partial");
+        // The first try is cut after about two thirds: progress was persisted on the way.
+        let full = encode_from(0);
+        assert!(matches!(
+            receive(
+                &full[..full.len() * 2 / 3],
+                &blob_id,
+                data.len() as u64,
+                &target,
+                0
+            ),
+            Err(ReceiveError::Interrupted(_))
+        ));
+        let from = read_progress(&target);
+        assert!(from >= 4 << 20, "progress {from}");
+        assert_eq!(from % GROUP_BYTES, 0);
+        // The second try asks only for the rest, and the file ends complete.
+        let rest = encode_from(from);
+        assert!((rest.len() as u64) < full.len() as u64 - from + 64 * 1024);
+        assert!(receive(&rest[..], &blob_id, data.len() as u64, &target, from).is_ok());
+        assert!(fs::read(&target).unwrap() == data);
+    }
+
+    #[test]
     fn receiving_a_corrupted_stream_stores_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
@@ -460,12 +601,30 @@ mod tests {
         )
         .unwrap();
         let target = dir.path().join("partial");
-        let outboard = receive(&encoded[..], &blob_id, data.len() as u64, &target).unwrap();
+        assert!(receive(&encoded[..], &blob_id, data.len() as u64, &target, 0).is_ok());
         assert_eq!(fs::read(&target).unwrap(), data);
-        assert_eq!(outboard, ob.data);
         let mut bad = encoded.clone();
         let at = bad.len() / 2;
         bad[at] ^= 1;
-        assert!(receive(&bad[..], &blob_id, data.len() as u64, &target).is_err());
+        let other = dir.path().join("other");
+        assert!(matches!(
+            receive(&bad[..], &blob_id, data.len() as u64, &other, 0),
+            Err(ReceiveError::BadData(_))
+        ));
+        // What arrived before the bad chunk group is verified data, and nothing after it.
+        let written = fs::read(&other).unwrap();
+        assert!(written.len() < data.len());
+        assert_eq!(written[..], data[..written.len()]);
+        // A stream cut short is an interruption, not bad data.
+        assert!(matches!(
+            receive(
+                &encoded[..encoded.len() / 3],
+                &blob_id,
+                data.len() as u64,
+                &other,
+                0
+            ),
+            Err(ReceiveError::Interrupted(_))
+        ));
     }
 }

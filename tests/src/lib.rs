@@ -118,7 +118,12 @@ impl Node {
 
     /// Starts the node (`run`) on loopback and returns the process and its address.
     pub fn start_run(&self) -> (Spawned, String) {
-        let mut run = self.spawn(&["run", "--listen", "127.0.0.1:0"]);
+        self.start_run_with_env(&[])
+    }
+
+    /// Starts the node (`run`) with extra environment variables.
+    pub fn start_run_with_env(&self, env: &[(&str, &str)]) -> (Spawned, String) {
+        let mut run = self.spawn_with_env(&["run", "--listen", "127.0.0.1:0"], env);
         let line = run.wait_for_line(WAIT, |l| l.contains("listening on"));
         let addr = line.rsplit(' ').next().unwrap_or_default().to_owned();
         (run, addr)
@@ -143,6 +148,12 @@ pub struct Spawned {
 impl Node {
     /// Starts `photomesh --home HOME ARGS…` in the background.
     pub fn spawn(&self, args: &[&str]) -> Spawned {
+        self.spawn_with_env(args, &[])
+    }
+
+    /// Starts `photomesh --home HOME ARGS…` in the background with extra environment
+    /// variables (e.g. `PHOTOMESH_LOG=info` to read what the node does).
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Spawned {
         use std::io::BufRead;
         use std::process::Stdio;
         let mut child = Command::new(photomesh_bin())
@@ -150,6 +161,8 @@ impl Node {
             .arg(&self.home)
             .args(args)
             .env_remove("PHOTOMESH_HOME")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

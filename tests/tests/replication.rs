@@ -276,3 +276,80 @@ fn a_device_paired_elsewhere_is_learned_and_reached_and_a_revocation_reaches_all
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_node_killed_mid_video_resumes_without_starting_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "nas"),
+    );
+    laptop.invite(&nas, "full");
+    let pics = dir.path().join("videos");
+    std::fs::create_dir_all(&pics).unwrap();
+    let mut rng = photomesh_tests::samples::Rng::new(5);
+    let video = photomesh_tests::samples::mp4_like(&mut rng, 1_700_000_000, 100 << 20);
+    std::fs::write(pics.join("holiday.mp4"), &video).unwrap();
+    laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
+    laptop.ok(&["scan"]);
+
+    let (_laptop_run, addr) = laptop.start_run();
+    nas.ok(&["peer", "add", &addr]);
+    let log = [("PHOTOMESH_LOG", "photomesh=info")];
+    let (nas_run, _) = nas.start_run_with_env(&log);
+
+    // Kill the NAS with SIGKILL as soon as it has persisted some verified progress.
+    let partial_dir = nas.home.join("blobs/partial");
+    let deadline = Instant::now() + WAIT;
+    let (persisted, received) = loop {
+        let progress = std::fs::read_dir(&partial_dir).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .find(|e| e.path().extension().is_some_and(|x| x == "progress"))
+        });
+        if let Some(progress) = progress {
+            let persisted: u64 = std::fs::read_to_string(progress.path())
+                .unwrap_or_default()
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            if persisted > 0 {
+                drop(nas_run); // SIGKILL
+                let received = std::fs::metadata(progress.path().with_extension(""))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                break (persisted, received);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the transfer never persisted progress"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(
+        persisted < video.len() as u64,
+        "the transfer finished before the kill"
+    );
+
+    // Restarted, it asks only for the rest, and ends with the exact video.
+    let (mut nas_run, _) = nas.start_run_with_env(&log);
+    let line = nas_run.wait_for_line(WAIT, |l| l.contains("resuming blob transfer"));
+    let from: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("from="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no from= in {line:?}"));
+    assert_eq!(from, persisted, "{line}");
+    // Bytes fetched twice: what arrived after the last persisted mark, before the kill.
+    let refetched = received.saturating_sub(from);
+    assert!(
+        refetched <= 8 << 20,
+        "{refetched} bytes fetched again of {}",
+        video.len()
+    );
+    wait_for_blobs(&nas, 1);
+    let out = dir.path().join("restored");
+    nas.ok(&["restore", "--to", out.to_str().unwrap()]);
+    assert!(std::fs::read(out.join("videos/holiday.mp4")).unwrap() == video);
+}

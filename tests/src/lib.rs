@@ -138,6 +138,23 @@ impl Node {
     }
 }
 
+/// Polls `check` every 100 ms until it gives a value, and returns it; panics after [`WAIT`]
+/// with `what` and the last thing `check` reported. (A bounded wait for an event that
+/// another process causes.)
+pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                std::time::Instant::now() < deadline,
+                "{what} did not happen within {WAIT:?}; last seen: {last}"
+            ),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// A `photomesh` process running in the background, whose output lines are collected.
 pub struct Spawned {
     child: std::process::Child,

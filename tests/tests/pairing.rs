@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::Duration;
 
 use photomesh::home::Home;
 use photomesh_protocol::pairing::PairingCode;
@@ -116,16 +115,16 @@ fn pair_by_qr_png_and_text_then_revoke_is_enforced_by_a_running_node() {
 /// Pings until the peer refuses (the running node reloads its trust set within a fraction
 /// of a second of the revocation), bounded.
 fn wait_until_refused(node: &Node, addr: &str) -> String {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    let run = photomesh_tests::wait_until("a refusal", || {
         let run = node.run(&["ping", addr]);
         if run.code != 0 {
-            assert_eq!(run.code, 2);
-            return run.stderr;
+            Ok(run)
+        } else {
+            Err(run.stdout)
         }
-        assert!(std::time::Instant::now() < deadline, "never refused");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+    assert_eq!(run.code, 2);
+    run.stderr
 }
 
 #[test]

@@ -6,22 +6,18 @@
 
 use std::time::{Duration, Instant};
 
-use photomesh_tests::{Node, WAIT};
+use photomesh_tests::{Node, WAIT, wait_until};
 
-/// Polls `status` until `field` reaches `want`, bounded.
+/// Waits until `status` shows `field` at `want`.
 fn wait_for_status(node: &Node, field: &str, want: u64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    wait_until(&format!("{field} = {want}"), || {
         let status = node.json(&["status"]);
         if status[field] == want {
-            return;
+            Ok(())
+        } else {
+            Err(status.to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "{field} never reached {want}: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
 }
 
 #[test]
@@ -68,21 +64,20 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     wait_for_blobs(&pi, 7);
 
     // The laptop sees every photo on three distinct devices: itself, the NAS and the vault.
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let status = wait_until("three copies of every photo", || {
         let status = laptop.json(&["status"]);
-        let safety = &status["safety"];
-        if safety["at_goal"] == 7 {
-            assert_eq!(safety["replica_goal"], 3);
-            assert_eq!(safety["below_goal"].as_array().unwrap().len(), 0);
-            let peers = status["peers"].as_array().unwrap();
-            assert_eq!(peers.len(), 2);
-            assert!(peers.iter().all(|p| p["blobs_held"] == 7), "{status}");
-            break;
+        if status["safety"]["at_goal"] == 7 {
+            Ok(status)
+        } else {
+            Err(status.to_string())
         }
-        assert!(Instant::now() < deadline, "copies never counted: {status}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    let safety = &status["safety"];
+    assert_eq!(safety["replica_goal"], 3);
+    assert_eq!(safety["below_goal"].as_array().unwrap().len(), 0);
+    let peers = status["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 2);
+    assert!(peers.iter().all(|p| p["blobs_held"] == 7), "{status}");
     // A vault reads no record, so it reports no per-photo safety.
     assert_eq!(pi.json(&["status"])["safety"], serde_json::Value::Null);
 
@@ -127,21 +122,17 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     wait_for_blobs(&pi, 8);
 }
 
-/// Polls `verify` until it has checked `want` stored blobs, all good, bounded.
+/// Waits until `verify` has checked `want` stored blobs, all good.
 fn wait_for_blobs(node: &Node, want: u64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let report = wait_until(&format!("holding {want} blobs"), || {
         let report = node.json(&["verify"]);
         if report["blobs_checked"] == want {
-            assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{report}");
-            return;
+            Ok(report)
+        } else {
+            Err(report.to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "never held {want} blobs: {report}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{report}");
 }
 
 #[test]

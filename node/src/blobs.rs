@@ -31,6 +31,7 @@ use photomesh_protocol::reconcile::{Bound, Config, FingerprintTree, Item, Sessio
 use photomesh_protocol::record::Record;
 use photomesh_protocol::seal::{BlobId, Header, SEALED_SEGMENT_LEN, SegmentCipher};
 
+use crate::blobstore::BlobStore;
 use crate::home::Home;
 use crate::index::IndexError;
 use crate::net::{self, NetError};
@@ -285,8 +286,28 @@ async fn fetch_blob(
             return Err(NetError::Connection(format!("blob {blob_id} interrupted: {e}")).into());
         }
     }
+    // Hashing the whole file again and storing it is blocking work: off the async threads.
+    let id = *blob_id;
+    let kept = tokio::task::spawn_blocking(move || keep(&blobs, &partial, &id, sealed_len))
+        .await
+        .map_err(|e| SyncError::Protocol(e.to_string()))?;
+    let outboard = kept.map_err(|e| SyncError::Protocol(format!("blob {blob_id}: {e}")))?;
+    let home = home.lock().await;
+    home.index.add_blob(blob_id, sealed_len, &outboard)?;
+    home.index.set_blob_stored(blob_id, true)?;
+    Ok(())
+}
+
+/// Checks a completely received blob as a whole (computing its outboard) and moves it into
+/// the blob store; the partial file is gone afterwards either way. Returns the outboard.
+fn keep(
+    blobs: &BlobStore,
+    partial: &Path,
+    blob_id: &BlobId,
+    sealed_len: u64,
+) -> io::Result<Vec<u8>> {
     let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
-    let finished = File::open(&partial).and_then(|f| {
+    let finished = File::open(partial).and_then(|f| {
         let mut outboard = Vec::new();
         let root = bao_tree::io::sync::outboard_post_order(
             io::BufReader::with_capacity(1 << 20, f),
@@ -295,29 +316,23 @@ async fn fetch_blob(
         )?;
         Ok((root, outboard))
     });
-    let outboard = match finished {
-        Ok((root, outboard)) if root.as_bytes() == &blob_id.0 => outboard,
-        other => {
-            // A resumed file that does not hash to its ID (damaged on disk meanwhile).
-            remove_partial(&partial);
-            return Err(SyncError::Protocol(format!(
-                "blob {blob_id} did not verify as a whole ({}); it will be fetched again",
-                other.err().map_or("wrong hash".into(), |e| e.to_string())
-            ))
-            .into());
-        }
+    let result = match finished {
+        // A resumed file that does not hash to its ID was damaged on disk meanwhile; it is
+        // dropped and fetched again.
+        Ok((root, _)) if root.as_bytes() != &blob_id.0 => Err(io::Error::other(
+            "it did not verify as a whole and will be fetched again",
+        )),
+        Ok((_, outboard)) => File::open(partial)
+            .and_then(|f| {
+                blobs
+                    .put(blob_id, io::BufReader::with_capacity(1 << 20, f))
+                    .map_err(io::Error::other)
+            })
+            .map(|_| outboard),
+        Err(e) => Err(e),
     };
-    let stored = File::open(&partial).and_then(|f| {
-        blobs
-            .put(blob_id, io::BufReader::with_capacity(1 << 20, f))
-            .map_err(io::Error::other)
-    });
-    remove_partial(&partial);
-    stored.map_err(|e| SyncError::Protocol(format!("storing blob {blob_id}: {e}")))?;
-    let home = home.lock().await;
-    home.index.add_blob(blob_id, sealed_len, &outboard)?;
-    home.index.set_blob_stored(blob_id, true)?;
-    Ok(())
+    remove_partial(partial);
+    result
 }
 
 /// Bytes per chunk group: the unit of verification and of resumption.

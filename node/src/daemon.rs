@@ -1,8 +1,10 @@
 //! The running node (`photomesh run`) and the member-to-member hello (`photomesh ping`).
 //!
-//! For now the node listens for nQUIC connections from members, greets them, and exchanges
-//! membership records with them, so that introductions and revocations spread with every
-//! conversation. The replication issue grows it into the full node.
+//! The node accepts nQUIC connections from members and serves their requests (`Request`:
+//! hello, record and blob-set reconciliation, record and blob fetches). Every
+//! [`SYNC_INTERVAL`] it dials, in the background, the members it is not connected to, and
+//! over each connection it dialled it greets (membership and addresses travel in the hello),
+//! then syncs records (`sync`) and blobs (`blobs`).
 //!
 //! The trust set that the nQUIC layer consults is reloaded whenever the index changes
 //! (SQLite's `data_version`, polled every [`TRUST_POLL`]): a `photomesh revoke` run beside a

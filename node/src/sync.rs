@@ -11,9 +11,7 @@
 //! the session found missing with `Request::Fetch`. A record is stored only if it was asked
 //! for, hashes to the ID asked for, and is a valid record of the set (a membership record's
 //! signature verifies; a sealed record's envelope parses). A `full` device also opens photo
-//! records into its query tables; a vault stores them sealed.
-//!
-//! Blobs do not move yet: that is the next step of the replication issue.
+//! records into its query tables; a vault stores them sealed. Blobs move in `blobs`.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

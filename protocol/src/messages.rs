@@ -4,8 +4,8 @@
 //! longer than [`MAX_FRAME_LEN`]: a reader learns the length first and refuses an oversized
 //! frame before it buffers it. Decoding any bytes gives a message or an error, never a panic.
 //!
-//! For now: the pairing exchange (specified in `PAIRING.md`) and the hello that members
-//! exchange when they connect. The replication protocol adds its messages here.
+//! The pairing exchange (specified in `PAIRING.md`), and between members the [`Request`] that
+//! opens every stream: hello, record and blob-set reconciliation, record and blob fetches.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 

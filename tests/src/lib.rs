@@ -1,5 +1,5 @@
 //! Integration tests for photomesh: they run the real `photomesh` binary on real folders and
-//! real SQLite files (and, with later issues, real QUIC). This library holds what the tests
+//! real SQLite files and real QUIC on loopback. This library holds what the tests
 //! share — running the binary, and making sample photos — and the tests themselves live in
 //! `tests/tests/`.
 //!

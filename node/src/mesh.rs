@@ -239,11 +239,6 @@ impl MeshTrust {
             *m = trust;
         }
     }
-
-    /// The current trust set.
-    pub fn snapshot(&self) -> TrustSet {
-        self.members.read().map(|m| m.clone()).unwrap_or_default()
-    }
 }
 
 impl nquic::TrustSet for MeshTrust {

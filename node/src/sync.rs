@@ -62,7 +62,8 @@ impl RecordSet {
         Ok(set)
     }
 
-    /// A set over an already built tree (the held-blob set, which is rebuilt per sync).
+    /// A set over an already built tree (the held-blob set, which is rebuilt per sync). Its
+    /// row mark is past every row, so `refresh` never mixes records into it.
     pub(crate) fn from_tree(tree: FingerprintTree) -> Self {
         Self {
             tree: Mutex::new((tree, i64::MAX)),
@@ -85,17 +86,6 @@ impl RecordSet {
             }
         }
         Ok(added)
-    }
-
-    /// How many records the set holds.
-    pub fn len(&self) -> u64 {
-        use photomesh_protocol::reconcile::Store;
-        self.tree.lock().map(|t| t.0.len()).unwrap_or(0)
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&FingerprintTree) -> T) -> Option<T> {

@@ -19,6 +19,7 @@
 //! - [`sync`]: record replication — reconcile the record sets, fetch what is missing.
 //! - [`blobs`]: blob replication — held-blob sets, verified streaming, originals sealed on the fly.
 //! - [`qr`]: QR codes on the terminal and in PNG files.
+//! - [`transfers`]: blob transfers in progress, with rate and ETA.
 //! - [`transport`]: quinn endpoints with nQUIC crypto.
 
 pub mod blobs;
@@ -37,5 +38,6 @@ pub mod scan;
 pub mod sealed;
 pub mod status;
 pub mod sync;
+pub mod transfers;
 pub mod transport;
 pub mod verify;

@@ -76,6 +76,17 @@ const BATCH_TIME: Duration = Duration::from_secs(2);
 /// Scans every folder of `home`, records what is new or changed, and returns the summary
 /// (also stored in the index for `status`).
 pub fn scan(home: &Home, progress: &mut dyn Progress) -> Result<ScanSummary, ScanError> {
+    scan_skipping(home, progress, &|_, _| false)
+}
+
+/// [`scan`], leaving out the files for which `skip(folder_label, rel_path)` is true (the
+/// watcher's files that are still being written). A skipped file is neither read nor counted
+/// as missing.
+pub fn scan_skipping(
+    home: &Home,
+    progress: &mut dyn Progress,
+    skip: &dyn Fn(&str, &str) -> bool,
+) -> Result<ScanSummary, ScanError> {
     // Checked before anything is written, so a device without the key leaves no scan behind.
     home.keys.current().ok_or(ScanError::NoLibraryKey)?;
     let started = now_ms();
@@ -112,8 +123,11 @@ pub fn scan(home: &Home, progress: &mut dyn Progress) -> Result<ScanSummary, Sca
                 if media::type_from_extension(abs).is_none() {
                     return;
                 }
-                summary.files_seen += 1;
                 seen.insert(rel.to_owned());
+                if skip(&folder.label, rel) {
+                    return;
+                }
+                summary.files_seen += 1;
                 match candidate(&folder.label, rel, abs, meta, known.get(rel)) {
                     Some(c) => work.push(c),
                     None => summary.unchanged_files += 1,
@@ -427,7 +441,7 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 /// Walks `dir` depth-first in name order, calling `visit` for every regular file with its
 /// path relative to `root` (`/`-separated). Hidden entries (names starting with `.`) and
 /// symbolic links are skipped; unreadable directories are reported and skipped.
-fn walk(
+pub(crate) fn walk(
     root: &Path,
     dir: &Path,
     problems: &mut Vec<ScanProblem>,
@@ -470,7 +484,8 @@ fn walk(
     }
 }
 
-fn relative_text(root: &Path, path: &Path) -> Option<String> {
+/// `path` relative to `root`, `/`-separated, if it is under `root` and valid UTF-8.
+pub(crate) fn relative_text(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
     let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
     Some(parts?.join("/"))

@@ -371,6 +371,22 @@ fn a_file_in_a_new_subdirectory_is_found() {
     fs::create_dir_all(&sub).expect("mkdir");
     fs::write(sub.join("IMG_0020.JPG"), jpeg_like(20, 5000)).expect("write");
     wait_for_records(&s, &[("2026/11/22/IMG_0020.JPG", &[5000])]);
+    // A folder moved in whole: its files raise no events of their own.
+    let outside = s.home_path.parent().expect("parent").join("trip");
+    fs::create_dir_all(outside.join("day1")).expect("mkdir");
+    fs::write(
+        outside.join("day1").join("IMG_0021.JPG"),
+        jpeg_like(21, 6000),
+    )
+    .expect("write");
+    fs::rename(&outside, s.photos.join("trip")).expect("move in");
+    wait_for_records(
+        &s,
+        &[
+            ("2026/11/22/IMG_0020.JPG", &[5000]),
+            ("trip/day1/IMG_0021.JPG", &[6000]),
+        ],
+    );
 }
 
 #[test]

@@ -10,6 +10,9 @@
 //! Architecture Invariant: a scan opens source files read-only and never writes, moves or
 //! deletes them.
 //!
+//! [`scan_files`] runs the same pipeline on a given set of files: the watcher (`watch`) hands
+//! it the files it saw complete.
+//!
 //! A file that cannot be read, or changes while it is read, is reported and skipped; the scan
 //! carries on. Results are committed to the index in batches, so an interrupted scan keeps
 //! what it finished. Files are hashed and sealed on worker threads; one thread writes the

@@ -154,9 +154,13 @@ fn watch_thread(
     messages: Receiver<Message>,
 ) -> Result<(), WatchError> {
     let home = Home::open(home_path)?;
-    let watcher = notify::recommended_watcher(move |event| {
-        let _ = inbox.send(Message::Event(event));
-    })?;
+    // Symbolic links are not followed, as the scanner does not follow them.
+    let watcher = notify::RecommendedWatcher::new(
+        move |event| {
+            let _ = inbox.send(Message::Event(event));
+        },
+        notify::Config::default().with_follow_symlinks(false),
+    )?;
     let now = Instant::now();
     let mut state = State {
         keys_mtime: keys_mtime(home_path),
@@ -477,7 +481,7 @@ impl State {
                     }
                 }
                 Action::MovedIn(path) => {
-                    if path.is_dir() {
+                    if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
                         self.add_tree(&path, now);
                     } else if let Some(p) = self.pending_at(&path, now) {
                         // A name a writer finished under another name: complete.

@@ -153,28 +153,7 @@ fn watch_thread(
     inbox: Sender<Message>,
     messages: Receiver<Message>,
 ) -> Result<(), WatchError> {
-    let home = Home::open(home_path)?;
-    // Symbolic links are not followed, as the scanner does not follow them.
-    let watcher = notify::RecommendedWatcher::new(
-        move |event| {
-            let _ = inbox.send(Message::Event(event));
-        },
-        notify::Config::default().with_follow_symlinks(false),
-    )?;
-    let now = Instant::now();
-    let mut state = State {
-        keys_mtime: keys_mtime(home_path),
-        home_path: home_path.to_owned(),
-        home,
-        watcher,
-        options,
-        watched: BTreeMap::new(),
-        folders_version: None,
-        next_folder_check: now,
-        next_rescan: now,
-        scan_retry_at: None,
-        pending: HashMap::new(),
-    };
+    let mut state = State::new(home_path, options, inbox)?;
     tracing::debug!(home = %home_path.display(), "folder watcher started");
     loop {
         let now = Instant::now();
@@ -186,11 +165,7 @@ fn watch_thread(
                 Message::Event(event) => state.handle(event, Instant::now()),
             }
         }
-        let now = Instant::now();
-        if now >= state.next_rescan {
-            state.full_rescan(on_recorded);
-        }
-        state.scan_ready(Instant::now(), on_recorded);
+        state.work(on_recorded);
         let wait = state.next_wakeup(Instant::now());
         match messages.recv_timeout(wait) {
             Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -340,6 +315,45 @@ struct State {
 }
 
 impl State {
+    /// Opens the home and starts inotify, with events going to `inbox`. Nothing is watched
+    /// until the first [`State::check_folders`].
+    fn new(
+        home_path: &Path,
+        options: WatchOptions,
+        inbox: Sender<Message>,
+    ) -> Result<Self, WatchError> {
+        let home = Home::open(home_path)?;
+        // Symbolic links are not followed, as the scanner does not follow them.
+        let watcher = notify::RecommendedWatcher::new(
+            move |event| {
+                let _ = inbox.send(Message::Event(event));
+            },
+            notify::Config::default().with_follow_symlinks(false),
+        )?;
+        let now = Instant::now();
+        Ok(Self {
+            keys_mtime: keys_mtime(home_path),
+            home_path: home_path.to_owned(),
+            home,
+            watcher,
+            options,
+            watched: BTreeMap::new(),
+            folders_version: None,
+            next_folder_check: now,
+            next_rescan: now,
+            scan_retry_at: None,
+            pending: HashMap::new(),
+        })
+    }
+
+    /// Does what is due: a full rescan, then the pending files that are complete.
+    fn work(&mut self, on_recorded: &dyn Fn(usize)) {
+        if Instant::now() >= self.next_rescan {
+            self.full_rescan(on_recorded);
+        }
+        self.scan_ready(Instant::now(), on_recorded);
+    }
+
     /// Follows the index's folder list: watches new folders, unwatches removed ones, and
     /// retries folders that could not be watched.
     fn check_folders(&mut self, now: Instant) {

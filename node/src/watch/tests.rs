@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, Flag, ModifyKind, RenameMode};
@@ -345,13 +345,16 @@ fn a_file_renamed_into_place_is_recorded_under_its_final_name_only() {
         s.photos.join("IMG_0011.JPG"),
     )
     .expect("rename");
-    // The hard case: the temporary name looks like a photo too.
-    fs::write(s.photos.join("tmp_IMG_0012.JPG"), jpeg_like(12, 300_000)).expect("write");
+    // The hard case: the temporary name looks like a photo too, and the file is renamed
+    // while still open (closed under its final name).
+    let mut file = fs::File::create(s.photos.join("tmp_IMG_0012.JPG")).expect("create");
+    file.write_all(&jpeg_like(12, 300_000)).expect("write");
     fs::rename(
         s.photos.join("tmp_IMG_0012.JPG"),
         s.photos.join("IMG_0012.JPG"),
     )
     .expect("rename");
+    drop(file);
     wait_for_records(
         &s,
         &[
@@ -425,7 +428,63 @@ fn changes_made_while_not_running_are_caught_by_the_start_rescan() {
     fs::write(s.photos.join("B.JPG"), jpeg_like(42, 6000)).expect("write");
     let w = start(&s);
     wait_for_records(&s, &[("A.JPG", &[4000, 5000]), ("B.JPG", &[6000])]);
-    assert_eq!(w.announced.load(Ordering::SeqCst), 2);
+    wait_until("both announced", || {
+        match w.announced.load(Ordering::SeqCst) {
+            2 => Ok(()),
+            n => Err(format!("{n} announced")),
+        }
+    });
+}
+
+#[test]
+fn an_overflow_rescans_and_finds_what_the_lost_events_were_about() {
+    let s = setup();
+    // The watcher's state driven by hand: its events are never delivered, as if the kernel
+    // had dropped them.
+    let (inbox, _undelivered) = mpsc::channel();
+    let mut state = State::new(&s.home_path, WatchOptions::default(), inbox).expect("state");
+    let announced = AtomicUsize::new(0);
+    let on_recorded = |n| {
+        announced.fetch_add(n, Ordering::SeqCst);
+    };
+    state.check_folders(Instant::now());
+    state.work(&on_recorded);
+    fs::write(s.photos.join("LOST.JPG"), jpeg_like(60, 7000)).expect("write");
+    state.work(&on_recorded);
+    assert_eq!(
+        records(&s),
+        vec![],
+        "nothing is recorded without its events"
+    );
+    state.handle(
+        Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)),
+        Instant::now(),
+    );
+    state.work(&on_recorded);
+    assert_eq!(records(&s), vec![("LOST.JPG".to_string(), 7000)]);
+    assert_eq!(announced.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_scheduled_rescan_finds_what_the_watcher_missed() {
+    let s = setup();
+    let (inbox, _undelivered) = mpsc::channel();
+    let options = WatchOptions {
+        rescan_every: Duration::from_millis(200),
+        ..WatchOptions::default()
+    };
+    let mut state = State::new(&s.home_path, options, inbox).expect("state");
+    state.check_folders(Instant::now());
+    state.work(&|_| {});
+    fs::write(s.photos.join("MISSED.JPG"), jpeg_like(61, 3000)).expect("write");
+    wait_until("a scheduled rescan", || {
+        state.work(&|_| {});
+        match records(&s) {
+            r if r.is_empty() => Err("nothing recorded".into()),
+            r => Ok(r),
+        }
+    });
+    assert_eq!(records(&s), vec![("MISSED.JPG".to_string(), 3000)]);
 }
 
 #[test]

@@ -40,7 +40,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant, SystemTime};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
@@ -103,13 +105,17 @@ pub async fn run(
     options: WatchOptions,
     on_recorded: impl Fn(usize) + Send + Sync + 'static,
 ) -> Result<(), WatchError> {
-    let (inbox, messages) = mpsc::channel();
-    let stop = StopOnDrop(inbox.clone());
+    let (inbox, messages) = mpsc::sync_channel(EVENT_QUEUE);
+    let flags = Arc::new(Flags::default());
+    let stop = StopOnDrop {
+        inbox: inbox.clone(),
+        flags: flags.clone(),
+    };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("photomesh-watch".into())
         .spawn(move || {
-            let result = watch_thread(&home_path, options, &on_recorded, inbox, messages);
+            let result = watch_thread(&home_path, options, &on_recorded, inbox, messages, &flags);
             let _ = done_tx.send(result);
         })
         .map_err(|e| WatchError::Thread(e.to_string()))?;
@@ -128,14 +134,32 @@ enum Message {
     Stop,
 }
 
+/// What the watcher thread is told outside its (bounded) inbox.
+#[derive(Debug, Default)]
+struct Flags {
+    /// [`run`]'s future was dropped.
+    stop: AtomicBool,
+    /// The inbox was full and events were dropped: rescan, as on a kernel overflow.
+    lost: AtomicBool,
+}
+
 /// Tells the watcher thread to stop when [`run`]'s future is dropped.
-struct StopOnDrop(Sender<Message>);
+struct StopOnDrop {
+    inbox: SyncSender<Message>,
+    flags: Arc<Flags>,
+}
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.send(Message::Stop);
+        self.flags.stop.store(true, Ordering::SeqCst);
+        // Wakes the thread if it sleeps; if the inbox is full it is awake anyway.
+        let _ = self.inbox.try_send(Message::Stop);
     }
 }
+
+/// Events held for the thread while it is busy (a long rescan). Past this, events are
+/// dropped and a rescan is made instead, so memory stays bounded during a large copy.
+const EVENT_QUEUE: usize = 65_536;
 
 /// After a failed scan, how long before trying again.
 const RETRY: Duration = Duration::from_secs(2);
@@ -150,10 +174,11 @@ fn watch_thread(
     home_path: &Path,
     options: WatchOptions,
     on_recorded: &dyn Fn(usize),
-    inbox: Sender<Message>,
+    inbox: SyncSender<Message>,
     messages: Receiver<Message>,
+    flags: &Arc<Flags>,
 ) -> Result<(), WatchError> {
-    let mut state = State::new(home_path, options, inbox)?;
+    let mut state = State::new(home_path, options, inbox, flags.clone())?;
     tracing::debug!(home = %home_path.display(), "folder watcher started");
     loop {
         let now = Instant::now();
@@ -164,6 +189,15 @@ fn watch_thread(
                 Message::Stop => return Ok(()),
                 Message::Event(event) => state.handle(event, Instant::now()),
             }
+        }
+        if flags.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if flags.lost.swap(false, Ordering::SeqCst) {
+            state.handle(
+                Ok(Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan)),
+                Instant::now(),
+            );
         }
         state.work(on_recorded);
         let wait = state.next_wakeup(Instant::now());
@@ -315,18 +349,22 @@ struct State {
 }
 
 impl State {
-    /// Opens the home and starts inotify, with events going to `inbox`. Nothing is watched
+    /// Opens the home and starts inotify, with events going to `inbox` (and `flags.lost` set
+    /// when it is full). Nothing is watched
     /// until the first [`State::check_folders`].
     fn new(
         home_path: &Path,
         options: WatchOptions,
-        inbox: Sender<Message>,
+        inbox: SyncSender<Message>,
+        flags: Arc<Flags>,
     ) -> Result<Self, WatchError> {
         let home = Home::open(home_path)?;
         // Symbolic links are not followed, as the scanner does not follow them.
         let watcher = notify::RecommendedWatcher::new(
             move |event| {
-                let _ = inbox.send(Message::Event(event));
+                if let Err(mpsc::TrySendError::Full(_)) = inbox.try_send(Message::Event(event)) {
+                    flags.lost.store(true, Ordering::SeqCst);
+                }
             },
             notify::Config::default().with_follow_symlinks(false),
         )?;

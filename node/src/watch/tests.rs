@@ -441,8 +441,14 @@ fn an_overflow_rescans_and_finds_what_the_lost_events_were_about() {
     let s = setup();
     // The watcher's state driven by hand: its events are never delivered, as if the kernel
     // had dropped them.
-    let (inbox, _undelivered) = mpsc::channel();
-    let mut state = State::new(&s.home_path, WatchOptions::default(), inbox).expect("state");
+    let (inbox, _undelivered) = mpsc::sync_channel(EVENT_QUEUE);
+    let mut state = State::new(
+        &s.home_path,
+        WatchOptions::default(),
+        inbox,
+        Arc::new(Flags::default()),
+    )
+    .expect("state");
     let announced = AtomicUsize::new(0);
     let on_recorded = |n| {
         announced.fetch_add(n, Ordering::SeqCst);
@@ -468,12 +474,13 @@ fn an_overflow_rescans_and_finds_what_the_lost_events_were_about() {
 #[test]
 fn a_scheduled_rescan_finds_what_the_watcher_missed() {
     let s = setup();
-    let (inbox, _undelivered) = mpsc::channel();
+    let (inbox, _undelivered) = mpsc::sync_channel(EVENT_QUEUE);
     let options = WatchOptions {
         rescan_every: Duration::from_millis(200),
         ..WatchOptions::default()
     };
-    let mut state = State::new(&s.home_path, options, inbox).expect("state");
+    let mut state =
+        State::new(&s.home_path, options, inbox, Arc::new(Flags::default())).expect("state");
     state.check_folders(Instant::now());
     state.work(&|_| {});
     fs::write(s.photos.join("MISSED.JPG"), jpeg_like(61, 3000)).expect("write");

@@ -295,7 +295,9 @@ impl Pending {
 enum Action {
     /// Events were lost: rescan everything.
     Rescan,
-    /// A file was created or written: a writer holds it open.
+    /// A file was created: a writer holds it open, unless it is a new hard link.
+    Created(PathBuf),
+    /// A file was written: a writer holds it open.
     Writing(PathBuf),
     /// A file's writer closed it.
     Closed(PathBuf),
@@ -319,7 +321,7 @@ fn classify(event: &Event) -> Vec<Action> {
     let each = |f: fn(PathBuf) -> Action| event.paths.iter().cloned().map(f).collect();
     match event.kind {
         EventKind::Create(CreateKind::Folder) => each(Action::FolderCreated),
-        EventKind::Create(_) => each(Action::Writing),
+        EventKind::Create(_) => each(Action::Created),
         EventKind::Modify(ModifyKind::Data(_)) => each(Action::Writing),
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => each(Action::Closed),
         EventKind::Modify(ModifyKind::Name(RenameMode::To)) => each(Action::MovedIn),
@@ -519,6 +521,15 @@ impl State {
                 Action::Rescan => {
                     tracing::info!("the kernel dropped file events (queue overflow); rescanning");
                     self.next_rescan = now;
+                }
+                Action::Created(path) => {
+                    // `link()` raises the same event as `creat()`, but no writer holds a new
+                    // hard link open and no close will follow: let it settle instead.
+                    let hard_link = fs::symlink_metadata(&path).is_ok_and(|m| m.nlink() > 1);
+                    if let Some(p) = self.pending_at(&path, now) {
+                        p.writing = !hard_link;
+                        p.closed = false;
+                    }
                 }
                 Action::Writing(path) => {
                     if let Some(p) = self.pending_at(&path, now) {

@@ -32,7 +32,7 @@ fn events_map_to_actions() {
     let event = |kind| Event::new(kind).add_path(p.clone());
     assert_eq!(
         classify(&event(EventKind::Create(CreateKind::File))),
-        vec![Action::Writing(p.clone())]
+        vec![Action::Created(p.clone())]
     );
     assert_eq!(
         classify(&event(EventKind::Access(AccessKind::Close(
@@ -390,6 +390,19 @@ fn a_file_in_a_new_subdirectory_is_found() {
             ("trip/day1/IMG_0021.JPG", &[6000]),
         ],
     );
+}
+
+#[test]
+fn a_hard_link_is_recorded_once_settled() {
+    // No writer opens a hard link, so no close follows its creation.
+    let s = setup();
+    let _w = start(&s);
+    let outside = s.home_path.join("LINKED.JPG");
+    fs::write(&outside, jpeg_like(70, 8000)).expect("write");
+    fs::hard_link(&outside, s.photos.join("LINKED.JPG")).expect("link");
+    // Waiting for a writer that does not exist would take the 30 s writer timeout, longer
+    // than `wait_for_records` waits.
+    wait_for_records(&s, &[("LINKED.JPG", &[8000])]);
 }
 
 #[test]

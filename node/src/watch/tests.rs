@@ -508,6 +508,23 @@ fn a_scheduled_rescan_finds_what_the_watcher_missed() {
 }
 
 #[test]
+fn a_deleted_photo_keeps_its_record() {
+    let s = setup();
+    let _w = start(&s);
+    fs::write(s.photos.join("DELETED.JPG"), jpeg_like(80, 2000)).expect("write");
+    wait_for_records(&s, &[("DELETED.JPG", &[2000])]);
+    fs::remove_file(s.photos.join("DELETED.JPG")).expect("remove");
+    // By the time a later photo is recorded, the deletion has been seen.
+    fs::write(s.photos.join("LATER.JPG"), jpeg_like(81, 2000)).expect("write");
+    wait_for_records(&s, &[("DELETED.JPG", &[2000]), ("LATER.JPG", &[2000])]);
+    assert_eq!(
+        s.home.index.photo_record_count().expect("count"),
+        2,
+        "a vanished file deletes nothing"
+    );
+}
+
+#[test]
 fn a_photo_is_recorded_after_the_watcher_catches_a_vanished_temporary_file() {
     // A file that appears and vanishes before it is complete leaves nothing behind, and
     // does not stop what comes after it.

@@ -25,7 +25,8 @@ use crate::blobstore::{BlobStore, BlobStoreError};
 use crate::index::{Index, IndexError};
 
 const DEVICE_KEY_FILE: &str = "device.key";
-const LIBRARY_KEYS_FILE: &str = "library.keys";
+/// The file in a home that holds the library key ring.
+pub const LIBRARY_KEYS_FILE: &str = "library.keys";
 const INDEX_FILE: &str = "index.sqlite";
 const BLOBS_DIR: &str = "blobs";
 

@@ -406,6 +406,28 @@ impl Index {
         Ok(map)
     }
 
+    /// One source file of a folder as last scanned, if it was.
+    pub fn source(&self, folder: &str, path: &str) -> Result<Option<SourceRow>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT path, size, mtime_s, mtime_ns, inode, record_id FROM sources
+                 WHERE folder = ?1 AND path = ?2",
+                params![folder, path],
+                |r| {
+                    Ok(SourceRow {
+                        path: r.get(0)?,
+                        size: r.get::<_, i64>(1)? as u64,
+                        mtime_s: r.get(2)?,
+                        mtime_ns: r.get::<_, i64>(3)? as u32,
+                        inode: r.get::<_, i64>(4)? as u64,
+                        record_id: RecordId(blob_id_from(r.get(5)?)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     /// Records (or re-records) a source file.
     pub fn put_source(&self, folder: &str, row: &SourceRow) -> Result<(), IndexError> {
         self.conn.execute(

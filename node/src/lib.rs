@@ -9,6 +9,7 @@
 //! - [`media`]: which files are photos and videos, and their capture time.
 //! - [`sealed`]: streaming between plaintext files and sealed blobs.
 //! - [`scan`]: turning folders into sealed records.
+//! - [`watch`]: watched folders — recording new photos once they are complete.
 //! - [`restore`] and [`verify`]: getting photos back, and checking nothing rotted.
 //! - [`status`]: what `photomesh status` shows.
 //! - [`progress`]: progress bars and lines for long work.
@@ -41,3 +42,4 @@ pub mod sync;
 pub mod transfers;
 pub mod transport;
 pub mod verify;
+pub mod watch;

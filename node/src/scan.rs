@@ -10,6 +10,9 @@
 //! Architecture Invariant: a scan opens source files read-only and never writes, moves or
 //! deletes them.
 //!
+//! [`scan_files`] runs the same pipeline on a given set of files: the watcher (`watch`) hands
+//! it the files it saw complete.
+//!
 //! A file that cannot be read, or changes while it is read, is reported and skipped; the scan
 //! carries on. Results are committed to the index in batches, so an interrupted scan keeps
 //! what it finished. Files are hashed and sealed on worker threads; one thread writes the
@@ -30,7 +33,7 @@ use photomesh_protocol::record::{FileTime, MediaType, PhotoRecord, Record, Recor
 use crate::home::Home;
 use crate::index::{IndexError, ScanProblem, ScanSummary, SourceRow};
 use crate::media;
-use crate::progress::Progress;
+use crate::progress::{Progress, Silent};
 use crate::sealed;
 
 /// Why a scan stopped before it finished. Problems with single files do not stop a scan;
@@ -76,11 +79,19 @@ const BATCH_TIME: Duration = Duration::from_secs(2);
 /// Scans every folder of `home`, records what is new or changed, and returns the summary
 /// (also stored in the index for `status`).
 pub fn scan(home: &Home, progress: &mut dyn Progress) -> Result<ScanSummary, ScanError> {
-    let content_key = home
-        .keys
-        .current()
-        .ok_or(ScanError::NoLibraryKey)?
-        .content_key();
+    scan_skipping(home, progress, &|_, _| false)
+}
+
+/// [`scan`], leaving out the files for which `skip(folder_label, rel_path)` is true (the
+/// watcher's files that are still being written). A skipped file is neither read nor counted
+/// as missing.
+pub fn scan_skipping(
+    home: &Home,
+    progress: &mut dyn Progress,
+    skip: &dyn Fn(&str, &str) -> bool,
+) -> Result<ScanSummary, ScanError> {
+    // Checked before anything is written, so a device without the key leaves no scan behind.
+    home.keys.current().ok_or(ScanError::NoLibraryKey)?;
     let started = now_ms();
     let scan_id = home.index.begin_scan(started)?;
     let mut summary = ScanSummary {
@@ -112,44 +123,129 @@ pub fn scan(home: &Home, progress: &mut dyn Progress) -> Result<ScanSummary, Sca
             &folder.path,
             &mut problems,
             &mut |abs, rel, meta| {
-                let Some(media_type) = media::type_from_extension(abs) else {
-                    return;
-                };
-                summary.files_seen += 1;
-                seen.insert(rel.to_owned());
-                let mtime = FileTime {
-                    seconds: meta.mtime(),
-                    nanos: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
-                };
-                let previous = known.get(rel);
-                if let Some(p) = previous
-                    && p.size == meta.len()
-                    && p.mtime_s == mtime.seconds
-                    && p.mtime_ns == mtime.nanos
-                    && p.inode == meta.ino()
-                {
-                    summary.unchanged_files += 1;
+                if media::type_from_extension(abs).is_none() {
                     return;
                 }
-                work.push(Candidate {
-                    folder: folder.label.clone(),
-                    rel_path: rel.to_owned(),
-                    abs_path: abs.to_owned(),
-                    size: meta.len(),
-                    mtime,
-                    inode: meta.ino(),
-                    media_type,
-                    previous: previous.map(|p| p.record_id),
-                });
+                seen.insert(rel.to_owned());
+                if skip(&folder.label, rel) {
+                    return;
+                }
+                summary.files_seen += 1;
+                match candidate(&folder.label, rel, abs, meta, known.get(rel)) {
+                    Some(c) => work.push(c),
+                    None => summary.unchanged_files += 1,
+                }
             },
         );
         summary.missing_files += known.keys().filter(|k| !seen.contains(*k)).count() as u64;
     }
 
+    seal_and_record(home, work, &mut summary, problems, Some(scan_id), progress)?;
+    Ok(summary)
+}
+
+/// A file the watcher wants looked at: where it is, and which folder it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileToScan {
+    /// The label of the folder it is in.
+    pub folder: String,
+    /// Its path relative to that folder, `/`-separated.
+    pub rel_path: String,
+    /// Its full path.
+    pub abs_path: PathBuf,
+}
+
+/// Scans only the given files, with the same rules as [`scan`]: files that are not photos or
+/// videos are ignored, unchanged ones are skipped, new and changed ones get a new record (an
+/// older record of the same path is kept), and a file that has vanished is skipped — nothing
+/// is ever forgotten. Problems with single files are returned in the summary (and not stored
+/// as the last scan: `status` keeps showing the last full scan).
+pub fn scan_files(home: &Home, files: &[FileToScan]) -> Result<ScanSummary, ScanError> {
+    let mut summary = ScanSummary {
+        started_at_ms: now_ms(),
+        ..ScanSummary::default()
+    };
+    let mut problems = Vec::new();
+    let mut work = Vec::new();
+    for file in files {
+        if media::type_from_extension(&file.abs_path).is_none() {
+            continue;
+        }
+        let meta = match fs::symlink_metadata(&file.abs_path) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                problems.push(problem(&file.abs_path, &describe_io(&e)));
+                continue;
+            }
+        };
+        summary.files_seen += 1;
+        let previous = home.index.source(&file.folder, &file.rel_path)?;
+        match candidate(
+            &file.folder,
+            &file.rel_path,
+            &file.abs_path,
+            &meta,
+            previous.as_ref(),
+        ) {
+            Some(c) => work.push(c),
+            None => summary.unchanged_files += 1,
+        }
+    }
+    seal_and_record(home, work, &mut summary, problems, None, &mut Silent)?;
+    Ok(summary)
+}
+
+/// The work for one file, or `None` when its size, mtime and inode say it is unchanged since
+/// `previous` was recorded.
+fn candidate(
+    folder: &str,
+    rel: &str,
+    abs: &Path,
+    meta: &fs::Metadata,
+    previous: Option<&SourceRow>,
+) -> Option<Candidate> {
+    let media_type = media::type_from_extension(abs)?;
+    let mtime = FileTime {
+        seconds: meta.mtime(),
+        nanos: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+    };
+    if let Some(p) = previous
+        && p.size == meta.len()
+        && p.mtime_s == mtime.seconds
+        && p.mtime_ns == mtime.nanos
+        && p.inode == meta.ino()
+    {
+        return None;
+    }
+    Some(Candidate {
+        folder: folder.to_owned(),
+        rel_path: rel.to_owned(),
+        abs_path: abs.to_owned(),
+        size: meta.len(),
+        mtime,
+        inode: meta.ino(),
+        media_type,
+        previous: previous.map(|p| p.record_id),
+    })
+}
+
+/// Hashes and seals `work` on worker threads and commits the records in batches. With a
+/// `scan_id`, problems and the running summary are stored as that scan's.
+fn seal_and_record(
+    home: &Home,
+    work: Vec<Candidate>,
+    summary: &mut ScanSummary,
+    mut problems: Vec<ScanProblem>,
+    scan_id: Option<i64>,
+    progress: &mut dyn Progress,
+) -> Result<(), ScanError> {
     let total_bytes: u64 = work.iter().map(|c| c.size).sum();
     progress.start("scan", work.len() as u64, total_bytes);
     let device = home.device.device_id();
     let library_key = home.keys.current().ok_or(ScanError::NoLibraryKey)?;
+    let content_key = library_key.content_key();
 
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -188,10 +284,14 @@ pub fn scan(home: &Home, progress: &mut dyn Progress) -> Result<ScanSummary, Sca
                     record_sealed(home, ix, item, device, library_key, summary)?;
                 }
                 for p in problems.drain(..) {
-                    ix.add_scan_problem(scan_id, &p)?;
+                    if let Some(scan_id) = scan_id {
+                        ix.add_scan_problem(scan_id, &p)?;
+                    }
                     summary.problems.push(p);
                 }
-                ix.update_scan(scan_id, summary)?;
+                if let Some(scan_id) = scan_id {
+                    ix.update_scan(scan_id, summary)?;
+                }
                 Ok::<_, ScanError>(())
             })?;
             batch.clear();
@@ -210,16 +310,15 @@ pub fn scan(home: &Home, progress: &mut dyn Progress) -> Result<ScanSummary, Sca
                 }
             }
             if batch.len() >= BATCH || last_commit.elapsed() >= BATCH_TIME {
-                commit(&mut batch, &mut summary, &mut problems)?;
+                commit(&mut batch, summary, &mut problems)?;
                 last_commit = Instant::now();
             }
         }
         summary.finished_at_ms = Some(now_ms());
-        commit(&mut batch, &mut summary, &mut problems)
+        commit(&mut batch, summary, &mut problems)
     });
     progress.finish();
-    outcome?;
-    Ok(summary)
+    outcome
 }
 
 /// Writes one sealed file into the index (inside the caller's transaction).
@@ -345,7 +444,7 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 /// Walks `dir` depth-first in name order, calling `visit` for every regular file with its
 /// path relative to `root` (`/`-separated). Hidden entries (names starting with `.`) and
 /// symbolic links are skipped; unreadable directories are reported and skipped.
-fn walk(
+pub(crate) fn walk(
     root: &Path,
     dir: &Path,
     problems: &mut Vec<ScanProblem>,
@@ -388,7 +487,8 @@ fn walk(
     }
 }
 
-fn relative_text(root: &Path, path: &Path) -> Option<String> {
+/// `path` relative to `root`, `/`-separated, if it is under `root` and valid UTF-8.
+pub(crate) fn relative_text(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
     let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
     Some(parts?.join("/"))

@@ -37,6 +37,7 @@ use crate::index::IndexError;
 use crate::net::{self, NetError};
 use crate::sealed::OUTBOARD_BLOCK_SIZE;
 use crate::sync::{RecordSet, SyncError, drive, random_seed};
+use crate::transfers::{TransferHandle, Transfers};
 
 /// A blob sealed on the fly from its original file, readable at any offset.
 pub struct SealedOriginal {
@@ -139,6 +140,7 @@ pub async fn sync_blobs(
     connection: &quinn::Connection,
     peer: &DeviceId,
     known: &PeerHoldings,
+    transfers: &Transfers,
 ) -> Result<usize, SyncError> {
     let set = RecordSet::from_tree(held_blobs(&*home.lock().await)?);
     let (mut send, mut recv) = connection
@@ -178,7 +180,7 @@ pub async fn sync_blobs(
     let mut stored = 0;
     for item in missing {
         let blob_id = BlobId(item.id);
-        match fetch_blob(home, connection, &blob_id).await {
+        match fetch_blob(home, connection, &blob_id, peer, transfers).await {
             Ok(()) => stored += 1,
             Err(FetchError::NotHere) => {}
             Err(FetchError::Sync(e)) => return Err(e),
@@ -234,6 +236,8 @@ async fn fetch_blob(
     home: &tokio::sync::Mutex<Home>,
     connection: &quinn::Connection,
     blob_id: &BlobId,
+    peer: &DeviceId,
+    transfers: &Transfers,
 ) -> Result<(), FetchError> {
     let (partial, blobs) = {
         let home = home.lock().await;
@@ -264,13 +268,16 @@ async fn fetch_blob(
     if from > 0 {
         tracing::info!(blob = %blob_id, from, sealed_len, "resuming blob transfer");
     }
+    let progress = transfers.start(*blob_id, sealed_len, from);
+    progress.add_peer(*peer);
     let id = *blob_id;
     let target = partial.clone();
     let recv = tokio_util::io::SyncIoBridge::new(recv);
-    let received =
-        tokio::task::spawn_blocking(move || receive(recv, &id, sealed_len, &target, from))
-            .await
-            .map_err(|e| SyncError::Protocol(e.to_string()))?;
+    let received = tokio::task::spawn_blocking(move || {
+        receive(recv, &id, sealed_len, &target, from, &progress)
+    })
+    .await
+    .map_err(|e| SyncError::Protocol(e.to_string()))?;
     match received {
         Ok(()) => {}
         Err(ReceiveError::BadData(why)) => {
@@ -383,6 +390,7 @@ fn receive(
     sealed_len: u64,
     target: &Path,
     from: u64,
+    progress: &TransferHandle,
 ) -> Result<(), ReceiveError> {
     use bao_tree::io::BaoContentItem;
     use bao_tree::io::DecodeError;
@@ -410,6 +418,7 @@ fn receive(
             Ok(BaoContentItem::Leaf(leaf)) => {
                 file.write_all_at(&leaf.data, leaf.offset)
                     .map_err(interrupted)?;
+                progress.advance(leaf.data.len() as u64);
                 verified = verified.max(leaf.offset + leaf.data.len() as u64);
                 if verified - persisted >= PERSIST_EVERY {
                     file.sync_data().map_err(interrupted)?;
@@ -528,6 +537,11 @@ mod tests {
     use photomesh_protocol::keys::LibraryKey;
     use photomesh_protocol::seal;
 
+    /// A transfer handle for `receive` in tests that do not look at it.
+    fn progress() -> TransferHandle {
+        Transfers::default().start(BlobId([0; 32]), 0, 0)
+    }
+
     #[test]
     fn a_sealed_original_reads_as_the_blob_at_every_offset() {
         let dir = tempfile::tempdir().unwrap();
@@ -587,7 +601,8 @@ mod tests {
                 &blob_id,
                 data.len() as u64,
                 &target,
-                0
+                0,
+                &progress()
             ),
             Err(ReceiveError::Interrupted(_))
         ));
@@ -597,7 +612,17 @@ mod tests {
         // The second try asks only for the rest, and the file ends complete.
         let rest = encode_from(from);
         assert!((rest.len() as u64) < full.len() as u64 - from + 64 * 1024);
-        assert!(receive(&rest[..], &blob_id, data.len() as u64, &target, from).is_ok());
+        assert!(
+            receive(
+                &rest[..],
+                &blob_id,
+                data.len() as u64,
+                &target,
+                from,
+                &progress()
+            )
+            .is_ok()
+        );
         assert!(fs::read(&target).unwrap() == data);
     }
 
@@ -616,14 +641,31 @@ mod tests {
         )
         .unwrap();
         let target = dir.path().join("partial");
-        assert!(receive(&encoded[..], &blob_id, data.len() as u64, &target, 0).is_ok());
+        assert!(
+            receive(
+                &encoded[..],
+                &blob_id,
+                data.len() as u64,
+                &target,
+                0,
+                &progress()
+            )
+            .is_ok()
+        );
         assert_eq!(fs::read(&target).unwrap(), data);
         let mut bad = encoded.clone();
         let at = bad.len() / 2;
         bad[at] ^= 1;
         let other = dir.path().join("other");
         assert!(matches!(
-            receive(&bad[..], &blob_id, data.len() as u64, &other, 0),
+            receive(
+                &bad[..],
+                &blob_id,
+                data.len() as u64,
+                &other,
+                0,
+                &progress()
+            ),
             Err(ReceiveError::BadData(_))
         ));
         // What arrived before the bad chunk group is verified data, and nothing after it.
@@ -637,7 +679,8 @@ mod tests {
                 &blob_id,
                 data.len() as u64,
                 &other,
-                0
+                0,
+                &progress()
             ),
             Err(ReceiveError::Interrupted(_))
         ));

@@ -203,19 +203,22 @@ pub async fn serve_reconcile_blobs(
 }
 
 /// What this device last told the index each peer holds, by a fingerprint of its own
-/// held set at the time: the peer's holdings are rewritten only when either side changed.
+/// held set at the time and whether the two sets differed: the peer's holdings are
+/// rewritten unless both rounds found the peer holding exactly the same set as this device.
 #[derive(Default)]
-pub struct PeerHoldings(Mutex<std::collections::BTreeMap<DeviceId, Vec<u8>>>);
+pub struct PeerHoldings(Mutex<std::collections::BTreeMap<DeviceId, (Vec<u8>, bool)>>);
 
 impl PeerHoldings {
     fn changed(&self, peer: &DeviceId, ours: &[u8], differed: bool) -> bool {
         let Ok(mut map) = self.0.lock() else {
             return true;
         };
-        if !differed && map.get(peer).is_some_and(|last| last == ours) {
+        // Equal sets now and last time, with ours unchanged: the peer's set is unchanged.
+        // (Equal now but different last time means the peer's set changed meanwhile.)
+        if !differed && map.get(peer).is_some_and(|(last, d)| !d && last == ours) {
             return false;
         }
-        map.insert(*peer, ours.to_vec());
+        map.insert(*peer, (ours.to_vec(), differed));
         true
     }
 }
@@ -540,6 +543,20 @@ mod tests {
     /// A transfer handle for `receive` in tests that do not look at it.
     fn progress() -> TransferHandle {
         Transfers::default().start(BlobId([0; 32]), 0, 0)
+    }
+
+    #[test]
+    fn peer_holdings_are_rewritten_when_the_peer_catches_up() {
+        let known = PeerHoldings::default();
+        let peer = DeviceId::from_bytes([3; 20]);
+        // The peer lacks some of ours: written.
+        assert!(known.changed(&peer, b"ours", true));
+        // Next round the peer holds all of ours (no difference): written again.
+        assert!(known.changed(&peer, b"ours", false));
+        // Nothing changed on either side since: not written.
+        assert!(!known.changed(&peer, b"ours", false));
+        // Our set changed: written.
+        assert!(known.changed(&peer, b"more", false));
     }
 
     #[test]

@@ -415,7 +415,10 @@ impl NodeHandle {
             Some(quinn::ConnectionError::ApplicationClosed(c))
                 if c.error_code == quinn::VarInt::from_u32(DUPLICATE_CODE) =>
             {
-                tracing::debug!(peer = %link.device.short(), "closed as a duplicate");
+                tracing::debug!(peer = %link.device.short(), "closed by the peer as a duplicate");
+            }
+            Some(quinn::ConnectionError::LocallyClosed) => {
+                tracing::debug!(peer = %link.device.short(), "closed here");
             }
             reason => {
                 tracing::info!(peer = %link.device.short(), "disconnected: {reason:?}");
@@ -563,7 +566,7 @@ async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, node:
 /// the registry holds no connection to, at every address it may be at that is not backing
 /// off; every [`SYNC_INTERVAL`], and at once when discovery finds a member.
 async fn dial_loop(node: NodeHandle) {
-    type Attempt = (Member, SocketAddr, Result<quinn::Connection, DaemonError>);
+    type Attempt = (Member, SocketAddr, Result<(), DaemonError>);
     let mut attempts: tokio::task::JoinSet<Attempt> = tokio::task::JoinSet::new();
     // Each (device, address) is tried once at a time.
     let mut attempting: BTreeSet<(DeviceId, SocketAddr)> = BTreeSet::new();
@@ -610,9 +613,17 @@ async fn dial_loop(node: NodeHandle) {
                     })
                     .clone()
             };
-            let endpoint = node.0.endpoint.clone();
+            let node = node.clone();
             attempts.spawn(async move {
-                let result = connect(&endpoint, addr, config).await;
+                // Adopted before the attempt ends, so that the next round sees the
+                // connection and does not dial the member again.
+                let result = match connect(&node.0.endpoint, addr, config).await {
+                    Ok(connection) => {
+                        node.adopt(connection, Dialler::Here).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
                 (member, addr, result)
             });
         }
@@ -622,11 +633,7 @@ async fn dial_loop(node: NodeHandle) {
             Some(Ok((member, addr, result))) = attempts.join_next(), if !attempts.is_empty() => {
                 attempting.remove(&(member.device, addr));
                 match result {
-                    Ok(connection) => {
-                        // Adopting may wait on a probe: not here.
-                        let node = node.clone();
-                        tokio::spawn(async move { node.adopt(connection, Dialler::Here).await });
-                    }
+                    Ok(()) => {}
                     Err(e) => {
                         let wait = node.0.backoff.lock().map(|mut b| {
                             b.failed(member.device, addr, Instant::now(), jitter())

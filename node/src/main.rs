@@ -818,7 +818,7 @@ fn print_status(s: &photomesh::status::Status) {
     if !s.transfers.is_empty() {
         println!("Transfers");
         for t in &s.transfers {
-            println!("  {}", describe_transfer(t, &s.peers));
+            println!("  {}", photomesh::status::describe_transfer(t, &s.peers));
         }
     }
     match &s.last_scan {
@@ -831,38 +831,6 @@ fn print_status(s: &photomesh::status::Status) {
             print_scan(scan);
         }
     }
-}
-
-/// A transfer as one line: `receiving 3f2a… 45.1 MiB of 100.0 MiB from NAS, 38 MB/s, ETA 1 s`.
-fn describe_transfer(
-    t: &photomesh::transfers::TransferStatus,
-    peers: &[photomesh::status::PeerStatus],
-) -> String {
-    let mib = |n: u64| format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20));
-    let from: Vec<&str> = t
-        .peers
-        .iter()
-        .map(|id| {
-            peers
-                .iter()
-                .find(|p| &p.device_id == id)
-                .map_or(id.as_str(), |p| p.name.as_str())
-        })
-        .collect();
-    let mut line = format!(
-        "receiving {}… {} of {}",
-        t.blob.get(..4).unwrap_or(&t.blob),
-        mib(t.done),
-        mib(t.total)
-    );
-    if !from.is_empty() {
-        line.push_str(&format!(" from {}", from.join(", ")));
-    }
-    line.push_str(&format!(", {:.0} MB/s", t.bytes_per_s / 1e6));
-    if let Some(eta) = t.eta_s {
-        line.push_str(&format!(", ETA {} s", eta.ceil() as u64));
-    }
-    line
 }
 
 fn bytes(n: u64) -> String {

@@ -127,6 +127,38 @@ pub fn apply_live(status: &mut Status, live: Option<LiveStatus>) {
     }
 }
 
+/// A transfer as `status` prints it, naming the peers by name where known:
+/// `receiving 3f2a… 45.1 MiB of 100.0 MiB from nas, 38 MB/s, ETA 1 s`.
+pub fn describe_transfer(t: &TransferStatus, peers: &[PeerStatus]) -> String {
+    let mib = |n: u64| format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20));
+    let from: Vec<&str> = t
+        .peers
+        .iter()
+        .map(|id| {
+            peers
+                .iter()
+                .find(|p| &p.device_id == id)
+                .map_or(id.as_str(), |p| p.name.as_str())
+        })
+        .collect();
+    let mut line = format!(
+        "receiving {}… {} of {}",
+        t.blob.get(..4).unwrap_or(&t.blob),
+        mib(t.done),
+        mib(t.total)
+    );
+    if !from.is_empty() {
+        line.push_str(" from ");
+        line.push_str(&from.join(", "));
+    }
+    line.push_str(&format!(", {:.0} MB/s", t.bytes_per_s / 1e6));
+    match t.eta_s {
+        Some(eta) => line.push_str(&format!(", ETA {} s", eta.ceil() as u64)),
+        None => line.push_str(", starting"),
+    }
+    line
+}
+
 /// Adds what the running node reports live to the `devices` list.
 pub fn apply_live_devices(devices: &mut [DeviceEntry], live: Option<&LiveStatus>) {
     let Some(live) = live else { return };
@@ -254,4 +286,41 @@ pub fn photos(home: &Home, folder: Option<&str>) -> Result<(Vec<PhotoEntry>, u64
         }
     }
     Ok((out, unreadable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_reads_as_one_line_with_the_peer_s_name() {
+        let nas = PeerStatus {
+            device_id: "NAS-ID".into(),
+            name: "NAS".into(),
+            role: "full",
+            online: true,
+            last_sync_ms: None,
+            blobs_held: 0,
+            connection: None,
+        };
+        let mut t = TransferStatus {
+            blob: "3f2a77".into(),
+            peers: vec!["NAS-ID".into(), "OTHER-ID".into()],
+            done: 47_290_777,
+            total: 100 << 20,
+            bytes_per_s: 38e6,
+            eta_s: Some(0.2),
+        };
+        assert_eq!(
+            describe_transfer(&t, std::slice::from_ref(&nas)),
+            "receiving 3f2a… 45.1 MiB of 100.0 MiB from NAS, OTHER-ID, 38 MB/s, ETA 1 s"
+        );
+        t.peers.truncate(1);
+        t.eta_s = None;
+        t.bytes_per_s = 0.0;
+        assert_eq!(
+            describe_transfer(&t, &[nas]),
+            "receiving 3f2a… 45.1 MiB of 100.0 MiB from NAS, 0 MB/s, starting"
+        );
+    }
 }

@@ -57,7 +57,7 @@ fn two_nodes_that_dial_each_other_keep_one_connection_and_reconnect_after_a_kill
     // B is killed and comes back at the same address: the pair reconnects, again with one
     // connection.
     drop(run_b); // SIGKILL
-    let (_run_b, _) = b.start_run_at(&addr_b, &log);
+    let (mut run_b, _) = b.start_run_at(&addr_b, &log);
     let second = wait_for_one_shared_connection(&a, &b, Some(&first));
     assert_ne!(first, second);
     // `devices` shows the live connection too.
@@ -71,6 +71,66 @@ fn two_nodes_that_dial_each_other_keep_one_connection_and_reconnect_after_a_kill
     assert_eq!(entry["online"], true, "{devices}");
     assert_eq!(entry["connection"]["connection_id"], second.as_str());
     assert!(a.ok(&["devices"]).contains("connected via"));
+
+    // A scan beside A's node makes it announce to B, which pulls at once.
+    a.ok(&["scan"]);
+    run_b.wait_for_line(WAIT, |l| l.contains("announced new records"));
+}
+
+#[test]
+fn a_member_found_by_discovery_is_dialled_at_once_and_hears_announcements() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (Node::init(dir.path(), "a"), Node::init(dir.path(), "b"));
+    a.invite(&b, "full");
+    // Neither knows where the other runs (pairing records no address), so only discovery
+    // can bring them together: A learns B's address through `NodeHandle::found`.
+    let (mut run_b, addr_b) = b.start_run_with_env(&[("PHOTOMESH_LOG", "photomesh=debug")]);
+    let b_id: photomesh_protocol::identity::DeviceId = b.json(&["status"])["device_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let home = a.home.clone();
+    let node = runtime.spawn(async move {
+        let options = photomesh::daemon::RunOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        };
+        photomesh::daemon::run(
+            &home,
+            options,
+            |handle| handle_tx.send(handle.clone()).unwrap(),
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    let handle = handle_rx.recv_timeout(WAIT).unwrap();
+    assert!(handle.live().connections.is_empty());
+    handle.found(b_id, vec![addr_b.parse().unwrap()]);
+    wait_until("A connected to B", || {
+        let live = handle.live();
+        match live.connections.first() {
+            Some(c) if c.device_id == b_id.to_string() => Ok(()),
+            _ => Err(format!("{live:?}")),
+        }
+    });
+    // B agrees that A dialled.
+    wait_until("B sees the connection A dialled", || {
+        let status = b.json(&["status"]);
+        match the_connection(&status) {
+            Some(c) if c["dialled"] == "there" => Ok(()),
+            _ => Err(status.to_string()),
+        }
+    });
+    handle.announce();
+    run_b.wait_for_line(WAIT, |l| l.contains("announced new records"));
+    stop.send(()).unwrap();
+    runtime.block_on(node).unwrap().unwrap();
+    assert!(!a.home.join("control.sock").exists());
 }
 
 #[test]

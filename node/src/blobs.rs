@@ -37,6 +37,7 @@ use crate::index::IndexError;
 use crate::net::{self, NetError};
 use crate::sealed::OUTBOARD_BLOCK_SIZE;
 use crate::sync::{RecordSet, SyncError, drive, random_seed};
+use crate::transfers::{TransferHandle, Transfers};
 
 /// A blob sealed on the fly from its original file, readable at any offset.
 pub struct SealedOriginal {
@@ -139,6 +140,7 @@ pub async fn sync_blobs(
     connection: &quinn::Connection,
     peer: &DeviceId,
     known: &PeerHoldings,
+    transfers: &Transfers,
 ) -> Result<usize, SyncError> {
     let set = RecordSet::from_tree(held_blobs(&*home.lock().await)?);
     let (mut send, mut recv) = connection
@@ -178,7 +180,7 @@ pub async fn sync_blobs(
     let mut stored = 0;
     for item in missing {
         let blob_id = BlobId(item.id);
-        match fetch_blob(home, connection, &blob_id).await {
+        match fetch_blob(home, connection, &blob_id, peer, transfers).await {
             Ok(()) => stored += 1,
             Err(FetchError::NotHere) => {}
             Err(FetchError::Sync(e)) => return Err(e),
@@ -201,19 +203,22 @@ pub async fn serve_reconcile_blobs(
 }
 
 /// What this device last told the index each peer holds, by a fingerprint of its own
-/// held set at the time: the peer's holdings are rewritten only when either side changed.
+/// held set at the time and whether the two sets differed: the peer's holdings are
+/// rewritten unless both rounds found the peer holding exactly the same set as this device.
 #[derive(Default)]
-pub struct PeerHoldings(Mutex<std::collections::BTreeMap<DeviceId, Vec<u8>>>);
+pub struct PeerHoldings(Mutex<std::collections::BTreeMap<DeviceId, (Vec<u8>, bool)>>);
 
 impl PeerHoldings {
     fn changed(&self, peer: &DeviceId, ours: &[u8], differed: bool) -> bool {
         let Ok(mut map) = self.0.lock() else {
             return true;
         };
-        if !differed && map.get(peer).is_some_and(|last| last == ours) {
+        // Equal sets now and last time, with ours unchanged: the peer's set is unchanged.
+        // (Equal now but different last time means the peer's set changed meanwhile.)
+        if !differed && map.get(peer).is_some_and(|(last, d)| !d && last == ours) {
             return false;
         }
-        map.insert(*peer, ours.to_vec());
+        map.insert(*peer, (ours.to_vec(), differed));
         true
     }
 }
@@ -234,6 +239,8 @@ async fn fetch_blob(
     home: &tokio::sync::Mutex<Home>,
     connection: &quinn::Connection,
     blob_id: &BlobId,
+    peer: &DeviceId,
+    transfers: &Transfers,
 ) -> Result<(), FetchError> {
     let (partial, blobs) = {
         let home = home.lock().await;
@@ -264,13 +271,16 @@ async fn fetch_blob(
     if from > 0 {
         tracing::info!(blob = %blob_id, from, sealed_len, "resuming blob transfer");
     }
+    let progress = transfers.start(*blob_id, sealed_len, from);
+    progress.add_peer(*peer);
     let id = *blob_id;
     let target = partial.clone();
     let recv = tokio_util::io::SyncIoBridge::new(recv);
-    let received =
-        tokio::task::spawn_blocking(move || receive(recv, &id, sealed_len, &target, from))
-            .await
-            .map_err(|e| SyncError::Protocol(e.to_string()))?;
+    let received = tokio::task::spawn_blocking(move || {
+        receive(recv, &id, sealed_len, &target, from, &progress)
+    })
+    .await
+    .map_err(|e| SyncError::Protocol(e.to_string()))?;
     match received {
         Ok(()) => {}
         Err(ReceiveError::BadData(why)) => {
@@ -383,6 +393,7 @@ fn receive(
     sealed_len: u64,
     target: &Path,
     from: u64,
+    progress: &TransferHandle,
 ) -> Result<(), ReceiveError> {
     use bao_tree::io::BaoContentItem;
     use bao_tree::io::DecodeError;
@@ -410,6 +421,7 @@ fn receive(
             Ok(BaoContentItem::Leaf(leaf)) => {
                 file.write_all_at(&leaf.data, leaf.offset)
                     .map_err(interrupted)?;
+                progress.advance(leaf.data.len() as u64);
                 verified = verified.max(leaf.offset + leaf.data.len() as u64);
                 if verified - persisted >= PERSIST_EVERY {
                     file.sync_data().map_err(interrupted)?;
@@ -528,6 +540,25 @@ mod tests {
     use photomesh_protocol::keys::LibraryKey;
     use photomesh_protocol::seal;
 
+    /// A transfer handle for `receive` in tests that do not look at it.
+    fn progress() -> TransferHandle {
+        Transfers::default().start(BlobId([0; 32]), 0, 0)
+    }
+
+    #[test]
+    fn peer_holdings_are_rewritten_when_the_peer_catches_up() {
+        let known = PeerHoldings::default();
+        let peer = DeviceId::from_bytes([3; 20]);
+        // The peer lacks some of ours: written.
+        assert!(known.changed(&peer, b"ours", true));
+        // Next round the peer holds all of ours (no difference): written again.
+        assert!(known.changed(&peer, b"ours", false));
+        // Nothing changed on either side since: not written.
+        assert!(!known.changed(&peer, b"ours", false));
+        // Our set changed: written.
+        assert!(known.changed(&peer, b"more", false));
+    }
+
     #[test]
     fn a_sealed_original_reads_as_the_blob_at_every_offset() {
         let dir = tempfile::tempdir().unwrap();
@@ -587,7 +618,8 @@ mod tests {
                 &blob_id,
                 data.len() as u64,
                 &target,
-                0
+                0,
+                &progress()
             ),
             Err(ReceiveError::Interrupted(_))
         ));
@@ -597,7 +629,17 @@ mod tests {
         // The second try asks only for the rest, and the file ends complete.
         let rest = encode_from(from);
         assert!((rest.len() as u64) < full.len() as u64 - from + 64 * 1024);
-        assert!(receive(&rest[..], &blob_id, data.len() as u64, &target, from).is_ok());
+        assert!(
+            receive(
+                &rest[..],
+                &blob_id,
+                data.len() as u64,
+                &target,
+                from,
+                &progress()
+            )
+            .is_ok()
+        );
         assert!(fs::read(&target).unwrap() == data);
     }
 
@@ -616,14 +658,31 @@ mod tests {
         )
         .unwrap();
         let target = dir.path().join("partial");
-        assert!(receive(&encoded[..], &blob_id, data.len() as u64, &target, 0).is_ok());
+        assert!(
+            receive(
+                &encoded[..],
+                &blob_id,
+                data.len() as u64,
+                &target,
+                0,
+                &progress()
+            )
+            .is_ok()
+        );
         assert_eq!(fs::read(&target).unwrap(), data);
         let mut bad = encoded.clone();
         let at = bad.len() / 2;
         bad[at] ^= 1;
         let other = dir.path().join("other");
         assert!(matches!(
-            receive(&bad[..], &blob_id, data.len() as u64, &other, 0),
+            receive(
+                &bad[..],
+                &blob_id,
+                data.len() as u64,
+                &other,
+                0,
+                &progress()
+            ),
             Err(ReceiveError::BadData(_))
         ));
         // What arrived before the bad chunk group is verified data, and nothing after it.
@@ -637,7 +696,8 @@ mod tests {
                 &blob_id,
                 data.len() as u64,
                 &other,
-                0
+                0,
+                &progress()
             ),
             Err(ReceiveError::Interrupted(_))
         ));

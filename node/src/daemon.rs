@@ -1,10 +1,23 @@
 //! The running node (`photomesh run`) and the member-to-member hello (`photomesh ping`).
 //!
-//! The node accepts nQUIC connections from members and serves their requests (`Request`:
-//! hello, record and blob-set reconciliation, record and blob fetches). Every
-//! [`SYNC_INTERVAL`] it dials, in the background, the members it is not connected to, and
-//! over each connection it dialled it greets (membership and addresses travel in the hello),
-//! then syncs records (`sync`) and blobs (`blobs`).
+//! The node holds **one connection per pair of devices** (`connections`): every connection,
+//! whichever side dialled it, is adopted into a registry that keeps at most one per peer,
+//! and is then both served (the peer's `Request`s: hello, record and blob-set
+//! reconciliation, record and blob fetches, announcements) and synced over (this side's pull:
+//! hello, then records with `sync`, then blobs with `blobs`, every [`SYNC_INTERVAL`] or at
+//! once when woken by an announcement). When dials cross, both ends keep the connection
+//! dialled by the device with the smaller Noise key and close the other as a duplicate.
+//!
+//! Members without a connection are dialled in the background, so an absent device never
+//! holds up the others: where each was last seen, where another member saw it, where mDNS
+//! found it ([`NodeHandle::found`]), and at configured peer addresses. A failed dial of a
+//! (device, address) waits before the next, doubling from 1 s to 60 s.
+//!
+//! The caller gets a [`NodeHandle`] once the node listens: other parts of the node (the
+//! folder watcher, discovery) tell the node through it that photos were recorded
+//! ([`NodeHandle::announce`]) or that a member was found on the LAN. The node also opens the
+//! home's control socket (`control`), through which `status` and `devices` read its live
+//! state; a second node on the same home is refused.
 //!
 //! The trust set that the nQUIC layer consults is reloaded whenever the index changes
 //! (SQLite's `data_version`, polled every [`TRUST_POLL`]): a `photomesh revoke` run beside a
@@ -14,26 +27,45 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use photomesh_protocol::identity::DeviceId;
-use photomesh_protocol::membership::MembershipRecord;
+use photomesh_protocol::membership::{Member, MembershipRecord};
 use photomesh_protocol::messages::{Hello, Request};
 use photomesh_protocol::nquic::{NoiseKey, Suite};
 use photomesh_protocol::seal::BlobId;
 
 use crate::blobs;
+use crate::connections::{
+    Adoption, Backoff, DUPLICATE_CODE, DUPLICATE_REASON, Dialler, Link, Registry,
+};
+use crate::control::{ControlError, ControlSocket, LiveConnection, LiveStatus};
 use crate::home::{Home, HomeError};
 use crate::index::IndexError;
 use crate::mesh::{self, MeshError, MeshTrust};
 use crate::net::{self, NetError};
 use crate::scan::now_ms;
 use crate::sync::{self, RecordSet};
+use crate::transfers::Transfers;
 use crate::transport;
 
 /// How often the node checks the index for membership changes.
 pub const TRUST_POLL: Duration = Duration::from_millis(200);
+/// How often the node dials the members it is not connected to, and syncs with those it is.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the running node waits for a member to answer a dial.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a kept connection may take to answer a hello before a newer connection from
+/// the same peer replaces it (the peer restarted and forgot the old one).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Where `photomesh run` listens unless told otherwise.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 7447);
+
+/// The QUIC close code of a connection whose sync failed or whose peer broke the protocol.
+const FAILED_CODE: u32 = 3;
 
 /// Why the node or a ping failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,19 +88,61 @@ pub enum DaemonError {
     /// Replication failed.
     #[error(transparent)]
     Sync(#[from] sync::SyncError),
+    /// The control socket could not be opened (another node runs on this home).
+    #[error(transparent)]
+    Control(#[from] ControlError),
 }
 
-/// Live connections, by the peer's Noise key, so a revocation can close them.
-type Live = Arc<Mutex<BTreeMap<[u8; 32], quinn::Connection>>>;
+/// How to run the node.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where to listen for members (UDP).
+    pub listen: SocketAddr,
+}
 
-/// Runs the node until `shutdown` resolves. `on_listening` is told the bound address.
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+        }
+    }
+}
+
+/// A running node, as the rest of the node process talks to it. Cheap to clone; every
+/// method may be called from any thread.
+#[derive(Clone)]
+pub struct NodeHandle(Arc<Shared>);
+
+struct Shared {
+    home: Arc<tokio::sync::Mutex<Home>>,
+    set: Arc<RecordSet>,
+    holdings: blobs::PeerHoldings,
+    transfers: Transfers,
+    own_key: [u8; 32],
+    device: DeviceId,
+    endpoint: quinn::Endpoint,
+    local: SocketAddr,
+    started_at_ms: u64,
+    runtime: tokio::runtime::Handle,
+    registry: Mutex<Registry>,
+    backoff: Mutex<Backoff>,
+    /// Addresses discovery found, by device.
+    found: Mutex<BTreeMap<DeviceId, Vec<SocketAddr>>>,
+    dial_now: tokio::sync::Notify,
+    next_link: AtomicU64,
+}
+
+/// Runs the node until `shutdown` resolves. `on_listening` is given the node's handle once
+/// it listens (and its control socket is open).
 pub async fn run(
     home_path: &Path,
-    listen: SocketAddr,
-    on_listening: impl FnOnce(SocketAddr),
+    options: RunOptions,
+    on_listening: impl FnOnce(&NodeHandle),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let home = Home::open(home_path)?;
+    // Before anything else: a second node on this home is refused here.
+    let control = ControlSocket::bind(home_path)?;
     let trust = Arc::new(MeshTrust::new(mesh::trust_set(&home)?));
     let config = transport::server_config(
         home.device.noise_secret(),
@@ -76,6 +150,7 @@ pub async fn run(
         None,
         transport::os_random(),
     );
+    let listen = options.listen;
     let endpoint = transport::endpoint(listen, Some(config)).map_err(|source| NetError::Bind {
         addr: listen,
         source,
@@ -85,22 +160,34 @@ pub async fn run(
         source,
     })?;
     tracing::info!(%local, device = %home.device.device_id().short(), "listening");
-    on_listening(local);
 
-    let live: Live = Arc::default();
     let set = RecordSet::load(&home)?;
-    let home = Arc::new(tokio::sync::Mutex::new(home));
-    let watcher = tokio::spawn(watch_trust(
-        home_path.to_owned(),
-        trust.clone(),
-        live.clone(),
-    ));
-    let dialer = tokio::spawn(dial_loop(
-        endpoint.clone(),
-        home.clone(),
-        set.clone(),
-        live.clone(),
-    ));
+    let node = NodeHandle(Arc::new(Shared {
+        own_key: home.device.noise_public(),
+        device: home.device.device_id(),
+        home: Arc::new(tokio::sync::Mutex::new(home)),
+        set,
+        holdings: blobs::PeerHoldings::default(),
+        transfers: Transfers::default(),
+        endpoint: endpoint.clone(),
+        local,
+        started_at_ms: now_ms(),
+        runtime: tokio::runtime::Handle::current(),
+        registry: Mutex::default(),
+        backoff: Mutex::default(),
+        found: Mutex::default(),
+        dial_now: tokio::sync::Notify::new(),
+        next_link: AtomicU64::new(1),
+    }));
+    on_listening(&node);
+
+    let watcher = tokio::spawn(watch_trust(home_path.to_owned(), trust, node.clone()));
+    let dialer = tokio::spawn(dial_loop(node.clone()));
+    let control = Arc::new(control);
+    let controller = tokio::spawn({
+        let (control, node) = (control.clone(), node.clone());
+        async move { control.serve(move |verb| node.answer(verb)).await }
+    });
     tokio::pin!(shutdown);
     loop {
         let incoming = tokio::select! {
@@ -109,30 +196,344 @@ pub async fn run(
             incoming = endpoint.accept() => incoming,
         };
         let Some(incoming) = incoming else { break };
-        let (home, live, set) = (home.clone(), live.clone(), set.clone());
+        let node = node.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
-                Ok(connection) => {
-                    if let Err(e) = serve(home, set, live, connection, remote).await {
-                        tracing::info!(%remote, "conversation ended: {e}");
-                    }
-                }
+                Ok(connection) => node.adopt(connection, Dialler::There).await,
                 Err(e) => tracing::info!(%remote, "refused a connection: {e}"),
             }
         });
     }
     watcher.abort();
     dialer.abort();
+    controller.abort();
+    let _ = controller.await;
     endpoint.close(0u32.into(), b"shutting down");
     endpoint.wait_idle().await;
+    // The socket file goes with the last reference (the server task's is gone).
+    drop(control);
     tracing::info!("stopped");
     Ok(())
 }
 
+impl NodeHandle {
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.0.local
+    }
+
+    /// The blob transfers in progress.
+    pub fn transfers(&self) -> &Transfers {
+        &self.0.transfers
+    }
+
+    /// This device recorded something new: sync with every connected peer at once, and
+    /// tell each (`Request::Announce`) so that it pulls from this device at once too.
+    pub fn announce(&self) {
+        let links: Vec<Link> = self
+            .0
+            .registry
+            .lock()
+            .map(|r| r.links().map(|(_, l)| l.clone()).collect())
+            .unwrap_or_default();
+        for link in links {
+            link.wake.notify_one();
+            self.0.runtime.spawn(async move {
+                let sent = async {
+                    let (mut send, _recv) = link
+                        .connection
+                        .open_bi()
+                        .await
+                        .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
+                    net::write_frame(&mut send, &Request::Announce).await?;
+                    let _ = send.finish();
+                    // Wait until the peer has read it, so the stream is not reset first.
+                    let _ = send.stopped().await;
+                    Ok::<_, NetError>(())
+                };
+                if let Err(e) = sent.await {
+                    tracing::debug!(peer = %link.device.short(), "announcing: {e}");
+                }
+            });
+        }
+    }
+
+    /// Discovery found `device` at `addrs`: remember them, and dial it now if it is not
+    /// connected. Addresses not known before reset the device's backoff.
+    pub fn found(&self, device: DeviceId, addrs: Vec<SocketAddr>) {
+        let new = match self.0.found.lock() {
+            Ok(mut found) => {
+                let known = found.entry(device).or_default();
+                let mut new = false;
+                for addr in addrs {
+                    if !known.contains(&addr) {
+                        known.push(addr);
+                        new = true;
+                    }
+                }
+                new
+            }
+            Err(_) => false,
+        };
+        if new && let Ok(mut backoff) = self.0.backoff.lock() {
+            backoff.reset(&device);
+        }
+        self.0.dial_now.notify_one();
+    }
+
+    /// What the node reports live through the control socket.
+    pub fn live(&self) -> LiveStatus {
+        let links: Vec<Link> = self
+            .0
+            .registry
+            .lock()
+            .map(|r| {
+                r.links()
+                    .filter(|(_, l)| l.connection.close_reason().is_none())
+                    .map(|(_, l)| l.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        LiveStatus {
+            device_id: self.0.device.to_string(),
+            listening: self.0.local.to_string(),
+            started_at_ms: self.0.started_at_ms,
+            open_connections: self.0.endpoint.open_connections() as u64,
+            connections: links
+                .iter()
+                .map(|l| LiveConnection {
+                    device_id: l.device.to_string(),
+                    connection_id: connection_id(&l.connection),
+                    address: l.connection.remote_address().to_string(),
+                    since_ms: l.since_ms,
+                    dialled: l.dialler,
+                })
+                .collect(),
+            transfers: self.0.transfers.snapshot(),
+        }
+    }
+
+    /// Answers a control socket request.
+    fn answer(&self, verb: &str) -> Result<serde_json::Value, String> {
+        match verb {
+            "status" => serde_json::to_value(self.live()).map_err(|e| e.to_string()),
+            "announce" => {
+                self.announce();
+                Ok(serde_json::Value::Null)
+            }
+            other => Err(format!(
+                "unknown verb {other:?}; this node answers \"status\" and \"announce\""
+            )),
+        }
+    }
+
+    /// Takes a new connection into the registry (or closes it as a duplicate), then serves
+    /// and syncs over it until it closes.
+    async fn adopt(&self, connection: quinn::Connection, dialler: Dialler) {
+        let Some(peer) = transport::peer_noise_key(&connection) else {
+            connection.close(FAILED_CODE.into(), b"no peer key");
+            return;
+        };
+        let device = {
+            let home = self.0.home.lock().await;
+            mesh::trust_set(&home)
+                .ok()
+                .and_then(|t| t.by_noise_key(&peer.0).map(|m| m.device))
+        };
+        let Some(device) = device else {
+            connection.close(2u32.into(), net::REVOKED_REASON);
+            return;
+        };
+        let link = Link {
+            id: self.0.next_link.fetch_add(1, Ordering::Relaxed),
+            connection,
+            device,
+            dialler,
+            since_ms: now_ms(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        };
+        let offered = match self.0.registry.lock() {
+            Ok(mut registry) => registry.offer(&self.0.own_key, peer.0, link.clone()),
+            Err(_) => return,
+        };
+        match offered {
+            Adoption::Adopted { replaced } => {
+                if let Some(old) = replaced {
+                    tracing::debug!(peer = %device.short(), "closing the duplicate connection");
+                    old.connection
+                        .close(DUPLICATE_CODE.into(), DUPLICATE_REASON);
+                }
+            }
+            Adoption::KeepExisting(kept) => {
+                // The rule keeps the connection held; but if the peer restarted, that one is
+                // dead and the peer will never use it again. Keep it only if it answers.
+                let answers = tokio::time::timeout(
+                    PROBE_TIMEOUT,
+                    greet(&self.0.home, &kept.connection, &peer, None),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok());
+                let Ok(mut registry) = self.0.registry.lock() else {
+                    return;
+                };
+                let still_kept = registry.is_current(&peer.0, kept.id);
+                if (answers && still_kept) || (!still_kept && registry.holds(&peer.0)) {
+                    tracing::debug!(peer = %device.short(), "closing the duplicate connection");
+                    link.connection
+                        .close(DUPLICATE_CODE.into(), DUPLICATE_REASON);
+                    return;
+                }
+                if still_kept {
+                    tracing::info!(peer = %device.short(), "the old connection did not answer; replaced");
+                    kept.connection
+                        .close(DUPLICATE_CODE.into(), DUPLICATE_REASON);
+                }
+                registry.replace(peer.0, link.clone());
+            }
+        }
+        if let Ok(mut backoff) = self.0.backoff.lock() {
+            backoff.reset(&device);
+        }
+        tracing::info!(
+            peer = %device.short(),
+            remote = %link.connection.remote_address(),
+            dialled = ?dialler,
+            "connected"
+        );
+        let node = self.clone();
+        tokio::spawn(async move { node.drive(peer, link).await });
+    }
+
+    /// Serves and syncs over an adopted connection until it closes, then forgets it.
+    async fn drive(self, peer: NoiseKey, link: Link) {
+        let ((), ()) = tokio::join!(self.serve(&peer, &link), self.sync_loop(&peer, &link));
+        if let Ok(mut registry) = self.0.registry.lock() {
+            registry.remove(&peer.0, link.id);
+        }
+        match link.connection.close_reason() {
+            Some(quinn::ConnectionError::ApplicationClosed(c))
+                if c.error_code == quinn::VarInt::from_u32(DUPLICATE_CODE) =>
+            {
+                tracing::debug!(peer = %link.device.short(), "closed by the peer as a duplicate");
+            }
+            Some(quinn::ConnectionError::LocallyClosed) => {
+                tracing::debug!(peer = %link.device.short(), "closed here");
+            }
+            reason => {
+                tracing::info!(peer = %link.device.short(), "disconnected: {reason:?}");
+            }
+        }
+    }
+
+    /// Serves the peer's requests on a connection: every stream it opens starts with a
+    /// `Request`.
+    async fn serve(&self, peer: &NoiseKey, link: &Link) {
+        let home = &self.0.home;
+        let connection = &link.connection;
+        let result = async {
+            while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+                let request = net::read_frame::<Request>(&mut recv).await?;
+                tracing::trace!(?request, "request");
+                match request {
+                    Request::Hello(theirs) => {
+                        let ours = {
+                            let home = home.lock().await;
+                            absorb_hello(&home, &theirs, peer, Some(connection.remote_address()))?;
+                            hello(&home)?
+                        };
+                        net::write_frame(&mut send, &ours).await?;
+                        let _ = send.finish();
+                    }
+                    Request::Reconcile => {
+                        sync::serve_reconcile(home, &self.0.set, send, recv).await?;
+                    }
+                    Request::Fetch(ids) => sync::serve_fetch(home, ids, send).await?,
+                    Request::ReconcileBlobs => {
+                        blobs::serve_reconcile_blobs(home, send, recv).await?;
+                    }
+                    Request::Blob {
+                        blob_id,
+                        from_group,
+                    } => {
+                        // Each blob on its own task, so one large transfer does not hold up
+                        // the rest of the conversation.
+                        let home = home.clone();
+                        tokio::spawn(async move {
+                            let id = BlobId(blob_id);
+                            if let Err(e) = blobs::serve_blob(&home, id, from_group, send).await {
+                                tracing::info!("serving blob {id}: {e}");
+                            }
+                        });
+                    }
+                    Request::Announce => {
+                        tracing::debug!(peer = %link.device.short(), "announced new records");
+                        link.wake.notify_one();
+                        let _ = send.finish();
+                    }
+                }
+            }
+            Ok::<(), DaemonError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            // A malformed message closes that connection; the node carries on.
+            tracing::info!(peer = %link.device.short(), "conversation ended: {e}");
+            connection.close(FAILED_CODE.into(), b"protocol error");
+        }
+    }
+
+    /// This side's pull over a connection: hello, records, blobs; every [`SYNC_INTERVAL`],
+    /// or at once when woken.
+    async fn sync_loop(&self, peer: &NoiseKey, link: &Link) {
+        let home = &self.0.home;
+        let connection = &link.connection;
+        loop {
+            let round = async {
+                greet(home, connection, peer, None).await?;
+                let records = sync::sync(home, &self.0.set, connection).await?;
+                let blobs = blobs::sync_blobs(
+                    home,
+                    connection,
+                    &link.device,
+                    &self.0.holdings,
+                    &self.0.transfers,
+                )
+                .await?;
+                Ok::<_, DaemonError>((records, blobs))
+            };
+            match round.await {
+                Ok((0, 0)) => {}
+                Ok((records, blobs)) => tracing::info!(records, blobs, "received"),
+                Err(e) => {
+                    if connection.close_reason().is_none() {
+                        tracing::info!(peer = %link.device.short(), "sync failed: {e}");
+                        connection.close(FAILED_CODE.into(), b"sync failed");
+                    }
+                    return;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SYNC_INTERVAL) => {}
+                () = link.wake.notified() => {}
+                _ = connection.closed() => return,
+            }
+        }
+    }
+}
+
+/// An ID both ends of a connection derive alike from its keys (hex).
+fn connection_id(connection: &quinn::Connection) -> String {
+    let mut id = [0u8; 8];
+    match connection.export_keying_material(&mut id, b"photomesh connection id", b"") {
+        Ok(()) => hex::encode(id),
+        Err(_) => format!("local-{}", connection.stable_id()),
+    }
+}
+
 /// Reloads the trust set when the index changes, and closes connections of devices that are
 /// no longer trusted.
-async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, live: Live) {
+async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, node: NodeHandle) {
     let Ok(home) = Home::open(&home_path) else {
         return;
     };
@@ -148,12 +549,12 @@ async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, live:
             continue;
         };
         trust.update(current.clone());
-        if let Ok(mut live) = live.lock() {
-            live.retain(|key, connection| {
+        if let Ok(mut registry) = node.0.registry.lock() {
+            registry.retain(|key, link| {
                 let keep = current.by_noise_key(key).is_some();
                 if !keep {
                     tracing::info!("closing the connection of a device that is no longer trusted");
-                    connection.close(2u32.into(), net::REVOKED_REASON);
+                    link.connection.close(2u32.into(), net::REVOKED_REASON);
                 }
                 keep
             });
@@ -161,63 +562,176 @@ async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, live:
     }
 }
 
-/// Serves one member's connection: every stream it opens starts with a `Request`.
-async fn serve(
-    home: Arc<tokio::sync::Mutex<Home>>,
-    set: Arc<RecordSet>,
-    live: Live,
-    connection: quinn::Connection,
-    remote: SocketAddr,
-) -> Result<(), DaemonError> {
-    let peer = transport::peer_noise_key(&connection)
-        .ok_or_else(|| NetError::Connection("no peer key".into()))?;
-    if let Ok(mut live) = live.lock() {
-        live.insert(peer.0, connection.clone());
-    }
-    let result = async {
-        while let Ok((mut send, mut recv)) = connection.accept_bi().await {
-            let request = net::read_frame::<Request>(&mut recv).await?;
-            tracing::debug!(?request, "request");
-            match request {
-                Request::Hello(theirs) => {
-                    let ours = {
-                        let home = home.lock().await;
-                        absorb_hello(&home, &theirs, &peer, Some(remote))?;
-                        hello(&home)?
-                    };
-                    net::write_frame(&mut send, &ours).await?;
-                    let _ = send.finish();
-                }
-                Request::Reconcile => sync::serve_reconcile(&home, &set, send, recv).await?,
-                Request::Fetch(ids) => sync::serve_fetch(&home, ids, send).await?,
-                Request::ReconcileBlobs => blobs::serve_reconcile_blobs(&home, send, recv).await?,
-                Request::Blob {
-                    blob_id,
-                    from_group,
-                } => {
-                    // Each blob on its own task, so one large transfer does not hold up the
-                    // rest of the conversation.
-                    let home = home.clone();
-                    tokio::spawn(async move {
-                        let id = BlobId(blob_id);
-                        if let Err(e) = blobs::serve_blob(&home, id, from_group, send).await {
-                            tracing::info!("serving blob {id}: {e}");
-                        }
-                    });
+/// Keeps a connection to every member it can reach: dials, in the background, each member
+/// the registry holds no connection to, at every address it may be at that is not backing
+/// off; every [`SYNC_INTERVAL`], and at once when discovery finds a member.
+async fn dial_loop(node: NodeHandle) {
+    type Attempt = (Member, SocketAddr, Result<(), DaemonError>);
+    let mut attempts: tokio::task::JoinSet<Attempt> = tokio::task::JoinSet::new();
+    // Each (device, address) is tried once at a time.
+    let mut attempting: BTreeSet<(DeviceId, SocketAddr)> = BTreeSet::new();
+    // One client config per peer and suite, so nQUIC reuses what it may between connections.
+    let mut configs: BTreeMap<([u8; 32], u32), quinn::ClientConfig> = BTreeMap::new();
+    loop {
+        let targets = match dial_targets(&node).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("cannot list the devices to dial: {e}");
+                Vec::new()
+            }
+        };
+        let now = Instant::now();
+        for (member, addr) in targets {
+            let due = node
+                .0
+                .backoff
+                .lock()
+                .map(|b| b.due(&member.device, addr, now))
+                .unwrap_or(true);
+            if !due || !attempting.insert((member.device, addr)) {
+                continue;
+            }
+            let config = {
+                let home = node.0.home.lock().await;
+                let peer_aes = home
+                    .index
+                    .has_aes(&member.device)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(false);
+                let suite = Suite::choose(transport::has_aes_hardware(), peer_aes);
+                configs
+                    .entry((member.noise_key, suite.version()))
+                    .or_insert_with(|| {
+                        transport::client_config(
+                            home.device.noise_secret(),
+                            NoiseKey(member.noise_key),
+                            suite,
+                            None,
+                            transport::os_random(),
+                        )
+                    })
+                    .clone()
+            };
+            let node = node.clone();
+            attempts.spawn(async move {
+                // Adopted before the attempt ends, so that the next round sees the
+                // connection and does not dial the member again.
+                let result = match connect(&node.0.endpoint, addr, config).await {
+                    Ok(connection) => {
+                        node.adopt(connection, Dialler::Here).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+                (member, addr, result)
+            });
+        }
+        tokio::select! {
+            () = tokio::time::sleep(SYNC_INTERVAL) => {}
+            () = node.0.dial_now.notified() => {}
+            Some(Ok((member, addr, result))) = attempts.join_next(), if !attempts.is_empty() => {
+                attempting.remove(&(member.device, addr));
+                match result {
+                    Ok(()) => {}
+                    Err(e) => {
+                        let wait = node.0.backoff.lock().map(|mut b| {
+                            b.failed(member.device, addr, Instant::now(), jitter())
+                        });
+                        tracing::debug!(%addr, peer = %member.device.short(), ?wait, "dial failed: {e}");
+                    }
                 }
             }
         }
-        Ok::<(), DaemonError>(())
     }
-    .await;
-    if let Ok(mut live) = live.lock() {
-        live.remove(&peer.0);
+}
+
+/// A number in `[0, 1)` from the OS random number generator (0 if it fails).
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_err() {
+        return 0.0;
     }
-    if result.is_err() {
-        // A malformed message closes that connection; the node carries on.
-        connection.close(3u32.into(), b"protocol error");
+    f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// The members to dial now: those not connected, where each was last seen (or another
+/// member saw it), where discovery found it, and at every configured peer address no member
+/// is known to answer at.
+async fn dial_targets(node: &NodeHandle) -> Result<Vec<(Member, SocketAddr)>, DaemonError> {
+    let home = node.0.home.lock().await;
+    let trust = mesh::trust_set(&home)?;
+    let me = home.device.device_id();
+    let peers: Vec<SocketAddr> = home
+        .index
+        .peers()?
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let mut seen_at = BTreeMap::new();
+    for member in trust.members() {
+        let addr = home
+            .index
+            .seen(&member.device)?
+            .and_then(|(_, a)| a)
+            .or(home.index.learned_address(&member.device)?)
+            .and_then(|a| a.parse::<SocketAddr>().ok());
+        if let Some(addr) = addr {
+            seen_at.insert(member.device, addr);
+        }
     }
-    result
+    drop(home);
+    let found = node.0.found.lock().map(|f| f.clone()).unwrap_or_default();
+    let claimed: BTreeSet<SocketAddr> = seen_at
+        .values()
+        .copied()
+        .chain(found.values().flatten().copied())
+        .collect();
+    let held: BTreeSet<[u8; 32]> = node
+        .0
+        .registry
+        .lock()
+        .map(|r| {
+            trust
+                .members()
+                .map(|m| m.noise_key)
+                .filter(|k| r.holds(k))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut targets = Vec::new();
+    for member in trust.members() {
+        if member.device == me || held.contains(&member.noise_key) {
+            continue;
+        }
+        let own = seen_at.get(&member.device).into_iter();
+        let discovered = found.get(&member.device).into_iter().flatten();
+        let unclaimed = peers.iter().filter(|p| !claimed.contains(p));
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for addr in own.chain(discovered).chain(unclaimed) {
+            if !addrs.contains(addr) {
+                addrs.push(*addr);
+            }
+        }
+        targets.extend(addrs.into_iter().map(|a| (member.clone(), a)));
+    }
+    Ok(targets)
+}
+
+/// Dials one member at one address.
+async fn connect(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    config: quinn::ClientConfig,
+) -> Result<quinn::Connection, DaemonError> {
+    let connecting = endpoint
+        .connect_with(config, addr, "photomesh")
+        .map_err(|e| NetError::Connection(e.to_string()))?;
+    let connection = tokio::time::timeout(DIAL_TIMEOUT, connecting)
+        .await
+        .map_err(|_| NetError::Timeout(DIAL_TIMEOUT))?
+        .map_err(|e| NetError::Connection(net::describe_connect_error(&e, addr, false)))?;
+    Ok(connection)
 }
 
 /// This device's hello.
@@ -281,175 +795,8 @@ fn absorb_hello(
     })
 }
 
-/// How often the node dials the members it is not connected to, and syncs with those it is.
-pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
-/// How long the running node waits for a member to answer a dial.
-pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Keeps a connection to every member it can reach (at a configured peer address or where
-/// it last saw it) and syncs the record sets over each, every [`SYNC_INTERVAL`].
-async fn dial_loop(
-    endpoint: quinn::Endpoint,
-    home: Arc<tokio::sync::Mutex<Home>>,
-    set: Arc<RecordSet>,
-    live: Live,
-) {
-    let mut dialled: BTreeMap<[u8; 32], (DeviceId, quinn::Connection)> = BTreeMap::new();
-    let holdings = blobs::PeerHoldings::default();
-    // Attempts run in the background, so a device that is away never holds up the syncs
-    // with those that are here; each (device, address) is tried once at a time.
-    type Attempt = (
-        photomesh_protocol::membership::Member,
-        SocketAddr,
-        Result<quinn::Connection, DaemonError>,
-    );
-    let mut attempts: tokio::task::JoinSet<Attempt> = tokio::task::JoinSet::new();
-    let mut attempting: BTreeSet<([u8; 32], SocketAddr)> = BTreeSet::new();
-    // One client config per peer and suite, so nQUIC reuses what it may between connections.
-    let mut configs: BTreeMap<([u8; 32], u32), quinn::ClientConfig> = BTreeMap::new();
-    loop {
-        dialled.retain(|_, (_, c)| c.close_reason().is_none());
-        while let Some(Ok((member, addr, result))) = attempts.try_join_next() {
-            attempting.remove(&(member.noise_key, addr));
-            match result {
-                Ok(connection) if !dialled.contains_key(&member.noise_key) => {
-                    tracing::info!(%addr, peer = %member.device.short(), "connected");
-                    if let Ok(mut live) = live.lock() {
-                        live.insert(member.noise_key, connection.clone());
-                    }
-                    dialled.insert(member.noise_key, (member.device, connection));
-                }
-                Ok(extra) => extra.close(0u32.into(), b"duplicate"),
-                Err(e) => tracing::debug!(%addr, "dial failed: {e}"),
-            }
-        }
-        let targets = match dial_targets(&home, &dialled).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!("cannot list the devices to dial: {e}");
-                Vec::new()
-            }
-        };
-        for (member, addr) in targets {
-            if !attempting.insert((member.noise_key, addr)) {
-                continue;
-            }
-            let config = {
-                let home = home.lock().await;
-                let peer_aes = home
-                    .index
-                    .has_aes(&member.device)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(false);
-                let suite = Suite::choose(transport::has_aes_hardware(), peer_aes);
-                configs
-                    .entry((member.noise_key, suite.version()))
-                    .or_insert_with(|| {
-                        transport::client_config(
-                            home.device.noise_secret(),
-                            NoiseKey(member.noise_key),
-                            suite,
-                            None,
-                            transport::os_random(),
-                        )
-                    })
-                    .clone()
-            };
-            let (endpoint, home) = (endpoint.clone(), home.clone());
-            attempts.spawn(async move {
-                let result = connect(&endpoint, &home, &member, addr, config).await;
-                (member, addr, result)
-            });
-        }
-        for (key, (device, connection)) in &dialled {
-            let synced = async {
-                greet(&home, connection, &NoiseKey(*key), None).await?;
-                let records = sync::sync(&home, &set, connection).await?;
-                let blobs = blobs::sync_blobs(&home, connection, device, &holdings).await?;
-                Ok::<_, DaemonError>((records, blobs))
-            };
-            match synced.await {
-                Ok((0, 0)) => {}
-                Ok((records, blobs)) => tracing::info!(records, blobs, "received"),
-                Err(e) => {
-                    tracing::info!("sync failed: {e}");
-                    connection.close(3u32.into(), b"sync failed");
-                    if let Ok(mut live) = live.lock() {
-                        live.remove(key);
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(SYNC_INTERVAL).await;
-    }
-}
-
-/// The members to dial now: those not connected, at each configured peer address and at
-/// the address each was last seen at.
-async fn dial_targets(
-    home: &tokio::sync::Mutex<Home>,
-    dialled: &BTreeMap<[u8; 32], (DeviceId, quinn::Connection)>,
-) -> Result<Vec<(photomesh_protocol::membership::Member, SocketAddr)>, DaemonError> {
-    let home = home.lock().await;
-    let trust = mesh::trust_set(&home)?;
-    let me = home.device.device_id();
-    let peers: Vec<SocketAddr> = home
-        .index
-        .peers()?
-        .iter()
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    let mut seen_at = BTreeMap::new();
-    for member in trust.members() {
-        let addr = home
-            .index
-            .seen(&member.device)?
-            .and_then(|(_, a)| a)
-            .or(home.index.learned_address(&member.device)?)
-            .and_then(|a| a.parse::<SocketAddr>().ok());
-        if let Some(addr) = addr {
-            seen_at.insert(member.device, addr);
-        }
-    }
-    let claimed: BTreeSet<SocketAddr> = seen_at.values().copied().collect();
-    let mut targets = Vec::new();
-    for member in trust.members() {
-        if member.device == me || dialled.contains_key(&member.noise_key) {
-            continue;
-        }
-        // Where the member was last seen, then every configured peer address no member is
-        // known to answer at (whose device only the handshake can tell).
-        let own = seen_at.get(&member.device);
-        let unclaimed = peers.iter().filter(|p| !claimed.contains(p));
-        for addr in own.into_iter().chain(unclaimed) {
-            targets.push((member.clone(), *addr));
-        }
-    }
-    Ok(targets)
-}
-
-/// Dials one member at one address and greets it.
-async fn connect(
-    endpoint: &quinn::Endpoint,
-    home: &tokio::sync::Mutex<Home>,
-    member: &photomesh_protocol::membership::Member,
-    addr: SocketAddr,
-    config: quinn::ClientConfig,
-) -> Result<quinn::Connection, DaemonError> {
-    let connecting = endpoint
-        .connect_with(config, addr, "photomesh")
-        .map_err(|e| NetError::Connection(e.to_string()))?;
-    let connection = tokio::time::timeout(DIAL_TIMEOUT, connecting)
-        .await
-        .map_err(|_| NetError::Timeout(DIAL_TIMEOUT))?
-        .map_err(|e| NetError::Connection(net::describe_connect_error(&e, addr, false)))?;
-    greet(home, &connection, &NoiseKey(member.noise_key), Some(addr)).await?;
-    Ok(connection)
-}
-
-/// Exchanges hellos on a connection this device dialled (at connect, and before every
-/// sync, so membership and addresses keep flowing).
+/// Exchanges hellos on a connection (before every sync round, so membership and addresses
+/// keep flowing; and to check that a kept connection still answers).
 async fn greet(
     home: &tokio::sync::Mutex<Home>,
     connection: &quinn::Connection,

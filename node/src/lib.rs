@@ -15,7 +15,10 @@
 //! - [`progress`]: progress bars and lines for long work.
 //! - [`mesh`]: membership — founding, introducing, revoking, and the trust set.
 //! - [`pairing`]: `pair` and `join` — inviting a device by QR code.
-//! - [`daemon`]: the running node (`run`) and the member hello (`ping`).
+//! - [`daemon`]: the running node (`run`), its [`daemon::NodeHandle`], and the member hello
+//!   (`ping`).
+//! - [`connections`]: one connection per pair of devices, and the reconnect backoff.
+//! - [`control`]: the local control socket through which verbs talk to the running node.
 //! - [`net`]: framed messages on quinn streams, addresses, connection errors in words.
 //! - [`sync`]: record replication — reconcile the record sets, fetch what is missing.
 //! - [`blobs`]: blob replication — held-blob sets, verified streaming, originals sealed on the fly.
@@ -25,6 +28,8 @@
 
 pub mod blobs;
 pub mod blobstore;
+pub mod connections;
+pub mod control;
 pub mod daemon;
 pub mod home;
 pub mod index;

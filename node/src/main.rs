@@ -311,13 +311,21 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::Devices { json } => {
-            let devices = photomesh::mesh::devices(&home)?;
+            let mut devices = photomesh::mesh::devices(&home)?;
+            let live = live_status(&home_path);
+            photomesh::status::apply_live_devices(&mut devices, live.as_ref());
             if json {
                 println!("{}", serde_json::to_string_pretty(&devices)?);
             } else {
                 for d in &devices {
                     let seen = if d.this_device {
                         "this device".to_owned()
+                    } else if let Some(c) = &d.connection {
+                        format!(
+                            "connected via {} since {}",
+                            c.address,
+                            utc(c.since_ms as i64)
+                        )
                     } else {
                         d.last_seen_ms
                             .map(|t| format!("seen {}", utc(t as i64)))
@@ -335,6 +343,11 @@ fn run(cli: Cli) -> Result<bool> {
                         by,
                         seen,
                         if d.revoked { "  REVOKED" } else { "" }
+                    );
+                }
+                if live.is_none() {
+                    println!(
+                        "(photomesh is not running on this home: no live connections to show)"
                     );
                 }
             }
@@ -385,11 +398,12 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Command::Run { listen } => {
             drop(home);
+            let options = photomesh::daemon::RunOptions { listen };
             runtime()?.block_on(photomesh::daemon::run(
                 &home_path,
-                listen,
-                |addr| {
-                    println!("photomesh is running; listening on {addr}");
+                options,
+                |node| {
+                    println!("photomesh is running; listening on {}", node.local_addr());
                 },
                 shutdown_signal(),
             ))?;
@@ -446,6 +460,10 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Folder(cmd) => folder(&home, cmd),
         Command::Scan { json } => {
             let summary = photomesh::scan::scan(&home, &mut Reporter::for_stderr())?;
+            // A node running on this home tells its peers at once (nothing if none runs).
+            if let Err(e) = photomesh::control::ask(&home_path, "announce") {
+                tracing::debug!("could not tell the running node: {e}");
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
@@ -454,7 +472,8 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(summary.problems.is_empty())
         }
         Command::Status { json } => {
-            let status = photomesh::status::status(&home)?;
+            let mut status = photomesh::status::status(&home)?;
+            photomesh::status::apply_live(&mut status, live_status(&home_path));
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -531,6 +550,18 @@ fn run(cli: Cli) -> Result<bool> {
                 }
             }
             Ok(report.is_clean())
+        }
+    }
+}
+
+/// What the node running on this home reports live, or `None` if none runs (a node that
+/// cannot be asked is reported on standard error and treated as not running).
+fn live_status(home: &Path) -> Option<photomesh::control::LiveStatus> {
+    match photomesh::control::live_status(home) {
+        Ok(live) => live,
+        Err(e) => {
+            eprintln!("warning: {e}");
+            None
         }
     }
 }
@@ -752,10 +783,26 @@ fn print_status(s: &photomesh::status::Status) {
             );
         }
     }
+    match &s.listening {
+        Some(addr) => println!(
+            "Node     running, listening on {addr}, {} connection{} open",
+            s.open_connections.unwrap_or(0),
+            if s.open_connections == Some(1) {
+                ""
+            } else {
+                "s"
+            }
+        ),
+        None => println!(
+            "Node     not running: this is what the home records (start it with `photomesh run`)"
+        ),
+    }
     if !s.peers.is_empty() {
         println!("Devices");
         for p in &s.peers {
-            let state = if p.online {
+            let state = if let Some(c) = &p.connection {
+                format!("online via {} since {}", c.address, utc(c.since_ms as i64))
+            } else if p.online {
                 "online".to_owned()
             } else {
                 p.last_sync_ms
@@ -766,6 +813,12 @@ fn print_status(s: &photomesh::status::Status) {
                 "  {:<16} {:<5} {:>7} blobs  {}",
                 p.name, p.role, p.blobs_held, state
             );
+        }
+    }
+    if !s.transfers.is_empty() {
+        println!("Transfers");
+        for t in &s.transfers {
+            println!("  {}", photomesh::status::describe_transfer(t, &s.peers));
         }
     }
     match &s.last_scan {

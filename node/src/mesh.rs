@@ -186,6 +186,11 @@ pub struct DeviceEntry {
     pub this_device: bool,
     /// Whether it has been revoked.
     pub revoked: bool,
+    /// Whether the running node is connected to it now; `None` when no node runs on this
+    /// home (or for this device).
+    pub online: Option<bool>,
+    /// The running node's connection to it, if any.
+    pub connection: Option<crate::control::LiveConnection>,
 }
 
 /// Every member, then every revoked device.
@@ -214,6 +219,8 @@ pub fn devices(home: &Home) -> Result<Vec<DeviceEntry>, MeshError> {
             last_seen_ms: home.index.seen(&m.device)?.map(|(t, _)| t),
             this_device: m.device == me,
             revoked,
+            online: None,
+            connection: None,
         });
     }
     Ok(out)

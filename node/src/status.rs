@@ -1,8 +1,12 @@
 //! What `photomesh status` reports about this device: who it is, its folders, its library,
-//! and what the last scan found.
+//! and what the last scan found — read from the home — and, when a node runs on the home,
+//! what it reports live through the control socket: its connections and transfers.
 
+use crate::control::{LiveConnection, LiveStatus};
 use crate::home::Home;
 use crate::index::{FolderStats, IndexError, ScanSummary};
+use crate::mesh::DeviceEntry;
+use crate::transfers::TransferStatus;
 
 /// The status of one device, as printed or serialised with `--json`.
 #[derive(Debug, serde::Serialize)]
@@ -27,6 +31,14 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
     /// How safe the photos are (on a full device, which can read the records).
     pub safety: Option<Safety>,
+    /// Whether a node runs on this home (it answered on the control socket).
+    pub node_running: bool,
+    /// Where the running node listens.
+    pub listening: Option<String>,
+    /// QUIC connections the running node holds open (closing ones included).
+    pub open_connections: Option<u64>,
+    /// Blobs the running node is receiving.
+    pub transfers: Vec<TransferStatus>,
 }
 
 /// Another device as this one sees it.
@@ -44,6 +56,8 @@ pub struct PeerStatus {
     pub last_sync_ms: Option<u64>,
     /// How many blobs it held then.
     pub blobs_held: u64,
+    /// The running node's connection to it now, if any.
+    pub connection: Option<LiveConnection>,
 }
 
 /// A device counts as online if it synced within this many milliseconds.
@@ -88,7 +102,74 @@ pub fn status(home: &Home) -> Result<Status, IndexError> {
         last_scan: home.index.last_scan()?,
         peers: peers(home)?,
         safety: safety(home)?,
+        node_running: false,
+        listening: None,
+        open_connections: None,
+        transfers: Vec::new(),
     })
+}
+
+/// Adds what the running node reports live (if one runs): a peer is online exactly when
+/// the node is connected to it.
+pub fn apply_live(status: &mut Status, live: Option<LiveStatus>) {
+    let Some(live) = live else { return };
+    status.node_running = true;
+    status.listening = Some(live.listening);
+    status.open_connections = Some(live.open_connections);
+    status.transfers = live.transfers;
+    for peer in &mut status.peers {
+        peer.connection = live
+            .connections
+            .iter()
+            .find(|c| c.device_id == peer.device_id)
+            .cloned();
+        peer.online = peer.connection.is_some();
+    }
+}
+
+/// A transfer as `status` prints it, naming the peers by name where known:
+/// `receiving 3f2a… 45.1 MiB of 100.0 MiB from nas, 38 MB/s, ETA 1 s`.
+pub fn describe_transfer(t: &TransferStatus, peers: &[PeerStatus]) -> String {
+    let mib = |n: u64| format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20));
+    let from: Vec<&str> = t
+        .peers
+        .iter()
+        .map(|id| {
+            peers
+                .iter()
+                .find(|p| &p.device_id == id)
+                .map_or(id.as_str(), |p| p.name.as_str())
+        })
+        .collect();
+    let mut line = format!(
+        "receiving {}… {} of {}",
+        t.blob.get(..4).unwrap_or(&t.blob),
+        mib(t.done),
+        mib(t.total)
+    );
+    if !from.is_empty() {
+        line.push_str(" from ");
+        line.push_str(&from.join(", "));
+    }
+    line.push_str(&format!(", {:.0} MB/s", t.bytes_per_s / 1e6));
+    match t.eta_s {
+        Some(eta) => line.push_str(&format!(", ETA {} s", eta.ceil() as u64)),
+        None => line.push_str(", starting"),
+    }
+    line
+}
+
+/// Adds what the running node reports live to the `devices` list.
+pub fn apply_live_devices(devices: &mut [DeviceEntry], live: Option<&LiveStatus>) {
+    let Some(live) = live else { return };
+    for device in devices.iter_mut().filter(|d| !d.this_device) {
+        device.connection = live
+            .connections
+            .iter()
+            .find(|c| c.device_id == device.device_id)
+            .cloned();
+        device.online = Some(device.connection.is_some());
+    }
 }
 
 fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
@@ -107,6 +188,7 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
             online: sync.is_some_and(|(_, at)| now.saturating_sub(at) <= ONLINE_WITHIN_MS),
             last_sync_ms: sync.map(|(_, at)| at),
             blobs_held: sync.map_or(0, |(n, _)| n),
+            connection: None,
         });
     }
     Ok(out)
@@ -204,4 +286,41 @@ pub fn photos(home: &Home, folder: Option<&str>) -> Result<(Vec<PhotoEntry>, u64
         }
     }
     Ok((out, unreadable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_reads_as_one_line_with_the_peer_s_name() {
+        let nas = PeerStatus {
+            device_id: "NAS-ID".into(),
+            name: "NAS".into(),
+            role: "full",
+            online: true,
+            last_sync_ms: None,
+            blobs_held: 0,
+            connection: None,
+        };
+        let mut t = TransferStatus {
+            blob: "3f2a77".into(),
+            peers: vec!["NAS-ID".into(), "OTHER-ID".into()],
+            done: 47_290_777,
+            total: 100 << 20,
+            bytes_per_s: 38e6,
+            eta_s: Some(0.2),
+        };
+        assert_eq!(
+            describe_transfer(&t, std::slice::from_ref(&nas)),
+            "receiving 3f2a… 45.1 MiB of 100.0 MiB from NAS, OTHER-ID, 38 MB/s, ETA 1 s"
+        );
+        t.peers.truncate(1);
+        t.eta_s = None;
+        t.bytes_per_s = 0.0;
+        assert_eq!(
+            describe_transfer(&t, &[nas]),
+            "receiving 3f2a… 45.1 MiB of 100.0 MiB from NAS, 0 MB/s, starting"
+        );
+    }
 }

@@ -6,9 +6,9 @@
 //! start and kept up to date by reading the records added since the last row it saw, so
 //! records a `photomesh scan` beside the node adds are picked up too.
 //!
-//! A sync, run by the device that dialled: open a stream with `Request::Reconcile`, run a
-//! `reconcile::Session` over it (initiator here, responder there), then fetch every record
-//! the session found missing with `Request::Fetch`. A record is stored only if it was asked
+//! A sync, run by each end of a connection on its own schedule: open a stream with
+//! `Request::Reconcile`, run a `reconcile::Session` over it (initiator here, responder
+//! there), then fetch every record the session found missing with `Request::Fetch`. A record is stored only if it was asked
 //! for, hashes to the ID asked for, and is a valid record of the set (a membership record's
 //! signature verifies; a sealed record's envelope parses). A `full` device also opens photo
 //! records into its query tables; a vault stores them sealed. Blobs move in `blobs`.
@@ -135,7 +135,7 @@ pub async fn serve_reconcile(
     }
     let mut session = Session::respond(Config::default(), random_seed(), Duration::ZERO)?;
     // What the responder lacks, the initiator's fetches will not bring; the responder's own
-    // sync (it dials too, or on the next round) covers that direction.
+    // sync over the same connection (each end pulls) covers that direction.
     let _ = drive(&mut session, set, &mut send, &mut recv, Instant::now()).await?;
     let _ = send.finish();
     Ok(())

@@ -5,7 +5,8 @@
 //! frame before it buffers it. Decoding any bytes gives a message or an error, never a panic.
 //!
 //! The pairing exchange (specified in `PAIRING.md`), and between members the [`Request`] that
-//! opens every stream: hello, record and blob-set reconciliation, record and blob fetches.
+//! opens every stream: hello, record and blob-set reconciliation, record and blob fetches,
+//! and the announcement that something new was recorded.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -105,6 +106,10 @@ pub enum Request {
         /// The first chunk group wanted (0 for the whole blob; more to resume).
         from_group: u64,
     },
+    /// The sender recorded something new (photos, membership): pull from it now rather
+    /// than at the next interval. No answer: the opener finishes its side after this frame,
+    /// and the receiver finishes its own without writing anything.
+    Announce,
 }
 
 /// The answer to [`Request::Blob`].

@@ -123,10 +123,31 @@ impl Node {
 
     /// Starts the node (`run`) with extra environment variables.
     pub fn start_run_with_env(&self, env: &[(&str, &str)]) -> (Spawned, String) {
-        let mut run = self.spawn_with_env(&["run", "--listen", "127.0.0.1:0"], env);
+        self.start_run_at("127.0.0.1:0", env)
+    }
+
+    /// Starts the node (`run`) listening at `listen`, with extra environment variables.
+    pub fn start_run_at(&self, listen: &str, env: &[(&str, &str)]) -> (Spawned, String) {
+        let mut run = self.spawn_with_env(&["run", "--listen", listen], env);
         let line = run.wait_for_line(WAIT, |l| l.contains("listening on"));
         let addr = line.rsplit(' ').next().unwrap_or_default().to_owned();
         (run, addr)
+    }
+
+    /// Sends one raw line to the running node's control socket and returns the answer line.
+    pub fn control_line(&self, line: &[u8]) -> String {
+        use std::io::{BufRead, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(self.home.join("control.sock"))
+            .expect("the node's control socket answers");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(line).unwrap();
+        let mut answer = String::new();
+        std::io::BufReader::new(stream)
+            .read_line(&mut answer)
+            .unwrap();
+        answer
     }
 
     /// Pairs `joiner` into this node's mesh with `role` (`full` or `vault`).
@@ -136,6 +157,12 @@ impl Node {
         let (exit, out) = pair.wait(WAIT);
         assert_eq!(exit, 0, "pair failed: {out}");
     }
+}
+
+/// A loopback UDP address that was free a moment ago, to start a node at a known address.
+pub fn free_udp_addr() -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().to_string()
 }
 
 /// Polls `check` every 100 ms until it gives a value, and returns it; panics after [`WAIT`]
@@ -282,8 +309,9 @@ impl Drop for Spawned {
     }
 }
 
-/// Content and modification time (seconds, nanoseconds) of every file under `dir`, to prove
-/// a folder was left untouched. Meant for the small folders tests make.
+/// Content and modification time (seconds, nanoseconds) of every regular file under `dir`
+/// (sockets, like a running node's control socket, are left out), to prove a folder was left
+/// untouched. Meant for the small folders tests make.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
@@ -293,7 +321,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
             let meta = fs::symlink_metadata(&path).unwrap();
             if meta.is_dir() {
                 stack.push(path);
-            } else {
+            } else if meta.is_file() {
                 let bytes = fs::read(&path).unwrap();
                 out.insert(path, (bytes, meta.mtime(), meta.mtime_nsec()));
             }

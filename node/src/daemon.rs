@@ -98,12 +98,15 @@ pub enum DaemonError {
 pub struct RunOptions {
     /// Where to listen for members (UDP).
     pub listen: SocketAddr,
+    /// Whether and how to watch the folders; `None` leaves them to `photomesh scan`.
+    pub watch: Option<crate::watch::WatchOptions>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN,
+            watch: Some(crate::watch::WatchOptions::default()),
         }
     }
 }
@@ -182,6 +185,20 @@ pub async fn run(
     on_listening(&node);
 
     let watcher = tokio::spawn(watch_trust(home_path.to_owned(), trust, node.clone()));
+    // New photos in the folders are recorded once complete and announced to the peers.
+    let folders = options.watch.map(|watch| {
+        let announcer = node.clone();
+        let home_path = home_path.to_owned();
+        tokio::spawn(async move {
+            let watching = crate::watch::run(home_path, watch, move |recorded| {
+                tracing::info!(recorded, "recorded new photos; announcing");
+                announcer.announce();
+            });
+            if let Err(e) = watching.await {
+                tracing::warn!("the folders are not watched: {e}; use photomesh scan");
+            }
+        })
+    });
     let dialer = tokio::spawn(dial_loop(node.clone()));
     let control = Arc::new(control);
     let controller = tokio::spawn({
@@ -208,6 +225,11 @@ pub async fn run(
     watcher.abort();
     dialer.abort();
     controller.abort();
+    if let Some(folders) = folders {
+        // Dropping the watcher's future stops its thread.
+        folders.abort();
+        let _ = folders.await;
+    }
     let _ = controller.await;
     endpoint.close(0u32.into(), b"shutting down");
     endpoint.wait_idle().await;

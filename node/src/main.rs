@@ -398,7 +398,10 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Command::Run { listen } => {
             drop(home);
-            let options = photomesh::daemon::RunOptions { listen };
+            let options = photomesh::daemon::RunOptions {
+                listen,
+                ..Default::default()
+            };
             runtime()?.block_on(photomesh::daemon::run(
                 &home_path,
                 options,

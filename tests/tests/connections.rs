@@ -97,6 +97,7 @@ fn a_member_found_by_discovery_is_dialled_at_once_and_hears_announcements() {
     let node = runtime.spawn(async move {
         let options = photomesh::daemon::RunOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
+            watch: None,
         };
         photomesh::daemon::run(
             &home,

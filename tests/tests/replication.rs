@@ -29,14 +29,21 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
         Node::init(dir.path(), "pi"),
     );
     let pics = dir.path().join("pics");
-    photomesh_tests::samples::write_library(&pics, 5, 11);
+    // 200 photos (plus a screenshot and a short clip) and two 100 MiB videos.
+    photomesh_tests::samples::write_library(&pics, 200, 11);
+    let mut rng = photomesh_tests::samples::Rng::new(12);
+    for (name, taken) in [("beach.mp4", 1_719_000_000), ("party.mp4", 1_720_000_000)] {
+        let video = photomesh_tests::samples::mp4_like(&mut rng, taken, 100 << 20);
+        std::fs::write(pics.join(name), video).unwrap();
+    }
+    const FILES: u64 = 204;
     laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
     laptop.ok(&["scan"]);
     laptop.invite(&nas, "full");
     laptop.invite(&pi, "vault");
     let laptop_status = laptop.json(&["status"]);
     let records = laptop_status["records"].as_u64().unwrap();
-    assert_eq!(laptop_status["photo_records"], 7);
+    assert_eq!(laptop_status["photo_records"], FILES);
 
     let (_laptop_run, addr) = laptop.start_run();
     nas.ok(&["peer", "add", &addr]);
@@ -45,7 +52,7 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     let (_pi_run, _) = pi.start_run();
 
     // The NAS can read what it received; the vault holds it all sealed.
-    wait_for_status(&nas, "photo_records", 7);
+    wait_for_status(&nas, "photo_records", FILES);
     wait_for_status(&nas, "records", records);
     wait_for_status(&pi, "records", records);
     assert_eq!(pi.json(&["status"])["photo_records"], 0);
@@ -60,13 +67,13 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     );
 
     // The blobs follow: the NAS and the vault store every blob, verified.
-    wait_for_blobs(&nas, 7);
-    wait_for_blobs(&pi, 7);
+    wait_for_blobs(&nas, FILES);
+    wait_for_blobs(&pi, FILES);
 
     // The laptop sees every photo on three distinct devices: itself, the NAS and the vault.
     let status = wait_until("three copies of every photo", || {
         let status = laptop.json(&["status"]);
-        if status["safety"]["at_goal"] == 7 {
+        if status["safety"]["at_goal"] == FILES {
             Ok(status)
         } else {
             Err(status.to_string())
@@ -77,14 +84,14 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     assert_eq!(safety["below_goal"].as_array().unwrap().len(), 0);
     let peers = status["peers"].as_array().unwrap();
     assert_eq!(peers.len(), 2);
-    assert!(peers.iter().all(|p| p["blobs_held"] == 7), "{status}");
+    assert!(peers.iter().all(|p| p["blobs_held"] == FILES), "{status}");
     // A vault reads no record, so it reports no per-photo safety.
     assert_eq!(pi.json(&["status"])["safety"], serde_json::Value::Null);
 
     // The NAS restores byte-identical files with their mtimes, from its own replicas.
     let out = dir.path().join("restored");
     let report = nas.json(&["restore", "--to", out.to_str().unwrap()]);
-    assert_eq!(report["restored"], 7, "{report}");
+    assert_eq!(report["restored"], FILES, "{report}");
     let originals = photomesh_tests::snapshot(&pics);
     let restored = photomesh_tests::snapshot(&out.join("pics"));
     assert_eq!(originals.len(), restored.len());
@@ -108,18 +115,29 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
         }
     }
 
-    // A photo added on the laptop while everything runs follows within seconds.
+    // A photo written into the laptop's folder while everything runs follows with no
+    // command: the watcher records it once it is renamed into place and announces it.
     let mut rng = photomesh_tests::samples::Rng::new(77);
+    let partial = pics.join(".new.jpg.part");
     std::fs::write(
-        pics.join("new.jpg"),
+        &partial,
         photomesh_tests::samples::jpeg_with_exif(&mut rng, 16, 16, "2025:06:01 09:00:00", None),
     )
     .unwrap();
-    laptop.ok(&["scan"]);
-    wait_for_status(&nas, "photo_records", 8);
+    std::fs::rename(&partial, pics.join("new.jpg")).unwrap();
+    wait_for_status(&nas, "photo_records", FILES + 1);
     wait_for_status(&pi, "records", records + 1);
-    wait_for_blobs(&nas, 8);
-    wait_for_blobs(&pi, 8);
+    wait_for_blobs(&nas, FILES + 1);
+    wait_for_blobs(&pi, FILES + 1);
+    let photos = nas.json(&["photos"]);
+    let names: Vec<_> = photos
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["path"].as_str())
+        .filter(|p| p.contains("new"))
+        .collect();
+    assert_eq!(names, ["new.jpg"], "only the final name is recorded");
 }
 
 /// Waits until `verify` has checked `want` stored blobs, all good.

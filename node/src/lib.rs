@@ -14,6 +14,7 @@
 //! - [`progress`]: progress bars and lines for long work.
 //! - [`mesh`]: membership — founding, introducing, revoking, and the trust set.
 //! - [`pairing`]: `pair` and `join` — inviting a device by QR code.
+//! - [`discovery`]: finding members on the LAN with mDNS (`protocol/DISCOVERY.md`).
 //! - [`daemon`]: the running node (`run`) and the member hello (`ping`).
 //! - [`net`]: framed messages on quinn streams, addresses, connection errors in words.
 //! - [`sync`]: record replication — reconcile the record sets, fetch what is missing.
@@ -25,6 +26,7 @@
 pub mod blobs;
 pub mod blobstore;
 pub mod daemon;
+pub mod discovery;
 pub mod home;
 pub mod index;
 pub mod media;

@@ -1,0 +1,53 @@
+//! Runs one `Discovery` (advertising and browsing) and prints each member it finds, for the
+//! multi-host tests: `discover-probe MESH PORT ME [MEMBER…]`.
+//!
+//! `MESH` is any string naming a test mesh (its discovery key is derived from it as if it
+//! were the founding record), `PORT` the port to advertise, `ME` and `MEMBER` device IDs.
+//! Prints `started`, then `found DEVICE ADDRESS…` lines; logs (`PHOTOMESH_LOG`, default
+//! `photomesh=trace`) go to standard error. Runs until killed.
+
+use std::io::Write;
+
+use anyhow::Context;
+use photomesh::discovery::{Discovery, Settings};
+use photomesh_protocol::discovery::DiscoveryKey;
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::record::RecordId;
+
+fn main() -> anyhow::Result<std::convert::Infallible> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PHOTOMESH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("photomesh=trace")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let usage = "usage: discover-probe MESH PORT ME [MEMBER…]";
+    let mut args = std::env::args().skip(1);
+    let mesh = args.next().context(usage)?;
+    let port: u16 = args.next().context(usage)?.parse().context("PORT")?;
+    let me: DeviceId = args.next().context(usage)?.parse().context("ME")?;
+    let members = args
+        .map(|a| a.parse::<DeviceId>().with_context(|| format!("MEMBER {a}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let key =
+        DiscoveryKey::from_founding_record(&RecordId(*blake3::hash(mesh.as_bytes()).as_bytes()));
+    let _discovery = Discovery::start(
+        me,
+        key,
+        port,
+        Settings::default(),
+        move || members.clone(),
+        |device, addresses| {
+            let shown: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "found {device} {}", shown.join(" "));
+            let _ = out.flush();
+        },
+    )?;
+    println!("started");
+    // Until killed.
+    loop {
+        std::thread::park();
+    }
+}

@@ -245,25 +245,37 @@ where
     }
 
     fn resolved(&mut self, service: &ResolvedService) {
-        if self.own.as_deref() == Some(service.fullname.as_str()) {
-            return;
-        }
         let txt = &service.txt_properties;
-        let advert = match Advert::parse(
+        self.advert(
+            &service.fullname,
             txt.get_property_val_str(VERSION_KEY),
             txt.get_property_val_str(TAG_KEY),
-        ) {
+            socket_addresses(service.get_addresses(), service.port),
+        );
+    }
+
+    /// An advert resolved: instance `fullname`, TXT values `v` and `t`, its addresses.
+    fn advert(
+        &mut self,
+        fullname: &str,
+        version: Option<&str>,
+        tag: Option<&str>,
+        addresses: Vec<SocketAddr>,
+    ) {
+        if self.own.as_deref() == Some(fullname) {
+            return;
+        }
+        let advert = match Advert::parse(version, tag) {
             Ok(advert) => advert,
             Err(e) => {
-                debug!(fullname = %service.fullname, "ignoring an mDNS advert: {e}");
+                debug!(%fullname, "ignoring an mDNS advert: {e}");
                 return;
             }
         };
-        let addresses = socket_addresses(service.get_addresses(), service.port);
-        trace!(fullname = %service.fullname, ?addresses, "advert resolved");
+        trace!(%fullname, ?addresses, "advert resolved");
         let entry = self
             .seen
-            .entry(service.fullname.clone())
+            .entry(fullname.to_owned())
             .or_insert_with(|| Seen {
                 advert,
                 addresses: Vec::new(),
@@ -360,11 +372,9 @@ mod tests {
 
     #[test]
     fn both_off_opens_nothing_and_drops_cleanly() {
-        let key =
-            DiscoveryKey::from_founding_record(&photomesh_protocol::record::RecordId([1; 32]));
         let d = Discovery::start(
-            DeviceId::from_bytes([1; 20]),
-            key,
+            device(1),
+            test_key(1),
             1,
             Settings {
                 advertise: false,
@@ -375,5 +385,112 @@ mod tests {
         )
         .unwrap();
         assert!(d.daemon.is_none() && d.browser.is_none());
+    }
+
+    fn test_key(byte: u8) -> DiscoveryKey {
+        DiscoveryKey::from_founding_record(&photomesh_protocol::record::RecordId([byte; 32]))
+    }
+
+    fn device(byte: u8) -> DeviceId {
+        DeviceId::from_bytes([byte; 20])
+    }
+
+    type Reports = std::rc::Rc<std::cell::RefCell<Vec<(DeviceId, Vec<SocketAddr>)>>>;
+    type Members = std::rc::Rc<std::cell::RefCell<Vec<DeviceId>>>;
+    type TestBrowser =
+        Browser<Box<dyn Fn() -> Vec<DeviceId>>, Box<dyn FnMut(DeviceId, Vec<SocketAddr>)>>;
+
+    /// A browser for device 1 of mesh 1, with the given members, recording what it reports.
+    fn browser(members: &[u8]) -> (TestBrowser, Members, Reports) {
+        let current: Members = std::rc::Rc::new(std::cell::RefCell::new(
+            members.iter().map(|b| device(*b)).collect(),
+        ));
+        let reports: Reports = Default::default();
+        let (m, r) = (current.clone(), reports.clone());
+        let browser: TestBrowser = Browser {
+            me: device(1),
+            key: test_key(1),
+            own: Some("pm-own._photomesh._udp.local.".into()),
+            members: Box::new(move || m.borrow().clone()),
+            on_found: Box::new(move |d, a| r.borrow_mut().push((d, a))),
+            seen: BTreeMap::new(),
+        };
+        (browser, current, reports)
+    }
+
+    fn txt(mesh: u8, who: u8, nonce: u8) -> String {
+        let advert = Advert::new(&test_key(mesh), &device(who), Flags::default(), [nonce; 16]);
+        let [_, (_, t)] = advert.txt();
+        t
+    }
+
+    fn addr(s: &str) -> Vec<SocketAddr> {
+        vec![s.parse().unwrap()]
+    }
+
+    #[test]
+    fn a_member_is_reported_once_and_again_when_its_addresses_change() {
+        let (mut b, _, reports) = browser(&[1, 2]);
+        let t = txt(1, 2, 7);
+        b.advert("x", Some("1"), Some(&t), addr("10.0.0.2:5000"));
+        b.advert("x", Some("1"), Some(&t), addr("10.0.0.2:5000"));
+        b.recheck();
+        b.advert("x", Some("1"), Some(&t), addr("10.0.0.9:5000"));
+        assert_eq!(
+            *reports.borrow(),
+            [
+                (device(2), addr("10.0.0.2:5000")),
+                (device(2), addr("10.0.0.9:5000"))
+            ]
+        );
+    }
+
+    #[test]
+    fn itself_other_meshes_strangers_and_garbage_are_not_reported() {
+        let (mut b, _, reports) = browser(&[1, 2]);
+        // Its own advert under its own instance name, and under another one.
+        b.advert(
+            "pm-own._photomesh._udp.local.",
+            Some("1"),
+            Some(&txt(1, 1, 1)),
+            addr("10.0.0.1:1"),
+        );
+        b.advert("copy", Some("1"), Some(&txt(1, 1, 2)), addr("10.0.0.1:1"));
+        // A member's ID in another mesh; a non-member; malformed adverts.
+        b.advert("other", Some("1"), Some(&txt(2, 2, 3)), addr("10.0.0.2:1"));
+        b.advert(
+            "stranger",
+            Some("1"),
+            Some(&txt(1, 3, 4)),
+            addr("10.0.0.3:1"),
+        );
+        b.advert("bad", Some("1"), Some("zz"), addr("10.0.0.4:1"));
+        b.advert("new", Some("2"), Some(&txt(1, 2, 5)), addr("10.0.0.5:1"));
+        b.advert("none", None, None, addr("10.0.0.6:1"));
+        b.recheck();
+        assert!(reports.borrow().is_empty(), "{:?}", reports.borrow());
+    }
+
+    #[test]
+    fn a_device_introduced_later_is_reported_and_a_withdrawn_advert_forgotten() {
+        let (mut b, members, reports) = browser(&[1]);
+        b.advert("x", Some("1"), Some(&txt(1, 2, 7)), addr("10.0.0.2:5000"));
+        b.recheck();
+        assert!(reports.borrow().is_empty());
+        members.borrow_mut().push(device(2));
+        b.recheck();
+        assert_eq!(*reports.borrow(), [(device(2), addr("10.0.0.2:5000"))]);
+        // Revoked, then introduced again: reported again.
+        members.borrow_mut().pop();
+        b.recheck();
+        members.borrow_mut().push(device(2));
+        b.recheck();
+        assert_eq!(reports.borrow().len(), 2);
+        // Withdrawn: nothing more is reported for it.
+        b.handle(ServiceEvent::ServiceRemoved(
+            SERVICE_TYPE.into(),
+            "x".into(),
+        ));
+        assert!(b.seen.is_empty());
     }
 }

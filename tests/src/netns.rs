@@ -143,6 +143,17 @@ impl Lan {
         ip(&["-n", &self.hosts[i].netns, "link", "set", INTERFACE, "up"]);
     }
 
+    /// Gives host `i` a new address in place of its current one, as a DHCP client does when
+    /// the lease changes: the old address is removed, then the new one added. (In that order:
+    /// removing a primary address also removes the secondaries of its subnet.)
+    pub fn readdress(&mut self, i: usize, address: Ipv4Addr) {
+        let host = &mut self.hosts[i];
+        let (new, old) = (format!("{address}/24"), format!("{}/24", host.address));
+        ip(&["-n", &host.netns, "addr", "del", &old, "dev", INTERFACE]);
+        ip(&["-n", &host.netns, "addr", "add", &new, "dev", INTERFACE]);
+        host.address = address;
+    }
+
     fn add_netns(&mut self, name: &str) {
         ip(&["netns", "add", name]);
         self.made.push(name.to_owned());

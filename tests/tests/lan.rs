@@ -117,6 +117,32 @@ fn issue_7_three_hosts_discover_each_other_and_not_another_mesh() {
     }
 }
 
+/// Issue 7: when a host's address changes (a new DHCP lease), the other members are told the
+/// new address within a few seconds (`mdns-sd` re-reads addresses every 2 s).
+#[test]
+fn a_changed_address_is_followed() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let mut lan = Lan::new(2);
+    let ours = [device("phone"), device("nas")];
+    let mut phone = probe(&lan, 0, "our mesh", 41001, ours[0], &ours);
+    let _nas = probe(&lan, 1, "our mesh", 41002, ours[1], &ours);
+    wait_found(
+        &mut phone,
+        ours[1],
+        &format!("{}:41002", lan.host(1).address),
+    );
+    let new = std::net::Ipv4Addr::new(10, 77, 0, 200);
+    lan.readdress(1, new);
+    let line = wait_found(&mut phone, ours[1], &format!("{new}:41002"));
+    assert!(
+        !line.contains("10.77.0.2:"),
+        "the old address is still reported: {line}"
+    );
+}
+
 /// The LAN helper: a host whose link is down is unreachable, and reachable again once it is
 /// back up; the namespaces are gone after the LAN is dropped.
 #[test]

@@ -25,8 +25,25 @@ fn probe(
     me: DeviceId,
     members: &[DeviceId],
 ) -> Spawned {
+    probe_with(lan, host, &[], mesh, port, me, members)
+}
+
+/// [`probe`] with options (`--no-advertise`, `--no-browse`).
+fn probe_with(
+    lan: &Lan,
+    host: usize,
+    options: &[&str],
+    mesh: &str,
+    port: u16,
+    me: DeviceId,
+    members: &[DeviceId],
+) -> Spawned {
     let mut command = lan.host(host).command(env!("CARGO_BIN_EXE_discover-probe"));
-    command.arg(mesh).arg(port.to_string()).arg(me.to_string());
+    command
+        .args(options)
+        .arg(mesh)
+        .arg(port.to_string())
+        .arg(me.to_string());
     command.args(members.iter().map(|m| m.to_string()));
     let mut spawned = Spawned::start(command);
     spawned.wait_for_line(WAIT, |l| l == "started");
@@ -140,6 +157,46 @@ fn a_changed_address_is_followed() {
     assert!(
         !line.contains("10.77.0.2:"),
         "the old address is still reported: {line}"
+    );
+}
+
+/// Issue 7: advertising and browsing are switched separately. A device that does not
+/// advertise still finds the others and is not found; a device that does not browse is found
+/// and finds nobody.
+#[test]
+fn advertising_and_browsing_can_be_turned_off() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let lan = Lan::new(3);
+    let ours = [device("phone"), device("laptop"), device("nas")];
+    let mut phone = probe(&lan, 0, "our mesh", 41001, ours[0], &ours);
+    let mut quiet = probe_with(
+        &lan,
+        1,
+        &["--no-advertise"],
+        "our mesh",
+        41002,
+        ours[1],
+        &ours,
+    );
+    let deaf = probe_with(&lan, 2, &["--no-browse"], "our mesh", 41003, ours[2], &ours);
+    let at = |i: usize, port: u16| format!("{}:{port}", lan.host(i).address);
+    // The quiet device browses: it finds both others (so its queries and their answers
+    // cross the LAN), and the phone finds the deaf device.
+    wait_found(&mut quiet, ours[0], &at(0, 41001));
+    wait_found(&mut quiet, ours[2], &at(2, 41003));
+    wait_found(&mut phone, ours[2], &at(2, 41003));
+    let (phone, quiet, deaf) = (phone.terminate().1, quiet.terminate().1, deaf.terminate().1);
+    assert!(
+        !phone.contains(&format!("found {} ", ours[1])),
+        "the phone found a device that does not advertise:\n{phone}"
+    );
+    assert!(!quiet.contains("advertising on mDNS"), "{quiet}");
+    assert!(
+        !deaf.lines().any(|l| l.starts_with("found ")),
+        "a device that does not browse reported members:\n{deaf}"
     );
 }
 

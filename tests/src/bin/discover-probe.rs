@@ -1,5 +1,5 @@
 //! Runs one `Discovery` (advertising and browsing) and prints each member it finds, for the
-//! multi-host tests: `discover-probe MESH PORT ME [MEMBER…]`.
+//! multi-host tests: `discover-probe [--no-advertise] [--no-browse] MESH PORT ME [MEMBER…]`.
 //!
 //! `MESH` is any string naming a test mesh (its discovery key is derived from it as if it
 //! were the founding record), `PORT` the port to advertise, `ME` and `MEMBER` device IDs.
@@ -22,8 +22,16 @@ fn main() -> anyhow::Result<std::convert::Infallible> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let usage = "usage: discover-probe MESH PORT ME [MEMBER…]";
-    let mut args = std::env::args().skip(1);
+    let usage = "usage: discover-probe [--no-advertise] [--no-browse] MESH PORT ME [MEMBER…]";
+    let mut args = std::env::args().skip(1).peekable();
+    let mut settings = Settings::default();
+    while let Some(flag) = args.next_if(|a| a.starts_with("--")) {
+        match flag.as_str() {
+            "--no-advertise" => settings.advertise = false,
+            "--no-browse" => settings.browse = false,
+            _ => anyhow::bail!("unknown option {flag}; {usage}"),
+        }
+    }
     let mesh = args.next().context(usage)?;
     let port: u16 = args.next().context(usage)?.parse().context("PORT")?;
     let me: DeviceId = args.next().context(usage)?.parse().context("ME")?;
@@ -36,7 +44,7 @@ fn main() -> anyhow::Result<std::convert::Infallible> {
         me,
         key,
         port,
-        Settings::default(),
+        settings,
         move || members.clone(),
         |device, addresses| {
             let shown: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();

@@ -188,10 +188,22 @@ impl Spawned {
     /// Starts `command` in the background (standard input closed), collecting its standard
     /// output and standard error lines.
     pub fn start(mut command: Command) -> Spawned {
+        command.stdin(std::process::Stdio::null());
+        Self::start_with_stdin_as_set(command)
+    }
+
+    /// [`Spawned::start`], with standard input a pipe: dropping the returned end closes it.
+    pub fn start_with_stdin(mut command: Command) -> (Spawned, std::process::ChildStdin) {
+        command.stdin(std::process::Stdio::piped());
+        let mut spawned = Self::start_with_stdin_as_set(command);
+        let stdin = spawned.child.stdin.take().expect("piped");
+        (spawned, stdin)
+    }
+
+    fn start_with_stdin_as_set(mut command: Command) -> Spawned {
         use std::io::BufRead;
         use std::process::Stdio;
         let mut child = command
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

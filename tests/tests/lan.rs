@@ -200,6 +200,33 @@ fn advertising_and_browsing_can_be_turned_off() {
     );
 }
 
+/// Dropping a `Discovery` stops it and withdraws its advert: the others are told at once
+/// (a DNS-SD goodbye), not when the advert would expire.
+#[test]
+fn a_stopped_node_withdraws_its_advert() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let lan = Lan::new(2);
+    let ours = [device("phone"), device("nas")];
+    let mut phone = probe(&lan, 0, "our mesh", 41001, ours[0], &ours);
+    let mut command = lan.host(1).command(env!("CARGO_BIN_EXE_discover-probe"));
+    command.arg("--stop-at-eof").args(["our mesh", "41002"]);
+    command.args(ours.iter().rev().map(|d| d.to_string()));
+    let (leaving, stdin) = Spawned::start_with_stdin(command);
+    wait_found(
+        &mut phone,
+        ours[1],
+        &format!("{}:41002", lan.host(1).address),
+    );
+    drop(stdin);
+    let (code, output) = leaving.wait(WAIT);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.lines().any(|l| l == "stopped"), "{output}");
+    phone.wait_for_line(WAIT, |l| l.contains("advert withdrawn"));
+}
+
 /// The LAN helper: a host whose link is down is unreachable, and reachable again once it is
 /// back up; the namespaces are gone after the LAN is dropped.
 #[test]

@@ -71,6 +71,9 @@ pub enum DiscoveryError {
     /// The OS random number generator failed.
     #[error("the OS random number generator failed: {0}")]
     Random(String),
+    /// The browser thread could not be started.
+    #[error("cannot start the mDNS browser thread: {0}")]
+    Thread(std::io::Error),
     /// The membership records could not be read.
     #[error(transparent)]
     Mesh(#[from] MeshError),
@@ -178,7 +181,7 @@ impl Discovery {
                     }
                     debug!("mDNS browser stopped");
                 })
-                .map_err(|e| DiscoveryError::Random(format!("cannot start a thread: {e}")))?;
+                .map_err(DiscoveryError::Thread)?;
             discovery.browser = Some(handle);
             info!("browsing mDNS for members");
         }

@@ -100,6 +100,8 @@ pub struct RunOptions {
     pub listen: SocketAddr,
     /// Whether and how to watch the folders; `None` leaves them to `photomesh scan`.
     pub watch: Option<crate::watch::WatchOptions>,
+    /// Whether to advertise this device and look for members on the LAN (mDNS).
+    pub discovery: crate::discovery::Settings,
 }
 
 impl Default for RunOptions {
@@ -107,6 +109,7 @@ impl Default for RunOptions {
         Self {
             listen: DEFAULT_LISTEN,
             watch: Some(crate::watch::WatchOptions::default()),
+            discovery: crate::discovery::Settings::default(),
         }
     }
 }
@@ -165,6 +168,7 @@ pub async fn run(
     tracing::info!(%local, device = %home.device.device_id().short(), "listening");
 
     let set = RecordSet::load(&home)?;
+    let discovery_key = crate::discovery::key(&home);
     let node = NodeHandle(Arc::new(Shared {
         own_key: home.device.noise_public(),
         device: home.device.device_id(),
@@ -183,6 +187,32 @@ pub async fn run(
         next_link: AtomicU64::new(1),
     }));
     on_listening(&node);
+
+    // Members on the LAN: found by mDNS and dialled at once. Without it (port 5353 taken,
+    // no multicast) the node still reaches configured and learned addresses.
+    let discovery = match discovery_key {
+        Ok(key) => {
+            let (finder, members) = (node.clone(), trust.clone());
+            crate::discovery::Discovery::start(
+                node.0.device,
+                key,
+                local.port(),
+                options.discovery,
+                move || members.devices(),
+                move |device, addrs| finder.found(device, addrs),
+            )
+            .map_err(|e| {
+                tracing::warn!(
+                    "LAN discovery is off: {e}; peers are dialled at configured addresses"
+                )
+            })
+            .ok()
+        }
+        Err(e) => {
+            tracing::warn!("LAN discovery is off: {e}");
+            None
+        }
+    };
 
     let watcher = tokio::spawn(watch_trust(home_path.to_owned(), trust, node.clone()));
     // New photos in the folders are recorded once complete and announced to the peers.
@@ -230,6 +260,8 @@ pub async fn run(
         folders.abort();
         let _ = folders.await;
     }
+    // Says goodbye on the LAN, so members forget this device's advert at once.
+    drop(discovery);
     let _ = controller.await;
     endpoint.close(0u32.into(), b"shutting down");
     endpoint.wait_idle().await;

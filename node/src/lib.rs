@@ -19,6 +19,7 @@
 //!   (`ping`).
 //! - [`connections`]: one connection per pair of devices, and the reconnect backoff.
 //! - [`control`]: the local control socket through which verbs talk to the running node.
+//! - [`discovery`]: finding members on the LAN with mDNS (`protocol/DISCOVERY.md`).
 //! - [`net`]: framed messages on quinn streams, addresses, connection errors in words.
 //! - [`sync`]: record replication — reconcile the record sets, fetch what is missing.
 //! - [`blobs`]: blob replication — held-blob sets, verified streaming, originals sealed on the fly.
@@ -31,6 +32,7 @@ pub mod blobstore;
 pub mod connections;
 pub mod control;
 pub mod daemon;
+pub mod discovery;
 pub mod home;
 pub mod index;
 pub mod media;

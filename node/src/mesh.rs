@@ -246,6 +246,14 @@ impl MeshTrust {
             *m = trust;
         }
     }
+
+    /// The device IDs of the current members (what `Discovery` matches adverts against).
+    pub fn devices(&self) -> Vec<DeviceId> {
+        self.members
+            .read()
+            .map(|m| m.members().map(|member| member.device).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl nquic::TrustSet for MeshTrust {

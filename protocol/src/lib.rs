@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`base32`]: base32 as people type it, for codes and phrases.
+//! - [`discovery`]: the mDNS advert, which only members of the mesh can read (`DISCOVERY.md`).
 //! - [`identity`]: device keys and device IDs (base32 groups with a check character).
 //! - [`keys`]: the library key, its epochs, and every key derived from it.
 //! - [`membership`]: signed introduce/revoke records and the trust set they imply.
@@ -19,6 +20,7 @@
 //! - [`reconcile`]: range-based set reconciliation of records and blob IDs (Merkle summaries).
 
 pub mod base32;
+pub mod discovery;
 pub mod identity;
 pub mod keys;
 pub mod membership;

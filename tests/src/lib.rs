@@ -14,6 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod netns;
 pub mod samples;
 
 /// The `photomesh` binary under test.
@@ -198,20 +199,42 @@ impl Node {
     /// Starts `photomesh --home HOME ARGS…` in the background with extra environment
     /// variables (e.g. `PHOTOMESH_LOG=info` to read what the node does).
     pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Spawned {
-        use std::io::BufRead;
-        use std::process::Stdio;
-        let mut child = Command::new(photomesh_bin())
+        let mut command = Command::new(photomesh_bin());
+        command
             .arg("--home")
             .arg(&self.home)
             .args(args)
             .env_remove("PHOTOMESH_HOME")
             .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
+            .envs(env.iter().copied());
+        Spawned::start(command)
+    }
+}
+
+impl Spawned {
+    /// Starts `command` in the background (standard input closed), collecting its standard
+    /// output and standard error lines.
+    pub fn start(mut command: Command) -> Spawned {
+        command.stdin(std::process::Stdio::null());
+        Self::start_with_stdin_as_set(command)
+    }
+
+    /// [`Spawned::start`], with standard input a pipe: dropping the returned end closes it.
+    pub fn start_with_stdin(mut command: Command) -> (Spawned, std::process::ChildStdin) {
+        command.stdin(std::process::Stdio::piped());
+        let mut spawned = Self::start_with_stdin_as_set(command);
+        let stdin = spawned.child.stdin.take().expect("piped");
+        (spawned, stdin)
+    }
+
+    fn start_with_stdin_as_set(mut command: Command) -> Spawned {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("photomesh starts");
+            .unwrap_or_else(|e| panic!("{command:?} starts: {e}"));
         let (tx, lines) = std::sync::mpsc::channel();
         for stream in [
             Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
@@ -235,9 +258,7 @@ impl Node {
             seen: Vec::new(),
         }
     }
-}
 
-impl Spawned {
     /// Waits (at most `timeout`) for an output line that `matches`, and returns it.
     pub fn wait_for_line(
         &mut self,

@@ -1,0 +1,185 @@
+//! A LAN of several hosts made of Linux network namespaces, for multi-host tests with real
+//! mDNS.
+//!
+//! [`Lan::new`] creates one namespace holding a bridge (`br0`) and one namespace per host,
+//! each with an `eth0` that is one end of a veth pair whose other end is a port of the bridge.
+//! Host `i` gets `10.77.0.(i+1)/24`. Since the bridge has a namespace of its own, nothing of
+//! the test LAN touches the machine's own interfaces, and the addresses cannot collide with
+//! another test's. Namespace names carry the process ID and a counter, so parallel runs do
+//! not collide either. Dropping the [`Lan`] — also when a test panics — deletes every
+//! namespace it made, and with them the veths and the bridge.
+//!
+//! Multicast between the hosts needs no setting beyond this: veths are created with the
+//! `MULTICAST` flag, mDNS (224.0.0.251, ff02::fb) is link-local so no multicast route is
+//! needed (`mdns-sd` joins the group on each interface by address), and link-local groups are
+//! flooded by a bridge even with IGMP snooping on. Snooping is turned off anyway
+//! (`mcast_snooping 0`), so that a bridge without a querier never prunes a group.
+//!
+//! Creating namespaces needs root (`CAP_SYS_ADMIN`); tests call [`is_root`] first and skip
+//! with a message otherwise. Commands run inside a host with [`Host::command`]
+//! (`ip netns exec NAME …`).
+
+use std::ffi::OsStr;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The interface of each host on the LAN.
+pub const INTERFACE: &str = "eth0";
+
+/// Whether this process runs as root (and can make namespaces).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+            // Real, effective, saved, filesystem: the effective one decides.
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// One host of the LAN: a network namespace.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The namespace's name.
+    pub netns: String,
+    /// The host's IPv4 address on the LAN.
+    pub address: Ipv4Addr,
+}
+
+impl Host {
+    /// A command that runs `program` inside this host's namespace.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.netns]).arg(program);
+        command
+    }
+}
+
+/// A test LAN: a bridge and hosts, each in its own namespace. Removed on drop.
+#[derive(Debug)]
+pub struct Lan {
+    bridge_netns: String,
+    hosts: Vec<Host>,
+    /// Every namespace made so far, removed on drop (also after a half-made LAN failed).
+    made: Vec<String>,
+}
+
+impl Lan {
+    /// Makes a LAN of `hosts` hosts. Panics, after removing what it made, if `ip` fails.
+    pub fn new(hosts: usize) -> Self {
+        assert!(hosts <= 250, "a test LAN has at most 250 hosts");
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let prefix = format!(
+            "pmtest-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut lan = Self {
+            bridge_netns: format!("{prefix}-lan"),
+            hosts: Vec::new(),
+            made: Vec::new(),
+        };
+        let br = lan.bridge_netns.clone();
+        lan.add_netns(&br);
+        ip(&["-n", &br, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n",
+            &br,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        ip(&["-n", &br, "link", "set", "br0", "up"]);
+        for i in 0..hosts {
+            let netns = format!("{prefix}-h{i}");
+            lan.add_netns(&netns);
+            let port = format!("p{i}");
+            ip(&["-n", &netns, "link", "set", "lo", "up"]);
+            ip(&[
+                "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", INTERFACE,
+                "netns", &netns,
+            ]);
+            ip(&["-n", &br, "link", "set", &port, "master", "br0", "up"]);
+            let octet = u8::try_from(i + 1).expect("at most 250 hosts");
+            let address = Ipv4Addr::new(10, 77, 0, octet);
+            ip(&[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                INTERFACE,
+            ]);
+            ip(&["-n", &netns, "link", "set", INTERFACE, "up"]);
+            lan.hosts.push(Host { netns, address });
+        }
+        lan
+    }
+
+    /// The hosts, in order.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// Host `i`.
+    pub fn host(&self, i: usize) -> &Host {
+        &self.hosts[i]
+    }
+
+    /// Takes host `i`'s link down: it is cut off the LAN (its address stays configured).
+    pub fn link_down(&self, i: usize) {
+        ip(&["-n", &self.hosts[i].netns, "link", "set", INTERFACE, "down"]);
+    }
+
+    /// Brings host `i`'s link back up.
+    pub fn link_up(&self, i: usize) {
+        ip(&["-n", &self.hosts[i].netns, "link", "set", INTERFACE, "up"]);
+    }
+
+    /// Gives host `i` a new address in place of its current one, as a DHCP client does when
+    /// the lease changes: the old address is removed, then the new one added. (In that order:
+    /// removing a primary address also removes the secondaries of its subnet.)
+    pub fn readdress(&mut self, i: usize, address: Ipv4Addr) {
+        let host = &mut self.hosts[i];
+        let (new, old) = (format!("{address}/24"), format!("{}/24", host.address));
+        ip(&["-n", &host.netns, "addr", "del", &old, "dev", INTERFACE]);
+        ip(&["-n", &host.netns, "addr", "add", &new, "dev", INTERFACE]);
+        host.address = address;
+    }
+
+    fn add_netns(&mut self, name: &str) {
+        ip(&["netns", "add", name]);
+        self.made.push(name.to_owned());
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        // Hosts first, then the bridge; deleting a namespace deletes its interfaces (and
+        // with them the other end of each veth).
+        for name in self.made.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// Runs `ip ARGS…`, panicking with its error output if it fails.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `ip` (is iproute2 installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "`ip {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}

@@ -1,0 +1,281 @@
+//! Multi-host tests on a LAN of network namespaces (`photomesh_tests::netns`) with real mDNS.
+//! They need root to make namespaces, and are skipped with a message otherwise (CI runs as
+//! root).
+
+use std::time::Duration;
+
+use photomesh_protocol::identity::DeviceId;
+use photomesh_tests::netns::{Lan, is_root};
+use photomesh_tests::{Spawned, wait_until};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn device(name: &str) -> DeviceId {
+    let mut id = [0u8; 20];
+    id.copy_from_slice(&blake3::hash(name.as_bytes()).as_bytes()[..20]);
+    DeviceId::from_bytes(id)
+}
+
+/// Starts `discover-probe` on `host` for `me` in `mesh`, advertising `port`.
+fn probe(
+    lan: &Lan,
+    host: usize,
+    mesh: &str,
+    port: u16,
+    me: DeviceId,
+    members: &[DeviceId],
+) -> Spawned {
+    probe_with(lan, host, &[], mesh, port, me, members)
+}
+
+/// [`probe`] with options (`--no-advertise`, `--no-browse`).
+fn probe_with(
+    lan: &Lan,
+    host: usize,
+    options: &[&str],
+    mesh: &str,
+    port: u16,
+    me: DeviceId,
+    members: &[DeviceId],
+) -> Spawned {
+    let mut command = lan.host(host).command(env!("CARGO_BIN_EXE_discover-probe"));
+    command
+        .args(options)
+        .arg(mesh)
+        .arg(port.to_string())
+        .arg(me.to_string());
+    command.args(members.iter().map(|m| m.to_string()));
+    let mut spawned = Spawned::start(command);
+    spawned.wait_for_line(WAIT, |l| l == "started");
+    spawned
+}
+
+/// Waits for `probe` to report `device` at exactly `address`, and returns the line.
+fn wait_found(probe: &mut Spawned, device: DeviceId, address: &str) -> String {
+    let prefix = format!("found {device} ");
+    probe.wait_for_line(WAIT, |l| {
+        l.strip_prefix(&prefix)
+            .is_some_and(|rest| rest.split(' ').any(|a| a == address))
+    })
+}
+
+/// Issue 7: three hosts on a LAN find each other by mDNS alone, with the right device IDs
+/// and addresses; a device of another mesh on the same LAN — even one using a member's
+/// device ID — is not matched, and does not match them.
+#[test]
+fn issue_7_three_hosts_discover_each_other_and_not_another_mesh() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let lan = Lan::new(3);
+    let ours: Vec<DeviceId> = ["phone", "laptop", "nas"]
+        .iter()
+        .map(|n| device(n))
+        .collect();
+    let ports = [41001u16, 41002, 41003];
+    let mut members: Vec<Spawned> = (0..3)
+        .map(|i| probe(&lan, i, "our mesh", ports[i], ours[i], &ours))
+        .collect();
+    // Another mesh on the same LAN: its first device reuses our phone's device ID (and knows
+    // all our IDs); its second device is on the first host, next to our phone.
+    let theirs = [ours[0], device("their tablet")];
+    let their_members = [theirs[0], theirs[1], ours[1], ours[2]];
+    let mut stranger = probe(&lan, 2, "their mesh", 42001, theirs[0], &their_members);
+    let mut their_tablet = probe(&lan, 0, "their mesh", 42002, theirs[1], &their_members);
+
+    for (i, probe) in members.iter_mut().enumerate() {
+        for j in (0..3).filter(|j| *j != i) {
+            let address = format!("{}:{}", lan.host(j).address, ports[j]);
+            wait_found(probe, ours[j], &address);
+        }
+    }
+    // Their mesh works too, so its adverts are on the LAN and resolvable.
+    wait_found(
+        &mut stranger,
+        theirs[1],
+        &format!("{}:42002", lan.host(0).address),
+    );
+    wait_found(
+        &mut their_tablet,
+        theirs[0],
+        &format!("{}:42001", lan.host(2).address),
+    );
+    // Each of our devices has resolved both of their adverts (and judged them).
+    for probe in members.iter_mut() {
+        for port in [42001, 42002] {
+            let needle = format!(":{port}");
+            probe.wait_for_line(WAIT, |l| {
+                l.contains("advert resolved") && l.contains(&needle)
+            });
+        }
+    }
+
+    let outputs: Vec<String> = members
+        .into_iter()
+        .chain([stranger, their_tablet])
+        .map(|p| p.terminate().1)
+        .collect();
+    for (i, output) in outputs.iter().enumerate() {
+        let ours_here = i < 3;
+        let me = if ours_here { ours[i] } else { theirs[i - 3] };
+        // Our devices advertise ports 4100x, theirs 4200x.
+        let other_mesh = if ours_here { ":4200" } else { ":4100" };
+        for line in output.lines().filter(|l| l.starts_with("found ")) {
+            assert!(
+                !line.contains(other_mesh),
+                "process {i} matched a device of the other mesh: {line}\n{output}"
+            );
+            assert!(
+                !line.starts_with(&format!("found {me} ")),
+                "process {i} reported itself: {line}"
+            );
+        }
+    }
+}
+
+/// Issue 7: when a host's address changes (a new DHCP lease), the other members are told the
+/// new address within a few seconds (`mdns-sd` re-reads addresses every 2 s).
+#[test]
+fn a_changed_address_is_followed() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let mut lan = Lan::new(2);
+    let ours = [device("phone"), device("nas")];
+    let mut phone = probe(&lan, 0, "our mesh", 41001, ours[0], &ours);
+    let _nas = probe(&lan, 1, "our mesh", 41002, ours[1], &ours);
+    wait_found(
+        &mut phone,
+        ours[1],
+        &format!("{}:41002", lan.host(1).address),
+    );
+    let new = std::net::Ipv4Addr::new(10, 77, 0, 200);
+    lan.readdress(1, new);
+    let line = wait_found(&mut phone, ours[1], &format!("{new}:41002"));
+    assert!(
+        !line.contains("10.77.0.2:"),
+        "the old address is still reported: {line}"
+    );
+}
+
+/// Issue 7: advertising and browsing are switched separately. A device that does not
+/// advertise still finds the others and is not found; a device that does not browse is found
+/// and finds nobody.
+#[test]
+fn advertising_and_browsing_can_be_turned_off() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let lan = Lan::new(3);
+    let ours = [device("phone"), device("laptop"), device("nas")];
+    let mut phone = probe(&lan, 0, "our mesh", 41001, ours[0], &ours);
+    let mut quiet = probe_with(
+        &lan,
+        1,
+        &["--no-advertise"],
+        "our mesh",
+        41002,
+        ours[1],
+        &ours,
+    );
+    let deaf = probe_with(&lan, 2, &["--no-browse"], "our mesh", 41003, ours[2], &ours);
+    let at = |i: usize, port: u16| format!("{}:{port}", lan.host(i).address);
+    // The quiet device browses: it finds both others (so its queries and their answers
+    // cross the LAN), and the phone finds the deaf device.
+    wait_found(&mut quiet, ours[0], &at(0, 41001));
+    wait_found(&mut quiet, ours[2], &at(2, 41003));
+    wait_found(&mut phone, ours[2], &at(2, 41003));
+    let (phone, quiet, deaf) = (phone.terminate().1, quiet.terminate().1, deaf.terminate().1);
+    assert!(
+        !phone.contains(&format!("found {} ", ours[1])),
+        "the phone found a device that does not advertise:\n{phone}"
+    );
+    assert!(!quiet.contains("advertising on mDNS"), "{quiet}");
+    assert!(
+        !deaf.lines().any(|l| l.starts_with("found ")),
+        "a device that does not browse reported members:\n{deaf}"
+    );
+}
+
+/// Dropping a `Discovery` stops it and withdraws its advert: the others are told at once
+/// (a DNS-SD goodbye), not when the advert would expire.
+#[test]
+fn a_stopped_node_withdraws_its_advert() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let lan = Lan::new(2);
+    let ours = [device("phone"), device("nas")];
+    let mut phone = probe(&lan, 0, "our mesh", 41001, ours[0], &ours);
+    let mut command = lan.host(1).command(env!("CARGO_BIN_EXE_discover-probe"));
+    command.arg("--stop-at-eof").args(["our mesh", "41002"]);
+    command.args(ours.iter().rev().map(|d| d.to_string()));
+    let (leaving, stdin) = Spawned::start_with_stdin(command);
+    wait_found(
+        &mut phone,
+        ours[1],
+        &format!("{}:41002", lan.host(1).address),
+    );
+    drop(stdin);
+    let (code, output) = leaving.wait(WAIT);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.lines().any(|l| l == "stopped"), "{output}");
+    phone.wait_for_line(WAIT, |l| l.contains("advert withdrawn"));
+}
+
+/// The LAN helper: a host whose link is down is unreachable, and reachable again once it is
+/// back up; the namespaces are gone after the LAN is dropped.
+#[test]
+fn a_link_goes_down_and_comes_back() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let lan = Lan::new(2);
+    let names: Vec<String> = lan.hosts().iter().map(|h| h.netns.clone()).collect();
+    let mut server = Spawned::start({
+        let mut c = lan.host(1).command(env!("CARGO_BIN_EXE_udp-echo"));
+        c.args(["serve", "7"]);
+        c
+    });
+    server.wait_for_line(WAIT, |l| l == "serving");
+    let ping = |from: usize, to: usize| {
+        lan.host(from)
+            .command(env!("CARGO_BIN_EXE_udp-echo"))
+            .arg("ask")
+            .arg(format!("{}:7", lan.host(to).address))
+            .status()
+            .expect("udp-echo runs")
+            .success()
+    };
+    wait_until("host 0 reaches host 1", || {
+        ping(0, 1)
+            .then_some(())
+            .ok_or_else(|| "no answer".to_owned())
+    });
+    lan.link_down(1);
+    assert!(!ping(0, 1), "host 1 answered with its link down");
+    lan.link_up(1);
+    wait_until("host 0 reaches host 1 again", || {
+        ping(0, 1)
+            .then_some(())
+            .ok_or_else(|| "no answer".to_owned())
+    });
+    drop(server);
+    drop(lan);
+    let left = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip runs");
+    let left = String::from_utf8_lossy(&left.stdout);
+    for name in names {
+        assert!(
+            !left.contains(&name),
+            "{name} is left after the LAN was dropped"
+        );
+    }
+}

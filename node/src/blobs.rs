@@ -200,8 +200,11 @@ pub async fn serve_reconcile_blobs(
     Ok(())
 }
 
-/// What this device last told the index each peer holds, by a fingerprint of its own
-/// held set at the time: the peer's holdings are rewritten only when either side changed.
+/// What this device last told the index each peer holds: when the two sets were equal, a
+/// fingerprint of its own held set at the time. The peer's holdings are rewritten whenever
+/// the sets differ, and when they are equal unless they were equal to the same set last time.
+/// (After the sets differed, the peer's holdings were written as something other than ours,
+/// so the first sync that finds them equal must write them again.)
 #[derive(Default)]
 pub struct PeerHoldings(Mutex<std::collections::BTreeMap<DeviceId, Vec<u8>>>);
 
@@ -210,7 +213,12 @@ impl PeerHoldings {
         let Ok(mut map) = self.0.lock() else {
             return true;
         };
-        if !differed && map.get(peer).is_some_and(|last| last == ours) {
+        if differed {
+            // `ours` is never empty (it ends with the count), so this matches nothing.
+            map.insert(*peer, Vec::new());
+            return true;
+        }
+        if map.get(peer).is_some_and(|last| last == ours) {
             return false;
         }
         map.insert(*peer, ours.to_vec());
@@ -524,6 +532,22 @@ fn open_source(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn peer_holdings_are_rewritten_once_the_sets_become_equal_after_differing() {
+        let known = super::PeerHoldings::default();
+        let peer =
+            photomesh_protocol::identity::DeviceKeys::from_secrets([1; 32], [2; 32]).device_id();
+        let ours = b"fingerprint-and-count".to_vec();
+        assert!(known.changed(&peer, &ours, false), "first sight is written");
+        assert!(!known.changed(&peer, &ours, false), "nothing changed");
+        // The peer lacks some of ours: written as ours less what it lacks.
+        assert!(known.changed(&peer, &ours, true));
+        // It fetched them: the sets are equal again, and ours did not change, yet what the
+        // peer holds did, so it must be written (the demo's phone showed 0 copies before).
+        assert!(known.changed(&peer, &ours, false));
+        assert!(!known.changed(&peer, &ours, false));
+    }
+
     use super::*;
     use photomesh_protocol::keys::LibraryKey;
     use photomesh_protocol::seal;

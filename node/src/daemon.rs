@@ -62,9 +62,11 @@ pub enum DaemonError {
 type Live = Arc<Mutex<BTreeMap<[u8; 32], quinn::Connection>>>;
 
 /// Runs the node until `shutdown` resolves. `on_listening` is told the bound address.
+/// `peers` are addresses from the configuration file, dialled like those of `peer add`.
 pub async fn run(
     home_path: &Path,
     listen: SocketAddr,
+    peers: Vec<SocketAddr>,
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
@@ -100,6 +102,7 @@ pub async fn run(
         home.clone(),
         set.clone(),
         live.clone(),
+        Arc::from(peers),
     ));
     tokio::pin!(shutdown);
     loop {
@@ -293,6 +296,7 @@ async fn dial_loop(
     home: Arc<tokio::sync::Mutex<Home>>,
     set: Arc<RecordSet>,
     live: Live,
+    configured: Arc<[SocketAddr]>,
 ) {
     let mut dialled: BTreeMap<[u8; 32], (DeviceId, quinn::Connection)> = BTreeMap::new();
     let holdings = blobs::PeerHoldings::default();
@@ -323,7 +327,7 @@ async fn dial_loop(
                 Err(e) => tracing::debug!(%addr, "dial failed: {e}"),
             }
         }
-        let targets = match dial_targets(&home, &dialled).await {
+        let targets = match dial_targets(&home, &dialled, &configured).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!("cannot list the devices to dial: {e}");
@@ -390,16 +394,22 @@ async fn dial_loop(
 async fn dial_targets(
     home: &tokio::sync::Mutex<Home>,
     dialled: &BTreeMap<[u8; 32], (DeviceId, quinn::Connection)>,
+    configured: &[SocketAddr],
 ) -> Result<Vec<(photomesh_protocol::membership::Member, SocketAddr)>, DaemonError> {
     let home = home.lock().await;
     let trust = mesh::trust_set(&home)?;
     let me = home.device.device_id();
-    let peers: Vec<SocketAddr> = home
+    let mut peers: Vec<SocketAddr> = home
         .index
         .peers()?
         .iter()
         .filter_map(|p| p.parse().ok())
         .collect();
+    for p in configured {
+        if !peers.contains(p) {
+            peers.push(*p);
+        }
+    }
     let mut seen_at = BTreeMap::new();
     for member in trust.members() {
         let addr = home

@@ -139,8 +139,13 @@ struct Workspace {
 
 impl Drop for Workspace {
     fn drop(&mut self) {
+        // All at once: a node takes a moment to close its connections cleanly.
         for child in &mut self.children {
-            child.stop();
+            child.terminate();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for child in &mut self.children {
+            child.reap(deadline);
         }
         if !self.keep {
             let _ = std::fs::remove_dir_all(&self.root);
@@ -225,8 +230,8 @@ impl Running {
         }
     }
 
-    /// Stops the process: SIGTERM (a node shuts down cleanly), then SIGKILL if it lingers.
-    fn stop(&mut self) {
+    /// Asks the process to stop with SIGTERM: a node shuts down cleanly.
+    fn terminate(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
@@ -236,7 +241,10 @@ impl Running {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
+    }
+
+    /// Waits for the process to end until `deadline`, then kills it.
+    fn reap(&mut self, deadline: Instant) {
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;

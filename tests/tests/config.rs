@@ -47,13 +47,17 @@ fn a_mistake_in_the_file_stops_every_command_naming_the_file_and_key() {
     let run = node.run(&["status"]);
     assert_eq!(run.code, 2, "{run:#?}");
     assert!(run.stderr.contains(&file.display().to_string()), "{run:#?}");
-    assert!(run.stderr.contains("hold") && run.stderr.contains("\"own\""), "{run:#?}");
+    assert!(
+        run.stderr.contains("hold") && run.stderr.contains("\"own\""),
+        "{run:#?}"
+    );
 
     std::fs::write(&file, "[peers]\nadresses = []\n").unwrap();
     let run = node.run(&["status"]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains("unknown field `adresses`, expected `addresses`"),
+        run.stderr
+            .contains("unknown field `adresses`, expected `addresses`"),
         "{run:#?}"
     );
 

@@ -35,7 +35,10 @@ fn issue_7_the_demo_replicates_every_photo_to_every_device_and_cleans_up() {
     );
     // The phone recorded 12 photos and a video; each full device's `status` says all 13
     // have 3 verified copies, and the NAS stores them all, sealed.
-    assert!(stdout.contains("Scanned 13 photos and videos: 13 new"), "{stdout}");
+    assert!(
+        stdout.contains("Scanned 13 photos and videos: 13 new"),
+        "{stdout}"
+    );
     let safe = "Safety   13 of 13 photos";
     assert_eq!(stdout.matches(safe).count(), 2, "{stdout}");
     assert!(

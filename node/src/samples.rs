@@ -210,7 +210,8 @@ pub fn write_demo_library(
 }
 
 /// A landscape of `width`×`height` RGB pixels: a sky graded from its zenith colour to the
-/// horizon, a sun, rolling hills, sometimes a lake, and a little grain, all drawn from `rng`.
+/// horizon, a sun with its glow, a range of far hills, near hills, sometimes a lake with a
+/// level shore that mirrors the sky and the sun, and a little grain, all drawn from `rng`.
 fn scene(rng: &mut Rng, width: u16, height: u16) -> Vec<u8> {
     let mut unit = || (rng.next_u64() >> 11) as f32 / (1u64 << 53) as f32;
     let zenith = [unit() * 80.0, 60.0 + unit() * 90.0, 140.0 + unit() * 115.0];
@@ -224,33 +225,53 @@ fn scene(rng: &mut Rng, width: u16, height: u16) -> Vec<u8> {
         70.0 + unit() * 90.0,
         10.0 + unit() * 50.0,
     ];
-    let sun = (unit(), 0.1 + unit() * 0.3, 0.04 + unit() * 0.06);
-    let waves = (2.0 + unit() * 6.0, unit() * 6.3, 0.03 + unit() * 0.08);
-    let horizon = 0.45 + unit() * 0.25;
-    let lake = unit() < 0.4;
+    let sun = (unit(), 0.08 + unit() * 0.25, 0.035 + unit() * 0.05);
+    let far = (3.0 + unit() * 9.0, unit() * 6.3, 0.02 + unit() * 0.04);
+    let near = (1.5 + unit() * 5.0, unit() * 6.3, 0.03 + unit() * 0.07);
+    let horizon = 0.42 + unit() * 0.2;
+    let shore = if unit() < 0.45 {
+        Some(horizon + near.2 + 0.08 + unit() * 0.15)
+    } else {
+        None
+    };
+    let far_colour = mix(horizon_sky, [70.0, 90.0, 120.0], 0.6);
     let (w, h) = (f32::from(width), f32::from(height));
+    let sky = |fx: f32, fy: f32| {
+        let mut c = mix(zenith, horizon_sky, fy / horizon);
+        let d = ((fx - sun.0).powi(2) + ((fy - sun.1) * h / w).powi(2)).sqrt();
+        if d < sun.2 {
+            c = [255.0, 242.0, 205.0];
+        } else if d < sun.2 * 4.0 {
+            c = mix([255.0, 225.0, 170.0], c, (d - sun.2) / (sun.2 * 3.0));
+        }
+        c
+    };
     let mut pixels = Vec::with_capacity(usize::from(width) * usize::from(height) * 3);
     let mut grain = Rng::new(rng.next_u64());
     for y in 0..height {
         let fy = f32::from(y) / h;
         for x in 0..width {
             let fx = f32::from(x) / w;
-            let ridge = horizon + waves.2 * (fx * waves.0 + waves.1).sin();
-            let mut rgb = if fy < ridge {
-                let t = fy / ridge;
-                let mut c = mix(zenith, horizon_sky, t);
-                let d = ((fx - sun.0).powi(2) + ((fy - sun.1) * h / w).powi(2)).sqrt();
-                if d < sun.2 {
-                    c = [255.0, 240.0, 200.0];
-                } else if d < sun.2 * 3.0 {
-                    c = mix([255.0, 230.0, 180.0], c, (d - sun.2) / (sun.2 * 2.0));
+            let far_ridge = horizon - 0.05
+                + far.2 * (fx * far.0 + far.1).sin()
+                + far.2 * 0.4 * (fx * far.0 * 2.7).sin();
+            let near_ridge = horizon + near.2 * (fx * near.0 + near.1).sin();
+            let mut rgb = match shore {
+                Some(shore) if fy > shore => {
+                    // The lake mirrors the sky above the shore, darker and rippled.
+                    let mirrored = (2.0 * shore - fy).max(0.0);
+                    let ripple = (fy * 400.0).sin() * 0.004;
+                    let c = sky(fx + ripple, mirrored * horizon / shore);
+                    [c[0] * 0.75, c[1] * 0.8, c[2] * 0.9]
                 }
-                c
-            } else if lake && fy > ridge + 0.15 {
-                mix(horizon_sky, zenith, (fy - ridge) * 2.0)
-            } else {
-                let shade = 1.0 - (fy - ridge) * 0.8;
-                [hill[0] * shade, hill[1] * shade, hill[2] * shade]
+                _ if fy < far_ridge => sky(fx, fy),
+                _ if fy < near_ridge => {
+                    mix(far_colour, hill, ((fy - far_ridge) / 0.2).clamp(0.0, 0.5))
+                }
+                _ => {
+                    let shade = 1.0 - (fy - near_ridge) * 0.7;
+                    [hill[0] * shade, hill[1] * shade, hill[2] * shade]
+                }
             };
             let noise = (grain.next_u64() % 13) as f32 - 6.0;
             for c in &mut rgb {

@@ -573,7 +573,7 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Checks a log level: a level, or comma-separated `target=level` directives. (Stricter than
 /// `EnvFilter`, which takes a bare misspelt level for a target name and then logs nothing.)
-fn check_log_level(level: &str) -> Result<(), String> {
+pub fn check_log_level(level: &str) -> Result<(), String> {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let bad = || {
         format!(

@@ -269,6 +269,8 @@ fn run(cli: Cli) -> Result<bool> {
         // The demo's devices each read their own home's configuration; the demo itself has
         // no home.
         let level = cli.log_level.unwrap_or_else(|| "warn".into());
+        photomesh::config::check_log_level(&level)
+            .map_err(|problem| anyhow::anyhow!("--log-level (or PHOTOMESH_LOG): {problem}"))?;
         init_logging(&level);
         return demo(dir, keep, photos);
     }

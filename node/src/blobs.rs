@@ -536,6 +536,22 @@ fn open_source(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn peer_holdings_are_rewritten_once_the_sets_become_equal_after_differing() {
+        let known = super::PeerHoldings::default();
+        let peer =
+            photomesh_protocol::identity::DeviceKeys::from_secrets([1; 32], [2; 32]).device_id();
+        let ours = b"fingerprint-and-count".to_vec();
+        assert!(known.changed(&peer, &ours, false), "first sight is written");
+        assert!(!known.changed(&peer, &ours, false), "nothing changed");
+        // The peer lacks some of ours: written as ours less what it lacks.
+        assert!(known.changed(&peer, &ours, true));
+        // It fetched them: the sets are equal again, and ours did not change, yet what the
+        // peer holds did, so it must be written (the demo's phone showed 0 copies before).
+        assert!(known.changed(&peer, &ours, false));
+        assert!(!known.changed(&peer, &ours, false));
+    }
+
     use super::*;
     use photomesh_protocol::keys::LibraryKey;
     use photomesh_protocol::seal;

@@ -102,6 +102,8 @@ pub struct RunOptions {
     pub watch: Option<crate::watch::WatchOptions>,
     /// Whether to advertise this device and look for members on the LAN (mDNS).
     pub discovery: crate::discovery::Settings,
+    /// Addresses from the configuration file, dialled like those of `peer add`.
+    pub peers: Vec<SocketAddr>,
 }
 
 impl Default for RunOptions {
@@ -110,6 +112,7 @@ impl Default for RunOptions {
             listen: DEFAULT_LISTEN,
             watch: Some(crate::watch::WatchOptions::default()),
             discovery: crate::discovery::Settings::default(),
+            peers: Vec::new(),
         }
     }
 }
@@ -134,6 +137,8 @@ struct Shared {
     backoff: Mutex<Backoff>,
     /// Addresses discovery found, by device.
     found: Mutex<BTreeMap<DeviceId, Vec<SocketAddr>>>,
+    /// Peer addresses from the configuration file.
+    configured: Vec<SocketAddr>,
     dial_now: tokio::sync::Notify,
     next_link: AtomicU64,
 }
@@ -183,6 +188,7 @@ pub async fn run(
         registry: Mutex::default(),
         backoff: Mutex::default(),
         found: Mutex::default(),
+        configured: options.peers.clone(),
         dial_now: tokio::sync::Notify::new(),
         next_link: AtomicU64::new(1),
     }));
@@ -716,12 +722,17 @@ async fn dial_targets(node: &NodeHandle) -> Result<Vec<(Member, SocketAddr)>, Da
     let home = node.0.home.lock().await;
     let trust = mesh::trust_set(&home)?;
     let me = home.device.device_id();
-    let peers: Vec<SocketAddr> = home
+    let mut peers: Vec<SocketAddr> = home
         .index
         .peers()?
         .iter()
         .filter_map(|p| p.parse().ok())
         .collect();
+    for addr in &node.0.configured {
+        if !peers.contains(addr) {
+            peers.push(*addr);
+        }
+    }
     let mut seen_at = BTreeMap::new();
     for member in trust.members() {
         let addr = home

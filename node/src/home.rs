@@ -112,7 +112,8 @@ fn random32() -> Result<[u8; 32], HomeError> {
 impl Home {
     /// Creates a new home with fresh device keys and either a fresh library key or, when
     /// recovering, the given key ring. The device founds a mesh of its own, which it leaves
-    /// if it joins another. Refuses a path that exists and is not empty.
+    /// if it joins another. Refuses a path that exists and holds anything but a
+    /// `config.toml`.
     pub fn init(
         path: &Path,
         name: &str,
@@ -120,8 +121,14 @@ impl Home {
         now_ms: u64,
     ) -> Result<Self, HomeError> {
         match fs::read_dir(path) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
+            Ok(entries) => {
+                // A configuration file written before `init` (e.g. with `[node] name`) is
+                // welcome; anything else means the home is in use.
+                let mut others = entries.filter(|e| {
+                    e.as_ref()
+                        .map_or(true, |e| e.file_name() != crate::config::FILE_NAME)
+                });
+                if others.next().is_some() {
                     return Err(HomeError::Exists(path.to_owned()));
                 }
             }

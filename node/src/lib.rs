@@ -3,6 +3,8 @@
 //! `photomesh-protocol`. The `photomesh` binary (`main.rs`) is only the command line on top.
 //!
 //! # Layout
+//! - [`config`]: the configuration file (`config.toml`), its fields and their sources.
+//! - [`demo`]: `photomesh demo` — three nodes on one machine, paired and replicating.
 //! - [`home`]: the home directory — key files, index and blob store, created by `init`.
 //! - [`index`]: the SQLite index and its migrations.
 //! - [`blobstore`]: the content-addressed store of sealed blobs (replicas).
@@ -23,15 +25,18 @@
 //! - [`net`]: framed messages on quinn streams, addresses, connection errors in words.
 //! - [`sync`]: record replication — reconcile the record sets, fetch what is missing.
 //! - [`blobs`]: blob replication — held-blob sets, verified streaming, originals sealed on the fly.
+//! - [`samples`]: sample photo libraries (the demo's camera roll, the tests' folders).
 //! - [`qr`]: QR codes on the terminal and in PNG files.
 //! - [`transfers`]: blob transfers in progress, with rate and ETA.
 //! - [`transport`]: quinn endpoints with nQUIC crypto.
 
 pub mod blobs;
 pub mod blobstore;
+pub mod config;
 pub mod connections;
 pub mod control;
 pub mod daemon;
+pub mod demo;
 pub mod discovery;
 pub mod home;
 pub mod index;
@@ -42,6 +47,7 @@ pub mod pairing;
 pub mod progress;
 pub mod qr;
 pub mod restore;
+pub mod samples;
 pub mod scan;
 pub mod sealed;
 pub mod status;

@@ -24,6 +24,13 @@ struct Cli {
     /// ~/.local/share/photomesh].
     #[arg(long, global = true, env = "PHOTOMESH_HOME", value_name = "DIR")]
     home: Option<PathBuf>,
+    /// The configuration file [default: HOME/config.toml; absent means every default].
+    #[arg(long, global = true, env = "PHOTOMESH_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// What is logged to standard error: error, warn, info, debug or trace, or a filter such
+    /// as photomesh=debug,quinn=warn [default: `[log] level` in the file, else warn].
+    #[arg(long, global = true, env = "PHOTOMESH_LOG", value_name = "LEVEL")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,9 +39,10 @@ struct Cli {
 enum Command {
     /// Create a new device: keys, library key and index, in a new home.
     Init {
-        /// A name for this device, shown to the other devices (e.g. "laptop").
+        /// A name for this device, shown to the other devices (e.g. "laptop") [default:
+        /// `[node] name` in the configuration file].
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Start from a recovery phrase (from `recovery-key export`) instead of a new
         /// library key.
         #[arg(long, value_name = "PHRASE")]
@@ -49,7 +57,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
         /// How long the code works (e.g. 90s, 10m, 1h).
-        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        #[arg(long, default_value = "10m", value_parser = photomesh::config::parse_duration)]
         expires: std::time::Duration,
         /// Where to listen for the new device.
         #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
@@ -84,9 +92,28 @@ enum Command {
     RecoveryKey(RecoveryCommand),
     /// Run the node: accept connections from the mesh's devices until stopped.
     Run {
-        /// Where to listen.
-        #[arg(long, default_value = "0.0.0.0:7447", value_name = "ADDR")]
-        listen: SocketAddr,
+        /// Where to listen [default: `[node] listen` in the configuration file, else
+        /// 0.0.0.0:7447].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// The configuration file: show the effective settings, or write a documented default.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Try photomesh with no setup: three devices (phone, laptop, NAS) on this machine pair
+    /// by QR code, and the phone's new photos replicate to the others. Removes everything
+    /// it made when it ends.
+    Demo {
+        /// Where to make the demo's temporary directory [default: the system's temporary
+        /// directory].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Keep the demo's directory (the three homes and the photos) and say where.
+        #[arg(long)]
+        keep: bool,
+        /// How many photos the phone takes (a short video comes on top).
+        #[arg(long, default_value_t = 36, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        photos: u16,
     },
     /// Configure the addresses of peers beyond the LAN.
     #[command(subcommand)]
@@ -159,6 +186,16 @@ enum PeerCommand {
 }
 
 #[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML, with where each value came from (a flag,
+    /// the file, or the default).
+    Show,
+    /// Write a fully commented default configuration file (HOME/config.toml, or the file
+    /// --config names). Refuses to overwrite one.
+    Init,
+}
+
+#[derive(Subcommand)]
 enum RecoveryCommand {
     /// Print the recovery phrase (and its QR code). Anyone who has it can read every photo.
     Export {
@@ -177,20 +214,6 @@ enum RoleArg {
     Full,
     /// Stores ciphertext only and can read nothing.
     Vault,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 10m or 1h"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?} is not a duration like 90s, 10m or 1h")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Subcommand)]
@@ -217,14 +240,6 @@ enum FolderCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PHOTOMESH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
@@ -236,13 +251,72 @@ fn main() -> ExitCode {
     }
 }
 
+/// Starts logging to standard error at `level` (already checked by the config module).
+fn init_logging(level: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// Runs a command; `Ok(false)` means it ran but found problems.
 fn run(cli: Cli) -> Result<bool> {
+    if let Command::Demo { dir, keep, photos } = cli.command {
+        // The demo's devices each read their own home's configuration; the demo itself has
+        // no home.
+        let level = cli.log_level.unwrap_or_else(|| "warn".into());
+        photomesh::config::check_log_level(&level)
+            .map_err(|problem| anyhow::anyhow!("--log-level (or PHOTOMESH_LOG): {problem}"))?;
+        init_logging(&level);
+        return demo(dir, keep, photos);
+    }
     let home_path = match cli.home {
         Some(h) => h,
         None => default_home()?,
     };
-    if let Command::Init { name, recover } = &cli.command {
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| home_path.join(photomesh::config::FILE_NAME));
+    let overrides = photomesh::config::Overrides {
+        listen: match &cli.command {
+            Command::Run { listen } => *listen,
+            _ => None,
+        },
+        name: match &cli.command {
+            Command::Init { name, .. } => name.clone(),
+            _ => None,
+        },
+        log_level: cli.log_level.clone(),
+    };
+    let loaded = photomesh::config::Loaded::load(&config_path, overrides)?;
+    init_logging(&loaded.config.log.level);
+    match &cli.command {
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", loaded.show());
+            return Ok(true);
+        }
+        Command::Config(ConfigCommand::Init) => {
+            photomesh::config::write_default(&config_path)?;
+            println!(
+                "Wrote {}: every setting, documented and commented out at its default.",
+                config_path.display()
+            );
+            return Ok(true);
+        }
+        _ => {}
+    }
+    if let Command::Init { recover, .. } = &cli.command {
+        let Some(name) = loaded.config.node.name.as_deref() else {
+            bail!(
+                "give the device a name with --name NAME (or `name` under [node] in {})",
+                config_path.display()
+            );
+        };
         let recovered = match recover {
             Some(phrase) => Some(
                 photomesh_protocol::keys::KeyRing::from_recovery_phrase(phrase)
@@ -258,7 +332,9 @@ fn run(cli: Cli) -> Result<bool> {
     }
     let home = Home::open(&home_path)?;
     match cli.command {
-        Command::Init { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } => {
+            unreachable!("handled above")
+        }
         Command::Pair {
             role,
             png,
@@ -396,11 +472,23 @@ fn run(cli: Cli) -> Result<bool> {
                 .set_meta("recovery_exported_at_ms", &now_ms().to_string())?;
             Ok(true)
         }
-        Command::Run { listen } => {
+        Command::Run { .. } => {
             drop(home);
+            let config = &loaded.config;
             let options = photomesh::daemon::RunOptions {
-                listen,
-                ..Default::default()
+                listen: config.node.listen,
+                peers: configured_peers(&config.peers.addresses),
+                discovery: photomesh::discovery::Settings {
+                    advertise: config.discovery.advertise,
+                    browse: config.discovery.browse,
+                },
+                watch: config
+                    .watch
+                    .enabled
+                    .then(|| photomesh::watch::WatchOptions {
+                        rescan_every: config.watch.rescan_interval,
+                        ..Default::default()
+                    }),
             };
             runtime()?.block_on(photomesh::daemon::run(
                 &home_path,
@@ -567,6 +655,52 @@ fn live_status(home: &Path) -> Option<photomesh::control::LiveStatus> {
             None
         }
     }
+}
+
+/// Resolves the configuration's peer addresses; one that does not resolve now is left out
+/// with a warning (the device may be away), not a reason to stop the node.
+fn configured_peers(addresses: &[String]) -> Vec<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for a in addresses {
+        match a.to_socket_addrs() {
+            Ok(resolved) => out.extend(resolved),
+            Err(e) => tracing::warn!("the configured peer {a:?} does not resolve: {e}"),
+        }
+    }
+    out
+}
+
+/// `photomesh demo`: runs it, and stops it cleanly on Ctrl-C.
+fn demo(dir: Option<PathBuf>, keep: bool, photos: u16) -> Result<bool> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cancel = Arc::new(AtomicBool::new(false));
+    let signal_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let flag = cancel.clone();
+    std::thread::spawn(move || {
+        signal_runtime.block_on(shutdown_signal());
+        flag.store(true, Ordering::Relaxed);
+    });
+    let options = photomesh::demo::DemoOptions {
+        exe: std::env::current_exe().context("cannot find the photomesh binary to run")?,
+        parent: dir.unwrap_or_else(std::env::temp_dir),
+        keep,
+        photos: usize::from(photos),
+    };
+    let outcome = photomesh::demo::run(&options, &cancel)?;
+    if outcome.complete {
+        println!(
+            "Demo complete: all {} photos and videos reached the phone, the laptop and the NAS.",
+            outcome.items
+        );
+        println!("Next: `photomesh init --name NAME` on your own devices; see README.md.");
+    } else {
+        println!("Demo FAILED: not every photo reached every device.");
+    }
+    Ok(outcome.complete)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -13,10 +13,9 @@
 //! `std::env::current_exe()`), driven through the ordinary command line — the demo uses no
 //! private door into the node. Progress is read from each home's index, as `status` does.
 //!
-//! Two steps stand in for parts of the node that are being built: how the nodes find each
-//! other ([`Connect`]: configured peer addresses on loopback, later mDNS) and how the
-//! phone's new photos get recorded ([`Record`]: a `scan`, later the folder watcher). Each is
-//! one enum, so switching is a one-line change.
+//! The phone's photos are recorded by its node's folder watcher, with no command run. The
+//! nodes meet at the laptop's loopback address (`[peers] addresses`) with mDNS off: on one
+//! machine that is certain to work, where multicast may not be (a container, a VPN).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal};
@@ -102,24 +101,6 @@ pub struct Outcome {
     /// Whether it was kept (otherwise it is gone).
     pub kept: bool,
 }
-
-/// How the nodes find each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Connect {
-    /// The laptop's address (loopback) goes into the others' `[peers] addresses`; LAN
-    /// discovery is turned off.
-    ConfiguredPeers,
-}
-
-/// How the phone's new photos get recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Record {
-    /// Run `photomesh scan` on the phone once the photos are written.
-    Scan,
-}
-
-const CONNECT: Connect = Connect::ConfiguredPeers;
-const RECORD: Record = Record::Scan;
 
 /// One of the demo's devices.
 #[derive(Debug, Clone)]
@@ -389,10 +370,9 @@ fn run_in(
     write_config(&laptop, None)?;
     let laptop_addr = start_node(ws, exe, &laptop, cancel)?;
     for d in [&phone, &nas] {
-        let peer = match CONNECT {
-            Connect::ConfiguredPeers => Some(laptop_addr),
-        };
-        write_config(d, peer)?;
+        // On one machine the nodes meet on loopback at the laptop's address; at home, LAN
+        // discovery (mDNS) does this with nothing configured.
+        write_config(d, Some(laptop_addr))?;
         start_node(ws, exe, d, cancel)?;
     }
 
@@ -411,12 +391,8 @@ fn run_in(
         bytes as f64 / 1e6,
         camera.display()
     ));
-    match RECORD {
-        Record::Scan => {
-            let out = command(exe, &phone, &["scan"], cancel)?;
-            say(&format!("  phone: {}", out.trim()));
-        }
-    }
+    say("  The phone's node watches its camera folder: it records each photo once the file is");
+    say("  complete and tells the others, which start fetching at once. No command is run.");
 
     // 6. Replication, with progress.
     heading("5. Replication");

@@ -102,6 +102,7 @@ fn a_member_found_by_discovery_is_dialled_at_once_and_hears_announcements() {
                 advertise: false,
                 browse: false,
             },
+            peers: Vec::new(),
         };
         photomesh::daemon::run(
             &home,

@@ -33,10 +33,12 @@ fn issue_7_the_demo_replicates_every_photo_to_every_device_and_cleans_up() {
         stdout.contains("nas     joined as a vault device (QR code"),
         "{stdout}"
     );
-    // The phone recorded 12 photos and a video; each full device's `status` says all 13
-    // have 3 verified copies, and the NAS stores them all, sealed.
+    // The phone's watcher recorded 12 photos and a video with no command run; each full
+    // device's `status` says all 13 have 3 verified copies, and the NAS stores them all,
+    // sealed.
+    assert!(!stdout.contains("$ photomesh scan"), "{stdout}");
     assert!(
-        stdout.contains("Scanned 13 photos and videos: 13 new"),
+        stdout.contains("Camera                13 photos"),
         "{stdout}"
     );
     let safe = "Safety   13 of 13 photos";

@@ -563,7 +563,12 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(summary.problems.is_empty())
         }
         Command::Status { json } => {
-            let mut status = photomesh::status::status(&home)?;
+            let goal = loaded
+                .config
+                .status
+                .replica_goal
+                .map_or(photomesh::status::DEFAULT_REPLICA_GOAL, u64::from);
+            let mut status = photomesh::status::status_with_goal(&home, goal)?;
             photomesh::status::apply_live(&mut status, live_status(&home_path));
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);

@@ -89,8 +89,17 @@ pub struct BelowGoal {
     pub copies: u64,
 }
 
-/// Gathers the status from the home's index.
+/// The replica goal unless configured: every photo on this many distinct devices.
+pub const DEFAULT_REPLICA_GOAL: u64 = 3;
+
+/// Gathers the status from the home's index, with the default replica goal.
 pub fn status(home: &Home) -> Result<Status, IndexError> {
+    status_with_goal(home, DEFAULT_REPLICA_GOAL)
+}
+
+/// Gathers the status from the home's index. Photos should reach `goal` verified copies on
+/// distinct devices, or every member if the mesh has fewer.
+pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
     Ok(Status {
         device_id: home.device.device_id().to_string(),
         device_name: home.device_name()?,
@@ -101,7 +110,7 @@ pub fn status(home: &Home) -> Result<Status, IndexError> {
         records: home.index.record_count()?,
         last_scan: home.index.last_scan()?,
         peers: peers(home)?,
-        safety: safety(home)?,
+        safety: safety(home, goal)?,
         node_running: false,
         listening: None,
         open_connections: None,
@@ -196,7 +205,7 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
 
 /// Copies per photo: this device if it holds the blob, plus every current member last seen
 /// holding it. Only members count: a revoked device's copy is not a copy.
-fn safety(home: &Home) -> Result<Option<Safety>, IndexError> {
+fn safety(home: &Home, goal: u64) -> Result<Option<Safety>, IndexError> {
     if home.keys.current().is_none() {
         return Ok(None);
     }
@@ -206,7 +215,7 @@ fn safety(home: &Home) -> Result<Option<Safety>, IndexError> {
         .as_ref()
         .map(|t| t.members().map(|m| m.device).collect())
         .unwrap_or_default();
-    let goal = (members.len().max(1) as u64).min(3);
+    let goal = (members.len().max(1) as u64).min(goal.max(1));
     let held: std::collections::BTreeSet<_> = home.index.held_blobs()?.into_iter().collect();
     let mut safety = Safety {
         photos: 0,

@@ -69,3 +69,36 @@ fn a_mistake_in_the_file_stops_every_command_naming_the_file_and_key() {
     assert!(again.stderr.contains("already exists"), "{again:#?}");
     node.ok(&["status"]);
 }
+
+#[test]
+fn the_replica_goal_in_the_file_is_the_one_status_counts_against() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "nas"),
+    );
+    let pics = dir.path().join("pics");
+    photomesh_tests::samples::write_library(&pics, 2, 3);
+    laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
+    laptop.ok(&["scan"]);
+    laptop.invite(&nas, "full");
+    // Two members and no replication yet: by default the goal is 2 (every member, being
+    // fewer than 3) and nothing has reached it.
+    let safety = laptop.json(&["status"])["safety"].clone();
+    assert_eq!(safety["replica_goal"], 2, "{safety}");
+    assert_eq!(safety["at_goal"], 0, "{safety}");
+    // A goal of 1 in the file: every photo is at the goal with its one copy.
+    std::fs::write(
+        laptop.home.join("config.toml"),
+        "[status]\nreplica_goal = 1\n",
+    )
+    .unwrap();
+    let safety = laptop.json(&["status"])["safety"].clone();
+    assert_eq!(safety["replica_goal"], 1, "{safety}");
+    assert_eq!(safety["at_goal"], 4, "{safety}");
+    assert_eq!(
+        safety["below_goal"].as_array().unwrap().len(),
+        0,
+        "{safety}"
+    );
+}

@@ -279,3 +279,139 @@ fn a_link_goes_down_and_comes_back() {
         );
     }
 }
+
+/// Runs `photomesh --home HOME ARGS…` on `host` and returns the process.
+fn photomesh_on(lan: &Lan, host: usize, node: &photomesh_tests::Node, args: &[&str]) -> Spawned {
+    let mut command = lan.host(host).command(photomesh_tests::photomesh_bin());
+    command
+        .arg("--home")
+        .arg(&node.home)
+        .args(args)
+        .env_remove("PHOTOMESH_HOME")
+        .env("PHOTOMESH_LOG", "photomesh=info");
+    Spawned::start(command)
+}
+
+/// Waits until `node` holds `want` blobs, every one verified.
+fn wait_for_verified_blobs(node: &photomesh_tests::Node, want: u64) {
+    wait_until(
+        &format!("{} holding {want} blobs", node.home.display()),
+        || {
+            let report = node.json(&["verify"]);
+            if report["blobs_checked"] == want
+                && report["findings"].as_array().is_some_and(Vec::is_empty)
+            {
+                Ok(())
+            } else {
+                Err(report.to_string())
+            }
+        },
+    );
+}
+
+/// Writes a photo into `folder` the way a camera app does: under a temporary name, then
+/// renamed into place.
+fn take_photo(folder: &std::path::Path, name: &str, seed: u64) {
+    let mut rng = photomesh_tests::samples::Rng::new(seed);
+    let bytes =
+        photomesh_tests::samples::jpeg_with_exif(&mut rng, 640, 480, "2025:07:01 12:00:00", None);
+    let part = folder.join(format!(".{name}.part"));
+    std::fs::write(&part, bytes).unwrap();
+    std::fs::rename(&part, folder.join(name)).unwrap();
+}
+
+/// Issue 7: three hosts on a LAN, each running a real node with no configured peers. They
+/// pair by QR code files, then find each other by mDNS alone — the laptop changed its
+/// address after pairing, so what the others remember of it is stale — and a photo written
+/// into the phone's watched folder reaches the laptop and the vault. The vault's link goes
+/// down; a photo taken meanwhile reaches it once the link is back.
+#[test]
+fn issue_7_nodes_on_a_lan_discover_pair_replicate_and_catch_up_after_a_link_outage() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let mut lan = Lan::new(3);
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, laptop, nas) = (
+        photomesh_tests::Node::init(dir.path(), "phone"),
+        photomesh_tests::Node::init(dir.path(), "laptop"),
+        photomesh_tests::Node::init(dir.path(), "nas"),
+    );
+    let camera = dir.path().join("camera");
+    std::fs::create_dir_all(&camera).unwrap();
+    phone.ok(&["folder", "add", camera.to_str().unwrap()]);
+
+    // Pairing across hosts: the laptop (host 1) shows a code as a PNG file, which the phone
+    // (host 0) and the NAS (host 2) read.
+    for (host, joiner, role) in [(0, &phone, "full"), (2, &nas, "vault")] {
+        let png = dir.path().join(format!("code-{role}.png"));
+        let png_arg = png.to_str().unwrap();
+        let mut pair = photomesh_on(
+            &lan,
+            1,
+            &laptop,
+            &[
+                "pair",
+                "--role",
+                role,
+                "--png",
+                png_arg,
+                "--listen",
+                "0.0.0.0:0",
+            ],
+        );
+        pair.wait_for_line(WAIT, |l| l.contains("listening on"));
+        let mut join = photomesh_on(&lan, host, joiner, &["join", "--qr", png_arg]);
+        let (code, out) = join.wait(WAIT);
+        assert_eq!(code, 0, "join on host {host}: {out}");
+        let (code, out) = pair.wait(WAIT);
+        assert_eq!(code, 0, "pair: {out}");
+    }
+    assert_eq!(laptop.json(&["devices"]).as_array().unwrap().len(), 3);
+
+    // A new DHCP lease for the laptop: the address the others paired with is gone.
+    lan.readdress(1, std::net::Ipv4Addr::new(10, 77, 0, 51));
+
+    let _runs: Vec<Spawned> = [(0, &phone), (1, &laptop), (2, &nas)]
+        .into_iter()
+        .map(|(host, node)| {
+            let mut run = photomesh_on(&lan, host, node, &["run"]);
+            run.wait_for_line(WAIT, |l| l.contains("listening on"));
+            run
+        })
+        .collect();
+    // Every node reaches both others, on the LAN's addresses.
+    for node in [&phone, &laptop, &nas] {
+        wait_until("both other devices online", || {
+            let status = node.json(&["status"]);
+            let peers = status["peers"].as_array().cloned().unwrap_or_default();
+            let online = peers.iter().filter(|p| p["online"] == true).count();
+            if online == 2 {
+                Ok(())
+            } else {
+                Err(status.to_string())
+            }
+        });
+    }
+    let devices = phone.json(&["devices"]).to_string();
+    assert!(
+        devices.contains("10.77.0.51"),
+        "the laptop's new address: {devices}"
+    );
+
+    // A photo written into the phone's watched folder reaches the laptop and the vault.
+    take_photo(&camera, "IMG_0001.JPG", 1);
+    wait_for_verified_blobs(&laptop, 1);
+    wait_for_verified_blobs(&nas, 1);
+    assert_eq!(laptop.json(&["status"])["photo_records"], 1);
+
+    // The NAS's link goes down; a photo taken meanwhile reaches the laptop only …
+    lan.link_down(2);
+    take_photo(&camera, "IMG_0002.JPG", 2);
+    wait_for_verified_blobs(&laptop, 2);
+    assert_eq!(nas.json(&["verify"])["blobs_checked"], 1);
+    // … and the NAS catches up once its link is back.
+    lan.link_up(2);
+    wait_for_verified_blobs(&nas, 2);
+}

@@ -94,6 +94,39 @@ impl Node {
     }
 }
 
+/// Builds the release `photomesh` binary, for benchmarks: they run from
+/// `target/release/deps`, so [`photomesh_bin`] finds it next to them.
+pub fn build_release_binary() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("the tests crate has no workspace above it"))?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "photomesh",
+            "--bin",
+            "photomesh",
+        ])
+        .current_dir(root)
+        .status()
+        .map_err(|e| anyhow::anyhow!("running cargo build: {e}"))?;
+    anyhow::ensure!(
+        status.success(),
+        "`cargo build --release -p photomesh` failed"
+    );
+    let bin = photomesh_bin();
+    anyhow::ensure!(
+        bin.is_file(),
+        "{} is missing after the build",
+        bin.display()
+    );
+    Ok(())
+}
+
 /// How long the helpers below wait for a node to get somewhere.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -2,6 +2,8 @@
 //! They need root to make namespaces, and are skipped with a message otherwise (CI runs as
 //! root).
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use photomesh_protocol::identity::DeviceId;
@@ -362,7 +364,7 @@ fn issue_7_nodes_on_a_lan_discover_pair_replicate_and_catch_up_after_a_link_outa
             ],
         );
         pair.wait_for_line(WAIT, |l| l.contains("listening on"));
-        let mut join = photomesh_on(&lan, host, joiner, &["join", "--qr", png_arg]);
+        let join = photomesh_on(&lan, host, joiner, &["join", "--qr", png_arg]);
         let (code, out) = join.wait(WAIT);
         assert_eq!(code, 0, "join on host {host}: {out}");
         let (code, out) = pair.wait(WAIT);

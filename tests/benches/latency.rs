@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo bench -p photomesh-tests --bench latency`. It builds the release
 //! `photomesh` binary first. Two real nodes on loopback — the laptop (`full`, with a watched
-//! folder) and the NAS (`full`) — are paired and running; then, one at a time, a ~3 MB JPEG
+//! folder) and the NAS (`full`) — are paired and running; then, one at a time, a 1600×1200 JPEG (~1.6 MB)
 //! is written into the laptop's folder and closed, and the clock runs until the NAS's index
 //! lists the blob as stored (a blob is stored only after every chunk group, and then the
 //! whole file, verified against its ID). It prints every write and the median and worst.

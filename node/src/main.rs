@@ -87,6 +87,11 @@ enum Command {
         /// Where to listen.
         #[arg(long, default_value = "0.0.0.0:7447", value_name = "ADDR")]
         listen: SocketAddr,
+        /// Which blobs to keep copies of: `all`, or only the photos this device added
+        /// (`own`, for a device short of space; its originals are still served). A vault
+        /// holds all.
+        #[arg(long, default_value = "all", value_name = "all|own")]
+        hold: String,
     },
     /// Configure the addresses of peers beyond the LAN.
     #[command(subcommand)]
@@ -383,7 +388,11 @@ fn run(cli: Cli) -> Result<bool> {
                 .set_meta("recovery_exported_at_ms", &now_ms().to_string())?;
             Ok(true)
         }
-        Command::Run { listen } => {
+        Command::Run { listen, hold } => {
+            let policy = photomesh::blobs::HoldPolicy::parse(&hold).ok_or_else(|| {
+                anyhow::anyhow!("--hold {hold:?}: say `all` (the default) or `own`")
+            })?;
+            policy.set(&home).map_err(|e| anyhow::anyhow!(e))?;
             drop(home);
             runtime()?.block_on(photomesh::daemon::run(
                 &home_path,

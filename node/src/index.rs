@@ -156,6 +156,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX bad_peers_by_device ON bad_peers(device_id, at_ms);
     ALTER TABLE photos ADD COLUMN added_by BLOB;
     CREATE INDEX photos_by_adder ON photos(added_by);
+    -- Serving an original looks its source up by record, once per blob.
+    CREATE INDEX sources_by_record ON sources(record_id);
     ",
 ];
 

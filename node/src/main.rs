@@ -775,8 +775,29 @@ fn print_status(s: &photomesh::status::Status) {
                 "  {:<16} {:<5} {:>7} blobs  {}",
                 p.name, p.role, p.blobs_held, state
             );
+            if let Some(bad) = &p.bad_data {
+                println!(
+                    "    sent bad data for blob {} at {}: {}{}",
+                    &bad.blob[..16],
+                    utc(bad.at_ms as i64),
+                    bad.reason,
+                    if bad.avoided {
+                        " (not asked for blobs for now)"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
+    println!(
+        "Holds    {}",
+        if s.hold == "own" {
+            "only the photos this device added (`run --hold own`)"
+        } else {
+            "every photo of the library"
+        }
+    );
     match &s.last_scan {
         None => println!("Last scan  never: run `photomesh scan`"),
         Some(scan) => {

@@ -655,36 +655,32 @@ async fn fetch_small(
         .map_err(|e| NetError::Connection(format!("blob {blob_id}: {e}")))?;
     let store = fetcher.store.clone();
     tokio::task::spawn_blocking(move || -> Result<Received, FetchError> {
-        let data = decode_in_memory(&encoded, &blob_id, sealed_len, &transfer)?;
-        let outboard = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
-        if outboard.root.as_bytes() != &blob_id.0 {
-            return Err(FetchError::Bad(
-                blob_id,
-                "the blob does not hash to its ID".into(),
-            ));
-        }
+        let (data, outboard) = decode_in_memory(&encoded, &blob_id, sealed_len, &transfer)?;
         let staged = store
             .stage(&blob_id, &data)
             .map_err(|e| SyncError::Protocol(e.to_string()))?;
         Ok(Received {
             staged,
             sealed_len,
-            outboard: outboard.data,
+            outboard,
         })
     })
     .await
     .map_err(|e| SyncError::Protocol(e.to_string()))?
 }
 
-/// Decodes a whole bao encoding held in memory, checking every chunk group.
+/// Decodes a whole bao encoding held in memory, checking every chunk group. Returns the
+/// blob and its outboard, built from the parent hashes the decoding verified (so the blob
+/// is not hashed a second time).
 fn decode_in_memory(
     encoded: &[u8],
     blob_id: &BlobId,
     sealed_len: u64,
     transfer: &TransferHandle,
-) -> Result<Vec<u8>, FetchError> {
+) -> Result<(Vec<u8>, Vec<u8>), FetchError> {
     use bao_tree::io::BaoContentItem;
     use bao_tree::io::DecodeError;
+    use bao_tree::io::sync::OutboardMut;
     let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
     let ranges = ChunkRanges::all();
     let items = bao_tree::io::sync::DecodeResponseIter::new(
@@ -694,10 +690,19 @@ fn decode_in_memory(
         &ranges,
     );
     let mut data = vec![0u8; sealed_len as usize];
+    let mut outboard = PostOrderMemOutboard {
+        root: blake3::Hash::from_bytes(blob_id.0),
+        tree,
+        data: vec![0u8; tree.outboard_size() as usize],
+    };
     let mut verified = 0u64;
     for item in items {
         match item {
-            Ok(BaoContentItem::Parent(_)) => {}
+            Ok(BaoContentItem::Parent(parent)) => {
+                outboard
+                    .save(parent.node, &parent.pair)
+                    .map_err(|e| SyncError::Protocol(e.to_string()))?;
+            }
             Ok(BaoContentItem::Leaf(leaf)) => {
                 let start = leaf.offset as usize;
                 let end = start + leaf.data.len();
@@ -722,7 +727,7 @@ fn decode_in_memory(
     if verified < sealed_len {
         return Err(NetError::Connection(format!("blob {blob_id}: the stream ended early")).into());
     }
-    Ok(data)
+    Ok((data, outboard.data))
 }
 
 /// Checks a completely received blob as a whole (computing its outboard) and stages it for
@@ -1064,6 +1069,38 @@ mod tests {
             .is_ok()
         );
         assert!(fs::read(&target).unwrap() == data);
+    }
+
+    #[test]
+    fn an_in_memory_decode_rebuilds_the_outboard_and_catches_a_flipped_byte() {
+        let data: Vec<u8> = (0..250_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+        let blob_id = BlobId(*ob.root.as_bytes());
+        let mut encoded = Vec::new();
+        bao_tree::io::sync::encode_ranges_validated(
+            &data[..],
+            &ob,
+            &ChunkRanges::all(),
+            &mut encoded,
+        )
+        .unwrap();
+        let Ok((got, outboard)) =
+            decode_in_memory(&encoded, &blob_id, data.len() as u64, &handle())
+        else {
+            panic!("a good encoding did not decode");
+        };
+        assert!(got == data);
+        assert_eq!(outboard, ob.data);
+        let mut bad = encoded.clone();
+        bad[100_000] ^= 4;
+        assert!(matches!(
+            decode_in_memory(&bad, &blob_id, data.len() as u64, &handle()),
+            Err(FetchError::Bad(..))
+        ));
+        assert!(matches!(
+            decode_in_memory(&encoded[..50_000], &blob_id, data.len() as u64, &handle()),
+            Err(FetchError::Sync(_))
+        ));
     }
 
     #[test]

@@ -3,15 +3,26 @@
 //!
 //! A device *holds* a blob when its blob store has it, or when it is the source of the photo
 //! and still has the original file: it serves those originals sealed on the fly
-//! ([`SealedOriginal`]; sealing is deterministic, so the bytes are the blob's). The sets of
-//! held blobs are reconciled like the record sets; a device that lacks a blob a peer holds
-//! fetches it. `full` and `vault` devices hold every blob.
+//! ([`SealedOriginal`]; sealing is deterministic, so the bytes are the blob's). The running
+//! node keeps its held set in memory ([`HeldBlobs`]): loaded once, grown as blobs are stored
+//! and as scans record originals. The sets of held blobs are reconciled like the record
+//! sets; a device that lacks a blob a peer holds fetches it, if its [`HoldPolicy`] wants it
+//! (`full` devices hold every blob unless set to hold only their own photos; a vault holds
+//! every blob).
 //!
 //! On the wire a blob is its bao encoding with 16 KiB chunk groups: the receiver checks every
 //! chunk group against the blob ID before writing it, so a peer that sends bad data is caught
-//! within 16 KiB and nothing unverified is stored. The receiver writes into
-//! `blobs/partial/`, then hashes the whole file once more while computing its outboard, and
-//! only then moves it into the blob store.
+//! within 16 KiB and nothing unverified is stored; that peer is disconnected, recorded in the
+//! index and not asked for blobs for [`BAD_PEER_COOLDOWN`].
+//!
+//! Throughput: up to [`MAX_IN_FLIGHT_BLOBS`] blobs are in flight from a peer at once, one
+//! stream each. A small blob is received whole into memory (a byte budget bounds them),
+//! decoded and verified off the async threads — its outboard rebuilt from the verified
+//! parent hashes — and staged in the blob store with one write. A large one streams into
+//! `blobs/partial/` with its verified length persisted every 4 MiB, so a killed node resumes
+//! it; it is hashed once more as a whole and moved into staging. Staged blobs are committed
+//! in batches: one filesystem flush on each side of the renames, one index transaction, and
+//! only then are they marked stored.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};

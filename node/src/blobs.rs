@@ -27,6 +27,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -986,6 +987,137 @@ impl BlobSource {
         };
         result.map_err(|e| io::Error::other(e.to_string()))
     }
+}
+
+/// What [`fetch_missing_for_restore`] did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct MeshFetch {
+    /// Blobs the photos needed that this device did not hold.
+    pub missing: usize,
+    /// Of those, blobs fetched from members.
+    pub fetched: usize,
+    /// Members that could not be reached, with the reason.
+    pub unreachable: Vec<String>,
+}
+
+/// Fetches, from the members that hold them, the blobs of `photos` this device holds
+/// neither in its blob store nor as originals: it connects itself to every member at the
+/// address the index knows for it (where it, or another member, last saw it) and at the
+/// configured peer addresses, and stores what arrives, verified, like a running node.
+/// `on_progress` hears the number of blobs fetched so far.
+pub async fn fetch_missing_for_restore(
+    home: &tokio::sync::Mutex<Home>,
+    blobs: &[BlobId],
+    on_progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<MeshFetch, SyncError> {
+    use photomesh_protocol::nquic::{NoiseKey, Suite};
+    let (engine, targets, secret) = {
+        let home = home.lock().await;
+        let engine = BlobEngine::load(&home)?;
+        let trust = crate::mesh::trust_set(&home)
+            .map_err(|e| SyncError::Protocol(format!("membership: {e}")))?;
+        let me = home.device.device_id();
+        let peers: Vec<SocketAddr> = home
+            .index
+            .peers()?
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let mut targets = Vec::new();
+        for member in trust.members().filter(|m| m.device != me) {
+            let mut addrs: Vec<SocketAddr> = home
+                .index
+                .seen(&member.device)?
+                .and_then(|(_, a)| a)
+                .or(home.index.learned_address(&member.device)?)
+                .and_then(|a| a.parse().ok())
+                .into_iter()
+                .collect();
+            for p in &peers {
+                if !addrs.contains(p) {
+                    addrs.push(*p);
+                }
+            }
+            let aes = home.index.has_aes(&member.device)?.unwrap_or(false);
+            targets.push((member.clone(), addrs, aes));
+        }
+        (engine, targets, home.device.noise_secret())
+    };
+    let mut report = MeshFetch::default();
+    let mut left: Vec<BlobId> = blobs
+        .iter()
+        .filter(|b| !engine.held.contains(b))
+        .copied()
+        .collect();
+    left.sort();
+    left.dedup();
+    report.missing = left.len();
+    on_progress(0, report.missing);
+    let transfers = Transfers::default();
+    for (member, addrs, aes) in targets {
+        if left.is_empty() {
+            break;
+        }
+        let mut connection = None;
+        let mut why = String::from("no known address");
+        for addr in addrs {
+            let endpoint = match net::client_endpoint(&addr) {
+                Ok(e) => e,
+                Err(e) => {
+                    why = e.to_string();
+                    continue;
+                }
+            };
+            let config = crate::transport::client_config(
+                secret,
+                NoiseKey(member.noise_key),
+                Suite::choose(crate::transport::has_aes_hardware(), aes),
+                None,
+                crate::transport::os_random(),
+            );
+            let Ok(connecting) = endpoint.connect_with(config, addr, "photomesh") else {
+                continue;
+            };
+            match tokio::time::timeout(net::CONNECT_TIMEOUT, connecting).await {
+                Ok(Ok(c)) => {
+                    connection = Some((endpoint, c));
+                    break;
+                }
+                Ok(Err(e)) => why = net::describe_connect_error(&e, addr, false),
+                Err(_) => why = format!("no answer from {addr}"),
+            }
+        }
+        let Some((endpoint, connection)) = connection else {
+            report
+                .unreachable
+                .push(format!("{} ({}): {why}", member.name, member.device));
+            continue;
+        };
+        let (store, partial_dir) = {
+            let home = home.lock().await;
+            (home.blobs.clone(), home.path.join("blobs/partial"))
+        };
+        let fetcher = Arc::new(Fetcher {
+            connection: connection.clone(),
+            peer: member.device,
+            store,
+            partial_dir,
+            transfers: transfers.clone(),
+            bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+        });
+        let result = fetch_all(home, &engine, fetcher, left.clone()).await;
+        connection.close(0u32.into(), b"done");
+        endpoint.wait_idle().await;
+        left.retain(|b| !engine.held.contains(b));
+        report.fetched = report.missing - left.len();
+        on_progress(report.fetched, report.missing);
+        if let Err(e) = result {
+            report
+                .unreachable
+                .push(format!("{} ({}): {e}", member.name, member.device));
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

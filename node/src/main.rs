@@ -498,6 +498,7 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(unreadable == 0)
         }
         Command::Restore { to, folder, json } => {
+            let home = fetch_for_restore(home, folder.as_deref())?;
             let report = photomesh::restore::restore(
                 &home,
                 &to,
@@ -542,6 +543,40 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(report.is_clean())
         }
     }
+}
+
+/// Before a restore on a device that reads the records: fetches from the members the blobs
+/// of the photos to restore that this device does not hold, with progress on stderr.
+fn fetch_for_restore(home: Home, folder: Option<&str>) -> Result<Home> {
+    use photomesh_protocol::record::Record;
+    if home.keys.current().is_none() {
+        return Ok(home);
+    }
+    let held = photomesh::blobs::HeldBlobs::load(&home)?;
+    let wanted: Vec<_> = home
+        .index
+        .latest_photos(folder)?
+        .iter()
+        .filter_map(|row| match Record::open(&row.sealed, &home.keys) {
+            Ok(Record::Photo(p)) => Some(p.blob_id),
+            Err(_) => None,
+        })
+        .filter(|b| !held.contains(b))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(home);
+    }
+    let home = tokio::sync::Mutex::new(home);
+    let progress = |done: usize, of: usize| {
+        eprintln!("Fetching from the mesh the photos this device does not hold: {done} of {of}");
+    };
+    let report = runtime()?.block_on(photomesh::blobs::fetch_missing_for_restore(
+        &home, &wanted, &progress,
+    ))?;
+    for problem in &report.unreachable {
+        eprintln!("  could not fetch from {problem}");
+    }
+    Ok(home.into_inner())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

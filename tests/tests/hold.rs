@@ -1,5 +1,6 @@
 //! Hold policies: a device set to hold only its own photos (`run --hold own`) receives the
-//! other devices' records but not their blobs, while the others still get its photos.
+//! other devices' records but not their blobs, while the others still get its photos; and
+//! `restore` on it fetches the photos it does not hold from the mesh.
 
 #![allow(clippy::unwrap_used)]
 
@@ -75,4 +76,24 @@ fn a_device_holding_only_its_own_photos_gets_records_but_not_blobs_of_others() {
     assert_eq!(nas.json(&["status"])["hold"], "all");
     // The phone never stored one of the NAS's blobs meanwhile.
     assert_eq!(phone.json(&["verify"])["blobs_checked"], 0);
+
+    // Restoring on the phone fetches the photos it does not hold from the NAS, verified,
+    // and writes them byte for byte.
+    let out = dir.path().join("restored");
+    let restore = phone.run(&["restore", "--to", out.to_str().unwrap(), "--json"]);
+    assert_eq!(restore.code, 0, "{restore:?}");
+    assert!(
+        restore.stderr.contains(&format!("{nas_own} of {nas_own}")),
+        "{restore:?}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&restore.stdout).unwrap();
+    assert_eq!(report["restored"], all, "{report}");
+    for (path, (bytes, ..)) in photomesh_tests::snapshot(&nas_pics) {
+        let rel = path.strip_prefix(&nas_pics).unwrap();
+        assert!(
+            std::fs::read(out.join("nas-pics").join(rel)).unwrap() == bytes,
+            "{} differs",
+            rel.display()
+        );
+    }
 }

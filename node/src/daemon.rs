@@ -126,6 +126,8 @@ struct Shared {
     home: Arc<tokio::sync::Mutex<Home>>,
     set: Arc<RecordSet>,
     holdings: blobs::PeerHoldings,
+    /// The blobs held, the hold policy and the fetching of blobs.
+    engine: Arc<blobs::BlobEngine>,
     transfers: Transfers,
     own_key: [u8; 32],
     device: DeviceId,
@@ -174,12 +176,15 @@ pub async fn run(
 
     let set = RecordSet::load(&home)?;
     let discovery_key = crate::discovery::key(&home);
+    let engine = Arc::new(blobs::BlobEngine::load(&home)?);
+    tracing::info!(hold = engine.policy.name(), "hold policy");
     let node = NodeHandle(Arc::new(Shared {
         own_key: home.device.noise_public(),
         device: home.device.device_id(),
         home: Arc::new(tokio::sync::Mutex::new(home)),
         set,
         holdings: blobs::PeerHoldings::default(),
+        engine,
         transfers: Transfers::default(),
         endpoint: endpoint.clone(),
         local,
@@ -510,7 +515,7 @@ impl NodeHandle {
                     }
                     Request::Fetch(ids) => sync::serve_fetch(home, ids, send).await?,
                     Request::ReconcileBlobs => {
-                        blobs::serve_reconcile_blobs(home, send, recv).await?;
+                        blobs::serve_reconcile_blobs(home, &self.0.engine.held, send, recv).await?;
                     }
                     Request::Blob {
                         blob_id,
@@ -557,6 +562,7 @@ impl NodeHandle {
                     connection,
                     &link.device,
                     &self.0.holdings,
+                    &self.0.engine,
                     &self.0.transfers,
                 )
                 .await?;

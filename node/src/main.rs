@@ -96,6 +96,11 @@ enum Command {
         /// 0.0.0.0:7447].
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        /// Which blobs to keep copies of: `all`, or only the photos this device added
+        /// (`own`, for a device short of space; its originals are still served). A vault
+        /// holds all. [default: `[storage] hold` in the configuration file, else all]
+        #[arg(long, value_name = "all|own")]
+        hold: Option<String>,
     },
     /// The configuration file: show the effective settings, or write a documented default.
     #[command(subcommand)]
@@ -284,7 +289,7 @@ fn run(cli: Cli) -> Result<bool> {
         .unwrap_or_else(|| home_path.join(photomesh::config::FILE_NAME));
     let overrides = photomesh::config::Overrides {
         listen: match &cli.command {
-            Command::Run { listen } => *listen,
+            Command::Run { listen, .. } => *listen,
             _ => None,
         },
         name: match &cli.command {
@@ -472,7 +477,12 @@ fn run(cli: Cli) -> Result<bool> {
                 .set_meta("recovery_exported_at_ms", &now_ms().to_string())?;
             Ok(true)
         }
-        Command::Run { .. } => {
+        Command::Run { hold, .. } => {
+            let hold = hold.unwrap_or_else(|| loaded.config.storage.hold.name().to_owned());
+            let policy = photomesh::blobs::HoldPolicy::parse(&hold).ok_or_else(|| {
+                anyhow::anyhow!("--hold {hold:?}: say `all` (the default) or `own`")
+            })?;
+            policy.set(&home).map_err(|e| anyhow::anyhow!(e))?;
             drop(home);
             let config = &loaded.config;
             let options = photomesh::daemon::RunOptions {
@@ -604,6 +614,7 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(unreadable == 0)
         }
         Command::Restore { to, folder, json } => {
+            let home = fetch_for_restore(home, folder.as_deref())?;
             let report = photomesh::restore::restore(
                 &home,
                 &to,
@@ -706,6 +717,40 @@ fn demo(dir: Option<PathBuf>, keep: bool, photos: u16) -> Result<bool> {
         println!("Demo FAILED: not every photo reached every device.");
     }
     Ok(outcome.complete)
+}
+
+/// Before a restore on a device that reads the records: fetches from the members the blobs
+/// of the photos to restore that this device does not hold, with progress on stderr.
+fn fetch_for_restore(home: Home, folder: Option<&str>) -> Result<Home> {
+    use photomesh_protocol::record::Record;
+    if home.keys.current().is_none() {
+        return Ok(home);
+    }
+    let held = photomesh::blobs::HeldBlobs::load(&home)?;
+    let wanted: Vec<_> = home
+        .index
+        .latest_photos(folder)?
+        .iter()
+        .filter_map(|row| match Record::open(&row.sealed, &home.keys) {
+            Ok(Record::Photo(p)) => Some(p.blob_id),
+            Err(_) => None,
+        })
+        .filter(|b| !held.contains(b))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(home);
+    }
+    let home = tokio::sync::Mutex::new(home);
+    let progress = |done: usize, of: usize| {
+        eprintln!("Fetching from the mesh the photos this device does not hold: {done} of {of}");
+    };
+    let report = runtime()?.block_on(photomesh::blobs::fetch_missing_for_restore(
+        &home, &wanted, &progress,
+    ))?;
+    for problem in &report.unreachable {
+        eprintln!("  could not fetch from {problem}");
+    }
+    Ok(home.into_inner())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -955,6 +1000,19 @@ fn print_status(s: &photomesh::status::Status) {
                 "  {:<16} {:<5} {:>7} blobs  {}",
                 p.name, p.role, p.blobs_held, state
             );
+            if let Some(bad) = &p.bad_data {
+                println!(
+                    "    sent bad data for blob {} at {}: {}{}",
+                    &bad.blob[..16],
+                    utc(bad.at_ms as i64),
+                    bad.reason,
+                    if bad.avoided {
+                        " (not asked for blobs for now)"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
     if !s.transfers.is_empty() {
@@ -963,6 +1021,14 @@ fn print_status(s: &photomesh::status::Status) {
             println!("  {}", photomesh::status::describe_transfer(t, &s.peers));
         }
     }
+    println!(
+        "Holds    {}",
+        if s.hold == "own" {
+            "only the photos this device added (`run --hold own`)"
+        } else {
+            "every photo of the library"
+        }
+    );
     match &s.last_scan {
         None => println!("Last scan  never: run `photomesh scan`"),
         Some(scan) => {

@@ -39,6 +39,8 @@ pub struct Status {
     pub open_connections: Option<u64>,
     /// Blobs the running node is receiving.
     pub transfers: Vec<TransferStatus>,
+    /// Which blobs this device keeps copies of (`photomesh run --hold`): `all` or `own`.
+    pub hold: &'static str,
 }
 
 /// Another device as this one sees it.
@@ -58,6 +60,21 @@ pub struct PeerStatus {
     pub blobs_held: u64,
     /// The running node's connection to it now, if any.
     pub connection: Option<LiveConnection>,
+    /// The last time it sent blob data that failed verification, if ever.
+    pub bad_data: Option<BadData>,
+}
+
+/// A peer caught sending blob data that does not match the blob's ID.
+#[derive(Debug, serde::Serialize)]
+pub struct BadData {
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+    /// The blob it was sending (hex).
+    pub blob: String,
+    /// What failed.
+    pub reason: String,
+    /// Whether it is still not asked for blobs ([`crate::blobs::BAD_PEER_COOLDOWN`]).
+    pub avoided: bool,
 }
 
 /// A device counts as online if it synced within this many milliseconds.
@@ -115,6 +132,7 @@ pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
         listening: None,
         open_connections: None,
         transfers: Vec::new(),
+        hold: crate::blobs::HoldPolicy::of(home)?.name(),
     })
 }
 
@@ -198,6 +216,13 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
             last_sync_ms: sync.map(|(_, at)| at),
             blobs_held: sync.map_or(0, |(n, _)| n),
             connection: None,
+            bad_data: home.index.last_bad(&m.device)?.map(|b| BadData {
+                at_ms: b.at_ms,
+                blob: b.blob.to_hex(),
+                reason: b.reason,
+                avoided: now.saturating_sub(b.at_ms)
+                    < crate::blobs::BAD_PEER_COOLDOWN.as_millis() as u64,
+            }),
         });
     }
     Ok(out)
@@ -311,6 +336,7 @@ mod tests {
             last_sync_ms: None,
             blobs_held: 0,
             connection: None,
+            bad_data: None,
         };
         let mut t = TransferStatus {
             blob: "3f2a77".into(),

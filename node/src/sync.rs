@@ -202,17 +202,22 @@ async fn fetch(
                 break;
             }
             let home = home.lock().await;
-            for bytes in records {
-                let id = record_id(&bytes).0;
-                if !left.remove(&id) {
-                    return Err(SyncError::Protocol(
-                        "it sent a record that was not asked for".into(),
-                    ));
+            // One transaction per frame of records, not one per record.
+            stored += home.index.transaction(|_| -> Result<usize, SyncError> {
+                let mut stored = 0;
+                for bytes in records {
+                    let id = record_id(&bytes).0;
+                    if !left.remove(&id) {
+                        return Err(SyncError::Protocol(
+                            "it sent a record that was not asked for".into(),
+                        ));
+                    }
+                    if store_record(&home, &bytes)? {
+                        stored += 1;
+                    }
                 }
-                if store_record(&home, &bytes)? {
-                    stored += 1;
-                }
-            }
+                Ok(stored)
+            })?;
             set.refresh(&home)?;
         }
     }

@@ -24,6 +24,8 @@
 //! - `PHOTOMESH_BENCH_RUNS` = runs per case (default 3; 1 in quick mode);
 //! - `PHOTOMESH_BENCH_QUICK=1`: small libraries, to check the bench itself works;
 //! - `PHOTOMESH_BENCH_SYNCTHING=0`: skip the Syncthing baseline;
+//! - `PHOTOMESH_BENCH_PERF=FILE`: record both nodes with `perf` during the transfer (for
+//!   profiling; the figures of such a run are not to be quoted);
 //! - `PHOTOMESH_SYNCTHING_BASELINE`: the script's path, if it is not found in a `shared/bench`
 //!   folder above this crate; `ST_CASE_SENSITIVE=1` reaches the script (see its header).
 //!
@@ -334,6 +336,24 @@ fn run_photomesh(case: &Case, dir: &Path) -> Result<Figures> {
     let start = Instant::now();
     let b_run = b.spawn(&["run", "--listen", "127.0.0.1:0"]);
     let b_pid = b_run.pid();
+    let perf = std::env::var_os("PHOTOMESH_BENCH_PERF").map(|out| {
+        Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-F",
+                "199",
+                "--call-graph",
+                "dwarf,8192",
+                "-o",
+            ])
+            .arg(out)
+            .arg("-p")
+            .arg(format!("{},{b_pid}", a_run.pid()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    });
     let index = b.home.join("index.sqlite");
     let mut stored = 0;
     let mut last_progress = Instant::now();
@@ -360,6 +380,12 @@ fn run_photomesh(case: &Case, dir: &Path) -> Result<Figures> {
     let rss_sender_kb = peak_rss_kb(a_run.pid())?;
     let rss_receiver_kb = peak_rss_kb(b_pid)?;
     drop(db);
+    if let Some(Ok(mut perf)) = perf {
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
     b_run.terminate();
     a_run.terminate();
     let ticks = clock_ticks()?;

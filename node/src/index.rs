@@ -144,10 +144,14 @@ const MIGRATIONS: &[&str] = &[
         synced_at_ms INTEGER NOT NULL
     );
     ",
-    // Version 4: the originals of a blob are found by record, not by scanning every source
-    // file (a source serving 20,000 blobs scanned its 20,000 sources for each).
+    // Version 4: indexes for what a running node asks often. The originals of a blob are
+    // found by record, not by scanning every source file (a source serving 20,000 blobs
+    // scanned its 20,000 sources for each); the membership records (read each time the
+    // index changes, to reload the trust set, and for every hello) are a partial index, not
+    // a scan of every record.
     "
     CREATE INDEX sources_by_record ON sources(record_id);
+    CREATE INDEX records_membership ON records(record_id) WHERE substr(sealed, 1, 4) = X'706d6d72';
     ",
 ];
 
@@ -243,6 +247,11 @@ const ORIGINALS_OF: &str = "SELECT f.path, s.path, r.sealed FROM sources s
      JOIN records r USING (record_id)
      JOIN folders f ON f.label = s.folder
      WHERE p.blob_id = ?1";
+
+/// Every membership record (they start with `pmmr`), through the partial index
+/// `records_membership`, whose `WHERE` this repeats word for word so that SQLite uses it.
+const MEMBERSHIP_RECORDS: &str =
+    "SELECT sealed FROM records WHERE substr(sealed, 1, 4) = X'706d6d72' ORDER BY record_id";
 
 fn blob_id_from(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
     <[u8; 32]>::try_from(bytes).map_err(|_| {
@@ -490,9 +499,7 @@ impl Index {
 
     /// The bytes of every membership record.
     pub fn membership_records(&self) -> Result<Vec<Vec<u8>>, IndexError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT sealed FROM records WHERE substr(sealed, 1, 4) = X'706d6d72' ORDER BY record_id",
-        )?;
+        let mut stmt = self.conn.prepare_cached(MEMBERSHIP_RECORDS)?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -966,20 +973,45 @@ mod tests {
     fn finding_a_blobs_originals_reads_no_table_whole() {
         let dir = tempfile::tempdir().unwrap();
         let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
-        let mut stmt = ix
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {ORIGINALS_OF}"))
-            .unwrap();
-        let plan: Vec<String> = stmt
-            .query_map([&[0u8; 32][..]], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = plan(&ix, ORIGINALS_OF, [&[0u8; 32][..]]);
         assert!(!plan.is_empty());
         // Every step is an index search; a `SCAN` would read a table once per blob served.
         assert!(
             plan.iter().all(|step| step.starts_with("SEARCH")),
             "{plan:?}"
+        );
+    }
+
+    /// The steps of SQLite's plan for `sql` with `params`.
+    fn plan(ix: &Index, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+        let mut stmt = ix
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        stmt.query_map(params, |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn membership_records_are_read_from_their_own_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        let steps = plan(&ix, MEMBERSHIP_RECORDS, []);
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert!(
+            steps[0].contains("USING INDEX records_membership"),
+            "{steps:?}"
+        );
+        // And it finds them: a membership record among photo records.
+        let id = |b: u8| RecordId([b; 32]);
+        ix.add_record(&id(1), b"not membership", 0).unwrap();
+        ix.add_record(&id(2), b"pmmr and the rest", 0).unwrap();
+        ix.add_record(&id(3), b"pmm", 0).unwrap();
+        assert_eq!(
+            ix.membership_records().unwrap(),
+            vec![b"pmmr and the rest".to_vec()]
         );
     }
 

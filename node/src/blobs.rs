@@ -13,10 +13,11 @@
 //! `blobs/partial/`, then hashes the whole file once more while computing its outboard, and
 //! only then moves it into the blob store.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bao_tree::io::outboard::PostOrderMemOutboard;
@@ -31,12 +32,13 @@ use photomesh_protocol::reconcile::{Bound, Config, FingerprintTree, Item, Sessio
 use photomesh_protocol::record::Record;
 use photomesh_protocol::seal::{BlobId, Header, SEALED_SEGMENT_LEN, SegmentCipher};
 
-use crate::blobstore::BlobStore;
+use crate::blobstore::{BlobStore, Staged};
 use crate::home::Home;
 use crate::index::IndexError;
 use crate::net::{self, NetError};
 use crate::sealed::OUTBOARD_BLOCK_SIZE;
 use crate::sync::{RecordSet, SyncError, drive, random_seed};
+use crate::transfers::{TransferHandle, Transfers};
 
 /// A blob sealed on the fly from its original file, readable at any offset.
 pub struct SealedOriginal {
@@ -121,26 +123,205 @@ impl Size for SealedOriginal {
     }
 }
 
-/// The blobs this device holds: stored replicas, and its own originals that still match
-/// their records.
-pub fn held_blobs(home: &Home) -> Result<FingerprintTree, IndexError> {
-    Ok(FingerprintTree::from_items(
-        home.index
-            .held_blobs()?
-            .into_iter()
-            .map(|b| Item::new(0, b.0)),
-    ))
+/// Which blobs a device keeps a copy of (`photomesh run --hold`); a vault holds all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HoldPolicy {
+    /// Every blob of the library (the default).
+    #[default]
+    All,
+    /// Only the blobs of the photos this device added; its originals are still served.
+    Own,
 }
 
-/// Reconciles the held-blob sets as the initiator and fetches every blob this device lacks.
-/// Returns the number of blobs stored.
+/// Where the policy is kept in the index's `meta` table.
+const HOLD_META: &str = "hold";
+
+impl HoldPolicy {
+    /// The policy's name, as `--hold` and `status` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Own => "own",
+        }
+    }
+
+    /// Parses `all` or `own`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Self::All),
+            "own" => Some(Self::Own),
+            _ => None,
+        }
+    }
+
+    /// The policy in force on a device: a vault (which reads no record) holds all.
+    pub fn of(home: &Home) -> Result<Self, IndexError> {
+        if home.keys.current().is_none() {
+            return Ok(Self::All);
+        }
+        Ok(home
+            .index
+            .meta(HOLD_META)?
+            .as_deref()
+            .and_then(Self::parse)
+            .unwrap_or_default())
+    }
+
+    /// Sets the policy of a device. A vault cannot hold only its own photos: it adds none.
+    pub fn set(self, home: &Home) -> Result<(), String> {
+        if self == Self::Own && home.keys.current().is_none() {
+            return Err(
+                "a vault holds every blob of the library (it adds no photos of its \
+                 own); run it without `--hold own`"
+                    .into(),
+            );
+        }
+        home.index
+            .set_meta(HOLD_META, self.name())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The set of blobs this device holds — stored replicas, and its own originals that still
+/// match their records — kept in memory: loaded once, then grown as blobs are stored and as
+/// scans (in this process or beside it) record originals.
+pub struct HeldBlobs(Mutex<HeldInner>);
+
+struct HeldInner {
+    tree: FingerprintTree,
+    ids: HashSet<[u8; 32]>,
+    /// The last `records` row whose originals are in the set.
+    mark: i64,
+}
+
+impl HeldBlobs {
+    /// Loads the set from the index.
+    pub fn load(home: &Home) -> Result<Self, IndexError> {
+        let mark = home.index.last_record_row()?;
+        let ids: HashSet<[u8; 32]> = home.index.held_blobs()?.into_iter().map(|b| b.0).collect();
+        let tree = FingerprintTree::from_items(ids.iter().map(|id| Item::new(0, *id)));
+        Ok(Self(Mutex::new(HeldInner { tree, ids, mark })))
+    }
+
+    /// Adds the originals of records a scan added since the last look.
+    pub fn refresh(&self, home: &Home) -> Result<(), IndexError> {
+        let after = self.0.lock().map(|h| h.mark).unwrap_or(0);
+        let (mark, new) = home.index.originals_after(after)?;
+        if let Ok(mut held) = self.0.lock() {
+            held.mark = held.mark.max(mark);
+            for blob in new {
+                held.add(blob);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a blob that is now stored.
+    pub fn insert(&self, blob: BlobId) {
+        if let Ok(mut held) = self.0.lock() {
+            held.add(blob);
+        }
+    }
+
+    /// Whether the set holds a blob.
+    pub fn contains(&self, blob: &BlobId) -> bool {
+        self.0.lock().is_ok_and(|h| h.ids.contains(&blob.0))
+    }
+
+    /// How many blobs the set holds.
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |h| h.ids.len())
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy for one reconciliation session, which must see a set that does not change
+    /// under it.
+    fn snapshot(&self) -> RecordSet {
+        let items = self.0.lock().map(|h| h.tree.items()).unwrap_or_default();
+        RecordSet::from_tree(FingerprintTree::from_items(items))
+    }
+}
+
+impl HeldInner {
+    fn add(&mut self, blob: BlobId) {
+        if self.ids.insert(blob.0) {
+            self.tree.insert(Item::new(0, blob.0));
+        }
+    }
+}
+
+/// The blob engine's state in a running node: what it holds and what it wants.
+pub struct BlobEngine {
+    /// The blobs this device holds.
+    pub held: HeldBlobs,
+    /// Which blobs it keeps copies of.
+    pub policy: HoldPolicy,
+}
+
+impl BlobEngine {
+    /// Loads the held-blob set and the hold policy.
+    pub fn load(home: &Home) -> Result<Self, IndexError> {
+        let policy = HoldPolicy::of(home)?;
+        if policy == HoldPolicy::Own {
+            // Photo records indexed before the index kept their adder.
+            for row in home.index.photos_without_adder()? {
+                if let Ok(Record::Photo(photo)) = Record::open(&row.sealed, &home.keys) {
+                    home.index.set_added_by(&row.record_id, &photo.added_by)?;
+                }
+            }
+        }
+        Ok(Self {
+            held: HeldBlobs::load(home)?,
+            policy,
+        })
+    }
+}
+
+/// How long a peer caught sending bad blob data is not asked for blobs.
+pub const BAD_PEER_COOLDOWN: Duration = Duration::from_secs(10 * 60);
+/// The most blobs in flight from one peer at once.
+pub const MAX_IN_FLIGHT_BLOBS: usize = 64;
+/// The most bytes of small blobs buffered in memory at once.
+const MAX_IN_FLIGHT_BYTES: u64 = 64 << 20;
+/// Blobs up to this size are received in memory and written once; larger ones stream into
+/// a partial file with persisted progress.
+const SMALL_BLOB: u64 = 4 << 20;
+/// Received blobs are made durable and recorded in batches of at most this many…
+const BATCH_BLOBS: usize = 1024;
+/// …or after this long.
+const BATCH_AFTER: Duration = Duration::from_millis(200);
+
+/// Reconciles the held-blob sets as the initiator and fetches every blob this device lacks
+/// and its hold policy wants, many at once. Every blob received is registered in
+/// `transfers`. Returns the number of blobs stored.
 pub async fn sync_blobs(
     home: &tokio::sync::Mutex<Home>,
     connection: &quinn::Connection,
     peer: &DeviceId,
     known: &PeerHoldings,
+    engine: &BlobEngine,
+    transfers: &Transfers,
 ) -> Result<usize, SyncError> {
-    let set = RecordSet::from_tree(held_blobs(&*home.lock().await)?);
+    let (store, partial_dir, me) = {
+        let home = home.lock().await;
+        if let Some(bad) = home.index.last_bad(peer)?
+            && crate::scan::now_ms().saturating_sub(bad.at_ms)
+                < BAD_PEER_COOLDOWN.as_millis() as u64
+        {
+            return Ok(0);
+        }
+        engine.held.refresh(&home)?;
+        (
+            home.blobs.clone(),
+            home.path.join("blobs/partial"),
+            home.device.device_id(),
+        )
+    };
+    let set = engine.held.snapshot();
     let (mut send, mut recv) = connection
         .open_bi()
         .await
@@ -175,25 +356,39 @@ pub async fn sync_blobs(
             crate::scan::now_ms(),
         )?;
     }
-    let mut stored = 0;
-    for item in missing {
-        let blob_id = BlobId(item.id);
-        match fetch_blob(home, connection, &blob_id).await {
-            Ok(()) => stored += 1,
-            Err(FetchError::NotHere) => {}
-            Err(FetchError::Sync(e)) => return Err(e),
-        }
+    let mut wanted: Vec<BlobId> = missing.iter().map(|i| BlobId(i.id)).collect();
+    if engine.policy == HoldPolicy::Own && !wanted.is_empty() {
+        let own = home.lock().await.index.blobs_added_by(&me)?;
+        let before = wanted.len();
+        wanted.retain(|b| own.contains(b));
+        tracing::info!(
+            skipped = before - wanted.len(),
+            "blobs left to other devices by the hold policy (own)"
+        );
     }
-    Ok(stored)
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let fetcher = Arc::new(Fetcher {
+        connection: connection.clone(),
+        peer: *peer,
+        store,
+        partial_dir,
+        transfers: transfers.clone(),
+        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+    });
+    fetch_all(home, engine, fetcher, wanted).await
 }
 
 /// Answers a peer's blob-set reconciliation.
 pub async fn serve_reconcile_blobs(
     home: &tokio::sync::Mutex<Home>,
+    held: &HeldBlobs,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) -> Result<(), SyncError> {
-    let set = RecordSet::from_tree(held_blobs(&*home.lock().await)?);
+    held.refresh(&*home.lock().await)?;
+    let set = held.snapshot();
     let mut session = Session::respond(Config::default(), random_seed(), Duration::ZERO)?;
     drive(&mut session, &set, &mut send, &mut recv, Instant::now()).await?;
     let _ = send.finish();
@@ -218,8 +413,28 @@ impl PeerHoldings {
     }
 }
 
+/// What the fetches from one peer share.
+struct Fetcher {
+    connection: quinn::Connection,
+    peer: DeviceId,
+    store: BlobStore,
+    partial_dir: PathBuf,
+    transfers: Transfers,
+    /// KiB of small blobs that may be buffered at once.
+    bytes: tokio::sync::Semaphore,
+}
+
+/// A blob received and verified, staged in the store, waiting for its batch.
+struct Received {
+    staged: Staged,
+    sealed_len: u64,
+    outboard: Vec<u8>,
+}
+
 enum FetchError {
     NotHere,
+    /// The peer sent data that does not match the blob ID.
+    Bad(BlobId, String),
     Sync(SyncError),
 }
 
@@ -229,21 +444,130 @@ impl<E: Into<SyncError>> From<E> for FetchError {
     }
 }
 
-/// Fetches one blob, verifying every chunk group before writing it, and stores it.
-async fn fetch_blob(
+/// Fetches blobs with up to [`MAX_IN_FLIGHT_BLOBS`] streams at once, and stores them in
+/// batches: one filesystem flush and one index transaction per batch.
+async fn fetch_all(
     home: &tokio::sync::Mutex<Home>,
-    connection: &quinn::Connection,
-    blob_id: &BlobId,
-) -> Result<(), FetchError> {
-    let (partial, blobs) = {
-        let home = home.lock().await;
-        let dir = home.path.join("blobs/partial");
-        fs::create_dir_all(&dir).map_err(|e| NetError::Connection(e.to_string()))?;
-        (dir.join(blob_id.to_hex()), home.blobs.clone())
-    };
+    engine: &BlobEngine,
+    fetcher: Arc<Fetcher>,
+    wanted: Vec<BlobId>,
+) -> Result<usize, SyncError> {
+    let mut queue = wanted.into_iter();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut batch: Vec<Received> = Vec::new();
+    let mut batch_started = Instant::now();
+    let mut stored = 0;
+    let mut failure: Option<FetchError> = None;
+    loop {
+        while failure.is_none() && tasks.len() < MAX_IN_FLIGHT_BLOBS {
+            let Some(blob) = queue.next() else { break };
+            if engine.held.contains(&blob) {
+                continue;
+            }
+            tasks.spawn(fetch_one(fetcher.clone(), blob));
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        let joined = if batch.is_empty() {
+            tasks.join_next().await
+        } else {
+            let left = BATCH_AFTER.saturating_sub(batch_started.elapsed());
+            match tokio::time::timeout(left, tasks.join_next()).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    stored += store_batch(home, engine, &fetcher.store, &mut batch).await?;
+                    continue;
+                }
+            }
+        };
+        let Some(joined) = joined else { break };
+        match joined.map_err(|e| SyncError::Protocol(e.to_string())) {
+            Ok(Ok(received)) => {
+                if batch.is_empty() {
+                    batch_started = Instant::now();
+                }
+                batch.push(received);
+                if batch.len() >= BATCH_BLOBS {
+                    stored += store_batch(home, engine, &fetcher.store, &mut batch).await?;
+                }
+            }
+            Ok(Err(FetchError::NotHere)) => {}
+            Ok(Err(e @ FetchError::Bad(..))) => {
+                // Everything else from this peer stops; what already verified is kept.
+                fetcher.connection.close(4u32.into(), b"bad data");
+                failure = Some(e);
+            }
+            Ok(Err(e)) => {
+                if failure.is_none() {
+                    failure = Some(e);
+                }
+            }
+            Err(e) => {
+                if failure.is_none() {
+                    failure = Some(FetchError::Sync(e));
+                }
+            }
+        }
+    }
+    stored += store_batch(home, engine, &fetcher.store, &mut batch).await?;
+    match failure {
+        None => Ok(stored),
+        Some(FetchError::Bad(blob, why)) => {
+            let bad = crate::index::BadPeer {
+                device: fetcher.peer,
+                at_ms: crate::scan::now_ms(),
+                blob,
+                reason: why.clone(),
+            };
+            home.lock().await.index.record_bad_peer(&bad)?;
+            tracing::warn!(peer = %fetcher.peer, %blob, "a peer sent blob data that does not match the blob ID; it is not asked for blobs for {:?}: {why}", BAD_PEER_COOLDOWN);
+            Err(SyncError::Protocol(format!("blob {blob}: {why}")))
+        }
+        Some(FetchError::NotHere) => Ok(stored),
+        Some(FetchError::Sync(e)) => Err(e),
+    }
+}
+
+/// Makes a batch of received blobs durable, records them in one transaction, and adds them
+/// to the held set. Returns how many.
+async fn store_batch(
+    home: &tokio::sync::Mutex<Home>,
+    engine: &BlobEngine,
+    store: &BlobStore,
+    batch: &mut Vec<Received>,
+) -> Result<usize, SyncError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let received = std::mem::take(batch);
+    let store = store.clone();
+    let (received, committed) = tokio::task::spawn_blocking(move || {
+        let staged: Vec<&Staged> = received.iter().map(|r| &r.staged).collect();
+        let result = store.commit_staged(&staged);
+        (received, result)
+    })
+    .await
+    .map_err(|e| SyncError::Protocol(e.to_string()))?;
+    committed.map_err(|e| SyncError::Protocol(format!("storing received blobs: {e}")))?;
+    home.lock().await.index.add_stored_blobs(
+        received
+            .iter()
+            .map(|r| (&r.staged.blob_id, r.sealed_len, &r.outboard[..])),
+    )?;
+    for r in &received {
+        engine.held.insert(r.staged.blob_id);
+    }
+    Ok(received.len())
+}
+
+/// Fetches one blob, verifying every chunk group before writing it, and stages it.
+async fn fetch_one(fetcher: Arc<Fetcher>, blob_id: BlobId) -> Result<Received, FetchError> {
+    let partial = fetcher.partial_dir.join(blob_id.to_hex());
     // Resume from the last verified byte that was persisted, if an earlier try got that far.
     let from = read_progress(&partial);
-    let (mut send, mut recv) = connection
+    let (mut send, mut recv) = fetcher
+        .connection
         .open_bi()
         .await
         .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
@@ -261,51 +585,155 @@ async fn fetch_blob(
         BlobHeader::Follows { sealed_len } => sealed_len,
     };
     let from = if from <= sealed_len { from } else { 0 };
+    let transfer = fetcher.transfers.start(blob_id, sealed_len, from);
+    transfer.add_peer(fetcher.peer);
+    if from == 0 && sealed_len <= SMALL_BLOB {
+        return fetch_small(&fetcher, blob_id, sealed_len, recv, transfer).await;
+    }
     if from > 0 {
         tracing::info!(blob = %blob_id, from, sealed_len, "resuming blob transfer");
     }
-    let id = *blob_id;
+    fs::create_dir_all(&fetcher.partial_dir).map_err(|e| NetError::Connection(e.to_string()))?;
     let target = partial.clone();
     let recv = tokio_util::io::SyncIoBridge::new(recv);
-    let received =
-        tokio::task::spawn_blocking(move || receive(recv, &id, sealed_len, &target, from))
-            .await
-            .map_err(|e| SyncError::Protocol(e.to_string()))?;
+    let received = tokio::task::spawn_blocking(move || {
+        receive(recv, &blob_id, sealed_len, &target, from, &transfer)
+    })
+    .await
+    .map_err(|e| SyncError::Protocol(e.to_string()))?;
     match received {
         Ok(()) => {}
         Err(ReceiveError::BadData(why)) => {
             // Nothing unverified was written, but start over rather than trust this peer's
-            // earlier bytes either; and drop the peer.
+            // earlier bytes either.
             remove_partial(&partial);
-            connection.close(4u32.into(), b"bad data");
-            tracing::warn!(blob = %blob_id, "a peer sent data that does not match the blob ID: {why}");
-            return Err(SyncError::Protocol(format!("blob {blob_id}: {why}")).into());
+            return Err(FetchError::Bad(blob_id, why));
         }
         Err(ReceiveError::Interrupted(e)) => {
             // What was verified and persisted stays for the next try.
             return Err(NetError::Connection(format!("blob {blob_id} interrupted: {e}")).into());
         }
     }
-    // Hashing the whole file again and storing it is blocking work: off the async threads.
-    let id = *blob_id;
-    let kept = tokio::task::spawn_blocking(move || keep(&blobs, &partial, &id, sealed_len))
+    // Hashing the whole file again is blocking work: off the async threads.
+    let store = fetcher.store.clone();
+    let kept = tokio::task::spawn_blocking(move || keep(&store, &partial, &blob_id, sealed_len))
         .await
         .map_err(|e| SyncError::Protocol(e.to_string()))?;
-    let outboard = kept.map_err(|e| SyncError::Protocol(format!("blob {blob_id}: {e}")))?;
-    let home = home.lock().await;
-    home.index.add_blob(blob_id, sealed_len, &outboard)?;
-    home.index.set_blob_stored(blob_id, true)?;
-    Ok(())
+    let (staged, outboard) =
+        kept.map_err(|e| SyncError::Protocol(format!("blob {blob_id}: {e}")))?;
+    Ok(Received {
+        staged,
+        sealed_len,
+        outboard,
+    })
 }
 
-/// Checks a completely received blob as a whole (computing its outboard) and moves it into
-/// the blob store; the partial file is gone afterwards either way. Returns the outboard.
+/// The most bytes a bao encoding of a blob of `sealed_len` bytes can take: the blob, its
+/// length prefix, and 64 bytes of parent hashes per chunk group.
+fn encoded_len_limit(sealed_len: u64) -> u64 {
+    sealed_len + 8 + (sealed_len / GROUP_BYTES + 1) * 64
+}
+
+/// Receives a small blob whole into memory, verifies it, and stages it with one write.
+async fn fetch_small(
+    fetcher: &Fetcher,
+    blob_id: BlobId,
+    sealed_len: u64,
+    mut recv: quinn::RecvStream,
+    transfer: TransferHandle,
+) -> Result<Received, FetchError> {
+    let kib = (sealed_len >> 10).max(1) as u32;
+    let _permit = fetcher
+        .bytes
+        .acquire_many(kib)
+        .await
+        .map_err(|e| SyncError::Protocol(e.to_string()))?;
+    let limit = encoded_len_limit(sealed_len) as usize;
+    let encoded = recv
+        .read_to_end(limit)
+        .await
+        .map_err(|e| NetError::Connection(format!("blob {blob_id}: {e}")))?;
+    let store = fetcher.store.clone();
+    tokio::task::spawn_blocking(move || -> Result<Received, FetchError> {
+        let data = decode_in_memory(&encoded, &blob_id, sealed_len, &transfer)?;
+        let outboard = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+        if outboard.root.as_bytes() != &blob_id.0 {
+            return Err(FetchError::Bad(
+                blob_id,
+                "the blob does not hash to its ID".into(),
+            ));
+        }
+        let staged = store
+            .stage(&blob_id, &data)
+            .map_err(|e| SyncError::Protocol(e.to_string()))?;
+        Ok(Received {
+            staged,
+            sealed_len,
+            outboard: outboard.data,
+        })
+    })
+    .await
+    .map_err(|e| SyncError::Protocol(e.to_string()))?
+}
+
+/// Decodes a whole bao encoding held in memory, checking every chunk group.
+fn decode_in_memory(
+    encoded: &[u8],
+    blob_id: &BlobId,
+    sealed_len: u64,
+    transfer: &TransferHandle,
+) -> Result<Vec<u8>, FetchError> {
+    use bao_tree::io::BaoContentItem;
+    use bao_tree::io::DecodeError;
+    let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
+    let ranges = ChunkRanges::all();
+    let items = bao_tree::io::sync::DecodeResponseIter::new(
+        blake3::Hash::from_bytes(blob_id.0),
+        tree,
+        encoded,
+        &ranges,
+    );
+    let mut data = vec![0u8; sealed_len as usize];
+    let mut verified = 0u64;
+    for item in items {
+        match item {
+            Ok(BaoContentItem::Parent(_)) => {}
+            Ok(BaoContentItem::Leaf(leaf)) => {
+                let start = leaf.offset as usize;
+                let end = start + leaf.data.len();
+                let Some(slot) = data.get_mut(start..end) else {
+                    return Err(FetchError::Bad(*blob_id, "a chunk past the end".into()));
+                };
+                slot.copy_from_slice(&leaf.data);
+                verified += leaf.data.len() as u64;
+                transfer.advance(leaf.data.len() as u64);
+            }
+            Err(e @ (DecodeError::ParentHashMismatch(_) | DecodeError::LeafHashMismatch(_))) => {
+                return Err(FetchError::Bad(
+                    *blob_id,
+                    format!("verification failed: {e}"),
+                ));
+            }
+            Err(e) => {
+                return Err(NetError::Connection(format!("blob {blob_id}: {e}")).into());
+            }
+        }
+    }
+    if verified < sealed_len {
+        return Err(NetError::Connection(format!("blob {blob_id}: the stream ended early")).into());
+    }
+    Ok(data)
+}
+
+/// Checks a completely received blob as a whole (computing its outboard) and stages it for
+/// the blob store (moved, not copied); the partial file is gone afterwards either way.
+/// Returns the staged blob and its outboard.
 fn keep(
     blobs: &BlobStore,
     partial: &Path,
     blob_id: &BlobId,
     sealed_len: u64,
-) -> io::Result<Vec<u8>> {
+) -> io::Result<(Staged, Vec<u8>)> {
     let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
     let finished = File::open(partial).and_then(|f| {
         let mut outboard = Vec::new();
@@ -322,13 +750,10 @@ fn keep(
         Ok((root, _)) if root.as_bytes() != &blob_id.0 => Err(io::Error::other(
             "it did not verify as a whole and will be fetched again",
         )),
-        Ok((_, outboard)) => File::open(partial)
-            .and_then(|f| {
-                blobs
-                    .put(blob_id, io::BufReader::with_capacity(1 << 20, f))
-                    .map_err(io::Error::other)
-            })
-            .map(|_| outboard),
+        Ok((_, outboard)) => blobs
+            .stage_file(blob_id, partial)
+            .map(|staged| (staged, outboard))
+            .map_err(io::Error::other),
         Err(e) => Err(e),
     };
     remove_partial(partial);
@@ -383,6 +808,7 @@ fn receive(
     sealed_len: u64,
     target: &Path,
     from: u64,
+    transfer: &TransferHandle,
 ) -> Result<(), ReceiveError> {
     use bao_tree::io::BaoContentItem;
     use bao_tree::io::DecodeError;
@@ -411,6 +837,7 @@ fn receive(
                 file.write_all_at(&leaf.data, leaf.offset)
                     .map_err(interrupted)?;
                 verified = verified.max(leaf.offset + leaf.data.len() as u64);
+                transfer.advance(leaf.data.len() as u64);
                 if verified - persisted >= PERSIST_EVERY {
                     file.sync_data().map_err(interrupted)?;
                     write_progress(target, verified).map_err(interrupted)?;
@@ -440,39 +867,24 @@ pub async fn serve_blob(
     from_group: u64,
     mut send: quinn::SendStream,
 ) -> Result<(), SyncError> {
-    let source = {
-        let home = home.lock().await;
-        open_source(&home, &blob_id)?
-    };
-    let Some((source, sealed_len, outboard)) = source else {
+    let source = BlobSource::open(&*home.lock().await, &blob_id)?;
+    let Some(source) = source else {
         net::write_frame(&mut send, &BlobHeader::NotHere).await?;
         let _ = send.finish();
         return Ok(());
     };
-    net::write_frame(&mut send, &BlobHeader::Follows { sealed_len }).await?;
-    let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
-    let outboard = PostOrderMemOutboard {
-        root: blake3::Hash::from_bytes(blob_id.0),
-        tree,
-        data: outboard,
-    };
-    let first = ChunkNum(from_group << OUTBOARD_BLOCK_SIZE.chunk_log());
+    net::write_frame(
+        &mut send,
+        &BlobHeader::Follows {
+            sealed_len: source.sealed_len(),
+        },
+    )
+    .await?;
     let writer = tokio_util::io::SyncIoBridge::new(send);
     tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let mut writer = io::BufWriter::with_capacity(1 << 20, writer);
-        let ranges = ChunkRanges::from(first..);
-        let result = match source {
-            Source::Stored(file) => {
-                bao_tree::io::sync::encode_ranges_validated(&file, &outboard, &ranges, &mut writer)
-            }
-            Source::Original(original) => bao_tree::io::sync::encode_ranges_validated(
-                &original,
-                &outboard,
-                &ranges,
-                &mut writer,
-            ),
-        };
-        result.map_err(|e| io::Error::other(e.to_string()))?;
+        let capacity = encoded_len_limit(source.sealed_len()).min(1 << 20) as usize;
+        let mut writer = io::BufWriter::with_capacity(capacity, writer);
+        source.encode(from_group, &mut writer)?;
         io::Write::flush(&mut writer)?;
         let mut bridge = writer.into_inner().map_err(|e| e.into_error())?;
         bridge.shutdown()?;
@@ -484,42 +896,80 @@ pub async fn serve_blob(
     Ok(())
 }
 
+/// A blob this device can serve: from the blob store, or sealed on the fly from its
+/// original, with its verification data.
+pub struct BlobSource {
+    source: Source,
+    outboard: PostOrderMemOutboard,
+}
+
 enum Source {
     Stored(File),
     Original(Box<SealedOriginal>),
 }
 
-/// Where this device can read a blob from, with its length and outboard.
-fn open_source(
-    home: &Home,
-    blob_id: &BlobId,
-) -> Result<Option<(Source, u64, Vec<u8>)>, IndexError> {
-    let Some((sealed_len, outboard)) = home.index.blob_info(blob_id)? else {
-        return Ok(None);
-    };
-    if home.index.blob_stored(blob_id)?
-        && let Ok(file) = File::open(home.blobs.path_of(blob_id))
-    {
-        return Ok(Some((Source::Stored(file), sealed_len, outboard)));
-    }
-    for (path, sealed) in home.index.originals_of(blob_id)? {
-        let Ok(Record::Photo(photo)) = Record::open(&sealed, &home.keys) else {
-            continue;
+impl BlobSource {
+    /// Where this device can read a blob from, if it holds it.
+    pub fn open(home: &Home, blob_id: &BlobId) -> Result<Option<Self>, IndexError> {
+        let Some((sealed_len, outboard)) = home.index.blob_info(blob_id)? else {
+            return Ok(None);
         };
-        let Some(key) = home.keys.get(photo.blob_epoch) else {
-            continue;
+        let outboard = PostOrderMemOutboard {
+            root: blake3::Hash::from_bytes(blob_id.0),
+            tree: BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE),
+            data: outboard,
         };
-        if let Ok(source) =
-            SealedOriginal::open(&path, &key.content_key(), &photo.plaintext_hash, photo.size)
+        if home.index.blob_stored(blob_id)?
+            && let Ok(file) = File::open(home.blobs.path_of(blob_id))
         {
-            return Ok(Some((
-                Source::Original(Box::new(source)),
-                sealed_len,
+            return Ok(Some(Self {
+                source: Source::Stored(file),
                 outboard,
-            )));
+            }));
         }
+        for (path, sealed) in home.index.originals_of(blob_id)? {
+            let Ok(Record::Photo(photo)) = Record::open(&sealed, &home.keys) else {
+                continue;
+            };
+            let Some(key) = home.keys.get(photo.blob_epoch) else {
+                continue;
+            };
+            if let Ok(original) =
+                SealedOriginal::open(&path, &key.content_key(), &photo.plaintext_hash, photo.size)
+            {
+                return Ok(Some(Self {
+                    source: Source::Original(Box::new(original)),
+                    outboard,
+                }));
+            }
+        }
+        Ok(None)
     }
-    Ok(None)
+
+    /// The blob's sealed length.
+    pub fn sealed_len(&self) -> u64 {
+        self.outboard.tree.size()
+    }
+
+    /// Writes the blob's bao encoding (16 KiB chunk groups) from chunk group `from_group` to
+    /// the end, checking every chunk group against the blob ID as it is read: a blob that
+    /// rotted on disk, or an original that changed, is never sent as good.
+    pub fn encode(&self, from_group: u64, writer: impl io::Write) -> io::Result<()> {
+        let first = ChunkNum(from_group << OUTBOARD_BLOCK_SIZE.chunk_log());
+        let ranges = ChunkRanges::from(first..);
+        let result = match &self.source {
+            Source::Stored(file) => {
+                bao_tree::io::sync::encode_ranges_validated(file, &self.outboard, &ranges, writer)
+            }
+            Source::Original(original) => bao_tree::io::sync::encode_ranges_validated(
+                &**original,
+                &self.outboard,
+                &ranges,
+                writer,
+            ),
+        };
+        result.map_err(|e| io::Error::other(e.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -527,6 +977,10 @@ mod tests {
     use super::*;
     use photomesh_protocol::keys::LibraryKey;
     use photomesh_protocol::seal;
+
+    fn handle() -> TransferHandle {
+        Transfers::default().start(BlobId([0; 32]), 0, 0)
+    }
 
     #[test]
     fn a_sealed_original_reads_as_the_blob_at_every_offset() {
@@ -587,7 +1041,8 @@ mod tests {
                 &blob_id,
                 data.len() as u64,
                 &target,
-                0
+                0,
+                &handle()
             ),
             Err(ReceiveError::Interrupted(_))
         ));
@@ -597,7 +1052,17 @@ mod tests {
         // The second try asks only for the rest, and the file ends complete.
         let rest = encode_from(from);
         assert!((rest.len() as u64) < full.len() as u64 - from + 64 * 1024);
-        assert!(receive(&rest[..], &blob_id, data.len() as u64, &target, from).is_ok());
+        assert!(
+            receive(
+                &rest[..],
+                &blob_id,
+                data.len() as u64,
+                &target,
+                from,
+                &handle()
+            )
+            .is_ok()
+        );
         assert!(fs::read(&target).unwrap() == data);
     }
 
@@ -616,14 +1081,24 @@ mod tests {
         )
         .unwrap();
         let target = dir.path().join("partial");
-        assert!(receive(&encoded[..], &blob_id, data.len() as u64, &target, 0).is_ok());
+        assert!(
+            receive(
+                &encoded[..],
+                &blob_id,
+                data.len() as u64,
+                &target,
+                0,
+                &handle()
+            )
+            .is_ok()
+        );
         assert_eq!(fs::read(&target).unwrap(), data);
         let mut bad = encoded.clone();
         let at = bad.len() / 2;
         bad[at] ^= 1;
         let other = dir.path().join("other");
         assert!(matches!(
-            receive(&bad[..], &blob_id, data.len() as u64, &other, 0),
+            receive(&bad[..], &blob_id, data.len() as u64, &other, 0, &handle()),
             Err(ReceiveError::BadData(_))
         ));
         // What arrived before the bad chunk group is verified data, and nothing after it.
@@ -637,7 +1112,8 @@ mod tests {
                 &blob_id,
                 data.len() as u64,
                 &other,
-                0
+                0,
+                &handle()
             ),
             Err(ReceiveError::Interrupted(_))
         ));

@@ -42,6 +42,14 @@ pub enum BlobStoreError {
     Missing(BlobId),
 }
 
+/// A verified blob written to a temporary file, waiting for [`BlobStore::commit_staged`].
+#[derive(Debug)]
+pub struct Staged {
+    /// The blob.
+    pub blob_id: BlobId,
+    tmp: PathBuf,
+}
+
 /// A folder of sealed blobs named by their IDs.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -135,6 +143,61 @@ impl BlobStore {
         result
     }
 
+    /// A new temporary file name in `blobs/tmp/` for a blob (cleared by [`BlobStore::open`]
+    /// once this process is gone).
+    fn tmp_path(&self, blob_id: &BlobId) -> PathBuf {
+        static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.root
+            .join("tmp")
+            .join(format!("{}-s{n}.{}", blob_id.to_hex(), std::process::id()))
+    }
+
+    /// Writes bytes already verified against `blob_id` to a temporary file, without
+    /// flushing it: [`BlobStore::commit_staged`] makes a whole batch durable at once.
+    pub fn stage(&self, blob_id: &BlobId, data: &[u8]) -> Result<Staged, BlobStoreError> {
+        let tmp = self.tmp_path(blob_id);
+        fs::write(&tmp, data).map_err(io_err(&tmp))?;
+        Ok(Staged {
+            blob_id: *blob_id,
+            tmp,
+        })
+    }
+
+    /// Takes a file already verified as a whole against `blob_id` (moved, not copied), for
+    /// [`BlobStore::commit_staged`].
+    pub fn stage_file(&self, blob_id: &BlobId, file: &Path) -> Result<Staged, BlobStoreError> {
+        let tmp = self.tmp_path(blob_id);
+        fs::rename(file, &tmp).map_err(io_err(&tmp))?;
+        Ok(Staged {
+            blob_id: *blob_id,
+            tmp,
+        })
+    }
+
+    /// Makes staged blobs durable and moves them into place: one filesystem flush for the
+    /// whole batch, the renames, and one more flush so the renames are durable too. A blob
+    /// is in place only once its bytes were durable; when this returns they all are.
+    pub fn commit_staged(&self, staged: &[&Staged]) -> Result<(), BlobStoreError> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        self.sync_filesystem()?;
+        for s in staged {
+            let dest = self.path_of(&s.blob_id);
+            let dir = dest.parent().unwrap_or(&self.root).to_owned();
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            fs::rename(&s.tmp, &dest).map_err(io_err(&dest))?;
+        }
+        self.sync_filesystem()
+    }
+
+    /// Flushes everything written to the filesystem that holds the store.
+    fn sync_filesystem(&self) -> Result<(), BlobStoreError> {
+        let dir = File::open(&self.root).map_err(io_err(&self.root))?;
+        rustix::fs::syncfs(&dir).map_err(|e| io_err(&self.root)(e.into()))
+    }
+
     /// Opens a stored blob after checking its whole content against its ID; the returned
     /// file is positioned at the start.
     pub fn open_verified(&self, blob_id: &BlobId) -> Result<File, BlobStoreError> {
@@ -210,6 +273,32 @@ mod tests {
         BlobStore::open(&root).unwrap();
         assert!(live.exists());
         assert!(!dead.exists());
+    }
+
+    #[test]
+    fn staged_blobs_are_in_place_only_after_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let a = b"first blob".to_vec();
+        let b = vec![3u8; 70_000];
+        let other = dir.path().join("received");
+        fs::write(&other, &b).unwrap();
+        let (ida, idb) = (BlobId::of_sealed(&a), BlobId::of_sealed(&b));
+        let staged = vec![
+            store.stage(&ida, &a).unwrap(),
+            store.stage_file(&idb, &other).unwrap(),
+        ];
+        assert!(!store.contains(&ida) && !store.contains(&idb));
+        assert!(!other.exists());
+        store
+            .commit_staged(&staged.iter().collect::<Vec<_>>())
+            .unwrap();
+        store.verify(&ida).unwrap();
+        store.verify(&idb).unwrap();
+        assert_eq!(
+            fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(),
+            0
+        );
     }
 
     #[test]

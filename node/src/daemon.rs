@@ -89,6 +89,9 @@ pub async fn run(
 
     let live: Live = Arc::default();
     let set = RecordSet::load(&home)?;
+    let engine = Arc::new(blobs::BlobEngine::load(&home)?);
+    let transfers = crate::transfers::Transfers::default();
+    tracing::info!(hold = engine.policy.name(), "hold policy");
     let home = Arc::new(tokio::sync::Mutex::new(home));
     let watcher = tokio::spawn(watch_trust(
         home_path.to_owned(),
@@ -100,6 +103,8 @@ pub async fn run(
         home.clone(),
         set.clone(),
         live.clone(),
+        engine.clone(),
+        transfers.clone(),
     ));
     tokio::pin!(shutdown);
     loop {
@@ -110,11 +115,12 @@ pub async fn run(
         };
         let Some(incoming) = incoming else { break };
         let (home, live, set) = (home.clone(), live.clone(), set.clone());
+        let engine = engine.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(connection) => {
-                    if let Err(e) = serve(home, set, live, connection, remote).await {
+                    if let Err(e) = serve(home, set, engine, live, connection, remote).await {
                         tracing::info!(%remote, "conversation ended: {e}");
                     }
                 }
@@ -165,6 +171,7 @@ async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, live:
 async fn serve(
     home: Arc<tokio::sync::Mutex<Home>>,
     set: Arc<RecordSet>,
+    engine: Arc<blobs::BlobEngine>,
     live: Live,
     connection: quinn::Connection,
     remote: SocketAddr,
@@ -190,7 +197,9 @@ async fn serve(
                 }
                 Request::Reconcile => sync::serve_reconcile(&home, &set, send, recv).await?,
                 Request::Fetch(ids) => sync::serve_fetch(&home, ids, send).await?,
-                Request::ReconcileBlobs => blobs::serve_reconcile_blobs(&home, send, recv).await?,
+                Request::ReconcileBlobs => {
+                    blobs::serve_reconcile_blobs(&home, &engine.held, send, recv).await?
+                }
                 Request::Blob {
                     blob_id,
                     from_group,
@@ -293,6 +302,8 @@ async fn dial_loop(
     home: Arc<tokio::sync::Mutex<Home>>,
     set: Arc<RecordSet>,
     live: Live,
+    engine: Arc<blobs::BlobEngine>,
+    transfers: crate::transfers::Transfers,
 ) {
     let mut dialled: BTreeMap<[u8; 32], (DeviceId, quinn::Connection)> = BTreeMap::new();
     let holdings = blobs::PeerHoldings::default();
@@ -366,7 +377,9 @@ async fn dial_loop(
             let synced = async {
                 greet(&home, connection, &NoiseKey(*key), None).await?;
                 let records = sync::sync(&home, &set, connection).await?;
-                let blobs = blobs::sync_blobs(&home, connection, device, &holdings).await?;
+                let blobs =
+                    blobs::sync_blobs(&home, connection, device, &holdings, &engine, &transfers)
+                        .await?;
                 Ok::<_, DaemonError>((records, blobs))
             };
             match synced.await {

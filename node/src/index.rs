@@ -144,13 +144,24 @@ const MIGRATIONS: &[&str] = &[
         synced_at_ms INTEGER NOT NULL
     );
     ",
-    // Version 4: indexes for what a running node asks often. The originals of a blob are
-    // found by record, not by scanning every source file (a source serving 20,000 blobs
-    // scanned its 20,000 sources for each); the membership records (read each time the
-    // index changes, to reload the trust set, and for every hello) are a partial index, not
-    // a scan of every record.
+    // Version 4: peers caught sending bad blob data, and who added each photo (for the
+    // `own` hold policy).
     "
+    CREATE TABLE bad_peers (
+        device_id BLOB NOT NULL,
+        at_ms INTEGER NOT NULL,
+        blob_id BLOB NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX bad_peers_by_device ON bad_peers(device_id, at_ms);
+    ALTER TABLE photos ADD COLUMN added_by BLOB;
+    CREATE INDEX photos_by_adder ON photos(added_by);
+    -- Serving an original looks its source up by record, once per blob.
     CREATE INDEX sources_by_record ON sources(record_id);
+    ",
+    // Version 5: the membership records (read each time the index changes, to reload the
+    // trust set, and for every hello) through a partial index, not a scan of every record.
+    "
     CREATE INDEX records_membership ON records(record_id) WHERE substr(sealed, 1, 4) = X'706d6d72';
     ",
 ];
@@ -233,6 +244,19 @@ pub struct PhotoRow {
     pub record_id: RecordId,
     /// The sealed record bytes.
     pub sealed: Vec<u8>,
+}
+
+/// A peer caught sending blob data that does not match the blob's ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadPeer {
+    /// The device.
+    pub device: photomesh_protocol::identity::DeviceId,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+    /// The blob it was sending.
+    pub blob: BlobId,
+    /// What failed.
+    pub reason: String,
 }
 
 /// The open index.
@@ -584,8 +608,8 @@ impl Index {
         self.conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO photos
-               (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+               (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms, added_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 &record_id.0[..],
@@ -595,6 +619,7 @@ impl Index {
                 &photo.plaintext_hash[..],
                 &photo.blob_id.0[..],
                 photo.created_at_ms as i64,
+                &photo.added_by.as_bytes()[..],
             ])?;
         Ok(())
     }
@@ -693,6 +718,134 @@ impl Index {
         )?;
         let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records blobs whose bytes are durable in the blob store, with their verification
+    /// data, in one transaction.
+    pub fn add_stored_blobs<'a>(
+        &self,
+        blobs: impl IntoIterator<Item = (&'a BlobId, u64, &'a [u8])>,
+    ) -> Result<(), IndexError> {
+        self.transaction(|ix| -> Result<(), IndexError> {
+            let mut insert = ix.conn.prepare(
+                "INSERT INTO blobs (blob_id, sealed_len, outboard, stored) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT(blob_id) DO UPDATE SET stored = 1",
+            )?;
+            for (id, len, outboard) in blobs {
+                insert.execute(params![&id.0[..], len as i64, outboard])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The blobs of this device's own originals whose records were added after row `after`
+    /// of `records`, and the last such row (or `after`).
+    pub fn originals_after(&self, after: i64) -> Result<(i64, Vec<BlobId>), IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.rowid, p.blob_id FROM sources s JOIN photos p USING (record_id)
+             JOIN records r USING (record_id) WHERE r.rowid > ?1",
+        )?;
+        let rows = stmt.query_map([after], |r| {
+            Ok((r.get::<_, i64>(0)?, BlobId(blob_id_from(r.get(1)?)?)))
+        })?;
+        let mut mark = after;
+        let mut out = Vec::new();
+        for row in rows {
+            let (rowid, blob) = row?;
+            mark = mark.max(rowid);
+            out.push(blob);
+        }
+        Ok((mark, out))
+    }
+
+    /// The last row of `records`.
+    pub fn last_record_row(&self) -> Result<i64, IndexError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(rowid), 0) FROM records", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// The blobs of the photos a device added.
+    pub fn blobs_added_by(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<std::collections::HashSet<BlobId>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT blob_id FROM photos WHERE added_by = ?1")?;
+        let rows = stmt.query_map([&device.as_bytes()[..]], |r| {
+            Ok(BlobId(blob_id_from(r.get(0)?)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Photo records indexed before the index kept who added them: (record ID, sealed).
+    pub fn photos_without_adder(&self) -> Result<Vec<PhotoRow>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
+             WHERE p.added_by IS NULL",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PhotoRow {
+                record_id: RecordId(blob_id_from(r.get(0)?)?),
+                sealed: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Fills in who added a photo record indexed before that was kept.
+    pub fn set_added_by(
+        &self,
+        record_id: &RecordId,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<(), IndexError> {
+        self.conn.execute(
+            "UPDATE photos SET added_by = ?2 WHERE record_id = ?1",
+            params![&record_id.0[..], &device.as_bytes()[..]],
+        )?;
+        Ok(())
+    }
+
+    /// Records that a peer sent blob data that failed verification.
+    pub fn record_bad_peer(&self, bad: &BadPeer) -> Result<(), IndexError> {
+        self.conn.execute(
+            "INSERT INTO bad_peers (device_id, at_ms, blob_id, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                &bad.device.as_bytes()[..],
+                bad.at_ms as i64,
+                &bad.blob.0[..],
+                bad.reason
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The last time a peer was caught sending bad blob data, if ever.
+    pub fn last_bad(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<Option<BadPeer>, IndexError> {
+        let row: Option<(i64, Vec<u8>, String)> = self
+            .conn
+            .query_row(
+                "SELECT at_ms, blob_id, reason FROM bad_peers WHERE device_id = ?1
+                 ORDER BY at_ms DESC LIMIT 1",
+                [&device.as_bytes()[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((at_ms, blob, reason)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(BadPeer {
+            device: *device,
+            at_ms: at_ms as u64,
+            blob: BlobId(blob_id_from(blob)?),
+            reason,
+        }))
     }
 
     /// A known blob's sealed length and bao outboard.

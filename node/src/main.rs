@@ -87,6 +87,11 @@ enum Command {
         /// Where to listen.
         #[arg(long, default_value = "0.0.0.0:7447", value_name = "ADDR")]
         listen: SocketAddr,
+        /// Which blobs to keep copies of: `all`, or only the photos this device added
+        /// (`own`, for a device short of space; its originals are still served). A vault
+        /// holds all.
+        #[arg(long, default_value = "all", value_name = "all|own")]
+        hold: String,
     },
     /// Configure the addresses of peers beyond the LAN.
     #[command(subcommand)]
@@ -383,7 +388,11 @@ fn run(cli: Cli) -> Result<bool> {
                 .set_meta("recovery_exported_at_ms", &now_ms().to_string())?;
             Ok(true)
         }
-        Command::Run { listen } => {
+        Command::Run { listen, hold } => {
+            let policy = photomesh::blobs::HoldPolicy::parse(&hold).ok_or_else(|| {
+                anyhow::anyhow!("--hold {hold:?}: say `all` (the default) or `own`")
+            })?;
+            policy.set(&home).map_err(|e| anyhow::anyhow!(e))?;
             drop(home);
             runtime()?.block_on(photomesh::daemon::run(
                 &home_path,
@@ -766,8 +775,29 @@ fn print_status(s: &photomesh::status::Status) {
                 "  {:<16} {:<5} {:>7} blobs  {}",
                 p.name, p.role, p.blobs_held, state
             );
+            if let Some(bad) = &p.bad_data {
+                println!(
+                    "    sent bad data for blob {} at {}: {}{}",
+                    &bad.blob[..16],
+                    utc(bad.at_ms as i64),
+                    bad.reason,
+                    if bad.avoided {
+                        " (not asked for blobs for now)"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
+    println!(
+        "Holds    {}",
+        if s.hold == "own" {
+            "only the photos this device added (`run --hold own`)"
+        } else {
+            "every photo of the library"
+        }
+    );
     match &s.last_scan {
         None => println!("Last scan  never: run `photomesh scan`"),
         Some(scan) => {

@@ -27,6 +27,8 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
     /// How safe the photos are (on a full device, which can read the records).
     pub safety: Option<Safety>,
+    /// Which blobs this device keeps copies of (`photomesh run --hold`): `all` or `own`.
+    pub hold: &'static str,
 }
 
 /// Another device as this one sees it.
@@ -44,6 +46,21 @@ pub struct PeerStatus {
     pub last_sync_ms: Option<u64>,
     /// How many blobs it held then.
     pub blobs_held: u64,
+    /// The last time it sent blob data that failed verification, if ever.
+    pub bad_data: Option<BadData>,
+}
+
+/// A peer caught sending blob data that does not match the blob's ID.
+#[derive(Debug, serde::Serialize)]
+pub struct BadData {
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+    /// The blob it was sending (hex).
+    pub blob: String,
+    /// What failed.
+    pub reason: String,
+    /// Whether it is still not asked for blobs ([`crate::blobs::BAD_PEER_COOLDOWN`]).
+    pub avoided: bool,
 }
 
 /// A device counts as online if it synced within this many milliseconds.
@@ -88,6 +105,7 @@ pub fn status(home: &Home) -> Result<Status, IndexError> {
         last_scan: home.index.last_scan()?,
         peers: peers(home)?,
         safety: safety(home)?,
+        hold: crate::blobs::HoldPolicy::of(home)?.name(),
     })
 }
 
@@ -107,6 +125,13 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
             online: sync.is_some_and(|(_, at)| now.saturating_sub(at) <= ONLINE_WITHIN_MS),
             last_sync_ms: sync.map(|(_, at)| at),
             blobs_held: sync.map_or(0, |(n, _)| n),
+            bad_data: home.index.last_bad(&m.device)?.map(|b| BadData {
+                at_ms: b.at_ms,
+                blob: b.blob.to_hex(),
+                reason: b.reason,
+                avoided: now.saturating_sub(b.at_ms)
+                    < crate::blobs::BAD_PEER_COOLDOWN.as_millis() as u64,
+            }),
         });
     }
     Ok(out)

@@ -284,7 +284,7 @@ mod tests {
         let other = dir.path().join("received");
         fs::write(&other, &b).unwrap();
         let (ida, idb) = (BlobId::of_sealed(&a), BlobId::of_sealed(&b));
-        let staged = vec![
+        let staged = [
             store.stage(&ida, &a).unwrap(),
             store.stage_file(&idb, &other).unwrap(),
         ];

@@ -159,6 +159,11 @@ const MIGRATIONS: &[&str] = &[
     -- Serving an original looks its source up by record, once per blob.
     CREATE INDEX sources_by_record ON sources(record_id);
     ",
+    // Version 5: the membership records (read each time the index changes, to reload the
+    // trust set, and for every hello) through a partial index, not a scan of every record.
+    "
+    CREATE INDEX records_membership ON records(record_id) WHERE substr(sealed, 1, 4) = X'706d6d72';
+    ",
 ];
 
 /// A configured photo folder.
@@ -259,6 +264,18 @@ pub struct Index {
     conn: Connection,
     path: PathBuf,
 }
+
+/// The original files whose recorded content is blob `?1` (see [`Index::originals_of`]).
+const ORIGINALS_OF: &str = "SELECT f.path, s.path, r.sealed FROM sources s
+     JOIN photos p USING (record_id)
+     JOIN records r USING (record_id)
+     JOIN folders f ON f.label = s.folder
+     WHERE p.blob_id = ?1";
+
+/// Every membership record (they start with `pmmr`), through the partial index
+/// `records_membership`, whose `WHERE` this repeats word for word so that SQLite uses it.
+const MEMBERSHIP_RECORDS: &str =
+    "SELECT sealed FROM records WHERE substr(sealed, 1, 4) = X'706d6d72' ORDER BY record_id";
 
 fn blob_id_from(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
     <[u8; 32]>::try_from(bytes).map_err(|_| {
@@ -458,13 +475,15 @@ impl Index {
 
     /// Records (or re-records) a source file.
     pub fn put_source(&self, folder: &str, row: &SourceRow) -> Result<(), IndexError> {
-        self.conn.execute(
-            "INSERT INTO sources (folder, path, size, mtime_s, mtime_ns, inode, record_id)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sources (folder, path, size, mtime_s, mtime_ns, inode, record_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(folder, path) DO UPDATE SET size = excluded.size,
                mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
                inode = excluded.inode, record_id = excluded.record_id",
-            params![
+            )?
+            .execute(params![
                 folder,
                 row.path,
                 row.size as i64,
@@ -472,8 +491,7 @@ impl Index {
                 i64::from(row.mtime_ns),
                 row.inode as i64,
                 &row.record_id.0[..],
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -484,8 +502,8 @@ impl Index {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<(), IndexError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO records (record_id, sealed, received_at_ms) VALUES (?1, ?2, ?3)",
+        self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO records (record_id, sealed, received_at_ms) VALUES (?1, ?2, ?3)")?.execute(
             params![&record_id.0[..], bytes, now_ms as i64],
         )?;
         Ok(())
@@ -527,9 +545,7 @@ impl Index {
 
     /// The bytes of every membership record.
     pub fn membership_records(&self) -> Result<Vec<Vec<u8>>, IndexError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT sealed FROM records WHERE substr(sealed, 1, 4) = X'706d6d72' ORDER BY record_id",
-        )?;
+        let mut stmt = self.conn.prepare_cached(MEMBERSHIP_RECORDS)?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -611,11 +627,13 @@ impl Index {
         now_ms: u64,
     ) -> Result<(), IndexError> {
         self.add_record(record_id, sealed, now_ms)?;
-        self.conn.execute(
-            "INSERT OR IGNORE INTO photos
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO photos
                (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms, added_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
+            )?
+            .execute(params![
                 &record_id.0[..],
                 photo.folder,
                 photo.path,
@@ -624,8 +642,7 @@ impl Index {
                 &photo.blob_id.0[..],
                 photo.created_at_ms as i64,
                 &photo.added_by.as_bytes()[..],
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -633,11 +650,8 @@ impl Index {
     pub fn sealed_record(&self, record_id: &RecordId) -> Result<Option<Vec<u8>>, IndexError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT sealed FROM records WHERE record_id = ?1",
-                [&record_id.0[..]],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT sealed FROM records WHERE record_id = ?1")?
+            .query_row([&record_id.0[..]], |r| r.get(0))
             .optional()?)
     }
 
@@ -687,19 +701,19 @@ impl Index {
         sealed_len: u64,
         outboard: &[u8],
     ) -> Result<(), IndexError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO blobs (blob_id, sealed_len, outboard) VALUES (?1, ?2, ?3)",
-            params![&blob_id.0[..], sealed_len as i64, outboard],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO blobs (blob_id, sealed_len, outboard) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![&blob_id.0[..], sealed_len as i64, outboard])?;
         Ok(())
     }
 
     /// Marks whether the blob store holds a blob.
     pub fn set_blob_stored(&self, blob_id: &BlobId, stored: bool) -> Result<(), IndexError> {
-        self.conn.execute(
-            "UPDATE blobs SET stored = ?2 WHERE blob_id = ?1",
-            params![&blob_id.0[..], stored],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE blobs SET stored = ?2 WHERE blob_id = ?1")?
+            .execute(params![&blob_id.0[..], stored])?;
         Ok(())
     }
 
@@ -869,15 +883,10 @@ impl Index {
     }
 
     /// The original files on this device whose recorded content is this blob: their full
-    /// paths and the sealed records that describe them.
+    /// paths and the sealed records that describe them. A source asks this for every blob it
+    /// serves, so it is found through indexes (`photos_by_blob`, `sources_by_record`).
     pub fn originals_of(&self, blob_id: &BlobId) -> Result<Vec<(PathBuf, Vec<u8>)>, IndexError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT f.path, s.path, r.sealed FROM sources s
-             JOIN photos p USING (record_id)
-             JOIN records r USING (record_id)
-             JOIN folders f ON f.label = s.folder
-             WHERE p.blob_id = ?1",
-        )?;
+        let mut stmt = self.conn.prepare_cached(ORIGINALS_OF)?;
         let rows = stmt.query_map([&blob_id.0[..]], |r| {
             let folder: String = r.get(0)?;
             let rel: String = r.get(1)?;
@@ -1134,6 +1143,52 @@ fn corrupt(path: &Path, e: rusqlite::Error) -> IndexError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finding_a_blobs_originals_reads_no_table_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        let plan = plan(&ix, ORIGINALS_OF, [&[0u8; 32][..]]);
+        assert!(!plan.is_empty());
+        // Every step is an index search; a `SCAN` would read a table once per blob served.
+        assert!(
+            plan.iter().all(|step| step.starts_with("SEARCH")),
+            "{plan:?}"
+        );
+    }
+
+    /// The steps of SQLite's plan for `sql` with `params`.
+    fn plan(ix: &Index, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+        let mut stmt = ix
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        stmt.query_map(params, |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn membership_records_are_read_from_their_own_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        let steps = plan(&ix, MEMBERSHIP_RECORDS, []);
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert!(
+            steps[0].contains("USING INDEX records_membership"),
+            "{steps:?}"
+        );
+        // And it finds them: a membership record among photo records.
+        let id = |b: u8| RecordId([b; 32]);
+        ix.add_record(&id(1), b"not membership", 0).unwrap();
+        ix.add_record(&id(2), b"pmmr and the rest", 0).unwrap();
+        ix.add_record(&id(3), b"pmm", 0).unwrap();
+        assert_eq!(
+            ix.membership_records().unwrap(),
+            vec![b"pmmr and the rest".to_vec()]
+        );
+    }
 
     #[test]
     fn migrations_run_once_and_reopen() {

@@ -201,23 +201,15 @@ async fn fetch(
             if records.is_empty() {
                 break;
             }
-            let home = home.lock().await;
-            // One transaction per frame of records, not one per record.
-            stored += home.index.transaction(|_| -> Result<usize, SyncError> {
-                let mut stored = 0;
-                for bytes in records {
-                    let id = record_id(&bytes).0;
-                    if !left.remove(&id) {
-                        return Err(SyncError::Protocol(
-                            "it sent a record that was not asked for".into(),
-                        ));
-                    }
-                    if store_record(&home, &bytes)? {
-                        stored += 1;
-                    }
+            for bytes in &records {
+                if !left.remove(&record_id(bytes).0) {
+                    return Err(SyncError::Protocol(
+                        "it sent a record that was not asked for".into(),
+                    ));
                 }
-                Ok(stored)
-            })?;
+            }
+            let home = home.lock().await;
+            stored += store_records(&home, &records)?;
             set.refresh(&home)?;
         }
     }
@@ -236,18 +228,24 @@ pub async fn serve_fetch(
             ids.len()
         )));
     }
-    let mut batch = Vec::new();
-    for id in ids {
-        let bytes = home.lock().await.index.sealed_record(&RecordId(id))?;
-        if let Some(bytes) = bytes {
-            batch.push(bytes);
+    // The index is read a frame's worth at a time, under one lock and one read
+    // transaction, and the frame is sent without holding the lock.
+    for chunk in ids.chunks(RECORDS_PER_FRAME) {
+        let batch = {
+            let home = home.lock().await;
+            home.index.transaction(|index| {
+                let mut batch = Vec::with_capacity(chunk.len());
+                for id in chunk {
+                    if let Some(bytes) = index.sealed_record(&RecordId(*id))? {
+                        batch.push(bytes);
+                    }
+                }
+                Ok::<_, IndexError>(batch)
+            })?
+        };
+        if !batch.is_empty() {
+            net::write_frame(&mut send, &Records(batch)).await?;
         }
-        if batch.len() == RECORDS_PER_FRAME {
-            net::write_frame(&mut send, &Records(std::mem::take(&mut batch))).await?;
-        }
-    }
-    if !batch.is_empty() {
-        net::write_frame(&mut send, &Records(batch)).await?;
     }
     net::write_frame(&mut send, &Records(Vec::new())).await?;
     let _ = send.finish();
@@ -257,21 +255,34 @@ pub async fn serve_fetch(
 /// Stores one record received from a peer, if it is a valid record of the set. A full
 /// device opens photo records into its query tables. Returns whether it was new and valid.
 pub fn store_record(home: &Home, bytes: &[u8]) -> Result<bool, IndexError> {
-    let Ok(item) = item_of(bytes) else {
-        return Ok(false);
-    };
-    let id = RecordId(item.id);
+    Ok(store_records(home, std::slice::from_ref(&bytes))? == 1)
+}
+
+/// Stores the valid records among `records` (a frame from a peer) in one transaction: one
+/// commit per frame rather than per record. Returns how many were valid.
+pub fn store_records<B: AsRef<[u8]>>(home: &Home, records: &[B]) -> Result<usize, IndexError> {
     let now = now_ms();
-    if MembershipRecord::is_membership(bytes) {
-        home.index.add_record(&id, bytes, now)?;
-        return Ok(true);
-    }
-    match Record::open(bytes, &home.keys) {
-        Ok(Record::Photo(photo)) => home.index.add_photo_record(&id, bytes, &photo, now)?,
-        // A vault, or an epoch this device does not hold: kept sealed, served on.
-        Err(_) => home.index.add_record(&id, bytes, now)?,
-    }
-    Ok(true)
+    home.index.transaction(|index| {
+        let mut stored = 0;
+        for bytes in records {
+            let bytes = bytes.as_ref();
+            let Ok(item) = item_of(bytes) else {
+                continue;
+            };
+            let id = RecordId(item.id);
+            if MembershipRecord::is_membership(bytes) {
+                index.add_record(&id, bytes, now)?;
+            } else {
+                match Record::open(bytes, &home.keys) {
+                    Ok(Record::Photo(photo)) => index.add_photo_record(&id, bytes, &photo, now)?,
+                    // A vault, or an epoch this device does not hold: kept sealed, served on.
+                    Err(_) => index.add_record(&id, bytes, now)?,
+                }
+            }
+            stored += 1;
+        }
+        Ok(stored)
+    })
 }
 
 /// A seed for a session's split points: they only need to differ between sessions.

@@ -292,6 +292,11 @@ impl Spawned {
         }
     }
 
+    /// The process ID (for reading its CPU time and memory in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits (at most `timeout`) for an output line that `matches`, and returns it.
     pub fn wait_for_line(
         &mut self,

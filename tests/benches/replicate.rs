@@ -1,0 +1,550 @@
+//! Replication benchmark (issue 6, DESIGN §13): two real `photomesh` nodes on loopback, and
+//! the real Syncthing on the same folder in the same run.
+//!
+//! Run with `cargo bench -p photomesh-tests --bench replicate`. It builds the release
+//! `photomesh` binary first (`cargo build --release -p photomesh`).
+//!
+//! Cases:
+//! - (a) 300 photos of 3 MiB plus two 100 MiB videos (1.15 GB);
+//! - (b) 20,000 files of 50 KiB (1.02 GB).
+//!
+//! Each library is generated once under `target/bench-data/replicate-*` and reused (a
+//! marker beside it says it is complete), so later runs read it from the page cache; the
+//! Syncthing baseline reads the same folder. Per run: two fresh homes; node A adds the
+//! folder and scans it (timed on its own: "scan"); B joins A's mesh as a `full` device; A
+//! runs, B is told A's address and runs, and the clock runs from B's start until B's index
+//! says it stores every blob (each one verified as it arrived); "records" is when B's index
+//! first held every photo record (the record path, inside that time). CPU is utime+stime of both
+//! node processes over that time (`/proc/PID/stat`); peak RSS is each node's `VmHWM`. Then
+//! `shared/bench/syncthing-baseline.sh DIR --json` runs Syncthing on the folder. The table
+//! gives medians, photomesh against Syncthing, and the ratios against the budgets: (a) at
+//! least Syncthing's throughput at no more CPU per GB, (b) at least 5× Syncthing.
+//!
+//! Environment:
+//! - `PHOTOMESH_BENCH_CASE` = `a`, `b` or `both` (default `both`);
+//! - `PHOTOMESH_BENCH_RUNS` = runs per case (default 3; 1 in quick mode);
+//! - `PHOTOMESH_BENCH_QUICK=1`: small libraries, to check the bench itself works;
+//! - `PHOTOMESH_BENCH_SYNCTHING=0`: skip the Syncthing baseline;
+//! - `PHOTOMESH_BENCH_PERF=FILE`: record both nodes with `perf` during the transfer (for
+//!   profiling; the figures of such a run are not to be quoted);
+//! - `PHOTOMESH_SYNCTHING_BASELINE`: the script's path, if it is not found in a `shared/bench`
+//!   folder above this crate; `ST_CASE_SENSITIVE=1` reaches the script (see its header).
+//!
+//! Run directories are removed only when the bench ends, not between timed runs: creating
+//! many files right after deleting many is slow on this kind of machine (the script's notes).
+//! It prints figures and never asserts on a time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use photomesh_tests::Node;
+
+const MIB: usize = 1024 * 1024;
+const KIB: usize = 1024;
+
+/// A generated library.
+struct Case {
+    name: &'static str,
+    title: String,
+    dir: PathBuf,
+    files: u64,
+    bytes: u64,
+    /// Minimum throughput ratio against Syncthing.
+    budget_throughput: f64,
+    /// Maximum CPU-per-GB ratio against Syncthing, when the budget names one.
+    budget_cpu: Option<f64>,
+}
+
+/// One run's figures, for either tool.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    scan_s: f64,
+    /// Until the receiver held every record (photomesh only; NaN for Syncthing).
+    records_s: f64,
+    transfer_s: f64,
+    mb_per_s: f64,
+    files_per_s: f64,
+    cpu_s_per_gb: f64,
+    rss_sender_kb: f64,
+    rss_receiver_kb: f64,
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("replicate bench: run with `cargo bench -p photomesh-tests --bench replicate`");
+        return Ok(());
+    }
+    let quick = std::env::var_os("PHOTOMESH_BENCH_QUICK").is_some();
+    let runs = env_u64("PHOTOMESH_BENCH_RUNS", if quick { 1 } else { 3 }).max(1);
+    let which = std::env::var("PHOTOMESH_BENCH_CASE").unwrap_or_else(|_| "both".into());
+    let syncthing = std::env::var("PHOTOMESH_BENCH_SYNCTHING").map_or(true, |v| v != "0");
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    photomesh_tests::build_release_binary()?;
+    let data = root.join("target/bench-data");
+    fs::create_dir_all(&data)?;
+    let baseline = if syncthing {
+        Some(baseline_script()?)
+    } else {
+        None
+    };
+
+    println!(
+        "photomesh replication benchmark: {} cores, {}, median of {runs} run(s){}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        machine_memory(),
+        if quick {
+            ", QUICK mode (small libraries)"
+        } else {
+            ""
+        }
+    );
+    let mut cases = Vec::new();
+    if which == "a" || which == "both" {
+        cases.push(case_a(&data, quick)?);
+    }
+    if which == "b" || which == "both" {
+        cases.push(case_b(&data, quick)?);
+    }
+    if cases.is_empty() {
+        bail!("PHOTOMESH_BENCH_CASE must be a, b or both, not {which:?}");
+    }
+
+    let scratch = tempfile::Builder::new()
+        .prefix("replicate-runs-")
+        .tempdir_in(&data)?;
+    for case in &cases {
+        println!();
+        println!("{}", case.title);
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for run in 0..runs {
+            let dir = scratch.path().join(format!("{}-{run}", case.name));
+            let figures = run_photomesh(case, &dir)
+                .with_context(|| format!("photomesh run {run} of case {}", case.name))?;
+            print_run("photomesh", run, &figures);
+            ours.push(figures);
+            if let Some(script) = &baseline {
+                let figures = run_syncthing(script, case)
+                    .with_context(|| format!("Syncthing run {run} of case {}", case.name))?;
+                print_run("syncthing", run, &figures);
+                theirs.push(figures);
+            }
+        }
+        print_table(case, &ours, &theirs);
+    }
+    println!();
+    println!("(removing the run directories)");
+    Ok(())
+}
+
+/// A node at `home`.
+fn node(home: PathBuf) -> Node {
+    Node::at(home)
+}
+
+/// Finds `syncthing-baseline.sh` in a `shared/bench` folder above this crate.
+fn baseline_script() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PHOTOMESH_SYNCTHING_BASELINE") {
+        return Ok(PathBuf::from(path));
+    }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|d| d.join("shared/bench/syncthing-baseline.sh"))
+        .find(|p| p.is_file())
+        .context(
+            "no shared/bench/syncthing-baseline.sh above this crate: set \
+             PHOTOMESH_SYNCTHING_BASELINE to its path, or PHOTOMESH_BENCH_SYNCTHING=0 to skip it",
+        )
+}
+
+fn machine_memory() -> String {
+    fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or_else(
+            || "memory unknown".into(),
+            |kb| format!("{:.0} GiB RAM", kb / 1024.0 / 1024.0),
+        )
+}
+
+fn case_a(data: &Path, quick: bool) -> Result<Case> {
+    let (photos, photo_len, videos, video_len) = if quick {
+        (20, MIB, 2, 8 * MIB)
+    } else {
+        (300, 3 * MIB, 2, 100 * MIB)
+    };
+    let dir = data.join(format!(
+        "replicate-a-{photos}x{photo_len}-{videos}x{video_len}"
+    ));
+    let files = (photos + videos) as u64;
+    let bytes = (photos * photo_len + videos * video_len) as u64;
+    generate(&dir, files, || {
+        let mut buf = vec![0u8; photo_len];
+        for i in 0..photos {
+            fill(&mut buf, i as u64);
+            buf[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+            let sub = dir.join(format!("{:03}", i / 100));
+            fs::create_dir_all(&sub)?;
+            fs::write(sub.join(format!("IMG_{i:05}.JPG")), &buf)?;
+        }
+        let mut buf = vec![0u8; video_len];
+        for i in 0..videos {
+            fill(&mut buf, 1_000_000 + i as u64);
+            buf[..12].copy_from_slice(b"\0\0\0\x18ftypisom");
+            fs::write(dir.join(format!("VID_{i:02}.MP4")), &buf)?;
+        }
+        Ok(())
+    })?;
+    Ok(Case {
+        name: "a",
+        title: format!(
+            "case (a): {photos} photos of {} MiB + {videos} videos of {} MiB = {files} files, {:.2} GB",
+            photo_len / MIB,
+            video_len / MIB,
+            bytes as f64 / 1e9
+        ),
+        dir,
+        files,
+        bytes,
+        budget_throughput: 1.0,
+        budget_cpu: Some(1.0),
+    })
+}
+
+fn case_b(data: &Path, quick: bool) -> Result<Case> {
+    let (count, len) = if quick {
+        (1_000, 50 * KIB)
+    } else {
+        (20_000, 50 * KIB)
+    };
+    let dir = data.join(format!("replicate-b-{count}x{len}"));
+    let bytes = (count * len) as u64;
+    generate(&dir, count as u64, || {
+        let mut buf = vec![0u8; len];
+        for i in 0..count {
+            let sub = dir.join(format!("{:03}", i / 1000));
+            if i % 1000 == 0 {
+                fs::create_dir_all(&sub)?;
+            }
+            fill(&mut buf, 2_000_000 + i as u64);
+            buf[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+            fs::write(sub.join(format!("IMG_{i:06}.JPG")), &buf)?;
+        }
+        Ok(())
+    })?;
+    Ok(Case {
+        name: "b",
+        title: format!(
+            "case (b): {count} files of {} KiB = {:.2} GB",
+            len / KIB,
+            bytes as f64 / 1e9
+        ),
+        dir,
+        files: count as u64,
+        bytes,
+        budget_throughput: 5.0,
+        budget_cpu: None,
+    })
+}
+
+/// Pseudo-random content (incompressible, different per `seed`).
+fn fill(buf: &mut [u8], seed: u64) {
+    blake3::Hasher::new()
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(buf);
+}
+
+/// Writes a library once: a marker beside it (not in it, where both tools would see it)
+/// says it is complete.
+fn generate(dir: &Path, files: u64, write: impl FnOnce() -> Result<()>) -> Result<()> {
+    let marker = dir.with_extension("complete");
+    if marker.exists() {
+        return Ok(());
+    }
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir)?;
+    let start = Instant::now();
+    write()?;
+    fs::write(&marker, b"")?;
+    println!(
+        "(generated {files} files in {} in {:.1} s)",
+        dir.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// One photomesh run in `dir`: fresh homes, scan on A, replicate to B.
+fn run_photomesh(case: &Case, dir: &Path) -> Result<Figures> {
+    fs::create_dir_all(dir)?;
+    let a = node(dir.join("a"));
+    let b = node(dir.join("b"));
+    a.ok(&["init", "--name", "a"]);
+    b.ok(&["init", "--name", "b"]);
+    a.ok(&["folder", "add", path_str(&case.dir)?, "--label", "bench"]);
+    let start = Instant::now();
+    a.ok(&["scan"]);
+    let scan_s = start.elapsed().as_secs_f64();
+    a.invite(&b, "full");
+
+    let (a_run, addr) = a.start_run();
+    b.ok(&["peer", "add", &addr]);
+    let a_cpu = cpu_ticks(a_run.pid())?;
+    let start = Instant::now();
+    let b_run = b.spawn(&["run", "--listen", "127.0.0.1:0"]);
+    let b_pid = b_run.pid();
+    let perf = std::env::var_os("PHOTOMESH_BENCH_PERF").map(|out| {
+        Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-F",
+                "199",
+                "--call-graph",
+                "dwarf,8192",
+                "-o",
+            ])
+            .arg(out)
+            .arg("-p")
+            .arg(format!("{},{b_pid}", a_run.pid()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    });
+    let index = b.home.join("index.sqlite");
+    let mut stored = 0;
+    let mut records_s = f64::NAN;
+    let mut last_progress = Instant::now();
+    let mut db = None;
+    while stored < case.files {
+        // Until B's index exists and can be read, nothing has arrived.
+        let (photos, now) = progress(&index, &mut db).unwrap_or((0, stored));
+        if records_s.is_nan() && photos >= case.files {
+            records_s = start.elapsed().as_secs_f64();
+        }
+        if now > stored {
+            stored = now;
+            last_progress = Instant::now();
+        }
+        if last_progress.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "B stored no new blob for 120 s ({stored} of {} stored)",
+                case.files
+            );
+        }
+        if stored < case.files {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let transfer_s = start.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks(a_run.pid())? - a_cpu) + cpu_ticks(b_pid)?;
+    let rss_sender_kb = peak_rss_kb(a_run.pid())?;
+    let rss_receiver_kb = peak_rss_kb(b_pid)?;
+    drop(db);
+    if let Some(Ok(mut perf)) = perf {
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
+    b_run.terminate();
+    a_run.terminate();
+    let ticks = clock_ticks()?;
+    Ok(Figures {
+        scan_s,
+        records_s,
+        transfer_s,
+        mb_per_s: case.bytes as f64 / 1e6 / transfer_s,
+        files_per_s: case.files as f64 / transfer_s,
+        cpu_s_per_gb: cpu as f64 / ticks / (case.bytes as f64 / 1e9),
+        rss_sender_kb,
+        rss_receiver_kb,
+    })
+}
+
+fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+/// How many photo records B's index holds and how many blobs it says are stored (read-only,
+/// on a connection kept between polls).
+fn progress(index: &Path, db: &mut Option<rusqlite::Connection>) -> Result<(u64, u64)> {
+    if db.is_none() {
+        let conn = rusqlite::Connection::open_with_flags(
+            index,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(1))?;
+        *db = Some(conn);
+    }
+    let conn = db.as_ref().context("connection")?;
+    let (photos, stored): (i64, i64) = conn.query_row(
+        "SELECT (SELECT count(*) FROM photos), (SELECT count(*) FROM blobs WHERE stored = 1)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((
+        u64::try_from(photos).unwrap_or(0),
+        u64::try_from(stored).unwrap_or(0),
+    ))
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name (which is in parentheses and may hold spaces): state is
+    // field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').context("malformed stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn clock_ticks() -> Result<f64> {
+    let out = Command::new("getconf").arg("CLK_TCK").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+/// Peak resident set size (`VmHWM`), in KiB.
+fn peak_rss_kb(pid: u32) -> Result<f64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("no VmHWM value")?
+        .parse()?)
+}
+
+/// One Syncthing run on the case's folder.
+fn run_syncthing(script: &Path, case: &Case) -> Result<Figures> {
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&case.dir)
+        .arg("--json")
+        .output()
+        .context("running the Syncthing baseline")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+    let Some(line) = line else {
+        bail!(
+            "the Syncthing baseline printed no figures (exit {:?}): {}{}",
+            out.status.code(),
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    if v["verify"] != "ok" || v["files"] != case.files || v["bytes"] != case.bytes {
+        bail!("the Syncthing baseline did not replicate the folder exactly: {v}");
+    }
+    let num = |k: &str| v[k].as_f64().with_context(|| format!("no {k} in {v}"));
+    Ok(Figures {
+        scan_s: num("scan_s")?,
+        records_s: f64::NAN,
+        transfer_s: num("transfer_s")?,
+        mb_per_s: num("mb_per_s")?,
+        files_per_s: num("files_per_s")?,
+        cpu_s_per_gb: num("cpu_s_per_gb")?,
+        rss_sender_kb: num("rss_sender_kb")?,
+        rss_receiver_kb: num("rss_receiver_kb")?,
+    })
+}
+
+fn print_run(tool: &str, run: u64, f: &Figures) {
+    println!(
+        "  run {run} {tool:<9}  scan {:>6.2} s  records {:>6.2} s  transfer {:>7.2} s  {:>7.1} MB/s  {:>7.0} files/s  \
+         {:>5.2} CPU-s/GB  peak RSS {:.0}/{:.0} MiB",
+        f.scan_s,
+        f.records_s,
+        f.transfer_s,
+        f.mb_per_s,
+        f.files_per_s,
+        f.cpu_s_per_gb,
+        f.rss_sender_kb / 1024.0,
+        f.rss_receiver_kb / 1024.0
+    );
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A table row: label, figure, which budget applies.
+type Row = (&'static str, fn(&Figures) -> f64, &'static str);
+
+fn print_table(case: &Case, ours: &[Figures], theirs: &[Figures]) {
+    let m = |runs: &[Figures], f: fn(&Figures) -> f64| median(runs.iter().map(f));
+    let rows: [Row; 8] = [
+        ("scan s (not in transfer)", |f| f.scan_s, ""),
+        ("all records on B s", |f| f.records_s, ""),
+        ("transfer wall s", |f| f.transfer_s, ""),
+        ("MB/s", |f| f.mb_per_s, "throughput"),
+        ("files/s", |f| f.files_per_s, ""),
+        ("CPU-s per GB (both)", |f| f.cpu_s_per_gb, "cpu"),
+        ("peak RSS sender MiB", |f| f.rss_sender_kb / 1024.0, ""),
+        ("peak RSS receiver MiB", |f| f.rss_receiver_kb / 1024.0, ""),
+    ];
+    println!(
+        "  medians of {} run(s)     {:>11} {:>11} {:>8}  budget",
+        ours.len(),
+        "photomesh",
+        "syncthing",
+        "ratio"
+    );
+    for (label, f, budget) in rows {
+        let (o, t) = (m(ours, f), m(theirs, f));
+        let ratio = o / t;
+        let verdict = match budget {
+            _ if ratio.is_nan() => String::new(),
+            "throughput" => format!(
+                "≥ {:.1}x: {}",
+                case.budget_throughput,
+                if ratio >= case.budget_throughput {
+                    "met"
+                } else {
+                    "NOT met"
+                }
+            ),
+            "cpu" => case.budget_cpu.map_or(String::new(), |max| {
+                format!(
+                    "≤ {max:.1}x: {}",
+                    if ratio <= max { "met" } else { "NOT met" }
+                )
+            }),
+            _ => String::new(),
+        };
+        println!("  {label:<24} {o:>11.2} {t:>11.2} {ratio:>7.2}x  {verdict}");
+    }
+}

@@ -110,9 +110,21 @@ pub enum Request {
     /// than at the next interval. No answer: the opener finishes its side after this frame,
     /// and the receiver finishes its own without writing anything.
     Announce,
+    /// Send part of a blob: the answer is a [`BlobHeader`] frame and then, if the blob is
+    /// there, the bao encoding (16 KiB chunk groups) of chunk groups `first_group` up to, not
+    /// including, `end_group` (clipped to the blob), until the stream ends. A receiver asks
+    /// several peers for different ranges of one blob and verifies each against the blob ID.
+    BlobRange {
+        /// The blob.
+        blob_id: [u8; 32],
+        /// The first chunk group wanted.
+        first_group: u64,
+        /// The chunk group after the last one wanted.
+        end_group: u64,
+    },
 }
 
-/// The answer to [`Request::Blob`].
+/// The answer to [`Request::Blob`] and [`Request::BlobRange`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlobHeader {
     /// The blob follows; its sealed length (authenticated by the bao root, the blob ID).

@@ -685,7 +685,9 @@ impl Helpers {
         blob: &BlobId,
         except: &DeviceId,
     ) -> Vec<(DeviceId, quinn::Connection)> {
-        let links: Vec<_> = (self.links)()
+        let all = (self.links)();
+        tracing::debug!(links = all.len(), "live links");
+        let links: Vec<_> = all
             .into_iter()
             .filter(|(d, c)| d != except && c.close_reason().is_none())
             .collect();
@@ -890,6 +892,8 @@ struct Partial {
     path: PathBuf,
     plan: Mutex<Plan>,
     transfer: TransferHandle,
+    /// Verified bytes received from each peer.
+    by_peer: Mutex<std::collections::BTreeMap<DeviceId, u64>>,
 }
 
 impl Partial {
@@ -912,6 +916,7 @@ impl Partial {
             path: path.to_path_buf(),
             plan: Mutex::new(Plan::new(groups_of(sealed_len), done)),
             transfer,
+            by_peer: Mutex::default(),
         })
     }
 
@@ -951,6 +956,18 @@ enum WorkerEnd {
     Failed(String),
 }
 
+impl WorkerEnd {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Stopped => "stopped",
+            Self::NotHere => "not here",
+            Self::Bad(_) => "bad data",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
 impl From<Result<bool, ReceiveError>> for WorkerEnd {
     fn from(result: Result<bool, ReceiveError>) -> Self {
         match result {
@@ -964,10 +981,16 @@ impl From<Result<bool, ReceiveError>> for WorkerEnd {
 
 /// Receives the stream the first peer opened, from group `from` to the end, claiming each
 /// group as it arrives and stopping where another peer's part begins.
-async fn stream_worker(partial: Arc<Partial>, recv: quinn::RecvStream, from: u64) -> WorkerEnd {
+async fn stream_worker(
+    partial: Arc<Partial>,
+    peer: DeviceId,
+    recv: quinn::RecvStream,
+    from: u64,
+) -> WorkerEnd {
     let recv = tokio_util::io::SyncIoBridge::new(recv);
     let total = groups_of(partial.sealed_len);
-    match tokio::task::spawn_blocking(move || receive_into(&partial, recv, from, total, true)).await
+    match tokio::task::spawn_blocking(move || receive_into(&partial, peer, recv, from, total, true))
+        .await
     {
         Ok(result) => result.into(),
         Err(e) => WorkerEnd::Failed(e.to_string()),
@@ -976,6 +999,7 @@ async fn stream_worker(partial: Arc<Partial>, recv: quinn::RecvStream, from: u64
 
 /// Fetches ranges of the blob from one peer until none is left to claim.
 async fn range_worker(
+    peer: DeviceId,
     connection: quinn::Connection,
     partial: Arc<Partial>,
     from_back: bool,
@@ -985,7 +1009,7 @@ async fn range_worker(
         let Some((start, end)) = claimed else {
             return WorkerEnd::Idle;
         };
-        let result = fetch_range(&connection, &partial, start, end).await;
+        let result = fetch_range(peer, &connection, &partial, start, end).await;
         if let Ok(mut plan) = partial.plan() {
             plan.release(start, end);
         }
@@ -998,6 +1022,7 @@ async fn range_worker(
 
 /// Fetches chunk groups `start..end` of the blob from one peer with a range request.
 async fn fetch_range(
+    peer: DeviceId,
     connection: &quinn::Connection,
     partial: &Arc<Partial>,
     start: u64,
@@ -1028,7 +1053,8 @@ async fn fetch_range(
     };
     let recv = tokio_util::io::SyncIoBridge::new(recv);
     let partial = partial.clone();
-    match tokio::task::spawn_blocking(move || receive_into(&partial, recv, start, end, false)).await
+    match tokio::task::spawn_blocking(move || receive_into(&partial, peer, recv, start, end, false))
+        .await
     {
         Ok(result) => result.into(),
         Err(e) => WorkerEnd::Failed(e.to_string()),
@@ -1064,7 +1090,7 @@ async fn fetch_large(
     let mut tasks = tokio::task::JoinSet::new();
     let mut first_state = State::Idle;
     if let Some((recv, from)) = stream {
-        tasks.spawn(stream_worker(partial.clone(), recv, from).map_to(first));
+        tasks.spawn(stream_worker(partial.clone(), first, recv, from).map_to(first));
         first_state = State::Busy;
     }
     peers.insert(first, (fetcher.connection.clone(), first_state));
@@ -1073,7 +1099,9 @@ async fn fetch_large(
     let mut last_error = String::from("no peer could send it");
     while !partial.complete() {
         if look && let Some(helpers) = &fetcher.helpers {
-            for (device, connection) in helpers.for_blob(&blob_id, &first).await {
+            let found = helpers.for_blob(&blob_id, &first).await;
+            tracing::debug!(blob = %blob_id, helpers = found.len(), "peers to fetch ranges from");
+            for (device, connection) in found {
                 peers.entry(device).or_insert((connection, State::Idle));
             }
         }
@@ -1084,7 +1112,12 @@ async fn fetch_large(
             }
             *state = State::Busy;
             partial.transfer.add_peer(*device);
-            let worker = range_worker(connection.clone(), partial.clone(), *device != first);
+            let worker = range_worker(
+                *device,
+                connection.clone(),
+                partial.clone(),
+                *device != first,
+            );
             tasks.spawn(worker.map_to(*device));
         }
         if tasks.is_empty() {
@@ -1100,6 +1133,7 @@ async fn fetch_large(
             continue;
         };
         *state = State::Out;
+        tracing::debug!(blob = %blob_id, peer = %device.short(), end = end.name(), "a peer's part ended");
         match end {
             WorkerEnd::Idle | WorkerEnd::Stopped => *state = State::Idle,
             WorkerEnd::NotHere => {}
@@ -1129,6 +1163,23 @@ async fn fetch_large(
         }
     }
     drop(tasks);
+    let by_peer = partial
+        .by_peer
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    if by_peer.len() > 1 {
+        let bytes: Vec<String> = by_peer
+            .iter()
+            .map(|(d, n)| format!("{}:{n}", d.short()))
+            .collect();
+        tracing::info!(
+            blob = %blob_id,
+            peers = by_peer.len(),
+            bytes_by_peer = bytes.join(","),
+            "blob received in ranges from several peers"
+        );
+    }
     partial
         .file
         .set_len(sealed_len)
@@ -1387,6 +1438,7 @@ enum ReceiveError {
 /// whole range arrived.
 fn receive_into(
     partial: &Partial,
+    peer: DeviceId,
     encoded: impl io::Read,
     first: u64,
     end: u64,
@@ -1442,6 +1494,9 @@ fn receive_into(
                 }
                 verified = group_end;
                 partial.transfer.advance(leaf.data.len() as u64);
+                if let Ok(mut by_peer) = partial.by_peer.lock() {
+                    *by_peer.entry(peer).or_default() += leaf.data.len() as u64;
+                }
                 if (verified - pending) * GROUP_BYTES >= PERSIST_EVERY {
                     if let Err(e) = partial.persist(pending, verified) {
                         break Err(interrupted(e));
@@ -1870,6 +1925,9 @@ mod tests {
         (data, blob_id, encode)
     }
 
+    static PEER: std::sync::LazyLock<DeviceId> =
+        std::sync::LazyLock::new(|| DeviceId::from_bytes([7; 20]));
+
     fn partial(path: &Path, blob_id: BlobId, len: u64) -> Partial {
         let (done, claimed) = read_progress(path);
         let done = if claimed == Some(len) {
@@ -1891,7 +1949,7 @@ mod tests {
         let full = encode(0, total);
         let first = partial(&target, blob_id, len);
         assert!(matches!(
-            receive_into(&first, &full[..full.len() * 2 / 3], 0, total, true),
+            receive_into(&first, *PEER, &full[..full.len() * 2 / 3], 0, total, true),
             Err(ReceiveError::Interrupted(_))
         ));
         drop(first);
@@ -1905,7 +1963,7 @@ mod tests {
         assert!((rest.len() as u64) < full.len() as u64 - from * GROUP_BYTES + 64 * 1024);
         let second = partial(&target, blob_id, len);
         assert!(matches!(
-            receive_into(&second, &rest[..], from, total, true),
+            receive_into(&second, *PEER, &rest[..], from, total, true),
             Ok(true)
         ));
         assert!(second.complete());
@@ -1926,11 +1984,18 @@ mod tests {
         let front = encode(0, groups_of(len));
         // The front stream stops where the back piece begins.
         assert!(matches!(
-            receive_into(&p, &front[..], 0, groups_of(len), true),
+            receive_into(&p, *PEER, &front[..], 0, groups_of(len), true),
             Ok(false)
         ));
         assert!(matches!(
-            receive_into(&p, &encode(back.0, back.1)[..], back.0, back.1, false),
+            receive_into(
+                &p,
+                *PEER,
+                &encode(back.0, back.1)[..],
+                back.0,
+                back.1,
+                false
+            ),
             Ok(true)
         ));
         p.plan.lock().unwrap().release(back.0, back.1);
@@ -2088,7 +2153,7 @@ mod tests {
         let target = dir.path().join("partial");
         let good = partial(&target, blob_id, len);
         assert!(matches!(
-            receive_into(&good, &encoded[..], 0, total, true),
+            receive_into(&good, *PEER, &encoded[..], 0, total, true),
             Ok(true)
         ));
         assert_eq!(fs::read(&target).unwrap(), data);
@@ -2098,7 +2163,7 @@ mod tests {
         let other = dir.path().join("other");
         let p = partial(&other, blob_id, len);
         assert!(matches!(
-            receive_into(&p, &bad[..], 0, total, true),
+            receive_into(&p, *PEER, &bad[..], 0, total, true),
             Err(ReceiveError::BadData(_))
         ));
         // What arrived before the bad chunk group is verified data, and nothing after it;
@@ -2114,7 +2179,7 @@ mod tests {
         let from = p.plan.lock().unwrap().done.first_missing();
         let rest = encode(from, total);
         assert!(matches!(
-            receive_into(&p, &rest[..rest.len() / 3], from, total, true),
+            receive_into(&p, *PEER, &rest[..rest.len() / 3], from, total, true),
             Err(ReceiveError::Interrupted(_))
         ));
     }

@@ -1101,6 +1101,7 @@ async fn fetch_large(
     peers.insert(first, (fetcher.connection.clone(), first_state));
     let mut tick = tokio::time::interval(HELPER_LOOK);
     let mut look = true;
+    let mut helped = HashSet::new();
     let mut last_error = String::from("no peer could send it");
     while !partial.complete() {
         if look && let Some(helpers) = &fetcher.helpers {
@@ -1117,6 +1118,9 @@ async fn fetch_large(
             }
             *state = State::Busy;
             partial.transfer.add_peer(*device);
+            if *device != first && helped.insert(*device) {
+                tracing::info!(blob = %blob_id, peer = %device.short(), "fetching ranges of a blob from another peer too");
+            }
             let worker = range_worker(
                 *device,
                 connection.clone(),

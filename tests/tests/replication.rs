@@ -419,7 +419,6 @@ fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
         .split(',')
         .map(|entry| entry.rsplit(':').next().unwrap().parse().unwrap())
         .collect();
-    eprintln!("{line}");
     assert_eq!(by_peer.len(), 2, "{line}");
     assert!(by_peer.iter().all(|&n| n > 0), "{line}");
     // Every verified byte came from one of them, none twice.
@@ -431,4 +430,60 @@ fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
     let out = dir.path().join("restored");
     desktop.ok(&["restore", "--to", out.to_str().unwrap()]);
     assert!(std::fs::read(out.join("videos/wedding.mp4")).unwrap() == video);
+}
+
+#[test]
+fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas, desktop) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "nas"),
+        Node::init(dir.path(), "desktop"),
+    );
+    laptop.invite(&nas, "full");
+    laptop.invite(&desktop, "full");
+    let pics = dir.path().join("videos");
+    std::fs::create_dir_all(&pics).unwrap();
+    let mut rng = photomesh_tests::samples::Rng::new(9);
+    let video = photomesh_tests::samples::mp4_like(&mut rng, 1_711_000_000, 100 << 20);
+    std::fs::write(pics.join("concert.mp4"), &video).unwrap();
+    laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
+    laptop.ok(&["scan"]);
+    let short =
+        |node: &Node| node.json(&["status"])["device_id"].as_str().unwrap()[..8].to_string();
+    let laptop_id = short(&laptop);
+
+    let (laptop_run, laptop_addr) = laptop.start_run();
+    nas.ok(&["peer", "add", &laptop_addr]);
+    let (nas_run, nas_addr) = nas.start_run();
+    wait_for_blobs(&nas, 1);
+
+    desktop.ok(&["peer", "add", &laptop_addr]);
+    desktop.ok(&["peer", "add", &nas_addr]);
+    let log = [("PHOTOMESH_LOG", "photomesh=info")];
+    let (mut desktop_run, _) = desktop.start_run_with_env(&log);
+    // As soon as a second peer sends ranges, it shuts down (its connection closes).
+    let line = desktop_run.wait_for_line(WAIT, |l| {
+        l.contains("fetching ranges of a blob from another peer too")
+    });
+    let helper = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("peer="))
+        .unwrap_or_else(|| panic!("no peer= in {line:?}"))
+        .to_string();
+    let _still_running = if helper == laptop_id {
+        laptop_run.terminate();
+        nas_run
+    } else {
+        nas_run.terminate();
+        laptop_run
+    };
+    // Its unfinished part goes to the one left, which ends the video.
+    desktop_run.wait_for_line(WAIT, |l| {
+        l.contains("the others take it over") && l.contains(&format!("peer={helper}"))
+    });
+    wait_for_blobs(&desktop, 1);
+    let out = dir.path().join("restored");
+    desktop.ok(&["restore", "--to", out.to_str().unwrap()]);
+    assert!(std::fs::read(out.join("videos/concert.mp4")).unwrap() == video);
 }

@@ -1720,6 +1720,33 @@ pub struct MeshFetch {
     pub unreachable: Vec<String>,
 }
 
+/// Fetches `wanted` (those not held yet) from `peer` over `connection`, whatever the hold
+/// policy says: the caller asked for these blobs by name (a restore). Returns how many
+/// were stored.
+pub async fn fetch_from(
+    home: &tokio::sync::Mutex<Home>,
+    engine: &BlobEngine,
+    connection: &quinn::Connection,
+    peer: DeviceId,
+    transfers: &Transfers,
+    wanted: Vec<BlobId>,
+) -> Result<usize, SyncError> {
+    let (store, partial_dir) = {
+        let home = home.lock().await;
+        (home.blobs.clone(), home.path.join("blobs/partial"))
+    };
+    let fetcher = Arc::new(Fetcher {
+        connection: connection.clone(),
+        peer,
+        store,
+        partial_dir,
+        transfers: transfers.clone(),
+        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+        helpers: None,
+    });
+    fetch_all(home, engine, fetcher, wanted).await
+}
+
 /// Fetches, from the members that hold them, the blobs of `photos` this device holds
 /// neither in its blob store nor as originals: it connects itself to every member at the
 /// address the index knows for it (where it, or another member, last saw it) and at the
@@ -1813,20 +1840,15 @@ pub async fn fetch_missing_for_restore(
                 .push(format!("{} ({}): {why}", member.name, member.device));
             continue;
         };
-        let (store, partial_dir) = {
-            let home = home.lock().await;
-            (home.blobs.clone(), home.path.join("blobs/partial"))
-        };
-        let fetcher = Arc::new(Fetcher {
-            connection: connection.clone(),
-            peer: member.device,
-            store,
-            partial_dir,
-            transfers: transfers.clone(),
-            bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
-            helpers: None,
-        });
-        let result = fetch_all(home, &engine, fetcher, left.clone()).await;
+        let result = fetch_from(
+            home,
+            &engine,
+            &connection,
+            member.device,
+            &transfers,
+            left.clone(),
+        )
+        .await;
         connection.close(0u32.into(), b"done");
         endpoint.wait_idle().await;
         left.retain(|b| !engine.held.contains(b));

@@ -160,10 +160,10 @@ impl ControlSocket {
     }
 
     /// Serves clients until the task is dropped: each on its own task, each request line
-    /// answered by `answer(verb)`.
+    /// answered by `answer(verb, args)` (`args` is the request's `"args"`, or null).
     pub async fn serve<F>(&self, answer: F)
     where
-        F: Fn(&str) -> Result<Value, String> + Send + Sync + 'static,
+        F: Fn(&str, &Value) -> Result<Value, String> + Send + Sync + 'static,
     {
         let answer = Arc::new(answer);
         loop {
@@ -194,7 +194,7 @@ impl Drop for ControlSocket {
 /// Answers one client's requests, one line each, until it hangs up.
 async fn serve_client(
     stream: tokio::net::UnixStream,
-    answer: &(dyn Fn(&str) -> Result<Value, String> + Send + Sync),
+    answer: &(dyn Fn(&str, &Value) -> Result<Value, String> + Send + Sync),
 ) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = tokio::io::BufReader::new(read);
@@ -217,7 +217,7 @@ async fn serve_client(
             return Ok(());
         }
         let response = match parse_request(&line) {
-            Ok(verb) => match answer(&verb) {
+            Ok((verb, args)) => match answer(&verb, &args) {
                 Ok(result) => {
                     encode_line(&json!({"version": VERSION, "ok": true, "result": result}))
                 }
@@ -243,8 +243,9 @@ fn error_response(error: &str) -> Vec<u8> {
     encode_line(&json!({"version": VERSION, "ok": false, "error": error}))
 }
 
-/// Parses one request line into its verb, or says what is wrong with it.
-pub fn parse_request(line: &[u8]) -> Result<String, String> {
+/// Parses one request line into its verb and arguments (`"args"`, null when absent), or says
+/// what is wrong with it.
+pub fn parse_request(line: &[u8]) -> Result<(String, Value), String> {
     let value: Value = serde_json::from_slice(line).map_err(|e| {
         format!("the request is not JSON ({e}); send e.g. {{\"version\":1,\"verb\":\"status\"}}")
     })?;
@@ -260,8 +261,9 @@ pub fn parse_request(line: &[u8]) -> Result<String, String> {
             ));
         }
     }
+    let args = object.get("args").cloned().unwrap_or(Value::Null);
     match object.get("verb") {
-        Some(Value::String(verb)) => Ok(verb.clone()),
+        Some(Value::String(verb)) => Ok((verb.clone(), args)),
         Some(_) => Err("\"verb\" must be a string".into()),
         None => Err("the request has no \"verb\"".into()),
     }
@@ -270,6 +272,11 @@ pub fn parse_request(line: &[u8]) -> Result<String, String> {
 /// Asks the node running on `home` to do `verb`, and returns its result; `None` when no
 /// node runs there (no socket, or a stale one nothing answers on).
 pub fn ask(home: &Path, verb: &str) -> Result<Option<Value>, ControlError> {
+    ask_with(home, verb, Value::Null)
+}
+
+/// [`ask`] with arguments (the request's `"args"`).
+pub fn ask_with(home: &Path, verb: &str, args: Value) -> Result<Option<Value>, ControlError> {
     let path = home.join(SOCKET_FILE);
     let stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(s) => s,
@@ -287,7 +294,11 @@ pub fn ask(home: &Path, verb: &str) -> Result<Option<Value>, ControlError> {
         .set_read_timeout(Some(CLIENT_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(CLIENT_TIMEOUT)))
         .map_err(io_error(&path))?;
-    let request = encode_line(&json!({"version": VERSION, "verb": verb}));
+    let request = if args.is_null() {
+        encode_line(&json!({"version": VERSION, "verb": verb}))
+    } else {
+        encode_line(&json!({"version": VERSION, "verb": verb, "args": args}))
+    };
     (&stream).write_all(&request).map_err(io_error(&path))?;
     let mut line = Vec::new();
     io::BufReader::new(io::Read::take(&stream, MAX_RESPONSE_BYTES))
@@ -328,9 +339,16 @@ mod tests {
     fn requests_are_parsed_or_refused_with_a_reason() {
         assert_eq!(
             parse_request(br#"{"version":1,"verb":"status"}"#).unwrap(),
-            "status"
+            ("status".to_owned(), Value::Null)
         );
-        assert_eq!(parse_request(b"{\"verb\":\"status\"}\n").unwrap(), "status");
+        assert_eq!(
+            parse_request(b"{\"verb\":\"status\"}\n").unwrap(),
+            ("status".to_owned(), Value::Null)
+        );
+        assert_eq!(
+            parse_request(br#"{"version":1,"verb":"fetch","args":{"blobs":[]}}"#).unwrap(),
+            ("fetch".to_owned(), json!({"blobs": []}))
+        );
         for (bad, says) in [
             (&b"status"[..], "not JSON"),
             (b"[1,2]", "JSON object"),
@@ -364,7 +382,7 @@ mod tests {
         let path = dir.path().to_owned();
         let server = tokio::spawn(async move {
             socket
-                .serve(|verb| match verb {
+                .serve(|verb, _| match verb {
                     "status" => Ok(json!({"fine": true})),
                     other => Err(format!("unknown verb {other:?}")),
                 })

@@ -117,6 +117,36 @@ impl Default for RunOptions {
     }
 }
 
+/// A fetch a local command asked the running node for (control verbs `fetch` and
+/// `fetch_progress`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FetchJob {
+    /// Whether it is still running.
+    pub running: bool,
+    /// Blobs asked for.
+    pub wanted: usize,
+    /// Of those, blobs now held.
+    pub fetched: usize,
+    /// Members that could not supply what they were asked for, with the reason.
+    pub problems: Vec<String>,
+}
+
+/// The blob IDs of a `fetch` request: `{"blobs": ["<hex>", …]}`.
+fn parse_blob_list(args: &serde_json::Value) -> Result<Vec<BlobId>, String> {
+    let list = args["blobs"]
+        .as_array()
+        .ok_or("\"fetch\" takes {\"blobs\": [\"<blob ID in hex>\", …]}")?;
+    list.iter()
+        .map(|v| {
+            let text = v.as_str().ok_or("a blob ID must be a string of hex")?;
+            let mut id = [0u8; 32];
+            hex::decode_to_slice(text, &mut id)
+                .map_err(|e| format!("{text:?} is not a blob ID: {e}"))?;
+            Ok(BlobId(id))
+        })
+        .collect()
+}
+
 /// A running node, as the rest of the node process talks to it. Cheap to clone; every
 /// method may be called from any thread.
 #[derive(Clone)]
@@ -128,6 +158,8 @@ struct Shared {
     holdings: blobs::PeerHoldings,
     /// The blobs held, the hold policy and the fetching of blobs.
     engine: Arc<blobs::BlobEngine>,
+    /// The fetch a local command (`restore`) asked for, running or last finished.
+    fetch_job: Mutex<Option<FetchJob>>,
     transfers: Transfers,
     own_key: [u8; 32],
     device: DeviceId,
@@ -185,6 +217,7 @@ pub async fn run(
         set,
         holdings: blobs::PeerHoldings::default(),
         engine,
+        fetch_job: Mutex::default(),
         transfers: Transfers::default(),
         endpoint: endpoint.clone(),
         local,
@@ -244,7 +277,11 @@ pub async fn run(
     let control = Arc::new(control);
     let controller = tokio::spawn({
         let (control, node) = (control.clone(), node.clone());
-        async move { control.serve(move |verb| node.answer(verb)).await }
+        async move {
+            control
+                .serve(move |verb, args| node.answer(verb, args))
+                .await
+        }
     });
     tokio::pin!(shutdown);
     loop {
@@ -402,16 +439,94 @@ impl NodeHandle {
     }
 
     /// Answers a control socket request.
-    fn answer(&self, verb: &str) -> Result<serde_json::Value, String> {
+    fn answer(&self, verb: &str, args: &serde_json::Value) -> Result<serde_json::Value, String> {
         match verb {
             "status" => serde_json::to_value(self.live()).map_err(|e| e.to_string()),
             "announce" => {
                 self.announce();
                 Ok(serde_json::Value::Null)
             }
+            "fetch" => {
+                let wanted = parse_blob_list(args)?;
+                self.start_fetch(wanted)?;
+                Ok(serde_json::Value::Null)
+            }
+            "fetch_progress" => {
+                let job = self.0.fetch_job.lock().map_err(|e| e.to_string())?;
+                serde_json::to_value(&*job).map_err(|e| e.to_string())
+            }
             other => Err(format!(
-                "unknown verb {other:?}; this node answers \"status\" and \"announce\""
+                "unknown verb {other:?}; this node answers \"status\", \"announce\", \"fetch\" \
+                 and \"fetch_progress\""
             )),
+        }
+    }
+
+    /// Starts fetching `wanted` over the connections the node holds, whatever the hold
+    /// policy (a local command asked for these blobs by name). One such fetch at a time.
+    fn start_fetch(&self, wanted: Vec<BlobId>) -> Result<(), String> {
+        {
+            let mut job = self.0.fetch_job.lock().map_err(|e| e.to_string())?;
+            if job.as_ref().is_some_and(|j| j.running) {
+                return Err("a fetch is already running on this node; wait for it".into());
+            }
+            *job = Some(FetchJob {
+                running: true,
+                wanted: wanted.len(),
+                fetched: 0,
+                problems: Vec::new(),
+            });
+        }
+        let node = self.clone();
+        self.0
+            .runtime
+            .spawn(async move { node.run_fetch(wanted).await });
+        Ok(())
+    }
+
+    async fn run_fetch(&self, mut left: Vec<BlobId>) {
+        let total = left.len();
+        let links: Vec<Link> = self
+            .0
+            .registry
+            .lock()
+            .map(|r| r.links().map(|(_, l)| l.clone()).collect())
+            .unwrap_or_default();
+        let mut problems = Vec::new();
+        if links.is_empty() {
+            problems.push("no member of the mesh is connected to this node".to_owned());
+        }
+        let engine = &self.0.engine;
+        for link in links {
+            left.retain(|b| !engine.held.contains(b));
+            if left.is_empty() {
+                break;
+            }
+            let fetched = blobs::fetch_from(
+                &self.0.home,
+                engine,
+                &link.connection,
+                link.device,
+                &self.0.transfers,
+                left.clone(),
+            )
+            .await;
+            if let Err(e) = fetched {
+                problems.push(format!("{}: {e}", link.device));
+            }
+            left.retain(|b| !engine.held.contains(b));
+            if let Ok(mut job) = self.0.fetch_job.lock()
+                && let Some(job) = job.as_mut()
+            {
+                job.fetched = total - left.len();
+            }
+        }
+        if let Ok(mut job) = self.0.fetch_job.lock()
+            && let Some(job) = job.as_mut()
+        {
+            job.fetched = total - left.len();
+            job.problems = problems;
+            job.running = false;
         }
     }
 

@@ -740,6 +740,16 @@ fn fetch_for_restore(home: Home, folder: Option<&str>) -> Result<Home> {
     if wanted.is_empty() {
         return Ok(home);
     }
+    // A node running on this home already holds the connections to the members (a second
+    // connection from this device would be refused as a duplicate): it fetches for us.
+    let blobs: Vec<String> = wanted.iter().map(|b| b.to_hex()).collect();
+    let home_path = home.path.clone();
+    if photomesh::control::ask_with(&home_path, "fetch", serde_json::json!({ "blobs": blobs }))?
+        .is_some()
+    {
+        fetch_through_node(&home_path, wanted.len())?;
+        return Ok(home);
+    }
     let home = tokio::sync::Mutex::new(home);
     let progress = |done: usize, of: usize| {
         eprintln!("Fetching from the mesh the photos this device does not hold: {done} of {of}");
@@ -751,6 +761,35 @@ fn fetch_for_restore(home: Home, folder: Option<&str>) -> Result<Home> {
         eprintln!("  could not fetch from {problem}");
     }
     Ok(home.into_inner())
+}
+
+/// Follows the fetch the running node does for a restore, with progress on stderr, until it
+/// ends.
+fn fetch_through_node(home: &Path, wanted: usize) -> Result<()> {
+    let mut shown = usize::MAX;
+    loop {
+        let job: photomesh::daemon::FetchJob =
+            match photomesh::control::ask(home, "fetch_progress")? {
+                Some(v) => serde_json::from_value(v)
+                    .context("the running node's answer to fetch_progress")?,
+                None => bail!("the node running on this home stopped during the fetch"),
+            };
+        if job.fetched != shown {
+            shown = job.fetched;
+            eprintln!(
+                "Fetching from the mesh (through the running node) the photos this device does \
+                 not hold: {} of {wanted}",
+                job.fetched
+            );
+        }
+        if !job.running {
+            for problem in &job.problems {
+                eprintln!("  could not fetch from {problem}");
+            }
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

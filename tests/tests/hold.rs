@@ -78,12 +78,18 @@ fn a_device_holding_only_its_own_photos_gets_records_but_not_blobs_of_others() {
     assert_eq!(phone.json(&["verify"])["blobs_checked"], 0);
 
     // Restoring on the phone fetches the photos it does not hold from the NAS, verified,
-    // and writes them byte for byte.
+    // and writes them byte for byte. With no node running on the phone, `restore` dials the
+    // members itself.
+    drop(phone_run);
     let out = dir.path().join("restored");
     let restore = phone.run(&["restore", "--to", out.to_str().unwrap(), "--json"]);
     assert_eq!(restore.code, 0, "{restore:?}");
     assert!(
         restore.stderr.contains(&format!("{nas_own} of {nas_own}")),
+        "{restore:?}"
+    );
+    assert!(
+        !restore.stderr.contains("through the running node"),
         "{restore:?}"
     );
     let report: serde_json::Value = serde_json::from_str(&restore.stdout).unwrap();
@@ -96,4 +102,42 @@ fn a_device_holding_only_its_own_photos_gets_records_but_not_blobs_of_others() {
             rel.display()
         );
     }
+
+    // With the phone's node running, `restore` asks it to fetch over the connection it
+    // already holds (a second connection from the phone would be refused as a duplicate).
+    let mut phone_run = phone.spawn_with_env(
+        &["run", "--listen", "127.0.0.1:0", "--hold", "own"],
+        &[("PHOTOMESH_LOG", "photomesh=info")],
+    );
+    phone_run.wait_for_line(WAIT, |l| l.contains("listening on"));
+    let mut rng = photomesh_tests::samples::Rng::new(33);
+    let late =
+        photomesh_tests::samples::jpeg_with_exif(&mut rng, 32, 24, "2025:02:03 04:05:06", None);
+    std::fs::write(nas_pics.join("late.jpg"), &late).unwrap();
+    wait_until("the phone has the late photo's record", || {
+        let status = phone.json(&["status"]);
+        let online = status["peers"].as_array().is_some_and(|peers| {
+            peers
+                .iter()
+                .any(|p| p["name"] == "nas" && p["online"] == true)
+        });
+        if status["photo_records"] == all + 1 && online {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    });
+    let again = dir.path().join("restored-again");
+    let restore = phone.run(&["restore", "--to", again.to_str().unwrap(), "--json"]);
+    assert_eq!(restore.code, 0, "{restore:?}");
+    assert!(
+        restore.stderr.contains("through the running node"),
+        "{restore:?}"
+    );
+    assert!(restore.stderr.contains("1 of 1"), "{restore:?}");
+    assert_eq!(
+        std::fs::read(again.join("nas-pics/late.jpg")).unwrap(),
+        late
+    );
+    drop(phone_run);
 }

@@ -18,9 +18,14 @@
 //! Throughput: up to [`MAX_IN_FLIGHT_BLOBS`] blobs are in flight from a peer at once, one
 //! stream each. A small blob is received whole into memory (a byte budget bounds them),
 //! decoded and verified off the async threads — its outboard rebuilt from the verified
-//! parent hashes — and staged in the blob store with one write. A large one streams into
-//! `blobs/partial/` with its verified length persisted every 4 MiB, so a killed node resumes
-//! it; it is hashed once more as a whole and moved into staging. Staged blobs are committed
+//! parent hashes — and staged in the blob store with one write. A large one is received
+//! into `blobs/partial/`, from every connected peer that holds it at once ([`Helpers`]): the
+//! link's peer streams it from the front and the others send ranges of chunk groups from the
+//! back ([`Request::BlobRange`]), each verified against the blob ID before it is written.
+//! The verified ranges are persisted beside the partial file every 4 MiB and whenever a
+//! stream stops, so a killed node or a dropped peer resumes exactly what is missing, and a
+//! peer that fails leaves its unfinished part to the others. The finished blob is hashed once
+//! more as a whole and moved into staging. Staged blobs are committed
 //! in batches: one filesystem flush on each side of the renames, one index transaction, and
 //! only then are they marked stored.
 
@@ -272,6 +277,8 @@ pub struct BlobEngine {
     pub held: HeldBlobs,
     /// Which blobs it keeps copies of.
     pub policy: HoldPolicy,
+    /// The blobs being fetched: each by one fetch, which asks every peer holding it.
+    fetching: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
 
 impl BlobEngine {
@@ -289,6 +296,7 @@ impl BlobEngine {
         Ok(Self {
             held: HeldBlobs::load(home)?,
             policy,
+            fetching: Arc::default(),
         })
     }
 }
@@ -317,6 +325,7 @@ pub async fn sync_blobs(
     known: &PeerHoldings,
     engine: &BlobEngine,
     transfers: &Transfers,
+    helpers: Option<Helpers>,
 ) -> Result<usize, SyncError> {
     let (store, partial_dir, me) = {
         let home = home.lock().await;
@@ -388,6 +397,7 @@ pub async fn sync_blobs(
         partial_dir,
         transfers: transfers.clone(),
         bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+        helpers,
     });
     fetch_all(home, engine, fetcher, wanted).await
 }
@@ -437,6 +447,8 @@ struct Fetcher {
     transfers: Transfers,
     /// KiB of small blobs that may be buffered at once.
     bytes: tokio::sync::Semaphore,
+    /// Other peers a large blob can be fetched from at the same time, in a running node.
+    helpers: Option<Helpers>,
 }
 
 /// A blob received and verified, staged in the store, waiting for its batch.
@@ -479,7 +491,11 @@ async fn fetch_all(
             if engine.held.contains(&blob) {
                 continue;
             }
-            tasks.spawn(fetch_one(fetcher.clone(), blob));
+            // Another link's fetch has it (and asks this peer for ranges of it too).
+            let Some(coordinating) = Coordinating::take(&engine.fetching, blob) else {
+                continue;
+            };
+            tasks.spawn(fetch_one(fetcher.clone(), blob, coordinating));
         }
         if tasks.is_empty() {
             break;
@@ -576,11 +592,18 @@ async fn store_batch(
     Ok(received.len())
 }
 
-/// Fetches one blob, verifying every chunk group before writing it, and stages it.
-async fn fetch_one(fetcher: Arc<Fetcher>, blob_id: BlobId) -> Result<Received, FetchError> {
+/// Fetches one blob, verifying every chunk group before writing it, and stages it. A large
+/// blob is fetched in ranges from this peer and from every other connected peer that holds
+/// it ([`fetch_large`]); `_coordinating` keeps other links from fetching it meanwhile.
+async fn fetch_one(
+    fetcher: Arc<Fetcher>,
+    blob_id: BlobId,
+    _coordinating: Coordinating,
+) -> Result<Received, FetchError> {
     let partial = fetcher.partial_dir.join(blob_id.to_hex());
-    // Resume from the last verified byte that was persisted, if an earlier try got that far.
-    let from = read_progress(&partial);
+    // Resume from the verified ranges that were persisted, if an earlier try got that far.
+    let (done, claimed_len) = read_progress(&partial);
+    let asked = done.first_missing();
     let (mut send, mut recv) = fetcher
         .connection
         .open_bi()
@@ -590,7 +613,7 @@ async fn fetch_one(fetcher: Arc<Fetcher>, blob_id: BlobId) -> Result<Received, F
         &mut send,
         &Request::Blob {
             blob_id: blob_id.0,
-            from_group: from / GROUP_BYTES,
+            from_group: asked,
         },
     )
     .await?;
@@ -599,39 +622,582 @@ async fn fetch_one(fetcher: Arc<Fetcher>, blob_id: BlobId) -> Result<Received, F
         BlobHeader::NotHere => return Err(FetchError::NotHere),
         BlobHeader::Follows { sealed_len } => sealed_len,
     };
-    let from = if from <= sealed_len { from } else { 0 };
-    let transfer = fetcher.transfers.start(blob_id, sealed_len, from);
+    // Progress of a blob of another length is no progress.
+    let done = if claimed_len == Some(sealed_len) && done.end() <= groups_of(sealed_len) {
+        done
+    } else {
+        GroupSet::default()
+    };
+    let from = done.first_missing();
+    let verified = done.bytes(sealed_len);
+    let transfer = fetcher.transfers.start(blob_id, sealed_len, verified);
     transfer.add_peer(fetcher.peer);
-    if from == 0 && sealed_len <= SMALL_BLOB {
+    if done.is_empty() && sealed_len <= SMALL_BLOB {
         return fetch_small(&fetcher, blob_id, sealed_len, recv, transfer).await;
     }
-    if from > 0 {
-        tracing::info!(blob = %blob_id, from, sealed_len, "resuming blob transfer");
+    if verified > 0 {
+        tracing::info!(
+            blob = %blob_id,
+            from = from * GROUP_BYTES,
+            verified,
+            sealed_len,
+            "resuming blob transfer"
+        );
     }
-    fs::create_dir_all(&fetcher.partial_dir).map_err(|e| NetError::Connection(e.to_string()))?;
-    let target = partial.clone();
-    let recv = tokio_util::io::SyncIoBridge::new(recv);
-    let received = tokio::task::spawn_blocking(move || {
-        receive(recv, &blob_id, sealed_len, &target, from, &transfer)
-    })
+    // The stream asked for is this peer's first part, if it starts where the gap does.
+    let stream = (from == asked).then_some((recv, from));
+    fetch_large(
+        &fetcher, blob_id, sealed_len, done, stream, transfer, partial,
+    )
     .await
-    .map_err(|e| SyncError::Protocol(e.to_string()))?;
-    match received {
-        Ok(()) => {}
-        Err(ReceiveError::BadData(why)) => {
-            // Nothing unverified was written, but start over rather than trust this peer's
-            // earlier bytes either.
-            remove_partial(&partial);
-            return Err(FetchError::Bad(blob_id, why));
-        }
-        Err(ReceiveError::Interrupted(e)) => {
-            // What was verified and persisted stays for the next try.
-            return Err(NetError::Connection(format!("blob {blob_id} interrupted: {e}")).into());
+}
+
+/// A blob being coordinated by one fetch: removed from the engine's set when dropped.
+struct Coordinating(Arc<Mutex<HashSet<[u8; 32]>>>, BlobId);
+
+impl Coordinating {
+    /// Takes the blob for this fetch, unless another fetch coordinates it already.
+    fn take(set: &Arc<Mutex<HashSet<[u8; 32]>>>, blob: BlobId) -> Option<Self> {
+        let mut held = set.lock().ok()?;
+        held.insert(blob.0).then(|| Self(set.clone(), blob))
+    }
+}
+
+impl Drop for Coordinating {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&self.1.0);
         }
     }
+}
+
+/// How a blob's fetch finds other peers to fetch ranges from: the running node's other live
+/// connections, and the index (what those peers hold, whether they sent bad data).
+#[derive(Clone)]
+pub struct Helpers {
+    /// The node's home.
+    pub home: Arc<tokio::sync::Mutex<Home>>,
+    /// The node's live connections, by device.
+    pub links: Arc<dyn Fn() -> Vec<(DeviceId, quinn::Connection)> + Send + Sync>,
+}
+
+impl Helpers {
+    /// The connected peers other than `except` that may hold `blob`: those whose reconciled
+    /// holdings include it, and those not reconciled with yet; not those in their bad-data
+    /// cooldown.
+    async fn for_blob(
+        &self,
+        blob: &BlobId,
+        except: &DeviceId,
+    ) -> Vec<(DeviceId, quinn::Connection)> {
+        let all = (self.links)();
+        tracing::debug!(links = all.len(), "live links");
+        let links: Vec<_> = all
+            .into_iter()
+            .filter(|(d, c)| d != except && c.close_reason().is_none())
+            .collect();
+        if links.is_empty() {
+            return links;
+        }
+        let home = self.home.lock().await;
+        let holders = home.index.blob_holders(blob).unwrap_or_default();
+        let now = crate::scan::now_ms();
+        links
+            .into_iter()
+            .filter(|(d, _)| {
+                let may_hold = holders.contains(d) || matches!(home.index.peer_sync(d), Ok(None));
+                let bad = home.index.last_bad(d).ok().flatten().is_some_and(|b| {
+                    now.saturating_sub(b.at_ms) < BAD_PEER_COOLDOWN.as_millis() as u64
+                });
+                may_hold && !bad
+            })
+            .collect()
+    }
+}
+
+/// Chunk groups asked of one peer at a time: 4 MiB.
+const PIECE_GROUPS: u64 = 256;
+/// How often a blob's fetch looks for more peers that can send it.
+const HELPER_LOOK: Duration = Duration::from_millis(250);
+
+/// The number of chunk groups of a blob of `sealed_len` bytes.
+fn groups_of(sealed_len: u64) -> u64 {
+    sealed_len.div_ceil(GROUP_BYTES)
+}
+
+/// A set of chunk groups, as sorted, disjoint, non-adjacent ranges.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct GroupSet(Vec<(u64, u64)>);
+
+impl GroupSet {
+    fn insert(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        self.0.push((start, end));
+        self.0.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.0.len());
+        for (s, e) in self.0.drain(..) {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        self.0 = merged;
+    }
+
+    fn remove(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let mut kept = Vec::with_capacity(self.0.len() + 1);
+        for &(s, e) in &self.0 {
+            if e <= start || s >= end {
+                kept.push((s, e));
+                continue;
+            }
+            if s < start {
+                kept.push((s, start));
+            }
+            if e > end {
+                kept.push((end, e));
+            }
+        }
+        self.0 = kept;
+    }
+
+    fn contains(&self, group: u64) -> bool {
+        self.0.iter().any(|&(s, e)| s <= group && group < e)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The number of groups in the set.
+    fn len(&self) -> u64 {
+        self.0.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// The group after the last one in the set (0 when empty).
+    fn end(&self) -> u64 {
+        self.0.last().map_or(0, |r| r.1)
+    }
+
+    /// The first group not in the set.
+    fn first_missing(&self) -> u64 {
+        match self.0.first() {
+            Some(&(0, e)) => e,
+            _ => 0,
+        }
+    }
+
+    /// The verified bytes the set stands for in a blob of `sealed_len` bytes.
+    fn bytes(&self, sealed_len: u64) -> u64 {
+        self.0
+            .iter()
+            .map(|&(s, e)| (e * GROUP_BYTES).min(sealed_len) - (s * GROUP_BYTES).min(sealed_len))
+            .sum()
+    }
+
+    /// The ranges of `0..total` outside the set.
+    fn gaps(&self, total: u64) -> Vec<(u64, u64)> {
+        let mut gaps = Vec::new();
+        let mut at = 0;
+        for &(s, e) in &self.0 {
+            if s > at {
+                gaps.push((at, s.min(total)));
+            }
+            at = at.max(e);
+        }
+        if at < total {
+            gaps.push((at, total));
+        }
+        gaps.retain(|(s, e)| s < e);
+        gaps
+    }
+}
+
+/// Who is fetching which chunk groups of one blob, and which are verified and persisted.
+#[derive(Debug)]
+struct Plan {
+    total: u64,
+    /// Verified, written and made durable.
+    done: GroupSet,
+    /// Being fetched by some peer.
+    claimed: GroupSet,
+}
+
+impl Plan {
+    fn new(total: u64, done: GroupSet) -> Self {
+        Self {
+            total,
+            done,
+            claimed: GroupSet::default(),
+        }
+    }
+
+    fn free(&self) -> Vec<(u64, u64)> {
+        let mut taken = self.done.clone();
+        for &(s, e) in &self.claimed.0 {
+            taken.insert(s, e);
+        }
+        taken.gaps(self.total)
+    }
+
+    /// Claims up to [`PIECE_GROUPS`] groups nobody has: the first ones free, or (for a peer
+    /// helping the one streaming from the front) the last ones, so that the two meet.
+    fn claim(&mut self, from_back: bool) -> Option<(u64, u64)> {
+        let free = self.free();
+        let (s, e) = if from_back {
+            let &(s, e) = free.last()?;
+            (s.max(e.saturating_sub(PIECE_GROUPS)), e)
+        } else {
+            let &(s, e) = free.first()?;
+            (s, e.min(s + PIECE_GROUPS))
+        };
+        self.claimed.insert(s, e);
+        Some((s, e))
+    }
+
+    /// Claims one group for the peer streaming from the front, if nobody else has it.
+    fn claim_group(&mut self, group: u64) -> bool {
+        if group >= self.total || self.done.contains(group) || self.claimed.contains(group) {
+            return false;
+        }
+        self.claimed.insert(group, group + 1);
+        true
+    }
+
+    /// Groups that are verified and durable.
+    fn finish(&mut self, start: u64, end: u64) {
+        self.claimed.remove(start, end);
+        self.done.insert(start, end);
+    }
+
+    /// Groups a peer no longer fetches (done or not): free for the others again.
+    fn release(&mut self, start: u64, end: u64) {
+        self.claimed.remove(start, end);
+    }
+
+    fn claimable(&self) -> bool {
+        !self.free().is_empty()
+    }
+
+    fn complete(&self) -> bool {
+        self.done.len() >= self.total
+    }
+}
+
+/// A large blob being received into its partial file, possibly from several peers at once.
+struct Partial {
+    blob_id: BlobId,
+    sealed_len: u64,
+    file: File,
+    path: PathBuf,
+    plan: Mutex<Plan>,
+    transfer: TransferHandle,
+    /// Verified bytes received from each peer.
+    by_peer: Mutex<std::collections::BTreeMap<DeviceId, u64>>,
+}
+
+impl Partial {
+    fn open(
+        path: &Path,
+        blob_id: BlobId,
+        sealed_len: u64,
+        done: GroupSet,
+        transfer: TransferHandle,
+    ) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        Ok(Self {
+            blob_id,
+            sealed_len,
+            file,
+            path: path.to_path_buf(),
+            plan: Mutex::new(Plan::new(groups_of(sealed_len), done)),
+            transfer,
+            by_peer: Mutex::default(),
+        })
+    }
+
+    fn plan(&self) -> io::Result<std::sync::MutexGuard<'_, Plan>> {
+        self.plan
+            .lock()
+            .map_err(|_| io::Error::other("the transfer's plan is poisoned"))
+    }
+
+    /// Makes groups `start..end` durable and records them as verified in the progress file.
+    fn persist(&self, start: u64, end: u64) -> io::Result<()> {
+        if start >= end {
+            return Ok(());
+        }
+        self.file.sync_data()?;
+        let mut plan = self.plan()?;
+        plan.finish(start, end);
+        write_progress(&self.path, &plan.done, self.sealed_len)
+    }
+
+    fn complete(&self) -> bool {
+        self.plan().is_ok_and(|p| p.complete())
+    }
+}
+
+/// How one peer's part of a blob ended.
+enum WorkerEnd {
+    /// Nothing more to claim.
+    Idle,
+    /// The peer's stream reached groups another peer has.
+    Stopped,
+    /// The peer does not hold the blob.
+    NotHere,
+    /// The peer sent data that does not verify.
+    Bad(String),
+    /// The connection or the disk failed.
+    Failed(String),
+}
+
+impl WorkerEnd {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Stopped => "stopped",
+            Self::NotHere => "not here",
+            Self::Bad(_) => "bad data",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+impl From<Result<bool, ReceiveError>> for WorkerEnd {
+    fn from(result: Result<bool, ReceiveError>) -> Self {
+        match result {
+            Ok(true) => Self::Idle,
+            Ok(false) => Self::Stopped,
+            Err(ReceiveError::BadData(why)) => Self::Bad(why),
+            Err(ReceiveError::Interrupted(e)) => Self::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Receives the stream the first peer opened, from group `from` to the end, claiming each
+/// group as it arrives and stopping where another peer's part begins.
+async fn stream_worker(
+    partial: Arc<Partial>,
+    peer: DeviceId,
+    recv: quinn::RecvStream,
+    from: u64,
+) -> WorkerEnd {
+    let recv = tokio_util::io::SyncIoBridge::new(recv);
+    let total = groups_of(partial.sealed_len);
+    match tokio::task::spawn_blocking(move || receive_into(&partial, peer, recv, from, total, true))
+        .await
+    {
+        Ok(result) => result.into(),
+        Err(e) => WorkerEnd::Failed(e.to_string()),
+    }
+}
+
+/// Fetches ranges of the blob from one peer until none is left to claim.
+async fn range_worker(
+    peer: DeviceId,
+    connection: quinn::Connection,
+    partial: Arc<Partial>,
+    from_back: bool,
+) -> WorkerEnd {
+    loop {
+        let claimed = partial.plan().ok().and_then(|mut p| p.claim(from_back));
+        let Some((start, end)) = claimed else {
+            return WorkerEnd::Idle;
+        };
+        let result = fetch_range(peer, &connection, &partial, start, end).await;
+        if let Ok(mut plan) = partial.plan() {
+            plan.release(start, end);
+        }
+        match result {
+            WorkerEnd::Idle | WorkerEnd::Stopped => {}
+            other => return other,
+        }
+    }
+}
+
+/// Fetches chunk groups `start..end` of the blob from one peer with a range request.
+async fn fetch_range(
+    peer: DeviceId,
+    connection: &quinn::Connection,
+    partial: &Arc<Partial>,
+    start: u64,
+    end: u64,
+) -> WorkerEnd {
+    let opened = async {
+        let (mut send, mut recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
+        net::write_frame(
+            &mut send,
+            &Request::BlobRange {
+                blob_id: partial.blob_id.0,
+                first_group: start,
+                end_group: end,
+            },
+        )
+        .await?;
+        let _ = send.finish();
+        let header = net::read_frame::<BlobHeader>(&mut recv).await?;
+        Ok::<_, NetError>((header, recv))
+    };
+    let recv = match opened.await {
+        Ok((BlobHeader::NotHere, _)) => return WorkerEnd::NotHere,
+        Ok((BlobHeader::Follows { .. }, recv)) => recv,
+        Err(e) => return WorkerEnd::Failed(e.to_string()),
+    };
+    let recv = tokio_util::io::SyncIoBridge::new(recv);
+    let partial = partial.clone();
+    match tokio::task::spawn_blocking(move || receive_into(&partial, peer, recv, start, end, false))
+        .await
+    {
+        Ok(result) => result.into(),
+        Err(e) => WorkerEnd::Failed(e.to_string()),
+    }
+}
+
+/// Fetches a large blob into its partial file: the first peer from the stream it opened,
+/// every other connected peer that holds it with range requests from the end backwards; a
+/// peer that fails leaves its unfinished part to the others, one that sends bad data is
+/// recorded and dropped. Then the blob is checked as a whole and staged.
+async fn fetch_large(
+    fetcher: &Arc<Fetcher>,
+    blob_id: BlobId,
+    sealed_len: u64,
+    done: GroupSet,
+    stream: Option<(quinn::RecvStream, u64)>,
+    transfer: TransferHandle,
+    path: PathBuf,
+) -> Result<Received, FetchError> {
+    #[derive(PartialEq)]
+    enum State {
+        Idle,
+        Busy,
+        Out,
+    }
+    let io_failed = |e: io::Error| NetError::Connection(format!("blob {blob_id}: {e}"));
+    fs::create_dir_all(&fetcher.partial_dir).map_err(io_failed)?;
+    let partial =
+        Arc::new(Partial::open(&path, blob_id, sealed_len, done, transfer).map_err(io_failed)?);
+    let first = fetcher.peer;
+    let mut peers: std::collections::BTreeMap<DeviceId, (quinn::Connection, State)> =
+        std::collections::BTreeMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut first_state = State::Idle;
+    if let Some((recv, from)) = stream {
+        tasks.spawn(stream_worker(partial.clone(), first, recv, from).map_to(first));
+        first_state = State::Busy;
+    }
+    peers.insert(first, (fetcher.connection.clone(), first_state));
+    let mut tick = tokio::time::interval(HELPER_LOOK);
+    let mut look = true;
+    let mut helped = HashSet::new();
+    let mut last_error = String::from("no peer could send it");
+    while !partial.complete() {
+        if look && let Some(helpers) = &fetcher.helpers {
+            let found = helpers.for_blob(&blob_id, &first).await;
+            tracing::debug!(blob = %blob_id, helpers = found.len(), "peers to fetch ranges from");
+            for (device, connection) in found {
+                peers.entry(device).or_insert((connection, State::Idle));
+            }
+        }
+        look = false;
+        for (device, (connection, state)) in peers.iter_mut() {
+            if *state != State::Idle || !partial.plan().is_ok_and(|p| p.claimable()) {
+                continue;
+            }
+            *state = State::Busy;
+            partial.transfer.add_peer(*device);
+            if *device != first && helped.insert(*device) {
+                tracing::info!(blob = %blob_id, peer = %device.short(), "fetching ranges of a blob from another peer too");
+            }
+            let worker = range_worker(
+                *device,
+                connection.clone(),
+                partial.clone(),
+                *device != first,
+            );
+            tasks.spawn(worker.map_to(*device));
+        }
+        if tasks.is_empty() {
+            return Err(NetError::Connection(format!("blob {blob_id}: {last_error}")).into());
+        }
+        let joined = tokio::select! {
+            joined = tasks.join_next() => joined,
+            _ = tick.tick() => { look = true; continue; }
+        };
+        let Some(joined) = joined else { continue };
+        let (device, end) = joined.map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let Some((connection, state)) = peers.get_mut(&device) else {
+            continue;
+        };
+        *state = State::Out;
+        tracing::debug!(blob = %blob_id, peer = %device.short(), end = end.name(), "a peer's part ended");
+        match end {
+            WorkerEnd::Idle | WorkerEnd::Stopped => *state = State::Idle,
+            WorkerEnd::NotHere => {}
+            WorkerEnd::Failed(why) => {
+                tracing::info!(blob = %blob_id, peer = %device.short(), "a peer stopped sending its part of a blob; the others take it over: {why}");
+                last_error = why;
+            }
+            WorkerEnd::Bad(why) if device == first => {
+                // The link's own peer: recorded and disconnected by `fetch_all`. What
+                // verified stays.
+                return Err(FetchError::Bad(blob_id, why));
+            }
+            WorkerEnd::Bad(why) => {
+                connection.close(4u32.into(), b"bad data");
+                if let Some(helpers) = &fetcher.helpers {
+                    let bad = crate::index::BadPeer {
+                        device,
+                        at_ms: crate::scan::now_ms(),
+                        blob: blob_id,
+                        reason: why.clone(),
+                    };
+                    helpers.home.lock().await.index.record_bad_peer(&bad)?;
+                }
+                tracing::warn!(peer = %device, %blob_id, "a peer sent blob data that does not match the blob ID; it is not asked for blobs for {:?}: {why}", BAD_PEER_COOLDOWN);
+                last_error = why;
+            }
+        }
+    }
+    drop(tasks);
+    let by_peer = partial
+        .by_peer
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    if by_peer.len() > 1 {
+        let bytes: Vec<String> = by_peer
+            .iter()
+            .map(|(d, n)| format!("{}:{n}", d.short()))
+            .collect();
+        tracing::info!(
+            blob = %blob_id,
+            peers = by_peer.len(),
+            bytes_by_peer = bytes.join(","),
+            "blob received in ranges from several peers"
+        );
+    }
+    partial
+        .file
+        .set_len(sealed_len)
+        .and_then(|()| partial.file.sync_all())
+        .map_err(io_failed)?;
+    drop(partial);
     // Hashing the whole file again is blocking work: off the async threads.
     let store = fetcher.store.clone();
-    let kept = tokio::task::spawn_blocking(move || keep(&store, &partial, &blob_id, sealed_len))
+    let kept = tokio::task::spawn_blocking(move || keep(&store, &path, &blob_id, sealed_len))
         .await
         .map_err(|e| SyncError::Protocol(e.to_string()))?;
     let (staged, outboard) =
@@ -642,6 +1208,15 @@ async fn fetch_one(fetcher: Arc<Fetcher>, blob_id: BlobId) -> Result<Received, F
         outboard,
     })
 }
+
+/// Tags a worker's end with its peer.
+trait MapTo: std::future::Future<Output = WorkerEnd> + Sized {
+    fn map_to(self, device: DeviceId) -> impl std::future::Future<Output = (DeviceId, WorkerEnd)> {
+        async move { (device, self.await) }
+    }
+}
+
+impl<F: std::future::Future<Output = WorkerEnd>> MapTo for F {}
 
 /// The most bytes a bao encoding of a blob of `sealed_len` bytes can take: the blob, its
 /// length prefix, and 64 bytes of parent hashes per chunk group.
@@ -782,27 +1357,72 @@ fn keep(
 
 /// Bytes per chunk group: the unit of verification and of resumption.
 const GROUP_BYTES: u64 = 16 * 1024;
-/// How much verified data may arrive between two persisted progress marks.
+/// How much verified data one peer's stream may bring between two persisted progress marks.
 const PERSIST_EVERY: u64 = 4 * 1024 * 1024;
+/// The first line of a progress file.
+const PROGRESS_MAGIC: &str = "photomesh partial v1";
 
 fn progress_path(partial: &Path) -> PathBuf {
     partial.with_extension("progress")
 }
 
-/// The verified length persisted for a partial blob (a multiple of [`GROUP_BYTES`]), or 0.
-fn read_progress(partial: &Path) -> u64 {
-    let claimed = fs::read_to_string(progress_path(partial))
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+/// The verified chunk groups persisted for a partial blob, and the blob's sealed length.
+/// A progress file that does not parse, or claims ranges out of order, counts as nothing
+/// verified; ranges past the partial file's length on disk are cut to it.
+fn read_progress(partial: &Path) -> (GroupSet, Option<u64>) {
+    let nothing = (GroupSet::default(), None);
+    let Ok(text) = fs::read_to_string(progress_path(partial)) else {
+        return nothing;
+    };
+    let mut lines = text.lines();
+    let Some(sealed_len) = lines
+        .next()
+        .and_then(|l| l.strip_prefix(PROGRESS_MAGIC))
+        .and_then(|l| l.trim().parse::<u64>().ok())
+    else {
+        return nothing;
+    };
     let on_disk = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
-    (claimed.min(on_disk) / GROUP_BYTES) * GROUP_BYTES
+    let mut set = GroupSet::default();
+    let mut last_end = 0;
+    for line in lines {
+        let mut words = line.split_whitespace();
+        let (Some(Ok(start)), Some(Ok(end)), None) = (
+            words.next().map(str::parse::<u64>),
+            words.next().map(str::parse::<u64>),
+            words.next(),
+        ) else {
+            return nothing;
+        };
+        let aligned = start % GROUP_BYTES == 0 && (end % GROUP_BYTES == 0 || end == sealed_len);
+        if !aligned || start >= end || start < last_end || end > sealed_len {
+            return nothing;
+        }
+        last_end = end;
+        // Never trust more than what is on disk.
+        let end_group = if end <= on_disk {
+            groups_of(end)
+        } else {
+            on_disk / GROUP_BYTES
+        };
+        set.insert(start / GROUP_BYTES, end_group);
+    }
+    (set, Some(sealed_len))
 }
 
-fn write_progress(partial: &Path, verified: u64) -> io::Result<()> {
+/// Replaces the progress file, atomically, with the verified groups `done`.
+fn write_progress(partial: &Path, done: &GroupSet, sealed_len: u64) -> io::Result<()> {
     let path = progress_path(partial);
     let tmp = path.with_extension("progress-tmp");
-    fs::write(&tmp, verified.to_string())?;
+    let mut text = format!("{PROGRESS_MAGIC} {sealed_len}\n");
+    for &(s, e) in &done.0 {
+        let (start, end) = (
+            (s * GROUP_BYTES).min(sealed_len),
+            (e * GROUP_BYTES).min(sealed_len),
+        );
+        text.push_str(&format!("{start} {end}\n"));
+    }
+    fs::write(&tmp, text)?;
     fs::rename(&tmp, &path)
 }
 
@@ -819,65 +1439,95 @@ enum ReceiveError {
     Interrupted(io::Error),
 }
 
-/// Decodes a bao stream of the blob from byte `from` (a multiple of [`GROUP_BYTES`]) into
-/// `target`, writing every chunk group only after it verified against `blob_id`, and
-/// persisting the verified length every [`PERSIST_EVERY`] bytes.
-fn receive(
+/// Decodes a bao stream of chunk groups `first..end` of the blob into its partial file,
+/// writing every chunk group only after it verified against the blob ID and persisting the
+/// verified groups every [`PERSIST_EVERY`] bytes and when the stream stops, however it
+/// stops. With `claim_each`, every group is claimed in the plan before it is written, and
+/// the stream stops (`Ok(false)`) at the first group another peer has. `Ok(true)`: the
+/// whole range arrived.
+fn receive_into(
+    partial: &Partial,
+    peer: DeviceId,
     encoded: impl io::Read,
-    blob_id: &BlobId,
-    sealed_len: u64,
-    target: &Path,
-    from: u64,
-    transfer: &TransferHandle,
-) -> Result<(), ReceiveError> {
+    first: u64,
+    end: u64,
+    claim_each: bool,
+) -> Result<bool, ReceiveError> {
     use bao_tree::io::BaoContentItem;
     use bao_tree::io::DecodeError;
     use std::os::unix::fs::FileExt;
     let interrupted = ReceiveError::Interrupted;
-    let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(target)
-        .map_err(interrupted)?;
-    let ranges = ChunkRanges::from(ChunkNum(from / 1024)..);
-    let items = bao_tree::io::sync::DecodeResponseIter::new(
-        blake3::Hash::from_bytes(blob_id.0),
+    let total = groups_of(partial.sealed_len);
+    let end = end.min(total);
+    let tree = BaoTree::new(partial.sealed_len, OUTBOARD_BLOCK_SIZE);
+    let ranges = group_chunks(first, end);
+    let mut items = bao_tree::io::sync::DecodeResponseIter::new(
+        blake3::Hash::from_bytes(partial.blob_id.0),
         tree,
         io::BufReader::with_capacity(1 << 20, encoded),
         &ranges,
     );
-    let mut verified = from;
-    let mut persisted = from;
-    for item in items {
+    // Verified and written since the last persisted mark: `pending..verified`.
+    let mut pending = first;
+    let mut verified = first;
+    let mut claimed_to = first;
+    let result = loop {
+        let Some(item) = items.next() else {
+            if verified < end {
+                break Err(interrupted(io::Error::other(
+                    "the stream ended before the range did",
+                )));
+            }
+            break Ok(true);
+        };
         match item {
             Ok(BaoContentItem::Parent(_)) => {}
             Ok(BaoContentItem::Leaf(leaf)) => {
-                file.write_all_at(&leaf.data, leaf.offset)
-                    .map_err(interrupted)?;
-                verified = verified.max(leaf.offset + leaf.data.len() as u64);
-                transfer.advance(leaf.data.len() as u64);
-                if verified - persisted >= PERSIST_EVERY {
-                    file.sync_data().map_err(interrupted)?;
-                    write_progress(target, verified).map_err(interrupted)?;
-                    persisted = verified;
+                let group = leaf.offset / GROUP_BYTES;
+                let group_end = (leaf.offset + leaf.data.len() as u64).div_ceil(GROUP_BYTES);
+                if group != verified {
+                    break Err(interrupted(io::Error::other("a chunk group out of order")));
+                }
+                if claim_each {
+                    let mine = match partial.plan() {
+                        Ok(mut plan) => (group..group_end).all(|g| plan.claim_group(g)),
+                        Err(e) => break Err(interrupted(e)),
+                    };
+                    if !mine {
+                        break Ok(false);
+                    }
+                    claimed_to = group_end;
+                }
+                if let Err(e) = partial.file.write_all_at(&leaf.data, leaf.offset) {
+                    break Err(interrupted(e));
+                }
+                verified = group_end;
+                partial.transfer.advance(leaf.data.len() as u64);
+                if let Ok(mut by_peer) = partial.by_peer.lock() {
+                    *by_peer.entry(peer).or_default() += leaf.data.len() as u64;
+                }
+                if (verified - pending) * GROUP_BYTES >= PERSIST_EVERY {
+                    if let Err(e) = partial.persist(pending, verified) {
+                        break Err(interrupted(e));
+                    }
+                    pending = verified;
                 }
             }
             Err(e @ (DecodeError::ParentHashMismatch(_) | DecodeError::LeafHashMismatch(_))) => {
-                return Err(ReceiveError::BadData(format!("verification failed: {e}")));
+                break Err(ReceiveError::BadData(format!("verification failed: {e}")));
             }
-            Err(e) => return Err(interrupted(io::Error::other(e.to_string()))),
+            Err(e) => break Err(interrupted(io::Error::other(e.to_string()))),
         }
+    };
+    // What verified is kept, whatever stopped the stream.
+    let persisted = partial.persist(pending, verified);
+    if claim_each && let Ok(mut plan) = partial.plan() {
+        plan.release(first, claimed_to);
     }
-    if verified < sealed_len {
-        return Err(interrupted(io::Error::other(
-            "the stream ended before the blob did",
-        )));
+    match (result, persisted) {
+        (Ok(_), Err(e)) => Err(interrupted(e)),
+        (result, _) => result,
     }
-    file.set_len(sealed_len).map_err(interrupted)?;
-    file.sync_all().map_err(interrupted)?;
-    Ok(())
 }
 
 /// Answers a blob request: from the blob store, or sealed on the fly from the original.
@@ -905,6 +1555,42 @@ pub async fn serve_blob(
         let capacity = encoded_len_limit(source.sealed_len()).min(1 << 20) as usize;
         let mut writer = io::BufWriter::with_capacity(capacity, writer);
         source.encode(from_group, &mut writer)?;
+        io::Write::flush(&mut writer)?;
+        let mut bridge = writer.into_inner().map_err(|e| e.into_error())?;
+        bridge.shutdown()?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| SyncError::Protocol(e.to_string()))?
+    .map_err(|e| NetError::Connection(format!("sending blob {blob_id}: {e}")))?;
+    Ok(())
+}
+
+/// Answers a range request ([`Request::BlobRange`]): like [`serve_blob`], for chunk groups
+/// `first_group..end_group` only.
+pub async fn serve_blob_range(
+    home: &tokio::sync::Mutex<Home>,
+    blob_id: BlobId,
+    groups: std::ops::Range<u64>,
+    mut send: quinn::SendStream,
+) -> Result<(), SyncError> {
+    let source = BlobSource::open(&*home.lock().await, &blob_id)?;
+    let Some(source) = source else {
+        net::write_frame(&mut send, &BlobHeader::NotHere).await?;
+        let _ = send.finish();
+        return Ok(());
+    };
+    net::write_frame(
+        &mut send,
+        &BlobHeader::Follows {
+            sealed_len: source.sealed_len(),
+        },
+    )
+    .await?;
+    let writer = tokio_util::io::SyncIoBridge::new(send);
+    tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let mut writer = io::BufWriter::with_capacity(1 << 20, writer);
+        source.encode_groups(groups, &mut writer)?;
         io::Write::flush(&mut writer)?;
         let mut bridge = writer.into_inner().map_err(|e| e.into_error())?;
         bridge.shutdown()?;
@@ -992,6 +1678,37 @@ impl BlobSource {
     }
 }
 
+impl BlobSource {
+    /// Writes the bao encoding of chunk groups `groups` (clipped to the blob), checking
+    /// every chunk group against the blob ID as it is read, like [`BlobSource::encode`].
+    pub fn encode_groups(
+        &self,
+        groups: std::ops::Range<u64>,
+        writer: impl io::Write,
+    ) -> io::Result<()> {
+        let ranges = group_chunks(groups.start, groups.end);
+        let result = match &self.source {
+            Source::Stored(file) => {
+                bao_tree::io::sync::encode_ranges_validated(file, &self.outboard, &ranges, writer)
+            }
+            Source::Original(original) => bao_tree::io::sync::encode_ranges_validated(
+                &**original,
+                &self.outboard,
+                &ranges,
+                writer,
+            ),
+        };
+        result.map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// The chunks of chunk groups `first..end`.
+fn group_chunks(first: u64, end: u64) -> ChunkRanges {
+    let log = OUTBOARD_BLOCK_SIZE.chunk_log();
+    let max = u64::MAX >> log;
+    ChunkRanges::from(ChunkNum(first.min(max) << log)..ChunkNum(end.min(max) << log))
+}
+
 /// What [`fetch_missing_for_restore`] did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct MeshFetch {
@@ -1025,6 +1742,7 @@ pub async fn fetch_from(
         partial_dir,
         transfers: transfers.clone(),
         bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+        helpers: None,
     });
     fetch_all(home, engine, fetcher, wanted).await
 }
@@ -1218,55 +1936,210 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_transfer_resumes_from_the_persisted_progress() {
-        let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 249) as u8).collect();
+    /// A blob's data, its ID, and a function giving the bao encoding of a group range.
+    fn blob(len: u32, seed: u32) -> (Vec<u8>, BlobId, impl Fn(u64, u64) -> Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| ((i * seed) % 251) as u8).collect();
         let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
         let blob_id = BlobId(*ob.root.as_bytes());
-        let encode_from = |from: u64| {
+        let d = data.clone();
+        let encode = move |first: u64, end: u64| {
             let mut encoded = Vec::new();
             bao_tree::io::sync::encode_ranges_validated(
-                &data[..],
+                &d[..],
                 &ob,
-                &ChunkRanges::from(ChunkNum(from / 1024)..),
+                &group_chunks(first, end),
                 &mut encoded,
             )
             .unwrap();
             encoded
         };
+        (data, blob_id, encode)
+    }
+
+    static PEER: std::sync::LazyLock<DeviceId> =
+        std::sync::LazyLock::new(|| DeviceId::from_bytes([7; 20]));
+
+    fn partial(path: &Path, blob_id: BlobId, len: u64) -> Partial {
+        let (done, claimed) = read_progress(path);
+        let done = if claimed == Some(len) {
+            done
+        } else {
+            GroupSet::default()
+        };
+        Partial::open(path, blob_id, len, done, handle()).unwrap()
+    }
+
+    #[test]
+    fn a_transfer_resumes_from_the_persisted_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, blob_id, encode) = blob(9 << 20, 1);
+        let len = data.len() as u64;
+        let total = groups_of(len);
         let target = dir.path().join("partial");
         // The first try is cut after about two thirds: progress was persisted on the way.
-        let full = encode_from(0);
+        let full = encode(0, total);
+        let first = partial(&target, blob_id, len);
         assert!(matches!(
-            receive(
-                &full[..full.len() * 2 / 3],
-                &blob_id,
-                data.len() as u64,
-                &target,
-                0,
-                &handle()
-            ),
+            receive_into(&first, *PEER, &full[..full.len() * 2 / 3], 0, total, true),
             Err(ReceiveError::Interrupted(_))
         ));
-        let from = read_progress(&target);
-        assert!(from >= 4 << 20, "progress {from}");
-        assert_eq!(from % GROUP_BYTES, 0);
+        drop(first);
+        let (done, claimed) = read_progress(&target);
+        assert_eq!(claimed, Some(len));
+        let from = done.first_missing();
+        assert_eq!(done.0, vec![(0, from)], "one verified range from the start");
+        assert!(from * GROUP_BYTES >= 4 << 20, "progress {from}");
         // The second try asks only for the rest, and the file ends complete.
-        let rest = encode_from(from);
-        assert!((rest.len() as u64) < full.len() as u64 - from + 64 * 1024);
-        assert!(
-            receive(
-                &rest[..],
-                &blob_id,
-                data.len() as u64,
-                &target,
-                from,
-                &handle()
-            )
-            .is_ok()
-        );
+        let rest = encode(from, total);
+        assert!((rest.len() as u64) < full.len() as u64 - from * GROUP_BYTES + 64 * 1024);
+        let second = partial(&target, blob_id, len);
+        assert!(matches!(
+            receive_into(&second, *PEER, &rest[..], from, total, true),
+            Ok(true)
+        ));
+        assert!(second.complete());
         assert!(fs::read(&target).unwrap() == data);
+    }
+
+    #[test]
+    fn ranges_from_two_peers_make_the_whole_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, blob_id, encode) = blob((10 << 20) + 5_000, 3);
+        let len = data.len() as u64;
+        let target = dir.path().join("partial");
+        let p = partial(&target, blob_id, len);
+        // One peer streams from the front, the other takes pieces from the back.
+        let back = p.plan.lock().unwrap().claim(true).unwrap();
+        assert_eq!(back.1, groups_of(len));
+        assert_eq!(back.1 - back.0, PIECE_GROUPS);
+        let front = encode(0, groups_of(len));
+        // The front stream stops where the back piece begins.
+        assert!(matches!(
+            receive_into(&p, *PEER, &front[..], 0, groups_of(len), true),
+            Ok(false)
+        ));
+        assert!(matches!(
+            receive_into(
+                &p,
+                *PEER,
+                &encode(back.0, back.1)[..],
+                back.0,
+                back.1,
+                false
+            ),
+            Ok(true)
+        ));
+        p.plan.lock().unwrap().release(back.0, back.1);
+        assert!(p.complete(), "{:?}", p.plan.lock().unwrap());
+        assert!(fs::read(&target).unwrap() == data);
+        let (done, _) = read_progress(&target);
+        assert_eq!(done.0, vec![(0, groups_of(len))]);
+    }
+
+    #[test]
+    fn a_peer_failing_mid_range_leaves_its_unfinished_part_to_the_others() {
+        let mut plan = Plan::new(1000, GroupSet::default());
+        let a = plan.claim(false).unwrap();
+        let b = plan.claim(true).unwrap();
+        assert_eq!(a, (0, PIECE_GROUPS));
+        assert_eq!(b, (1000 - PIECE_GROUPS, 1000));
+        // Peer A verified 100 groups of its piece, then its connection dropped.
+        plan.finish(0, 100);
+        plan.release(a.0, a.1);
+        // The next claim from the front is exactly what A did not finish…
+        assert_eq!(plan.claim(false), Some((100, 100 + PIECE_GROUPS)));
+        // …and claims never overlap what is claimed or done.
+        let c = plan.claim(true).unwrap();
+        assert_eq!(c, (1000 - 2 * PIECE_GROUPS, 1000 - PIECE_GROUPS));
+        let d = plan.claim(true).unwrap();
+        assert_eq!(d, (100 + PIECE_GROUPS, 1000 - 2 * PIECE_GROUPS));
+        assert_eq!(plan.claim(false), None);
+        assert!(
+            !plan.claim_group(150),
+            "a claimed group is not claimed twice"
+        );
+        for (s, e) in [(100, 100 + PIECE_GROUPS), b, c, d] {
+            plan.finish(s, e);
+        }
+        assert!(plan.complete());
+    }
+
+    #[test]
+    fn group_sets_merge_split_and_list_their_gaps() {
+        let mut set = GroupSet::default();
+        set.insert(10, 20);
+        set.insert(30, 40);
+        set.insert(20, 25);
+        assert_eq!(set.0, vec![(10, 25), (30, 40)]);
+        assert_eq!(set.gaps(50), vec![(0, 10), (25, 30), (40, 50)]);
+        set.remove(12, 35);
+        assert_eq!(set.0, vec![(10, 12), (35, 40)]);
+        assert_eq!(set.len(), 7);
+        assert_eq!(set.first_missing(), 0);
+        set.insert(0, 10);
+        assert_eq!(set.first_missing(), 12);
+        assert_eq!(
+            set.bytes(39 * GROUP_BYTES + 5),
+            12 * GROUP_BYTES + 4 * GROUP_BYTES + 5
+        );
+    }
+
+    #[test]
+    fn a_progress_file_is_trusted_no_further_than_the_data_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("partial");
+        let len = 100 * GROUP_BYTES + 7;
+        let mut done = GroupSet::default();
+        done.insert(0, 10);
+        done.insert(50, 101);
+        write_progress(&target, &done, len).unwrap();
+        // No partial file at all: nothing is verified.
+        assert_eq!(read_progress(&target).0, GroupSet::default());
+        // The partial file holds the whole blob: all of it is as written.
+        fs::write(&target, vec![0u8; len as usize]).unwrap();
+        assert_eq!(read_progress(&target), (done.clone(), Some(len)));
+        // Truncated on disk to 60 groups and a bit: only what is there counts.
+        fs::write(&target, vec![0u8; (60 * GROUP_BYTES + 100) as usize]).unwrap();
+        assert_eq!(read_progress(&target).0.0, vec![(0, 10), (50, 60)]);
+        fs::write(&target, vec![0u8; len as usize]).unwrap();
+        // Damaged progress files count as nothing verified.
+        let progress = progress_path(&target);
+        let good = fs::read_to_string(&progress).unwrap();
+        for bad in [
+            String::new(),
+            "garbage".to_string(),
+            good.replace("photomesh partial v1", "photomesh partial v9"),
+            format!("{PROGRESS_MAGIC} {len}\n0 100\n"),
+            format!("{PROGRESS_MAGIC} {len}\n{} 0\n", 4 * GROUP_BYTES),
+            format!(
+                "{PROGRESS_MAGIC} {len}\n0 {}\n0 {}\n",
+                2 * GROUP_BYTES,
+                GROUP_BYTES
+            ),
+            format!("{PROGRESS_MAGIC} {len}\n0 {}\n", len + GROUP_BYTES),
+            format!("{PROGRESS_MAGIC} {len}\n0 {} 5\n", GROUP_BYTES),
+            good[..good.len() - 3].to_string() + "x\n",
+        ] {
+            fs::write(&progress, &bad).unwrap();
+            assert_eq!(read_progress(&target).0, GroupSet::default(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_range_encoding_covering_a_small_blob_is_its_whole_encoding() {
+        // Small blobs are fetched whole; a range request clipped to the blob gives the
+        // same bytes, so either request serves them.
+        let (data, _, encode) = blob(300_000, 5);
+        let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+        let mut whole = Vec::new();
+        bao_tree::io::sync::encode_ranges_validated(
+            &data[..],
+            &ob,
+            &ChunkRanges::all(),
+            &mut whole,
+        )
+        .unwrap();
+        assert!(encode(0, PIECE_GROUPS) == whole);
     }
 
     #[test]
@@ -1304,52 +2177,40 @@ mod tests {
     #[test]
     fn receiving_a_corrupted_stream_stores_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
-        let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
-        let blob_id = BlobId(*ob.root.as_bytes());
-        let mut encoded = Vec::new();
-        bao_tree::io::sync::encode_ranges_validated(
-            &data[..],
-            &ob,
-            &ChunkRanges::from(ChunkNum(0)..),
-            &mut encoded,
-        )
-        .unwrap();
+        let (data, blob_id, encode) = blob(300_000, 7);
+        let len = data.len() as u64;
+        let total = groups_of(len);
+        let encoded = encode(0, total);
         let target = dir.path().join("partial");
-        assert!(
-            receive(
-                &encoded[..],
-                &blob_id,
-                data.len() as u64,
-                &target,
-                0,
-                &handle()
-            )
-            .is_ok()
-        );
+        let good = partial(&target, blob_id, len);
+        assert!(matches!(
+            receive_into(&good, *PEER, &encoded[..], 0, total, true),
+            Ok(true)
+        ));
         assert_eq!(fs::read(&target).unwrap(), data);
         let mut bad = encoded.clone();
         let at = bad.len() / 2;
         bad[at] ^= 1;
         let other = dir.path().join("other");
+        let p = partial(&other, blob_id, len);
         assert!(matches!(
-            receive(&bad[..], &blob_id, data.len() as u64, &other, 0, &handle()),
+            receive_into(&p, *PEER, &bad[..], 0, total, true),
             Err(ReceiveError::BadData(_))
         ));
-        // What arrived before the bad chunk group is verified data, and nothing after it.
+        // What arrived before the bad chunk group is verified data, and nothing after it;
+        // the progress file claims only that.
         let written = fs::read(&other).unwrap();
         assert!(written.len() < data.len());
         assert_eq!(written[..], data[..written.len()]);
+        let (done, _) = read_progress(&other);
+        assert!(done.bytes(len) <= written.len() as u64);
+        drop(p);
         // A stream cut short is an interruption, not bad data.
+        let p = partial(&other, blob_id, len);
+        let from = p.plan.lock().unwrap().done.first_missing();
+        let rest = encode(from, total);
         assert!(matches!(
-            receive(
-                &encoded[..encoded.len() / 3],
-                &blob_id,
-                data.len() as u64,
-                &other,
-                0,
-                &handle()
-            ),
+            receive_into(&p, *PEER, &rest[..rest.len() / 3], from, total, true),
             Err(ReceiveError::Interrupted(_))
         ));
     }

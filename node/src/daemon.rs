@@ -325,6 +325,28 @@ impl NodeHandle {
         self.0.local
     }
 
+    /// How a blob's fetch finds the node's other live connections, to fetch ranges of a
+    /// large blob from every peer that holds it.
+    fn helpers(&self) -> blobs::Helpers {
+        let node = Arc::downgrade(&self.0);
+        blobs::Helpers {
+            home: self.0.home.clone(),
+            links: Arc::new(move || {
+                let Some(node) = node.upgrade() else {
+                    return Vec::new();
+                };
+                node.registry
+                    .lock()
+                    .map(|r| {
+                        r.links()
+                            .map(|(_, l)| (l.device, l.connection.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }),
+        }
+    }
+
     /// The blob transfers in progress.
     pub fn transfers(&self) -> &Transfers {
         &self.0.transfers
@@ -646,6 +668,25 @@ impl NodeHandle {
                             }
                         });
                     }
+                    Request::BlobRange {
+                        blob_id,
+                        first_group,
+                        end_group,
+                    } => {
+                        let home = home.clone();
+                        let to = link.device.short();
+                        tokio::spawn(async move {
+                            let id = BlobId(blob_id);
+                            let groups = first_group..end_group;
+                            match blobs::serve_blob_range(&home, id, groups, send).await {
+                                Ok(()) => tracing::info!(
+                                    blob = %id, first_group, end_group, peer = %to,
+                                    "served blob range"
+                                ),
+                                Err(e) => tracing::info!("serving blob {id} range: {e}"),
+                            }
+                        });
+                    }
                     Request::Announce => {
                         tracing::debug!(peer = %link.device.short(), "announced new records");
                         link.wake.notify_one();
@@ -679,6 +720,7 @@ impl NodeHandle {
                     &self.0.holdings,
                     &self.0.engine,
                     &self.0.transfers,
+                    Some(self.helpers()),
                 )
                 .await?;
                 Ok::<_, DaemonError>((records, blobs))

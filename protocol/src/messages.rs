@@ -5,8 +5,9 @@
 //! frame before it buffers it. Decoding any bytes gives a message or an error, never a panic.
 //!
 //! The pairing exchange (specified in `PAIRING.md`), and between members the [`Request`] that
-//! opens every stream: hello, record and blob-set reconciliation, record and blob fetches,
-//! and the announcement that something new was recorded.
+//! opens every stream: hello, record and blob-set reconciliation, record and blob fetches
+//! (a whole blob, or a range of its chunk groups so that several peers can send one blob at
+//! once), and the announcement that something new was recorded.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -110,9 +111,21 @@ pub enum Request {
     /// than at the next interval. No answer: the opener finishes its side after this frame,
     /// and the receiver finishes its own without writing anything.
     Announce,
+    /// Send part of a blob: the answer is a [`BlobHeader`] frame and then, if the blob is
+    /// there, the bao encoding (16 KiB chunk groups) of chunk groups `first_group` up to, not
+    /// including, `end_group` (clipped to the blob), until the stream ends. A receiver asks
+    /// several peers for different ranges of one blob and verifies each against the blob ID.
+    BlobRange {
+        /// The blob.
+        blob_id: [u8; 32],
+        /// The first chunk group wanted.
+        first_group: u64,
+        /// The chunk group after the last one wanted.
+        end_group: u64,
+    },
 }
 
-/// The answer to [`Request::Blob`].
+/// The answer to [`Request::Blob`] and [`Request::BlobRange`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlobHeader {
     /// The blob follows; its sealed length (authenticated by the bao root, the blob ID).
@@ -211,6 +224,20 @@ mod tests {
         assert_eq!(len, frame.len() - 4);
         assert_eq!(decode_body::<JoinRequest>(&frame[4..]).unwrap(), m);
         assert!(frame_len((MAX_FRAME_LEN as u32 + 1).to_be_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_range_request_round_trips_and_older_requests_keep_their_encoding() {
+        let m = Request::BlobRange {
+            blob_id: [9; 32],
+            first_group: 5,
+            end_group: 261,
+        };
+        let frame = encode_frame(&m).unwrap();
+        assert_eq!(decode_body::<Request>(&frame[4..]).unwrap(), m);
+        // Appended at the end: the requests before it encode as they did.
+        assert_eq!(encode_frame(&Request::Announce).unwrap()[4..], [5]);
+        assert_eq!(frame[4], 6);
     }
 
     proptest! {

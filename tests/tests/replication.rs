@@ -317,11 +317,8 @@ fn a_node_killed_mid_video_resumes_without_starting_over() {
                 .find(|e| e.path().extension().is_some_and(|x| x == "progress"))
         });
         if let Some(progress) = progress {
-            let persisted: u64 = std::fs::read_to_string(progress.path())
-                .unwrap_or_default()
-                .trim()
-                .parse()
-                .unwrap_or(0);
+            let persisted =
+                progress_verified(&std::fs::read_to_string(progress.path()).unwrap_or_default());
             if persisted > 0 {
                 drop(nas_run); // SIGKILL
                 let received = std::fs::metadata(progress.path().with_extension(""))
@@ -350,6 +347,11 @@ fn a_node_killed_mid_video_resumes_without_starting_over() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no from= in {line:?}"));
     assert_eq!(from, persisted, "{line}");
+    let verified = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("verified="))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(verified, Some(persisted), "{line}");
     // Bytes fetched twice: what arrived after the last persisted mark, before the kill.
     let refetched = received.saturating_sub(from);
     assert!(
@@ -361,4 +363,127 @@ fn a_node_killed_mid_video_resumes_without_starting_over() {
     let out = dir.path().join("restored");
     nas.ok(&["restore", "--to", out.to_str().unwrap()]);
     assert!(std::fs::read(out.join("videos/holiday.mp4")).unwrap() == video);
+}
+
+/// The verified bytes a blob's progress file records: the sum of its `START END` byte
+/// ranges, after the header line.
+fn progress_verified(text: &str) -> u64 {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let start: u64 = words.next()?.parse().ok()?;
+            let end: u64 = words.next()?.parse().ok()?;
+            end.checked_sub(start)
+        })
+        .sum()
+}
+
+#[test]
+fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas, desktop) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "nas"),
+        Node::init(dir.path(), "desktop"),
+    );
+    laptop.invite(&nas, "full");
+    laptop.invite(&desktop, "full");
+    let pics = dir.path().join("videos");
+    std::fs::create_dir_all(&pics).unwrap();
+    let mut rng = photomesh_tests::samples::Rng::new(8);
+    let video = photomesh_tests::samples::mp4_like(&mut rng, 1_710_000_000, 100 << 20);
+    std::fs::write(pics.join("wedding.mp4"), &video).unwrap();
+    laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
+    laptop.ok(&["scan"]);
+
+    // The laptop holds the original, the NAS a replica of it.
+    let (_laptop_run, laptop_addr) = laptop.start_run();
+    nas.ok(&["peer", "add", &laptop_addr]);
+    let (_nas_run, nas_addr) = nas.start_run();
+    wait_for_blobs(&nas, 1);
+
+    // The desktop, started afterwards, fetches it from both at once.
+    desktop.ok(&["peer", "add", &laptop_addr]);
+    desktop.ok(&["peer", "add", &nas_addr]);
+    let log = [("PHOTOMESH_LOG", "photomesh=info")];
+    let (mut desktop_run, _) = desktop.start_run_with_env(&log);
+    let line = desktop_run.wait_for_line(WAIT, |l| {
+        l.contains("blob received in ranges from several peers")
+    });
+    let by_peer: Vec<u64> = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("bytes_by_peer="))
+        .unwrap_or_else(|| panic!("no bytes_by_peer= in {line:?}"))
+        .trim_matches('"')
+        .split(',')
+        .map(|entry| entry.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(by_peer.len(), 2, "{line}");
+    assert!(by_peer.iter().all(|&n| n > 0), "{line}");
+    // Every verified byte came from one of them, none twice.
+    let sealed: u64 = by_peer.iter().sum();
+    assert!(sealed >= video.len() as u64, "{line}");
+    assert!(sealed < video.len() as u64 + (1 << 20), "{line}");
+    // The whole blob verified and stored.
+    wait_for_blobs(&desktop, 1);
+    let out = dir.path().join("restored");
+    desktop.ok(&["restore", "--to", out.to_str().unwrap()]);
+    assert!(std::fs::read(out.join("videos/wedding.mp4")).unwrap() == video);
+}
+
+#[test]
+fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas, desktop) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "nas"),
+        Node::init(dir.path(), "desktop"),
+    );
+    laptop.invite(&nas, "full");
+    laptop.invite(&desktop, "full");
+    let pics = dir.path().join("videos");
+    std::fs::create_dir_all(&pics).unwrap();
+    let mut rng = photomesh_tests::samples::Rng::new(9);
+    let video = photomesh_tests::samples::mp4_like(&mut rng, 1_711_000_000, 100 << 20);
+    std::fs::write(pics.join("concert.mp4"), &video).unwrap();
+    laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
+    laptop.ok(&["scan"]);
+    let short =
+        |node: &Node| node.json(&["status"])["device_id"].as_str().unwrap()[..8].to_string();
+    let laptop_id = short(&laptop);
+
+    let (laptop_run, laptop_addr) = laptop.start_run();
+    nas.ok(&["peer", "add", &laptop_addr]);
+    let (nas_run, nas_addr) = nas.start_run();
+    wait_for_blobs(&nas, 1);
+
+    desktop.ok(&["peer", "add", &laptop_addr]);
+    desktop.ok(&["peer", "add", &nas_addr]);
+    let log = [("PHOTOMESH_LOG", "photomesh=info")];
+    let (mut desktop_run, _) = desktop.start_run_with_env(&log);
+    // As soon as a second peer sends ranges, it shuts down (its connection closes).
+    let line = desktop_run.wait_for_line(WAIT, |l| {
+        l.contains("fetching ranges of a blob from another peer too")
+    });
+    let helper = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("peer="))
+        .unwrap_or_else(|| panic!("no peer= in {line:?}"))
+        .to_string();
+    let _still_running = if helper == laptop_id {
+        laptop_run.terminate();
+        nas_run
+    } else {
+        nas_run.terminate();
+        laptop_run
+    };
+    // Its unfinished part goes to the one left, which ends the video.
+    desktop_run.wait_for_line(WAIT, |l| {
+        l.contains("the others take it over") && l.contains(&format!("peer={helper}"))
+    });
+    wait_for_blobs(&desktop, 1);
+    let out = dir.path().join("restored");
+    desktop.ok(&["restore", "--to", out.to_str().unwrap()]);
+    assert!(std::fs::read(out.join("videos/concert.mp4")).unwrap() == video);
 }

@@ -327,7 +327,7 @@ pub async fn sync_blobs(
     transfers: &Transfers,
     helpers: Option<Helpers>,
 ) -> Result<usize, SyncError> {
-    let (store, partial_dir, me) = {
+    let me = {
         let home = home.lock().await;
         if let Some(bad) = home.index.last_bad(peer)?
             && crate::scan::now_ms().saturating_sub(bad.at_ms)
@@ -336,11 +336,7 @@ pub async fn sync_blobs(
             return Ok(0);
         }
         engine.held.refresh(&home)?;
-        (
-            home.blobs.clone(),
-            home.path.join("blobs/partial"),
-            home.device.device_id(),
-        )
+        home.device.device_id()
     };
     let set = engine.held.snapshot();
     let (mut send, mut recv) = connection
@@ -390,16 +386,7 @@ pub async fn sync_blobs(
     if wanted.is_empty() {
         return Ok(0);
     }
-    let fetcher = Arc::new(Fetcher {
-        connection: connection.clone(),
-        peer: *peer,
-        store,
-        partial_dir,
-        transfers: transfers.clone(),
-        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
-        helpers,
-    });
-    fetch_all(home, engine, fetcher, wanted).await
+    fetch_from(home, engine, connection, *peer, transfers, wanted, helpers).await
 }
 
 /// Answers a peer's blob-set reconciliation.
@@ -1720,9 +1707,9 @@ pub struct MeshFetch {
     pub unreachable: Vec<String>,
 }
 
-/// Fetches `wanted` (those not held yet) from `peer` over `connection`, whatever the hold
-/// policy says: the caller asked for these blobs by name (a restore). Returns how many
-/// were stored.
+/// Fetches `wanted` (those not held yet) from `peer` over `connection` — large blobs also
+/// in ranges from `helpers` — whatever the hold policy says: the caller chose the blobs.
+/// Returns how many were stored.
 pub async fn fetch_from(
     home: &tokio::sync::Mutex<Home>,
     engine: &BlobEngine,
@@ -1730,6 +1717,7 @@ pub async fn fetch_from(
     peer: DeviceId,
     transfers: &Transfers,
     wanted: Vec<BlobId>,
+    helpers: Option<Helpers>,
 ) -> Result<usize, SyncError> {
     let (store, partial_dir) = {
         let home = home.lock().await;
@@ -1742,7 +1730,7 @@ pub async fn fetch_from(
         partial_dir,
         transfers: transfers.clone(),
         bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
-        helpers: None,
+        helpers,
     });
     fetch_all(home, engine, fetcher, wanted).await
 }
@@ -1847,6 +1835,7 @@ pub async fn fetch_missing_for_restore(
             member.device,
             &transfers,
             left.clone(),
+            None,
         )
         .await;
         connection.close(0u32.into(), b"done");

@@ -509,6 +509,7 @@ impl NodeHandle {
                 link.device,
                 &self.0.transfers,
                 left.clone(),
+                Some(self.helpers()),
             )
             .await;
             if let Err(e) = fetched {

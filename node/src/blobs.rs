@@ -86,27 +86,34 @@ impl SealedOriginal {
         })
     }
 
-    fn sealed_segment(&self, index: u64) -> io::Result<Vec<u8>> {
-        if let Ok(cache) = self.cache.lock()
-            && let Some((i, bytes)) = cache.as_ref()
-            && *i == index
-        {
-            return Ok(bytes.clone());
+    /// Copies the bytes of sealed segment `index` from offset `within` into `out`, sealing
+    /// the segment first unless it is the one sealed last. Returns how many bytes it copied.
+    fn copy_from_segment(&self, index: u64, within: usize, out: &mut [u8]) -> io::Result<usize> {
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| io::Error::other("a thread sealing this original panicked"))?;
+        if cache.as_ref().is_none_or(|(i, _)| *i != index) {
+            let header = self.cipher.header();
+            let len = header
+                .segment_plaintext_len(index)
+                .ok_or_else(|| io::Error::other("read past the end of the blob"))?;
+            // Reuse the previous segment's buffer: one allocation per blob, not per segment.
+            let mut buf = cache.take().map(|(_, buf)| buf).unwrap_or_default();
+            buf.clear();
+            buf.resize(len, 0);
+            let start = index * photomesh_protocol::seal::SEGMENT_LEN as u64;
+            std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, start)?;
+            self.cipher
+                .seal_segment(index, &mut buf)
+                .map_err(io::Error::other)?;
+            *cache = Some((index, buf));
         }
-        let header = self.cipher.header();
-        let len = header
-            .segment_plaintext_len(index)
-            .ok_or_else(|| io::Error::other("read past the end of the blob"))?;
-        let mut buf = vec![0u8; len];
-        let start = index * photomesh_protocol::seal::SEGMENT_LEN as u64;
-        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, start)?;
-        self.cipher
-            .seal_segment(index, &mut buf)
-            .map_err(io::Error::other)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            *cache = Some((index, buf.clone()));
-        }
-        Ok(buf)
+        let segment = cache.as_ref().map(|(_, buf)| &buf[..]).unwrap_or_default();
+        let bytes = segment.get(within..).unwrap_or_default();
+        let n = bytes.len().min(out.len());
+        out[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
     }
 }
 
@@ -126,11 +133,7 @@ impl ReadAt for SealedOriginal {
         }
         let index = (pos - header_len) / SEALED_SEGMENT_LEN as u64;
         let within = ((pos - Header::segment_offset(index)) as usize).min(SEALED_SEGMENT_LEN);
-        let segment = self.sealed_segment(index)?;
-        let bytes = segment.get(within..).unwrap_or_default();
-        let n = bytes.len().min(buf.len());
-        buf[..n].copy_from_slice(&bytes[..n]);
-        Ok(n)
+        self.copy_from_segment(index, within, buf)
     }
 }
 
@@ -1773,7 +1776,7 @@ pub async fn fetch_missing_for_restore(
                     addrs.push(*p);
                 }
             }
-            let aes = home.index.has_aes(&member.device)?.unwrap_or(false);
+            let aes = home.index.has_aes(&member.device)?;
             targets.push((member.clone(), addrs, aes));
         }
         (engine, targets, home.device.noise_secret())

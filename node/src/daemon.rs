@@ -817,12 +817,7 @@ async fn dial_loop(node: NodeHandle) {
             }
             let config = {
                 let home = node.0.home.lock().await;
-                let peer_aes = home
-                    .index
-                    .has_aes(&member.device)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(false);
+                let peer_aes = home.index.has_aes(&member.device).ok().flatten();
                 let suite = Suite::choose(transport::has_aes_hardware(), peer_aes);
                 configs
                     .entry((member.noise_key, suite.version()))
@@ -1085,7 +1080,7 @@ pub async fn ping(
     let endpoint = net::client_endpoint(&addr)?;
     let mut failures = Vec::new();
     for member in candidates {
-        let peer_aes = home.index.has_aes(&member.device)?.unwrap_or(false);
+        let peer_aes = home.index.has_aes(&member.device)?;
         let config = transport::client_config(
             home.device.noise_secret(),
             NoiseKey(member.noise_key),

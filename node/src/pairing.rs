@@ -334,7 +334,7 @@ async fn try_join(
     let config = transport::client_config(
         home.device.noise_secret(),
         NoiseKey(code.noise_key),
-        Suite::choose(transport::has_aes_hardware(), false),
+        Suite::choose(transport::has_aes_hardware(), None),
         Some(code.psk()),
         transport::os_random(),
     );

@@ -35,6 +35,23 @@ pub fn has_aes_hardware() -> bool {
     }
 }
 
+/// The largest UDP payload MTU discovery may probe for. quinn's default stops at 1452 bytes
+/// (Ethernet); paths that carry more (loopback, jumbo-frame LANs) then pay the per-packet
+/// costs (AEAD, header protection, ACKs, syscalls) 1452 bytes at a time. Probing up to what
+/// the path carries costs a few lost probes where it carries less; below the discovered size
+/// nothing changes. The replication bench measured it (ARCHITECTURE.md, transport).
+pub const MTU_UPPER_BOUND: u16 = 65_000;
+
+/// The transport parameters of every connection, server and client alike: quinn's defaults
+/// except that MTU discovery may go up to [`MTU_UPPER_BOUND`].
+pub fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut config = quinn::TransportConfig::default();
+    let mut discovery = quinn::MtuDiscoveryConfig::default();
+    discovery.upper_bound(MTU_UPPER_BOUND);
+    config.mtu_discovery_config(Some(discovery));
+    Arc::new(config)
+}
+
 /// An endpoint configuration that speaks both nQUIC versions and nothing else.
 pub fn endpoint_config() -> quinn::EndpointConfig {
     let mut config = quinn::EndpointConfig::default();
@@ -54,7 +71,9 @@ pub fn server_config(
     if let Some(secret) = pairing_secret {
         crypto = crypto.with_pairing_secret(secret);
     }
-    quinn::ServerConfig::with_crypto(Arc::new(crypto))
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(transport_config());
+    config
 }
 
 /// A client configuration to connect to the device whose noise key is `peer`, in `suite`
@@ -76,6 +95,7 @@ pub fn client_config(
     }
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.version(suite.version());
+    config.transport_config(transport_config());
     config
 }
 

@@ -68,8 +68,17 @@ impl Suite {
         }
     }
 
-    /// The suite an initiator uses: AES-GCM only when both ends have AES hardware.
-    pub const fn choose(local_has_aes: bool, peer_has_aes: bool) -> Self {
+    /// The suite an initiator uses: AES-GCM when both ends have AES hardware.
+    ///
+    /// `peer_has_aes` is `None` when nothing is known of the peer yet (no advertisement, no
+    /// earlier hello); the initiator then assumes the peer is like itself, since both suites
+    /// work everywhere and the first connection to a peer often carries its whole backlog
+    /// (`NQUIC.md` §2). A wrong guess only costs speed until the peer's hello corrects it.
+    pub const fn choose(local_has_aes: bool, peer_has_aes: Option<bool>) -> Self {
+        let peer_has_aes = match peer_has_aes {
+            Some(known) => known,
+            None => local_has_aes,
+        };
         if local_has_aes && peer_has_aes {
             Self::AesGcm
         } else {

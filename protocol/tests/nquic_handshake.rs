@@ -575,10 +575,13 @@ proptest! {
 
 #[test]
 fn aes_gcm_is_chosen_only_when_both_ends_have_aes() {
-    assert_eq!(Suite::choose(true, true), Suite::AesGcm);
-    assert_eq!(Suite::choose(true, false), Suite::ChaChaPoly);
-    assert_eq!(Suite::choose(false, true), Suite::ChaChaPoly);
-    assert_eq!(Suite::choose(false, false), Suite::ChaChaPoly);
+    assert_eq!(Suite::choose(true, Some(true)), Suite::AesGcm);
+    assert_eq!(Suite::choose(true, Some(false)), Suite::ChaChaPoly);
+    assert_eq!(Suite::choose(false, Some(true)), Suite::ChaChaPoly);
+    assert_eq!(Suite::choose(false, Some(false)), Suite::ChaChaPoly);
+    // Nothing known of the peer: assume it is like us.
+    assert_eq!(Suite::choose(true, None), Suite::AesGcm);
+    assert_eq!(Suite::choose(false, None), Suite::ChaChaPoly);
     for suite in [Suite::ChaChaPoly, Suite::AesGcm] {
         assert_eq!(Suite::from_version(suite.version()), Some(suite));
     }

@@ -1520,44 +1520,20 @@ fn receive_into(
     }
 }
 
-/// Answers a blob request: from the blob store, or sealed on the fly from the original.
+/// Answers a blob request: from the blob store, or sealed on the fly from the original,
+/// from chunk group `from_group` to the end.
 pub async fn serve_blob(
     home: &tokio::sync::Mutex<Home>,
     blob_id: BlobId,
     from_group: u64,
-    mut send: quinn::SendStream,
+    send: quinn::SendStream,
 ) -> Result<(), SyncError> {
-    let source = BlobSource::open(&*home.lock().await, &blob_id)?;
-    let Some(source) = source else {
-        net::write_frame(&mut send, &BlobHeader::NotHere).await?;
-        let _ = send.finish();
-        return Ok(());
-    };
-    net::write_frame(
-        &mut send,
-        &BlobHeader::Follows {
-            sealed_len: source.sealed_len(),
-        },
-    )
-    .await?;
-    let writer = tokio_util::io::SyncIoBridge::new(send);
-    tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let capacity = encoded_len_limit(source.sealed_len()).min(1 << 20) as usize;
-        let mut writer = io::BufWriter::with_capacity(capacity, writer);
-        source.encode(from_group, &mut writer)?;
-        io::Write::flush(&mut writer)?;
-        let mut bridge = writer.into_inner().map_err(|e| e.into_error())?;
-        bridge.shutdown()?;
-        Ok(())
-    })
-    .await
-    .map_err(|e| SyncError::Protocol(e.to_string()))?
-    .map_err(|e| NetError::Connection(format!("sending blob {blob_id}: {e}")))?;
-    Ok(())
+    serve_blob_range(home, blob_id, from_group..u64::MAX, send).await
 }
 
-/// Answers a range request ([`Request::BlobRange`]): like [`serve_blob`], for chunk groups
-/// `first_group..end_group` only.
+/// Answers a range request ([`Request::BlobRange`]), and [`serve_blob`]: the bao encoding
+/// of chunk groups `groups` (clipped to the blob), from the blob store or sealed on the fly
+/// from the original.
 pub async fn serve_blob_range(
     home: &tokio::sync::Mutex<Home>,
     blob_id: BlobId,
@@ -1579,7 +1555,8 @@ pub async fn serve_blob_range(
     .await?;
     let writer = tokio_util::io::SyncIoBridge::new(send);
     tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let mut writer = io::BufWriter::with_capacity(1 << 20, writer);
+        let capacity = encoded_len_limit(source.sealed_len()).min(1 << 20) as usize;
+        let mut writer = io::BufWriter::with_capacity(capacity, writer);
         source.encode_groups(groups, &mut writer)?;
         io::Write::flush(&mut writer)?;
         let mut bridge = writer.into_inner().map_err(|e| e.into_error())?;
@@ -1651,24 +1628,9 @@ impl BlobSource {
     /// the end, checking every chunk group against the blob ID as it is read: a blob that
     /// rotted on disk, or an original that changed, is never sent as good.
     pub fn encode(&self, from_group: u64, writer: impl io::Write) -> io::Result<()> {
-        let first = ChunkNum(from_group << OUTBOARD_BLOCK_SIZE.chunk_log());
-        let ranges = ChunkRanges::from(first..);
-        let result = match &self.source {
-            Source::Stored(file) => {
-                bao_tree::io::sync::encode_ranges_validated(file, &self.outboard, &ranges, writer)
-            }
-            Source::Original(original) => bao_tree::io::sync::encode_ranges_validated(
-                &**original,
-                &self.outboard,
-                &ranges,
-                writer,
-            ),
-        };
-        result.map_err(|e| io::Error::other(e.to_string()))
+        self.encode_groups(from_group..u64::MAX, writer)
     }
-}
 
-impl BlobSource {
     /// Writes the bao encoding of chunk groups `groups` (clipped to the blob), checking
     /// every chunk group against the blob ID as it is read, like [`BlobSource::encode`].
     pub fn encode_groups(

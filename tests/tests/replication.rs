@@ -379,9 +379,13 @@ fn progress_verified(text: &str) -> u64 {
         .sum()
 }
 
-#[test]
-fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
-    let dir = tempfile::tempdir().unwrap();
+/// Three full devices (the laptop invited the NAS and the desktop) and a 100 MiB video named
+/// `name` in the laptop's scanned folder. Returns the devices and the video.
+fn three_full_devices_and_a_video(
+    dir: &tempfile::TempDir,
+    seed: u64,
+    name: &str,
+) -> (Node, Node, Node, Vec<u8>) {
     let (laptop, nas, desktop) = (
         Node::init(dir.path(), "laptop"),
         Node::init(dir.path(), "nas"),
@@ -391,11 +395,18 @@ fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
     laptop.invite(&desktop, "full");
     let pics = dir.path().join("videos");
     std::fs::create_dir_all(&pics).unwrap();
-    let mut rng = photomesh_tests::samples::Rng::new(8);
+    let mut rng = photomesh_tests::samples::Rng::new(seed);
     let video = photomesh_tests::samples::mp4_like(&mut rng, 1_710_000_000, 100 << 20);
-    std::fs::write(pics.join("wedding.mp4"), &video).unwrap();
+    std::fs::write(pics.join(name), &video).unwrap();
     laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
     laptop.ok(&["scan"]);
+    (laptop, nas, desktop, video)
+}
+
+#[test]
+fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas, desktop, video) = three_full_devices_and_a_video(&dir, 8, "wedding.mp4");
 
     // The laptop holds the original, the NAS a replica of it.
     let (_laptop_run, laptop_addr) = laptop.start_run();
@@ -435,20 +446,7 @@ fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
 #[test]
 fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
     let dir = tempfile::tempdir().unwrap();
-    let (laptop, nas, desktop) = (
-        Node::init(dir.path(), "laptop"),
-        Node::init(dir.path(), "nas"),
-        Node::init(dir.path(), "desktop"),
-    );
-    laptop.invite(&nas, "full");
-    laptop.invite(&desktop, "full");
-    let pics = dir.path().join("videos");
-    std::fs::create_dir_all(&pics).unwrap();
-    let mut rng = photomesh_tests::samples::Rng::new(9);
-    let video = photomesh_tests::samples::mp4_like(&mut rng, 1_711_000_000, 100 << 20);
-    std::fs::write(pics.join("concert.mp4"), &video).unwrap();
-    laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
-    laptop.ok(&["scan"]);
+    let (laptop, nas, desktop, video) = three_full_devices_and_a_video(&dir, 9, "concert.mp4");
     let short =
         |node: &Node| node.json(&["status"])["device_id"].as_str().unwrap()[..8].to_string();
     let laptop_id = short(&laptop);

@@ -21,10 +21,12 @@ use photomesh::home::Home;
 use photomesh_tests::{Node, wait_until};
 
 fn main() -> Result<()> {
-    let writes: usize = std::env::var("PHOTOMESH_BENCH_WRITES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("latency bench: run with `cargo bench -p photomesh-tests --bench latency`");
+        return Ok(());
+    }
+    let writes = photomesh_tests::env_u64("PHOTOMESH_BENCH_WRITES", 20) as usize;
     photomesh_tests::build_release_binary()?;
     let dir = tempfile::tempdir()?;
     let (laptop, nas) = (

@@ -51,13 +51,6 @@ struct Pair {
     addr: SocketAddr,
 }
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run.
     if !std::env::args().any(|a| a == "--bench") {
@@ -89,9 +82,9 @@ async fn run() -> Result<()> {
             median_duration(&mut reused).as_secs_f64() * 1e6
         );
     }
-    let total = env("NQUIC_BENCH_MIB", 1024) * MIB;
-    let runs = env("NQUIC_BENCH_RUNS", 5);
-    let handshakes = env("NQUIC_BENCH_HANDSHAKES", 200);
+    let total = photomesh_tests::env_u64("NQUIC_BENCH_MIB", 1024) * MIB;
+    let runs = photomesh_tests::env_u64("NQUIC_BENCH_RUNS", 5);
+    let handshakes = photomesh_tests::env_u64("NQUIC_BENCH_HANDSHAKES", 200);
     let stacks = [
         Stack::Nquic(Suite::AesGcm),
         Stack::Rustls(Suite::AesGcm),

@@ -74,13 +74,6 @@ struct Figures {
     rss_receiver_kb: f64,
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run.
     if !std::env::args().any(|a| a == "--bench") {
@@ -88,7 +81,7 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let quick = std::env::var_os("PHOTOMESH_BENCH_QUICK").is_some();
-    let runs = env_u64("PHOTOMESH_BENCH_RUNS", if quick { 1 } else { 3 }).max(1);
+    let runs = photomesh_tests::env_u64("PHOTOMESH_BENCH_RUNS", if quick { 1 } else { 3 }).max(1);
     let which = std::env::var("PHOTOMESH_BENCH_CASE").unwrap_or_else(|_| "both".into());
     let syncthing = std::env::var("PHOTOMESH_BENCH_SYNCTHING").map_or(true, |v| v != "0");
 

@@ -94,6 +94,15 @@ impl Node {
     }
 }
 
+/// A number from the environment variable `name`, or `default` when it is unset or not a
+/// number (benchmarks' settings).
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Builds the release `photomesh` binary, for benchmarks: they run from
 /// `target/release/deps`, so [`photomesh_bin`] finds it next to them.
 pub fn build_release_binary() -> anyhow::Result<()> {

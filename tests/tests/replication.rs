@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use photomesh_tests::{Node, WAIT, wait_until};
+use photomesh_tests::{Node, Spawned, WAIT, wait_until};
 
 /// Waits until `status` shows `field` at `want`.
 fn wait_for_status(node: &Node, field: &str, want: u64) {
@@ -403,22 +403,32 @@ fn three_full_devices_and_a_video(
     (laptop, nas, desktop, video)
 }
 
+/// Runs the laptop and the NAS until the NAS holds the laptop's blob, then the desktop
+/// (logging at info) with both their addresses. Returns the three running nodes.
+fn run_replica_then_desktop(
+    laptop: &Node,
+    nas: &Node,
+    desktop: &Node,
+) -> (Spawned, Spawned, Spawned) {
+    let (laptop_run, laptop_addr) = laptop.start_run();
+    nas.ok(&["peer", "add", &laptop_addr]);
+    let (nas_run, nas_addr) = nas.start_run();
+    wait_for_blobs(nas, 1);
+    desktop.ok(&["peer", "add", &laptop_addr]);
+    desktop.ok(&["peer", "add", &nas_addr]);
+    let (desktop_run, _) = desktop.start_run_with_env(&[("PHOTOMESH_LOG", "photomesh=info")]);
+    (laptop_run, nas_run, desktop_run)
+}
+
 #[test]
 fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
     let dir = tempfile::tempdir().unwrap();
     let (laptop, nas, desktop, video) = three_full_devices_and_a_video(&dir, 8, "wedding.mp4");
 
     // The laptop holds the original, the NAS a replica of it.
-    let (_laptop_run, laptop_addr) = laptop.start_run();
-    nas.ok(&["peer", "add", &laptop_addr]);
-    let (_nas_run, nas_addr) = nas.start_run();
-    wait_for_blobs(&nas, 1);
-
     // The desktop, started afterwards, fetches it from both at once.
-    desktop.ok(&["peer", "add", &laptop_addr]);
-    desktop.ok(&["peer", "add", &nas_addr]);
-    let log = [("PHOTOMESH_LOG", "photomesh=info")];
-    let (mut desktop_run, _) = desktop.start_run_with_env(&log);
+    let (_laptop_run, _nas_run, mut desktop_run) =
+        run_replica_then_desktop(&laptop, &nas, &desktop);
     let line = desktop_run.wait_for_line(WAIT, |l| {
         l.contains("blob received in ranges from several peers")
     });
@@ -451,15 +461,7 @@ fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
         |node: &Node| node.json(&["status"])["device_id"].as_str().unwrap()[..8].to_string();
     let laptop_id = short(&laptop);
 
-    let (laptop_run, laptop_addr) = laptop.start_run();
-    nas.ok(&["peer", "add", &laptop_addr]);
-    let (nas_run, nas_addr) = nas.start_run();
-    wait_for_blobs(&nas, 1);
-
-    desktop.ok(&["peer", "add", &laptop_addr]);
-    desktop.ok(&["peer", "add", &nas_addr]);
-    let log = [("PHOTOMESH_LOG", "photomesh=info")];
-    let (mut desktop_run, _) = desktop.start_run_with_env(&log);
+    let (laptop_run, nas_run, mut desktop_run) = run_replica_then_desktop(&laptop, &nas, &desktop);
     // As soon as a second peer sends ranges, it shuts down (its connection closes).
     let line = desktop_run.wait_for_line(WAIT, |l| {
         l.contains("fetching ranges of a blob from another peer too")

@@ -50,6 +50,7 @@ use photomesh_protocol::record::Record;
 use photomesh_protocol::seal::{BlobId, Header, SEALED_SEGMENT_LEN, SegmentCipher};
 
 use crate::blobstore::{BlobStore, Staged};
+use crate::direct::{Aligned, DirectFile, Pool};
 use crate::home::Home;
 use crate::index::IndexError;
 use crate::net::{self, NetError};
@@ -282,6 +283,8 @@ pub struct BlobEngine {
     pub policy: HoldPolicy,
     /// The blobs being fetched: each by one fetch, which asks every peer holding it.
     fetching: Arc<Mutex<HashSet<[u8; 32]>>>,
+    /// Buffers for received blobs, reused.
+    buffers: Arc<Pool>,
 }
 
 impl BlobEngine {
@@ -300,6 +303,7 @@ impl BlobEngine {
             held: HeldBlobs::load(home)?,
             policy,
             fetching: Arc::default(),
+            buffers: Arc::new(Pool::new(MAX_IN_FLIGHT_BYTES as usize)),
         })
     }
 }
@@ -437,6 +441,8 @@ struct Fetcher {
     transfers: Transfers,
     /// KiB of small blobs that may be buffered at once.
     bytes: tokio::sync::Semaphore,
+    /// Buffers for received blobs, reused.
+    buffers: Arc<Pool>,
     /// Other peers a large blob can be fetched from at the same time, in a running node.
     helpers: Option<Helpers>,
 }
@@ -883,12 +889,17 @@ impl Plan {
 struct Partial {
     blob_id: BlobId,
     sealed_len: u64,
-    file: File,
+    file: DirectFile,
     path: PathBuf,
     plan: Mutex<Plan>,
     transfer: TransferHandle,
     /// Verified bytes received from each peer.
     by_peer: Mutex<std::collections::BTreeMap<DeviceId, u64>>,
+    /// Buffers for runs of verified chunk groups on their way to the file.
+    buffers: Arc<Pool>,
+    /// The parent hashes verified on the way, when this process receives the whole blob
+    /// (not a resumed one): then the finished blob needs no second hashing.
+    parents: Mutex<Option<Parents>>,
 }
 
 impl Partial {
@@ -898,12 +909,13 @@ impl Partial {
         sealed_len: u64,
         done: GroupSet,
         transfer: TransferHandle,
+        buffers: Arc<Pool>,
     ) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
+        let file = DirectFile::open(
+            path,
+            OpenOptions::new().create(true).truncate(false).write(true),
+        )?;
+        let parents = done.is_empty().then(|| Parents::new(blob_id, sealed_len));
         Ok(Self {
             blob_id,
             sealed_len,
@@ -912,6 +924,8 @@ impl Partial {
             plan: Mutex::new(Plan::new(groups_of(sealed_len), done)),
             transfer,
             by_peer: Mutex::default(),
+            buffers,
+            parents: Mutex::new(parents),
         })
     }
 
@@ -926,7 +940,7 @@ impl Partial {
         if start >= end {
             return Ok(());
         }
-        self.file.sync_data()?;
+        self.file.file().sync_data()?;
         let mut plan = self.plan()?;
         plan.finish(start, end);
         write_progress(&self.path, &plan.done, self.sealed_len)
@@ -934,6 +948,62 @@ impl Partial {
 
     fn complete(&self) -> bool {
         self.plan().is_ok_and(|p| p.complete())
+    }
+
+    /// Keeps a verified parent hash pair.
+    fn save_parent(&self, parent: &bao_tree::io::Parent) {
+        if let Ok(mut parents) = self.parents.lock()
+            && let Some(parents) = parents.as_mut()
+        {
+            parents.save(parent);
+        }
+    }
+
+    /// The blob's outboard, if every parent hash of it was verified by this process.
+    fn verified_outboard(&self) -> Option<Vec<u8>> {
+        self.parents.lock().ok()?.take()?.outboard()
+    }
+}
+
+/// The parent hash pairs of a blob as they verify, towards its outboard.
+struct Parents {
+    outboard: PostOrderMemOutboard,
+    seen: Vec<bool>,
+    missing: usize,
+}
+
+impl Parents {
+    fn new(blob_id: BlobId, sealed_len: u64) -> Self {
+        let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
+        let pairs = (tree.outboard_size() / 64) as usize;
+        Self {
+            outboard: PostOrderMemOutboard {
+                root: blake3::Hash::from_bytes(blob_id.0),
+                tree,
+                data: vec![0; pairs * 64],
+            },
+            seen: vec![false; pairs],
+            missing: pairs,
+        }
+    }
+
+    fn save(&mut self, parent: &bao_tree::io::Parent) {
+        use bao_tree::io::sync::OutboardMut;
+        let Some(at) = self.outboard.tree.post_order_offset(parent.node) else {
+            return;
+        };
+        let Some(seen) = self.seen.get_mut(at.value() as usize) else {
+            return;
+        };
+        if self.outboard.save(parent.node, &parent.pair).is_ok() && !*seen {
+            *seen = true;
+            self.missing -= 1;
+        }
+    }
+
+    /// The outboard, if every parent hash pair was saved.
+    fn outboard(self) -> Option<Vec<u8>> {
+        (self.missing == 0).then_some(self.outboard.data)
     }
 }
 
@@ -1077,8 +1147,15 @@ async fn fetch_large(
     }
     let io_failed = |e: io::Error| NetError::Connection(format!("blob {blob_id}: {e}"));
     fs::create_dir_all(&fetcher.partial_dir).map_err(io_failed)?;
-    let partial =
-        Arc::new(Partial::open(&path, blob_id, sealed_len, done, transfer).map_err(io_failed)?);
+    let partial = Partial::open(
+        &path,
+        blob_id,
+        sealed_len,
+        done,
+        transfer,
+        fetcher.buffers.clone(),
+    );
+    let partial = Arc::new(partial.map_err(io_failed)?);
     let first = fetcher.peer;
     let mut peers: std::collections::BTreeMap<DeviceId, (quinn::Connection, State)> =
         std::collections::BTreeMap::new();
@@ -1179,15 +1256,15 @@ async fn fetch_large(
             "blob received in ranges from several peers"
         );
     }
-    partial
-        .file
-        .set_len(sealed_len)
-        .and_then(|()| partial.file.sync_all())
+    let file = partial.file.file();
+    file.set_len(sealed_len)
+        .and_then(|()| file.sync_all())
         .map_err(io_failed)?;
+    let outboard = partial.verified_outboard();
     drop(partial);
-    // Hashing the whole file again is blocking work: off the async threads.
+    // Hashing the whole file again (a resumed blob) is blocking work: off the async threads.
     let store = fetcher.store.clone();
-    let kept = tokio::task::spawn_blocking(move || keep(&store, &path, &blob_id, sealed_len))
+    let kept = tokio::task::spawn_blocking(move || keep(&store, &path, &blob_id, outboard))
         .await
         .map_err(|e| SyncError::Protocol(e.to_string()))?;
     let (staged, outboard) =
@@ -1215,6 +1292,8 @@ fn encoded_len_limit(sealed_len: u64) -> u64 {
 }
 
 /// Receives a small blob whole into memory, verifies it, and stages it with one write.
+/// The stream's chunks are kept as quinn hands them over (no copy) and decoded from there
+/// into a reused buffer.
 async fn fetch_small(
     fetcher: &Fetcher,
     blob_id: BlobId,
@@ -1229,38 +1308,79 @@ async fn fetch_small(
         .await
         .map_err(|e| SyncError::Protocol(e.to_string()))?;
     let limit = encoded_len_limit(sealed_len) as usize;
-    let encoded = recv
-        .read_to_end(limit)
+    let mut encoded = Chunks::default();
+    while let Some(chunk) = recv
+        .read_chunk(usize::MAX, true)
         .await
-        .map_err(|e| NetError::Connection(format!("blob {blob_id}: {e}")))?;
+        .map_err(|e| NetError::Connection(format!("blob {blob_id}: {e}")))?
+    {
+        encoded.len += chunk.bytes.len();
+        if encoded.len > limit {
+            return Err(NetError::Connection(format!(
+                "blob {blob_id}: the peer sent more than the blob's encoding"
+            ))
+            .into());
+        }
+        encoded.chunks.push_back(chunk.bytes);
+    }
     let store = fetcher.store.clone();
+    let buffers = fetcher.buffers.clone();
     tokio::task::spawn_blocking(move || -> Result<Received, FetchError> {
-        let (data, outboard) = decode_in_memory(&encoded, &blob_id, sealed_len, &transfer)?;
-        let staged = store
-            .stage(&blob_id, &data)
-            .map_err(|e| SyncError::Protocol(e.to_string()))?;
-        Ok(Received {
-            staged,
-            sealed_len,
-            outboard,
-        })
+        let mut data = buffers.take(sealed_len as usize);
+        let decoded = decode_in_memory(encoded, &blob_id, &transfer, &mut data);
+        let staged = decoded.and_then(|outboard| {
+            let staged = store
+                .stage(&blob_id, &data)
+                .map_err(|e| SyncError::Protocol(e.to_string()))?;
+            Ok(Received {
+                staged,
+                sealed_len,
+                outboard,
+            })
+        });
+        buffers.give(data);
+        staged
     })
     .await
     .map_err(|e| SyncError::Protocol(e.to_string()))?
 }
 
-/// Decodes a whole bao encoding held in memory, checking every chunk group. Returns the
-/// blob and its outboard, built from the parent hashes the decoding verified (so the blob
-/// is not hashed a second time).
+/// A stream's chunks as received, read in order.
+#[derive(Default)]
+struct Chunks {
+    chunks: std::collections::VecDeque<bytes::Bytes>,
+    len: usize,
+}
+
+impl io::Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(front) = self.chunks.front_mut() {
+            if front.is_empty() {
+                self.chunks.pop_front();
+                continue;
+            }
+            let n = front.len().min(buf.len());
+            buf[..n].copy_from_slice(&front[..n]);
+            bytes::Buf::advance(front, n);
+            return Ok(n);
+        }
+        Ok(0)
+    }
+}
+
+/// Decodes a whole bao encoding into `data` (as long as the blob), checking every chunk
+/// group. Returns the blob's outboard, built from the parent hashes the decoding verified
+/// (so the blob is not hashed a second time).
 fn decode_in_memory(
-    encoded: &[u8],
+    encoded: impl io::Read,
     blob_id: &BlobId,
-    sealed_len: u64,
     transfer: &TransferHandle,
-) -> Result<(Vec<u8>, Vec<u8>), FetchError> {
+    data: &mut Aligned,
+) -> Result<Vec<u8>, FetchError> {
     use bao_tree::io::BaoContentItem;
     use bao_tree::io::DecodeError;
     use bao_tree::io::sync::OutboardMut;
+    let sealed_len = data.len() as u64;
     let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
     let ranges = ChunkRanges::all();
     let items = bao_tree::io::sync::DecodeResponseIter::new(
@@ -1269,7 +1389,7 @@ fn decode_in_memory(
         encoded,
         &ranges,
     );
-    let mut data = vec![0u8; sealed_len as usize];
+    let data = data.bytes_mut();
     let mut outboard = PostOrderMemOutboard {
         root: blake3::Hash::from_bytes(blob_id.0),
         tree,
@@ -1307,40 +1427,45 @@ fn decode_in_memory(
     if verified < sealed_len {
         return Err(NetError::Connection(format!("blob {blob_id}: the stream ended early")).into());
     }
-    Ok((data, outboard.data))
+    Ok(outboard.data)
 }
 
-/// Checks a completely received blob as a whole (computing its outboard) and stages it for
-/// the blob store (moved, not copied); the partial file is gone afterwards either way.
-/// Returns the staged blob and its outboard.
+/// Stages a completely received blob for the blob store (moved, not copied); the partial
+/// file is gone afterwards either way. Its `outboard`, if every parent hash was verified as
+/// it arrived; else (a resumed blob, part of it written by an earlier process) the file is
+/// checked as a whole, computing the outboard. Returns the staged blob and its outboard.
 fn keep(
     blobs: &BlobStore,
     partial: &Path,
     blob_id: &BlobId,
-    sealed_len: u64,
+    outboard: Option<Vec<u8>>,
 ) -> io::Result<(Staged, Vec<u8>)> {
-    let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
-    let finished = File::open(partial).and_then(|f| {
-        let mut outboard = Vec::new();
-        let root = bao_tree::io::sync::outboard_post_order(
-            io::BufReader::with_capacity(1 << 20, f),
-            tree,
-            &mut outboard,
-        )?;
-        Ok((root, outboard))
-    });
-    let result = match finished {
-        // A resumed file that does not hash to its ID was damaged on disk meanwhile; it is
-        // dropped and fetched again.
-        Ok((root, _)) if root.as_bytes() != &blob_id.0 => Err(io::Error::other(
-            "it did not verify as a whole and will be fetched again",
-        )),
-        Ok((_, outboard)) => blobs
+    let checked = match outboard {
+        Some(outboard) => Ok(outboard),
+        None => File::open(partial).and_then(|f| {
+            let tree = BaoTree::new(f.metadata()?.len(), OUTBOARD_BLOCK_SIZE);
+            let mut outboard = Vec::new();
+            let root = bao_tree::io::sync::outboard_post_order(
+                io::BufReader::with_capacity(1 << 20, f),
+                tree,
+                &mut outboard,
+            )?;
+            // A resumed file that does not hash to its ID was damaged on disk meanwhile;
+            // it is dropped and fetched again.
+            if root.as_bytes() != &blob_id.0 {
+                return Err(io::Error::other(
+                    "it did not verify as a whole and will be fetched again",
+                ));
+            }
+            Ok(outboard)
+        }),
+    };
+    let result = checked.and_then(|outboard| {
+        blobs
             .stage_file(blob_id, partial)
             .map(|staged| (staged, outboard))
-            .map_err(io::Error::other),
-        Err(e) => Err(e),
-    };
+            .map_err(io::Error::other)
+    });
     remove_partial(partial);
     result
 }
@@ -1445,7 +1570,6 @@ fn receive_into(
 ) -> Result<bool, ReceiveError> {
     use bao_tree::io::BaoContentItem;
     use bao_tree::io::DecodeError;
-    use std::os::unix::fs::FileExt;
     let interrupted = ReceiveError::Interrupted;
     let total = groups_of(partial.sealed_len);
     let end = end.min(total);
@@ -1457,10 +1581,14 @@ fn receive_into(
         io::BufReader::with_capacity(1 << 20, encoded),
         &ranges,
     );
-    // Verified and written since the last persisted mark: `pending..verified`.
+    // Verified since the last persisted mark: `pending..verified`; the run of verified
+    // groups not yet in the file starts at byte `run_start` and is `run_len` long.
     let mut pending = first;
     let mut verified = first;
     let mut claimed_to = first;
+    let mut run = partial.buffers.take(RUN_BYTES);
+    let mut run_start = first * GROUP_BYTES;
+    let mut run_len = 0;
     let result = loop {
         let Some(item) = items.next() else {
             if verified < end {
@@ -1471,7 +1599,7 @@ fn receive_into(
             break Ok(true);
         };
         match item {
-            Ok(BaoContentItem::Parent(_)) => {}
+            Ok(BaoContentItem::Parent(parent)) => partial.save_parent(&parent),
             Ok(BaoContentItem::Leaf(leaf)) => {
                 let group = leaf.offset / GROUP_BYTES;
                 let group_end = (leaf.offset + leaf.data.len() as u64).div_ceil(GROUP_BYTES);
@@ -1488,18 +1616,28 @@ fn receive_into(
                     }
                     claimed_to = group_end;
                 }
-                if let Err(e) = partial.file.write_all_at(&leaf.data, leaf.offset) {
-                    break Err(interrupted(e));
+                if run_len + leaf.data.len() > RUN_BYTES {
+                    if let Err(e) = write_run(partial, &mut run, run_start, run_len) {
+                        break Err(interrupted(e));
+                    }
+                    run_start += run_len as u64;
+                    run_len = 0;
                 }
+                run.bytes_mut()[run_len..run_len + leaf.data.len()].copy_from_slice(&leaf.data);
+                run_len += leaf.data.len();
                 verified = group_end;
                 partial.transfer.advance(leaf.data.len() as u64);
                 if let Ok(mut by_peer) = partial.by_peer.lock() {
                     *by_peer.entry(peer).or_default() += leaf.data.len() as u64;
                 }
                 if (verified - pending) * GROUP_BYTES >= PERSIST_EVERY {
-                    if let Err(e) = partial.persist(pending, verified) {
+                    if let Err(e) = write_run(partial, &mut run, run_start, run_len)
+                        .and_then(|()| partial.persist(pending, verified))
+                    {
                         break Err(interrupted(e));
                     }
+                    run_start += run_len as u64;
+                    run_len = 0;
                     pending = verified;
                 }
             }
@@ -1509,8 +1647,14 @@ fn receive_into(
             Err(e) => break Err(interrupted(io::Error::other(e.to_string()))),
         }
     };
-    // What verified is kept, whatever stopped the stream.
-    let persisted = partial.persist(pending, verified);
+    // What verified is kept, whatever stopped the stream: written, then persisted.
+    let persisted = match write_run(partial, &mut run, run_start, run_len) {
+        Ok(()) => partial.persist(pending, verified),
+        Err(e) => partial
+            .persist(pending, run_start / GROUP_BYTES)
+            .and(Err(e)),
+    };
+    partial.buffers.give(run);
     if claim_each && let Ok(mut plan) = partial.plan() {
         plan.release(first, claimed_to);
     }
@@ -1518,6 +1662,20 @@ fn receive_into(
         (Ok(_), Err(e)) => Err(interrupted(e)),
         (result, _) => result,
     }
+}
+
+/// Verified chunk groups gathered for one write to a partial file.
+const RUN_BYTES: usize = 1 << 20;
+
+/// Writes the first `len` bytes of `run` at `start` in the partial file.
+fn write_run(partial: &Partial, run: &mut Aligned, start: u64, len: usize) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    run.set_len(len);
+    let written = partial.file.write_at(run, start, partial.sealed_len);
+    run.set_len(RUN_BYTES);
+    written
 }
 
 /// Answers a blob request: from the blob store, or sealed on the fly from the original,
@@ -1695,6 +1853,7 @@ pub async fn fetch_from(
         partial_dir,
         transfers: transfers.clone(),
         bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+        buffers: engine.buffers.clone(),
         helpers,
     });
     fetch_all(home, engine, fetcher, wanted).await
@@ -1920,7 +2079,7 @@ mod tests {
         } else {
             GroupSet::default()
         };
-        Partial::open(path, blob_id, len, done, handle()).unwrap()
+        Partial::open(path, blob_id, len, done, handle(), Arc::new(Pool::new(0))).unwrap()
     }
 
     #[test]
@@ -1953,6 +2112,9 @@ mod tests {
         ));
         assert!(second.complete());
         assert!(fs::read(&target).unwrap() == data);
+        // Resumed: the parent hashes of the first part were verified by another process,
+        // so the finished blob is hashed again as a whole.
+        assert!(second.verified_outboard().is_none());
     }
 
     #[test]
@@ -1988,6 +2150,10 @@ mod tests {
         assert!(fs::read(&target).unwrap() == data);
         let (done, _) = read_progress(&target);
         assert_eq!(done.0, vec![(0, groups_of(len))]);
+        // The parent hashes verified by the two parts make the whole outboard: the
+        // finished blob needs no second hashing.
+        let outboard = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+        assert!(p.verified_outboard() == Some(outboard.data));
     }
 
     #[test]
@@ -2109,23 +2275,37 @@ mod tests {
             &mut encoded,
         )
         .unwrap();
-        let Ok((got, outboard)) =
-            decode_in_memory(&encoded, &blob_id, data.len() as u64, &handle())
-        else {
+        let pool = Pool::new(0);
+        let decode = |encoded: &[u8]| {
+            let mut into = pool.take(data.len());
+            decode_in_memory(encoded, &blob_id, &handle(), &mut into)
+                .map(|outboard| (into.bytes().to_vec(), outboard))
+        };
+        let Ok((got, outboard)) = decode(&encoded) else {
             panic!("a good encoding did not decode");
         };
         assert!(got == data);
         assert_eq!(outboard, ob.data);
         let mut bad = encoded.clone();
         bad[100_000] ^= 4;
+        assert!(matches!(decode(&bad), Err(FetchError::Bad(..))));
         assert!(matches!(
-            decode_in_memory(&bad, &blob_id, data.len() as u64, &handle()),
-            Err(FetchError::Bad(..))
-        ));
-        assert!(matches!(
-            decode_in_memory(&encoded[..50_000], &blob_id, data.len() as u64, &handle()),
+            decode(&encoded[..50_000]),
             Err(FetchError::Sync(_))
         ));
+        // Chunks as quinn hands them over read as the one encoding.
+        let mut chunks = Chunks::default();
+        for piece in encoded.chunks(1200) {
+            chunks
+                .chunks
+                .push_back(bytes::Bytes::copy_from_slice(piece));
+        }
+        let mut into = pool.take(data.len());
+        assert_eq!(
+            decode_in_memory(chunks, &blob_id, &handle(), &mut into).ok(),
+            Some(ob.data)
+        );
+        assert!(into.bytes() == data);
     }
 
     #[test]

@@ -187,11 +187,16 @@ impl BlobStore {
         Ok(dir.join(format!(".{}-s{n}.{}", blob_id.to_hex(), std::process::id())))
     }
 
-    /// Writes bytes already verified against `blob_id` to a temporary file, without
-    /// flushing it: [`BlobStore::commit_staged`] makes a whole batch durable at once.
-    pub fn stage(&self, blob_id: &BlobId, data: &[u8]) -> Result<Staged, BlobStoreError> {
+    /// Writes bytes already verified against `blob_id` to a temporary file, past the page
+    /// cache where the filesystem allows ([`crate::direct`]), without flushing it:
+    /// [`BlobStore::commit_staged`] makes a whole batch durable at once.
+    pub fn stage(
+        &self,
+        blob_id: &BlobId,
+        data: &crate::direct::Aligned,
+    ) -> Result<Staged, BlobStoreError> {
         let tmp = self.staging_path(blob_id)?;
-        fs::write(&tmp, data).map_err(io_err(&tmp))?;
+        crate::direct::DirectFile::create_with(&tmp, data).map_err(io_err(&tmp))?;
         Ok(Staged {
             blob_id: *blob_id,
             tmp,
@@ -316,8 +321,10 @@ mod tests {
         let other = dir.path().join("received");
         fs::write(&other, &b).unwrap();
         let (ida, idb) = (BlobId::of_sealed(&a), BlobId::of_sealed(&b));
+        let mut buf = crate::direct::Pool::new(0).take(a.len());
+        buf.bytes_mut().copy_from_slice(&a);
         let staged = [
-            store.stage(&ida, &a).unwrap(),
+            store.stage(&ida, &buf).unwrap(),
             store.stage_file(&idb, &other).unwrap(),
         ];
         assert!(!store.contains(&ida) && !store.contains(&idb));

@@ -37,6 +37,7 @@ pub mod connections;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod direct;
 pub mod discovery;
 pub mod home;
 pub mod index;

@@ -440,7 +440,7 @@ struct Fetcher {
     partial_dir: PathBuf,
     transfers: Transfers,
     /// KiB of small blobs that may be buffered at once.
-    bytes: tokio::sync::Semaphore,
+    bytes: Arc<tokio::sync::Semaphore>,
     /// Buffers for received blobs, reused.
     buffers: Arc<Pool>,
     /// Other peers a large blob can be fetched from at the same time, in a running node.
@@ -452,6 +452,34 @@ struct Received {
     staged: Staged,
     sealed_len: u64,
     outboard: Vec<u8>,
+}
+
+/// The blobs received since the last commit.
+#[derive(Default)]
+struct Batch {
+    received: Vec<Received>,
+    started: Option<Instant>,
+}
+
+impl Batch {
+    fn push(&mut self, received: Received) {
+        self.started.get_or_insert_with(Instant::now);
+        self.received.push(received);
+    }
+
+    /// When the batch is due to be committed: at once when full, else [`BATCH_AFTER`]
+    /// after its first blob.
+    fn due(&self) -> Option<Instant> {
+        let started = self.started?;
+        if self.received.len() >= BATCH_BLOBS {
+            return Some(started);
+        }
+        Some(started + BATCH_AFTER)
+    }
+
+    fn take(&mut self) -> Vec<Received> {
+        std::mem::take(self).received
+    }
 }
 
 enum FetchError {
@@ -468,17 +496,20 @@ impl<E: Into<SyncError>> From<E> for FetchError {
 }
 
 /// Fetches blobs with up to [`MAX_IN_FLIGHT_BLOBS`] streams at once, and stores them in
-/// batches: one filesystem flush and one index transaction per batch.
+/// batches: one filesystem flush and one index transaction per batch, committed while the
+/// next blobs arrive.
 async fn fetch_all(
     home: &tokio::sync::Mutex<Home>,
     engine: &BlobEngine,
     fetcher: Arc<Fetcher>,
     wanted: Vec<BlobId>,
 ) -> Result<usize, SyncError> {
+    type Commit<'a> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, SyncError>> + Send + 'a>>;
     let mut queue = wanted.into_iter();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut batch: Vec<Received> = Vec::new();
-    let mut batch_started = Instant::now();
+    let mut batch = Batch::default();
+    let mut committing: Option<Commit<'_>> = None;
     let mut stored = 0;
     let mut failure: Option<FetchError> = None;
     loop {
@@ -493,51 +524,61 @@ async fn fetch_all(
             };
             tasks.spawn(fetch_one(fetcher.clone(), blob, coordinating));
         }
-        if tasks.is_empty() {
+        // The last blobs are committed as soon as the previous commit is done.
+        let due = if tasks.is_empty() {
+            batch.started
+        } else {
+            batch.due()
+        };
+        if committing.is_none()
+            && let Some(due) = due
+            && due <= Instant::now()
+        {
+            committing = Some(Box::pin(store_batch(
+                home,
+                engine,
+                &fetcher.store,
+                batch.take(),
+            )));
+        }
+        if tasks.is_empty() && committing.is_none() && batch.received.is_empty() {
             break;
         }
-        let joined = if batch.is_empty() {
-            tasks.join_next().await
-        } else {
-            let left = BATCH_AFTER.saturating_sub(batch_started.elapsed());
-            match tokio::time::timeout(left, tasks.join_next()).await {
-                Ok(joined) => joined,
-                Err(_) => {
-                    stored += store_batch(home, engine, &fetcher.store, &mut batch).await?;
-                    continue;
+        let wait_until = due.filter(|_| committing.is_none());
+        tokio::select! {
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                match joined.map_err(|e| SyncError::Protocol(e.to_string())) {
+                    Ok(Ok(received)) => batch.push(received),
+                    Ok(Err(FetchError::NotHere)) => {}
+                    Ok(Err(e @ FetchError::Bad(..))) => {
+                        // Everything else from this peer stops; what already verified is kept.
+                        fetcher.connection.close(4u32.into(), b"bad data");
+                        failure = Some(e);
+                    }
+                    Ok(Err(e)) => {
+                        if failure.is_none() {
+                            failure = Some(e);
+                        }
+                    }
+                    Err(e) => {
+                        if failure.is_none() {
+                            failure = Some(FetchError::Sync(e));
+                        }
+                    }
                 }
             }
-        };
-        let Some(joined) = joined else { break };
-        match joined.map_err(|e| SyncError::Protocol(e.to_string())) {
-            Ok(Ok(received)) => {
-                if batch.is_empty() {
-                    batch_started = Instant::now();
-                }
-                batch.push(received);
-                if batch.len() >= BATCH_BLOBS {
-                    stored += store_batch(home, engine, &fetcher.store, &mut batch).await?;
-                }
+            done = async { committing.as_mut().expect("guarded").await }, if committing.is_some() => {
+                committing = None;
+                stored += done?;
             }
-            Ok(Err(FetchError::NotHere)) => {}
-            Ok(Err(e @ FetchError::Bad(..))) => {
-                // Everything else from this peer stops; what already verified is kept.
-                fetcher.connection.close(4u32.into(), b"bad data");
-                failure = Some(e);
-            }
-            Ok(Err(e)) => {
-                if failure.is_none() {
-                    failure = Some(e);
+            () = async {
+                match wait_until {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
                 }
-            }
-            Err(e) => {
-                if failure.is_none() {
-                    failure = Some(FetchError::Sync(e));
-                }
-            }
+            } => {}
         }
     }
-    stored += store_batch(home, engine, &fetcher.store, &mut batch).await?;
     match failure {
         None => Ok(stored),
         Some(FetchError::Bad(blob, why)) => {
@@ -556,34 +597,47 @@ async fn fetch_all(
     }
 }
 
-/// Makes a batch of received blobs durable, records them in one transaction, and adds them
-/// to the held set. Returns how many.
+/// Makes a batch of received blobs durable ([`BlobStore::commit_staged`]: one flush, the
+/// renames, one more flush), records them in one transaction, and adds them to the held
+/// set. Returns how many. If the commit fails, the batch's staged files are removed: its
+/// blobs were not stored and will be fetched again.
 async fn store_batch(
     home: &tokio::sync::Mutex<Home>,
     engine: &BlobEngine,
     store: &BlobStore,
-    batch: &mut Vec<Received>,
+    received: Vec<Received>,
 ) -> Result<usize, SyncError> {
-    if batch.is_empty() {
+    if received.is_empty() {
         return Ok(0);
     }
-    let received = std::mem::take(batch);
     let store = store.clone();
-    let (received, committed) = tokio::task::spawn_blocking(move || {
-        let staged: Vec<&Staged> = received.iter().map(|r| &r.staged).collect();
-        let result = store.commit_staged(&staged);
-        (received, result)
+    let received = tokio::task::spawn_blocking(move || {
+        let (staged, records): (Vec<Staged>, Vec<_>) = received
+            .into_iter()
+            .map(|r| (r.staged, (r.sealed_len, r.outboard)))
+            .unzip();
+        match store.commit_staged(&staged.iter().collect::<Vec<_>>()) {
+            Ok(()) => Ok(staged
+                .into_iter()
+                .map(|s| s.blob_id)
+                .zip(records)
+                .collect::<Vec<_>>()),
+            Err(e) => {
+                staged.into_iter().for_each(Staged::discard);
+                Err(e)
+            }
+        }
     })
     .await
-    .map_err(|e| SyncError::Protocol(e.to_string()))?;
-    committed.map_err(|e| SyncError::Protocol(format!("storing received blobs: {e}")))?;
+    .map_err(|e| SyncError::Protocol(e.to_string()))?
+    .map_err(|e| SyncError::Protocol(format!("storing received blobs: {e}")))?;
     home.lock().await.index.add_stored_blobs(
         received
             .iter()
-            .map(|r| (&r.staged.blob_id, r.sealed_len, &r.outboard[..])),
+            .map(|(blob_id, (len, outboard))| (blob_id, *len, &outboard[..])),
     )?;
-    for r in &received {
-        engine.held.insert(r.staged.blob_id);
+    for (blob_id, _) in &received {
+        engine.held.insert(*blob_id);
     }
     Ok(received.len())
 }
@@ -1302,9 +1356,10 @@ async fn fetch_small(
     transfer: TransferHandle,
 ) -> Result<Received, FetchError> {
     let kib = (sealed_len >> 10).max(1) as u32;
-    let _permit = fetcher
+    let permit = fetcher
         .bytes
-        .acquire_many(kib)
+        .clone()
+        .acquire_many_owned(kib)
         .await
         .map_err(|e| SyncError::Protocol(e.to_string()))?;
     let limit = encoded_len_limit(sealed_len) as usize;
@@ -1323,22 +1378,25 @@ async fn fetch_small(
         }
         encoded.chunks.push_back(chunk.bytes);
     }
+    // Decoded and written with one hand-off to a blocking thread: the write is direct I/O,
+    // and many of them in parallel keep the disk busy.
     let store = fetcher.store.clone();
     let buffers = fetcher.buffers.clone();
     tokio::task::spawn_blocking(move || -> Result<Received, FetchError> {
         let mut data = buffers.take(sealed_len as usize);
-        let decoded = decode_in_memory(encoded, &blob_id, &transfer, &mut data);
-        let staged = decoded.and_then(|outboard| {
-            let staged = store
-                .stage(&blob_id, &data)
-                .map_err(|e| SyncError::Protocol(e.to_string()))?;
-            Ok(Received {
-                staged,
-                sealed_len,
-                outboard,
-            })
-        });
+        let staged =
+            decode_in_memory(encoded, &blob_id, &transfer, &mut data).and_then(|outboard| {
+                let staged = store
+                    .stage(&blob_id, &data)
+                    .map_err(|e| SyncError::Protocol(e.to_string()))?;
+                Ok(Received {
+                    staged,
+                    sealed_len,
+                    outboard,
+                })
+            });
         buffers.give(data);
+        drop(permit);
         staged
     })
     .await
@@ -1713,7 +1771,7 @@ pub async fn serve_blob_range(
     .await?;
     let sending = |e: io::Error| NetError::Connection(format!("sending blob {blob_id}: {e}"));
     let capacity = encoded_len_limit(source.sealed_len()).min(SERVE_PIECE as u64) as usize;
-    if source.sealed_len() <= SERVE_INLINE {
+    if source.sealed_len() <= INLINE_WORK {
         // A few dozen microseconds of work: done here, no hand-off to another thread.
         let mut encoded = Vec::with_capacity(capacity);
         source
@@ -1750,8 +1808,9 @@ pub async fn serve_blob_range(
     Ok(())
 }
 
-/// Blobs up to this sealed size are encoded on the async thread that serves them.
-const SERVE_INLINE: u64 = 256 << 10;
+/// Blobs up to this sealed size are encoded on the async thread that serves them (tens of
+/// microseconds); larger ones on the blocking threads.
+const INLINE_WORK: u64 = 256 << 10;
 /// Larger ones are handed to the network in pieces of this many bytes.
 const SERVE_PIECE: usize = 256 << 10;
 
@@ -1805,17 +1864,16 @@ enum Source {
 impl BlobSource {
     /// Where this device can read a blob from, if it holds it.
     pub fn open(home: &Home, blob_id: &BlobId) -> Result<Option<Self>, IndexError> {
-        let Some((sealed_len, outboard)) = home.index.blob_info(blob_id)? else {
+        let Some(info) = home.index.blob_info(blob_id)? else {
             return Ok(None);
         };
+        let (sealed_len, outboard, stored) = (info.sealed_len, info.outboard, info.stored);
         let outboard = PostOrderMemOutboard {
             root: blake3::Hash::from_bytes(blob_id.0),
             tree: BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE),
             data: outboard,
         };
-        if home.index.blob_stored(blob_id)?
-            && let Ok(file) = File::open(home.blobs.path_of(blob_id))
-        {
+        if stored && let Ok(file) = File::open(home.blobs.path_of(blob_id)) {
             return Ok(Some(Self {
                 source: Source::Stored(file),
                 outboard,
@@ -1915,7 +1973,9 @@ pub async fn fetch_from(
         store,
         partial_dir,
         transfers: transfers.clone(),
-        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+        bytes: Arc::new(tokio::sync::Semaphore::new(
+            (MAX_IN_FLIGHT_BYTES >> 10) as usize,
+        )),
         buffers: engine.buffers.clone(),
         helpers,
     });

@@ -80,6 +80,13 @@ pub struct Staged {
     tmp: PathBuf,
 }
 
+impl Staged {
+    /// Removes a staged blob that will not be committed.
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
 /// A folder of sealed blobs named by their IDs.
 #[derive(Debug, Clone)]
 pub struct BlobStore {

@@ -272,6 +272,17 @@ const ORIGINALS_OF: &str = "SELECT f.path, s.path, r.sealed FROM sources s
      JOIN folders f ON f.label = s.folder
      WHERE p.blob_id = ?1";
 
+/// What the index knows of a blob.
+#[derive(Debug)]
+pub struct BlobInfo {
+    /// Its sealed length.
+    pub sealed_len: u64,
+    /// Its bao outboard.
+    pub outboard: Vec<u8>,
+    /// Whether the blob store holds it.
+    pub stored: bool,
+}
+
 /// Every membership record (they start with `pmmr`), through the partial index
 /// `records_membership`, whose `WHERE` this repeats word for word so that SQLite uses it.
 const MEMBERSHIP_RECORDS: &str =
@@ -721,11 +732,8 @@ impl Index {
     pub fn blob_stored(&self, blob_id: &BlobId) -> Result<bool, IndexError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT stored FROM blobs WHERE blob_id = ?1",
-                [&blob_id.0[..]],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT stored FROM blobs WHERE blob_id = ?1")?
+            .query_row([&blob_id.0[..]], |r| r.get(0))
             .optional()?
             .unwrap_or(false))
     }
@@ -870,15 +878,18 @@ impl Index {
         }))
     }
 
-    /// A known blob's sealed length and bao outboard.
-    pub fn blob_info(&self, blob_id: &BlobId) -> Result<Option<(u64, Vec<u8>)>, IndexError> {
+    /// A known blob's sealed length, bao outboard, and whether the blob store holds it.
+    pub fn blob_info(&self, blob_id: &BlobId) -> Result<Option<BlobInfo>, IndexError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT sealed_len, outboard FROM blobs WHERE blob_id = ?1",
-                [&blob_id.0[..]],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
+            .prepare_cached("SELECT sealed_len, outboard, stored FROM blobs WHERE blob_id = ?1")?
+            .query_row([&blob_id.0[..]], |r| {
+                Ok(BlobInfo {
+                    sealed_len: r.get::<_, i64>(0)? as u64,
+                    outboard: r.get(1)?,
+                    stored: r.get(2)?,
+                })
+            })
             .optional()?)
     }
 

@@ -332,6 +332,14 @@ fn classify(event: &Event) -> Vec<Action> {
     }
 }
 
+/// Whether an event from notify is worth waking the watcher's thread for. notify watches
+/// every open of a file too (inotify `IN_OPEN`): the node opening originals to serve them,
+/// the scanner reading them. Those are no news: dropped on notify's thread, they cost no
+/// wake-up of ours (in the replication bench, one per blob served).
+fn worth_waking_for(event: &notify::Result<Event>) -> bool {
+    !matches!(event, Ok(e) if matches!(e.kind, EventKind::Access(AccessKind::Open(_))))
+}
+
 /// The watcher's state, owned by its thread.
 struct State {
     home_path: PathBuf,
@@ -363,7 +371,14 @@ impl State {
         let home = Home::open(home_path)?;
         // Symbolic links are not followed, as the scanner does not follow them.
         let watcher = notify::RecommendedWatcher::new(
-            move |event| {
+            move |event: notify::Result<Event>| {
+                // notify watches every open of a file too: the node opening originals to
+                // serve them, the scanner reading them. Those are no news; dropped here,
+                // they do not wake this thread.
+                if matches!(&event, Ok(e) if matches!(e.kind, EventKind::Access(AccessKind::Open(_))))
+                {
+                    return;
+                }
                 if let Err(mpsc::TrySendError::Full(_)) = inbox.try_send(Message::Event(event)) {
                     flags.lost.store(true, Ordering::SeqCst);
                 }

@@ -63,6 +63,22 @@ fn events_map_to_actions() {
     );
 }
 
+#[test]
+fn opens_of_files_do_not_wake_the_watcher() {
+    let p = PathBuf::from("/photos/IMG_0001.JPG");
+    let event = |kind| Ok(Event::new(kind).add_path(p.clone()));
+    assert!(!worth_waking_for(&event(EventKind::Access(
+        AccessKind::Open(AccessMode::Any)
+    ))));
+    assert!(worth_waking_for(&event(EventKind::Access(
+        AccessKind::Close(AccessMode::Write)
+    ))));
+    assert!(worth_waking_for(&event(EventKind::Create(
+        CreateKind::File
+    ))));
+    assert!(worth_waking_for(&Err(notify::Error::generic("lost"))));
+}
+
 fn pending(now: Instant) -> Pending {
     Pending::new(
         FileToScan {

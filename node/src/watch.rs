@@ -372,11 +372,7 @@ impl State {
         // Symbolic links are not followed, as the scanner does not follow them.
         let watcher = notify::RecommendedWatcher::new(
             move |event: notify::Result<Event>| {
-                // notify watches every open of a file too: the node opening originals to
-                // serve them, the scanner reading them. Those are no news; dropped here,
-                // they do not wake this thread.
-                if matches!(&event, Ok(e) if matches!(e.kind, EventKind::Access(AccessKind::Open(_))))
-                {
+                if !worth_waking_for(&event) {
                     return;
                 }
                 if let Err(mpsc::TrySendError::Full(_)) = inbox.try_send(Message::Event(event)) {

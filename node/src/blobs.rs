@@ -18,16 +18,18 @@
 //! Throughput: up to [`MAX_IN_FLIGHT_BLOBS`] blobs are in flight from a peer at once, one
 //! stream each. A small blob is received whole into memory (a byte budget bounds them),
 //! decoded and verified off the async threads — its outboard rebuilt from the verified
-//! parent hashes — and staged in the blob store with one write. A large one is received
+//! parent hashes — and staged in the blob store with one direct write ([`crate::direct`]:
+//! received blobs bypass the page cache). A large one is received
 //! into `blobs/partial/`, from every connected peer that holds it at once ([`Helpers`]): the
 //! link's peer streams it from the front and the others send ranges of chunk groups from the
 //! back ([`Request::BlobRange`]), each verified against the blob ID before it is written.
 //! The verified ranges are persisted beside the partial file every 4 MiB and whenever a
 //! stream stops, so a killed node or a dropped peer resumes exactly what is missing, and a
-//! peer that fails leaves its unfinished part to the others. The finished blob is hashed once
-//! more as a whole and moved into staging. Staged blobs are committed
-//! in batches: one filesystem flush on each side of the renames, one index transaction, and
-//! only then are they marked stored.
+//! peer that fails leaves its unfinished part to the others. A blob received whole by this
+//! process gets its outboard from the parent hashes verified on the way; a resumed one is
+//! hashed once more as a whole. Either is moved into staging. Staged blobs are committed in
+//! batches, while the next blobs arrive: one filesystem flush on each side of the renames,
+//! one index transaction, and only then are they marked stored.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};

@@ -442,7 +442,7 @@ struct Fetcher {
     partial_dir: PathBuf,
     transfers: Transfers,
     /// KiB of small blobs that may be buffered at once.
-    bytes: Arc<tokio::sync::Semaphore>,
+    bytes: tokio::sync::Semaphore,
     /// Buffers for received blobs, reused.
     buffers: Arc<Pool>,
     /// Other peers a large blob can be fetched from at the same time, in a running node.
@@ -1358,10 +1358,9 @@ async fn fetch_small(
     transfer: TransferHandle,
 ) -> Result<Received, FetchError> {
     let kib = (sealed_len >> 10).max(1) as u32;
-    let permit = fetcher
+    let _permit = fetcher
         .bytes
-        .clone()
-        .acquire_many_owned(kib)
+        .acquire_many(kib)
         .await
         .map_err(|e| SyncError::Protocol(e.to_string()))?;
     let limit = encoded_len_limit(sealed_len) as usize;
@@ -1398,7 +1397,6 @@ async fn fetch_small(
                 })
             });
         buffers.give(data);
-        drop(permit);
         staged
     })
     .await
@@ -1439,7 +1437,6 @@ fn decode_in_memory(
 ) -> Result<Vec<u8>, FetchError> {
     use bao_tree::io::BaoContentItem;
     use bao_tree::io::DecodeError;
-    use bao_tree::io::sync::OutboardMut;
     let sealed_len = data.len() as u64;
     let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
     let ranges = ChunkRanges::all();
@@ -1450,19 +1447,11 @@ fn decode_in_memory(
         &ranges,
     );
     let data = data.bytes_mut();
-    let mut outboard = PostOrderMemOutboard {
-        root: blake3::Hash::from_bytes(blob_id.0),
-        tree,
-        data: vec![0u8; tree.outboard_size() as usize],
-    };
+    let mut parents = Parents::new(*blob_id, sealed_len);
     let mut verified = 0u64;
     for item in items {
         match item {
-            Ok(BaoContentItem::Parent(parent)) => {
-                outboard
-                    .save(parent.node, &parent.pair)
-                    .map_err(|e| SyncError::Protocol(e.to_string()))?;
-            }
+            Ok(BaoContentItem::Parent(parent)) => parents.save(&parent),
             Ok(BaoContentItem::Leaf(leaf)) => {
                 let start = leaf.offset as usize;
                 let end = start + leaf.data.len();
@@ -1487,7 +1476,12 @@ fn decode_in_memory(
     if verified < sealed_len {
         return Err(NetError::Connection(format!("blob {blob_id}: the stream ended early")).into());
     }
-    Ok(outboard.data)
+    parents.outboard().ok_or_else(|| {
+        NetError::Connection(format!(
+            "blob {blob_id}: parent hashes missing from the stream"
+        ))
+        .into()
+    })
 }
 
 /// Stages a completely received blob for the blob store (moved, not copied); the partial
@@ -1911,9 +1905,7 @@ pub async fn fetch_from(
         store,
         partial_dir,
         transfers: transfers.clone(),
-        bytes: Arc::new(tokio::sync::Semaphore::new(
-            (MAX_IN_FLIGHT_BYTES >> 10) as usize,
-        )),
+        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
         buffers: engine.buffers.clone(),
         helpers,
     });

@@ -106,9 +106,44 @@ pub fn endpoint(
     server: Option<quinn::ServerConfig>,
 ) -> io::Result<quinn::Endpoint> {
     let socket = std::net::UdpSocket::bind(bind)?;
+    widen_buffers(&socket);
     let runtime = quinn::default_runtime()
         .ok_or_else(|| io::Error::other("no async runtime found; run inside tokio"))?;
     quinn::Endpoint::new(endpoint_config(), server, socket, runtime)
+}
+
+/// What the node asks of the kernel for each UDP socket's receive and send buffers.
+///
+/// The kernel's default receive buffer (about 208 KiB on Linux) holds only a handful of the
+/// large datagrams MTU discovery reaches on loopback and jumbo-frame LANs; a receiver that
+/// falls a few milliseconds behind then has datagrams dropped before quinn sees them, and the
+/// sender takes every drop for congestion. The kernel caps the request at
+/// `net.core.rmem_max` / `wmem_max` (then doubles it for its own bookkeeping).
+pub const SOCKET_BUFFER: usize = 8 << 20;
+
+/// Asks for [`SOCKET_BUFFER`]-sized buffers on `socket`, past the kernel's cap where the
+/// process may (`CAP_NET_ADMIN`, Linux); where the kernel gives less, the node works as
+/// before and the log says how to give it more.
+fn widen_buffers(socket: &std::net::UdpSocket) {
+    use rustix::net::sockopt;
+    #[cfg(target_os = "linux")]
+    let forced = sockopt::set_socket_recv_buffer_size_force(socket, SOCKET_BUFFER).is_ok()
+        && sockopt::set_socket_send_buffer_size_force(socket, SOCKET_BUFFER).is_ok();
+    #[cfg(not(target_os = "linux"))]
+    let forced = false;
+    if !forced {
+        let _ = sockopt::set_socket_recv_buffer_size(socket, SOCKET_BUFFER);
+        let _ = sockopt::set_socket_send_buffer_size(socket, SOCKET_BUFFER);
+    }
+    // Linux reports twice what it grants (the other half is its bookkeeping).
+    match sockopt::socket_recv_buffer_size(socket) {
+        Ok(got) if got < SOCKET_BUFFER => tracing::info!(
+            "the UDP receive buffer is {got} bytes, less than the {SOCKET_BUFFER} asked for: \
+             transfers may lose datagrams under load; raise net.core.rmem_max to fix it"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("the UDP receive buffer size is unknown: {e}"),
+    }
 }
 
 /// The peer's noise key of an established nQUIC connection.
@@ -127,4 +162,21 @@ pub fn handshake_data(connection: &quinn::Connection) -> Option<HandshakeData> {
         .downcast::<HandshakeData>()
         .ok()
         .map(|data| *data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_ask_for_more_than_the_default_socket_buffers() {
+        use rustix::net::sockopt;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let default = sockopt::socket_recv_buffer_size(&socket).expect("read the default");
+        widen_buffers(&socket);
+        let widened = sockopt::socket_recv_buffer_size(&socket).expect("read it back");
+        // Even an unprivileged process on a stock kernel gets twice rmem_max.
+        assert!(widened > default, "{widened} is not above the default {default}");
+        assert!(sockopt::socket_send_buffer_size(&socket).expect("send size") > default);
+    }
 }

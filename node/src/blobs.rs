@@ -1698,6 +1698,7 @@ fn receive_into(
             Err(e @ (DecodeError::ParentHashMismatch(_) | DecodeError::LeafHashMismatch(_))) => {
                 break Err(ReceiveError::BadData(format!("verification failed: {e}")));
             }
+            Err(DecodeError::Io(e)) => break Err(interrupted(e)),
             Err(e) => break Err(interrupted(io::Error::other(e.to_string()))),
         }
     };
@@ -1738,7 +1739,7 @@ pub async fn serve_blob(
     home: &tokio::sync::Mutex<Home>,
     blob_id: BlobId,
     from_group: u64,
-    send: quinn::SendStream,
+    send: &mut quinn::SendStream,
 ) -> Result<(), SyncError> {
     serve_blob_range(home, blob_id, from_group..u64::MAX, send).await
 }
@@ -1750,35 +1751,99 @@ pub async fn serve_blob_range(
     home: &tokio::sync::Mutex<Home>,
     blob_id: BlobId,
     groups: std::ops::Range<u64>,
-    mut send: quinn::SendStream,
+    send: &mut quinn::SendStream,
 ) -> Result<(), SyncError> {
     let source = BlobSource::open(&*home.lock().await, &blob_id)?;
     let Some(source) = source else {
-        net::write_frame(&mut send, &BlobHeader::NotHere).await?;
+        net::write_frame(send, &BlobHeader::NotHere).await?;
         let _ = send.finish();
         return Ok(());
     };
     net::write_frame(
-        &mut send,
+        send,
         &BlobHeader::Follows {
             sealed_len: source.sealed_len(),
         },
     )
     .await?;
-    let writer = tokio_util::io::SyncIoBridge::new(send);
-    tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let capacity = encoded_len_limit(source.sealed_len()).min(1 << 20) as usize;
-        let mut writer = io::BufWriter::with_capacity(capacity, writer);
-        source.encode_groups(groups, &mut writer)?;
-        io::Write::flush(&mut writer)?;
-        let mut bridge = writer.into_inner().map_err(|e| e.into_error())?;
-        bridge.shutdown()?;
-        Ok(())
-    })
-    .await
-    .map_err(|e| SyncError::Protocol(e.to_string()))?
-    .map_err(|e| NetError::Connection(format!("sending blob {blob_id}: {e}")))?;
+    let sending = |e: io::Error| NetError::Connection(format!("sending blob {blob_id}: {e}"));
+    let capacity = encoded_len_limit(source.sealed_len()).min(SERVE_PIECE as u64) as usize;
+    if source.sealed_len() <= INLINE_WORK {
+        // A few dozen microseconds of work: done here, no hand-off to another thread.
+        let mut encoded = Vec::with_capacity(capacity);
+        source
+            .encode_groups(groups, &mut encoded)
+            .map_err(sending)?;
+        send.write_chunk(encoded.into())
+            .await
+            .map_err(|e| sending(e.into()))?;
+    } else {
+        // Encoded off the async threads, a piece at a time, a piece ahead of the network;
+        // the pieces are handed to quinn whole (no copy). The encoder thread waits only
+        // for a free piece slot, never for the network itself.
+        let (pieces, mut next) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+        let encoder = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut writer = Pieces {
+                piece: Vec::with_capacity(capacity),
+                capacity,
+                pieces,
+            };
+            source.encode_groups(groups, &mut writer)?;
+            writer.send()
+        });
+        while let Some(piece) = next.recv().await {
+            send.write_chunk(piece.into())
+                .await
+                .map_err(|e| sending(e.into()))?;
+        }
+        encoder
+            .await
+            .map_err(|e| SyncError::Protocol(e.to_string()))?
+            .map_err(sending)?;
+    }
+    let _ = send.finish();
     Ok(())
+}
+
+/// Blobs up to this sealed size are encoded on the async thread that serves them (tens of
+/// microseconds); larger ones on the blocking threads.
+const INLINE_WORK: u64 = 256 << 10;
+/// Larger ones are handed to the network in pieces of this many bytes.
+const SERVE_PIECE: usize = 256 << 10;
+
+/// An encoding on its way to the network, in pieces.
+struct Pieces {
+    piece: Vec<u8>,
+    capacity: usize,
+    pieces: tokio::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl Pieces {
+    /// Hands the piece gathered so far to the network.
+    fn send(&mut self) -> io::Result<()> {
+        if self.piece.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(self.capacity));
+        self.pieces
+            .blocking_send(piece)
+            .map_err(|_| io::Error::other("the stream was closed"))
+    }
+}
+
+impl io::Write for Pieces {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.piece.len() >= self.capacity {
+            self.send()?;
+        }
+        let n = buf.len().min(self.capacity - self.piece.len());
+        self.piece.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A blob this device can serve: from the blob store, or sealed on the fly from its

@@ -66,6 +66,12 @@ pub const DEFAULT_LISTEN: SocketAddr =
 
 /// The QUIC close code of a connection whose sync failed or whose peer broke the protocol.
 const FAILED_CODE: u32 = 3;
+/// The stream reset code of a blob answer cut short because the node stops.
+const STOPPING_CODE: u32 = 6;
+/// The least and most a stopping node waits, after resetting its blob answers, before it
+/// closes its connections (four round trips of its slowest connection, within these).
+const STOP_GRACE_MIN: Duration = Duration::from_millis(5);
+const STOP_GRACE_MAX: Duration = Duration::from_millis(250);
 
 /// Why the node or a ping failed.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +181,14 @@ struct Shared {
     configured: Vec<SocketAddr>,
     dial_now: tokio::sync::Notify,
     next_link: AtomicU64,
+    /// The tasks answering blob requests.
+    serving: tokio_util::task::TaskTracker,
+    /// Cancelled when the node stops: every blob answer still running resets its stream
+    /// before the connections close. quinn (0.11.19) does not send a connection's
+    /// CONNECTION_CLOSE while the congestion window is full and stream data is still
+    /// queued (quinn issue #2785), and the peer would then learn of the close only at its
+    /// idle timeout.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Runs the node until `shutdown` resolves. `on_listening` is given the node's handle once
@@ -229,6 +243,8 @@ pub async fn run(
         configured: options.peers.clone(),
         dial_now: tokio::sync::Notify::new(),
         next_link: AtomicU64::new(1),
+        serving: tokio_util::task::TaskTracker::new(),
+        stopping: tokio_util::sync::CancellationToken::new(),
     }));
     on_listening(&node);
 
@@ -311,6 +327,7 @@ pub async fn run(
     // Says goodbye on the LAN, so members forget this device's advert at once.
     drop(discovery);
     let _ = controller.await;
+    node.stop_serving().await;
     endpoint.close(0u32.into(), b"shutting down");
     endpoint.wait_idle().await;
     // The socket file goes with the last reference (the server task's is gone).
@@ -320,6 +337,28 @@ pub async fn run(
 }
 
 impl NodeHandle {
+    /// Stops answering blob requests before the connections close: each answer resets its
+    /// stream (dropping what quinn still had queued of it), then the node gives the
+    /// connections a few round trips to get the resets out and the data in flight
+    /// acknowledged, so that the close that follows is not held back by the congestion
+    /// window (see [`Shared::stopping`]). Bounded: a peer that does not answer only
+    /// delays the close by [`STOP_GRACE_MAX`].
+    async fn stop_serving(&self) {
+        self.0.stopping.cancel();
+        self.0.serving.close();
+        self.0.serving.wait().await;
+        let rtt = self.0.registry.lock().map_or(Duration::ZERO, |registry| {
+            registry
+                .links()
+                .map(|(_, link)| link.connection.rtt())
+                .max()
+                .unwrap_or_default()
+        });
+        if rtt > Duration::ZERO {
+            tokio::time::sleep((rtt * 4).clamp(STOP_GRACE_MIN, STOP_GRACE_MAX)).await;
+        }
+    }
+
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.0.local
@@ -658,36 +697,12 @@ impl NodeHandle {
                     Request::Blob {
                         blob_id,
                         from_group,
-                    } => {
-                        // Each blob on its own task, so one large transfer does not hold up
-                        // the rest of the conversation.
-                        let home = home.clone();
-                        tokio::spawn(async move {
-                            let id = BlobId(blob_id);
-                            if let Err(e) = blobs::serve_blob(&home, id, from_group, send).await {
-                                tracing::info!("serving blob {id}: {e}");
-                            }
-                        });
-                    }
+                    } => self.answer_blob(BlobId(blob_id), from_group..u64::MAX, send),
                     Request::BlobRange {
                         blob_id,
                         first_group,
                         end_group,
-                    } => {
-                        let home = home.clone();
-                        let to = link.device.short();
-                        tokio::spawn(async move {
-                            let id = BlobId(blob_id);
-                            let groups = first_group..end_group;
-                            match blobs::serve_blob_range(&home, id, groups, send).await {
-                                Ok(()) => tracing::info!(
-                                    blob = %id, first_group, end_group, peer = %to,
-                                    "served blob range"
-                                ),
-                                Err(e) => tracing::info!("serving blob {id} range: {e}"),
-                            }
-                        });
-                    }
+                    } => self.answer_blob(BlobId(blob_id), first_group..end_group, send),
                     Request::Announce => {
                         tracing::debug!(peer = %link.device.short(), "announced new records");
                         link.wake.notify_one();
@@ -703,6 +718,27 @@ impl NodeHandle {
             tracing::info!(peer = %link.device.short(), "conversation ended: {e}");
             connection.close(FAILED_CODE.into(), b"protocol error");
         }
+    }
+
+    /// Answers a blob request on a task of its own, so one large transfer does not hold up
+    /// the rest of the conversation. A stopping node resets the stream (see
+    /// [`Shared::stopping`]).
+    fn answer_blob(&self, id: BlobId, groups: std::ops::Range<u64>, mut send: quinn::SendStream) {
+        let (home, stopping) = (self.0.home.clone(), self.0.stopping.clone());
+        self.0.serving.spawn(async move {
+            let served = tokio::select! {
+                biased;
+                () = stopping.cancelled() => {
+                    let _ = send.reset(STOPPING_CODE.into());
+                    return;
+                }
+                served = blobs::serve_blob_range(&home, id, groups.clone(), &mut send) => served,
+            };
+            match served {
+                Ok(()) => tracing::debug!(blob = %id, ?groups, "served a blob"),
+                Err(e) => tracing::info!("serving blob {id}: {e}"),
+            }
+        });
     }
 
     /// This side's pull over a connection: hello, records, blobs; every [`SYNC_INTERVAL`],

@@ -176,7 +176,10 @@ mod tests {
         widen_buffers(&socket);
         let widened = sockopt::socket_recv_buffer_size(&socket).expect("read it back");
         // Even an unprivileged process on a stock kernel gets twice rmem_max.
-        assert!(widened > default, "{widened} is not above the default {default}");
+        assert!(
+            widened > default,
+            "{widened} is not above the default {default}"
+        );
         assert!(sockopt::socket_send_buffer_size(&socket).expect("send size") > default);
     }
 }

@@ -478,10 +478,12 @@ fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
         nas_run.terminate();
         laptop_run
     };
-    // Its unfinished part goes to the one left, which ends the video.
-    desktop_run.wait_for_line(WAIT, |l| {
+    // Its unfinished part goes to the one left, which ends the video. The stopping peer
+    // said so (it reset its answer and closed): not left to QUIC's idle timeout.
+    let over = desktop_run.wait_for_line(WAIT, |l| {
         l.contains("the others take it over") && l.contains(&format!("peer={helper}"))
     });
+    assert!(!over.contains("timed out"), "{over}");
     wait_for_blobs(&desktop, 1);
     let out = dir.path().join("restored");
     desktop.ok(&["restore", "--to", out.to_str().unwrap()]);

@@ -1753,6 +1753,8 @@ pub async fn serve_blob_range(
     groups: std::ops::Range<u64>,
     send: &mut quinn::SendStream,
 ) -> Result<(), SyncError> {
+    // Blob data gives way to everything else on the connection (see [`BLOB_PRIORITY`]).
+    let _ = send.set_priority(BLOB_PRIORITY);
     let source = BlobSource::open(&*home.lock().await, &blob_id)?;
     let Some(source) = source else {
         net::write_frame(send, &BlobHeader::NotHere).await?;
@@ -1804,6 +1806,12 @@ pub async fn serve_blob_range(
     let _ = send.finish();
     Ok(())
 }
+
+/// The send priority of blob answers: below the conversation's other streams (hello,
+/// record reconciliation and fetches, announcements, at quinn's default 0), so that a new
+/// photo's record is not queued behind a video. Blob answers among themselves are sent one
+/// after the other, not interleaved ([`crate::transport::transport_config`]).
+pub const BLOB_PRIORITY: i32 = -1;
 
 /// Blobs up to this sealed size are encoded on the async thread that serves them (tens of
 /// microseconds); larger ones on the blocking threads.

@@ -43,12 +43,22 @@ pub fn has_aes_hardware() -> bool {
 pub const MTU_UPPER_BOUND: u16 = 65_000;
 
 /// The transport parameters of every connection, server and client alike: quinn's defaults
-/// except that MTU discovery may go up to [`MTU_UPPER_BOUND`].
+/// except that MTU discovery may go up to [`MTU_UPPER_BOUND`], and that streams of the same
+/// priority are sent one after the other rather than round-robin.
+///
+/// Round-robin sent a slice of each of the 64 blobs in flight in turn, so all of them were
+/// half received at once and the receiver held every one's received part (in quinn's
+/// stream buffers and its own) until it was whole; in order, blobs arrive whole one after
+/// the other and are decoded and freed at once (the receiving node's peak RSS in the
+/// replication bench went from ~300 to ~175 MiB, throughput unchanged). Blob answers have a
+/// lower priority than the rest of the conversation (`blobs::BLOB_PRIORITY`), so nothing
+/// but other blobs waits behind them.
 pub fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut config = quinn::TransportConfig::default();
     let mut discovery = quinn::MtuDiscoveryConfig::default();
     discovery.upper_bound(MTU_UPPER_BOUND);
     config.mtu_discovery_config(Some(discovery));
+    config.send_fairness(false);
     Arc::new(config)
 }
 

@@ -697,12 +697,12 @@ impl NodeHandle {
                     Request::Blob {
                         blob_id,
                         from_group,
-                    } => self.answer_blob(BlobId(blob_id), from_group..u64::MAX, send),
+                    } => self.answer_blob(link, BlobId(blob_id), from_group..u64::MAX, send),
                     Request::BlobRange {
                         blob_id,
                         first_group,
                         end_group,
-                    } => self.answer_blob(BlobId(blob_id), first_group..end_group, send),
+                    } => self.answer_blob(link, BlobId(blob_id), first_group..end_group, send),
                     Request::Announce => {
                         tracing::debug!(peer = %link.device.short(), "announced new records");
                         link.wake.notify_one();
@@ -723,8 +723,15 @@ impl NodeHandle {
     /// Answers a blob request on a task of its own, so one large transfer does not hold up
     /// the rest of the conversation. A stopping node resets the stream (see
     /// [`Shared::stopping`]).
-    fn answer_blob(&self, id: BlobId, groups: std::ops::Range<u64>, mut send: quinn::SendStream) {
+    fn answer_blob(
+        &self,
+        link: &Link,
+        id: BlobId,
+        groups: std::ops::Range<u64>,
+        mut send: quinn::SendStream,
+    ) {
         let (home, stopping) = (self.0.home.clone(), self.0.stopping.clone());
+        let to = link.device.short();
         self.0.serving.spawn(async move {
             let served = tokio::select! {
                 biased;
@@ -735,8 +742,8 @@ impl NodeHandle {
                 served = blobs::serve_blob_range(&home, id, groups.clone(), &mut send) => served,
             };
             match served {
-                Ok(()) => tracing::debug!(blob = %id, ?groups, "served a blob"),
-                Err(e) => tracing::info!("serving blob {id}: {e}"),
+                Ok(()) => tracing::debug!(blob = %id, ?groups, peer = %to, "served a blob"),
+                Err(e) => tracing::info!(peer = %to, "serving blob {id}: {e}"),
             }
         });
     }

@@ -138,6 +138,32 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
         .filter(|p| p.contains("new"))
         .collect();
     assert_eq!(names, ["new.jpg"], "only the final name is recorded");
+
+    // The photo vanishing from the laptop's folder deletes nothing anywhere. (A later photo
+    // is the barrier: once it has arrived, the watcher has seen the removal before it.)
+    std::fs::remove_file(pics.join("new.jpg")).unwrap();
+    std::fs::write(
+        pics.join("later.jpg"),
+        photomesh_tests::samples::jpeg_with_exif(&mut rng, 16, 16, "2025:06:02 09:00:00", None),
+    )
+    .unwrap();
+    wait_for_status(&nas, "photo_records", FILES + 2);
+    wait_for_blobs(&nas, FILES + 2);
+    wait_for_blobs(&pi, FILES + 2);
+    assert_eq!(laptop.json(&["status"])["photo_records"], FILES + 2);
+    let photos = nas.json(&["photos"]);
+    assert!(
+        photos
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"] == "new.jpg"),
+        "{photos}"
+    );
+    // The laptop's own scan reports it missing, and keeps its record.
+    let scan = laptop.json(&["scan"]);
+    assert_eq!(scan["missing_files"], 1, "{scan}");
+    assert_eq!(laptop.json(&["status"])["photo_records"], FILES + 2);
 }
 
 /// Waits until `verify` has checked `want` stored blobs, all good.

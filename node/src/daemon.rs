@@ -23,6 +23,10 @@
 //! (SQLite's `data_version`, polled every [`TRUST_POLL`]): a `photomesh revoke` run beside a
 //! running node takes effect within that time, and the node closes any open connection of
 //! the revoked device.
+//!
+//! When the node stops, the blob answers still running reset their streams and the
+//! connections get a few round trips before they close, so that every peer hears the close
+//! at once (see `NodeHandle::stop_serving`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -1269,7 +1269,11 @@ async fn fetch_large(
         match end {
             WorkerEnd::Idle | WorkerEnd::Stopped => *state = State::Idle,
             WorkerEnd::NotHere => {}
-            WorkerEnd::Failed(why) => {
+            WorkerEnd::Failed(mut why) => {
+                // A lost stream says only "connection lost"; the connection knows why.
+                if let Some(reason) = connection.close_reason() {
+                    why = format!("{why} ({})", net::describe_lost(&reason));
+                }
                 tracing::info!(blob = %blob_id, peer = %device.short(), "a peer stopped sending its part of a blob; the others take it over: {why}");
                 last_error = why;
             }

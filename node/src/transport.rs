@@ -42,8 +42,17 @@ pub fn has_aes_hardware() -> bool {
 /// nothing changes. The replication bench measured it (ARCHITECTURE.md, transport).
 pub const MTU_UPPER_BOUND: u16 = 65_000;
 
+/// How long a connection may hear nothing from its peer before it counts as lost, in
+/// milliseconds. A device that vanishes without closing (a phone leaving the Wi-Fi) is
+/// noticed this long after its last packet, and the ranges of a blob it was sending go to
+/// the other peers; quinn's default is 30 s.
+pub const IDLE_TIMEOUT_MS: u32 = 10_000;
+/// How often a connection with nothing else to send pings its peer, so that a live but quiet
+/// connection never reaches [`IDLE_TIMEOUT_MS`] (a running node also syncs every second).
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The transport parameters of every connection, server and client alike: quinn's defaults
-/// except that MTU discovery may go up to [`MTU_UPPER_BOUND`], and that streams of the same
+/// except for the idle timeout and keep-alive above, and that MTU discovery may go up to [`MTU_UPPER_BOUND`], and that streams of the same
 /// priority are sent one after the other rather than round-robin.
 ///
 /// Round-robin sent a slice of each of the 64 blobs in flight in turn, so all of them were
@@ -55,6 +64,10 @@ pub const MTU_UPPER_BOUND: u16 = 65_000;
 /// but other blobs waits behind them.
 pub fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut config = quinn::TransportConfig::default();
+    config.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+        IDLE_TIMEOUT_MS,
+    ))));
+    config.keep_alive_interval(Some(KEEP_ALIVE));
     let mut discovery = quinn::MtuDiscoveryConfig::default();
     discovery.upper_bound(MTU_UPPER_BOUND);
     config.mtu_discovery_config(Some(discovery));

@@ -479,16 +479,18 @@ fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
     assert!(std::fs::read(out.join("videos/wedding.mp4")).unwrap() == video);
 }
 
-#[test]
-fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let (laptop, nas, desktop, video) = three_full_devices_and_a_video(&dir, 9, "concert.mp4");
+/// The three devices running, the desktop fetching the video from both others, and which
+/// of them is the helper (sending ranges from the back): `(helper, helper's short ID, the
+/// other, the desktop)`, as soon as the helper has started.
+fn desktop_fetching_from_two(
+    laptop: &Node,
+    nas: &Node,
+    desktop: &Node,
+) -> (Spawned, String, Spawned, Spawned) {
     let short =
         |node: &Node| node.json(&["status"])["device_id"].as_str().unwrap()[..8].to_string();
-    let laptop_id = short(&laptop);
-
-    let (laptop_run, nas_run, mut desktop_run) = run_replica_then_desktop(&laptop, &nas, &desktop);
-    // As soon as a second peer sends ranges, it shuts down (its connection closes).
+    let laptop_id = short(laptop);
+    let (laptop_run, nas_run, mut desktop_run) = run_replica_then_desktop(laptop, nas, desktop);
     let line = desktop_run.wait_for_line(WAIT, |l| {
         l.contains("fetching ranges of a blob from another peer too")
     });
@@ -497,13 +499,21 @@ fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
         .find_map(|w| w.strip_prefix("peer="))
         .unwrap_or_else(|| panic!("no peer= in {line:?}"))
         .to_string();
-    let _still_running = if helper == laptop_id {
-        laptop_run.terminate();
-        nas_run
+    if helper == laptop_id {
+        (laptop_run, helper, nas_run, desktop_run)
     } else {
-        nas_run.terminate();
-        laptop_run
-    };
+        (nas_run, helper, laptop_run, desktop_run)
+    }
+}
+
+#[test]
+fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas, desktop, video) = three_full_devices_and_a_video(&dir, 9, "concert.mp4");
+    let (helper_run, helper, _still_running, mut desktop_run) =
+        desktop_fetching_from_two(&laptop, &nas, &desktop);
+    // As soon as the second peer sends ranges, it shuts down (its connection closes).
+    helper_run.terminate();
     // Its unfinished part goes to the one left, which ends the video. The stopping peer
     // said so (it reset its answer and closed): not left to QUIC's idle timeout.
     let over = desktop_run.wait_for_line(WAIT, |l| {
@@ -514,4 +524,29 @@ fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
     let out = dir.path().join("restored");
     desktop.ok(&["restore", "--to", out.to_str().unwrap()]);
     assert!(std::fs::read(out.join("videos/concert.mp4")).unwrap() == video);
+}
+
+#[test]
+fn a_peer_vanishing_mid_video_without_a_word_is_given_up_within_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas, desktop, video) = three_full_devices_and_a_video(&dir, 10, "recital.mp4");
+    let (helper_run, helper, _still_running, mut desktop_run) =
+        desktop_fetching_from_two(&laptop, &nas, &desktop);
+    // The helper freezes, as a phone leaving the network does: no close, no packet.
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &helper_run.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    // Its part goes to the other once the connection's idle timeout (10 s) passes; with
+    // quinn's default (30 s) this wait would run out first.
+    let over = desktop_run.wait_for_line(Duration::from_secs(20), |l| {
+        l.contains("the others take it over") && l.contains(&format!("peer={helper}"))
+    });
+    assert!(over.contains("timed out"), "{over}");
+    wait_for_blobs(&desktop, 1);
+    let out = dir.path().join("restored");
+    desktop.ok(&["restore", "--to", out.to_str().unwrap()]);
+    assert!(std::fs::read(out.join("videos/recital.mp4")).unwrap() == video);
+    // (Dropping `helper_run` kills the frozen process.)
 }

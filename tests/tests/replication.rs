@@ -56,15 +56,7 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     wait_for_status(&nas, "records", records);
     wait_for_status(&pi, "records", records);
     assert_eq!(pi.json(&["status"])["photo_records"], 0);
-    let photos = nas.json(&["photos"]);
-    assert!(
-        photos
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["path"] == "2024/01/IMG_0000.JPG"),
-        "{photos}"
-    );
+    assert_lists_photo(&nas, "2024/01/IMG_0000.JPG");
 
     // The blobs follow: the NAS and the vault store every blob, verified.
     wait_for_blobs(&nas, FILES);
@@ -151,19 +143,34 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     wait_for_blobs(&nas, FILES + 2);
     wait_for_blobs(&pi, FILES + 2);
     assert_eq!(laptop.json(&["status"])["photo_records"], FILES + 2);
-    let photos = nas.json(&["photos"]);
-    assert!(
-        photos
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["path"] == "new.jpg"),
-        "{photos}"
-    );
+    assert_lists_photo(&nas, "new.jpg");
     // The laptop's own scan reports it missing, and keeps its record.
     let scan = laptop.json(&["scan"]);
     assert_eq!(scan["missing_files"], 1, "{scan}");
     assert_eq!(laptop.json(&["status"])["photo_records"], FILES + 2);
+}
+
+/// Waits until `node` stores the one video blob, verified, then asserts that `restore` gives
+/// back `video` byte for byte as `videos/NAME`.
+fn assert_stores_and_restores_the_video(
+    node: &Node,
+    dir: &tempfile::TempDir,
+    name: &str,
+    video: &[u8],
+) {
+    wait_for_blobs(node, 1);
+    let out = dir.path().join("restored");
+    node.ok(&["restore", "--to", out.to_str().unwrap()]);
+    assert!(std::fs::read(out.join("videos").join(name)).unwrap() == video);
+}
+
+/// Asserts that `node`'s `photos` lists one at `path`.
+fn assert_lists_photo(node: &Node, path: &str) {
+    let photos = node.json(&["photos"]);
+    assert!(
+        photos.as_array().unwrap().iter().any(|p| p["path"] == path),
+        "no {path} in {photos}"
+    );
 }
 
 /// Waits until `verify` has checked `want` stored blobs, all good.
@@ -385,10 +392,7 @@ fn a_node_killed_mid_video_resumes_without_starting_over() {
         "{refetched} bytes fetched again of {}",
         video.len()
     );
-    wait_for_blobs(&nas, 1);
-    let out = dir.path().join("restored");
-    nas.ok(&["restore", "--to", out.to_str().unwrap()]);
-    assert!(std::fs::read(out.join("videos/holiday.mp4")).unwrap() == video);
+    assert_stores_and_restores_the_video(&nas, &dir, "holiday.mp4", &video);
 }
 
 /// The verified bytes a blob's progress file records: the sum of its `START END` byte
@@ -473,10 +477,7 @@ fn a_video_two_peers_hold_is_fetched_in_ranges_from_both() {
     assert!(sealed >= video.len() as u64, "{line}");
     assert!(sealed < video.len() as u64 + (1 << 20), "{line}");
     // The whole blob verified and stored.
-    wait_for_blobs(&desktop, 1);
-    let out = dir.path().join("restored");
-    desktop.ok(&["restore", "--to", out.to_str().unwrap()]);
-    assert!(std::fs::read(out.join("videos/wedding.mp4")).unwrap() == video);
+    assert_stores_and_restores_the_video(&desktop, &dir, "wedding.mp4", &video);
 }
 
 /// The three devices running, the desktop fetching the video from both others, and which
@@ -520,10 +521,7 @@ fn a_peer_dropping_out_mid_video_leaves_its_part_to_the_other() {
         l.contains("the others take it over") && l.contains(&format!("peer={helper}"))
     });
     assert!(!over.contains("timed out"), "{over}");
-    wait_for_blobs(&desktop, 1);
-    let out = dir.path().join("restored");
-    desktop.ok(&["restore", "--to", out.to_str().unwrap()]);
-    assert!(std::fs::read(out.join("videos/concert.mp4")).unwrap() == video);
+    assert_stores_and_restores_the_video(&desktop, &dir, "concert.mp4", &video);
 }
 
 #[test]
@@ -544,9 +542,6 @@ fn a_peer_vanishing_mid_video_without_a_word_is_given_up_within_the_idle_timeout
         l.contains("the others take it over") && l.contains(&format!("peer={helper}"))
     });
     assert!(over.contains("timed out"), "{over}");
-    wait_for_blobs(&desktop, 1);
-    let out = dir.path().join("restored");
-    desktop.ok(&["restore", "--to", out.to_str().unwrap()]);
-    assert!(std::fs::read(out.join("videos/recital.mp4")).unwrap() == video);
+    assert_stores_and_restores_the_video(&desktop, &dir, "recital.mp4", &video);
     // (Dropping `helper_run` kills the frozen process.)
 }

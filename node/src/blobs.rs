@@ -1775,7 +1775,8 @@ pub async fn serve_blob_range(
     let sending = |e: io::Error| NetError::Connection(format!("sending blob {blob_id}: {e}"));
     let capacity = encoded_len_limit(source.sealed_len()).min(SERVE_PIECE as u64) as usize;
     if source.sealed_len() <= INLINE_WORK {
-        // A few dozen microseconds of work: done here, no hand-off to another thread.
+        // At most a couple of hundred microseconds of work (sealing and hashing 256 KiB):
+        // done here, no hand-off to another thread.
         let mut encoded = Vec::with_capacity(capacity);
         source
             .encode_groups(groups, &mut encoded)
@@ -1817,8 +1818,8 @@ pub async fn serve_blob_range(
 /// after the other, not interleaved ([`crate::transport::transport_config`]).
 pub const BLOB_PRIORITY: i32 = -1;
 
-/// Blobs up to this sealed size are encoded on the async thread that serves them (tens of
-/// microseconds); larger ones on the blocking threads.
+/// Blobs up to this sealed size are encoded on the async thread that serves them (tens to a
+/// couple of hundred microseconds); larger ones on the blocking threads.
 const INLINE_WORK: u64 = 256 << 10;
 /// Larger ones are handed to the network in pieces of this many bytes.
 const SERVE_PIECE: usize = 256 << 10;

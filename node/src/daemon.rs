@@ -214,10 +214,11 @@ pub async fn run(
         transport::os_random(),
     );
     let listen = options.listen;
-    let endpoint = transport::endpoint(listen, Some(config)).map_err(|source| NetError::Bind {
-        addr: listen,
-        source,
-    })?;
+    let endpoint =
+        transport::node_endpoint(listen, Some(config)).map_err(|source| NetError::Bind {
+            addr: listen,
+            source,
+        })?;
     let local = endpoint.local_addr().map_err(|source| NetError::Bind {
         addr: listen,
         source,

@@ -128,11 +128,43 @@ pub fn endpoint(
     bind: SocketAddr,
     server: Option<quinn::ServerConfig>,
 ) -> io::Result<quinn::Endpoint> {
+    let (endpoint, granted) = bind_endpoint(bind, server)?;
+    if granted < SOCKET_BUFFER {
+        tracing::debug!("the UDP receive buffer is {granted} bytes (asked for {SOCKET_BUFFER})");
+    }
+    Ok(endpoint)
+}
+
+/// [`endpoint`] for the long-running node: says once, as a warning, when the kernel grants
+/// smaller socket buffers than [`SOCKET_BUFFER`], and how to allow more. (Short-lived
+/// commands — `pair`, `ping`, `restore` — stay quiet about it.)
+pub fn node_endpoint(
+    bind: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> io::Result<quinn::Endpoint> {
+    let (endpoint, granted) = bind_endpoint(bind, server)?;
+    if granted < SOCKET_BUFFER {
+        tracing::warn!(
+            "the UDP receive buffer is {granted} bytes, less than the {SOCKET_BUFFER} asked \
+             for: fast transfers may lose datagrams and slow down; allow more with \
+             `sysctl -w net.core.rmem_max={SOCKET_BUFFER} net.core.wmem_max={SOCKET_BUFFER}`"
+        );
+    }
+    Ok(endpoint)
+}
+
+/// Binds the socket, widens its buffers and builds the endpoint; also returns the receive
+/// buffer the kernel granted (as Linux reports it, see [`widen_buffers`]).
+fn bind_endpoint(
+    bind: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> io::Result<(quinn::Endpoint, usize)> {
     let socket = std::net::UdpSocket::bind(bind)?;
-    widen_buffers(&socket);
+    let granted = widen_buffers(&socket);
     let runtime = quinn::default_runtime()
         .ok_or_else(|| io::Error::other("no async runtime found; run inside tokio"))?;
-    quinn::Endpoint::new(endpoint_config(), server, socket, runtime)
+    let endpoint = quinn::Endpoint::new(endpoint_config(), server, socket, runtime)?;
+    Ok((endpoint, granted))
 }
 
 /// What the node asks of the kernel for each UDP socket's receive and send buffers.
@@ -145,9 +177,10 @@ pub fn endpoint(
 pub const SOCKET_BUFFER: usize = 8 << 20;
 
 /// Asks for [`SOCKET_BUFFER`]-sized buffers on `socket`, past the kernel's cap where the
-/// process may (`CAP_NET_ADMIN`, Linux); where the kernel gives less, the node works as
-/// before and the log says how to give it more.
-fn widen_buffers(socket: &std::net::UdpSocket) {
+/// process may (`CAP_NET_ADMIN`, Linux). Returns the receive buffer granted as the kernel
+/// reports it (Linux: twice what it grants, the other half being its bookkeeping), or 0 if
+/// it cannot be read.
+fn widen_buffers(socket: &std::net::UdpSocket) -> usize {
     use rustix::net::sockopt;
     #[cfg(target_os = "linux")]
     let forced = sockopt::set_socket_recv_buffer_size_force(socket, SOCKET_BUFFER).is_ok()
@@ -158,15 +191,7 @@ fn widen_buffers(socket: &std::net::UdpSocket) {
         let _ = sockopt::set_socket_recv_buffer_size(socket, SOCKET_BUFFER);
         let _ = sockopt::set_socket_send_buffer_size(socket, SOCKET_BUFFER);
     }
-    // Linux reports twice what it grants (the other half is its bookkeeping).
-    match sockopt::socket_recv_buffer_size(socket) {
-        Ok(got) if got < SOCKET_BUFFER => tracing::info!(
-            "the UDP receive buffer is {got} bytes, less than the {SOCKET_BUFFER} asked for: \
-             transfers may lose datagrams under load; raise net.core.rmem_max to fix it"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::debug!("the UDP receive buffer size is unknown: {e}"),
-    }
+    sockopt::socket_recv_buffer_size(socket).unwrap_or(0)
 }
 
 /// The peer's noise key of an established nQUIC connection.
@@ -196,8 +221,11 @@ mod tests {
         use rustix::net::sockopt;
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let default = sockopt::socket_recv_buffer_size(&socket).expect("read the default");
-        widen_buffers(&socket);
-        let widened = sockopt::socket_recv_buffer_size(&socket).expect("read it back");
+        let widened = widen_buffers(&socket);
+        assert_eq!(
+            widened,
+            sockopt::socket_recv_buffer_size(&socket).expect("read it back")
+        );
         // Even an unprivileged process on a stock kernel gets twice rmem_max.
         assert!(
             widened > default,

@@ -128,11 +128,7 @@ pub fn endpoint(
     bind: SocketAddr,
     server: Option<quinn::ServerConfig>,
 ) -> io::Result<quinn::Endpoint> {
-    let (endpoint, granted) = bind_endpoint(bind, server)?;
-    if granted < SOCKET_BUFFER {
-        tracing::debug!("the UDP receive buffer is {granted} bytes (asked for {SOCKET_BUFFER})");
-    }
-    Ok(endpoint)
+    Ok(bind_endpoint(bind, server)?.0)
 }
 
 /// [`endpoint`] for the long-running node: says once, as a warning, when the kernel grants

@@ -54,7 +54,7 @@ use photomesh_protocol::seal::{BlobId, Header, SEALED_SEGMENT_LEN, SegmentCipher
 use crate::blobstore::{BlobStore, Staged};
 use crate::direct::{Aligned, DirectFile, Pool};
 use crate::home::Home;
-use crate::index::IndexError;
+use crate::index::{BlobInfo, IndexError};
 use crate::net::{self, NetError};
 use crate::sealed::OUTBOARD_BLOCK_SIZE;
 use crate::sync::{RecordSet, SyncError, drive, random_seed};
@@ -1737,20 +1737,9 @@ fn write_run(partial: &Partial, run: &mut Aligned, start: u64, len: usize) -> io
     written
 }
 
-/// Answers a blob request: from the blob store, or sealed on the fly from the original,
-/// from chunk group `from_group` to the end.
-pub async fn serve_blob(
-    home: &tokio::sync::Mutex<Home>,
-    blob_id: BlobId,
-    from_group: u64,
-    send: &mut quinn::SendStream,
-) -> Result<(), SyncError> {
-    serve_blob_range(home, blob_id, from_group..u64::MAX, send).await
-}
-
-/// Answers a range request ([`Request::BlobRange`]), and [`serve_blob`]: the bao encoding
-/// of chunk groups `groups` (clipped to the blob), from the blob store or sealed on the fly
-/// from the original.
+/// Answers a blob request ([`Request::Blob`]: the groups from `from_group` to the end) or a
+/// range request ([`Request::BlobRange`]): the bao encoding of chunk groups `groups`
+/// (clipped to the blob), from the blob store or sealed on the fly from the original.
 pub async fn serve_blob_range(
     home: &tokio::sync::Mutex<Home>,
     blob_id: BlobId,
@@ -1874,10 +1863,14 @@ enum Source {
 impl BlobSource {
     /// Where this device can read a blob from, if it holds it.
     pub fn open(home: &Home, blob_id: &BlobId) -> Result<Option<Self>, IndexError> {
-        let Some(info) = home.index.blob_info(blob_id)? else {
+        let Some(BlobInfo {
+            sealed_len,
+            outboard,
+            stored,
+        }) = home.index.blob_info(blob_id)?
+        else {
             return Ok(None);
         };
-        let (sealed_len, outboard, stored) = (info.sealed_len, info.outboard, info.stored);
         let outboard = PostOrderMemOutboard {
             root: blake3::Hash::from_bytes(blob_id.0),
             tree: BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE),

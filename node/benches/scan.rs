@@ -18,10 +18,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use photomesh::blob::sealed;
 use photomesh::home::Home;
 use photomesh::index::Folder;
-use photomesh::progress::Silent;
-use photomesh::sealed;
+use photomesh::library::progress::Silent;
 use photomesh_protocol::keys::LibraryKey;
 use photomesh_protocol::seal::{SEGMENT_LEN, SegmentCipher};
 
@@ -56,7 +56,7 @@ fn main() {
             )
             .unwrap();
         let start = Instant::now();
-        let summary = photomesh::scan::scan(&h, &mut Silent).unwrap();
+        let summary = photomesh::library::scan::scan(&h, &mut Silent).unwrap();
         let took = start.elapsed();
         assert_eq!(summary.new_files as usize, photos);
         runs.push(took);
@@ -96,7 +96,7 @@ fn main() {
                 )
                 .unwrap();
             let start = Instant::now();
-            let s = photomesh::scan::scan(&h, &mut Silent).unwrap();
+            let s = photomesh::library::scan::scan(&h, &mut Silent).unwrap();
             println!(
                 "first scan of {} small files: {:.1} s ({:.0} files/s)",
                 s.new_files,
@@ -109,7 +109,7 @@ fn main() {
     let mut rescans = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
-        let s = photomesh::scan::scan(&h, &mut Silent).unwrap();
+        let s = photomesh::library::scan::scan(&h, &mut Silent).unwrap();
         rescans.push(start.elapsed());
         assert_eq!(s.unchanged_files as usize, small);
     }

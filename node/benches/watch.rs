@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use photomesh::home::Home;
 use photomesh::index::Folder;
-use photomesh::scan::{self, FileToScan};
-use photomesh::watch::{self, WatchOptions};
+use photomesh::library::scan::{self, FileToScan};
+use photomesh::library::watch::{self, WatchOptions};
 
 const SIZE: usize = 3_158_000;
 

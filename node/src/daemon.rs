@@ -28,11 +28,15 @@
 //! connections get a few round trips before they close, so that every peer hears the close
 //! at once (see `NodeHandle::stop_serving`).
 
+pub mod registry;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use crate::lock::Mutex;
 use std::time::{Duration, Instant};
 
 use photomesh_protocol::identity::DeviceId;
@@ -41,19 +45,18 @@ use photomesh_protocol::messages::{Hello, Request};
 use photomesh_protocol::nquic::{NoiseKey, Suite};
 use photomesh_protocol::seal::BlobId;
 
-use crate::blobs;
-use crate::connections::{
-    Adoption, Backoff, DUPLICATE_CODE, DUPLICATE_REASON, Dialler, Link, Registry,
-};
-use crate::control::{ControlError, ControlSocket, LiveConnection, LiveStatus};
+use crate::clock::now_ms;
+use crate::daemon::registry::{Adoption, Backoff, Dialler, Link, Registry};
+use crate::error::{Blame, Fault};
 use crate::home::{Home, HomeError};
 use crate::index::IndexError;
 use crate::mesh::{self, MeshError, MeshTrust};
-use crate::net::{self, NetError};
-use crate::scan::now_ms;
-use crate::sync::{self, RecordSet};
-use crate::transfers::Transfers;
-use crate::transport;
+use crate::net::close::Close;
+use crate::net::control::{ControlError, ControlSocket, LiveConnection, LiveStatus};
+use crate::net::frame::{self, NetError};
+use crate::net::transport;
+use crate::replicate::records::{self, RecordSet};
+use crate::replicate::transfers::Transfers;
 
 /// How often the node checks the index for membership changes.
 pub const TRUST_POLL: Duration = Duration::from_millis(200);
@@ -68,10 +71,9 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 7447);
 
-/// The QUIC close code of a connection whose sync failed or whose peer broke the protocol.
-const FAILED_CODE: u32 = 3;
-/// The stream reset code of a blob answer cut short because the node stops.
-const STOPPING_CODE: u32 = 6;
+/// How long a link waits before it tries again after a failure on this device (a full disk,
+/// an index error) or a failed exchange on a connection that is still up.
+pub const RETRY_AFTER_LOCAL_FAILURE: Duration = Duration::from_secs(5);
 /// The least and most a stopping node waits, after resetting its blob answers, before it
 /// closes its connections (four round trips of its slowest connection, within these).
 const STOP_GRACE_MIN: Duration = Duration::from_millis(5);
@@ -97,10 +99,24 @@ pub enum DaemonError {
     NoAnswer(String),
     /// Replication failed.
     #[error(transparent)]
-    Sync(#[from] sync::SyncError),
+    Sync(#[from] crate::replicate::error::SyncError),
     /// The control socket could not be opened (another node runs on this home).
     #[error(transparent)]
     Control(#[from] ControlError),
+}
+
+impl Blame for DaemonError {
+    fn fault(&self) -> Fault {
+        match self {
+            DaemonError::Home(_)
+            | DaemonError::Index(_)
+            | DaemonError::Mesh(_)
+            | DaemonError::Control(_) => Fault::Local,
+            DaemonError::Net(e) => e.fault(),
+            DaemonError::NoAnswer(_) => Fault::Network,
+            DaemonError::Sync(e) => e.fault(),
+        }
+    }
 }
 
 /// How to run the node.
@@ -109,9 +125,9 @@ pub struct RunOptions {
     /// Where to listen for members (UDP).
     pub listen: SocketAddr,
     /// Whether and how to watch the folders; `None` leaves them to `photomesh scan`.
-    pub watch: Option<crate::watch::WatchOptions>,
+    pub watch: Option<crate::library::watch::WatchOptions>,
     /// Whether to advertise this device and look for members on the LAN (mDNS).
-    pub discovery: crate::discovery::Settings,
+    pub discovery: crate::net::discovery::Settings,
     /// Addresses from the configuration file, dialled like those of `peer add`.
     pub peers: Vec<SocketAddr>,
 }
@@ -120,8 +136,8 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN,
-            watch: Some(crate::watch::WatchOptions::default()),
-            discovery: crate::discovery::Settings::default(),
+            watch: Some(crate::library::watch::WatchOptions::default()),
+            discovery: crate::net::discovery::Settings::default(),
             peers: Vec::new(),
         }
     }
@@ -165,9 +181,9 @@ pub struct NodeHandle(Arc<Shared>);
 struct Shared {
     home: Arc<tokio::sync::Mutex<Home>>,
     set: Arc<RecordSet>,
-    holdings: blobs::PeerHoldings,
+    holdings: crate::replicate::blobs::PeerHoldings,
     /// The blobs held, the hold policy and the fetching of blobs.
-    engine: Arc<blobs::BlobEngine>,
+    engine: Arc<crate::replicate::held::BlobEngine>,
     /// The fetch a local command (`restore`) asked for, running or last finished.
     fetch_job: Mutex<Option<FetchJob>>,
     transfers: Transfers,
@@ -226,15 +242,15 @@ pub async fn run(
     tracing::info!(%local, device = %home.device.device_id().short(), "listening");
 
     let set = RecordSet::load(&home)?;
-    let discovery_key = crate::discovery::key(&home);
-    let engine = Arc::new(blobs::BlobEngine::load(&home)?);
+    let discovery_key = crate::net::discovery::key(&home);
+    let engine = Arc::new(crate::replicate::held::BlobEngine::load(&home)?);
     tracing::info!(hold = engine.policy.name(), "hold policy");
     let node = NodeHandle(Arc::new(Shared {
         own_key: home.device.noise_public(),
         device: home.device.device_id(),
         home: Arc::new(tokio::sync::Mutex::new(home)),
         set,
-        holdings: blobs::PeerHoldings::default(),
+        holdings: crate::replicate::blobs::PeerHoldings::default(),
         engine,
         fetch_job: Mutex::default(),
         transfers: Transfers::default(),
@@ -258,7 +274,7 @@ pub async fn run(
     let discovery = match discovery_key {
         Ok(key) => {
             let (finder, members) = (node.clone(), trust.clone());
-            crate::discovery::Discovery::start(
+            crate::net::discovery::Discovery::start(
                 node.0.device,
                 key,
                 local.port(),
@@ -285,7 +301,7 @@ pub async fn run(
         let announcer = node.clone();
         let home_path = home_path.to_owned();
         tokio::spawn(async move {
-            let watching = crate::watch::run(home_path, watch, move |recorded| {
+            let watching = crate::library::watch::run(home_path, watch, move |recorded| {
                 tracing::info!(recorded, "recorded new photos; announcing");
                 announcer.announce();
             });
@@ -333,7 +349,7 @@ pub async fn run(
     drop(discovery);
     let _ = controller.await;
     node.stop_serving().await;
-    endpoint.close(0u32.into(), b"shutting down");
+    Close::Done.close_endpoint(&endpoint);
     endpoint.wait_idle().await;
     // The socket file goes with the last reference (the server task's is gone).
     drop(control);
@@ -352,13 +368,14 @@ impl NodeHandle {
         self.0.stopping.cancel();
         self.0.serving.close();
         self.0.serving.wait().await;
-        let rtt = self.0.registry.lock().map_or(Duration::ZERO, |registry| {
-            registry
-                .links()
-                .map(|(_, link)| link.connection.rtt())
-                .max()
-                .unwrap_or_default()
-        });
+        let rtt = self
+            .0
+            .registry
+            .lock()
+            .links()
+            .map(|(_, link)| link.connection.rtt())
+            .max()
+            .unwrap_or_default();
         if rtt > Duration::ZERO {
             tokio::time::sleep((rtt * 4).clamp(STOP_GRACE_MIN, STOP_GRACE_MAX)).await;
         }
@@ -371,9 +388,9 @@ impl NodeHandle {
 
     /// How a blob's fetch finds the node's other live connections, to fetch ranges of a
     /// large blob from every peer that holds it.
-    fn helpers(&self) -> blobs::Helpers {
+    fn helpers(&self) -> crate::replicate::ranges::Helpers {
         let node = Arc::downgrade(&self.0);
-        blobs::Helpers {
+        crate::replicate::ranges::Helpers {
             home: self.0.home.clone(),
             links: Arc::new(move || {
                 let Some(node) = node.upgrade() else {
@@ -381,12 +398,9 @@ impl NodeHandle {
                 };
                 node.registry
                     .lock()
-                    .map(|r| {
-                        r.links()
-                            .map(|(_, l)| (l.device, l.connection.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default()
+                    .links()
+                    .map(|(_, l)| (l.device, l.connection.clone()))
+                    .collect()
             }),
         }
     }
@@ -403,8 +417,9 @@ impl NodeHandle {
             .0
             .registry
             .lock()
-            .map(|r| r.links().map(|(_, l)| l.clone()).collect())
-            .unwrap_or_default();
+            .links()
+            .map(|(_, l)| l.clone())
+            .collect();
         for link in links {
             link.wake.notify_one();
             self.0.runtime.spawn(async move {
@@ -413,8 +428,8 @@ impl NodeHandle {
                         .connection
                         .open_bi()
                         .await
-                        .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
-                    net::write_frame(&mut send, &Request::Announce).await?;
+                        .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
+                    frame::write_frame(&mut send, &Request::Announce).await?;
                     let _ = send.finish();
                     // Wait until the peer has read it, so the stream is not reset first.
                     let _ = send.stopped().await;
@@ -430,22 +445,20 @@ impl NodeHandle {
     /// Discovery found `device` at `addrs`: remember them, and dial it now if it is not
     /// connected. Addresses not known before reset the device's backoff.
     pub fn found(&self, device: DeviceId, addrs: Vec<SocketAddr>) {
-        let new = match self.0.found.lock() {
-            Ok(mut found) => {
-                let known = found.entry(device).or_default();
-                let mut new = false;
-                for addr in addrs {
-                    if !known.contains(&addr) {
-                        known.push(addr);
-                        new = true;
-                    }
+        let new = {
+            let mut found = self.0.found.lock();
+            let known = found.entry(device).or_default();
+            let mut new = false;
+            for addr in addrs {
+                if !known.contains(&addr) {
+                    known.push(addr);
+                    new = true;
                 }
-                new
             }
-            Err(_) => false,
+            new
         };
-        if new && let Ok(mut backoff) = self.0.backoff.lock() {
-            backoff.reset(&device);
+        if new {
+            self.0.backoff.lock().reset(&device);
         }
         self.0.dial_now.notify_one();
     }
@@ -456,13 +469,10 @@ impl NodeHandle {
             .0
             .registry
             .lock()
-            .map(|r| {
-                r.links()
-                    .filter(|(_, l)| l.connection.close_reason().is_none())
-                    .map(|(_, l)| l.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+            .links()
+            .filter(|(_, l)| l.connection.close_reason().is_none())
+            .map(|(_, l)| l.clone())
+            .collect();
         LiveStatus {
             device_id: self.0.device.to_string(),
             listening: self.0.local.to_string(),
@@ -496,7 +506,7 @@ impl NodeHandle {
                 Ok(serde_json::Value::Null)
             }
             "fetch_progress" => {
-                let job = self.0.fetch_job.lock().map_err(|e| e.to_string())?;
+                let job = self.0.fetch_job.lock();
                 serde_json::to_value(&*job).map_err(|e| e.to_string())
             }
             other => Err(format!(
@@ -510,7 +520,7 @@ impl NodeHandle {
     /// policy (a local command asked for these blobs by name). One such fetch at a time.
     fn start_fetch(&self, wanted: Vec<BlobId>) -> Result<(), String> {
         {
-            let mut job = self.0.fetch_job.lock().map_err(|e| e.to_string())?;
+            let mut job = self.0.fetch_job.lock();
             if job.as_ref().is_some_and(|j| j.running) {
                 return Err("a fetch is already running on this node; wait for it".into());
             }
@@ -534,8 +544,9 @@ impl NodeHandle {
             .0
             .registry
             .lock()
-            .map(|r| r.links().map(|(_, l)| l.clone()).collect())
-            .unwrap_or_default();
+            .links()
+            .map(|(_, l)| l.clone())
+            .collect();
         let mut problems = Vec::new();
         if links.is_empty() {
             problems.push("no member of the mesh is connected to this node".to_owned());
@@ -546,7 +557,7 @@ impl NodeHandle {
             if left.is_empty() {
                 break;
             }
-            let fetched = blobs::fetch_from(
+            let fetched = crate::replicate::restore_fetch::fetch_from(
                 &self.0.home,
                 engine,
                 &link.connection,
@@ -560,15 +571,11 @@ impl NodeHandle {
                 problems.push(format!("{}: {e}", link.device));
             }
             left.retain(|b| !engine.held.contains(b));
-            if let Ok(mut job) = self.0.fetch_job.lock()
-                && let Some(job) = job.as_mut()
-            {
+            if let Some(job) = self.0.fetch_job.lock().as_mut() {
                 job.fetched = total - left.len();
             }
         }
-        if let Ok(mut job) = self.0.fetch_job.lock()
-            && let Some(job) = job.as_mut()
-        {
+        if let Some(job) = self.0.fetch_job.lock().as_mut() {
             job.fetched = total - left.len();
             job.problems = problems;
             job.running = false;
@@ -579,7 +586,7 @@ impl NodeHandle {
     /// and syncs over it until it closes.
     async fn adopt(&self, connection: quinn::Connection, dialler: Dialler) {
         let Some(peer) = transport::peer_noise_key(&connection) else {
-            connection.close(FAILED_CODE.into(), b"no peer key");
+            Close::ProtocolError.close(&connection);
             return;
         };
         let device = {
@@ -589,7 +596,7 @@ impl NodeHandle {
                 .and_then(|t| t.by_noise_key(&peer.0).map(|m| m.device))
         };
         let Some(device) = device else {
-            connection.close(2u32.into(), net::REVOKED_REASON);
+            Close::Revoked.close(&connection);
             return;
         };
         let link = Link {
@@ -600,16 +607,16 @@ impl NodeHandle {
             since_ms: now_ms(),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
-        let offered = match self.0.registry.lock() {
-            Ok(mut registry) => registry.offer(&self.0.own_key, peer.0, link.clone()),
-            Err(_) => return,
-        };
+        let offered = self
+            .0
+            .registry
+            .lock()
+            .offer(&self.0.own_key, peer.0, link.clone());
         match offered {
             Adoption::Adopted { replaced } => {
                 if let Some(old) = replaced {
                     tracing::debug!(peer = %device.short(), "closing the duplicate connection");
-                    old.connection
-                        .close(DUPLICATE_CODE.into(), DUPLICATE_REASON);
+                    Close::Duplicate.close(&old.connection);
                 }
             }
             Adoption::KeepExisting(kept) => {
@@ -621,25 +628,22 @@ impl NodeHandle {
                 )
                 .await
                 .is_ok_and(|r| r.is_ok());
-                let Ok(mut registry) = self.0.registry.lock() else {
-                    return;
-                };
+                let mut registry = self.0.registry.lock();
                 let still_kept = registry.is_current(&peer.0, kept.id);
                 if (answers && still_kept) || (!still_kept && registry.holds(&peer.0)) {
                     tracing::debug!(peer = %device.short(), "closing the duplicate connection");
-                    link.connection
-                        .close(DUPLICATE_CODE.into(), DUPLICATE_REASON);
+                    Close::Duplicate.close(&link.connection);
                     return;
                 }
                 if still_kept {
                     tracing::info!(peer = %device.short(), "the old connection did not answer; replaced");
-                    kept.connection
-                        .close(DUPLICATE_CODE.into(), DUPLICATE_REASON);
+                    Close::Duplicate.close(&kept.connection);
                 }
                 registry.replace(peer.0, link.clone());
             }
         }
-        if let Ok(mut backoff) = self.0.backoff.lock() {
+        {
+            let mut backoff = self.0.backoff.lock();
             backoff.reset(&device);
         }
         tracing::info!(
@@ -655,12 +659,13 @@ impl NodeHandle {
     /// Serves and syncs over an adopted connection until it closes, then forgets it.
     async fn drive(self, peer: NoiseKey, link: Link) {
         let ((), ()) = tokio::join!(self.serve(&peer, &link), self.sync_loop(&peer, &link));
-        if let Ok(mut registry) = self.0.registry.lock() {
+        {
+            let mut registry = self.0.registry.lock();
             registry.remove(&peer.0, link.id);
         }
         match link.connection.close_reason() {
             Some(quinn::ConnectionError::ApplicationClosed(c))
-                if c.error_code == quinn::VarInt::from_u32(DUPLICATE_CODE) =>
+                if Close::from_code(c.error_code) == Some(Close::Duplicate) =>
             {
                 tracing::debug!(peer = %link.device.short(), "closed by the peer as a duplicate");
             }
@@ -676,53 +681,80 @@ impl NodeHandle {
     /// Serves the peer's requests on a connection: every stream it opens starts with a
     /// `Request`.
     async fn serve(&self, peer: &NoiseKey, link: &Link) {
-        let home = &self.0.home;
         let connection = &link.connection;
-        let result = async {
-            while let Ok((mut send, mut recv)) = connection.accept_bi().await {
-                let request = net::read_frame::<Request>(&mut recv).await?;
+        while let Ok((send, mut recv)) = connection.accept_bi().await {
+            let answered = async {
+                let request = frame::read_frame::<Request>(&mut recv).await?;
                 tracing::trace!(?request, "request");
-                match request {
-                    Request::Hello(theirs) => {
-                        let ours = {
-                            let home = home.lock().await;
-                            absorb_hello(&home, &theirs, peer, Some(connection.remote_address()))?;
-                            hello(&home)?
-                        };
-                        net::write_frame(&mut send, &ours).await?;
-                        let _ = send.finish();
-                    }
-                    Request::Reconcile => {
-                        sync::serve_reconcile(home, &self.0.set, send, recv).await?;
-                    }
-                    Request::Fetch(ids) => sync::serve_fetch(home, ids, send).await?,
-                    Request::ReconcileBlobs => {
-                        blobs::serve_reconcile_blobs(home, &self.0.engine.held, send, recv).await?;
-                    }
-                    Request::Blob {
-                        blob_id,
-                        from_group,
-                    } => self.answer_blob(link, BlobId(blob_id), from_group..u64::MAX, send),
-                    Request::BlobRange {
-                        blob_id,
-                        first_group,
-                        end_group,
-                    } => self.answer_blob(link, BlobId(blob_id), first_group..end_group, send),
-                    Request::Announce => {
-                        tracing::debug!(peer = %link.device.short(), "announced new records");
-                        link.wake.notify_one();
-                        let _ = send.finish();
-                    }
+                self.answer_request(peer, link, request, send, recv).await
+            }
+            .await;
+            let Err(e) = answered else { continue };
+            match after_failure(e.fault(), connection.close_reason().is_some()) {
+                AfterFailure::Close => {
+                    // A malformed message closes that connection; the node carries on.
+                    tracing::info!(peer = %link.device.short(), "the other device broke the protocol: {e}");
+                    Close::ProtocolError.close(connection);
+                    return;
+                }
+                AfterFailure::Stop => return,
+                AfterFailure::Retry => {
+                    tracing::warn!(peer = %link.device.short(), "could not answer a request ({}): {e}", e.fault());
                 }
             }
-            Ok::<(), DaemonError>(())
         }
-        .await;
-        if let Err(e) = result {
-            // A malformed message closes that connection; the node carries on.
-            tracing::info!(peer = %link.device.short(), "conversation ended: {e}");
-            connection.close(FAILED_CODE.into(), b"protocol error");
+    }
+
+    /// Answers one request of the peer's.
+    async fn answer_request(
+        &self,
+        peer: &NoiseKey,
+        link: &Link,
+        request: Request,
+        mut send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) -> Result<(), DaemonError> {
+        let home = &self.0.home;
+        let connection = &link.connection;
+        match request {
+            Request::Hello(theirs) => {
+                let ours = {
+                    let home = home.lock().await;
+                    absorb_hello(&home, &theirs, peer, Some(connection.remote_address()))?;
+                    hello(&home)?
+                };
+                frame::write_frame(&mut send, &ours).await?;
+                let _ = send.finish();
+            }
+            Request::Reconcile => {
+                records::serve_reconcile(home, &self.0.set, send, recv).await?;
+            }
+            Request::Fetch(ids) => records::serve_fetch(home, ids, send).await?,
+            Request::ReconcileBlobs => {
+                crate::replicate::blobs::serve_reconcile_blobs(
+                    home,
+                    &self.0.engine.held,
+                    send,
+                    recv,
+                )
+                .await?;
+            }
+            Request::Blob {
+                blob_id,
+                from_group,
+            } => self.answer_blob(link, BlobId(blob_id), from_group..u64::MAX, send),
+            Request::BlobRange {
+                blob_id,
+                first_group,
+                end_group,
+            } => self.answer_blob(link, BlobId(blob_id), first_group..end_group, send),
+            Request::Announce => {
+                tracing::debug!(peer = %link.device.short(), "announced new records");
+                link.wake.notify_one();
+                let _ = send.finish();
+            }
         }
+        Ok(())
     }
 
     /// Answers a blob request on a task of its own, so one large transfer does not hold up
@@ -741,10 +773,10 @@ impl NodeHandle {
             let served = tokio::select! {
                 biased;
                 () = stopping.cancelled() => {
-                    let _ = send.reset(STOPPING_CODE.into());
+                    let _ = send.reset(Close::Stopping.code());
                     return;
                 }
-                served = blobs::serve_blob_range(&home, id, groups.clone(), &mut send) => served,
+                served = crate::replicate::serve::serve_blob_range(&home, id, groups.clone(), &mut send) => served,
             };
             match served {
                 Ok(()) => tracing::debug!(blob = %id, ?groups, peer = %to, "served a blob"),
@@ -758,11 +790,12 @@ impl NodeHandle {
     async fn sync_loop(&self, peer: &NoiseKey, link: &Link) {
         let home = &self.0.home;
         let connection = &link.connection;
+        let mut reported: Option<String> = None;
         loop {
             let round = async {
                 greet(home, connection, peer, None).await?;
-                let records = sync::sync(home, &self.0.set, connection).await?;
-                let blobs = blobs::sync_blobs(
+                let records = records::sync(home, &self.0.set, connection).await?;
+                let blobs = crate::replicate::blobs::sync_blobs(
                     home,
                     connection,
                     &link.device,
@@ -774,23 +807,61 @@ impl NodeHandle {
                 .await?;
                 Ok::<_, DaemonError>((records, blobs))
             };
+            let mut wait = SYNC_INTERVAL;
             match round.await {
-                Ok((0, 0)) => {}
-                Ok((records, blobs)) => tracing::info!(records, blobs, "received"),
-                Err(e) => {
-                    if connection.close_reason().is_none() {
-                        tracing::info!(peer = %link.device.short(), "sync failed: {e}");
-                        connection.close(FAILED_CODE.into(), b"sync failed");
-                    }
-                    return;
+                Ok((0, 0)) => reported = None,
+                Ok((records, blobs)) => {
+                    reported = None;
+                    tracing::info!(records, blobs, "received");
                 }
+                Err(e) => match after_failure(e.fault(), connection.close_reason().is_some()) {
+                    AfterFailure::Close => {
+                        tracing::info!(peer = %link.device.short(), "the other device broke the protocol: {e}");
+                        Close::ProtocolError.close(connection);
+                        return;
+                    }
+                    AfterFailure::Stop => {
+                        tracing::debug!(peer = %link.device.short(), "sync ended with the connection: {e}");
+                        return;
+                    }
+                    AfterFailure::Retry => {
+                        // The peer did nothing wrong: keep its connection, say it once.
+                        let text = e.to_string();
+                        if reported.as_deref() != Some(&text) {
+                            tracing::warn!(peer = %link.device.short(), "replication paused ({}): {text}; trying again every {:?}", e.fault(), RETRY_AFTER_LOCAL_FAILURE);
+                            reported = Some(text);
+                        }
+                        wait = RETRY_AFTER_LOCAL_FAILURE;
+                    }
+                },
             }
             tokio::select! {
-                () = tokio::time::sleep(SYNC_INTERVAL) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = link.wake.notified() => {}
                 _ = connection.closed() => return,
             }
         }
+    }
+}
+
+/// What a link does after a failed exchange.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterFailure {
+    /// The peer broke the protocol: close the connection as a protocol error.
+    Close,
+    /// The connection is gone: end the link (the dialler reconnects).
+    Stop,
+    /// This device failed, or one exchange failed on a connection that is still up: keep
+    /// the connection and try again after [`RETRY_AFTER_LOCAL_FAILURE`].
+    Retry,
+}
+
+/// The one rule for a failed exchange: only the peer's fault costs it its connection.
+fn after_failure(fault: Fault, connection_closed: bool) -> AfterFailure {
+    match (fault, connection_closed) {
+        (_, true) => AfterFailure::Stop,
+        (Fault::Peer, false) => AfterFailure::Close,
+        (Fault::Local | Fault::Network, false) => AfterFailure::Retry,
     }
 }
 
@@ -821,12 +892,13 @@ async fn watch_trust(home_path: std::path::PathBuf, trust: Arc<MeshTrust>, node:
             continue;
         };
         trust.update(current.clone());
-        if let Ok(mut registry) = node.0.registry.lock() {
+        {
+            let mut registry = node.0.registry.lock();
             registry.retain(|key, link| {
                 let keep = current.by_noise_key(key).is_some();
                 if !keep {
                     tracing::info!("closing the connection of a device that is no longer trusted");
-                    link.connection.close(2u32.into(), net::REVOKED_REASON);
+                    Close::Revoked.close(&link.connection);
                 }
                 keep
             });
@@ -854,12 +926,7 @@ async fn dial_loop(node: NodeHandle) {
         };
         let now = Instant::now();
         for (member, addr) in targets {
-            let due = node
-                .0
-                .backoff
-                .lock()
-                .map(|b| b.due(&member.device, addr, now))
-                .unwrap_or(true);
+            let due = node.0.backoff.lock().due(&member.device, addr, now);
             if !due || !attempting.insert((member.device, addr)) {
                 continue;
             }
@@ -902,9 +969,11 @@ async fn dial_loop(node: NodeHandle) {
                 match result {
                     Ok(()) => {}
                     Err(e) => {
-                        let wait = node.0.backoff.lock().map(|mut b| {
-                            b.failed(member.device, addr, Instant::now(), jitter())
-                        });
+                        let wait = node
+                            .0
+                            .backoff
+                            .lock()
+                            .failed(member.device, addr, Instant::now(), jitter());
                         tracing::debug!(%addr, peer = %member.device.short(), ?wait, "dial failed: {e}");
                     }
                 }
@@ -953,24 +1022,20 @@ async fn dial_targets(node: &NodeHandle) -> Result<Vec<(Member, SocketAddr)>, Da
         }
     }
     drop(home);
-    let found = node.0.found.lock().map(|f| f.clone()).unwrap_or_default();
+    let found = node.0.found.lock().clone();
     let claimed: BTreeSet<SocketAddr> = seen_at
         .values()
         .copied()
         .chain(found.values().flatten().copied())
         .collect();
-    let held: BTreeSet<[u8; 32]> = node
-        .0
-        .registry
-        .lock()
-        .map(|r| {
-            trust
-                .members()
-                .map(|m| m.noise_key)
-                .filter(|k| r.holds(k))
-                .collect()
-        })
-        .unwrap_or_default();
+    let held: BTreeSet<[u8; 32]> = {
+        let registry = node.0.registry.lock();
+        trust
+            .members()
+            .map(|m| m.noise_key)
+            .filter(|k| registry.holds(k))
+            .collect()
+    };
     let mut targets = Vec::new();
     for member in trust.members() {
         if member.device == me || held.contains(&member.noise_key) {
@@ -1002,7 +1067,7 @@ async fn connect(
     let connection = tokio::time::timeout(DIAL_TIMEOUT, connecting)
         .await
         .map_err(|_| NetError::Timeout(DIAL_TIMEOUT))?
-        .map_err(|e| NetError::Connection(net::describe_connect_error(&e, addr, false)))?;
+        .map_err(|e| NetError::Connection(frame::describe_connect_error(&e, addr, false)))?;
     Ok(connection)
 }
 
@@ -1079,10 +1144,10 @@ async fn greet(
     let (mut send, mut recv) = connection
         .open_bi()
         .await
-        .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
-    net::write_frame(&mut send, &Request::Hello(ours)).await?;
+        .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
+    frame::write_frame(&mut send, &Request::Hello(ours)).await?;
     let _ = send.finish();
-    let theirs: Hello = net::read_frame(&mut recv).await?;
+    let theirs: Hello = frame::read_frame(&mut recv).await?;
     let home = home.lock().await;
     absorb_hello(
         &home,
@@ -1125,7 +1190,7 @@ pub async fn ping(
             None => "this device knows no other member of its mesh".into(),
         }));
     }
-    let endpoint = net::client_endpoint(&addr)?;
+    let endpoint = frame::client_endpoint(&addr)?;
     let mut failures = Vec::new();
     for member in candidates {
         let peer_aes = home.index.has_aes(&member.device)?;
@@ -1140,16 +1205,16 @@ pub async fn ping(
         let connecting = endpoint
             .connect_with(config, addr, "photomesh")
             .map_err(|e| NetError::Connection(e.to_string()))?;
-        let connection = match tokio::time::timeout(net::CONNECT_TIMEOUT, connecting).await {
+        let connection = match tokio::time::timeout(frame::CONNECT_TIMEOUT, connecting).await {
             Err(_) => {
                 failures.push(format!(
                     "no answer from {addr} within {:?}",
-                    net::CONNECT_TIMEOUT
+                    frame::CONNECT_TIMEOUT
                 ));
                 break;
             }
             Ok(Err(e)) => {
-                failures.push(net::describe_connect_error(&e, addr, false));
+                failures.push(frame::describe_connect_error(&e, addr, false));
                 continue;
             }
             Ok(Ok(c)) => c,
@@ -1157,13 +1222,13 @@ pub async fn ping(
         let (mut send, mut recv) = connection
             .open_bi()
             .await
-            .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
-        net::write_frame(&mut send, &Request::Hello(hello(home)?)).await?;
+            .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
+        frame::write_frame(&mut send, &Request::Hello(hello(home)?)).await?;
         let _ = send.finish();
-        let theirs: Hello = net::read_frame(&mut recv).await?;
+        let theirs: Hello = frame::read_frame(&mut recv).await?;
         let took = start.elapsed();
         absorb_hello(home, &theirs, &NoiseKey(member.noise_key), Some(addr))?;
-        connection.close(0u32.into(), b"bye");
+        Close::Done.close(&connection);
         endpoint.wait_idle().await;
         return Ok(Pong {
             device_id: theirs.device.to_string(),
@@ -1176,4 +1241,36 @@ pub async fn ping(
     failures.sort_by_key(|f| !f.contains("not trusted"));
     failures.dedup();
     Err(DaemonError::NoAnswer(failures.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_peer_fault_closes_a_live_connection() {
+        assert_eq!(after_failure(Fault::Peer, false), AfterFailure::Close);
+        assert_eq!(after_failure(Fault::Local, false), AfterFailure::Retry);
+        assert_eq!(after_failure(Fault::Network, false), AfterFailure::Retry);
+        for fault in [Fault::Peer, Fault::Local, Fault::Network] {
+            assert_eq!(after_failure(fault, true), AfterFailure::Stop);
+        }
+    }
+
+    #[test]
+    fn a_full_disk_or_a_store_failure_is_this_devices_fault() {
+        let full = std::io::Error::from_raw_os_error(28); // ENOSPC
+        let store = crate::blob::store::BlobStoreError::Io {
+            path: "blobs/ab/cd".into(),
+            source: full,
+        };
+        let e = DaemonError::Sync(crate::replicate::error::SyncError::Store(store));
+        assert_eq!(e.fault(), Fault::Local);
+        assert!(!e.to_string().contains("broke the protocol"), "{e}");
+        let bad = DaemonError::Sync(crate::replicate::error::SyncError::BadData {
+            blob: BlobId([7; 32]),
+            why: "verification failed".into(),
+        });
+        assert_eq!(bad.fault(), Fault::Peer);
+    }
 }

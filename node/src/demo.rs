@@ -4,7 +4,7 @@
 //! (`full`, which founds the mesh) and a NAS (`vault`) — each with its own home, pairs the
 //! phone and the NAS through a QR code PNG *file* that the laptop's `pair` writes and
 //! `join --qr` reads, runs the three nodes, drops a camera roll of sample photos
-//! ([`crate::samples::write_demo_library`]) into the phone's folder, and shows them
+//! ([`crate::demo::samples::write_demo_library`]) into the phone's folder, and shows them
 //! replicate, with a line or bar per device. Then it prints each device's `status`, stops the
 //! nodes and removes the directory — also when it fails or is interrupted ([`Workspace`]'s
 //! `Drop`), unless asked to keep it.
@@ -17,14 +17,18 @@
 //! nodes meet at the laptop's loopback address (`[peers] addresses`) with mDNS off: on one
 //! machine that is certain to work, where multicast may not be (a container, a VPN).
 
+pub mod samples;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+
+use crate::lock::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::home::Home;
@@ -49,7 +53,7 @@ pub enum DemoError {
     },
     /// The sample photos could not be written.
     #[error(transparent)]
-    Samples(#[from] crate::samples::SampleError),
+    Samples(#[from] crate::demo::samples::SampleError),
     /// A device's command failed; its output says why.
     #[error("the {device}'s `photomesh {command}` failed:\n{output}")]
     Step {
@@ -198,7 +202,7 @@ impl Running {
     }
 
     fn output(&self) -> String {
-        self.seen.lock().map(|s| s.join("\n")).unwrap_or_default()
+        self.seen.lock().join("\n")
     }
 
     fn failure(&self, what: &str) -> DemoError {
@@ -378,7 +382,7 @@ fn run_in(
 
     // 5. The phone takes photos.
     heading("4. The phone takes photos");
-    let files = crate::samples::write_demo_library(&camera, options.photos, 2024)?;
+    let files = crate::demo::samples::write_demo_library(&camera, options.photos, 2024)?;
     let bytes: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
@@ -446,7 +450,7 @@ fn write_config(device: &Device, peer: Option<SocketAddr>) -> Result<(), DemoErr
     if let Some(peer) = peer {
         text.push_str(&format!("\n[peers]\naddresses = [\"{peer}\"]\n"));
     }
-    let path = device.home.join(crate::config::FILE_NAME);
+    let path = device.home.join(crate::home::config::FILE_NAME);
     std::fs::write(&path, text).map_err(|source| DemoError::Setup { path, source })
 }
 
@@ -498,7 +502,7 @@ fn read_state(device: &Device) -> Result<DeviceState, DemoError> {
         .map_err(|e| read(e.to_string()))?
         .into_iter()
         .collect();
-    let status = crate::status::status(&home).map_err(|e| read(e.to_string()))?;
+    let status = crate::library::status::status(&home).map_err(|e| read(e.to_string()))?;
     Ok(DeviceState {
         records,
         held: held.len() as u64,
@@ -660,7 +664,7 @@ fn spawn(exe: &Path, device: &Device, args: &[&str]) -> Result<Running, DemoErro
             source,
         })?;
     let (tx, lines) = std::sync::mpsc::channel();
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(Mutex::new("the lines the demo saw", Vec::new()));
     let streams: [Option<Box<dyn std::io::Read + Send>>; 2] = [
         child
             .stdout
@@ -678,7 +682,8 @@ fn spawn(exe: &Path, device: &Device, args: &[&str]) -> Result<Running, DemoErro
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Ok(mut seen) = seen.lock() {
+                {
+                    let mut seen = seen.lock();
                     seen.push(line.clone());
                 }
                 let _ = tx.send(line);

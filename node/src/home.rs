@@ -13,6 +13,8 @@
 //! key. The home is chosen by `--home`, else `PHOTOMESH_HOME`, else the platform's data
 //! directory.
 
+pub mod config;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use photomesh_protocol::identity::DeviceKeys;
 use photomesh_protocol::keys::{KeyRing, LibraryKey};
 
-use crate::blobstore::{BlobStore, BlobStoreError};
+use crate::blob::store::{BlobStore, BlobStoreError};
 use crate::index::{Index, IndexError};
 
 const DEVICE_KEY_FILE: &str = "device.key";
@@ -126,7 +128,7 @@ impl Home {
                 // welcome; anything else means the home is in use.
                 let mut others = entries.filter(|e| {
                     e.as_ref()
-                        .map_or(true, |e| e.file_name() != crate::config::FILE_NAME)
+                        .map_or(true, |e| e.file_name() != crate::home::config::FILE_NAME)
                 });
                 if others.next().is_some() {
                     return Err(HomeError::Exists(path.to_owned()));

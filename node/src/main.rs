@@ -10,10 +10,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use photomesh::clock::now_ms;
 use photomesh::home::{Home, default_home};
 use photomesh::index::{Folder, ScanSummary};
-use photomesh::progress::Reporter;
-use photomesh::scan::now_ms;
+use photomesh::library::progress::Reporter;
 use photomesh_protocol::membership::Role;
 
 /// photomesh: a peer-to-peer photo backup mesh with no server and no account.
@@ -57,7 +57,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
         /// How long the code works (e.g. 90s, 10m, 1h).
-        #[arg(long, default_value = "10m", value_parser = photomesh::config::parse_duration)]
+        #[arg(long, default_value = "10m", value_parser = photomesh::home::config::parse_duration)]
         expires: std::time::Duration,
         /// Where to listen for the new device.
         #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
@@ -274,7 +274,7 @@ fn run(cli: Cli) -> Result<bool> {
         // The demo's devices each read their own home's configuration; the demo itself has
         // no home.
         let level = cli.log_level.unwrap_or_else(|| "warn".into());
-        photomesh::config::check_log_level(&level)
+        photomesh::home::config::check_log_level(&level)
             .map_err(|problem| anyhow::anyhow!("--log-level (or PHOTOMESH_LOG): {problem}"))?;
         init_logging(&level);
         return demo(dir, keep, photos);
@@ -286,8 +286,8 @@ fn run(cli: Cli) -> Result<bool> {
     let config_path = cli
         .config
         .clone()
-        .unwrap_or_else(|| home_path.join(photomesh::config::FILE_NAME));
-    let overrides = photomesh::config::Overrides {
+        .unwrap_or_else(|| home_path.join(photomesh::home::config::FILE_NAME));
+    let overrides = photomesh::home::config::Overrides {
         listen: match &cli.command {
             Command::Run { listen, .. } => *listen,
             _ => None,
@@ -298,7 +298,7 @@ fn run(cli: Cli) -> Result<bool> {
         },
         log_level: cli.log_level.clone(),
     };
-    let loaded = photomesh::config::Loaded::load(&config_path, overrides)?;
+    let loaded = photomesh::home::config::Loaded::load(&config_path, overrides)?;
     init_logging(&loaded.config.log.level);
     match &cli.command {
         Command::Config(ConfigCommand::Show) => {
@@ -306,7 +306,7 @@ fn run(cli: Cli) -> Result<bool> {
             return Ok(true);
         }
         Command::Config(ConfigCommand::Init) => {
-            photomesh::config::write_default(&config_path)?;
+            photomesh::home::config::write_default(&config_path)?;
             println!(
                 "Wrote {}: every setting, documented and commented out at its default.",
                 config_path.display()
@@ -350,13 +350,13 @@ fn run(cli: Cli) -> Result<bool> {
                 RoleArg::Full => Role::Full,
                 RoleArg::Vault => Role::Vault,
             };
-            let options = photomesh::pairing::PairOptions {
+            let options = photomesh::mesh::pairing::PairOptions {
                 role,
                 expires_in: expires,
                 listen,
                 png: png.as_deref(),
             };
-            let joined = runtime()?.block_on(photomesh::pairing::pair(
+            let joined = runtime()?.block_on(photomesh::mesh::pairing::pair(
                 &home,
                 options,
                 &mut PrintPairing { png: png.clone() },
@@ -373,9 +373,9 @@ fn run(cli: Cli) -> Result<bool> {
             leave_current_mesh,
         } => {
             let mut home = home;
-            let code = photomesh::pairing::read_code(code.as_deref(), qr.as_deref())?;
+            let code = photomesh::mesh::pairing::read_code(code.as_deref(), qr.as_deref())?;
             let name = home.device_name()?;
-            let joined = runtime()?.block_on(photomesh::pairing::join(
+            let joined = runtime()?.block_on(photomesh::mesh::pairing::join(
                 &mut home,
                 &code,
                 leave_current_mesh,
@@ -394,7 +394,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Devices { json } => {
             let mut devices = photomesh::mesh::devices(&home)?;
             let live = live_status(&home_path);
-            photomesh::status::apply_live_devices(&mut devices, live.as_ref());
+            photomesh::library::status::apply_live_devices(&mut devices, live.as_ref());
             if json {
                 println!("{}", serde_json::to_string_pretty(&devices)?);
             } else {
@@ -467,10 +467,10 @@ fn run(cli: Cli) -> Result<bool> {
                 "device is lost: losing it and all devices loses the photos. photomesh keeps no copy."
             );
             println!();
-            println!("{}", photomesh::qr::to_terminal(&phrase)?);
+            println!("{}", photomesh::mesh::qr::to_terminal(&phrase)?);
             println!("Recovery phrase: {phrase}");
             if let Some(png) = png {
-                photomesh::qr::write_png(&phrase, &png)?;
+                photomesh::mesh::qr::write_png(&phrase, &png)?;
                 println!("QR code written to {}", png.display());
             }
             home.index
@@ -479,7 +479,7 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Command::Run { hold, .. } => {
             let hold = hold.unwrap_or_else(|| loaded.config.storage.hold.name().to_owned());
-            let policy = photomesh::blobs::HoldPolicy::parse(&hold).ok_or_else(|| {
+            let policy = photomesh::replicate::held::HoldPolicy::parse(&hold).ok_or_else(|| {
                 anyhow::anyhow!("--hold {hold:?}: say `all` (the default) or `own`")
             })?;
             policy.set(&home).map_err(|e| anyhow::anyhow!(e))?;
@@ -488,14 +488,14 @@ fn run(cli: Cli) -> Result<bool> {
             let options = photomesh::daemon::RunOptions {
                 listen: config.node.listen,
                 peers: configured_peers(&config.peers.addresses),
-                discovery: photomesh::discovery::Settings {
+                discovery: photomesh::net::discovery::Settings {
                     advertise: config.discovery.advertise,
                     browse: config.discovery.browse,
                 },
                 watch: config
                     .watch
                     .enabled
-                    .then(|| photomesh::watch::WatchOptions {
+                    .then(|| photomesh::library::watch::WatchOptions {
                         rescan_every: config.watch.rescan_interval,
                         ..Default::default()
                     }),
@@ -560,9 +560,9 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Command::Folder(cmd) => folder(&home, cmd),
         Command::Scan { json } => {
-            let summary = photomesh::scan::scan(&home, &mut Reporter::for_stderr())?;
+            let summary = photomesh::library::scan::scan(&home, &mut Reporter::for_stderr())?;
             // A node running on this home tells its peers at once (nothing if none runs).
-            if let Err(e) = photomesh::control::ask(&home_path, "announce") {
+            if let Err(e) = photomesh::net::control::ask(&home_path, "announce") {
                 tracing::debug!("could not tell the running node: {e}");
             }
             if json {
@@ -577,9 +577,9 @@ fn run(cli: Cli) -> Result<bool> {
                 .config
                 .status
                 .replica_goal
-                .map_or(photomesh::status::DEFAULT_REPLICA_GOAL, u64::from);
-            let mut status = photomesh::status::status_with_goal(&home, goal)?;
-            photomesh::status::apply_live(&mut status, live_status(&home_path));
+                .map_or(photomesh::library::status::DEFAULT_REPLICA_GOAL, u64::from);
+            let mut status = photomesh::library::status::status_with_goal(&home, goal)?;
+            photomesh::library::status::apply_live(&mut status, live_status(&home_path));
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -588,7 +588,8 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::Photos { folder, json } => {
-            let (photos, unreadable) = photomesh::status::photos(&home, folder.as_deref())?;
+            let (photos, unreadable) =
+                photomesh::library::status::photos(&home, folder.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&photos)?);
             } else {
@@ -615,7 +616,7 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Command::Restore { to, folder, json } => {
             let home = fetch_for_restore(home, folder.as_deref())?;
-            let report = photomesh::restore::restore(
+            let report = photomesh::library::restore::restore(
                 &home,
                 &to,
                 folder.as_deref(),
@@ -638,7 +639,7 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(report.not_restored.is_empty())
         }
         Command::Verify { json } => {
-            let report = photomesh::verify::verify(&home, &mut Reporter::for_stderr())?;
+            let report = photomesh::library::verify::verify(&home, &mut Reporter::for_stderr())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -663,8 +664,8 @@ fn run(cli: Cli) -> Result<bool> {
 
 /// What the node running on this home reports live, or `None` if none runs (a node that
 /// cannot be asked is reported on standard error and treated as not running).
-fn live_status(home: &Path) -> Option<photomesh::control::LiveStatus> {
-    match photomesh::control::live_status(home) {
+fn live_status(home: &Path) -> Option<photomesh::net::control::LiveStatus> {
+    match photomesh::net::control::live_status(home) {
         Ok(live) => live,
         Err(e) => {
             eprintln!("warning: {e}");
@@ -726,7 +727,7 @@ fn fetch_for_restore(home: Home, folder: Option<&str>) -> Result<Home> {
     if home.keys.current().is_none() {
         return Ok(home);
     }
-    let held = photomesh::blobs::HeldBlobs::load(&home)?;
+    let held = photomesh::replicate::held::HeldBlobs::load(&home)?;
     let wanted: Vec<_> = home
         .index
         .latest_photos(folder)?
@@ -744,8 +745,12 @@ fn fetch_for_restore(home: Home, folder: Option<&str>) -> Result<Home> {
     // connection from this device would be refused as a duplicate): it fetches for us.
     let blobs: Vec<String> = wanted.iter().map(|b| b.to_hex()).collect();
     let home_path = home.path.clone();
-    if photomesh::control::ask_with(&home_path, "fetch", serde_json::json!({ "blobs": blobs }))?
-        .is_some()
+    if photomesh::net::control::ask_with(
+        &home_path,
+        "fetch",
+        serde_json::json!({ "blobs": blobs }),
+    )?
+    .is_some()
     {
         fetch_through_node(&home_path, wanted.len())?;
         return Ok(home);
@@ -754,9 +759,9 @@ fn fetch_for_restore(home: Home, folder: Option<&str>) -> Result<Home> {
     let progress = |done: usize, of: usize| {
         eprintln!("Fetching from the mesh the photos this device does not hold: {done} of {of}");
     };
-    let report = runtime()?.block_on(photomesh::blobs::fetch_missing_for_restore(
-        &home, &wanted, &progress,
-    ))?;
+    let report = runtime()?.block_on(
+        photomesh::replicate::restore_fetch::fetch_missing_for_restore(&home, &wanted, &progress),
+    )?;
     for problem in &report.unreachable {
         eprintln!("  could not fetch from {problem}");
     }
@@ -769,7 +774,7 @@ fn fetch_through_node(home: &Path, wanted: usize) -> Result<()> {
     let mut shown = usize::MAX;
     loop {
         let job: photomesh::daemon::FetchJob =
-            match photomesh::control::ask(home, "fetch_progress")? {
+            match photomesh::net::control::ask(home, "fetch_progress")? {
                 Some(v) => serde_json::from_value(v)
                     .context("the running node's answer to fetch_progress")?,
                 None => bail!("the node running on this home stopped during the fetch"),
@@ -820,14 +825,14 @@ struct PrintPairing {
     png: Option<PathBuf>,
 }
 
-impl photomesh::pairing::PairObserver for PrintPairing {
+impl photomesh::mesh::pairing::PairObserver for PrintPairing {
     fn ready(
         &mut self,
         code: &photomesh_protocol::pairing::PairingCode,
         text: &str,
         listening: SocketAddr,
     ) {
-        if let Ok(qr) = photomesh::qr::to_terminal(text) {
+        if let Ok(qr) = photomesh::mesh::qr::to_terminal(text) {
             println!("{qr}");
         }
         println!("Scan the QR code with the new device, or type this there: photomesh join CODE");
@@ -951,7 +956,7 @@ fn print_scan(s: &ScanSummary) {
     }
 }
 
-fn print_status(s: &photomesh::status::Status) {
+fn print_status(s: &photomesh::library::status::Status) {
     println!("Device   {} ({})", s.device_name, s.device_id);
     println!("Home     {}", s.home);
     if let Some(epoch) = s.key_epoch {
@@ -1057,7 +1062,10 @@ fn print_status(s: &photomesh::status::Status) {
     if !s.transfers.is_empty() {
         println!("Transfers");
         for t in &s.transfers {
-            println!("  {}", photomesh::status::describe_transfer(t, &s.peers));
+            println!(
+                "  {}",
+                photomesh::library::status::describe_transfer(t, &s.peers)
+            );
         }
     }
     println!(

@@ -7,6 +7,9 @@
 //! trusted. The founder's device ID, which anchors the evaluation, is kept in the index's
 //! `meta` table as `founder`.
 
+pub mod pairing;
+pub mod qr;
+
 use photomesh_protocol::identity::{DeviceId, DeviceIdError};
 use photomesh_protocol::membership::{
     Introduce, MembershipError, MembershipRecord, Revoke, Role, Statement, TrustSet,
@@ -190,7 +193,7 @@ pub struct DeviceEntry {
     /// home (or for this device).
     pub online: Option<bool>,
     /// The running node's connection to it, if any.
-    pub connection: Option<crate::control::LiveConnection>,
+    pub connection: Option<crate::net::control::LiveConnection>,
 }
 
 /// Every member, then every revoked device.

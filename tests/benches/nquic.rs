@@ -14,7 +14,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use photomesh::transport;
+use photomesh::net::transport;
 use photomesh_protocol::nquic::{self, NoiseKey, Suite, TrustSet};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn_proto::{

@@ -10,10 +10,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use photomesh::blobs::{BlobSource, HeldBlobs};
+use photomesh::blob::source::BlobSource;
 use photomesh::home::Home;
-use photomesh::sync::RecordSet;
-use photomesh::{mesh, net, transport};
+use photomesh::mesh;
+use photomesh::net::frame as net;
+use photomesh::net::transport;
+use photomesh::replicate::held::HeldBlobs;
+use photomesh::replicate::records::RecordSet;
 use photomesh_protocol::messages::{BlobHeader, Hello, Request};
 use photomesh_protocol::seal::BlobId;
 use photomesh_tests::{Node, wait_until};
@@ -54,14 +57,18 @@ async fn serve_corrupted(home: Home, endpoint: quinn::Endpoint) {
                         let _ = send.finish();
                     }
                     Request::Reconcile => {
-                        let _ = photomesh::sync::serve_reconcile(&home, &set, send, recv).await;
+                        let _ =
+                            photomesh::replicate::records::serve_reconcile(&home, &set, send, recv)
+                                .await;
                     }
                     Request::Fetch(ids) => {
-                        let _ = photomesh::sync::serve_fetch(&home, ids, send).await;
+                        let _ = photomesh::replicate::records::serve_fetch(&home, ids, send).await;
                     }
                     Request::ReconcileBlobs => {
-                        let _ =
-                            photomesh::blobs::serve_reconcile_blobs(&home, &held, send, recv).await;
+                        let _ = photomesh::replicate::blobs::serve_reconcile_blobs(
+                            &home, &held, send, recv,
+                        )
+                        .await;
                     }
                     Request::Blob {
                         blob_id,

@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
-use photomesh::transport;
+use photomesh::net::transport;
 use photomesh_protocol::nquic::{NoiseKey, Suite, TrustSet};
 use tokio::{net::UdpSocket, sync::mpsc};
 

@@ -26,8 +26,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use crate::connections::Dialler;
-use crate::transfers::TransferStatus;
+use crate::daemon::registry::Dialler;
+use crate::replicate::transfers::TransferStatus;
 
 /// The socket's file name in the home.
 pub const SOCKET_FILE: &str = "control.sock";

@@ -18,23 +18,25 @@
 //! what it finished. Files are hashed and sealed on worker threads; one thread writes the
 //! index.
 
+use crate::lock::Mutex;
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+
+use crate::clock::now_ms;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use photomesh_protocol::keys::ContentKey;
 use photomesh_protocol::record::{FileTime, MediaType, PhotoRecord, Record, RecordId};
 
+use crate::blob::sealed;
 use crate::home::Home;
 use crate::index::{IndexError, ScanProblem, ScanSummary, SourceRow};
-use crate::media;
-use crate::progress::{Progress, Silent};
-use crate::sealed;
+use crate::library::media;
+use crate::library::progress::{Progress, Silent};
 
 /// Why a scan stopped before it finished. Problems with single files do not stop a scan;
 /// they are listed in its summary.
@@ -251,7 +253,7 @@ fn seal_and_record(
         .map(|n| n.get())
         .unwrap_or(1)
         .min(work.len().max(1));
-    let queue = Mutex::new(work.into_iter());
+    let queue = Mutex::new("the scan's work queue", work.into_iter());
     let (tx, rx) = mpsc::sync_channel::<Result<Sealed, ScanProblem>>(64);
     let outcome = std::thread::scope(|s| -> Result<(), ScanError> {
         for _ in 0..threads {
@@ -260,10 +262,7 @@ fn seal_and_record(
             let content_key = &content_key;
             s.spawn(move || {
                 loop {
-                    let next = match queue.lock() {
-                        Ok(mut q) => q.next(),
-                        Err(_) => None,
-                    };
+                    let next = queue.lock().next();
                     let Some(candidate) = next else { break };
                     if tx.send(seal_candidate(candidate, content_key)).is_err() {
                         break;
@@ -510,12 +509,4 @@ pub fn describe_io(e: &io::Error) -> String {
         }
         _ => e.to_string(),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -8,6 +8,11 @@
 
 use std::io::{self, Read, Write};
 
+use crate::lock::Mutex;
+use std::fs::File;
+use std::path::Path;
+
+use bao_tree::io::sync::{ReadAt, Size};
 use bao_tree::{BaoTree, BlockSize};
 use photomesh_protocol::keys::{ContentKey, KeyRing};
 use photomesh_protocol::seal::{
@@ -207,6 +212,94 @@ pub fn open_blob(
         return Err(OpenError::Mismatch("plaintext hash"));
     }
     Ok(())
+}
+
+/// A blob sealed on the fly from its original file, readable at any offset.
+pub struct SealedOriginal {
+    pub(crate) file: File,
+    pub(crate) cipher: SegmentCipher,
+    /// The last sealed segment, since bao reads each segment in several chunk groups.
+    pub(crate) cache: Mutex<Option<(u64, Vec<u8>)>>,
+}
+
+impl SealedOriginal {
+    /// Opens the original of a photo whose plaintext hash and size are known.
+    pub fn open(
+        path: &Path,
+        content_key: &ContentKey,
+        plaintext_hash: &[u8; 32],
+        size: u64,
+    ) -> io::Result<Self> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() != size {
+            return Err(io::Error::other(
+                "the original changed size since it was recorded",
+            ));
+        }
+        Ok(Self {
+            file,
+            cipher: SegmentCipher::for_sealing(&content_key.file_key(plaintext_hash), size),
+            cache: Mutex::new("the last sealed segment", None),
+        })
+    }
+
+    /// Copies the bytes of sealed segment `index` from offset `within` into `out`, sealing
+    /// the segment first unless it is the one sealed last. Returns how many bytes it copied.
+    pub(crate) fn copy_from_segment(
+        &self,
+        index: u64,
+        within: usize,
+        out: &mut [u8],
+    ) -> io::Result<usize> {
+        let mut cache = self.cache.lock();
+        if cache.as_ref().is_none_or(|(i, _)| *i != index) {
+            let header = self.cipher.header();
+            let len = header
+                .segment_plaintext_len(index)
+                .ok_or_else(|| io::Error::other("read past the end of the blob"))?;
+            // Reuse the previous segment's buffer: one allocation per blob, not per segment.
+            let mut buf = cache.take().map(|(_, buf)| buf).unwrap_or_default();
+            buf.clear();
+            buf.resize(len, 0);
+            let start = index * photomesh_protocol::seal::SEGMENT_LEN as u64;
+            std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, start)?;
+            self.cipher
+                .seal_segment(index, &mut buf)
+                .map_err(io::Error::other)?;
+            *cache = Some((index, buf));
+        }
+        let segment = cache.as_ref().map(|(_, buf)| &buf[..]).unwrap_or_default();
+        let bytes = segment.get(within..).unwrap_or_default();
+        let n = bytes.len().min(out.len());
+        out[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+}
+
+impl ReadAt for SealedOriginal {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let header = *self.cipher.header();
+        let total = header.sealed_len();
+        if pos >= total || buf.is_empty() {
+            return Ok(0);
+        }
+        let header_len = photomesh_protocol::seal::HEADER_LEN as u64;
+        if pos < header_len {
+            let bytes = &self.cipher.header_bytes()[pos as usize..];
+            let n = bytes.len().min(buf.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            return Ok(n);
+        }
+        let index = (pos - header_len) / SEALED_SEGMENT_LEN as u64;
+        let within = ((pos - Header::segment_offset(index)) as usize).min(SEALED_SEGMENT_LEN);
+        self.copy_from_segment(index, within, buf)
+    }
+}
+
+impl Size for SealedOriginal {
+    fn size(&self) -> io::Result<Option<u64>> {
+        Ok(Some(self.cipher.header().sealed_len()))
+    }
 }
 
 #[cfg(test)]

@@ -139,7 +139,7 @@ impl Discovery {
             let mut name_bytes = [0u8; 8];
             name_bytes.copy_from_slice(&random[NONCE_LEN..]);
             let flags = Flags {
-                aes: crate::transport::has_aes_hardware(),
+                aes: crate::net::transport::has_aes_hardware(),
             };
             let advert = Advert::new(&key, &me, flags, nonce);
             let names = AdvertNames::new(name_bytes);

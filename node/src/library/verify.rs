@@ -12,11 +12,11 @@ use std::fs::{self, File};
 use std::io::BufReader;
 use std::os::unix::fs::MetadataExt;
 
-use crate::blobstore::BlobStoreError;
+use crate::blob::store::BlobStoreError;
 use crate::home::Home;
 use crate::index::IndexError;
-use crate::progress::Progress;
-use crate::scan::describe_io;
+use crate::library::progress::Progress;
+use crate::library::scan::describe_io;
 
 /// What is wrong with one item.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -5,8 +5,10 @@
 //! registry when its [`TransferHandle`] is dropped, however the transfer ended.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use crate::lock::Mutex;
 use std::time::Instant;
 
 use photomesh_protocol::identity::DeviceId;
@@ -68,7 +70,8 @@ impl Transfers {
             started: Instant::now(),
             peers: Mutex::default(),
         });
-        if let Ok(mut live) = self.0.live.lock() {
+        {
+            let mut live = self.0.live.lock();
             live.insert(key, transfer.clone());
         }
         TransferHandle {
@@ -81,9 +84,7 @@ impl Transfers {
     /// The transfers in progress, oldest first.
     pub fn snapshot(&self) -> Vec<TransferStatus> {
         let now = Instant::now();
-        let Ok(live) = self.0.live.lock() else {
-            return Vec::new();
-        };
+        let live = self.0.live.lock();
         live.values().map(|t| t.status(now)).collect()
     }
 }
@@ -97,11 +98,7 @@ impl Transfer {
         let eta = (rate > 0.0).then(|| (self.total - done) as f64 / rate);
         TransferStatus {
             blob: self.blob.to_hex(),
-            peers: self
-                .peers
-                .lock()
-                .map(|p| p.iter().map(ToString::to_string).collect())
-                .unwrap_or_default(),
+            peers: self.peers.lock().iter().map(ToString::to_string).collect(),
             done,
             total: self.total,
             bytes_per_s: rate,
@@ -113,9 +110,8 @@ impl Transfer {
 impl TransferHandle {
     /// Notes that `peer` is sending part of this blob.
     pub fn add_peer(&self, peer: DeviceId) {
-        if let Ok(mut peers) = self.transfer.peers.lock()
-            && !peers.contains(&peer)
-        {
+        let mut peers = self.transfer.peers.lock();
+        if !peers.contains(&peer) {
             peers.push(peer);
         }
     }
@@ -128,7 +124,8 @@ impl TransferHandle {
 
 impl Drop for TransferHandle {
     fn drop(&mut self) {
-        if let Ok(mut live) = self.owner.live.lock() {
+        {
+            let mut live = self.owner.live.lock();
             live.remove(&self.key);
         }
     }

@@ -14,10 +14,10 @@
 //! older kernels, some FUSE filesystems) gets ordinary buffered writes; nothing else
 //! changes, durability included: callers flush (`fsync`/`syncfs`) exactly as before.
 
+use crate::lock::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The alignment of direct-write buffers, offsets and lengths.
@@ -93,14 +93,15 @@ impl Pool {
     /// A pool that keeps at most `keep_bytes` of idle buffers.
     pub fn new(keep_bytes: usize) -> Self {
         Self {
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new("the buffer pool", Vec::new()),
             keep_bytes,
         }
     }
 
     /// A buffer of `len` bytes: the smallest idle one large enough, else a new one.
     pub fn take(&self, len: usize) -> Aligned {
-        let reused = self.free.lock().ok().and_then(|mut free| {
+        let reused = {
+            let mut free = self.free.lock();
             let needed = round_up(len) + ALIGN;
             let best = free
                 .iter()
@@ -114,9 +115,9 @@ impl Pool {
                         .enumerate()
                         .max_by_key(|(_, b)| b.capacity())
                         .map(|(i, _)| i)
-                })?;
-            Some(free.swap_remove(best))
-        });
+                });
+            best.map(|best| free.swap_remove(best))
+        };
         let mut buf = reused.unwrap_or_default();
         buf.set_len(len);
         buf
@@ -124,7 +125,8 @@ impl Pool {
 
     /// Returns a buffer for reuse; dropped instead if the pool holds its budget already.
     pub fn give(&self, buf: Aligned) {
-        if let Ok(mut free) = self.free.lock() {
+        {
+            let mut free = self.free.lock();
             let held: usize = free.iter().map(Aligned::capacity).sum();
             if held + buf.capacity() <= self.keep_bytes {
                 free.push(buf);
@@ -258,7 +260,7 @@ mod tests {
         let pool = Pool::new(3 * ALIGN);
         pool.give(pool.take(ALIGN));
         pool.give(pool.take(5 * ALIGN));
-        let held: usize = pool.free.lock().unwrap().iter().map(|b| b.capacity()).sum();
+        let held: usize = pool.free.lock().iter().map(|b| b.capacity()).sum();
         assert!(held <= 3 * ALIGN, "{held}");
     }
 

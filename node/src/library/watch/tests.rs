@@ -14,9 +14,9 @@ use notify::{Event, EventKind};
 use photomesh_protocol::record::Record;
 
 use super::*;
+use crate::clock::now_ms;
 use crate::home::Home;
 use crate::index::Folder;
-use crate::scan::now_ms;
 
 // ---- pure rules ----
 

@@ -2,11 +2,11 @@
 //! and what the last scan found — read from the home — and, when a node runs on the home,
 //! what it reports live through the control socket: its connections and transfers.
 
-use crate::control::{LiveConnection, LiveStatus};
 use crate::home::Home;
 use crate::index::{FolderStats, IndexError, ScanSummary};
 use crate::mesh::DeviceEntry;
-use crate::transfers::TransferStatus;
+use crate::net::control::{LiveConnection, LiveStatus};
+use crate::replicate::transfers::TransferStatus;
 
 /// The status of one device, as printed or serialised with `--json`.
 #[derive(Debug, serde::Serialize)]
@@ -73,7 +73,7 @@ pub struct BadData {
     pub blob: String,
     /// What failed.
     pub reason: String,
-    /// Whether it is still not asked for blobs ([`crate::blobs::BAD_PEER_COOLDOWN`]).
+    /// Whether it is still not asked for blobs ([`crate::replicate::fetch::BAD_PEER_COOLDOWN`]).
     pub avoided: bool,
 }
 
@@ -132,7 +132,7 @@ pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
         listening: None,
         open_connections: None,
         transfers: Vec::new(),
-        hold: crate::blobs::HoldPolicy::of(home)?.name(),
+        hold: crate::replicate::held::HoldPolicy::of(home)?.name(),
     })
 }
 
@@ -204,7 +204,7 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
         return Ok(Vec::new());
     };
     let me = home.device.device_id();
-    let now = crate::scan::now_ms();
+    let now = crate::clock::now_ms();
     let mut out = Vec::new();
     for m in trust.members().filter(|m| m.device != me) {
         let sync = home.index.peer_sync(&m.device)?;
@@ -221,7 +221,7 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
                 blob: b.blob.to_hex(),
                 reason: b.reason,
                 avoided: now.saturating_sub(b.at_ms)
-                    < crate::blobs::BAD_PEER_COOLDOWN.as_millis() as u64,
+                    < crate::replicate::fetch::BAD_PEER_COOLDOWN.as_millis() as u64,
             }),
         });
     }

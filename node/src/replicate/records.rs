@@ -14,7 +14,9 @@
 //! records into its query tables; a vault stores them sealed. Blobs move in `blobs`.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::lock::Mutex;
 use std::time::{Duration, Instant};
 
 use photomesh_protocol::membership::MembershipRecord;
@@ -22,30 +24,14 @@ use photomesh_protocol::messages::{MAX_FETCH, ReconcileFrame, Records, Request};
 use photomesh_protocol::reconcile::{Config, Event, FingerprintTree, Item, Session};
 use photomesh_protocol::record::{Record, RecordId, record_id, timestamp_of};
 
+use crate::clock::now_ms;
 use crate::home::Home;
 use crate::index::IndexError;
-use crate::net::{self, NetError};
-use crate::scan::now_ms;
+use crate::net::frame::{self, NetError};
+use crate::replicate::error::SyncError;
 
 /// Records per `Records` frame when answering a fetch.
 const RECORDS_PER_FRAME: usize = 256;
-
-/// Why a sync failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// The network failed, or the peer sent a malformed message.
-    #[error(transparent)]
-    Net(#[from] NetError),
-    /// The index failed.
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    /// The reconciliation session failed (a malformed or unexpected frame).
-    #[error("reconciliation failed: {0}")]
-    Reconcile(#[from] photomesh_protocol::reconcile::ReconcileError),
-    /// The peer broke the protocol.
-    #[error("the other device broke the protocol: {0}")]
-    Protocol(String),
-}
 
 /// This node's record set as reconciliation sees it.
 pub struct RecordSet {
@@ -56,7 +42,7 @@ impl RecordSet {
     /// Builds the set from every record in the index.
     pub fn load(home: &Home) -> Result<Arc<Self>, IndexError> {
         let set = Arc::new(Self {
-            tree: Mutex::new((FingerprintTree::new(), 0)),
+            tree: Mutex::new("the record set", (FingerprintTree::new(), 0)),
         });
         set.refresh(home)?;
         Ok(set)
@@ -66,16 +52,17 @@ impl RecordSet {
     /// row mark is past every row, so `refresh` never mixes records into it.
     pub(crate) fn from_tree(tree: FingerprintTree) -> Self {
         Self {
-            tree: Mutex::new((tree, i64::MAX)),
+            tree: Mutex::new("the held-blob set", (tree, i64::MAX)),
         }
     }
 
     /// Adds the records the index gained since the last refresh. Returns how many.
     pub fn refresh(&self, home: &Home) -> Result<usize, IndexError> {
-        let after = self.tree.lock().map(|t| t.1).unwrap_or(0);
+        let after = self.tree.lock().1;
         let new = home.index.records_after(after)?;
         let mut added = 0;
-        if let Ok(mut tree) = self.tree.lock() {
+        {
+            let mut tree = self.tree.lock();
             for (rowid, bytes) in new {
                 tree.1 = tree.1.max(rowid);
                 // A record that is not valid never entered the index through sync; one from
@@ -88,8 +75,8 @@ impl RecordSet {
         Ok(added)
     }
 
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&FingerprintTree) -> T) -> Option<T> {
-        self.tree.lock().ok().map(|t| f(&t.0))
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&FingerprintTree) -> T) -> T {
+        f(&self.tree.lock().0)
     }
 }
 
@@ -111,12 +98,11 @@ pub async fn sync(
     let (mut send, mut recv) = connection
         .open_bi()
         .await
-        .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
-    net::write_frame(&mut send, &Request::Reconcile).await?;
+        .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
+    frame::write_frame(&mut send, &Request::Reconcile).await?;
     let start = Instant::now();
-    let mut session = set
-        .with(|tree| Session::initiate(Config::default(), random_seed(), Duration::ZERO, tree))
-        .ok_or_else(|| SyncError::Protocol("record set unavailable".into()))??;
+    let mut session =
+        set.with(|tree| Session::initiate(Config::default(), random_seed(), Duration::ZERO, tree))?;
     let (missing, _) = drive(&mut session, set, &mut send, &mut recv, start).await?;
     let _ = send.finish();
     fetch(home, set, connection, missing).await
@@ -154,11 +140,10 @@ pub(crate) async fn drive(
     let mut peer_missing = Vec::new();
     loop {
         let now = start.elapsed();
-        let frames: Vec<Vec<u8>> = set
-            .with(|tree| std::iter::from_fn(|| session.poll_transmit(now, tree)).collect())
-            .unwrap_or_default();
+        let frames: Vec<Vec<u8>> =
+            set.with(|tree| std::iter::from_fn(|| session.poll_transmit(now, tree)).collect());
         for frame in frames {
-            net::write_frame(send, &ReconcileFrame(frame)).await?;
+            frame::write_frame(send, &ReconcileFrame(frame)).await?;
         }
         while let Some(event) = session.poll_event() {
             match event {
@@ -172,10 +157,9 @@ pub(crate) async fn drive(
         if session.is_done() {
             return Ok((missing, peer_missing));
         }
-        let ReconcileFrame(frame) = net::read_frame(recv).await?;
+        let ReconcileFrame(frame) = frame::read_frame(recv).await?;
         let now = start.elapsed();
-        set.with(|tree| session.handle_frame(now, tree, &frame))
-            .ok_or_else(|| SyncError::Protocol("record set unavailable".into()))??;
+        set.with(|tree| session.handle_frame(now, tree, &frame))?;
     }
 }
 
@@ -192,12 +176,12 @@ async fn fetch(
         let (mut send, mut recv) = connection
             .open_bi()
             .await
-            .map_err(|e| NetError::Connection(net::describe_lost(&e)))?;
-        net::write_frame(&mut send, &Request::Fetch(wanted.iter().copied().collect())).await?;
+            .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
+        frame::write_frame(&mut send, &Request::Fetch(wanted.iter().copied().collect())).await?;
         let _ = send.finish();
         let mut left = wanted.clone();
         while !left.is_empty() {
-            let Records(records) = net::read_frame(&mut recv).await?;
+            let Records(records) = frame::read_frame(&mut recv).await?;
             if records.is_empty() {
                 break;
             }
@@ -244,10 +228,10 @@ pub async fn serve_fetch(
             })?
         };
         if !batch.is_empty() {
-            net::write_frame(&mut send, &Records(batch)).await?;
+            frame::write_frame(&mut send, &Records(batch)).await?;
         }
     }
-    net::write_frame(&mut send, &Records(Vec::new())).await?;
+    frame::write_frame(&mut send, &Records(Vec::new())).await?;
     let _ = send.finish();
     Ok(())
 }

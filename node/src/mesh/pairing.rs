@@ -26,13 +26,14 @@ use photomesh_protocol::messages::{JoinRequest, JoinResponse, join_proof_message
 use photomesh_protocol::nquic::{NoiseKey, Suite};
 use photomesh_protocol::pairing::{PairingCode, PairingCodeError};
 
+use crate::clock::now_ms;
 use crate::home::{Home, HomeError};
 use crate::index::IndexError;
+use crate::mesh::qr::{self, QrError};
 use crate::mesh::{self, MeshError, MeshTrust};
-use crate::net::{self, NetError};
-use crate::qr::{self, QrError};
-use crate::scan::now_ms;
-use crate::transport;
+use crate::net::close::Close;
+use crate::net::frame::{self, NetError};
+use crate::net::transport;
 
 /// How long a joiner tries one address of the inviter before the next.
 pub const JOIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -144,7 +145,7 @@ pub async fn pair(
     })?;
     code.port = local.port();
     code.addresses = if local.ip().is_unspecified() {
-        net::local_addresses()
+        frame::local_addresses()
     } else {
         vec![local.ip()]
     };
@@ -161,7 +162,7 @@ pub async fn pair(
         let incoming = tokio::select! {
             incoming = endpoint.accept() => incoming,
             () = tokio::time::sleep_until(deadline) => {
-                endpoint.close(0u32.into(), b"expired");
+                Close::Done.close_endpoint(&endpoint);
                 return Err(PairingError::Expired);
             }
         };
@@ -182,13 +183,13 @@ pub async fn pair(
             Ok(joined) => {
                 // Let the joiner read the answer and close first.
                 let _ = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
-                endpoint.close(0u32.into(), b"paired");
+                Close::Done.close_endpoint(&endpoint);
                 endpoint.wait_idle().await;
                 return Ok(joined);
             }
             Err(why) => {
                 observer.attempt_failed(&format!("pairing with {remote} failed: {why}"));
-                connection.close(1u32.into(), b"refused");
+                Close::Refused.close(&connection);
             }
         }
     }
@@ -210,7 +211,7 @@ async fn welcome(
         .accept_bi()
         .await
         .map_err(|e| NetError::Connection(e.to_string()))?;
-    let request: JoinRequest = net::read_frame(&mut recv).await?;
+    let request: JoinRequest = frame::read_frame(&mut recv).await?;
     let refuse = |reason: String| JoinResponse::Refused { reason };
     let proof_ok = verify_signature(
         &request.signing_key,
@@ -243,7 +244,7 @@ async fn welcome(
             library_keys: (code.role == Role::Full).then(|| home.keys.clone()),
         }
     };
-    net::write_frame(&mut send, &answer).await?;
+    frame::write_frame(&mut send, &answer).await?;
     let _ = send.finish();
     match answer {
         JoinResponse::Welcome { role, .. } => Ok(Joined {
@@ -330,7 +331,7 @@ async fn try_join(
     addr: SocketAddr,
     name: &str,
 ) -> Result<JoinedMesh, PairingError> {
-    let endpoint = net::client_endpoint(&addr)?;
+    let endpoint = frame::client_endpoint(&addr)?;
     let config = transport::client_config(
         home.device.noise_secret(),
         NoiseKey(code.noise_key),
@@ -350,7 +351,7 @@ async fn try_join(
             ));
         }
         Ok(Err(e)) => {
-            let why = net::describe_connect_error(&e, addr, true);
+            let why = frame::describe_connect_error(&e, addr, true);
             return if e.to_string().contains("Noise handshake failed") {
                 Err(PairingError::Refused(why))
             } else {
@@ -371,10 +372,10 @@ async fn try_join(
             &code.noise_key,
         )),
     };
-    net::write_frame(&mut send, &request).await?;
+    frame::write_frame(&mut send, &request).await?;
     let _ = send.finish();
-    let response: JoinResponse = net::read_frame(&mut recv).await?;
-    connection.close(0u32.into(), b"done");
+    let response: JoinResponse = frame::read_frame(&mut recv).await?;
+    Close::Done.close(&connection);
     endpoint.wait_idle().await;
     match response {
         JoinResponse::Refused { reason } => Err(PairingError::Refused(reason)),

@@ -322,13 +322,13 @@ mod tests {
                 f.display(),
                 bytes.len()
             );
-            let kind = crate::media::type_from_extension(f).unwrap();
+            let kind = crate::library::media::type_from_extension(f).unwrap();
             assert!(
-                crate::media::content_matches(kind, &bytes),
+                crate::library::media::content_matches(kind, &bytes),
                 "{}",
                 f.display()
             );
-            let taken = crate::media::capture_time(f, kind);
+            let taken = crate::library::media::capture_time(f, kind);
             assert!(taken.is_some(), "{} has a capture time", f.display());
             seen.insert(*blake3::hash(&bytes).as_bytes());
         }

@@ -60,7 +60,7 @@ pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3);
 /// stream buffers and its own) until it was whole; in order, blobs arrive whole one after
 /// the other and are decoded and freed at once (the receiving node's peak RSS in the
 /// replication bench went from ~300 to ~175 MiB, throughput unchanged). Blob answers have a
-/// lower priority than the rest of the conversation (`blobs::BLOB_PRIORITY`), so nothing
+/// lower priority than the rest of the conversation (`crate::replicate::serve::BLOB_PRIORITY`), so nothing
 /// but other blobs waits behind them.
 pub fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut config = quinn::TransportConfig::default();

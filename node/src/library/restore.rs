@@ -19,11 +19,11 @@ use std::time::{Duration, SystemTime};
 
 use photomesh_protocol::record::{PhotoRecord, Record};
 
+use crate::blob::sealed::{self, OpenError, SealingReader};
 use crate::home::Home;
 use crate::index::IndexError;
-use crate::progress::Progress;
-use crate::scan::describe_io;
-use crate::sealed::{self, OpenError, SealingReader};
+use crate::library::progress::Progress;
+use crate::library::scan::describe_io;
 
 /// What a restore did.
 #[derive(Debug, Default, serde::Serialize)]

@@ -195,15 +195,15 @@ impl BlobStore {
     }
 
     /// Writes bytes already verified against `blob_id` to a temporary file, past the page
-    /// cache where the filesystem allows ([`crate::direct`]), without flushing it:
+    /// cache where the filesystem allows ([`crate::blob::direct`]), without flushing it:
     /// [`BlobStore::commit_staged`] makes a whole batch durable at once.
     pub fn stage(
         &self,
         blob_id: &BlobId,
-        data: &crate::direct::Aligned,
+        data: &crate::blob::direct::Aligned,
     ) -> Result<Staged, BlobStoreError> {
         let tmp = self.staging_path(blob_id)?;
-        crate::direct::DirectFile::create_with(&tmp, data).map_err(io_err(&tmp))?;
+        crate::blob::direct::DirectFile::create_with(&tmp, data).map_err(io_err(&tmp))?;
         Ok(Staged {
             blob_id: *blob_id,
             tmp,
@@ -328,7 +328,7 @@ mod tests {
         let other = dir.path().join("received");
         fs::write(&other, &b).unwrap();
         let (ida, idb) = (BlobId::of_sealed(&a), BlobId::of_sealed(&b));
-        let mut buf = crate::direct::Pool::new(0).take(a.len());
+        let mut buf = crate::blob::direct::Pool::new(0).take(a.len());
         buf.bytes_mut().copy_from_slice(&a);
         let staged = [
             store.stage(&ida, &buf).unwrap(),

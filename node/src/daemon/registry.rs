@@ -10,7 +10,7 @@
 //! same peer. Both ends apply [`keep_existing`], which depends only on who dialled each
 //! connection and on the two Noise keys — never on timing — so both keep the same one: the
 //! connection dialled by the device with the smaller Noise key. The other is closed with
-//! [`DUPLICATE_CODE`], which neither side counts as a failure. Two connections dialled by the
+//! [`crate::net::close::Close::Duplicate`], which neither side counts as a failure. Two connections dialled by the
 //! same side mean that side dropped the first (it dials only members it holds no connection
 //! to), so the newer wins.
 
@@ -20,12 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use photomesh_protocol::identity::DeviceId;
-
-/// The QUIC application close code for a connection closed because the pair already holds
-/// another one. Not a failure: the peer does not back off or log it as an error.
-pub const DUPLICATE_CODE: u32 = 5;
-/// The close reason sent with [`DUPLICATE_CODE`].
-pub const DUPLICATE_REASON: &[u8] = b"duplicate";
 
 /// Which end of a connection dialled it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

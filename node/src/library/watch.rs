@@ -50,9 +50,9 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 
 use crate::home::{Home, HomeError};
 use crate::index::Folder;
-use crate::media;
-use crate::progress::Silent;
-use crate::scan::{self, FileToScan};
+use crate::library::media;
+use crate::library::progress::Silent;
+use crate::library::scan::{self, FileToScan};
 
 /// How the watcher waits and how often it rescans.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,112 @@
+//! [`BlobSource`]: where this device can read a blob's sealed bytes — its blob store, or an
+//! original sealed on the fly — with the blob's verification data. Serving, restore and
+//! verify all read blobs through it.
+
+use std::fs::File;
+use std::io;
+
+use bao_tree::io::outboard::PostOrderMemOutboard;
+use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
+
+use photomesh_protocol::record::Record;
+use photomesh_protocol::seal::BlobId;
+
+use crate::blob::sealed::OUTBOARD_BLOCK_SIZE;
+use crate::blob::sealed::SealedOriginal;
+use crate::home::Home;
+use crate::index::{BlobInfo, IndexError};
+
+/// A blob this device can serve: from the blob store, or sealed on the fly from its
+/// original, with its verification data.
+pub struct BlobSource {
+    pub(crate) source: Source,
+    pub(crate) outboard: PostOrderMemOutboard,
+}
+
+pub(crate) enum Source {
+    Stored(File),
+    Original(Box<SealedOriginal>),
+}
+
+impl BlobSource {
+    /// Where this device can read a blob from, if it holds it.
+    pub fn open(home: &Home, blob_id: &BlobId) -> Result<Option<Self>, IndexError> {
+        let Some(BlobInfo {
+            sealed_len,
+            outboard,
+            stored,
+        }) = home.index.blob_info(blob_id)?
+        else {
+            return Ok(None);
+        };
+        let outboard = PostOrderMemOutboard {
+            root: blake3::Hash::from_bytes(blob_id.0),
+            tree: BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE),
+            data: outboard,
+        };
+        if stored && let Ok(file) = File::open(home.blobs.path_of(blob_id)) {
+            return Ok(Some(Self {
+                source: Source::Stored(file),
+                outboard,
+            }));
+        }
+        for (path, sealed) in home.index.originals_of(blob_id)? {
+            let Ok(Record::Photo(photo)) = Record::open(&sealed, &home.keys) else {
+                continue;
+            };
+            let Some(key) = home.keys.get(photo.blob_epoch) else {
+                continue;
+            };
+            if let Ok(original) =
+                SealedOriginal::open(&path, &key.content_key(), &photo.plaintext_hash, photo.size)
+            {
+                return Ok(Some(Self {
+                    source: Source::Original(Box::new(original)),
+                    outboard,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The blob's sealed length.
+    pub fn sealed_len(&self) -> u64 {
+        self.outboard.tree.size()
+    }
+
+    /// Writes the blob's bao encoding (16 KiB chunk groups) from chunk group `from_group` to
+    /// the end, checking every chunk group against the blob ID as it is read: a blob that
+    /// rotted on disk, or an original that changed, is never sent as good.
+    pub fn encode(&self, from_group: u64, writer: impl io::Write) -> io::Result<()> {
+        self.encode_groups(from_group..u64::MAX, writer)
+    }
+
+    /// Writes the bao encoding of chunk groups `groups` (clipped to the blob), checking
+    /// every chunk group against the blob ID as it is read, like [`BlobSource::encode`].
+    pub fn encode_groups(
+        &self,
+        groups: std::ops::Range<u64>,
+        writer: impl io::Write,
+    ) -> io::Result<()> {
+        let ranges = group_chunks(groups.start, groups.end);
+        let result = match &self.source {
+            Source::Stored(file) => {
+                bao_tree::io::sync::encode_ranges_validated(file, &self.outboard, &ranges, writer)
+            }
+            Source::Original(original) => bao_tree::io::sync::encode_ranges_validated(
+                &**original,
+                &self.outboard,
+                &ranges,
+                writer,
+            ),
+        };
+        result.map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// The chunks of chunk groups `first..end`.
+pub(crate) fn group_chunks(first: u64, end: u64) -> ChunkRanges {
+    let log = OUTBOARD_BLOCK_SIZE.chunk_log();
+    let max = u64::MAX >> log;
+    ChunkRanges::from(ChunkNum(first.min(max) << log)..ChunkNum(end.min(max) << log))
+}

@@ -1,0 +1,11 @@
+//! The photo folders of a `full` device: which files are photos and videos ([`media`]),
+//! recording them as sealed records ([`scan`], [`watch`]), getting them back ([`restore`]),
+//! checking nothing rotted ([`verify`]), and what `status` shows ([`status`]).
+
+pub mod media;
+pub mod progress;
+pub mod restore;
+pub mod scan;
+pub mod status;
+pub mod verify;
+pub mod watch;

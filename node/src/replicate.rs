@@ -1,0 +1,18 @@
+//! Replication between two members: record sets reconciled and fetched ([`records`]), held-blob
+//! sets reconciled ([`held`], [`blobs`]), blobs fetched verified ([`fetch`], [`receive`]) from
+//! several peers at once ([`ranges`]), served ([`serve`]), and transfers in progress
+//! ([`transfers`]). [`restore_fetch`] fetches for a restore without a running node.
+
+pub mod blobs;
+pub mod error;
+pub mod fetch;
+pub mod held;
+pub mod ranges;
+pub mod receive;
+pub mod records;
+pub mod restore_fetch;
+pub mod serve;
+pub mod transfers;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+//! Held-blob set reconciliation: two members compare the sets of blobs they hold, as they
+//! compare record sets, and the initiator fetches what it lacks and its policy wants.
+
+use crate::lock::Mutex;
+use std::time::{Duration, Instant};
+
+use photomesh_protocol::messages::Request;
+use std::collections::BTreeSet;
+
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::reconcile::{Bound, Config, FingerprintTree, Session, Store};
+use photomesh_protocol::seal::BlobId;
+
+use crate::home::Home;
+use crate::net::frame::{self, NetError};
+use crate::replicate::error::SyncError;
+use crate::replicate::fetch::BAD_PEER_COOLDOWN;
+use crate::replicate::held::{BlobEngine, HeldBlobs, HoldPolicy};
+use crate::replicate::ranges::Helpers;
+use crate::replicate::records::{drive, random_seed};
+use crate::replicate::restore_fetch::fetch_from;
+use crate::replicate::transfers::Transfers;
+
+/// Reconciles the held-blob sets as the initiator and fetches every blob this device lacks
+/// and its hold policy wants, many at once. Every blob received is registered in
+/// `transfers`. Returns the number of blobs stored.
+pub async fn sync_blobs(
+    home: &tokio::sync::Mutex<Home>,
+    connection: &quinn::Connection,
+    peer: &DeviceId,
+    known: &PeerHoldings,
+    engine: &BlobEngine,
+    transfers: &Transfers,
+    helpers: Option<Helpers>,
+) -> Result<usize, SyncError> {
+    let me = {
+        let home = home.lock().await;
+        if let Some(bad) = home.index.last_bad(peer)?
+            && crate::clock::now_ms().saturating_sub(bad.at_ms)
+                < BAD_PEER_COOLDOWN.as_millis() as u64
+        {
+            return Ok(0);
+        }
+        engine.held.refresh(&home)?;
+        home.device.device_id()
+    };
+    let set = engine.held.snapshot();
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
+    frame::write_frame(&mut send, &Request::ReconcileBlobs).await?;
+    let mut session =
+        set.with(|tree| Session::initiate(Config::default(), random_seed(), Duration::ZERO, tree))?;
+    let (missing, peer_missing) =
+        drive(&mut session, &set, &mut send, &mut recv, Instant::now()).await?;
+    let _ = send.finish();
+    // What the peer holds: ours, less what it lacks, plus what we lack.
+    let (count, sum) = set.with(|tree| tree.prefix(&Bound::MAX));
+    let mut ours = sum.to_bytes().to_vec();
+    ours.extend_from_slice(&count.to_le_bytes());
+    if known.changed(peer, &ours, !missing.is_empty() || !peer_missing.is_empty()) {
+        let lacks: BTreeSet<[u8; 32]> = peer_missing.iter().map(|i| i.id).collect();
+        let mut holds: BTreeSet<[u8; 32]> = set
+            .with(FingerprintTree::items)
+            .into_iter()
+            .map(|i| i.id)
+            .filter(|id| !lacks.contains(id))
+            .collect();
+        holds.extend(missing.iter().map(|i| i.id));
+        let home = home.lock().await;
+        home.index.set_peer_blobs(
+            peer,
+            holds.iter().map(|id| BlobId(*id)),
+            crate::clock::now_ms(),
+        )?;
+    }
+    let mut wanted: Vec<BlobId> = missing.iter().map(|i| BlobId(i.id)).collect();
+    if engine.policy == HoldPolicy::Own && !wanted.is_empty() {
+        let own = home.lock().await.index.blobs_added_by(&me)?;
+        let before = wanted.len();
+        wanted.retain(|b| own.contains(b));
+        tracing::info!(
+            skipped = before - wanted.len(),
+            "blobs left to other devices by the hold policy (own)"
+        );
+    }
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    fetch_from(home, engine, connection, *peer, transfers, wanted, helpers).await
+}
+
+/// Answers a peer's blob-set reconciliation.
+pub async fn serve_reconcile_blobs(
+    home: &tokio::sync::Mutex<Home>,
+    held: &HeldBlobs,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), SyncError> {
+    held.refresh(&*home.lock().await)?;
+    let set = held.snapshot();
+    let mut session = Session::respond(Config::default(), random_seed(), Duration::ZERO)?;
+    drive(&mut session, &set, &mut send, &mut recv, Instant::now()).await?;
+    let _ = send.finish();
+    Ok(())
+}
+
+/// What this device last told the index each peer holds, by a fingerprint of its own
+/// held set at the time and whether the two sets differed: the peer's holdings are
+/// rewritten unless both rounds found the peer holding exactly the same set as this device.
+#[derive(Default)]
+pub struct PeerHoldings(pub(crate) Mutex<std::collections::BTreeMap<DeviceId, (Vec<u8>, bool)>>);
+
+impl PeerHoldings {
+    pub(crate) fn changed(&self, peer: &DeviceId, ours: &[u8], differed: bool) -> bool {
+        let mut map = self.0.lock();
+        // Equal sets now and last time, with ours unchanged: the peer's set is unchanged.
+        // (Equal now but different last time means the peer's set changed meanwhile.)
+        if !differed && map.get(peer).is_some_and(|(last, d)| !d && last == ours) {
+            return false;
+        }
+        map.insert(*peer, (ours.to_vec(), differed));
+        true
+    }
+}

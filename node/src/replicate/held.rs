@@ -1,0 +1,186 @@
+//! Which blobs this device holds and wants: the [`HoldPolicy`], the in-memory held set
+//! ([`HeldBlobs`]), and the [`BlobEngine`] a running node shares between its links.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::lock::Mutex;
+
+use photomesh_protocol::reconcile::{FingerprintTree, Item};
+use photomesh_protocol::record::Record;
+use photomesh_protocol::seal::BlobId;
+
+use crate::blob::direct::Pool;
+use crate::home::Home;
+use crate::index::IndexError;
+use crate::replicate::fetch::MAX_IN_FLIGHT_BYTES;
+use crate::replicate::records::RecordSet;
+
+/// Which blobs a device keeps a copy of (`photomesh run --hold`); a vault holds all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HoldPolicy {
+    /// Every blob of the library (the default).
+    #[default]
+    All,
+    /// Only the blobs of the photos this device added; its originals are still served.
+    Own,
+}
+
+/// Where the policy is kept in the index's `meta` table.
+pub(crate) const HOLD_META: &str = "hold";
+
+impl HoldPolicy {
+    /// The policy's name, as `--hold` and `status` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Own => "own",
+        }
+    }
+
+    /// Parses `all` or `own`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Self::All),
+            "own" => Some(Self::Own),
+            _ => None,
+        }
+    }
+
+    /// The policy in force on a device: a vault (which reads no record) holds all.
+    pub fn of(home: &Home) -> Result<Self, IndexError> {
+        if home.keys.current().is_none() {
+            return Ok(Self::All);
+        }
+        Ok(home
+            .index
+            .meta(HOLD_META)?
+            .as_deref()
+            .and_then(Self::parse)
+            .unwrap_or_default())
+    }
+
+    /// Sets the policy of a device. A vault cannot hold only its own photos: it adds none.
+    pub fn set(self, home: &Home) -> Result<(), String> {
+        if self == Self::Own && home.keys.current().is_none() {
+            return Err(
+                "a vault holds every blob of the library (it adds no photos of its \
+                 own); run it without `--hold own`"
+                    .into(),
+            );
+        }
+        home.index
+            .set_meta(HOLD_META, self.name())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The set of blobs this device holds — stored replicas, and its own originals that still
+/// match their records — kept in memory: loaded once, then grown as blobs are stored and as
+/// scans (in this process or beside it) record originals.
+pub struct HeldBlobs(pub(crate) Mutex<HeldInner>);
+
+pub(crate) struct HeldInner {
+    pub(crate) tree: FingerprintTree,
+    pub(crate) ids: HashSet<[u8; 32]>,
+    /// The last `records` row whose originals are in the set.
+    pub(crate) mark: i64,
+}
+
+impl HeldBlobs {
+    /// Loads the set from the index.
+    pub fn load(home: &Home) -> Result<Self, IndexError> {
+        let mark = home.index.last_record_row()?;
+        let ids: HashSet<[u8; 32]> = home.index.held_blobs()?.into_iter().map(|b| b.0).collect();
+        let tree = FingerprintTree::from_items(ids.iter().map(|id| Item::new(0, *id)));
+        Ok(Self(Mutex::new(
+            "the held blobs",
+            HeldInner { tree, ids, mark },
+        )))
+    }
+
+    /// Adds the originals of records a scan added since the last look.
+    pub fn refresh(&self, home: &Home) -> Result<(), IndexError> {
+        let after = self.0.lock().mark;
+        let (mark, new) = home.index.originals_after(after)?;
+        {
+            let mut held = self.0.lock();
+            held.mark = held.mark.max(mark);
+            for blob in new {
+                held.add(blob);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a blob that is now stored.
+    pub fn insert(&self, blob: BlobId) {
+        {
+            let mut held = self.0.lock();
+            held.add(blob);
+        }
+    }
+
+    /// Whether the set holds a blob.
+    pub fn contains(&self, blob: &BlobId) -> bool {
+        self.0.lock().ids.contains(&blob.0)
+    }
+
+    /// How many blobs the set holds.
+    pub fn len(&self) -> usize {
+        self.0.lock().ids.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy for one reconciliation session, which must see a set that does not change
+    /// under it.
+    pub(crate) fn snapshot(&self) -> RecordSet {
+        let items = self.0.lock().tree.items();
+        RecordSet::from_tree(FingerprintTree::from_items(items))
+    }
+}
+
+impl HeldInner {
+    pub(crate) fn add(&mut self, blob: BlobId) {
+        if self.ids.insert(blob.0) {
+            self.tree.insert(Item::new(0, blob.0));
+        }
+    }
+}
+
+/// The blob engine's state in a running node: what it holds and what it wants.
+pub struct BlobEngine {
+    /// The blobs this device holds.
+    pub held: HeldBlobs,
+    /// Which blobs it keeps copies of.
+    pub policy: HoldPolicy,
+    /// The blobs being fetched: each by one fetch, which asks every peer holding it.
+    pub(crate) fetching: Arc<Mutex<HashSet<[u8; 32]>>>,
+    /// Buffers for received blobs, reused.
+    pub(crate) buffers: Arc<Pool>,
+}
+
+impl BlobEngine {
+    /// Loads the held-blob set and the hold policy.
+    pub fn load(home: &Home) -> Result<Self, IndexError> {
+        let policy = HoldPolicy::of(home)?;
+        if policy == HoldPolicy::Own {
+            // Photo records indexed before the index kept their adder.
+            for row in home.index.photos_without_adder()? {
+                if let Ok(Record::Photo(photo)) = Record::open(&row.sealed, &home.keys) {
+                    home.index.set_added_by(&row.record_id, &photo.added_by)?;
+                }
+            }
+        }
+        Ok(Self {
+            held: HeldBlobs::load(home)?,
+            policy,
+            fetching: Arc::default(),
+            buffers: Arc::new(Pool::new(MAX_IN_FLIGHT_BYTES as usize)),
+        })
+    }
+}

@@ -1,0 +1,524 @@
+//! A large blob from several peers at once: the link's peer streams it from the front, every
+//! other connected peer that holds it sends ranges of chunk groups from the back, each
+//! verified before it is written; a peer that fails leaves its unfinished part to the others.
+
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::lock::Mutex;
+use std::time::Duration;
+
+use photomesh_protocol::messages::{BlobHeader, Request};
+
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::seal::BlobId;
+
+use crate::blob::direct::{DirectFile, Pool};
+use crate::blob::partial::{GroupSet, groups_of, write_progress};
+use crate::home::Home;
+use crate::net::close::Close;
+use crate::net::frame::{self, NetError};
+use crate::replicate::error::SyncError;
+use crate::replicate::fetch::{BAD_PEER_COOLDOWN, FetchError, Fetcher, Received};
+use crate::replicate::receive::{Parents, ReceiveError, keep, receive_into};
+use crate::replicate::transfers::TransferHandle;
+
+/// A blob being coordinated by one fetch: removed from the engine's set when dropped.
+pub(crate) struct Coordinating(pub(crate) Arc<Mutex<HashSet<[u8; 32]>>>, pub(crate) BlobId);
+
+impl Coordinating {
+    /// Takes the blob for this fetch, unless another fetch coordinates it already.
+    pub(crate) fn take(set: &Arc<Mutex<HashSet<[u8; 32]>>>, blob: BlobId) -> Option<Self> {
+        let mut held = set.lock();
+        held.insert(blob.0).then(|| Self(set.clone(), blob))
+    }
+}
+
+impl Drop for Coordinating {
+    fn drop(&mut self) {
+        {
+            let mut set = self.0.lock();
+            set.remove(&self.1.0);
+        }
+    }
+}
+
+/// How a blob's fetch finds other peers to fetch ranges from: the running node's other live
+/// connections, and the index (what those peers hold, whether they sent bad data).
+#[derive(Clone)]
+pub struct Helpers {
+    /// The node's home.
+    pub home: Arc<tokio::sync::Mutex<Home>>,
+    /// The node's live connections, by device.
+    pub links: Arc<dyn Fn() -> Vec<(DeviceId, quinn::Connection)> + Send + Sync>,
+}
+
+impl Helpers {
+    /// The connected peers other than `except` that may hold `blob`: those whose reconciled
+    /// holdings include it, and those not reconciled with yet; not those in their bad-data
+    /// cooldown.
+    pub(crate) async fn for_blob(
+        &self,
+        blob: &BlobId,
+        except: &DeviceId,
+    ) -> Vec<(DeviceId, quinn::Connection)> {
+        let all = (self.links)();
+        tracing::debug!(links = all.len(), "live links");
+        let links: Vec<_> = all
+            .into_iter()
+            .filter(|(d, c)| d != except && c.close_reason().is_none())
+            .collect();
+        if links.is_empty() {
+            return links;
+        }
+        let home = self.home.lock().await;
+        let holders = home.index.blob_holders(blob).unwrap_or_default();
+        let now = crate::clock::now_ms();
+        links
+            .into_iter()
+            .filter(|(d, _)| {
+                let may_hold = holders.contains(d) || matches!(home.index.peer_sync(d), Ok(None));
+                let bad = home.index.last_bad(d).ok().flatten().is_some_and(|b| {
+                    now.saturating_sub(b.at_ms) < BAD_PEER_COOLDOWN.as_millis() as u64
+                });
+                may_hold && !bad
+            })
+            .collect()
+    }
+}
+
+/// Chunk groups asked of one peer at a time: 4 MiB.
+pub(crate) const PIECE_GROUPS: u64 = 256;
+/// How often a blob's fetch looks for more peers that can send it.
+pub(crate) const HELPER_LOOK: Duration = Duration::from_millis(250);
+
+/// Who is fetching which chunk groups of one blob, and which are verified and persisted.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) total: u64,
+    /// Verified, written and made durable.
+    pub(crate) done: GroupSet,
+    /// Being fetched by some peer.
+    pub(crate) claimed: GroupSet,
+}
+
+impl Plan {
+    pub(crate) fn new(total: u64, done: GroupSet) -> Self {
+        Self {
+            total,
+            done,
+            claimed: GroupSet::default(),
+        }
+    }
+
+    pub(crate) fn free(&self) -> Vec<(u64, u64)> {
+        let mut taken = self.done.clone();
+        for &(s, e) in &self.claimed.0 {
+            taken.insert(s, e);
+        }
+        taken.gaps(self.total)
+    }
+
+    /// Claims up to [`PIECE_GROUPS`] groups nobody has: the first ones free, or (for a peer
+    /// helping the one streaming from the front) the last ones, so that the two meet.
+    pub(crate) fn claim(&mut self, from_back: bool) -> Option<(u64, u64)> {
+        let free = self.free();
+        let (s, e) = if from_back {
+            let &(s, e) = free.last()?;
+            (s.max(e.saturating_sub(PIECE_GROUPS)), e)
+        } else {
+            let &(s, e) = free.first()?;
+            (s, e.min(s + PIECE_GROUPS))
+        };
+        self.claimed.insert(s, e);
+        Some((s, e))
+    }
+
+    /// Claims one group for the peer streaming from the front, if nobody else has it.
+    pub(crate) fn claim_group(&mut self, group: u64) -> bool {
+        if group >= self.total || self.done.contains(group) || self.claimed.contains(group) {
+            return false;
+        }
+        self.claimed.insert(group, group + 1);
+        true
+    }
+
+    /// Groups that are verified and durable.
+    pub(crate) fn finish(&mut self, start: u64, end: u64) {
+        self.claimed.remove(start, end);
+        self.done.insert(start, end);
+    }
+
+    /// Groups a peer no longer fetches (done or not): free for the others again.
+    pub(crate) fn release(&mut self, start: u64, end: u64) {
+        self.claimed.remove(start, end);
+    }
+
+    pub(crate) fn claimable(&self) -> bool {
+        !self.free().is_empty()
+    }
+
+    pub(crate) fn complete(&self) -> bool {
+        self.done.len() >= self.total
+    }
+}
+
+/// A large blob being received into its partial file, possibly from several peers at once.
+pub(crate) struct Partial {
+    pub(crate) blob_id: BlobId,
+    pub(crate) sealed_len: u64,
+    pub(crate) file: DirectFile,
+    pub(crate) path: PathBuf,
+    pub(crate) plan: Mutex<Plan>,
+    pub(crate) transfer: TransferHandle,
+    /// Verified bytes received from each peer.
+    pub(crate) by_peer: Mutex<std::collections::BTreeMap<DeviceId, u64>>,
+    /// Buffers for runs of verified chunk groups on their way to the file.
+    pub(crate) buffers: Arc<Pool>,
+    /// The parent hashes verified on the way, when this process receives the whole blob
+    /// (not a resumed one): then the finished blob needs no second hashing.
+    pub(crate) parents: Mutex<Option<Parents>>,
+}
+
+impl Partial {
+    pub(crate) fn open(
+        path: &Path,
+        blob_id: BlobId,
+        sealed_len: u64,
+        done: GroupSet,
+        transfer: TransferHandle,
+        buffers: Arc<Pool>,
+    ) -> io::Result<Self> {
+        let file = DirectFile::open(
+            path,
+            OpenOptions::new().create(true).truncate(false).write(true),
+        )?;
+        let parents = done.is_empty().then(|| Parents::new(blob_id, sealed_len));
+        Ok(Self {
+            blob_id,
+            sealed_len,
+            file,
+            path: path.to_path_buf(),
+            plan: Mutex::new(
+                "a partial blob's plan",
+                Plan::new(groups_of(sealed_len), done),
+            ),
+            transfer,
+            by_peer: Mutex::default(),
+            buffers,
+            parents: Mutex::new("a partial blob's parent hashes", parents),
+        })
+    }
+
+    pub(crate) fn plan(&self) -> crate::lock::MutexGuard<'_, Plan> {
+        self.plan.lock()
+    }
+
+    /// Makes groups `start..end` durable and records them as verified in the progress file.
+    pub(crate) fn persist(&self, start: u64, end: u64) -> io::Result<()> {
+        if start >= end {
+            return Ok(());
+        }
+        self.file.file().sync_data()?;
+        let mut plan = self.plan();
+        plan.finish(start, end);
+        write_progress(&self.path, &plan.done, self.sealed_len)
+    }
+
+    pub(crate) fn complete(&self) -> bool {
+        self.plan().complete()
+    }
+
+    /// Keeps a verified parent hash pair.
+    pub(crate) fn save_parent(&self, parent: &bao_tree::io::Parent) {
+        if let Some(parents) = self.parents.lock().as_mut() {
+            parents.save(parent);
+        }
+    }
+
+    /// The blob's outboard, if every parent hash of it was verified by this process.
+    pub(crate) fn verified_outboard(&self) -> Option<Vec<u8>> {
+        self.parents.lock().take()?.outboard()
+    }
+}
+
+/// How one peer's part of a blob ended.
+pub(crate) enum WorkerEnd {
+    /// Nothing more to claim.
+    Idle,
+    /// The peer's stream reached groups another peer has.
+    Stopped,
+    /// The peer does not hold the blob.
+    NotHere,
+    /// The peer sent data that does not verify.
+    Bad(String),
+    /// The connection or the disk failed.
+    Failed(String),
+}
+
+impl WorkerEnd {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Stopped => "stopped",
+            Self::NotHere => "not here",
+            Self::Bad(_) => "bad data",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+impl From<Result<bool, ReceiveError>> for WorkerEnd {
+    fn from(result: Result<bool, ReceiveError>) -> Self {
+        match result {
+            Ok(true) => Self::Idle,
+            Ok(false) => Self::Stopped,
+            Err(ReceiveError::BadData(why)) => Self::Bad(why),
+            Err(ReceiveError::Interrupted(e)) => Self::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Receives the stream the first peer opened, from group `from` to the end, claiming each
+/// group as it arrives and stopping where another peer's part begins.
+pub(crate) async fn stream_worker(
+    partial: Arc<Partial>,
+    peer: DeviceId,
+    recv: quinn::RecvStream,
+    from: u64,
+) -> WorkerEnd {
+    let recv = tokio_util::io::SyncIoBridge::new(recv);
+    let total = groups_of(partial.sealed_len);
+    match tokio::task::spawn_blocking(move || receive_into(&partial, peer, recv, from, total, true))
+        .await
+    {
+        Ok(result) => result.into(),
+        Err(e) => WorkerEnd::Failed(e.to_string()),
+    }
+}
+
+/// Fetches ranges of the blob from one peer until none is left to claim.
+pub(crate) async fn range_worker(
+    peer: DeviceId,
+    connection: quinn::Connection,
+    partial: Arc<Partial>,
+    from_back: bool,
+) -> WorkerEnd {
+    loop {
+        let claimed = partial.plan().claim(from_back);
+        let Some((start, end)) = claimed else {
+            return WorkerEnd::Idle;
+        };
+        let result = fetch_range(peer, &connection, &partial, start, end).await;
+        partial.plan().release(start, end);
+        match result {
+            WorkerEnd::Idle | WorkerEnd::Stopped => {}
+            other => return other,
+        }
+    }
+}
+
+/// Fetches chunk groups `start..end` of the blob from one peer with a range request.
+pub(crate) async fn fetch_range(
+    peer: DeviceId,
+    connection: &quinn::Connection,
+    partial: &Arc<Partial>,
+    start: u64,
+    end: u64,
+) -> WorkerEnd {
+    let opened = async {
+        let (mut send, mut recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
+        frame::write_frame(
+            &mut send,
+            &Request::BlobRange {
+                blob_id: partial.blob_id.0,
+                first_group: start,
+                end_group: end,
+            },
+        )
+        .await?;
+        let _ = send.finish();
+        let header = frame::read_frame::<BlobHeader>(&mut recv).await?;
+        Ok::<_, NetError>((header, recv))
+    };
+    let recv = match opened.await {
+        Ok((BlobHeader::NotHere, _)) => return WorkerEnd::NotHere,
+        Ok((BlobHeader::Follows { .. }, recv)) => recv,
+        Err(e) => return WorkerEnd::Failed(e.to_string()),
+    };
+    let recv = tokio_util::io::SyncIoBridge::new(recv);
+    let partial = partial.clone();
+    match tokio::task::spawn_blocking(move || receive_into(&partial, peer, recv, start, end, false))
+        .await
+    {
+        Ok(result) => result.into(),
+        Err(e) => WorkerEnd::Failed(e.to_string()),
+    }
+}
+
+/// Fetches a large blob into its partial file: the first peer from the stream it opened,
+/// every other connected peer that holds it with range requests from the end backwards; a
+/// peer that fails leaves its unfinished part to the others, one that sends bad data is
+/// recorded and dropped. Then the blob is checked as a whole and staged.
+pub(crate) async fn fetch_large(
+    fetcher: &Arc<Fetcher>,
+    blob_id: BlobId,
+    sealed_len: u64,
+    done: GroupSet,
+    stream: Option<(quinn::RecvStream, u64)>,
+    transfer: TransferHandle,
+    path: PathBuf,
+) -> Result<Received, FetchError> {
+    #[derive(PartialEq)]
+    enum State {
+        Idle,
+        Busy,
+        Out,
+    }
+    let io_failed = |e: io::Error| NetError::Connection(format!("blob {blob_id}: {e}"));
+    fs::create_dir_all(&fetcher.partial_dir).map_err(io_failed)?;
+    let partial = Partial::open(
+        &path,
+        blob_id,
+        sealed_len,
+        done,
+        transfer,
+        fetcher.buffers.clone(),
+    );
+    let partial = Arc::new(partial.map_err(io_failed)?);
+    let first = fetcher.peer;
+    let mut peers: std::collections::BTreeMap<DeviceId, (quinn::Connection, State)> =
+        std::collections::BTreeMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut first_state = State::Idle;
+    if let Some((recv, from)) = stream {
+        tasks.spawn(stream_worker(partial.clone(), first, recv, from).map_to(first));
+        first_state = State::Busy;
+    }
+    peers.insert(first, (fetcher.connection.clone(), first_state));
+    let mut tick = tokio::time::interval(HELPER_LOOK);
+    let mut look = true;
+    let mut helped = HashSet::new();
+    let mut last_error = String::from("no peer could send it");
+    while !partial.complete() {
+        if look && let Some(helpers) = &fetcher.helpers {
+            let found = helpers.for_blob(&blob_id, &first).await;
+            tracing::debug!(blob = %blob_id, helpers = found.len(), "peers to fetch ranges from");
+            for (device, connection) in found {
+                peers.entry(device).or_insert((connection, State::Idle));
+            }
+        }
+        look = false;
+        for (device, (connection, state)) in peers.iter_mut() {
+            if *state != State::Idle || !partial.plan().claimable() {
+                continue;
+            }
+            *state = State::Busy;
+            partial.transfer.add_peer(*device);
+            if *device != first && helped.insert(*device) {
+                tracing::info!(blob = %blob_id, peer = %device.short(), "fetching ranges of a blob from another peer too");
+            }
+            let worker = range_worker(
+                *device,
+                connection.clone(),
+                partial.clone(),
+                *device != first,
+            );
+            tasks.spawn(worker.map_to(*device));
+        }
+        if tasks.is_empty() {
+            return Err(NetError::Connection(format!("blob {blob_id}: {last_error}")).into());
+        }
+        let joined = tokio::select! {
+            joined = tasks.join_next() => joined,
+            _ = tick.tick() => { look = true; continue; }
+        };
+        let Some(joined) = joined else { continue };
+        let (device, end) = joined.map_err(SyncError::from)?;
+        let Some((connection, state)) = peers.get_mut(&device) else {
+            continue;
+        };
+        *state = State::Out;
+        tracing::debug!(blob = %blob_id, peer = %device.short(), end = end.name(), "a peer's part ended");
+        match end {
+            WorkerEnd::Idle | WorkerEnd::Stopped => *state = State::Idle,
+            WorkerEnd::NotHere => {}
+            WorkerEnd::Failed(mut why) => {
+                // A lost stream says only "connection lost"; the connection knows why.
+                if let Some(reason) = connection.close_reason() {
+                    why = format!("{why} ({})", frame::describe_lost(&reason));
+                }
+                tracing::info!(blob = %blob_id, peer = %device.short(), "a peer stopped sending its part of a blob; the others take it over: {why}");
+                last_error = why;
+            }
+            WorkerEnd::Bad(why) if device == first => {
+                // The link's own peer: recorded and disconnected by `fetch_all`. What
+                // verified stays.
+                return Err(FetchError::Bad(blob_id, why));
+            }
+            WorkerEnd::Bad(why) => {
+                Close::BadData.close(connection);
+                if let Some(helpers) = &fetcher.helpers {
+                    let bad = crate::index::BadPeer {
+                        device,
+                        at_ms: crate::clock::now_ms(),
+                        blob: blob_id,
+                        reason: why.clone(),
+                    };
+                    helpers.home.lock().await.index.record_bad_peer(&bad)?;
+                }
+                tracing::warn!(peer = %device, %blob_id, "a peer sent blob data that does not match the blob ID; it is not asked for blobs for {:?}: {why}", BAD_PEER_COOLDOWN);
+                last_error = why;
+            }
+        }
+    }
+    drop(tasks);
+    let by_peer = partial.by_peer.lock().clone();
+    if by_peer.len() > 1 {
+        let bytes: Vec<String> = by_peer
+            .iter()
+            .map(|(d, n)| format!("{}:{n}", d.short()))
+            .collect();
+        tracing::info!(
+            blob = %blob_id,
+            peers = by_peer.len(),
+            bytes_by_peer = bytes.join(","),
+            "blob received in ranges from several peers"
+        );
+    }
+    let file = partial.file.file();
+    file.set_len(sealed_len)
+        .and_then(|()| file.sync_all())
+        .map_err(io_failed)?;
+    let outboard = partial.verified_outboard();
+    drop(partial);
+    // Hashing the whole file again (a resumed blob) is blocking work: off the async threads.
+    let store = fetcher.store.clone();
+    let kept = tokio::task::spawn_blocking(move || keep(&store, &path, &blob_id, outboard))
+        .await
+        .map_err(SyncError::from)?;
+    let (staged, outboard) = kept.map_err(|source| SyncError::Disk {
+        what: format!("keeping the received blob {blob_id}"),
+        source,
+    })?;
+    Ok(Received {
+        staged,
+        sealed_len,
+        outboard,
+    })
+}
+
+/// Tags a worker's end with its peer.
+pub(crate) trait MapTo: std::future::Future<Output = WorkerEnd> + Sized {
+    fn map_to(self, device: DeviceId) -> impl std::future::Future<Output = (DeviceId, WorkerEnd)> {
+        async move { (device, self.await) }
+    }
+}
+
+impl<F: std::future::Future<Output = WorkerEnd>> MapTo for F {}

@@ -1,0 +1,386 @@
+//! Receiving a blob's bao encoding: every 16 KiB chunk group is checked against the blob ID
+//! before it is written, so nothing unverified is ever stored; the outboard is rebuilt from
+//! the parent hashes verified on the way.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use bao_tree::io::outboard::PostOrderMemOutboard;
+use bao_tree::{BaoTree, ChunkRanges};
+
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::seal::BlobId;
+
+use crate::blob::direct::Aligned;
+use crate::blob::partial::{GROUP_BYTES, PERSIST_EVERY, groups_of, remove_partial};
+use crate::blob::sealed::OUTBOARD_BLOCK_SIZE;
+use crate::blob::source::group_chunks;
+use crate::blob::store::{BlobStore, Staged};
+use crate::net::frame::NetError;
+use crate::replicate::error::SyncError;
+use crate::replicate::fetch::{FetchError, Fetcher, Received};
+use crate::replicate::ranges::Partial;
+use crate::replicate::transfers::TransferHandle;
+
+/// The parent hash pairs of a blob as they verify, towards its outboard.
+pub(crate) struct Parents {
+    pub(crate) outboard: PostOrderMemOutboard,
+    pub(crate) seen: Vec<bool>,
+    pub(crate) missing: usize,
+}
+
+impl Parents {
+    pub(crate) fn new(blob_id: BlobId, sealed_len: u64) -> Self {
+        let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
+        let pairs = (tree.outboard_size() / 64) as usize;
+        Self {
+            outboard: PostOrderMemOutboard {
+                root: blake3::Hash::from_bytes(blob_id.0),
+                tree,
+                data: vec![0; pairs * 64],
+            },
+            seen: vec![false; pairs],
+            missing: pairs,
+        }
+    }
+
+    pub(crate) fn save(&mut self, parent: &bao_tree::io::Parent) {
+        use bao_tree::io::sync::OutboardMut;
+        let Some(at) = self.outboard.tree.post_order_offset(parent.node) else {
+            return;
+        };
+        let Some(seen) = self.seen.get_mut(at.value() as usize) else {
+            return;
+        };
+        if self.outboard.save(parent.node, &parent.pair).is_ok() && !*seen {
+            *seen = true;
+            self.missing -= 1;
+        }
+    }
+
+    /// The outboard, if every parent hash pair was saved.
+    pub(crate) fn outboard(self) -> Option<Vec<u8>> {
+        (self.missing == 0).then_some(self.outboard.data)
+    }
+}
+
+/// The most bytes a bao encoding of a blob of `sealed_len` bytes can take: the blob, its
+/// length prefix, and 64 bytes of parent hashes per chunk group.
+pub(crate) fn encoded_len_limit(sealed_len: u64) -> u64 {
+    sealed_len + 8 + (sealed_len / GROUP_BYTES + 1) * 64
+}
+
+/// Receives a small blob whole into memory, verifies it, and stages it with one write.
+/// The stream's chunks are kept as quinn hands them over (no copy) and decoded from there
+/// into a reused buffer.
+pub(crate) async fn fetch_small(
+    fetcher: &Fetcher,
+    blob_id: BlobId,
+    sealed_len: u64,
+    mut recv: quinn::RecvStream,
+    transfer: TransferHandle,
+) -> Result<Received, FetchError> {
+    let kib = (sealed_len >> 10).max(1) as u32;
+    let _permit = fetcher
+        .bytes
+        .acquire_many(kib)
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))?;
+    let limit = encoded_len_limit(sealed_len) as usize;
+    let mut encoded = Chunks::default();
+    while let Some(chunk) = recv
+        .read_chunk(usize::MAX, true)
+        .await
+        .map_err(|e| NetError::Connection(format!("blob {blob_id}: {e}")))?
+    {
+        encoded.len += chunk.bytes.len();
+        if encoded.len > limit {
+            return Err(NetError::Connection(format!(
+                "blob {blob_id}: the peer sent more than the blob's encoding"
+            ))
+            .into());
+        }
+        encoded.chunks.push_back(chunk.bytes);
+    }
+    // Decoded and written with one hand-off to a blocking thread: the write is direct I/O,
+    // and many of them in parallel keep the disk busy.
+    let store = fetcher.store.clone();
+    let buffers = fetcher.buffers.clone();
+    tokio::task::spawn_blocking(move || -> Result<Received, FetchError> {
+        let mut data = buffers.take(sealed_len as usize);
+        let staged =
+            decode_in_memory(encoded, &blob_id, &transfer, &mut data).and_then(|outboard| {
+                let staged = store.stage(&blob_id, &data).map_err(SyncError::Store)?;
+                Ok(Received {
+                    staged,
+                    sealed_len,
+                    outboard,
+                })
+            });
+        buffers.give(data);
+        staged
+    })
+    .await
+    .map_err(SyncError::from)?
+}
+
+/// A stream's chunks as received, read in order.
+#[derive(Default)]
+pub(crate) struct Chunks {
+    pub(crate) chunks: std::collections::VecDeque<bytes::Bytes>,
+    pub(crate) len: usize,
+}
+
+impl io::Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(front) = self.chunks.front_mut() {
+            if front.is_empty() {
+                self.chunks.pop_front();
+                continue;
+            }
+            let n = front.len().min(buf.len());
+            buf[..n].copy_from_slice(&front[..n]);
+            bytes::Buf::advance(front, n);
+            return Ok(n);
+        }
+        Ok(0)
+    }
+}
+
+/// Decodes a whole bao encoding into `data` (as long as the blob), checking every chunk
+/// group. Returns the blob's outboard, built from the parent hashes the decoding verified
+/// (so the blob is not hashed a second time).
+pub(crate) fn decode_in_memory(
+    encoded: impl io::Read,
+    blob_id: &BlobId,
+    transfer: &TransferHandle,
+    data: &mut Aligned,
+) -> Result<Vec<u8>, FetchError> {
+    use bao_tree::io::BaoContentItem;
+    use bao_tree::io::DecodeError;
+    let sealed_len = data.len() as u64;
+    let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
+    let ranges = ChunkRanges::all();
+    let items = bao_tree::io::sync::DecodeResponseIter::new(
+        blake3::Hash::from_bytes(blob_id.0),
+        tree,
+        encoded,
+        &ranges,
+    );
+    let data = data.bytes_mut();
+    let mut parents = Parents::new(*blob_id, sealed_len);
+    let mut verified = 0u64;
+    for item in items {
+        match item {
+            Ok(BaoContentItem::Parent(parent)) => parents.save(&parent),
+            Ok(BaoContentItem::Leaf(leaf)) => {
+                let start = leaf.offset as usize;
+                let end = start + leaf.data.len();
+                let Some(slot) = data.get_mut(start..end) else {
+                    return Err(FetchError::Bad(*blob_id, "a chunk past the end".into()));
+                };
+                slot.copy_from_slice(&leaf.data);
+                verified += leaf.data.len() as u64;
+                transfer.advance(leaf.data.len() as u64);
+            }
+            Err(e @ (DecodeError::ParentHashMismatch(_) | DecodeError::LeafHashMismatch(_))) => {
+                return Err(FetchError::Bad(
+                    *blob_id,
+                    format!("verification failed: {e}"),
+                ));
+            }
+            Err(e) => {
+                return Err(NetError::Connection(format!("blob {blob_id}: {e}")).into());
+            }
+        }
+    }
+    if verified < sealed_len {
+        return Err(NetError::Connection(format!("blob {blob_id}: the stream ended early")).into());
+    }
+    parents.outboard().ok_or_else(|| {
+        NetError::Connection(format!(
+            "blob {blob_id}: parent hashes missing from the stream"
+        ))
+        .into()
+    })
+}
+
+/// Stages a completely received blob for the blob store (moved, not copied); the partial
+/// file is gone afterwards either way. Its `outboard`, if every parent hash was verified as
+/// it arrived; else (a resumed blob, part of it written by an earlier process) the file is
+/// checked as a whole, computing the outboard. Returns the staged blob and its outboard.
+pub(crate) fn keep(
+    blobs: &BlobStore,
+    partial: &Path,
+    blob_id: &BlobId,
+    outboard: Option<Vec<u8>>,
+) -> io::Result<(Staged, Vec<u8>)> {
+    let checked = match outboard {
+        Some(outboard) => Ok(outboard),
+        None => File::open(partial).and_then(|f| {
+            let tree = BaoTree::new(f.metadata()?.len(), OUTBOARD_BLOCK_SIZE);
+            let mut outboard = Vec::new();
+            let root = bao_tree::io::sync::outboard_post_order(
+                io::BufReader::with_capacity(1 << 20, f),
+                tree,
+                &mut outboard,
+            )?;
+            // A resumed file that does not hash to its ID was damaged on disk meanwhile;
+            // it is dropped and fetched again.
+            if root.as_bytes() != &blob_id.0 {
+                return Err(io::Error::other(
+                    "it did not verify as a whole and will be fetched again",
+                ));
+            }
+            Ok(outboard)
+        }),
+    };
+    let result = checked.and_then(|outboard| {
+        blobs
+            .stage_file(blob_id, partial)
+            .map(|staged| (staged, outboard))
+            .map_err(io::Error::other)
+    });
+    remove_partial(partial);
+    result
+}
+
+/// Why receiving a blob stopped.
+pub(crate) enum ReceiveError {
+    /// The data does not match the blob ID: the peer is bad.
+    BadData(String),
+    /// The stream or the disk failed; verified progress is kept.
+    Interrupted(io::Error),
+}
+
+/// Decodes a bao stream of chunk groups `first..end` of the blob into its partial file,
+/// writing every chunk group only after it verified against the blob ID and persisting the
+/// verified groups every [`PERSIST_EVERY`] bytes and when the stream stops, however it
+/// stops. With `claim_each`, every group is claimed in the plan before it is written, and
+/// the stream stops (`Ok(false)`) at the first group another peer has. `Ok(true)`: the
+/// whole range arrived.
+pub(crate) fn receive_into(
+    partial: &Partial,
+    peer: DeviceId,
+    encoded: impl io::Read,
+    first: u64,
+    end: u64,
+    claim_each: bool,
+) -> Result<bool, ReceiveError> {
+    use bao_tree::io::BaoContentItem;
+    use bao_tree::io::DecodeError;
+    let interrupted = ReceiveError::Interrupted;
+    let total = groups_of(partial.sealed_len);
+    let end = end.min(total);
+    let tree = BaoTree::new(partial.sealed_len, OUTBOARD_BLOCK_SIZE);
+    let ranges = group_chunks(first, end);
+    let mut items = bao_tree::io::sync::DecodeResponseIter::new(
+        blake3::Hash::from_bytes(partial.blob_id.0),
+        tree,
+        io::BufReader::with_capacity(1 << 20, encoded),
+        &ranges,
+    );
+    // Verified since the last persisted mark: `pending..verified`; the run of verified
+    // groups not yet in the file starts at byte `run_start` and is `run_len` long.
+    let mut pending = first;
+    let mut verified = first;
+    let mut claimed_to = first;
+    let mut run = partial.buffers.take(RUN_BYTES);
+    let mut run_start = first * GROUP_BYTES;
+    let mut run_len = 0;
+    let result = loop {
+        let Some(item) = items.next() else {
+            if verified < end {
+                break Err(interrupted(io::Error::other(
+                    "the stream ended before the range did",
+                )));
+            }
+            break Ok(true);
+        };
+        match item {
+            Ok(BaoContentItem::Parent(parent)) => partial.save_parent(&parent),
+            Ok(BaoContentItem::Leaf(leaf)) => {
+                let group = leaf.offset / GROUP_BYTES;
+                let group_end = (leaf.offset + leaf.data.len() as u64).div_ceil(GROUP_BYTES);
+                if group != verified {
+                    break Err(interrupted(io::Error::other("a chunk group out of order")));
+                }
+                if claim_each {
+                    let mine = {
+                        let mut plan = partial.plan();
+                        (group..group_end).all(|g| plan.claim_group(g))
+                    };
+                    if !mine {
+                        break Ok(false);
+                    }
+                    claimed_to = group_end;
+                }
+                if run_len + leaf.data.len() > RUN_BYTES {
+                    if let Err(e) = write_run(partial, &mut run, run_start, run_len) {
+                        break Err(interrupted(e));
+                    }
+                    run_start += run_len as u64;
+                    run_len = 0;
+                }
+                run.bytes_mut()[run_len..run_len + leaf.data.len()].copy_from_slice(&leaf.data);
+                run_len += leaf.data.len();
+                verified = group_end;
+                partial.transfer.advance(leaf.data.len() as u64);
+                {
+                    let mut by_peer = partial.by_peer.lock();
+                    *by_peer.entry(peer).or_default() += leaf.data.len() as u64;
+                }
+                if (verified - pending) * GROUP_BYTES >= PERSIST_EVERY {
+                    if let Err(e) = write_run(partial, &mut run, run_start, run_len)
+                        .and_then(|()| partial.persist(pending, verified))
+                    {
+                        break Err(interrupted(e));
+                    }
+                    run_start += run_len as u64;
+                    run_len = 0;
+                    pending = verified;
+                }
+            }
+            Err(e @ (DecodeError::ParentHashMismatch(_) | DecodeError::LeafHashMismatch(_))) => {
+                break Err(ReceiveError::BadData(format!("verification failed: {e}")));
+            }
+            Err(DecodeError::Io(e)) => break Err(interrupted(e)),
+            Err(e) => break Err(interrupted(io::Error::other(e.to_string()))),
+        }
+    };
+    // What verified is kept, whatever stopped the stream: written, then persisted.
+    let persisted = match write_run(partial, &mut run, run_start, run_len) {
+        Ok(()) => partial.persist(pending, verified),
+        Err(e) => partial
+            .persist(pending, run_start / GROUP_BYTES)
+            .and(Err(e)),
+    };
+    partial.buffers.give(run);
+    if claim_each {
+        partial.plan().release(first, claimed_to);
+    }
+    match (result, persisted) {
+        (Ok(_), Err(e)) => Err(interrupted(e)),
+        (result, _) => result,
+    }
+}
+
+/// Verified chunk groups gathered for one write to a partial file.
+pub(crate) const RUN_BYTES: usize = 1 << 20;
+
+/// Writes the first `len` bytes of `run` at `start` in the partial file.
+pub(crate) fn write_run(
+    partial: &Partial,
+    run: &mut Aligned,
+    start: u64,
+    len: usize,
+) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    run.set_len(len);
+    let written = partial.file.write_at(run, start, partial.sealed_len);
+    run.set_len(RUN_BYTES);
+    written
+}

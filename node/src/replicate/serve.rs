@@ -1,0 +1,123 @@
+//! Serving a blob, or a range of its chunk groups, as its bao encoding: from the blob store or
+//! sealed on the fly from the original, small blobs encoded inline, large ones in pieces by a
+//! blocking encoder.
+
+use std::io;
+
+use photomesh_protocol::messages::BlobHeader;
+
+use photomesh_protocol::seal::BlobId;
+
+use crate::blob::source::BlobSource;
+use crate::home::Home;
+use crate::net::frame::{self, NetError};
+use crate::replicate::error::SyncError;
+use crate::replicate::receive::encoded_len_limit;
+
+/// Answers a blob request ([`Request::Blob`]: the groups from `from_group` to the end) or a
+/// range request ([`Request::BlobRange`]): the bao encoding of chunk groups `groups`
+/// (clipped to the blob), from the blob store or sealed on the fly from the original.
+pub async fn serve_blob_range(
+    home: &tokio::sync::Mutex<Home>,
+    blob_id: BlobId,
+    groups: std::ops::Range<u64>,
+    send: &mut quinn::SendStream,
+) -> Result<(), SyncError> {
+    // Blob data gives way to everything else on the connection (see [`BLOB_PRIORITY`]).
+    let _ = send.set_priority(BLOB_PRIORITY);
+    let source = BlobSource::open(&*home.lock().await, &blob_id)?;
+    let Some(source) = source else {
+        frame::write_frame(send, &BlobHeader::NotHere).await?;
+        let _ = send.finish();
+        return Ok(());
+    };
+    frame::write_frame(
+        send,
+        &BlobHeader::Follows {
+            sealed_len: source.sealed_len(),
+        },
+    )
+    .await?;
+    let sending = |e: io::Error| NetError::Connection(format!("sending blob {blob_id}: {e}"));
+    let capacity = encoded_len_limit(source.sealed_len()).min(SERVE_PIECE as u64) as usize;
+    if source.sealed_len() <= INLINE_WORK {
+        // At most a couple of hundred microseconds of work (sealing and hashing 256 KiB):
+        // done here, no hand-off to another thread.
+        let mut encoded = Vec::with_capacity(capacity);
+        source
+            .encode_groups(groups, &mut encoded)
+            .map_err(sending)?;
+        send.write_chunk(encoded.into())
+            .await
+            .map_err(|e| sending(e.into()))?;
+    } else {
+        // Encoded off the async threads, a piece at a time, a piece ahead of the network;
+        // the pieces are handed to quinn whole (no copy). The encoder thread waits only
+        // for a free piece slot, never for the network itself.
+        let (pieces, mut next) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+        let encoder = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut writer = Pieces {
+                piece: Vec::with_capacity(capacity),
+                capacity,
+                pieces,
+            };
+            source.encode_groups(groups, &mut writer)?;
+            writer.send()
+        });
+        while let Some(piece) = next.recv().await {
+            send.write_chunk(piece.into())
+                .await
+                .map_err(|e| sending(e.into()))?;
+        }
+        encoder.await.map_err(SyncError::from)?.map_err(sending)?;
+    }
+    let _ = send.finish();
+    Ok(())
+}
+
+/// The send priority of blob answers: below the conversation's other streams (hello,
+/// record reconciliation and fetches, announcements, at quinn's default 0), so that a new
+/// photo's record is not queued behind a video. Blob answers among themselves are sent one
+/// after the other, not interleaved ([`crate::net::transport::transport_config`]).
+pub const BLOB_PRIORITY: i32 = -1;
+
+/// Blobs up to this sealed size are encoded on the async thread that serves them (tens to a
+/// couple of hundred microseconds); larger ones on the blocking threads.
+pub(crate) const INLINE_WORK: u64 = 256 << 10;
+/// Larger ones are handed to the network in pieces of this many bytes.
+pub(crate) const SERVE_PIECE: usize = 256 << 10;
+
+/// An encoding on its way to the network, in pieces.
+pub(crate) struct Pieces {
+    pub(crate) piece: Vec<u8>,
+    pub(crate) capacity: usize,
+    pub(crate) pieces: tokio::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl Pieces {
+    /// Hands the piece gathered so far to the network.
+    pub(crate) fn send(&mut self) -> io::Result<()> {
+        if self.piece.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(self.capacity));
+        self.pieces
+            .blocking_send(piece)
+            .map_err(|_| io::Error::other("the stream was closed"))
+    }
+}
+
+impl io::Write for Pieces {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.piece.len() >= self.capacity {
+            self.send()?;
+        }
+        let n = buf.len().min(self.capacity - self.piece.len());
+        self.piece.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

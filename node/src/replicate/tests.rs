@@ -1,0 +1,380 @@
+//! Unit tests of blob replication: held-set bookkeeping, partial files, ranges, receiving.
+
+#[test]
+fn peer_holdings_are_rewritten_once_the_sets_become_equal_after_differing() {
+    let known = PeerHoldings::default();
+    let peer = photomesh_protocol::identity::DeviceKeys::from_secrets([1; 32], [2; 32]).device_id();
+    let ours = b"fingerprint-and-count".to_vec();
+    assert!(known.changed(&peer, &ours, false), "first sight is written");
+    assert!(!known.changed(&peer, &ours, false), "nothing changed");
+    // The peer lacks some of ours: written as ours less what it lacks.
+    assert!(known.changed(&peer, &ours, true));
+    // It fetched them: the sets are equal again, and ours did not change, yet what the
+    // peer holds did, so it must be written (the demo's phone showed 0 copies before).
+    assert!(known.changed(&peer, &ours, false));
+    assert!(!known.changed(&peer, &ours, false));
+}
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use bao_tree::ChunkRanges;
+use bao_tree::io::outboard::PostOrderMemOutboard;
+use bao_tree::io::sync::{ReadAt, Size};
+
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::seal::BlobId;
+
+use super::blobs::*;
+use super::fetch::*;
+use super::ranges::*;
+use super::receive::*;
+use super::transfers::*;
+use crate::blob::direct::Pool;
+use crate::blob::partial::*;
+use crate::blob::sealed::*;
+use crate::blob::source::*;
+use photomesh_protocol::keys::LibraryKey;
+use photomesh_protocol::seal;
+
+fn handle() -> TransferHandle {
+    Transfers::default().start(BlobId([0; 32]), 0, 0)
+}
+
+#[test]
+fn peer_holdings_are_rewritten_when_the_peer_catches_up() {
+    let known = PeerHoldings::default();
+    let peer = DeviceId::from_bytes([3; 20]);
+    // The peer lacks some of ours: written.
+    assert!(known.changed(&peer, b"ours", true));
+    // Next round the peer holds all of ours (no difference): written again.
+    assert!(known.changed(&peer, b"ours", false));
+    // Nothing changed on either side since: not written.
+    assert!(!known.changed(&peer, b"ours", false));
+    // Our set changed: written.
+    assert!(known.changed(&peer, b"more", false));
+}
+
+#[test]
+fn a_sealed_original_reads_as_the_blob_at_every_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.jpg");
+    let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(&path, &plain).unwrap();
+    let key = LibraryKey::new(1, [4; 32]).content_key();
+    let hash = *blake3::hash(&plain).as_bytes();
+    let blob = seal::seal(&key.file_key(&hash), &plain);
+    let original = SealedOriginal::open(&path, &key, &hash, plain.len() as u64).unwrap();
+    assert_eq!(original.size().unwrap(), Some(blob.len() as u64));
+    for (pos, len) in [
+        (0, 5),
+        (3, 40),
+        (20, 100),
+        (65_550, 20),
+        (131_000, 5_000),
+        (199_990, 1_000),
+    ] {
+        let mut buf = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            let n = original.read_at(pos + got as u64, &mut buf[got..]).unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        let end = (pos as usize + len).min(blob.len());
+        assert_eq!(&buf[..got], &blob[pos as usize..end], "at {pos}");
+    }
+}
+
+/// A blob's data, its ID, and a function giving the bao encoding of a group range.
+fn blob(len: u32, seed: u32) -> (Vec<u8>, BlobId, impl Fn(u64, u64) -> Vec<u8>) {
+    let data: Vec<u8> = (0..len).map(|i| ((i * seed) % 251) as u8).collect();
+    let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+    let blob_id = BlobId(*ob.root.as_bytes());
+    let d = data.clone();
+    let encode = move |first: u64, end: u64| {
+        let mut encoded = Vec::new();
+        bao_tree::io::sync::encode_ranges_validated(
+            &d[..],
+            &ob,
+            &group_chunks(first, end),
+            &mut encoded,
+        )
+        .unwrap();
+        encoded
+    };
+    (data, blob_id, encode)
+}
+
+static PEER: std::sync::LazyLock<DeviceId> =
+    std::sync::LazyLock::new(|| DeviceId::from_bytes([7; 20]));
+
+fn partial(path: &Path, blob_id: BlobId, len: u64) -> Partial {
+    let (done, claimed) = read_progress(path);
+    let done = if claimed == Some(len) {
+        done
+    } else {
+        GroupSet::default()
+    };
+    Partial::open(path, blob_id, len, done, handle(), Arc::new(Pool::new(0))).unwrap()
+}
+
+#[test]
+fn a_transfer_resumes_from_the_persisted_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, blob_id, encode) = blob(9 << 20, 1);
+    let len = data.len() as u64;
+    let total = groups_of(len);
+    let target = dir.path().join("partial");
+    // The first try is cut after about two thirds: progress was persisted on the way.
+    let full = encode(0, total);
+    let first = partial(&target, blob_id, len);
+    assert!(matches!(
+        receive_into(&first, *PEER, &full[..full.len() * 2 / 3], 0, total, true),
+        Err(ReceiveError::Interrupted(_))
+    ));
+    drop(first);
+    let (done, claimed) = read_progress(&target);
+    assert_eq!(claimed, Some(len));
+    let from = done.first_missing();
+    assert_eq!(done.0, vec![(0, from)], "one verified range from the start");
+    assert!(from * GROUP_BYTES >= 4 << 20, "progress {from}");
+    // The second try asks only for the rest, and the file ends complete.
+    let rest = encode(from, total);
+    assert!((rest.len() as u64) < full.len() as u64 - from * GROUP_BYTES + 64 * 1024);
+    let second = partial(&target, blob_id, len);
+    assert!(matches!(
+        receive_into(&second, *PEER, &rest[..], from, total, true),
+        Ok(true)
+    ));
+    assert!(second.complete());
+    assert!(fs::read(&target).unwrap() == data);
+    // Resumed: the parent hashes of the first part were verified by another process,
+    // so the finished blob is hashed again as a whole.
+    assert!(second.verified_outboard().is_none());
+}
+
+#[test]
+fn ranges_from_two_peers_make_the_whole_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, blob_id, encode) = blob((10 << 20) + 5_000, 3);
+    let len = data.len() as u64;
+    let target = dir.path().join("partial");
+    let p = partial(&target, blob_id, len);
+    // One peer streams from the front, the other takes pieces from the back.
+    let back = p.plan.lock().claim(true).unwrap();
+    assert_eq!(back.1, groups_of(len));
+    assert_eq!(back.1 - back.0, PIECE_GROUPS);
+    let front = encode(0, groups_of(len));
+    // The front stream stops where the back piece begins.
+    assert!(matches!(
+        receive_into(&p, *PEER, &front[..], 0, groups_of(len), true),
+        Ok(false)
+    ));
+    assert!(matches!(
+        receive_into(
+            &p,
+            *PEER,
+            &encode(back.0, back.1)[..],
+            back.0,
+            back.1,
+            false
+        ),
+        Ok(true)
+    ));
+    p.plan.lock().release(back.0, back.1);
+    assert!(p.complete(), "{:?}", p.plan.lock());
+    assert!(fs::read(&target).unwrap() == data);
+    let (done, _) = read_progress(&target);
+    assert_eq!(done.0, vec![(0, groups_of(len))]);
+    // The parent hashes verified by the two parts make the whole outboard: the
+    // finished blob needs no second hashing.
+    let outboard = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+    assert!(p.verified_outboard() == Some(outboard.data));
+}
+
+#[test]
+fn a_peer_failing_mid_range_leaves_its_unfinished_part_to_the_others() {
+    let mut plan = Plan::new(1000, GroupSet::default());
+    let a = plan.claim(false).unwrap();
+    let b = plan.claim(true).unwrap();
+    assert_eq!(a, (0, PIECE_GROUPS));
+    assert_eq!(b, (1000 - PIECE_GROUPS, 1000));
+    // Peer A verified 100 groups of its piece, then its connection dropped.
+    plan.finish(0, 100);
+    plan.release(a.0, a.1);
+    // The next claim from the front is exactly what A did not finish…
+    assert_eq!(plan.claim(false), Some((100, 100 + PIECE_GROUPS)));
+    // …and claims never overlap what is claimed or done.
+    let c = plan.claim(true).unwrap();
+    assert_eq!(c, (1000 - 2 * PIECE_GROUPS, 1000 - PIECE_GROUPS));
+    let d = plan.claim(true).unwrap();
+    assert_eq!(d, (100 + PIECE_GROUPS, 1000 - 2 * PIECE_GROUPS));
+    assert_eq!(plan.claim(false), None);
+    assert!(
+        !plan.claim_group(150),
+        "a claimed group is not claimed twice"
+    );
+    for (s, e) in [(100, 100 + PIECE_GROUPS), b, c, d] {
+        plan.finish(s, e);
+    }
+    assert!(plan.complete());
+}
+
+#[test]
+fn group_sets_merge_split_and_list_their_gaps() {
+    let mut set = GroupSet::default();
+    set.insert(10, 20);
+    set.insert(30, 40);
+    set.insert(20, 25);
+    assert_eq!(set.0, vec![(10, 25), (30, 40)]);
+    assert_eq!(set.gaps(50), vec![(0, 10), (25, 30), (40, 50)]);
+    set.remove(12, 35);
+    assert_eq!(set.0, vec![(10, 12), (35, 40)]);
+    assert_eq!(set.len(), 7);
+    assert_eq!(set.first_missing(), 0);
+    set.insert(0, 10);
+    assert_eq!(set.first_missing(), 12);
+    assert_eq!(
+        set.bytes(39 * GROUP_BYTES + 5),
+        12 * GROUP_BYTES + 4 * GROUP_BYTES + 5
+    );
+}
+
+#[test]
+fn a_progress_file_is_trusted_no_further_than_the_data_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("partial");
+    let len = 100 * GROUP_BYTES + 7;
+    let mut done = GroupSet::default();
+    done.insert(0, 10);
+    done.insert(50, 101);
+    write_progress(&target, &done, len).unwrap();
+    // No partial file at all: nothing is verified.
+    assert_eq!(read_progress(&target).0, GroupSet::default());
+    // The partial file holds the whole blob: all of it is as written.
+    fs::write(&target, vec![0u8; len as usize]).unwrap();
+    assert_eq!(read_progress(&target), (done.clone(), Some(len)));
+    // Truncated on disk to 60 groups and a bit: only what is there counts.
+    fs::write(&target, vec![0u8; (60 * GROUP_BYTES + 100) as usize]).unwrap();
+    assert_eq!(read_progress(&target).0.0, vec![(0, 10), (50, 60)]);
+    fs::write(&target, vec![0u8; len as usize]).unwrap();
+    // Damaged progress files count as nothing verified.
+    let progress = progress_path(&target);
+    let good = fs::read_to_string(&progress).unwrap();
+    for bad in [
+        String::new(),
+        "garbage".to_string(),
+        good.replace("photomesh partial v1", "photomesh partial v9"),
+        format!("{PROGRESS_MAGIC} {len}\n0 100\n"),
+        format!("{PROGRESS_MAGIC} {len}\n{} 0\n", 4 * GROUP_BYTES),
+        format!(
+            "{PROGRESS_MAGIC} {len}\n0 {}\n0 {}\n",
+            2 * GROUP_BYTES,
+            GROUP_BYTES
+        ),
+        format!("{PROGRESS_MAGIC} {len}\n0 {}\n", len + GROUP_BYTES),
+        format!("{PROGRESS_MAGIC} {len}\n0 {} 5\n", GROUP_BYTES),
+        good[..good.len() - 3].to_string() + "x\n",
+    ] {
+        fs::write(&progress, &bad).unwrap();
+        assert_eq!(read_progress(&target).0, GroupSet::default(), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_range_encoding_covering_a_small_blob_is_its_whole_encoding() {
+    // Small blobs are fetched whole; a range request clipped to the blob gives the
+    // same bytes, so either request serves them.
+    let (data, _, encode) = blob(300_000, 5);
+    let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+    let mut whole = Vec::new();
+    bao_tree::io::sync::encode_ranges_validated(&data[..], &ob, &ChunkRanges::all(), &mut whole)
+        .unwrap();
+    assert!(encode(0, PIECE_GROUPS) == whole);
+}
+
+#[test]
+fn an_in_memory_decode_rebuilds_the_outboard_and_catches_a_flipped_byte() {
+    let data: Vec<u8> = (0..250_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+    let blob_id = BlobId(*ob.root.as_bytes());
+    let mut encoded = Vec::new();
+    bao_tree::io::sync::encode_ranges_validated(&data[..], &ob, &ChunkRanges::all(), &mut encoded)
+        .unwrap();
+    let pool = Pool::new(0);
+    let decode = |encoded: &[u8]| {
+        let mut into = pool.take(data.len());
+        decode_in_memory(encoded, &blob_id, &handle(), &mut into)
+            .map(|outboard| (into.bytes().to_vec(), outboard))
+    };
+    let Ok((got, outboard)) = decode(&encoded) else {
+        panic!("a good encoding did not decode");
+    };
+    assert!(got == data);
+    assert_eq!(outboard, ob.data);
+    let mut bad = encoded.clone();
+    bad[100_000] ^= 4;
+    assert!(matches!(decode(&bad), Err(FetchError::Bad(..))));
+    assert!(matches!(
+        decode(&encoded[..50_000]),
+        Err(FetchError::Sync(_))
+    ));
+    // Chunks as quinn hands them over read as the one encoding.
+    let mut chunks = Chunks::default();
+    for piece in encoded.chunks(1200) {
+        chunks
+            .chunks
+            .push_back(bytes::Bytes::copy_from_slice(piece));
+    }
+    let mut into = pool.take(data.len());
+    assert_eq!(
+        decode_in_memory(chunks, &blob_id, &handle(), &mut into).ok(),
+        Some(ob.data)
+    );
+    assert!(into.bytes() == data);
+}
+
+#[test]
+fn receiving_a_corrupted_stream_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, blob_id, encode) = blob(300_000, 7);
+    let len = data.len() as u64;
+    let total = groups_of(len);
+    let encoded = encode(0, total);
+    let target = dir.path().join("partial");
+    let good = partial(&target, blob_id, len);
+    assert!(matches!(
+        receive_into(&good, *PEER, &encoded[..], 0, total, true),
+        Ok(true)
+    ));
+    assert_eq!(fs::read(&target).unwrap(), data);
+    let mut bad = encoded.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 1;
+    let other = dir.path().join("other");
+    let p = partial(&other, blob_id, len);
+    assert!(matches!(
+        receive_into(&p, *PEER, &bad[..], 0, total, true),
+        Err(ReceiveError::BadData(_))
+    ));
+    // What arrived before the bad chunk group is verified data, and nothing after it;
+    // the progress file claims only that.
+    let written = fs::read(&other).unwrap();
+    assert!(written.len() < data.len());
+    assert_eq!(written[..], data[..written.len()]);
+    let (done, _) = read_progress(&other);
+    assert!(done.bytes(len) <= written.len() as u64);
+    drop(p);
+    // A stream cut short is an interruption, not bad data.
+    let p = partial(&other, blob_id, len);
+    let from = p.plan.lock().done.first_missing();
+    let rest = encode(from, total);
+    assert!(matches!(
+        receive_into(&p, *PEER, &rest[..rest.len() / 3], from, total, true),
+        Err(ReceiveError::Interrupted(_))
+    ));
+}

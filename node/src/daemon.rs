@@ -52,7 +52,7 @@ use crate::home::{Home, HomeError};
 use crate::index::IndexError;
 use crate::mesh::{self, MeshError, MeshTrust};
 use crate::net::close::Close;
-use crate::net::control::{ControlError, ControlSocket, LiveConnection, LiveStatus};
+use crate::net::control::{ControlError, ControlSocket, FetchJob, LiveConnection, LiveStatus};
 use crate::net::frame::{self, NetError};
 use crate::net::transport;
 use crate::replicate::records::{self, RecordSet};
@@ -141,20 +141,6 @@ impl Default for RunOptions {
             peers: Vec::new(),
         }
     }
-}
-
-/// A fetch a local command asked the running node for (control verbs `fetch` and
-/// `fetch_progress`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct FetchJob {
-    /// Whether it is still running.
-    pub running: bool,
-    /// Blobs asked for.
-    pub wanted: usize,
-    /// Of those, blobs now held.
-    pub fetched: usize,
-    /// Members that could not supply what they were asked for, with the reason.
-    pub problems: Vec<String>,
 }
 
 /// The blob IDs of a `fetch` request: `{"blobs": ["<hex>", …]}`.

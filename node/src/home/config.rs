@@ -121,6 +121,22 @@ pub struct PeersConfig {
     pub addresses: Vec<String>,
 }
 
+impl PeersConfig {
+    /// Resolves the configured addresses; one that does not resolve now is left out with a
+    /// warning (the device may be away), not a reason to stop the node.
+    pub fn resolve(&self) -> Vec<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let mut out = Vec::new();
+        for a in &self.addresses {
+            match a.to_socket_addrs() {
+                Ok(resolved) => out.extend(resolved),
+                Err(e) => tracing::warn!("the configured peer {a:?} does not resolve: {e}"),
+            }
+        }
+        out
+    }
+}
+
 /// `[discovery]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

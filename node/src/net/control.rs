@@ -75,6 +75,20 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ControlError + '_ {
     }
 }
 
+/// A fetch a local command asked the running node for (control verbs `fetch` and
+/// `fetch_progress`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FetchJob {
+    /// Whether it is still running.
+    pub running: bool,
+    /// Blobs asked for.
+    pub wanted: usize,
+    /// Of those, blobs now held.
+    pub fetched: usize,
+    /// Members that could not supply what they were asked for, with the reason.
+    pub problems: Vec<String>,
+}
+
 /// What a running node reports live: its connections and transfers in progress.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LiveStatus {

@@ -1,5 +1,6 @@
-//! Fetching blobs for a restore when no node runs on this home: dial the members, fetch what
-//! the restore needs, verified, exactly as a running node stores it.
+//! Fetching what a restore needs that this device does not hold: through the node running on
+//! this home when there is one (it holds the connections), else by dialling the members
+//! itself and storing what arrives, verified, exactly as a running node does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,14 +8,152 @@ use std::sync::Arc;
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::seal::BlobId;
 
+use std::path::Path;
+use std::time::Duration;
+
+use photomesh_protocol::record::Record;
+
 use crate::home::Home;
+use crate::index::IndexError;
 use crate::net::close::Close;
+use crate::net::control::{self, ControlError, FetchJob};
 use crate::net::frame::{self};
 use crate::replicate::error::SyncError;
 use crate::replicate::fetch::{Fetcher, MAX_IN_FLIGHT_BYTES, fetch_all};
 use crate::replicate::held::BlobEngine;
 use crate::replicate::ranges::Helpers;
 use crate::replicate::transfers::Transfers;
+
+/// How often a restore asks the running node how its fetch is going.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+/// Why the fetch before a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreFetchError {
+    /// The index could not be read.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The running node could not be asked.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// Fetching from the members failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The running node stopped while it fetched for this restore.
+    #[error("the node running on this home stopped during the fetch")]
+    NodeStopped,
+    /// The running node's answer was not a fetch report.
+    #[error("the running node's answer to fetch_progress: {0}")]
+    Answer(#[from] serde_json::Error),
+    /// No async runtime could be started.
+    #[error("cannot start the network runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What the fetch before a restore tells its caller as it goes.
+#[derive(Debug)]
+pub enum RestoreFetchEvent<'a> {
+    /// `done` of `of` blobs fetched so far.
+    Progress {
+        /// Blobs fetched.
+        done: usize,
+        /// Blobs wanted.
+        of: usize,
+        /// Whether the node running on this home fetches them.
+        through_node: bool,
+    },
+    /// A member could not supply what it was asked for.
+    Unreachable(&'a str),
+}
+
+/// The blobs of the photos a restore of `folder` (or of everything) writes that this device
+/// holds neither in its blob store nor as originals. A vault reads no records: none.
+pub fn blobs_missing_for_restore(
+    home: &Home,
+    folder: Option<&str>,
+) -> Result<Vec<BlobId>, IndexError> {
+    if home.keys.current().is_none() {
+        return Ok(Vec::new());
+    }
+    let held = crate::replicate::held::HeldBlobs::load(home)?;
+    Ok(home
+        .index
+        .latest_photos(folder)?
+        .iter()
+        .filter_map(|row| match Record::open(&row.sealed, &home.keys) {
+            Ok(Record::Photo(p)) => Some(p.blob_id),
+            Err(_) => None,
+        })
+        .filter(|b| !held.contains(b))
+        .collect())
+}
+
+/// Before a restore: fetches from the members what [`blobs_missing_for_restore`] lists,
+/// through the running node if one runs on this home (a second connection from this device
+/// would be refused as a duplicate), else by dialling them. Returns the home back.
+pub fn fetch_for_restore(
+    home: Home,
+    folder: Option<&str>,
+    on_event: &mut (dyn FnMut(RestoreFetchEvent<'_>) + Send),
+) -> Result<Home, RestoreFetchError> {
+    let wanted = blobs_missing_for_restore(&home, folder)?;
+    if wanted.is_empty() {
+        return Ok(home);
+    }
+    let blobs: Vec<String> = wanted.iter().map(|b| b.to_hex()).collect();
+    if control::ask_with(&home.path, "fetch", serde_json::json!({ "blobs": blobs }))?.is_some() {
+        follow_node_fetch(&home.path, wanted.len(), on_event)?;
+        return Ok(home);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(RestoreFetchError::Runtime)?;
+    let home = tokio::sync::Mutex::new(home);
+    let progress = crate::lock::Mutex::new("the restore's progress", &mut *on_event);
+    let report = runtime.block_on(fetch_missing_for_restore(&home, &wanted, &|done, of| {
+        (progress.lock())(RestoreFetchEvent::Progress {
+            done,
+            of,
+            through_node: false,
+        });
+    }))?;
+    for problem in &report.unreachable {
+        on_event(RestoreFetchEvent::Unreachable(problem));
+    }
+    Ok(home.into_inner())
+}
+
+/// Follows the fetch the running node does for a restore until it ends.
+fn follow_node_fetch(
+    home: &Path,
+    wanted: usize,
+    on_event: &mut (dyn FnMut(RestoreFetchEvent<'_>) + Send),
+) -> Result<(), RestoreFetchError> {
+    let mut shown = usize::MAX;
+    loop {
+        let job: FetchJob = match control::ask(home, "fetch_progress")? {
+            Some(v) => serde_json::from_value(v)?,
+            None => return Err(RestoreFetchError::NodeStopped),
+        };
+        if job.fetched != shown {
+            shown = job.fetched;
+            on_event(RestoreFetchEvent::Progress {
+                done: job.fetched,
+                of: wanted,
+                through_node: true,
+            });
+        }
+        if !job.running {
+            for problem in &job.problems {
+                on_event(RestoreFetchEvent::Unreachable(problem));
+            }
+            return Ok(());
+        }
+        std::thread::sleep(FOLLOW_EVERY);
+    }
+}
 
 /// What [`fetch_missing_for_restore`] did.
 #[derive(Debug, Default, serde::Serialize)]

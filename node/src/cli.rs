@@ -1,0 +1,194 @@
+//! The command line's verbs: each file of `cli/` reads its arguments, makes one library call
+//! and prints the result. This file loads the configuration and the home and dispatches.
+//!
+//! Exit codes: 0 when the command did what was asked and found nothing wrong; 1 when it ran
+//! but found problems (files it could not read, items that failed verification, photos it
+//! could not restore); 2 when it could not run (bad arguments, no home, a damaged index).
+
+pub mod args;
+mod demo;
+mod devices;
+mod folder;
+mod format;
+mod pair;
+mod peer;
+mod restore;
+mod run;
+mod scan;
+mod status;
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use photomesh::clock::now_ms;
+use photomesh::home::config::{self, Loaded, Overrides};
+use photomesh::home::{Home, default_home};
+
+use args::{Cli, Command, ConfigCommand, PeerCommand, RecoveryCommand};
+
+/// Runs a command; `Ok(false)` means it ran but found problems.
+pub fn run(cli: Cli) -> Result<bool> {
+    if let Command::Demo { dir, keep, photos } = cli.command {
+        // The demo's devices each read their own home's configuration; the demo itself has
+        // no home.
+        let level = cli.log_level.unwrap_or_else(|| "warn".into());
+        config::check_log_level(&level)
+            .map_err(|problem| anyhow::anyhow!("--log-level (or PHOTOMESH_LOG): {problem}"))?;
+        init_logging(&level);
+        return demo::demo(dir, keep, photos);
+    }
+    let home_path = match cli.home {
+        Some(h) => h,
+        None => default_home()?,
+    };
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| home_path.join(config::FILE_NAME));
+    let overrides = Overrides {
+        listen: match &cli.command {
+            Command::Run { listen, .. } => *listen,
+            _ => None,
+        },
+        name: match &cli.command {
+            Command::Init { name, .. } => name.clone(),
+            _ => None,
+        },
+        log_level: cli.log_level.clone(),
+    };
+    let loaded = Loaded::load(&config_path, overrides)?;
+    init_logging(&loaded.config.log.level);
+    match cli.command {
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", loaded.show());
+            Ok(true)
+        }
+        Command::Config(ConfigCommand::Init) => {
+            config::write_default(&config_path)?;
+            println!(
+                "Wrote {}: every setting, documented and commented out at its default.",
+                config_path.display()
+            );
+            Ok(true)
+        }
+        Command::Init { recover, .. } => init(&home_path, &config_path, &loaded, recover),
+        Command::Demo { .. } => unreachable!("handled above: the demo has no home"),
+        command => {
+            let home = Home::open(&home_path)?;
+            with_home(command, home, &home_path, &loaded)
+        }
+    }
+}
+
+/// The verbs that work on an existing home.
+fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) -> Result<bool> {
+    match command {
+        Command::Pair {
+            role,
+            png,
+            expires,
+            listen,
+        } => pair::pair(&home, role, png, expires, listen),
+        Command::Join {
+            code,
+            qr,
+            leave_current_mesh,
+        } => pair::join(home, code, qr.as_deref(), leave_current_mesh),
+        Command::Devices { json } => devices::devices(&home, home_path, json),
+        Command::Revoke { device } => devices::revoke(home, &device),
+        Command::RecoveryKey(RecoveryCommand::Export { png, again }) => {
+            devices::export_recovery_key(&home, png, again)
+        }
+        Command::Run { hold, .. } => run::run(home, home_path, &loaded.config, hold),
+        Command::Peer(PeerCommand::Add { address }) => peer::add(&home, &address),
+        Command::Peer(PeerCommand::List) => peer::list(&home),
+        Command::Ping {
+            address,
+            device,
+            json,
+        } => peer::ping(&home, address, device, json),
+        Command::Folder(cmd) => folder::folder(&home, cmd),
+        Command::Scan { json } => scan::scan(&home, home_path, json),
+        Command::Status { json } => status::status(&home, home_path, &loaded.config, json),
+        Command::Photos { folder, json } => status::photos(&home, folder.as_deref(), json),
+        Command::Restore { to, folder, json } => {
+            restore::restore(home, &to, folder.as_deref(), json)
+        }
+        Command::Verify { json } => restore::verify(&home, json),
+        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } => {
+            unreachable!("handled before the home is opened")
+        }
+    }
+}
+
+/// `photomesh init`: a new device in a new home.
+fn init(
+    home_path: &Path,
+    config_path: &Path,
+    loaded: &Loaded,
+    recover: Option<String>,
+) -> Result<bool> {
+    let Some(name) = loaded.config.node.name.as_deref() else {
+        bail!(
+            "give the device a name with --name NAME (or `name` under [node] in {})",
+            config_path.display()
+        );
+    };
+    let recovered = match recover {
+        Some(phrase) => Some(
+            photomesh_protocol::keys::KeyRing::from_recovery_phrase(&phrase)
+                .context("the recovery phrase was not accepted")?,
+        ),
+        None => None,
+    };
+    let home = Home::init(home_path, name, recovered, now_ms())?;
+    println!("Created device {:?} in {}", name, home_path.display());
+    println!("Device ID: {}", home.device.device_id());
+    println!("Next: photomesh folder add PATH, then photomesh scan");
+    Ok(true)
+}
+
+/// Starts logging to standard error at `level` (already checked by the config module).
+fn init_logging(level: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+/// What the node running on this home reports live, or `None` if none runs (a node that
+/// cannot be asked is reported on standard error and treated as not running).
+pub(crate) fn live_status(home: &Path) -> Option<photomesh::net::control::LiveStatus> {
+    match photomesh::net::control::live_status(home) {
+        Ok(live) => live,
+        Err(e) => {
+            eprintln!("warning: {e}");
+            None
+        }
+    }
+}
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,234 @@
+//! The command line's grammar: every verb, flag and default, as clap reads them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// photomesh: a peer-to-peer photo backup mesh with no server and no account.
+#[derive(Parser)]
+#[command(version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The node's home directory [default: the platform's data directory, e.g.
+    /// ~/.local/share/photomesh].
+    #[arg(long, global = true, env = "PHOTOMESH_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// The configuration file [default: HOME/config.toml; absent means every default].
+    #[arg(long, global = true, env = "PHOTOMESH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What is logged to standard error: error, warn, info, debug or trace, or a filter such
+    /// as photomesh=debug,quinn=warn [default: `[log] level` in the file, else warn].
+    #[arg(long, global = true, env = "PHOTOMESH_LOG", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a new device: keys, library key and index, in a new home.
+    Init {
+        /// A name for this device, shown to the other devices (e.g. "laptop") [default:
+        /// `[node] name` in the configuration file].
+        #[arg(long)]
+        name: Option<String>,
+        /// Start from a recovery phrase (from `recovery-key export`) instead of a new
+        /// library key.
+        #[arg(long, value_name = "PHRASE")]
+        recover: Option<String>,
+    },
+    /// Invite a device into the mesh: show a QR code and wait for it to join.
+    Pair {
+        /// The role offered to the new device.
+        #[arg(long, value_enum, default_value = "full")]
+        role: RoleArg,
+        /// Also write the QR code to this PNG file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// How long the code works (e.g. 90s, 10m, 1h).
+        #[arg(long, default_value = "10m", value_parser = photomesh::home::config::parse_duration)]
+        expires: std::time::Duration,
+        /// Where to listen for the new device.
+        #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+        listen: SocketAddr,
+    },
+    /// Join a mesh with the code another device shows.
+    Join {
+        /// The pairing code's text.
+        #[arg(required_unless_present = "qr")]
+        code: Option<String>,
+        /// Read the code from a photo or screenshot of the QR code (PNG).
+        #[arg(long, value_name = "FILE", conflicts_with = "code")]
+        qr: Option<PathBuf>,
+        /// Leave the mesh this device belongs to now (if any) to join this one.
+        #[arg(long)]
+        leave_current_mesh: bool,
+    },
+    /// List the devices of the mesh.
+    Devices {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Expel a device (a lost phone): every member refuses it from then on, and the library
+    /// key rotates so it cannot read what is added later.
+    Revoke {
+        /// The device ID (from `photomesh devices`).
+        device: String,
+    },
+    /// The recovery key: the only way back if every full device is lost.
+    #[command(subcommand, name = "recovery-key")]
+    RecoveryKey(RecoveryCommand),
+    /// Run the node: accept connections from the mesh's devices until stopped.
+    Run {
+        /// Where to listen [default: `[node] listen` in the configuration file, else
+        /// 0.0.0.0:7447].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Which blobs to keep copies of: `all`, or only the photos this device added
+        /// (`own`, for a device short of space; its originals are still served). A vault
+        /// holds all. [default: `[storage] hold` in the configuration file, else all]
+        #[arg(long, value_name = "all|own")]
+        hold: Option<String>,
+    },
+    /// The configuration file: show the effective settings, or write a documented default.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Try photomesh with no setup: three devices (phone, laptop, NAS) on this machine pair
+    /// by QR code, and the phone's new photos replicate to the others. Removes everything
+    /// it made when it ends.
+    Demo {
+        /// Where to make the demo's temporary directory [default: the system's temporary
+        /// directory].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Keep the demo's directory (the three homes and the photos) and say where.
+        #[arg(long)]
+        keep: bool,
+        /// How many photos the phone takes (a short video comes on top).
+        #[arg(long, default_value_t = 36, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        photos: u16,
+    },
+    /// Configure the addresses of peers beyond the LAN.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Check that a device of the mesh answers at an address.
+    Ping {
+        /// The address (HOST:PORT).
+        address: SocketAddr,
+        /// The device expected there [default: whichever member it is].
+        #[arg(long, value_name = "DEVICE_ID")]
+        device: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the photo folders this device backs up.
+    #[command(subcommand)]
+    Folder(FolderCommand),
+    /// Record new and changed photos in every folder.
+    Scan {
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show this device, its folders, its library and the last scan.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the photos in the library (the newest version of each).
+    Photos {
+        /// Only this folder.
+        #[arg(long, value_name = "LABEL")]
+        folder: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every photo back to a folder, checked against its record.
+    Restore {
+        /// Where to write the photos (created if needed; existing files are never
+        /// overwritten).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Restore only this folder, straight into DIR (otherwise into DIR/LABEL/).
+        #[arg(long, value_name = "LABEL")]
+        folder: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every original and stored blob against its record.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PeerCommand {
+    /// Add an address (HOST:PORT) where a device of the mesh runs; the node dials it.
+    Add {
+        /// The address.
+        address: String,
+    },
+    /// List the configured addresses.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration as TOML, with where each value came from (a flag,
+    /// the file, or the default).
+    Show,
+    /// Write a fully commented default configuration file (HOME/config.toml, or the file
+    /// --config names). Refuses to overwrite one.
+    Init,
+}
+
+#[derive(Subcommand)]
+pub enum RecoveryCommand {
+    /// Print the recovery phrase (and its QR code). Anyone who has it can read every photo.
+    Export {
+        /// Also write the QR code to this PNG file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Print it again although it was exported before.
+        #[arg(long)]
+        again: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Holds the library key: reads, adds, restores, pairs and revokes.
+    Full,
+    /// Stores ciphertext only and can read nothing.
+    Vault,
+}
+
+#[derive(Subcommand)]
+pub enum FolderCommand {
+    /// Start backing up a folder.
+    Add {
+        /// The folder.
+        path: PathBuf,
+        /// Its label: its name on every device [default: the folder's own name].
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List the folders.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop backing up a folder. Its files and everything already recorded are kept.
+    Remove {
+        /// The folder's label.
+        label: String,
+    },
+}

@@ -1,0 +1,40 @@
+//! `photomesh run`: the node, until SIGINT or SIGTERM.
+
+use std::path::Path;
+
+use anyhow::Result;
+use photomesh::home::Home;
+use photomesh::home::config::Config;
+
+/// `photomesh run`.
+pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) -> Result<bool> {
+    let hold = hold.unwrap_or_else(|| config.storage.hold.name().to_owned());
+    let policy = photomesh::replicate::held::HoldPolicy::parse(&hold)
+        .ok_or_else(|| anyhow::anyhow!("--hold {hold:?}: say `all` (the default) or `own`"))?;
+    policy.set(&home).map_err(|e| anyhow::anyhow!(e))?;
+    drop(home);
+    let options = photomesh::daemon::RunOptions {
+        listen: config.node.listen,
+        peers: config.peers.resolve(),
+        discovery: photomesh::net::discovery::Settings {
+            advertise: config.discovery.advertise,
+            browse: config.discovery.browse,
+        },
+        watch: config
+            .watch
+            .enabled
+            .then(|| photomesh::library::watch::WatchOptions {
+                rescan_every: config.watch.rescan_interval,
+                ..Default::default()
+            }),
+    };
+    super::runtime()?.block_on(photomesh::daemon::run(
+        home_path,
+        options,
+        |node| {
+            println!("photomesh is running; listening on {}", node.local_addr());
+        },
+        super::shutdown_signal(),
+    ))?;
+    Ok(true)
+}

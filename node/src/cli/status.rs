@@ -1,0 +1,186 @@
+//! `photomesh status` and `photomesh photos`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use photomesh::home::Home;
+use photomesh::home::config::Config;
+
+use super::format::{bytes, utc};
+use super::scan::print_scan;
+
+/// `photomesh status`.
+pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Result<bool> {
+    let goal = config
+        .status
+        .replica_goal
+        .map_or(photomesh::library::status::DEFAULT_REPLICA_GOAL, u64::from);
+    let mut status = photomesh::library::status::status_with_goal(home, goal)?;
+    photomesh::library::status::apply_live(&mut status, super::live_status(home_path));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print_status(&status);
+    }
+    Ok(true)
+}
+
+/// `photomesh photos`.
+pub fn photos(home: &Home, folder: Option<&str>, json: bool) -> Result<bool> {
+    let (photos, unreadable) = photomesh::library::status::photos(home, folder)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&photos)?);
+    } else {
+        for p in &photos {
+            let taken = p
+                .capture_local_seconds
+                .map(|s| utc(s.saturating_mul(1000)).replace(" UTC", ""))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{:<5} {:>10}  {:<16}  {}/{}",
+                p.media_type,
+                bytes(p.size),
+                taken,
+                p.folder,
+                p.path
+            );
+        }
+        println!("{} photos", photos.len());
+    }
+    if unreadable > 0 {
+        eprintln!("{unreadable} records could not be opened with this device's keys");
+    }
+    Ok(unreadable == 0)
+}
+
+fn print_status(s: &photomesh::library::status::Status) {
+    println!("Device   {} ({})", s.device_name, s.device_id);
+    println!("Home     {}", s.home);
+    if let Some(epoch) = s.key_epoch {
+        println!(
+            "Library  {} photo records ({} records in all), key epoch {epoch}",
+            s.photo_records, s.records
+        );
+    } else {
+        println!(
+            "Library  {} records, all sealed: this device holds no library key",
+            s.records
+        );
+    }
+    if s.folders.is_empty() {
+        println!("Folders  none: add one with `photomesh folder add PATH`");
+    } else {
+        println!("Folders");
+        for f in &s.folders {
+            let note = if Path::new(&f.path).is_dir() {
+                ""
+            } else {
+                "  (not found)"
+            };
+            println!(
+                "  {:<16} {:>7} photos {:>10}   {}{note}",
+                f.label,
+                f.photos,
+                bytes(f.bytes),
+                f.path.display()
+            );
+        }
+    }
+    if let Some(safety) = &s.safety {
+        println!(
+            "Safety   {} of {} photos ({}) have {} verified copies on distinct devices; {} below",
+            safety.at_goal,
+            safety.photos,
+            bytes(safety.bytes),
+            safety.replica_goal,
+            safety.below_goal.len()
+        );
+        for b in safety.below_goal.iter().take(20) {
+            println!(
+                "  {} cop{}: {}/{}",
+                b.copies,
+                if b.copies == 1 { "y" } else { "ies" },
+                b.folder,
+                b.path
+            );
+        }
+        if safety.below_goal.len() > 20 {
+            println!(
+                "  … and {} more (photomesh status --json lists them all)",
+                safety.below_goal.len() - 20
+            );
+        }
+    }
+    match &s.listening {
+        Some(addr) => println!(
+            "Node     running, listening on {addr}, {} connection{} open",
+            s.open_connections.unwrap_or(0),
+            if s.open_connections == Some(1) {
+                ""
+            } else {
+                "s"
+            }
+        ),
+        None => println!(
+            "Node     not running: this is what the home records (start it with `photomesh run`)"
+        ),
+    }
+    if !s.peers.is_empty() {
+        println!("Devices");
+        for p in &s.peers {
+            let state = if let Some(c) = &p.connection {
+                format!("online via {} since {}", c.address, utc(c.since_ms as i64))
+            } else if p.online {
+                "online".to_owned()
+            } else {
+                p.last_sync_ms
+                    .map(|t| format!("last synced {}", utc(t as i64)))
+                    .unwrap_or_else(|| "never synced".into())
+            };
+            println!(
+                "  {:<16} {:<5} {:>7} blobs  {}",
+                p.name, p.role, p.blobs_held, state
+            );
+            if let Some(bad) = &p.bad_data {
+                println!(
+                    "    sent bad data for blob {} at {}: {}{}",
+                    &bad.blob[..16],
+                    utc(bad.at_ms as i64),
+                    bad.reason,
+                    if bad.avoided {
+                        " (not asked for blobs for now)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    if !s.transfers.is_empty() {
+        println!("Transfers");
+        for t in &s.transfers {
+            println!(
+                "  {}",
+                photomesh::library::status::describe_transfer(t, &s.peers)
+            );
+        }
+    }
+    println!(
+        "Holds    {}",
+        if s.hold == "own" {
+            "only the photos this device added (`run --hold own`)"
+        } else {
+            "every photo of the library"
+        }
+    );
+    match &s.last_scan {
+        None => println!("Last scan  never: run `photomesh scan`"),
+        Some(scan) => {
+            print!("Last scan  {}: ", utc(scan.started_at_ms as i64));
+            if scan.finished_at_ms.is_none() {
+                print!("(did not finish) ");
+            }
+            print_scan(scan);
+        }
+    }
+}

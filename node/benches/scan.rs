@@ -45,7 +45,7 @@ fn main() {
     for i in 0..3 {
         let home = data.join(format!("home-first-{i}"));
         let _ = fs::remove_dir_all(&home);
-        let h = Home::init(&home, "bench", None, 0).unwrap();
+        let h = photomesh::mesh::create_device(&home, "bench", None, 0).unwrap();
         h.index
             .add_folder(
                 &Folder {
@@ -85,7 +85,7 @@ fn main() {
         Ok(h) => h,
         Err(_) => {
             let _ = fs::remove_dir_all(&home);
-            let h = Home::init(&home, "bench", None, 0).unwrap();
+            let h = photomesh::mesh::create_device(&home, "bench", None, 0).unwrap();
             h.index
                 .add_folder(
                     &Folder {

@@ -19,7 +19,6 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use photomesh::home::Home;
 use photomesh::index::Folder;
 use photomesh::library::scan::{self, FileToScan};
 use photomesh::library::watch::{self, WatchOptions};
@@ -35,7 +34,7 @@ fn main() {
     let home_path = dir.path().join("home");
     let photos = dir.path().join("photos");
     fs::create_dir(&photos).unwrap();
-    let home = Home::init(&home_path, "bench", None, 0).unwrap();
+    let home = photomesh::mesh::create_device(&home_path, "bench", None, 0).unwrap();
     home.index
         .add_folder(
             &Folder {
@@ -99,7 +98,8 @@ fn main() {
     assert_eq!(home.index.photo_record_count().unwrap(), writes as u64);
 
     // The same work without the watcher: a second home, never watched, records each file.
-    let other = Home::init(&dir.path().join("other"), "bench", None, 0).unwrap();
+    let other =
+        photomesh::mesh::create_device(&dir.path().join("other"), "bench", None, 0).unwrap();
     other
         .index
         .add_folder(

@@ -141,7 +141,7 @@ fn init(
         ),
         None => None,
     };
-    let home = Home::init(home_path, name, recovered, now_ms())?;
+    let home = photomesh::mesh::create_device(home_path, name, recovered, now_ms())?;
     println!("Created device {:?} in {}", name, home_path.display());
     println!("Device ID: {}", home.device.device_id());
     println!("Next: photomesh folder add PATH, then photomesh scan");

@@ -28,6 +28,7 @@
 //! connections get a few round trips before they close, so that every peer hears the close
 //! at once (see `NodeHandle::stop_serving`).
 
+pub mod discovery;
 pub mod registry;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,12 +47,13 @@ use photomesh_protocol::nquic::{NoiseKey, Suite};
 use photomesh_protocol::seal::BlobId;
 
 use crate::clock::now_ms;
-use crate::daemon::registry::{Adoption, Backoff, Dialler, Link, Registry};
+use crate::daemon::registry::{Adoption, Backoff, Link, Registry};
 use crate::error::{Blame, Fault};
 use crate::home::{Home, HomeError};
 use crate::index::IndexError;
 use crate::mesh::{self, MeshError, MeshTrust};
 use crate::net::close::Close;
+use crate::net::control::Dialler;
 use crate::net::control::{ControlError, ControlSocket, FetchJob, LiveConnection, LiveStatus};
 use crate::net::frame::{self, NetError};
 use crate::net::transport;
@@ -127,7 +129,7 @@ pub struct RunOptions {
     /// Whether and how to watch the folders; `None` leaves them to `photomesh scan`.
     pub watch: Option<crate::library::watch::WatchOptions>,
     /// Whether to advertise this device and look for members on the LAN (mDNS).
-    pub discovery: crate::net::discovery::Settings,
+    pub discovery: crate::daemon::discovery::Settings,
     /// Addresses from the configuration file, dialled like those of `peer add`.
     pub peers: Vec<SocketAddr>,
 }
@@ -137,7 +139,7 @@ impl Default for RunOptions {
         Self {
             listen: DEFAULT_LISTEN,
             watch: Some(crate::library::watch::WatchOptions::default()),
-            discovery: crate::net::discovery::Settings::default(),
+            discovery: crate::daemon::discovery::Settings::default(),
             peers: Vec::new(),
         }
     }
@@ -228,7 +230,7 @@ pub async fn run(
     tracing::info!(%local, device = %home.device.device_id().short(), "listening");
 
     let set = RecordSet::load(&home)?;
-    let discovery_key = crate::net::discovery::key(&home);
+    let discovery_key = crate::daemon::discovery::key(&home);
     let engine = Arc::new(crate::replicate::held::BlobEngine::load(&home)?);
     tracing::info!(hold = engine.policy.name(), "hold policy");
     let node = NodeHandle(Arc::new(Shared {
@@ -260,7 +262,7 @@ pub async fn run(
     let discovery = match discovery_key {
         Ok(key) => {
             let (finder, members) = (node.clone(), trust.clone());
-            crate::net::discovery::Discovery::start(
+            crate::daemon::discovery::Discovery::start(
                 node.0.device,
                 key,
                 local.port(),
@@ -668,6 +670,7 @@ impl NodeHandle {
     /// `Request`.
     async fn serve(&self, peer: &NoiseKey, link: &Link) {
         let connection = &link.connection;
+        let mut reported: Option<String> = None;
         while let Ok((send, mut recv)) = connection.accept_bi().await {
             let answered = async {
                 let request = frame::read_frame::<Request>(&mut recv).await?;
@@ -685,7 +688,12 @@ impl NodeHandle {
                 }
                 AfterFailure::Stop => return,
                 AfterFailure::Retry => {
-                    tracing::warn!(peer = %link.device.short(), "could not answer a request ({}): {e}", e.fault());
+                    // Said once until it changes: a full disk fails every request alike.
+                    let text = e.to_string();
+                    if reported.as_deref() != Some(&text) {
+                        tracing::warn!(peer = %link.device.short(), "could not answer a request ({}): {text}", e.fault());
+                        reported = Some(text);
+                    }
                 }
             }
         }

@@ -69,9 +69,6 @@ pub enum HomeError {
     /// The index could not be opened.
     #[error(transparent)]
     Index(#[from] IndexError),
-    /// The mesh could not be founded.
-    #[error(transparent)]
-    Mesh(#[from] crate::mesh::MeshError),
     /// The blob store could not be opened.
     #[error(transparent)]
     BlobStore(#[from] BlobStoreError),
@@ -113,10 +110,10 @@ fn random32() -> Result<[u8; 32], HomeError> {
 
 impl Home {
     /// Creates a new home with fresh device keys and either a fresh library key or, when
-    /// recovering, the given key ring. The device founds a mesh of its own, which it leaves
-    /// if it joins another. Refuses a path that exists and holds anything but a
-    /// `config.toml`.
-    pub fn init(
+    /// recovering, the given key ring. Refuses a path that exists and holds anything but a
+    /// `config.toml`. A new device is made by [`crate::mesh::create_device`], which also
+    /// founds its mesh of one.
+    pub fn create(
         path: &Path,
         name: &str,
         recovered: Option<KeyRing>,
@@ -159,7 +156,6 @@ impl Home {
             index,
             blobs,
         };
-        crate::mesh::found(&home, name, now_ms)?;
         Ok(home)
     }
 
@@ -329,7 +325,7 @@ mod tests {
     fn init_then_open_gives_the_same_keys() {
         let dir = tempfile::tempdir().unwrap();
         let home_path = dir.path().join("home");
-        let home = Home::init(&home_path, "laptop", None, 1).unwrap();
+        let home = Home::create(&home_path, "laptop", None, 1).unwrap();
         let id = home.device.device_id();
         let epoch_key = home.keys.current().unwrap().clone();
         drop(home);
@@ -349,9 +345,9 @@ mod tests {
     #[test]
     fn init_refuses_an_existing_home() {
         let dir = tempfile::tempdir().unwrap();
-        Home::init(dir.path(), "a", None, 1).unwrap();
+        Home::create(dir.path(), "a", None, 1).unwrap();
         assert!(matches!(
-            Home::init(dir.path(), "b", None, 1),
+            Home::create(dir.path(), "b", None, 1),
             Err(HomeError::Exists(_))
         ));
         assert_eq!(Home::open(dir.path()).unwrap().device_name().unwrap(), "a");
@@ -360,7 +356,7 @@ mod tests {
     #[test]
     fn damaged_key_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        Home::init(dir.path(), "a", None, 1).unwrap();
+        Home::create(dir.path(), "a", None, 1).unwrap();
         fs::write(dir.path().join(LIBRARY_KEYS_FILE), "version 1\nepoch x y\n").unwrap();
         let err = Home::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("library.keys"), "{err}");
@@ -369,7 +365,7 @@ mod tests {
     #[test]
     fn rotation_adds_an_epoch_and_keeps_the_old() {
         let dir = tempfile::tempdir().unwrap();
-        let mut home = Home::init(dir.path(), "a", None, 1).unwrap();
+        let mut home = Home::create(dir.path(), "a", None, 1).unwrap();
         let first = home.keys.current().unwrap().clone();
         assert_eq!(home.rotate_library_key().unwrap(), 2);
         let home = Home::open(dir.path()).unwrap();

@@ -56,7 +56,20 @@ impl From<HomeError> for MeshError {
 
 const FOUNDER_KEY: &str = "founder";
 
-/// Founds a new mesh with this device as its only member (called by `init`).
+/// Creates a new device in a new home at `path` ([`Home::create`]) and founds its mesh of
+/// one, which it leaves if it joins another.
+pub fn create_device(
+    path: &std::path::Path,
+    name: &str,
+    recovered: Option<photomesh_protocol::keys::KeyRing>,
+    now_ms: u64,
+) -> Result<Home, MeshError> {
+    let home = Home::create(path, name, recovered, now_ms)?;
+    found(&home, name, now_ms)?;
+    Ok(home)
+}
+
+/// Founds a new mesh with this device as its only member.
 pub fn found(home: &Home, name: &str, now_ms: u64) -> Result<(), MeshError> {
     let record = MembershipRecord::sign(
         &home.device,
@@ -232,39 +245,35 @@ pub fn devices(home: &Home) -> Result<Vec<DeviceEntry>, MeshError> {
 /// The trust set as the nQUIC layer consults it: the mesh's current members, read from the
 /// index at each handshake so that a revocation takes effect at once.
 pub struct MeshTrust {
-    members: std::sync::RwLock<TrustSet>,
+    members: crate::lock::Mutex<TrustSet>,
 }
 
 impl MeshTrust {
     /// A trust set holding `trust`.
     pub fn new(trust: TrustSet) -> Self {
         Self {
-            members: std::sync::RwLock::new(trust),
+            members: crate::lock::Mutex::new("the mesh's members", trust),
         }
     }
 
     /// Replaces the members (after membership records arrived).
     pub fn update(&self, trust: TrustSet) {
-        if let Ok(mut m) = self.members.write() {
-            *m = trust;
-        }
+        *self.members.lock() = trust;
     }
 
     /// The device IDs of the current members (what `Discovery` matches adverts against).
     pub fn devices(&self) -> Vec<DeviceId> {
         self.members
-            .read()
-            .map(|m| m.members().map(|member| member.device).collect())
-            .unwrap_or_default()
+            .lock()
+            .members()
+            .map(|member| member.device)
+            .collect()
     }
 }
 
 impl nquic::TrustSet for MeshTrust {
     fn is_trusted(&self, noise_key: &[u8; 32]) -> bool {
-        self.members
-            .read()
-            .map(|m| m.by_noise_key(noise_key).is_some())
-            .unwrap_or(false)
+        self.members.lock().by_noise_key(noise_key).is_some()
     }
 }
 
@@ -275,7 +284,7 @@ mod tests {
     #[test]
     fn init_founds_a_mesh_of_one() {
         let dir = tempfile::tempdir().unwrap();
-        let home = Home::init(dir.path(), "laptop", None, 1).unwrap();
+        let home = create_device(dir.path(), "laptop", None, 1).unwrap();
         let trust = trust_set(&home).unwrap();
         let me = trust.get(&home.device.device_id()).unwrap();
         assert_eq!(me.role, Role::Full);
@@ -286,8 +295,8 @@ mod tests {
     #[test]
     fn revoking_keeps_what_the_device_signed_and_rotates_the_key() {
         let dir = tempfile::tempdir().unwrap();
-        let mut home = Home::init(&dir.path().join("a"), "a", None, 1).unwrap();
-        let b = Home::init(&dir.path().join("b"), "b", None, 1).unwrap();
+        let mut home = create_device(&dir.path().join("a"), "a", None, 1).unwrap();
+        let b = create_device(&dir.path().join("b"), "b", None, 1).unwrap();
         introduce(
             &home,
             b.device.signing_public(),

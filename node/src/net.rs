@@ -1,10 +1,8 @@
-//! The network below replication: quinn endpoints with nQUIC crypto ([`transport`]), dialling
-//! a member ([`dial`]), framed messages on streams ([`frame`]), the application close codes
-//! ([`close`]), mDNS discovery ([`discovery`]), and the local control socket ([`control`]).
+//! The network below replication: quinn endpoints with nQUIC crypto ([`transport`]), framed
+//! messages on streams ([`frame`]), the application close codes ([`close`]), and the local
+//! control socket and its messages ([`control`]).
 
 pub mod close;
 pub mod control;
-
-pub mod discovery;
 pub mod frame;
 pub mod transport;

@@ -16,7 +16,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
     let options = photomesh::daemon::RunOptions {
         listen: config.node.listen,
         peers: config.peers.resolve(),
-        discovery: photomesh::net::discovery::Settings {
+        discovery: photomesh::daemon::discovery::Settings {
             advertise: config.discovery.advertise,
             browse: config.discovery.browse,
         },

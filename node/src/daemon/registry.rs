@@ -21,15 +21,7 @@ use std::time::{Duration, Instant};
 
 use photomesh_protocol::identity::DeviceId;
 
-/// Which end of a connection dialled it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Dialler {
-    /// This device dialled.
-    Here,
-    /// The peer dialled.
-    There,
-}
+use crate::net::control::Dialler;
 
 /// The dialler whose connection a pair keeps when dials cross: the device with the smaller
 /// Noise key.

@@ -5,8 +5,8 @@
 use crate::home::Home;
 use crate::index::{FolderStats, IndexError, ScanSummary};
 use crate::mesh::DeviceEntry;
+use crate::net::control::TransferStatus;
 use crate::net::control::{LiveConnection, LiveStatus};
-use crate::replicate::transfers::TransferStatus;
 
 /// The status of one device, as printed or serialised with `--json`.
 #[derive(Debug, serde::Serialize)]

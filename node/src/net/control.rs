@@ -26,9 +26,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use crate::daemon::registry::Dialler;
-use crate::replicate::transfers::TransferStatus;
-
 /// The socket's file name in the home.
 pub const SOCKET_FILE: &str = "control.sock";
 /// The lock file a running node holds locked, in the home.
@@ -73,6 +70,33 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ControlError + '_ {
         path: path.to_owned(),
         source,
     }
+}
+
+/// Which end of a connection dialled it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialler {
+    /// This device dialled.
+    Here,
+    /// The peer dialled.
+    There,
+}
+
+/// A transfer as `status` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TransferStatus {
+    /// The blob's ID (hex).
+    pub blob: String,
+    /// The devices it is being fetched from.
+    pub peers: Vec<String>,
+    /// Verified bytes so far.
+    pub done: u64,
+    /// The blob's sealed length.
+    pub total: u64,
+    /// Verified bytes per second since this try started.
+    pub bytes_per_s: f64,
+    /// Seconds left at that rate, once there is a rate.
+    pub eta_s: Option<f64>,
 }
 
 /// A fetch a local command asked the running node for (control verbs `fetch` and

@@ -14,6 +14,8 @@ use std::time::Instant;
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::seal::BlobId;
 
+use crate::net::control::TransferStatus;
+
 /// The transfers of one running node.
 #[derive(Default, Clone)]
 pub struct Transfers(Arc<Inner>);
@@ -39,23 +41,6 @@ pub struct TransferHandle {
     key: u64,
     transfer: Arc<Transfer>,
     owner: Arc<Inner>,
-}
-
-/// A transfer as `status` shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TransferStatus {
-    /// The blob's ID (hex).
-    pub blob: String,
-    /// The devices it is being fetched from.
-    pub peers: Vec<String>,
-    /// Verified bytes so far.
-    pub done: u64,
-    /// The blob's sealed length.
-    pub total: u64,
-    /// Verified bytes per second since this try started.
-    pub bytes_per_s: f64,
-    /// Seconds left at that rate, once there is a rate.
-    pub eta_s: Option<f64>,
 }
 
 impl Transfers {

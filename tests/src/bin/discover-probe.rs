@@ -11,7 +11,7 @@
 use std::io::{Read, Write};
 
 use anyhow::Context;
-use photomesh::net::discovery::{Discovery, Settings};
+use photomesh::daemon::discovery::{Discovery, Settings};
 use photomesh_protocol::discovery::DiscoveryKey;
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::record::RecordId;

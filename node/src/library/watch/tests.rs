@@ -159,7 +159,7 @@ fn setup() -> Setup {
     let home_path = dir.path().join("home");
     let photos = dir.path().join("photos");
     fs::create_dir(&photos).expect("photos folder");
-    let home = Home::init(&home_path, "test", None, 0).expect("home");
+    let home = crate::mesh::create_device(&home_path, "test", None, 0).expect("home");
     home.index
         .add_folder(
             &Folder {

@@ -98,7 +98,7 @@ fn a_member_found_by_discovery_is_dialled_at_once_and_hears_announcements() {
         let options = photomesh::daemon::RunOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             watch: None,
-            discovery: photomesh::net::discovery::Settings {
+            discovery: photomesh::daemon::discovery::Settings {
                 advertise: false,
                 browse: false,
             },

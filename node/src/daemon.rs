@@ -1,32 +1,17 @@
 //! The running node (`photomesh run`) and the member-to-member hello (`photomesh ping`).
 //!
-//! The node holds **one connection per pair of devices** (`connections`): every connection,
-//! whichever side dialled it, is adopted into a registry that keeps at most one per peer,
-//! and is then both served (the peer's `Request`s: hello, record and blob-set
-//! reconciliation, record and blob fetches, announcements) and synced over (this side's pull:
-//! hello, then records with `sync`, then blobs with `blobs`, every [`SYNC_INTERVAL`] or at
-//! once when woken by an announcement). When dials cross, both ends keep the connection
-//! dialled by the device with the smaller Noise key and close the other as a duplicate.
+//! One connection per pair of devices ([`registry`]): whichever side dialled it, it is
+//! adopted into the registry and then served (the peer's `Request`s) and synced over (this
+//! side's pull: hello, records, blobs, every [`SYNC_INTERVAL`] or at once when woken). When
+//! dials cross, both ends keep the connection dialled by the smaller Noise key. Absent members
+//! are dialled in the background, with a per-address backoff from 1 s to 60 s, at every
+//! address known for them (last seen, seen by others, found by [`discovery`], configured).
 //!
-//! Members without a connection are dialled in the background, so an absent device never
-//! holds up the others: where each was last seen, where another member saw it, where mDNS
-//! found it ([`NodeHandle::found`]), and at configured peer addresses. A failed dial of a
-//! (device, address) waits before the next, doubling from 1 s to 60 s.
-//!
-//! The caller gets a [`NodeHandle`] once the node listens: other parts of the node (the
-//! folder watcher, discovery) tell the node through it that photos were recorded
-//! ([`NodeHandle::announce`]) or that a member was found on the LAN. The node also opens the
-//! home's control socket (`control`), through which `status` and `devices` read its live
-//! state; a second node on the same home is refused.
-//!
-//! The trust set that the nQUIC layer consults is reloaded whenever the index changes
-//! (SQLite's `data_version`, polled every [`TRUST_POLL`]): a `photomesh revoke` run beside a
-//! running node takes effect within that time, and the node closes any open connection of
-//! the revoked device.
-//!
-//! When the node stops, the blob answers still running reset their streams and the
-//! connections get a few round trips before they close, so that every peer hears the close
-//! at once (see `NodeHandle::stop_serving`).
+//! A failed exchange costs the peer its connection only if it was the peer's fault
+//! (`after_failure`); a failure on this device is logged once and retried. The trust set is
+//! reloaded when the index changes (every [`TRUST_POLL`]), and a revoked device's connection
+//! is closed. The home's control socket serves `status`, `devices` and restore fetches. A
+//! stopping node resets its blob answers and gives its connections a few round trips to close.
 
 pub mod discovery;
 pub mod registry;

@@ -5,15 +5,15 @@
 //!
 //! # Layout
 //! The folders are the layers; arrows run downwards only.
+//! - [`daemon`]: the running node (`run`): links, the dialler, discovery, the hello.
 //! - [`demo`]: `photomesh demo`, and the sample libraries it and the tests use.
-//! - [`daemon`]: the running node (`run`): links, the dialler, the hello, the control answers.
-//! - [`replicate`]: record and blob replication: held sets, fetching, ranges, serving.
 //! - [`library`]: the photo folders: scan, media kinds, watch, restore, verify, status.
-//! - [`mesh`]: membership (founding, introducing, revoking), pairing, QR codes.
-//! - [`net`]: QUIC endpoints, dialling, framing, close codes, discovery, the control socket.
+//! - [`replicate`]: record and blob replication: held sets, fetching, ranges, serving.
+//! - [`mesh`]: membership (a new device, founding, introducing, revoking), pairing, QR codes.
+//! - [`net`]: QUIC endpoints, framing, close codes, the control socket and its messages.
+//! - [`home`]: the home directory (keys, index, store) and the configuration file.
 //! - [`blob`]: local blob bytes: the store, direct writes, on-the-fly sealing, blob sources.
 //! - [`index`]: the SQLite index and its migrations.
-//! - [`home`]: the home directory (keys, index, store) and the configuration file.
 //! - [`error`], [`lock`], [`clock`]: what every layer shares.
 
 pub mod blob;

@@ -655,7 +655,7 @@ impl NodeHandle {
     /// `Request`.
     async fn serve(&self, peer: &NoiseKey, link: &Link) {
         let connection = &link.connection;
-        let mut reported: Option<String> = None;
+        let mut reported: Option<Fault> = None;
         while let Ok((send, mut recv)) = connection.accept_bi().await {
             let answered = async {
                 let request = frame::read_frame::<Request>(&mut recv).await?;
@@ -663,7 +663,10 @@ impl NodeHandle {
                 self.answer_request(peer, link, request, send, recv).await
             }
             .await;
-            let Err(e) = answered else { continue };
+            let Err(e) = answered else {
+                reported = None;
+                continue;
+            };
             match after_failure(e.fault(), connection.close_reason().is_some()) {
                 AfterFailure::Close => {
                     // A malformed message closes that connection; the node carries on.
@@ -673,11 +676,10 @@ impl NodeHandle {
                 }
                 AfterFailure::Stop => return,
                 AfterFailure::Retry => {
-                    // Said once until it changes: a full disk fails every request alike.
-                    let text = e.to_string();
-                    if reported.as_deref() != Some(&text) {
-                        tracing::warn!(peer = %link.device.short(), "could not answer a request ({}): {text}", e.fault());
-                        reported = Some(text);
+                    // Said once until it clears: a full disk fails every request alike.
+                    if reported != Some(e.fault()) {
+                        tracing::warn!(peer = %link.device.short(), "could not answer a request ({}): {e}", e.fault());
+                        reported = Some(e.fault());
                     }
                 }
             }
@@ -769,7 +771,9 @@ impl NodeHandle {
     async fn sync_loop(&self, peer: &NoiseKey, link: &Link) {
         let home = &self.0.home;
         let connection = &link.connection;
-        let mut reported: Option<String> = None;
+        // What was last reported, so a failure that repeats (a full disk fails every round
+        // alike, with another staging file named each time) is said once until it clears.
+        let mut reported: Option<Fault> = None;
         loop {
             let round = async {
                 greet(home, connection, peer, None).await?;
@@ -805,10 +809,11 @@ impl NodeHandle {
                     }
                     AfterFailure::Retry => {
                         // The peer did nothing wrong: keep its connection, say it once.
-                        let text = e.to_string();
-                        if reported.as_deref() != Some(&text) {
-                            tracing::warn!(peer = %link.device.short(), "replication paused ({}): {text}; trying again every {:?}", e.fault(), RETRY_AFTER_LOCAL_FAILURE);
-                            reported = Some(text);
+                        if reported != Some(e.fault()) {
+                            tracing::warn!(peer = %link.device.short(), "replication paused ({}): {e}; trying again every {:?}", e.fault(), RETRY_AFTER_LOCAL_FAILURE);
+                            reported = Some(e.fault());
+                        } else {
+                            tracing::debug!(peer = %link.device.short(), "replication still paused: {e}");
                         }
                         wait = RETRY_AFTER_LOCAL_FAILURE;
                     }

@@ -41,13 +41,6 @@ impl<T> Mutex<T> {
             poisoned.into_inner()
         })
     }
-
-    /// Takes the value out, whatever a panic left.
-    pub fn into_inner(self) -> T {
-        self.inner
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 impl<T: Default> Default for Mutex<T> {

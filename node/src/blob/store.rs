@@ -203,7 +203,11 @@ impl BlobStore {
         data: &crate::blob::direct::Aligned,
     ) -> Result<Staged, BlobStoreError> {
         let tmp = self.staging_path(blob_id)?;
-        crate::blob::direct::DirectFile::create_with(&tmp, data).map_err(io_err(&tmp))?;
+        if let Err(e) = crate::blob::direct::DirectFile::create_with(&tmp, data) {
+            // A full disk must not leave a half-written file behind for every try.
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&tmp)(e));
+        }
         Ok(Staged {
             blob_id: *blob_id,
             tmp,

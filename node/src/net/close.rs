@@ -1,7 +1,7 @@
 //! Every application close code of the node, by name: the codes a connection is closed with
 //! and a blob stream is reset with. The numbers are on the wire; they never change meaning.
 
-use quinn::{ConnectionError, VarInt};
+use quinn::VarInt;
 
 /// Why this node closes a connection (or resets a blob stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,14 +73,6 @@ impl Close {
     /// The close a code stands for, if it is one of ours.
     pub fn from_code(code: VarInt) -> Option<Close> {
         Close::ALL.into_iter().find(|c| c.code() == code)
-    }
-
-    /// The close the peer ended a connection with, if it closed it with one of ours.
-    pub fn by_peer(error: &ConnectionError) -> Option<Close> {
-        match error {
-            ConnectionError::ApplicationClosed(c) => Close::from_code(c.error_code),
-            _ => None,
-        }
     }
 }
 

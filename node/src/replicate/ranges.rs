@@ -255,8 +255,10 @@ pub(crate) enum WorkerEnd {
     NotHere,
     /// The peer sent data that does not verify.
     Bad(String),
-    /// The connection or the disk failed.
+    /// The connection failed.
     Failed(String),
+    /// This device could not write what arrived (a full disk).
+    Disk(io::Error),
 }
 
 impl WorkerEnd {
@@ -267,6 +269,7 @@ impl WorkerEnd {
             Self::NotHere => "not here",
             Self::Bad(_) => "bad data",
             Self::Failed(_) => "failed",
+            Self::Disk(_) => "disk failed",
         }
     }
 }
@@ -278,6 +281,7 @@ impl From<Result<bool, ReceiveError>> for WorkerEnd {
             Ok(false) => Self::Stopped,
             Err(ReceiveError::BadData(why)) => Self::Bad(why),
             Err(ReceiveError::Interrupted(e)) => Self::Failed(e.to_string()),
+            Err(ReceiveError::Disk(e)) => Self::Disk(e),
         }
     }
 }
@@ -381,7 +385,10 @@ pub(crate) async fn fetch_large(
         Busy,
         Out,
     }
-    let io_failed = |e: io::Error| NetError::Connection(format!("blob {blob_id}: {e}"));
+    let io_failed = |source: io::Error| SyncError::Disk {
+        what: format!("the partial file of blob {blob_id}"),
+        source,
+    };
     fs::create_dir_all(&fetcher.partial_dir).map_err(io_failed)?;
     let partial = Partial::open(
         &path,
@@ -456,6 +463,10 @@ pub(crate) async fn fetch_large(
                 }
                 tracing::info!(blob = %blob_id, peer = %device.short(), "a peer stopped sending its part of a blob; the others take it over: {why}");
                 last_error = why;
+            }
+            WorkerEnd::Disk(source) => {
+                // This device's fault: no peer takes it over; what verified is persisted.
+                return Err(io_failed(source).into());
             }
             WorkerEnd::Bad(why) if device == first => {
                 // The link's own peer: recorded and disconnected by `fetch_all`. What

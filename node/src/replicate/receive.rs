@@ -250,8 +250,11 @@ pub(crate) fn keep(
 pub(crate) enum ReceiveError {
     /// The data does not match the blob ID: the peer is bad.
     BadData(String),
-    /// The stream or the disk failed; verified progress is kept.
+    /// The stream failed or ended early; verified progress is kept.
     Interrupted(io::Error),
+    /// Writing the partial file on this device failed (a full disk); verified progress
+    /// persisted before it is kept.
+    Disk(io::Error),
 }
 
 /// Decodes a bao stream of chunk groups `first..end` of the blob into its partial file,
@@ -318,7 +321,7 @@ pub(crate) fn receive_into(
                 }
                 if run_len + leaf.data.len() > RUN_BYTES {
                     if let Err(e) = write_run(partial, &mut run, run_start, run_len) {
-                        break Err(interrupted(e));
+                        break Err(ReceiveError::Disk(e));
                     }
                     run_start += run_len as u64;
                     run_len = 0;
@@ -335,7 +338,7 @@ pub(crate) fn receive_into(
                     if let Err(e) = write_run(partial, &mut run, run_start, run_len)
                         .and_then(|()| partial.persist(pending, verified))
                     {
-                        break Err(interrupted(e));
+                        break Err(ReceiveError::Disk(e));
                     }
                     run_start += run_len as u64;
                     run_len = 0;
@@ -361,7 +364,7 @@ pub(crate) fn receive_into(
         partial.plan().release(first, claimed_to);
     }
     match (result, persisted) {
-        (Ok(_), Err(e)) => Err(interrupted(e)),
+        (Ok(_), Err(e)) => Err(ReceiveError::Disk(e)),
         (result, _) => result,
     }
 }

@@ -378,3 +378,23 @@ fn receiving_a_corrupted_stream_stores_nothing() {
         Err(ReceiveError::Interrupted(_))
     ));
 }
+
+#[test]
+fn a_partial_file_that_cannot_be_written_is_a_disk_failure_not_an_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, blob_id, encode) = blob(9 << 20, 4);
+    let len = data.len() as u64;
+    let total = groups_of(len);
+    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    let target = dir.path().join("partial");
+    std::os::unix::fs::symlink("/dev/full", &target).unwrap();
+    let p = partial(&target, blob_id, len);
+    let result = receive_into(&p, *PEER, &encode(0, total)[..], 0, total, true);
+    match &result {
+        Err(ReceiveError::Disk(e)) => assert_eq!(e.raw_os_error(), Some(28), "{e}"),
+        Err(ReceiveError::Interrupted(e)) => panic!("a full disk taken for the stream: {e}"),
+        Err(ReceiveError::BadData(why)) => panic!("a full disk taken for bad data: {why}"),
+        Ok(_) => panic!("nothing could be written, yet the range was received"),
+    }
+    assert!(matches!(WorkerEnd::from(result), WorkerEnd::Disk(_)));
+}

@@ -179,3 +179,71 @@ pub(crate) fn remove_partial(partial: &Path) {
     let _ = fs::remove_file(partial);
     let _ = fs::remove_file(progress_path(partial));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    #[test]
+    fn group_sets_merge_split_and_list_their_gaps() {
+        let mut set = GroupSet::default();
+        set.insert(10, 20);
+        set.insert(30, 40);
+        set.insert(20, 25);
+        assert_eq!(set.0, vec![(10, 25), (30, 40)]);
+        assert_eq!(set.gaps(50), vec![(0, 10), (25, 30), (40, 50)]);
+        set.remove(12, 35);
+        assert_eq!(set.0, vec![(10, 12), (35, 40)]);
+        assert_eq!(set.len(), 7);
+        assert_eq!(set.first_missing(), 0);
+        set.insert(0, 10);
+        assert_eq!(set.first_missing(), 12);
+        assert_eq!(
+            set.bytes(39 * GROUP_BYTES + 5),
+            12 * GROUP_BYTES + 4 * GROUP_BYTES + 5
+        );
+    }
+
+    #[test]
+    fn a_progress_file_is_trusted_no_further_than_the_data_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("partial");
+        let len = 100 * GROUP_BYTES + 7;
+        let mut done = GroupSet::default();
+        done.insert(0, 10);
+        done.insert(50, 101);
+        write_progress(&target, &done, len).unwrap();
+        // No partial file at all: nothing is verified.
+        assert_eq!(read_progress(&target).0, GroupSet::default());
+        // The partial file holds the whole blob: all of it is as written.
+        fs::write(&target, vec![0u8; len as usize]).unwrap();
+        assert_eq!(read_progress(&target), (done.clone(), Some(len)));
+        // Truncated on disk to 60 groups and a bit: only what is there counts.
+        fs::write(&target, vec![0u8; (60 * GROUP_BYTES + 100) as usize]).unwrap();
+        assert_eq!(read_progress(&target).0.0, vec![(0, 10), (50, 60)]);
+        fs::write(&target, vec![0u8; len as usize]).unwrap();
+        // Damaged progress files count as nothing verified.
+        let progress = progress_path(&target);
+        let good = fs::read_to_string(&progress).unwrap();
+        for bad in [
+            String::new(),
+            "garbage".to_string(),
+            good.replace("photomesh partial v1", "photomesh partial v9"),
+            format!("{PROGRESS_MAGIC} {len}\n0 100\n"),
+            format!("{PROGRESS_MAGIC} {len}\n{} 0\n", 4 * GROUP_BYTES),
+            format!(
+                "{PROGRESS_MAGIC} {len}\n0 {}\n0 {}\n",
+                2 * GROUP_BYTES,
+                GROUP_BYTES
+            ),
+            format!("{PROGRESS_MAGIC} {len}\n0 {}\n", len + GROUP_BYTES),
+            format!("{PROGRESS_MAGIC} {len}\n0 {} 5\n", GROUP_BYTES),
+            good[..good.len() - 3].to_string() + "x\n",
+        ] {
+            fs::write(&progress, &bad).unwrap();
+            assert_eq!(read_progress(&target).0, GroupSet::default(), "{bad:?}");
+        }
+    }
+}

@@ -378,4 +378,37 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    #[test]
+    fn a_sealed_original_reads_as_the_blob_at_every_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("photo.jpg");
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &plain).unwrap();
+        let key = LibraryKey::new(1, [4; 32]).content_key();
+        let hash = *blake3::hash(&plain).as_bytes();
+        let blob = seal::seal(&key.file_key(&hash), &plain);
+        let original = SealedOriginal::open(&path, &key, &hash, plain.len() as u64).unwrap();
+        assert_eq!(original.size().unwrap(), Some(blob.len() as u64));
+        for (pos, len) in [
+            (0, 5),
+            (3, 40),
+            (20, 100),
+            (65_550, 20),
+            (131_000, 5_000),
+            (199_990, 1_000),
+        ] {
+            let mut buf = vec![0u8; len];
+            let mut got = 0;
+            while got < len {
+                let n = original.read_at(pos + got as u64, &mut buf[got..]).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            let end = (pos as usize + len).min(blob.len());
+            assert_eq!(&buf[..got], &blob[pos as usize..end], "at {pos}");
+        }
+    }
 }

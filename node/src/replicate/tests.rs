@@ -1,4 +1,4 @@
-//! Unit tests of blob replication: held-set bookkeeping, partial files, ranges, receiving.
+//! Unit tests of blob replication: held-set bookkeeping, ranges from several peers, receiving.
 
 #[test]
 fn peer_holdings_are_rewritten_once_the_sets_become_equal_after_differing() {
@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use bao_tree::ChunkRanges;
 use bao_tree::io::outboard::PostOrderMemOutboard;
-use bao_tree::io::sync::{ReadAt, Size};
 
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::seal::BlobId;
@@ -35,8 +34,6 @@ use crate::blob::direct::Pool;
 use crate::blob::partial::*;
 use crate::blob::sealed::*;
 use crate::blob::source::*;
-use photomesh_protocol::keys::LibraryKey;
-use photomesh_protocol::seal;
 
 fn handle() -> TransferHandle {
     Transfers::default().start(BlobId([0; 32]), 0, 0)
@@ -54,39 +51,6 @@ fn peer_holdings_are_rewritten_when_the_peer_catches_up() {
     assert!(!known.changed(&peer, b"ours", false));
     // Our set changed: written.
     assert!(known.changed(&peer, b"more", false));
-}
-
-#[test]
-fn a_sealed_original_reads_as_the_blob_at_every_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("photo.jpg");
-    let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    fs::write(&path, &plain).unwrap();
-    let key = LibraryKey::new(1, [4; 32]).content_key();
-    let hash = *blake3::hash(&plain).as_bytes();
-    let blob = seal::seal(&key.file_key(&hash), &plain);
-    let original = SealedOriginal::open(&path, &key, &hash, plain.len() as u64).unwrap();
-    assert_eq!(original.size().unwrap(), Some(blob.len() as u64));
-    for (pos, len) in [
-        (0, 5),
-        (3, 40),
-        (20, 100),
-        (65_550, 20),
-        (131_000, 5_000),
-        (199_990, 1_000),
-    ] {
-        let mut buf = vec![0u8; len];
-        let mut got = 0;
-        while got < len {
-            let n = original.read_at(pos + got as u64, &mut buf[got..]).unwrap();
-            if n == 0 {
-                break;
-            }
-            got += n;
-        }
-        let end = (pos as usize + len).min(blob.len());
-        assert_eq!(&buf[..got], &blob[pos as usize..end], "at {pos}");
-    }
 }
 
 /// A blob's data, its ID, and a function giving the bao encoding of a group range.
@@ -222,67 +186,6 @@ fn a_peer_failing_mid_range_leaves_its_unfinished_part_to_the_others() {
         plan.finish(s, e);
     }
     assert!(plan.complete());
-}
-
-#[test]
-fn group_sets_merge_split_and_list_their_gaps() {
-    let mut set = GroupSet::default();
-    set.insert(10, 20);
-    set.insert(30, 40);
-    set.insert(20, 25);
-    assert_eq!(set.0, vec![(10, 25), (30, 40)]);
-    assert_eq!(set.gaps(50), vec![(0, 10), (25, 30), (40, 50)]);
-    set.remove(12, 35);
-    assert_eq!(set.0, vec![(10, 12), (35, 40)]);
-    assert_eq!(set.len(), 7);
-    assert_eq!(set.first_missing(), 0);
-    set.insert(0, 10);
-    assert_eq!(set.first_missing(), 12);
-    assert_eq!(
-        set.bytes(39 * GROUP_BYTES + 5),
-        12 * GROUP_BYTES + 4 * GROUP_BYTES + 5
-    );
-}
-
-#[test]
-fn a_progress_file_is_trusted_no_further_than_the_data_on_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("partial");
-    let len = 100 * GROUP_BYTES + 7;
-    let mut done = GroupSet::default();
-    done.insert(0, 10);
-    done.insert(50, 101);
-    write_progress(&target, &done, len).unwrap();
-    // No partial file at all: nothing is verified.
-    assert_eq!(read_progress(&target).0, GroupSet::default());
-    // The partial file holds the whole blob: all of it is as written.
-    fs::write(&target, vec![0u8; len as usize]).unwrap();
-    assert_eq!(read_progress(&target), (done.clone(), Some(len)));
-    // Truncated on disk to 60 groups and a bit: only what is there counts.
-    fs::write(&target, vec![0u8; (60 * GROUP_BYTES + 100) as usize]).unwrap();
-    assert_eq!(read_progress(&target).0.0, vec![(0, 10), (50, 60)]);
-    fs::write(&target, vec![0u8; len as usize]).unwrap();
-    // Damaged progress files count as nothing verified.
-    let progress = progress_path(&target);
-    let good = fs::read_to_string(&progress).unwrap();
-    for bad in [
-        String::new(),
-        "garbage".to_string(),
-        good.replace("photomesh partial v1", "photomesh partial v9"),
-        format!("{PROGRESS_MAGIC} {len}\n0 100\n"),
-        format!("{PROGRESS_MAGIC} {len}\n{} 0\n", 4 * GROUP_BYTES),
-        format!(
-            "{PROGRESS_MAGIC} {len}\n0 {}\n0 {}\n",
-            2 * GROUP_BYTES,
-            GROUP_BYTES
-        ),
-        format!("{PROGRESS_MAGIC} {len}\n0 {}\n", len + GROUP_BYTES),
-        format!("{PROGRESS_MAGIC} {len}\n0 {} 5\n", GROUP_BYTES),
-        good[..good.len() - 3].to_string() + "x\n",
-    ] {
-        fs::write(&progress, &bad).unwrap();
-        assert_eq!(read_progress(&target).0, GroupSet::default(), "{bad:?}");
-    }
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub fn ping(home: &Home, address: SocketAddr, device: Option<String>, json: bool
                 .with_context(|| format!("{d:?} is not a device ID"))
         })
         .transpose()?;
-    let pong = super::runtime()?.block_on(photomesh::daemon::ping(home, address, device))?;
+    let pong = super::runtime()?.block_on(photomesh::daemon::hello::ping(home, address, device))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&pong)?);
     } else {

@@ -1,0 +1,173 @@
+//! The blobs this device knows: their verification data, whether the store holds them, and
+//! which originals they are sealed from.
+
+use std::path::{Path, PathBuf};
+
+use photomesh_protocol::seal::BlobId;
+use rusqlite::{OptionalExtension, params};
+
+use super::{Index, IndexError};
+
+/// The original files whose recorded content is blob `?1` (see [`Index::originals_of`]).
+pub(super) const ORIGINALS_OF: &str = "SELECT f.path, s.path, r.sealed FROM sources s
+     JOIN photos p USING (record_id)
+     JOIN records r USING (record_id)
+     JOIN folders f ON f.label = s.folder
+     WHERE p.blob_id = ?1";
+
+/// What the index knows of a blob.
+#[derive(Debug)]
+pub struct BlobInfo {
+    /// Its sealed length.
+    pub sealed_len: u64,
+    /// Its bao outboard.
+    pub outboard: Vec<u8>,
+    /// Whether the blob store holds it.
+    pub stored: bool,
+}
+
+pub(super) fn blob_id_from(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
+    <[u8; 32]>::try_from(bytes).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            "an ID column does not hold 32 bytes".into(),
+        )
+    })
+}
+
+impl Index {
+    /// Remembers a blob's verification data (a no-op if it is already known).
+    pub fn add_blob(
+        &self,
+        blob_id: &BlobId,
+        sealed_len: u64,
+        outboard: &[u8],
+    ) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO blobs (blob_id, sealed_len, outboard) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![&blob_id.0[..], sealed_len as i64, outboard])?;
+        Ok(())
+    }
+
+    /// Marks whether the blob store holds a blob.
+    pub fn set_blob_stored(&self, blob_id: &BlobId, stored: bool) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached("UPDATE blobs SET stored = ?2 WHERE blob_id = ?1")?
+            .execute(params![&blob_id.0[..], stored])?;
+        Ok(())
+    }
+
+    /// Whether the blob store is known to hold a blob.
+    pub fn blob_stored(&self, blob_id: &BlobId) -> Result<bool, IndexError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT stored FROM blobs WHERE blob_id = ?1")?
+            .query_row([&blob_id.0[..]], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// Every blob this device holds: stored replicas, and blobs of its own originals.
+    pub fn held_blobs(&self) -> Result<Vec<BlobId>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT blob_id FROM blobs WHERE stored = 1
+             UNION
+             SELECT p.blob_id FROM sources s JOIN photos p USING (record_id)
+             ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records blobs whose bytes are durable in the blob store, with their verification
+    /// data, in one transaction.
+    pub fn add_stored_blobs<'a>(
+        &self,
+        blobs: impl IntoIterator<Item = (&'a BlobId, u64, &'a [u8])>,
+    ) -> Result<(), IndexError> {
+        self.transaction(|ix| -> Result<(), IndexError> {
+            let mut insert = ix.conn.prepare(
+                "INSERT INTO blobs (blob_id, sealed_len, outboard, stored) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT(blob_id) DO UPDATE SET stored = 1",
+            )?;
+            for (id, len, outboard) in blobs {
+                insert.execute(params![&id.0[..], len as i64, outboard])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The blobs of this device's own originals whose records were added after row `after`
+    /// of `records`, and the last such row (or `after`).
+    pub fn originals_after(&self, after: i64) -> Result<(i64, Vec<BlobId>), IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.rowid, p.blob_id FROM sources s JOIN photos p USING (record_id)
+             JOIN records r USING (record_id) WHERE r.rowid > ?1",
+        )?;
+        let rows = stmt.query_map([after], |r| {
+            Ok((r.get::<_, i64>(0)?, BlobId(blob_id_from(r.get(1)?)?)))
+        })?;
+        let mut mark = after;
+        let mut out = Vec::new();
+        for row in rows {
+            let (rowid, blob) = row?;
+            mark = mark.max(rowid);
+            out.push(blob);
+        }
+        Ok((mark, out))
+    }
+
+    /// The blobs of the photos a device added.
+    pub fn blobs_added_by(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<std::collections::HashSet<BlobId>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT blob_id FROM photos WHERE added_by = ?1")?;
+        let rows = stmt.query_map([&device.as_bytes()[..]], |r| {
+            Ok(BlobId(blob_id_from(r.get(0)?)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A known blob's sealed length, bao outboard, and whether the blob store holds it.
+    pub fn blob_info(&self, blob_id: &BlobId) -> Result<Option<BlobInfo>, IndexError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT sealed_len, outboard, stored FROM blobs WHERE blob_id = ?1")?
+            .query_row([&blob_id.0[..]], |r| {
+                Ok(BlobInfo {
+                    sealed_len: r.get::<_, i64>(0)? as u64,
+                    outboard: r.get(1)?,
+                    stored: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// The original files on this device whose recorded content is this blob: their full
+    /// paths and the sealed records that describe them. A source asks this for every blob it
+    /// serves, so it is found through indexes (`photos_by_blob`, `sources_by_record`).
+    pub fn originals_of(&self, blob_id: &BlobId) -> Result<Vec<(PathBuf, Vec<u8>)>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(ORIGINALS_OF)?;
+        let rows = stmt.query_map([&blob_id.0[..]], |r| {
+            let folder: String = r.get(0)?;
+            let rel: String = r.get(1)?;
+            Ok((Path::new(&folder).join(rel), r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every blob the blob store should hold.
+    pub fn stored_blobs(&self) -> Result<Vec<BlobId>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT blob_id FROM blobs WHERE stored = 1 ORDER BY blob_id")?;
+        let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

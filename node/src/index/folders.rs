@@ -1,0 +1,172 @@
+//! The folders a device backs up and the source files found in them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use photomesh_protocol::record::RecordId;
+use rusqlite::{OptionalExtension, params};
+
+use super::blobs::blob_id_from;
+use super::{Index, IndexError, path_text};
+
+/// A configured photo folder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Folder {
+    /// The folder's label: its name in records and on other devices.
+    pub label: String,
+    /// Where it is on this device.
+    pub path: PathBuf,
+}
+
+/// An original file as last scanned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRow {
+    /// Path relative to the folder.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds.
+    pub mtime_s: i64,
+    /// Modification time, nanoseconds within the second.
+    pub mtime_ns: u32,
+    /// Inode number.
+    pub inode: u64,
+    /// The record that describes this version.
+    pub record_id: RecordId,
+}
+
+/// Per-folder totals of the files currently recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FolderStats {
+    /// The folder's label.
+    pub label: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Photo and video files recorded in it.
+    pub photos: u64,
+    /// Their total size.
+    pub bytes: u64,
+}
+
+impl Index {
+    /// Adds a folder. Returns `false` if the label or the path is already taken.
+    pub fn add_folder(&self, folder: &Folder, now_ms: u64) -> Result<bool, IndexError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO folders (label, path, added_at_ms) VALUES (?1, ?2, ?3)",
+            params![folder.label, path_text(&folder.path), now_ms as i64],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Every configured folder, by label.
+    pub fn folders(&self) -> Result<Vec<Folder>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT label, path FROM folders ORDER BY label")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Folder {
+                label: r.get(0)?,
+                path: PathBuf::from(r.get::<_, String>(1)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stops watching a folder: forgets its source files, keeps every record.
+    /// Returns `false` if there was no such folder.
+    pub fn remove_folder(&self, label: &str) -> Result<bool, IndexError> {
+        self.transaction(|ix| -> Result<bool, IndexError> {
+            ix.conn
+                .execute("DELETE FROM sources WHERE folder = ?1", [label])?;
+            Ok(ix
+                .conn
+                .execute("DELETE FROM folders WHERE label = ?1", [label])?
+                == 1)
+        })
+    }
+
+    /// The source files of a folder as last scanned, by relative path.
+    pub fn sources(&self, folder: &str) -> Result<HashMap<String, SourceRow>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT path, size, mtime_s, mtime_ns, inode, record_id FROM sources WHERE folder = ?1",
+        )?;
+        let rows = stmt.query_map([folder], |r| {
+            Ok(SourceRow {
+                path: r.get(0)?,
+                size: r.get::<_, i64>(1)? as u64,
+                mtime_s: r.get(2)?,
+                mtime_ns: r.get::<_, i64>(3)? as u32,
+                inode: r.get::<_, i64>(4)? as u64,
+                record_id: RecordId(blob_id_from(r.get(5)?)?),
+            })
+        })?;
+        let mut map = HashMap::new();
+        for row in rows {
+            let row = row?;
+            map.insert(row.path.clone(), row);
+        }
+        Ok(map)
+    }
+
+    /// One source file of a folder as last scanned, if it was.
+    pub fn source(&self, folder: &str, path: &str) -> Result<Option<SourceRow>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT path, size, mtime_s, mtime_ns, inode, record_id FROM sources
+                 WHERE folder = ?1 AND path = ?2",
+                params![folder, path],
+                |r| {
+                    Ok(SourceRow {
+                        path: r.get(0)?,
+                        size: r.get::<_, i64>(1)? as u64,
+                        mtime_s: r.get(2)?,
+                        mtime_ns: r.get::<_, i64>(3)? as u32,
+                        inode: r.get::<_, i64>(4)? as u64,
+                        record_id: RecordId(blob_id_from(r.get(5)?)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records (or re-records) a source file.
+    pub fn put_source(&self, folder: &str, row: &SourceRow) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sources (folder, path, size, mtime_s, mtime_ns, inode, record_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(folder, path) DO UPDATE SET size = excluded.size,
+               mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
+               inode = excluded.inode, record_id = excluded.record_id",
+            )?
+            .execute(params![
+                folder,
+                row.path,
+                row.size as i64,
+                row.mtime_s,
+                i64::from(row.mtime_ns),
+                row.inode as i64,
+                &row.record_id.0[..],
+            ])?;
+        Ok(())
+    }
+
+    /// Photo count and bytes of each folder's currently recorded files.
+    pub fn folder_stats(&self) -> Result<Vec<FolderStats>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT f.label, f.path, COUNT(s.path), COALESCE(SUM(s.size), 0)
+             FROM folders f LEFT JOIN sources s ON s.folder = f.label
+             GROUP BY f.label ORDER BY f.label",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FolderStats {
+                label: r.get(0)?,
+                path: PathBuf::from(r.get::<_, String>(1)?),
+                photos: r.get::<_, i64>(2)? as u64,
+                bytes: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,185 @@
+//! The replicated record set, and the query tables a `full` device fills from the photo
+//! records it can open.
+
+use photomesh_protocol::record::{PhotoRecord, RecordId};
+use rusqlite::{OptionalExtension, params};
+
+use super::blobs::blob_id_from;
+use super::{Index, IndexError};
+
+/// A photo version the index knows: the query fields plus its sealed record.
+#[derive(Debug, Clone)]
+pub struct PhotoRow {
+    /// The record's ID.
+    pub record_id: RecordId,
+    /// The sealed record bytes.
+    pub sealed: Vec<u8>,
+}
+
+/// Every membership record (they start with `pmmr`), through the partial index
+/// `records_membership`, whose `WHERE` this repeats word for word so that SQLite uses it.
+pub(super) const MEMBERSHIP_RECORDS: &str =
+    "SELECT sealed FROM records WHERE substr(sealed, 1, 4) = X'706d6d72' ORDER BY record_id";
+
+impl Index {
+    /// Adds a record's bytes to the record set (a no-op if it is already there).
+    pub fn add_record(
+        &self,
+        record_id: &RecordId,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO records (record_id, sealed, received_at_ms) VALUES (?1, ?2, ?3)")?.execute(
+            params![&record_id.0[..], bytes, now_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Records added after row `after` (the table's rowid), in order: `(rowid, bytes)`.
+    pub fn records_after(&self, after: i64) -> Result<Vec<(i64, Vec<u8>)>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rowid, sealed FROM records WHERE rowid > ?1 ORDER BY rowid")?;
+        let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many records the set holds (photo and membership, readable or not).
+    pub fn record_count(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    /// The bytes of every membership record.
+    pub fn membership_records(&self) -> Result<Vec<Vec<u8>>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(MEMBERSHIP_RECORDS)?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a membership record (when this device leaves its own one-device mesh to join
+    /// another). Photo records are never removed.
+    pub fn remove_membership_record(&self, record_id: &RecordId) -> Result<(), IndexError> {
+        self.conn.execute(
+            "DELETE FROM records WHERE record_id = ?1 AND substr(sealed, 1, 4) = X'706d6d72'",
+            [&record_id.0[..]],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a sealed photo record and its query fields (a no-op if it is already there).
+    pub fn add_photo_record(
+        &self,
+        record_id: &RecordId,
+        sealed: &[u8],
+        photo: &PhotoRecord,
+        now_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.add_record(record_id, sealed, now_ms)?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO photos
+               (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms, added_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                &record_id.0[..],
+                photo.folder,
+                photo.path,
+                photo.size as i64,
+                &photo.plaintext_hash[..],
+                &photo.blob_id.0[..],
+                photo.created_at_ms as i64,
+                &photo.added_by.as_bytes()[..],
+            ])?;
+        Ok(())
+    }
+
+    /// The sealed bytes of a record.
+    pub fn sealed_record(&self, record_id: &RecordId) -> Result<Option<Vec<u8>>, IndexError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT sealed FROM records WHERE record_id = ?1")?
+            .query_row([&record_id.0[..]], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The plaintext hash a photo record names, if the index holds that record.
+    pub fn plaintext_hash_of(&self, record_id: &RecordId) -> Result<Option<[u8; 32]>, IndexError> {
+        let hash: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT plaintext_hash FROM photos WHERE record_id = ?1",
+                [&record_id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h).ok()))
+    }
+
+    /// The newest record of every photo path, optionally in one folder only.
+    pub fn latest_photos(&self, folder: Option<&str>) -> Result<Vec<PhotoRow>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
+             WHERE (?1 IS NULL OR p.folder = ?1)
+               AND p.created_at_ms = (SELECT MAX(q.created_at_ms) FROM photos q
+                                      WHERE q.folder = p.folder AND q.path = p.path)
+             ORDER BY p.folder, p.path",
+        )?;
+        let rows = stmt.query_map([folder], |r| {
+            Ok(PhotoRow {
+                record_id: RecordId(blob_id_from(r.get(0)?)?),
+                sealed: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many photo records (every version) the index holds.
+    pub fn photo_record_count(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM photos", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    /// The last row of `records`.
+    pub fn last_record_row(&self) -> Result<i64, IndexError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(rowid), 0) FROM records", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Photo records indexed before the index kept who added them: (record ID, sealed).
+    pub fn photos_without_adder(&self) -> Result<Vec<PhotoRow>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
+             WHERE p.added_by IS NULL",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PhotoRow {
+                record_id: RecordId(blob_id_from(r.get(0)?)?),
+                sealed: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Fills in who added a photo record indexed before that was kept.
+    pub fn set_added_by(
+        &self,
+        record_id: &RecordId,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<(), IndexError> {
+        self.conn.execute(
+            "UPDATE photos SET added_by = ?2 WHERE record_id = ?1",
+            params![&record_id.0[..], &device.as_bytes()[..]],
+        )?;
+        Ok(())
+    }
+}

@@ -3,6 +3,7 @@
 //! several peers at once ([`ranges`]), served ([`serve`]), and transfers in progress
 //! ([`transfers`]). [`restore_fetch`] fetches for a restore without a running node.
 
+pub mod bad_peer;
 pub mod blobs;
 pub mod error;
 pub mod fetch;

@@ -73,7 +73,7 @@ pub struct BadData {
     pub blob: String,
     /// What failed.
     pub reason: String,
-    /// Whether it is still not asked for blobs ([`crate::replicate::fetch::BAD_PEER_COOLDOWN`]).
+    /// Whether it is still not asked for blobs ([`crate::replicate::bad_peer::BAD_PEER_COOLDOWN`]).
     pub avoided: bool,
 }
 
@@ -217,11 +217,10 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
             blobs_held: sync.map_or(0, |(n, _)| n),
             connection: None,
             bad_data: home.index.last_bad(&m.device)?.map(|b| BadData {
+                avoided: crate::replicate::bad_peer::avoided(&b, now),
                 at_ms: b.at_ms,
                 blob: b.blob.to_hex(),
                 reason: b.reason,
-                avoided: now.saturating_sub(b.at_ms)
-                    < crate::replicate::fetch::BAD_PEER_COOLDOWN.as_millis() as u64,
             }),
         });
     }

@@ -14,7 +14,6 @@ use photomesh_protocol::seal::BlobId;
 use crate::home::Home;
 use crate::net::frame::{self, NetError};
 use crate::replicate::error::SyncError;
-use crate::replicate::fetch::BAD_PEER_COOLDOWN;
 use crate::replicate::held::{BlobEngine, HeldBlobs, HoldPolicy};
 use crate::replicate::ranges::Helpers;
 use crate::replicate::records::{drive, random_seed};
@@ -35,10 +34,7 @@ pub async fn sync_blobs(
 ) -> Result<usize, SyncError> {
     let me = {
         let home = home.lock().await;
-        if let Some(bad) = home.index.last_bad(peer)?
-            && crate::clock::now_ms().saturating_sub(bad.at_ms)
-                < BAD_PEER_COOLDOWN.as_millis() as u64
-        {
+        if crate::replicate::bad_peer::is_avoided(&home, peer)? {
             return Ok(0);
         }
         engine.held.refresh(&home)?;

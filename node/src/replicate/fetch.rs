@@ -25,8 +25,6 @@ use crate::replicate::ranges::{Coordinating, Helpers, fetch_large};
 use crate::replicate::receive::fetch_small;
 use crate::replicate::transfers::Transfers;
 
-/// How long a peer caught sending bad blob data is not asked for blobs.
-pub const BAD_PEER_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 /// The most blobs in flight from one peer at once.
 pub const MAX_IN_FLIGHT_BLOBS: usize = 64;
 /// The most bytes of small blobs buffered in memory at once.
@@ -189,14 +187,7 @@ pub(crate) async fn fetch_all(
     match failure {
         None => Ok(stored),
         Some(FetchError::Bad(blob, why)) => {
-            let bad = crate::index::BadPeer {
-                device: fetcher.peer,
-                at_ms: crate::clock::now_ms(),
-                blob,
-                reason: why.clone(),
-            };
-            home.lock().await.index.record_bad_peer(&bad)?;
-            tracing::warn!(peer = %fetcher.peer, %blob, "a peer sent blob data that does not match the blob ID; it is not asked for blobs for {:?}: {why}", BAD_PEER_COOLDOWN);
+            crate::replicate::bad_peer::record(home, fetcher.peer, blob, &why).await?;
             Err(SyncError::BadData { blob, why })
         }
         Some(FetchError::NotHere) => Ok(stored),

@@ -21,8 +21,9 @@ use crate::blob::partial::{GroupSet, groups_of, write_progress};
 use crate::home::Home;
 use crate::net::close::Close;
 use crate::net::frame::{self, NetError};
+use crate::replicate::bad_peer;
 use crate::replicate::error::SyncError;
-use crate::replicate::fetch::{BAD_PEER_COOLDOWN, FetchError, Fetcher, Received};
+use crate::replicate::fetch::{FetchError, Fetcher, Received};
 use crate::replicate::receive::{Parents, ReceiveError, keep, receive_into};
 use crate::replicate::transfers::TransferHandle;
 
@@ -76,15 +77,11 @@ impl Helpers {
         }
         let home = self.home.lock().await;
         let holders = home.index.blob_holders(blob).unwrap_or_default();
-        let now = crate::clock::now_ms();
         links
             .into_iter()
             .filter(|(d, _)| {
                 let may_hold = holders.contains(d) || matches!(home.index.peer_sync(d), Ok(None));
-                let bad = home.index.last_bad(d).ok().flatten().is_some_and(|b| {
-                    now.saturating_sub(b.at_ms) < BAD_PEER_COOLDOWN.as_millis() as u64
-                });
-                may_hold && !bad
+                may_hold && !bad_peer::is_avoided(&home, d).unwrap_or(false)
             })
             .collect()
     }
@@ -476,15 +473,8 @@ pub(crate) async fn fetch_large(
             WorkerEnd::Bad(why) => {
                 Close::BadData.close(connection);
                 if let Some(helpers) = &fetcher.helpers {
-                    let bad = crate::index::BadPeer {
-                        device,
-                        at_ms: crate::clock::now_ms(),
-                        blob: blob_id,
-                        reason: why.clone(),
-                    };
-                    helpers.home.lock().await.index.record_bad_peer(&bad)?;
+                    bad_peer::record(&helpers.home, device, blob_id, &why).await?;
                 }
-                tracing::warn!(peer = %device, %blob_id, "a peer sent blob data that does not match the blob ID; it is not asked for blobs for {:?}: {why}", BAD_PEER_COOLDOWN);
                 last_error = why;
             }
         }

@@ -60,31 +60,48 @@ impl<R: Read> SealingReader<R> {
     }
 
     fn fill(&mut self) -> io::Result<bool> {
-        let header = *self.cipher.header();
-        let Some(len) = header.segment_plaintext_len(self.next_segment) else {
+        let inner = &mut self.inner;
+        let sealed = seal_segment(&self.cipher, self.next_segment, &mut self.buf, |plain| {
+            inner.read_exact(plain).map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    changed_while_reading()
+                } else {
+                    e
+                }
+            })
+        })?;
+        if !sealed {
             // Past the last segment: the plaintext must end here too.
             let mut probe = [0u8; 1];
             if self.inner.read(&mut probe)? != 0 {
                 return Err(changed_while_reading());
             }
             return Ok(false);
-        };
-        self.buf.clear();
-        self.buf.resize(len, 0);
-        self.inner.read_exact(&mut self.buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                changed_while_reading()
-            } else {
-                e
-            }
-        })?;
-        self.cipher
-            .seal_segment(self.next_segment, &mut self.buf)
-            .map_err(io::Error::other)?;
+        }
         self.next_segment += 1;
         self.pos = 0;
         Ok(true)
     }
+}
+
+/// Puts sealed segment `index` in `buf` (reusing its allocation), its plaintext read by
+/// `read_plaintext` into a buffer of the segment's plaintext length. `Ok(false)`: there is no
+/// such segment. The one place where originals are sealed on the fly, for [`SealingReader`]
+/// (in order) and [`SealedOriginal`] (at any offset).
+fn seal_segment(
+    cipher: &SegmentCipher,
+    index: u64,
+    buf: &mut Vec<u8>,
+    read_plaintext: impl FnOnce(&mut [u8]) -> io::Result<()>,
+) -> io::Result<bool> {
+    let Some(len) = cipher.header().segment_plaintext_len(index) else {
+        return Ok(false);
+    };
+    buf.clear();
+    buf.resize(len, 0);
+    read_plaintext(buf)?;
+    cipher.seal_segment(index, buf).map_err(io::Error::other)?;
+    Ok(true)
 }
 
 fn changed_while_reading() -> io::Error {
@@ -253,19 +270,15 @@ impl SealedOriginal {
     ) -> io::Result<usize> {
         let mut cache = self.cache.lock();
         if cache.as_ref().is_none_or(|(i, _)| *i != index) {
-            let header = self.cipher.header();
-            let len = header
-                .segment_plaintext_len(index)
-                .ok_or_else(|| io::Error::other("read past the end of the blob"))?;
             // Reuse the previous segment's buffer: one allocation per blob, not per segment.
             let mut buf = cache.take().map(|(_, buf)| buf).unwrap_or_default();
-            buf.clear();
-            buf.resize(len, 0);
             let start = index * photomesh_protocol::seal::SEGMENT_LEN as u64;
-            std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, start)?;
-            self.cipher
-                .seal_segment(index, &mut buf)
-                .map_err(io::Error::other)?;
+            let sealed = seal_segment(&self.cipher, index, &mut buf, |plain| {
+                std::os::unix::fs::FileExt::read_exact_at(&self.file, plain, start)
+            })?;
+            if !sealed {
+                return Err(io::Error::other("read past the end of the blob"));
+            }
             *cache = Some((index, buf));
         }
         let segment = cache.as_ref().map(|(_, buf)| &buf[..]).unwrap_or_default();

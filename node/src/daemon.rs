@@ -84,6 +84,9 @@ pub enum DaemonError {
     /// The network failed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// A member could not be dialled.
+    #[error(transparent)]
+    Dial(#[from] crate::net::dial::DialError),
     /// No member answered.
     #[error("{0}")]
     NoAnswer(String),
@@ -103,6 +106,7 @@ impl Blame for DaemonError {
             | DaemonError::Mesh(_)
             | DaemonError::Control(_) => Fault::Local,
             DaemonError::Net(e) => e.fault(),
+            DaemonError::Dial(e) => e.fault(),
             DaemonError::NoAnswer(_) => Fault::Network,
             DaemonError::Sync(e) => e.fault(),
         }

@@ -16,7 +16,7 @@ use crate::home::Home;
 use crate::mesh::{self, MeshTrust};
 use crate::net::close::Close;
 use crate::net::control::Dialler;
-use crate::net::frame::{self, NetError};
+use crate::net::dial;
 use crate::net::transport;
 
 /// Reloads the trust set when the index changes, and closes connections of devices that are
@@ -210,12 +210,5 @@ async fn connect(
     addr: SocketAddr,
     config: quinn::ClientConfig,
 ) -> Result<quinn::Connection, DaemonError> {
-    let connecting = endpoint
-        .connect_with(config, addr, "photomesh")
-        .map_err(|e| NetError::Connection(e.to_string()))?;
-    let connection = tokio::time::timeout(DIAL_TIMEOUT, connecting)
-        .await
-        .map_err(|_| NetError::Timeout(DIAL_TIMEOUT))?
-        .map_err(|e| NetError::Connection(frame::describe_connect_error(&e, addr, false)))?;
-    Ok(connection)
+    Ok(dial::connect(endpoint, config, addr, DIAL_TIMEOUT).await?)
 }

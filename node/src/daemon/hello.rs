@@ -8,13 +8,14 @@ use std::time::Instant;
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::membership::MembershipRecord;
 use photomesh_protocol::messages::{Hello, Request};
-use photomesh_protocol::nquic::{NoiseKey, Suite};
+use photomesh_protocol::nquic::NoiseKey;
 
 use super::DaemonError;
 use crate::clock::now_ms;
 use crate::home::Home;
 use crate::mesh;
 use crate::net::close::Close;
+use crate::net::dial::{self, DialFailure};
 use crate::net::frame::{self, NetError};
 use crate::net::transport;
 
@@ -137,34 +138,26 @@ pub async fn ping(
             None => "this device knows no other member of its mesh".into(),
         }));
     }
-    let endpoint = frame::client_endpoint(&addr)?;
+    let endpoint = dial::client_endpoint(&addr)?;
     let mut failures = Vec::new();
     for member in candidates {
         let peer_aes = home.index.has_aes(&member.device)?;
-        let config = transport::client_config(
+        let config = dial::member_config(
             home.device.noise_secret(),
             NoiseKey(member.noise_key),
-            Suite::choose(transport::has_aes_hardware(), peer_aes),
-            None,
-            transport::os_random(),
+            peer_aes,
         );
         let start = Instant::now();
-        let connecting = endpoint
-            .connect_with(config, addr, "photomesh")
-            .map_err(|e| NetError::Connection(e.to_string()))?;
-        let connection = match tokio::time::timeout(frame::CONNECT_TIMEOUT, connecting).await {
-            Err(_) => {
-                failures.push(format!(
-                    "no answer from {addr} within {:?}",
-                    frame::CONNECT_TIMEOUT
-                ));
-                break;
-            }
-            Ok(Err(e)) => {
-                failures.push(frame::describe_connect_error(&e, addr, false));
+        let connection = match dial::connect(&endpoint, config, addr, dial::CONNECT_TIMEOUT).await {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(e.describe(false));
+                // Nobody answers there: another member's key will not change that.
+                if matches!(e.failure, DialFailure::NoAnswer(_)) {
+                    break;
+                }
                 continue;
             }
-            Ok(Ok(c)) => c,
         };
         let (mut send, mut recv) = connection
             .open_bi()

@@ -32,6 +32,7 @@ use crate::index::IndexError;
 use crate::mesh::qr::{self, QrError};
 use crate::mesh::{self, MeshError, MeshTrust};
 use crate::net::close::Close;
+use crate::net::dial::{self, DialError, DialFailure};
 use crate::net::frame::{self, NetError};
 use crate::net::transport;
 
@@ -331,7 +332,7 @@ async fn try_join(
     addr: SocketAddr,
     name: &str,
 ) -> Result<JoinedMesh, PairingError> {
-    let endpoint = frame::client_endpoint(&addr)?;
+    let endpoint = dial::client_endpoint(&addr)?;
     let config = transport::client_config(
         home.device.noise_secret(),
         NoiseKey(code.noise_key),
@@ -339,26 +340,20 @@ async fn try_join(
         Some(code.psk()),
         transport::os_random(),
     );
-    let connecting = endpoint
-        .connect_with(config, addr, "photomesh")
-        .map_err(|e| PairingError::Unreachable(e.to_string()))?;
-    let connection = match tokio::time::timeout(JOIN_CONNECT_TIMEOUT, connecting).await {
-        Err(_) => {
+    let connection = match dial::connect(&endpoint, config, addr, JOIN_CONNECT_TIMEOUT).await {
+        Ok(c) => c,
+        Err(DialError {
+            failure: DialFailure::NoAnswer(_),
+            ..
+        }) => {
             return Err(PairingError::Unreachable(
                 "no answer: is `photomesh pair` still running there? A code works once, \
                  and only until it expires"
                     .into(),
             ));
         }
-        Ok(Err(e)) => {
-            let why = frame::describe_connect_error(&e, addr, true);
-            return if e.to_string().contains("Noise handshake failed") {
-                Err(PairingError::Refused(why))
-            } else {
-                Err(PairingError::Unreachable(why))
-            };
-        }
-        Ok(Ok(c)) => c,
+        Err(e) if e.refused() => return Err(PairingError::Refused(e.describe(true))),
+        Err(e) => return Err(PairingError::Unreachable(e.describe(true))),
     };
     let (mut send, mut recv) = connection
         .open_bi()

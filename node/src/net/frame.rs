@@ -7,8 +7,6 @@ use std::time::Duration;
 use photomesh_protocol::messages::{self, FrameError};
 use serde::{Serialize, de::DeserializeOwned};
 
-/// How long a connection attempt may take before it is given up.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a peer may take to answer a message.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -98,31 +96,6 @@ pub fn describe_lost(e: &quinn::ConnectionError) -> String {
     }
 }
 
-/// Explains why a connection attempt failed, in words for the user.
-pub fn describe_connect_error(
-    e: &quinn::ConnectionError,
-    addr: SocketAddr,
-    pairing: bool,
-) -> String {
-    let text = e.to_string();
-    if text.contains("not trusted") {
-        format!(
-            "the device at {addr} refused this device: it is not trusted there (not paired, or revoked)"
-        )
-    } else if pairing && text.contains("Noise handshake failed") {
-        format!(
-            "the device at {addr} refused the pairing: the code's secret is wrong. \
-             Use the code it shows now (each `photomesh pair` makes a new one)"
-        )
-    } else if text.contains("Noise handshake failed") {
-        format!("the device at {addr} is not the device expected (its key does not match)")
-    } else if matches!(e, quinn::ConnectionError::TimedOut) {
-        format!("no answer from {addr}: is photomesh running there, and is the address right?")
-    } else {
-        format!("connecting to {addr} failed: {text}")
-    }
-}
-
 /// The addresses other devices can reach this machine at: the non-loopback interface
 /// addresses, or the loopback ones if there are no others.
 pub fn local_addresses() -> Vec<IpAddr> {
@@ -144,17 +117,6 @@ pub fn local_addresses() -> Vec<IpAddr> {
     } else {
         outside
     }
-}
-
-/// A client-only endpoint bound to the unspecified address of `peer`'s family.
-pub fn client_endpoint(peer: &SocketAddr) -> Result<quinn::Endpoint, NetError> {
-    let bind: SocketAddr = if peer.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    crate::net::transport::endpoint(bind, None)
-        .map_err(|source| NetError::Bind { addr: bind, source })
 }
 
 impl crate::error::Blame for NetError {

@@ -17,7 +17,7 @@ use crate::home::Home;
 use crate::index::IndexError;
 use crate::net::close::Close;
 use crate::net::control::{self, ControlError, FetchJob};
-use crate::net::frame::{self};
+use crate::net::dial;
 use crate::replicate::error::SyncError;
 use crate::replicate::fetch::{Fetcher, MAX_IN_FLIGHT_BYTES, fetch_all};
 use crate::replicate::held::BlobEngine;
@@ -205,7 +205,7 @@ pub async fn fetch_missing_for_restore(
     blobs: &[BlobId],
     on_progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<MeshFetch, SyncError> {
-    use photomesh_protocol::nquic::{NoiseKey, Suite};
+    use photomesh_protocol::nquic::NoiseKey;
     let (engine, targets, secret) = {
         let home = home.lock().await;
         let engine = BlobEngine::load(&home)?;
@@ -255,30 +255,20 @@ pub async fn fetch_missing_for_restore(
         let mut connection = None;
         let mut why = String::from("no known address");
         for addr in addrs {
-            let endpoint = match frame::client_endpoint(&addr) {
+            let endpoint = match dial::client_endpoint(&addr) {
                 Ok(e) => e,
                 Err(e) => {
                     why = e.to_string();
                     continue;
                 }
             };
-            let config = crate::net::transport::client_config(
-                secret,
-                NoiseKey(member.noise_key),
-                Suite::choose(crate::net::transport::has_aes_hardware(), aes),
-                None,
-                crate::net::transport::os_random(),
-            );
-            let Ok(connecting) = endpoint.connect_with(config, addr, "photomesh") else {
-                continue;
-            };
-            match tokio::time::timeout(frame::CONNECT_TIMEOUT, connecting).await {
-                Ok(Ok(c)) => {
+            let config = dial::member_config(secret, NoiseKey(member.noise_key), aes);
+            match dial::connect(&endpoint, config, addr, dial::CONNECT_TIMEOUT).await {
+                Ok(c) => {
                     connection = Some((endpoint, c));
                     break;
                 }
-                Ok(Err(e)) => why = frame::describe_connect_error(&e, addr, false),
-                Err(_) => why = format!("no answer from {addr}"),
+                Err(e) => why = e.describe(false),
             }
         }
         let Some((endpoint, connection)) = connection else {

@@ -158,16 +158,9 @@ pub(crate) fn decode_in_memory(
     data: &mut Aligned,
 ) -> Result<Vec<u8>, FetchError> {
     use bao_tree::io::BaoContentItem;
-    use bao_tree::io::DecodeError;
     let sealed_len = data.len() as u64;
-    let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
     let ranges = ChunkRanges::all();
-    let items = bao_tree::io::sync::DecodeResponseIter::new(
-        blake3::Hash::from_bytes(blob_id.0),
-        tree,
-        encoded,
-        &ranges,
-    );
+    let items = decoder(blob_id, sealed_len, encoded, &ranges);
     let data = data.bytes_mut();
     let mut parents = Parents::new(*blob_id, sealed_len);
     let mut verified = 0u64;
@@ -184,14 +177,11 @@ pub(crate) fn decode_in_memory(
                 verified += leaf.data.len() as u64;
                 transfer.advance(leaf.data.len() as u64);
             }
-            Err(e @ (DecodeError::ParentHashMismatch(_) | DecodeError::LeafHashMismatch(_))) => {
-                return Err(FetchError::Bad(
-                    *blob_id,
-                    format!("verification failed: {e}"),
-                ));
-            }
             Err(e) => {
-                return Err(NetError::Connection(format!("blob {blob_id}: {e}")).into());
+                return Err(match decode_failure(e) {
+                    ReceiveError::BadData(why) => FetchError::Bad(*blob_id, why),
+                    failed => NetError::Connection(format!("blob {blob_id}: {failed}")).into(),
+                });
             }
         }
     }
@@ -246,14 +236,47 @@ pub(crate) fn keep(
     result
 }
 
+/// Reads the bao encoding of `ranges` of blob `blob_id` (`sealed_len` bytes), verifying
+/// every item against the blob ID as it comes.
+fn decoder<'a, R: io::Read>(
+    blob_id: &BlobId,
+    sealed_len: u64,
+    encoded: R,
+    ranges: &'a ChunkRanges,
+) -> bao_tree::io::sync::DecodeResponseIter<'a, R> {
+    bao_tree::io::sync::DecodeResponseIter::new(
+        blake3::Hash::from_bytes(blob_id.0),
+        BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE),
+        encoded,
+        ranges,
+    )
+}
+
+/// What a failed decode says: data that does not verify is the peer's; anything else (the
+/// stream broke, ended, or was cut mid-item) is an interruption.
+fn decode_failure(e: bao_tree::io::DecodeError) -> ReceiveError {
+    use bao_tree::io::DecodeError;
+    match e {
+        DecodeError::ParentHashMismatch(_) | DecodeError::LeafHashMismatch(_) => {
+            ReceiveError::BadData(format!("verification failed: {e}"))
+        }
+        DecodeError::Io(e) => ReceiveError::Interrupted(e),
+        e => ReceiveError::Interrupted(io::Error::other(e.to_string())),
+    }
+}
+
 /// Why receiving a blob stopped.
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum ReceiveError {
     /// The data does not match the blob ID: the peer is bad.
+    #[error("{0}")]
     BadData(String),
     /// The stream failed or ended early; verified progress is kept.
+    #[error("{0}")]
     Interrupted(io::Error),
     /// Writing the partial file on this device failed (a full disk); verified progress
     /// persisted before it is kept.
+    #[error("writing the partial file: {0}")]
     Disk(io::Error),
 }
 
@@ -272,15 +295,13 @@ pub(crate) fn receive_into(
     claim_each: bool,
 ) -> Result<bool, ReceiveError> {
     use bao_tree::io::BaoContentItem;
-    use bao_tree::io::DecodeError;
     let interrupted = ReceiveError::Interrupted;
     let total = groups_of(partial.sealed_len);
     let end = end.min(total);
-    let tree = BaoTree::new(partial.sealed_len, OUTBOARD_BLOCK_SIZE);
     let ranges = group_chunks(first, end);
-    let mut items = bao_tree::io::sync::DecodeResponseIter::new(
-        blake3::Hash::from_bytes(partial.blob_id.0),
-        tree,
+    let mut items = decoder(
+        &partial.blob_id,
+        partial.sealed_len,
         io::BufReader::with_capacity(1 << 20, encoded),
         &ranges,
     );
@@ -345,11 +366,7 @@ pub(crate) fn receive_into(
                     pending = verified;
                 }
             }
-            Err(e @ (DecodeError::ParentHashMismatch(_) | DecodeError::LeafHashMismatch(_))) => {
-                break Err(ReceiveError::BadData(format!("verification failed: {e}")));
-            }
-            Err(DecodeError::Io(e)) => break Err(interrupted(e)),
-            Err(e) => break Err(interrupted(io::Error::other(e.to_string()))),
+            Err(e) => break Err(decode_failure(e)),
         }
     };
     // What verified is kept, whatever stopped the stream: written, then persisted.

@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::Result;
 use photomesh::home::Home;
 use photomesh::home::config::Config;
+use photomesh::index::FolderStats;
+use photomesh::library::status::{PeerStatus, Safety, Status};
 
 use super::format::{bytes, utc};
 use super::scan::print_scan;
@@ -53,7 +55,7 @@ pub fn photos(home: &Home, folder: Option<&str>, json: bool) -> Result<bool> {
     Ok(unreadable == 0)
 }
 
-fn print_status(s: &photomesh::library::status::Status) {
+fn print_status(s: &Status) {
     println!("Device   {} ({})", s.device_name, s.device_id);
     println!("Home     {}", s.home);
     if let Some(epoch) = s.key_epoch {
@@ -67,11 +69,47 @@ fn print_status(s: &photomesh::library::status::Status) {
             s.records
         );
     }
-    if s.folders.is_empty() {
+    print_folders(&s.folders);
+    if let Some(safety) = &s.safety {
+        print_safety(safety);
+    }
+    print_node(s);
+    print_devices(&s.peers);
+    if !s.transfers.is_empty() {
+        println!("Transfers");
+        for t in &s.transfers {
+            println!(
+                "  {}",
+                photomesh::library::status::describe_transfer(t, &s.peers)
+            );
+        }
+    }
+    println!(
+        "Holds    {}",
+        if s.hold == "own" {
+            "only the photos this device added (`run --hold own`)"
+        } else {
+            "every photo of the library"
+        }
+    );
+    match &s.last_scan {
+        None => println!("Last scan  never: run `photomesh scan`"),
+        Some(scan) => {
+            print!("Last scan  {}: ", utc(scan.started_at_ms as i64));
+            if scan.finished_at_ms.is_none() {
+                print!("(did not finish) ");
+            }
+            print_scan(scan);
+        }
+    }
+}
+
+fn print_folders(folders: &[FolderStats]) {
+    if folders.is_empty() {
         println!("Folders  none: add one with `photomesh folder add PATH`");
     } else {
         println!("Folders");
-        for f in &s.folders {
+        for f in folders {
             let note = if Path::new(&f.path).is_dir() {
                 ""
             } else {
@@ -86,31 +124,35 @@ fn print_status(s: &photomesh::library::status::Status) {
             );
         }
     }
-    if let Some(safety) = &s.safety {
+}
+
+fn print_safety(safety: &Safety) {
+    println!(
+        "Safety   {} of {} photos ({}) have {} verified copies on distinct devices; {} below",
+        safety.at_goal,
+        safety.photos,
+        bytes(safety.bytes),
+        safety.replica_goal,
+        safety.below_goal.len()
+    );
+    for b in safety.below_goal.iter().take(20) {
         println!(
-            "Safety   {} of {} photos ({}) have {} verified copies on distinct devices; {} below",
-            safety.at_goal,
-            safety.photos,
-            bytes(safety.bytes),
-            safety.replica_goal,
-            safety.below_goal.len()
+            "  {} cop{}: {}/{}",
+            b.copies,
+            if b.copies == 1 { "y" } else { "ies" },
+            b.folder,
+            b.path
         );
-        for b in safety.below_goal.iter().take(20) {
-            println!(
-                "  {} cop{}: {}/{}",
-                b.copies,
-                if b.copies == 1 { "y" } else { "ies" },
-                b.folder,
-                b.path
-            );
-        }
-        if safety.below_goal.len() > 20 {
-            println!(
-                "  … and {} more (photomesh status --json lists them all)",
-                safety.below_goal.len() - 20
-            );
-        }
     }
+    if safety.below_goal.len() > 20 {
+        println!(
+            "  … and {} more (photomesh status --json lists them all)",
+            safety.below_goal.len() - 20
+        );
+    }
+}
+
+fn print_node(s: &Status) {
     match &s.listening {
         Some(addr) => println!(
             "Node     running, listening on {addr}, {} connection{} open",
@@ -125,9 +167,12 @@ fn print_status(s: &photomesh::library::status::Status) {
             "Node     not running: this is what the home records (start it with `photomesh run`)"
         ),
     }
-    if !s.peers.is_empty() {
+}
+
+fn print_devices(peers: &[PeerStatus]) {
+    if !peers.is_empty() {
         println!("Devices");
-        for p in &s.peers {
+        for p in peers {
             let state = if let Some(c) = &p.connection {
                 format!("online via {} since {}", c.address, utc(c.since_ms as i64))
             } else if p.online {
@@ -154,33 +199,6 @@ fn print_status(s: &photomesh::library::status::Status) {
                     }
                 );
             }
-        }
-    }
-    if !s.transfers.is_empty() {
-        println!("Transfers");
-        for t in &s.transfers {
-            println!(
-                "  {}",
-                photomesh::library::status::describe_transfer(t, &s.peers)
-            );
-        }
-    }
-    println!(
-        "Holds    {}",
-        if s.hold == "own" {
-            "only the photos this device added (`run --hold own`)"
-        } else {
-            "every photo of the library"
-        }
-    );
-    match &s.last_scan {
-        None => println!("Last scan  never: run `photomesh scan`"),
-        Some(scan) => {
-            print!("Last scan  {}: ", utc(scan.started_at_ms as i64));
-            if scan.finished_at_ms.is_none() {
-                print!("(did not finish) ");
-            }
-            print_scan(scan);
         }
     }
 }

@@ -187,22 +187,7 @@ pub async fn run(
     // Before anything else: a second node on this home is refused here.
     let control = ControlSocket::bind(home_path)?;
     let trust = Arc::new(MeshTrust::new(mesh::trust_set(&home)?));
-    let config = transport::server_config(
-        home.device.noise_secret(),
-        trust.clone(),
-        None,
-        transport::os_random(),
-    );
-    let listen = options.listen;
-    let endpoint =
-        transport::node_endpoint(listen, Some(config)).map_err(|source| NetError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let local = endpoint.local_addr().map_err(|source| NetError::Bind {
-        addr: listen,
-        source,
-    })?;
+    let (endpoint, local) = listen(&home, &trust, options.listen)?;
     tracing::info!(%local, device = %home.device.device_id().short(), "listening");
 
     let set = RecordSet::load(&home)?;
@@ -233,47 +218,17 @@ pub async fn run(
     }));
     on_listening(&node);
 
-    // Members on the LAN: found by mDNS and dialled at once. Without it (port 5353 taken,
-    // no multicast) the node still reaches configured and learned addresses.
     let discovery = match discovery_key {
-        Ok(key) => {
-            let (finder, members) = (node.clone(), trust.clone());
-            crate::daemon::discovery::Discovery::start(
-                node.0.device,
-                key,
-                local.port(),
-                options.discovery,
-                move || members.devices(),
-                move |device, addrs| finder.found(device, addrs),
-            )
-            .map_err(|e| {
-                tracing::warn!(
-                    "LAN discovery is off: {e}; peers are dialled at configured addresses"
-                )
-            })
-            .ok()
-        }
+        Ok(key) => start_discovery(&node, &trust, key, options.discovery),
         Err(e) => {
             tracing::warn!("LAN discovery is off: {e}");
             None
         }
     };
-
     let watcher = tokio::spawn(watch_trust(home_path.to_owned(), trust, node.clone()));
-    // New photos in the folders are recorded once complete and announced to the peers.
-    let folders = options.watch.map(|watch| {
-        let announcer = node.clone();
-        let home_path = home_path.to_owned();
-        tokio::spawn(async move {
-            let watching = crate::library::watch::run(home_path, watch, move |recorded| {
-                tracing::info!(recorded, "recorded new photos; announcing");
-                announcer.announce();
-            });
-            if let Err(e) = watching.await {
-                tracing::warn!("the folders are not watched: {e}; use photomesh scan");
-            }
-        })
-    });
+    let folders = options
+        .watch
+        .map(|watch| watch_folders(&node, home_path.to_owned(), watch));
     let dialer = tokio::spawn(dial_loop(node.clone()));
     let control = Arc::new(control);
     let controller = tokio::spawn({
@@ -284,23 +239,7 @@ pub async fn run(
                 .await
         }
     });
-    tokio::pin!(shutdown);
-    loop {
-        let incoming = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            incoming = endpoint.accept() => incoming,
-        };
-        let Some(incoming) = incoming else { break };
-        let node = node.clone();
-        tokio::spawn(async move {
-            let remote = incoming.remote_address();
-            match incoming.await {
-                Ok(connection) => node.adopt(connection, Dialler::There).await,
-                Err(e) => tracing::info!(%remote, "refused a connection: {e}"),
-            }
-        });
-    }
+    accept_until(&endpoint, &node, shutdown).await;
     watcher.abort();
     dialer.abort();
     controller.abort();
@@ -319,6 +258,93 @@ pub async fn run(
     drop(control);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The node's endpoint, accepting the members of `trust`, and the address it listens on.
+fn listen(
+    home: &Home,
+    trust: &Arc<MeshTrust>,
+    listen: SocketAddr,
+) -> Result<(quinn::Endpoint, SocketAddr), DaemonError> {
+    let config = transport::server_config(
+        home.device.noise_secret(),
+        trust.clone(),
+        None,
+        transport::os_random(),
+    );
+    let bind_failed = |source| NetError::Bind {
+        addr: listen,
+        source,
+    };
+    let endpoint = transport::node_endpoint(listen, Some(config)).map_err(bind_failed)?;
+    let local = endpoint.local_addr().map_err(bind_failed)?;
+    Ok((endpoint, local))
+}
+
+/// Members on the LAN: found by mDNS and dialled at once. Without it (port 5353 taken, no
+/// multicast) the node still reaches configured and learned addresses.
+fn start_discovery(
+    node: &NodeHandle,
+    trust: &Arc<MeshTrust>,
+    key: photomesh_protocol::discovery::DiscoveryKey,
+    settings: crate::daemon::discovery::Settings,
+) -> Option<crate::daemon::discovery::Discovery> {
+    let (finder, members) = (node.clone(), trust.clone());
+    crate::daemon::discovery::Discovery::start(
+        node.0.device,
+        key,
+        node.0.local.port(),
+        settings,
+        move || members.devices(),
+        move |device, addrs| finder.found(device, addrs),
+    )
+    .map_err(|e| {
+        tracing::warn!("LAN discovery is off: {e}; peers are dialled at configured addresses")
+    })
+    .ok()
+}
+
+/// New photos in the folders are recorded once complete and announced to the peers.
+fn watch_folders(
+    node: &NodeHandle,
+    home_path: std::path::PathBuf,
+    watch: crate::library::watch::WatchOptions,
+) -> tokio::task::JoinHandle<()> {
+    let announcer = node.clone();
+    tokio::spawn(async move {
+        let watching = crate::library::watch::run(home_path, watch, move |recorded| {
+            tracing::info!(recorded, "recorded new photos; announcing");
+            announcer.announce();
+        });
+        if let Err(e) = watching.await {
+            tracing::warn!("the folders are not watched: {e}; use photomesh scan");
+        }
+    })
+}
+
+/// Takes every incoming connection to the registry, until `shutdown`.
+async fn accept_until(
+    endpoint: &quinn::Endpoint,
+    node: &NodeHandle,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            incoming = endpoint.accept() => incoming,
+        };
+        let Some(incoming) = incoming else { return };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(connection) => node.adopt(connection, Dialler::There).await,
+                Err(e) => tracing::info!(%remote, "refused a connection: {e}"),
+            }
+        });
+    }
 }
 
 impl NodeHandle {

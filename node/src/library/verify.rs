@@ -11,10 +11,13 @@
 use std::fs::{self, File};
 use std::io::BufReader;
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use photomesh_protocol::seal::BlobId;
 
 use crate::blob::store::BlobStoreError;
 use crate::home::Home;
-use crate::index::IndexError;
+use crate::index::{IndexError, SourceRow};
 use crate::library::progress::Progress;
 use crate::library::scan::describe_io;
 
@@ -69,12 +72,38 @@ pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, 
             detail: format!("SQLite integrity check: {problem}"),
         });
     }
-    let folders = home.index.folders()?;
+    let work = originals(home, &mut report.findings)?;
+    let blobs = home.index.stored_blobs()?;
+    progress.start(
+        "verify",
+        (work.len() + blobs.len()) as u64,
+        work.iter().map(|(_, r)| r.size).sum(),
+    );
+    for (path, row) in work {
+        report.sources_checked += 1;
+        progress.advance(1, row.size);
+        report.findings.extend(check_original(home, &path, &row)?);
+    }
+    for blob_id in blobs {
+        report.blobs_checked += 1;
+        progress.advance(1, 0);
+        report.findings.extend(check_blob(home, &blob_id));
+    }
+    progress.finish();
+    Ok(report)
+}
+
+/// Every recorded original of the folders that are there, in path order; a folder that is
+/// gone is a finding.
+fn originals(
+    home: &Home,
+    findings: &mut Vec<Finding>,
+) -> Result<Vec<(PathBuf, SourceRow)>, IndexError> {
     let mut work = Vec::new();
-    for folder in &folders {
+    for folder in &home.index.folders()? {
         let sources = home.index.sources(&folder.label)?;
         if !folder.path.is_dir() {
-            report.findings.push(Finding {
+            findings.push(Finding {
                 kind: FindingKind::Missing,
                 item: folder.path.display().to_string(),
                 detail: format!(
@@ -92,86 +121,79 @@ pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, 
                 .map(|row| (folder.path.join(&row.path), row)),
         );
     }
-    let blobs = home.index.stored_blobs()?;
-    progress.start(
-        "verify",
-        (work.len() + blobs.len()) as u64,
-        work.iter().map(|(_, r)| r.size).sum(),
-    );
-    for (path, row) in work {
-        report.sources_checked += 1;
-        progress.advance(1, row.size);
-        let item = path.display().to_string();
-        let meta = match fs::metadata(&path) {
-            Ok(m) => m,
-            Err(e) => {
-                report.findings.push(Finding {
-                    kind: FindingKind::Missing,
-                    item,
-                    detail: describe_io(&e),
-                });
-                continue;
-            }
-        };
-        if meta.len() != row.size
-            || meta.mtime() != row.mtime_s
-            || meta.mtime_nsec() as u32 != row.mtime_ns
-        {
-            report.findings.push(Finding {
-                kind: FindingKind::Changed,
-                item,
-                detail: "changed since it was recorded; `photomesh scan` records the new version"
-                    .into(),
-            });
-            continue;
-        }
-        let expected = home.index.plaintext_hash_of(&row.record_id)?;
-        let mut hasher = blake3::Hasher::new();
-        let read = File::open(&path).and_then(|f| {
-            hasher
-                .update_reader(BufReader::with_capacity(1 << 20, f))
-                .map(|_| ())
-        });
-        if let Err(e) = read {
-            report.findings.push(Finding {
+    Ok(work)
+}
+
+/// Checks one original against its record: there, unchanged, and hashing as recorded.
+fn check_original(
+    home: &Home,
+    path: &Path,
+    row: &SourceRow,
+) -> Result<Option<Finding>, IndexError> {
+    let item = path.display().to_string();
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(Some(Finding {
                 kind: FindingKind::Missing,
                 item,
                 detail: describe_io(&e),
-            });
-            continue;
+            }));
         }
-        if expected != Some(*hasher.finalize().as_bytes()) {
-            report.findings.push(Finding {
-                kind: FindingKind::Corrupt,
-                item,
-                detail: "its content no longer matches its record although its size and \
-                         modification time are unchanged (disk corruption?)"
-                    .into(),
-            });
-        }
+    };
+    if meta.len() != row.size
+        || meta.mtime() != row.mtime_s
+        || meta.mtime_nsec() as u32 != row.mtime_ns
+    {
+        return Ok(Some(Finding {
+            kind: FindingKind::Changed,
+            item,
+            detail: "changed since it was recorded; `photomesh scan` records the new version"
+                .into(),
+        }));
     }
-    for blob_id in blobs {
-        report.blobs_checked += 1;
-        progress.advance(1, 0);
-        let finding = match home.blobs.verify(&blob_id) {
-            Ok(()) => None,
-            Err(BlobStoreError::Missing(_)) => {
-                Some((FindingKind::Missing, "not in the blob store".to_owned()))
-            }
-            Err(BlobStoreError::Corrupt(_)) => Some((
-                FindingKind::Corrupt,
-                "its content no longer matches its ID".to_owned(),
-            )),
-            Err(e) => Some((FindingKind::Missing, e.to_string())),
-        };
-        if let Some((kind, detail)) = finding {
-            report.findings.push(Finding {
-                kind,
-                item: format!("blob {blob_id}"),
-                detail,
-            });
-        }
+    let expected = home.index.plaintext_hash_of(&row.record_id)?;
+    let mut hasher = blake3::Hasher::new();
+    let read = File::open(path).and_then(|f| {
+        hasher
+            .update_reader(BufReader::with_capacity(1 << 20, f))
+            .map(|_| ())
+    });
+    if let Err(e) = read {
+        return Ok(Some(Finding {
+            kind: FindingKind::Missing,
+            item,
+            detail: describe_io(&e),
+        }));
     }
-    progress.finish();
-    Ok(report)
+    if expected != Some(*hasher.finalize().as_bytes()) {
+        return Ok(Some(Finding {
+            kind: FindingKind::Corrupt,
+            item,
+            detail: "its content no longer matches its record although its size and \
+                     modification time are unchanged (disk corruption?)"
+                .into(),
+        }));
+    }
+    Ok(None)
+}
+
+/// Checks one stored blob against its ID.
+fn check_blob(home: &Home, blob_id: &BlobId) -> Option<Finding> {
+    let (kind, detail) = match home.blobs.verify(blob_id) {
+        Ok(()) => return None,
+        Err(BlobStoreError::Missing(_)) => {
+            (FindingKind::Missing, "not in the blob store".to_owned())
+        }
+        Err(BlobStoreError::Corrupt(_)) => (
+            FindingKind::Corrupt,
+            "its content no longer matches its ID".to_owned(),
+        ),
+        Err(e) => (FindingKind::Missing, e.to_string()),
+    };
+    Some(Finding {
+        kind,
+        item: format!("blob {blob_id}"),
+        detail,
+    })
 }

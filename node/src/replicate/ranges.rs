@@ -376,16 +376,7 @@ pub(crate) async fn fetch_large(
     transfer: TransferHandle,
     path: PathBuf,
 ) -> Result<Received, FetchError> {
-    #[derive(PartialEq)]
-    enum State {
-        Idle,
-        Busy,
-        Out,
-    }
-    let io_failed = |source: io::Error| SyncError::Disk {
-        what: format!("the partial file of blob {blob_id}"),
-        source,
-    };
+    let io_failed = |source| partial_failed(blob_id, source);
     fs::create_dir_all(&fetcher.partial_dir).map_err(io_failed)?;
     let partial = Partial::open(
         &path,
@@ -396,6 +387,53 @@ pub(crate) async fn fetch_large(
         fetcher.buffers.clone(),
     );
     let partial = Arc::new(partial.map_err(io_failed)?);
+    gather(fetcher, &partial, stream).await?;
+    log_contributions(&partial);
+    let file = partial.file.file();
+    file.set_len(sealed_len)
+        .and_then(|()| file.sync_all())
+        .map_err(io_failed)?;
+    let outboard = partial.verified_outboard();
+    drop(partial);
+    // Hashing the whole file again (a resumed blob) is blocking work: off the async threads.
+    let store = fetcher.store.clone();
+    let kept = tokio::task::spawn_blocking(move || keep(&store, &path, &blob_id, outboard))
+        .await
+        .map_err(SyncError::from)?;
+    let (staged, outboard) = kept.map_err(|source| SyncError::Disk {
+        what: format!("keeping the received blob {blob_id}"),
+        source,
+    })?;
+    Ok(Received {
+        staged,
+        sealed_len,
+        outboard,
+    })
+}
+
+/// A failure of this device's partial file of `blob_id`.
+fn partial_failed(blob_id: BlobId, source: io::Error) -> SyncError {
+    SyncError::Disk {
+        what: format!("the partial file of blob {blob_id}"),
+        source,
+    }
+}
+
+/// Runs workers for every peer that can send a part of the blob until the partial file is
+/// complete: the link's own peer (from `stream` if it opened one), and helpers as they are
+/// found.
+async fn gather(
+    fetcher: &Arc<Fetcher>,
+    partial: &Arc<Partial>,
+    stream: Option<(quinn::RecvStream, u64)>,
+) -> Result<(), FetchError> {
+    #[derive(PartialEq)]
+    enum State {
+        Idle,
+        Busy,
+        Out,
+    }
+    let blob_id = partial.blob_id;
     let first = fetcher.peer;
     let mut peers: std::collections::BTreeMap<DeviceId, (quinn::Connection, State)> =
         std::collections::BTreeMap::new();
@@ -463,7 +501,7 @@ pub(crate) async fn fetch_large(
             }
             WorkerEnd::Disk(source) => {
                 // This device's fault: no peer takes it over; what verified is persisted.
-                return Err(io_failed(source).into());
+                return Err(partial_failed(blob_id, source).into());
             }
             WorkerEnd::Bad(why) if device == first => {
                 // The link's own peer: recorded and disconnected by `fetch_all`. What
@@ -479,7 +517,11 @@ pub(crate) async fn fetch_large(
             }
         }
     }
-    drop(tasks);
+    Ok(())
+}
+
+/// Says who sent how much of a blob that came from several peers.
+fn log_contributions(partial: &Partial) {
     let by_peer = partial.by_peer.lock().clone();
     if by_peer.len() > 1 {
         let bytes: Vec<String> = by_peer
@@ -487,32 +529,12 @@ pub(crate) async fn fetch_large(
             .map(|(d, n)| format!("{}:{n}", d.short()))
             .collect();
         tracing::info!(
-            blob = %blob_id,
+            blob = %partial.blob_id,
             peers = by_peer.len(),
             bytes_by_peer = bytes.join(","),
             "blob received in ranges from several peers"
         );
     }
-    let file = partial.file.file();
-    file.set_len(sealed_len)
-        .and_then(|()| file.sync_all())
-        .map_err(io_failed)?;
-    let outboard = partial.verified_outboard();
-    drop(partial);
-    // Hashing the whole file again (a resumed blob) is blocking work: off the async threads.
-    let store = fetcher.store.clone();
-    let kept = tokio::task::spawn_blocking(move || keep(&store, &path, &blob_id, outboard))
-        .await
-        .map_err(SyncError::from)?;
-    let (staged, outboard) = kept.map_err(|source| SyncError::Disk {
-        what: format!("keeping the received blob {blob_id}"),
-        source,
-    })?;
-    Ok(Received {
-        staged,
-        sealed_len,
-        outboard,
-    })
 }
 
 /// Tags a worker's end with its peer.

@@ -316,38 +316,7 @@ fn run_in(
     // 2. Pairing by QR code file.
     heading("2. Pairing: the laptop shows a QR code, the phone and the NAS scan it");
     for d in [&phone, &nas] {
-        let png = root.join(format!("pair-{}.png", d.name));
-        let png_arg = png.to_string_lossy().into_owned();
-        let mut pair = spawn(
-            exe,
-            &laptop,
-            &[
-                "pair",
-                "--role",
-                d.role,
-                "--png",
-                &png_arg,
-                "--listen",
-                "127.0.0.1:0",
-                "--expires",
-                "2m",
-            ],
-        )?;
-        let result = (|| {
-            pair.wait_for_line("show a pairing code", cancel, |l| {
-                l.starts_with("QR code written to")
-            })?;
-            command(exe, d, &["join", "--qr", &png_arg], cancel)?;
-            pair.wait_success("pair", cancel)
-        })();
-        ws.children.push(pair);
-        result?;
-        say(&format!(
-            "  {:<7} joined as a {} device (QR code {})",
-            d.name,
-            d.role,
-            png.display()
-        ));
+        pair(ws, exe, &laptop, d, cancel)?;
     }
 
     // 3. The phone's camera folder.
@@ -382,21 +351,7 @@ fn run_in(
 
     // 5. The phone takes photos.
     heading("4. The phone takes photos");
-    let files = crate::demo::samples::write_demo_library(&camera, options.photos, 2024)?;
-    let bytes: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    let items = files.len() as u64;
-    say(&format!(
-        "  {} photos and a video ({:.1} MB) written to {}",
-        items - 1,
-        bytes as f64 / 1e6,
-        camera.display()
-    ));
-    say("  The phone's node watches its camera folder: it records each photo once the file is");
-    say("  complete and tells the others, which start fetching at once. No command is run.");
+    let items = take_photos(&camera, options.photos)?;
 
     // 6. Replication, with progress.
     heading("5. Replication");
@@ -412,8 +367,7 @@ fn run_in(
     // 7. Each device's status, as `photomesh status` shows it.
     for d in [&phone, &laptop, &nas] {
         heading(&format!("$ photomesh status   (on the {})", d.name));
-        let out = command(exe, d, &["status"], cancel)?;
-        print!("{out}");
+        print!("{}", command(exe, d, &["status"], cancel)?);
     }
     println!();
     if !complete {
@@ -422,6 +376,70 @@ fn run_in(
         ));
     }
     Ok((items, complete))
+}
+
+/// Pairs device `d` with the laptop through a QR code PNG file that `pair` writes and
+/// `join --qr` reads.
+fn pair(
+    ws: &mut Workspace,
+    exe: &Path,
+    laptop: &Device,
+    d: &Device,
+    cancel: &AtomicBool,
+) -> Result<(), DemoError> {
+    let png = ws.root.join(format!("pair-{}.png", d.name));
+    let png_arg = png.to_string_lossy().into_owned();
+    let mut pair = spawn(
+        exe,
+        laptop,
+        &[
+            "pair",
+            "--role",
+            d.role,
+            "--png",
+            &png_arg,
+            "--listen",
+            "127.0.0.1:0",
+            "--expires",
+            "2m",
+        ],
+    )?;
+    let result = (|| {
+        pair.wait_for_line("show a pairing code", cancel, |l| {
+            l.starts_with("QR code written to")
+        })?;
+        command(exe, d, &["join", "--qr", &png_arg], cancel)?;
+        pair.wait_success("pair", cancel)
+    })();
+    ws.children.push(pair);
+    result?;
+    say(&format!(
+        "  {:<7} joined as a {} device (QR code {})",
+        d.name,
+        d.role,
+        png.display()
+    ));
+    Ok(())
+}
+
+/// Writes the demo's camera roll into `camera`; returns how many files (photos and a video).
+fn take_photos(camera: &Path, photos: usize) -> Result<u64, DemoError> {
+    let files = crate::demo::samples::write_demo_library(camera, photos, 2024)?;
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let items = files.len() as u64;
+    say(&format!(
+        "  {} photos and a video ({:.1} MB) written to {}",
+        items - 1,
+        bytes as f64 / 1e6,
+        camera.display()
+    ));
+    say("  The phone's node watches its camera folder: it records each photo once the file is");
+    say("  complete and tells the others, which start fetching at once. No command is run.");
+    Ok(items)
 }
 
 /// Makes a fresh directory `photomesh-demo-XXXXXXXX` in `parent`.

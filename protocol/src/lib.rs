@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`base32`]: base32 as people type it, for codes and phrases.
+//! - [`element`]: what every element of the replicated set shares: ID and keyless timestamp.
 //! - [`discovery`]: the mDNS advert, which only members of the mesh can read (`DISCOVERY.md`).
 //! - [`identity`]: device keys and device IDs (base32 groups with a check character).
 //! - [`keys`]: the library key, its epochs, and every key derived from it.
@@ -21,6 +22,7 @@
 
 pub mod base32;
 pub mod discovery;
+pub mod element;
 pub mod identity;
 pub mod keys;
 pub mod membership;

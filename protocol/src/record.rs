@@ -337,19 +337,6 @@ pub fn sealed_header(sealed: &[u8]) -> Result<SealedHeader, RecordError> {
     })
 }
 
-/// The timestamp of any record of the replicated set — a sealed photo record or a membership
-/// record — read without any key. Together with the record ID it is the record's item in
-/// reconciliation (`reconcile::Item`), so every device, vaults included, orders the set alike.
-pub fn timestamp_of(bytes: &[u8]) -> Result<u64, RecordError> {
-    if crate::membership::MembershipRecord::is_membership(bytes) {
-        crate::membership::MembershipRecord::decode(bytes)
-            .map(|r| r.timestamp_ms())
-            .map_err(|e| RecordError::Decode(e.to_string()))
-    } else {
-        sealed_header(bytes).map(|h| h.timestamp_ms)
-    }
-}
-
 fn synthetic_nonce(key: &LibraryKey, plain: &[u8]) -> [u8; NONCE_LEN] {
     let hash = blake3::keyed_hash(&key.record_nonce_key(), plain);
     let mut nonce = [0u8; NONCE_LEN];
@@ -365,7 +352,7 @@ fn aead_key(key: &LibraryKey) -> LessSafeKey {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -417,28 +404,6 @@ mod tests {
                 timestamp_ms: sample().timestamp_ms()
             }
         );
-    }
-
-    #[test]
-    fn every_record_of_the_set_has_a_keyless_timestamp() {
-        let (key, _) = ring();
-        let (_, sealed) = sample().seal(&key).unwrap();
-        assert_eq!(timestamp_of(&sealed), Ok(sample().timestamp_ms()));
-        let device = crate::identity::DeviceKeys::from_secrets([1; 32], [2; 32]);
-        let intro = crate::membership::MembershipRecord::sign(
-            &device,
-            crate::membership::Statement::Introduce(crate::membership::Introduce {
-                signing_key: device.signing_public(),
-                noise_key: device.noise_public(),
-                role: crate::membership::Role::Full,
-                name: "a".into(),
-                created_at_ms: 42,
-            }),
-        )
-        .unwrap();
-        assert_eq!(timestamp_of(&intro.bytes), Ok(42));
-        assert!(timestamp_of(b"pmmr garbage").is_err());
-        assert!(timestamp_of(b"junk").is_err());
     }
 
     #[test]

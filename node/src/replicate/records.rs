@@ -1,7 +1,7 @@
 //! Record replication: two members reconcile their record sets and fetch what they lack.
 //!
 //! Each running node keeps its record set as a `reconcile::FingerprintTree` of items
-//! (timestamp, record ID) — the timestamp is readable without a key (`record::timestamp_of`),
+//! (timestamp, record ID) — the timestamp is readable without a key (`element::timestamp_of`),
 //! so a vault orders the set exactly as full devices do. The tree is built from the index at
 //! start and kept up to date by reading the records added since the last row it saw, so
 //! records a `photomesh scan` beside the node adds are picked up too.
@@ -19,10 +19,11 @@ use std::sync::Arc;
 use crate::lock::Mutex;
 use std::time::{Duration, Instant};
 
+use photomesh_protocol::element::timestamp_of;
 use photomesh_protocol::membership::MembershipRecord;
 use photomesh_protocol::messages::{MAX_FETCH, ReconcileFrame, Records, Request};
 use photomesh_protocol::reconcile::{Config, Event, FingerprintTree, Item, Session};
-use photomesh_protocol::record::{Record, RecordId, record_id, timestamp_of};
+use photomesh_protocol::record::{Record, RecordId, record_id};
 
 use crate::clock::now_ms;
 use crate::home::Home;

@@ -378,9 +378,9 @@ impl NodeHandle {
 
     /// How a blob's fetch finds the node's other live connections, to fetch ranges of a
     /// large blob from every peer that holds it.
-    fn helpers(&self) -> crate::replicate::ranges::Helpers {
+    fn helpers(&self) -> crate::replicate::fetcher::Helpers {
         let node = Arc::downgrade(&self.0);
-        crate::replicate::ranges::Helpers {
+        crate::replicate::fetcher::Helpers {
             home: self.0.home.clone(),
             links: Arc::new(move || {
                 let Some(node) = node.upgrade() else {

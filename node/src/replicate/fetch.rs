@@ -3,61 +3,32 @@
 //! ([`crate::replicate::ranges`]), staged and committed in batches while the next arrive: one
 //! filesystem flush on each side of the renames and one index transaction per batch.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
 use photomesh_protocol::messages::{BlobHeader, Request};
 
-use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::seal::BlobId;
 
-use crate::blob::direct::Pool;
 use crate::blob::partial::{GROUP_BYTES, GroupSet, groups_of, read_progress};
 use crate::blob::store::{BlobStore, Staged};
 use crate::home::Home;
 use crate::net::close::Close;
 use crate::net::frame::{self, NetError};
 use crate::replicate::error::SyncError;
+use crate::replicate::fetcher::{FetchError, Fetcher, Received, SMALL_BLOB};
 use crate::replicate::held::BlobEngine;
-use crate::replicate::ranges::{Coordinating, Helpers, fetch_large};
+use crate::replicate::held::Coordinating;
+use crate::replicate::ranges::fetch_large;
 use crate::replicate::receive::fetch_small;
-use crate::replicate::transfers::Transfers;
 
 /// The most blobs in flight from one peer at once.
 pub const MAX_IN_FLIGHT_BLOBS: usize = 64;
-/// The most bytes of small blobs buffered in memory at once.
-pub(crate) const MAX_IN_FLIGHT_BYTES: u64 = 64 << 20;
-/// Blobs up to this size are received in memory and written once; larger ones stream into
-/// a partial file with persisted progress.
-pub(crate) const SMALL_BLOB: u64 = 4 << 20;
 /// Received blobs are made durable and recorded in batches of at most this many…
 pub(crate) const BATCH_BLOBS: usize = 1024;
 /// …or after this long.
 pub(crate) const BATCH_AFTER: Duration = Duration::from_millis(200);
-
-/// What the fetches from one peer share.
-pub(crate) struct Fetcher {
-    pub(crate) connection: quinn::Connection,
-    pub(crate) peer: DeviceId,
-    pub(crate) store: BlobStore,
-    pub(crate) partial_dir: PathBuf,
-    pub(crate) transfers: Transfers,
-    /// KiB of small blobs that may be buffered at once.
-    pub(crate) bytes: tokio::sync::Semaphore,
-    /// Buffers for received blobs, reused.
-    pub(crate) buffers: Arc<Pool>,
-    /// Other peers a large blob can be fetched from at the same time, in a running node.
-    pub(crate) helpers: Option<Helpers>,
-}
-
-/// A blob received and verified, staged in the store, waiting for its batch.
-pub(crate) struct Received {
-    pub(crate) staged: Staged,
-    pub(crate) sealed_len: u64,
-    pub(crate) outboard: Vec<u8>,
-}
 
 /// The blobs received since the last commit.
 #[derive(Default)]
@@ -84,19 +55,6 @@ impl Batch {
 
     pub(crate) fn take(&mut self) -> Vec<Received> {
         std::mem::take(self).received
-    }
-}
-
-pub(crate) enum FetchError {
-    NotHere,
-    /// The peer sent data that does not match the blob ID.
-    Bad(BlobId, String),
-    Sync(SyncError),
-}
-
-impl<E: Into<SyncError>> From<E> for FetchError {
-    fn from(e: E) -> Self {
-        Self::Sync(e.into())
     }
 }
 

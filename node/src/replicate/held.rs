@@ -13,7 +13,7 @@ use photomesh_protocol::seal::BlobId;
 use crate::blob::direct::Pool;
 use crate::home::Home;
 use crate::index::IndexError;
-use crate::replicate::fetch::MAX_IN_FLIGHT_BYTES;
+use crate::replicate::fetcher::MAX_IN_FLIGHT_BYTES;
 use crate::replicate::records::RecordSet;
 
 /// Which blobs a device keeps a copy of (`photomesh run --hold`); a vault holds all.
@@ -182,5 +182,23 @@ impl BlobEngine {
             fetching: Arc::default(),
             buffers: Arc::new(Pool::new(MAX_IN_FLIGHT_BYTES as usize)),
         })
+    }
+}
+
+/// A blob being coordinated by one fetch: removed from the engine's set when dropped.
+pub(crate) struct Coordinating(pub(crate) Arc<Mutex<HashSet<[u8; 32]>>>, pub(crate) BlobId);
+impl Coordinating {
+    /// Takes the blob for this fetch, unless another fetch coordinates it already.
+    pub(crate) fn take(set: &Arc<Mutex<HashSet<[u8; 32]>>>, blob: BlobId) -> Option<Self> {
+        let mut held = set.lock();
+        held.insert(blob.0).then(|| Self(set.clone(), blob))
+    }
+}
+impl Drop for Coordinating {
+    fn drop(&mut self) {
+        {
+            let mut set = self.0.lock();
+            set.remove(&self.1.0);
+        }
     }
 }

@@ -3,12 +3,11 @@
 //! verified before it is written; a peer that fails leaves its unfinished part to the others.
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::lock::Mutex;
 use std::time::Duration;
 
 use photomesh_protocol::messages::{BlobHeader, Request};
@@ -16,231 +15,18 @@ use photomesh_protocol::messages::{BlobHeader, Request};
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::seal::BlobId;
 
-use crate::blob::direct::{DirectFile, Pool};
-use crate::blob::partial::{GroupSet, groups_of, write_progress};
-use crate::home::Home;
+use crate::blob::partial::{GroupSet, groups_of};
 use crate::net::close::Close;
 use crate::net::frame::{self, NetError};
 use crate::replicate::bad_peer;
 use crate::replicate::error::SyncError;
-use crate::replicate::fetch::{FetchError, Fetcher, Received};
-use crate::replicate::receive::{Parents, ReceiveError, keep, receive_into};
+use crate::replicate::fetcher::{FetchError, Fetcher, Received};
+use crate::replicate::partial_blob::Partial;
+use crate::replicate::receive::{ReceiveError, keep, receive_into};
 use crate::replicate::transfers::TransferHandle;
 
-/// A blob being coordinated by one fetch: removed from the engine's set when dropped.
-pub(crate) struct Coordinating(pub(crate) Arc<Mutex<HashSet<[u8; 32]>>>, pub(crate) BlobId);
-
-impl Coordinating {
-    /// Takes the blob for this fetch, unless another fetch coordinates it already.
-    pub(crate) fn take(set: &Arc<Mutex<HashSet<[u8; 32]>>>, blob: BlobId) -> Option<Self> {
-        let mut held = set.lock();
-        held.insert(blob.0).then(|| Self(set.clone(), blob))
-    }
-}
-
-impl Drop for Coordinating {
-    fn drop(&mut self) {
-        {
-            let mut set = self.0.lock();
-            set.remove(&self.1.0);
-        }
-    }
-}
-
-/// How a blob's fetch finds other peers to fetch ranges from: the running node's other live
-/// connections, and the index (what those peers hold, whether they sent bad data).
-#[derive(Clone)]
-pub struct Helpers {
-    /// The node's home.
-    pub home: Arc<tokio::sync::Mutex<Home>>,
-    /// The node's live connections, by device.
-    pub links: Arc<dyn Fn() -> Vec<(DeviceId, quinn::Connection)> + Send + Sync>,
-}
-
-impl Helpers {
-    /// The connected peers other than `except` that may hold `blob`: those whose reconciled
-    /// holdings include it, and those not reconciled with yet; not those in their bad-data
-    /// cooldown.
-    pub(crate) async fn for_blob(
-        &self,
-        blob: &BlobId,
-        except: &DeviceId,
-    ) -> Vec<(DeviceId, quinn::Connection)> {
-        let all = (self.links)();
-        tracing::debug!(links = all.len(), "live links");
-        let links: Vec<_> = all
-            .into_iter()
-            .filter(|(d, c)| d != except && c.close_reason().is_none())
-            .collect();
-        if links.is_empty() {
-            return links;
-        }
-        let home = self.home.lock().await;
-        let holders = home.index.blob_holders(blob).unwrap_or_default();
-        links
-            .into_iter()
-            .filter(|(d, _)| {
-                let may_hold = holders.contains(d) || matches!(home.index.peer_sync(d), Ok(None));
-                may_hold && !bad_peer::is_avoided(&home, d).unwrap_or(false)
-            })
-            .collect()
-    }
-}
-
-/// Chunk groups asked of one peer at a time: 4 MiB.
-pub(crate) const PIECE_GROUPS: u64 = 256;
 /// How often a blob's fetch looks for more peers that can send it.
 pub(crate) const HELPER_LOOK: Duration = Duration::from_millis(250);
-
-/// Who is fetching which chunk groups of one blob, and which are verified and persisted.
-#[derive(Debug)]
-pub(crate) struct Plan {
-    pub(crate) total: u64,
-    /// Verified, written and made durable.
-    pub(crate) done: GroupSet,
-    /// Being fetched by some peer.
-    pub(crate) claimed: GroupSet,
-}
-
-impl Plan {
-    pub(crate) fn new(total: u64, done: GroupSet) -> Self {
-        Self {
-            total,
-            done,
-            claimed: GroupSet::default(),
-        }
-    }
-
-    pub(crate) fn free(&self) -> Vec<(u64, u64)> {
-        let mut taken = self.done.clone();
-        for &(s, e) in &self.claimed.0 {
-            taken.insert(s, e);
-        }
-        taken.gaps(self.total)
-    }
-
-    /// Claims up to [`PIECE_GROUPS`] groups nobody has: the first ones free, or (for a peer
-    /// helping the one streaming from the front) the last ones, so that the two meet.
-    pub(crate) fn claim(&mut self, from_back: bool) -> Option<(u64, u64)> {
-        let free = self.free();
-        let (s, e) = if from_back {
-            let &(s, e) = free.last()?;
-            (s.max(e.saturating_sub(PIECE_GROUPS)), e)
-        } else {
-            let &(s, e) = free.first()?;
-            (s, e.min(s + PIECE_GROUPS))
-        };
-        self.claimed.insert(s, e);
-        Some((s, e))
-    }
-
-    /// Claims one group for the peer streaming from the front, if nobody else has it.
-    pub(crate) fn claim_group(&mut self, group: u64) -> bool {
-        if group >= self.total || self.done.contains(group) || self.claimed.contains(group) {
-            return false;
-        }
-        self.claimed.insert(group, group + 1);
-        true
-    }
-
-    /// Groups that are verified and durable.
-    pub(crate) fn finish(&mut self, start: u64, end: u64) {
-        self.claimed.remove(start, end);
-        self.done.insert(start, end);
-    }
-
-    /// Groups a peer no longer fetches (done or not): free for the others again.
-    pub(crate) fn release(&mut self, start: u64, end: u64) {
-        self.claimed.remove(start, end);
-    }
-
-    pub(crate) fn claimable(&self) -> bool {
-        !self.free().is_empty()
-    }
-
-    pub(crate) fn complete(&self) -> bool {
-        self.done.len() >= self.total
-    }
-}
-
-/// A large blob being received into its partial file, possibly from several peers at once.
-pub(crate) struct Partial {
-    pub(crate) blob_id: BlobId,
-    pub(crate) sealed_len: u64,
-    pub(crate) file: DirectFile,
-    pub(crate) path: PathBuf,
-    pub(crate) plan: Mutex<Plan>,
-    pub(crate) transfer: TransferHandle,
-    /// Verified bytes received from each peer.
-    pub(crate) by_peer: Mutex<std::collections::BTreeMap<DeviceId, u64>>,
-    /// Buffers for runs of verified chunk groups on their way to the file.
-    pub(crate) buffers: Arc<Pool>,
-    /// The parent hashes verified on the way, when this process receives the whole blob
-    /// (not a resumed one): then the finished blob needs no second hashing.
-    pub(crate) parents: Mutex<Option<Parents>>,
-}
-
-impl Partial {
-    pub(crate) fn open(
-        path: &Path,
-        blob_id: BlobId,
-        sealed_len: u64,
-        done: GroupSet,
-        transfer: TransferHandle,
-        buffers: Arc<Pool>,
-    ) -> io::Result<Self> {
-        let file = DirectFile::open(
-            path,
-            OpenOptions::new().create(true).truncate(false).write(true),
-        )?;
-        let parents = done.is_empty().then(|| Parents::new(blob_id, sealed_len));
-        Ok(Self {
-            blob_id,
-            sealed_len,
-            file,
-            path: path.to_path_buf(),
-            plan: Mutex::new(
-                "a partial blob's plan",
-                Plan::new(groups_of(sealed_len), done),
-            ),
-            transfer,
-            by_peer: Mutex::default(),
-            buffers,
-            parents: Mutex::new("a partial blob's parent hashes", parents),
-        })
-    }
-
-    pub(crate) fn plan(&self) -> crate::lock::MutexGuard<'_, Plan> {
-        self.plan.lock()
-    }
-
-    /// Makes groups `start..end` durable and records them as verified in the progress file.
-    pub(crate) fn persist(&self, start: u64, end: u64) -> io::Result<()> {
-        if start >= end {
-            return Ok(());
-        }
-        self.file.file().sync_data()?;
-        let mut plan = self.plan();
-        plan.finish(start, end);
-        write_progress(&self.path, &plan.done, self.sealed_len)
-    }
-
-    pub(crate) fn complete(&self) -> bool {
-        self.plan().complete()
-    }
-
-    /// Keeps a verified parent hash pair.
-    pub(crate) fn save_parent(&self, parent: &bao_tree::io::Parent) {
-        if let Some(parents) = self.parents.lock().as_mut() {
-            parents.save(parent);
-        }
-    }
-
-    /// The blob's outboard, if every parent hash of it was verified by this process.
-    pub(crate) fn verified_outboard(&self) -> Option<Vec<u8>> {
-        self.parents.lock().take()?.outboard()
-    }
-}
 
 /// How one peer's part of a blob ended.
 pub(crate) enum WorkerEnd {

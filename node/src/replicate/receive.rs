@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use bao_tree::io::outboard::PostOrderMemOutboard;
 use bao_tree::{BaoTree, ChunkRanges};
 
 use photomesh_protocol::identity::DeviceId;
@@ -19,51 +18,9 @@ use crate::blob::source::group_chunks;
 use crate::blob::store::{BlobStore, Staged};
 use crate::net::frame::NetError;
 use crate::replicate::error::SyncError;
-use crate::replicate::fetch::{FetchError, Fetcher, Received};
-use crate::replicate::ranges::Partial;
+use crate::replicate::fetcher::{FetchError, Fetcher, Received};
+use crate::replicate::partial_blob::{Parents, Partial};
 use crate::replicate::transfers::TransferHandle;
-
-/// The parent hash pairs of a blob as they verify, towards its outboard.
-pub(crate) struct Parents {
-    pub(crate) outboard: PostOrderMemOutboard,
-    pub(crate) seen: Vec<bool>,
-    pub(crate) missing: usize,
-}
-
-impl Parents {
-    pub(crate) fn new(blob_id: BlobId, sealed_len: u64) -> Self {
-        let tree = BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE);
-        let pairs = (tree.outboard_size() / 64) as usize;
-        Self {
-            outboard: PostOrderMemOutboard {
-                root: blake3::Hash::from_bytes(blob_id.0),
-                tree,
-                data: vec![0; pairs * 64],
-            },
-            seen: vec![false; pairs],
-            missing: pairs,
-        }
-    }
-
-    pub(crate) fn save(&mut self, parent: &bao_tree::io::Parent) {
-        use bao_tree::io::sync::OutboardMut;
-        let Some(at) = self.outboard.tree.post_order_offset(parent.node) else {
-            return;
-        };
-        let Some(seen) = self.seen.get_mut(at.value() as usize) else {
-            return;
-        };
-        if self.outboard.save(parent.node, &parent.pair).is_ok() && !*seen {
-            *seen = true;
-            self.missing -= 1;
-        }
-    }
-
-    /// The outboard, if every parent hash pair was saved.
-    pub(crate) fn outboard(self) -> Option<Vec<u8>> {
-        (self.missing == 0).then_some(self.outboard.data)
-    }
-}
 
 /// The most bytes a bao encoding of a blob of `sealed_len` bytes can take: the blob, its
 /// length prefix, and 64 bytes of parent hashes per chunk group.

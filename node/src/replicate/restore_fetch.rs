@@ -19,9 +19,10 @@ use crate::net::close::Close;
 use crate::net::control::{self, ControlError, FetchJob};
 use crate::net::dial;
 use crate::replicate::error::SyncError;
-use crate::replicate::fetch::{Fetcher, MAX_IN_FLIGHT_BYTES, fetch_all};
+use crate::replicate::fetch::fetch_all;
+use crate::replicate::fetcher::Helpers;
+use crate::replicate::fetcher::{Fetcher, MAX_IN_FLIGHT_BYTES};
 use crate::replicate::held::BlobEngine;
-use crate::replicate::ranges::Helpers;
 use crate::replicate::transfers::Transfers;
 
 /// How often a restore asks the running node how its fetch is going.

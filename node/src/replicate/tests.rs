@@ -26,7 +26,8 @@ use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::seal::BlobId;
 
 use super::blobs::*;
-use super::fetch::*;
+use super::fetcher::*;
+use super::partial_blob::*;
 use super::ranges::*;
 use super::receive::*;
 use super::transfers::*;

@@ -1,0 +1,99 @@
+//! What the fetches of blobs from one peer share: the [`Fetcher`], the limits, the other peers
+//! a large blob can come from at the same time ([`Helpers`]), what a fetch yields
+//! ([`Received`]) and how it fails ([`FetchError`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::seal::BlobId;
+
+use crate::blob::direct::Pool;
+use crate::blob::store::{BlobStore, Staged};
+use crate::home::Home;
+use crate::replicate::bad_peer;
+use crate::replicate::error::SyncError;
+use crate::replicate::transfers::Transfers;
+
+/// The most bytes of small blobs buffered in memory at once.
+pub(crate) const MAX_IN_FLIGHT_BYTES: u64 = 64 << 20;
+/// Blobs up to this size are received in memory and written once; larger ones stream into
+/// a partial file with persisted progress.
+pub(crate) const SMALL_BLOB: u64 = 4 << 20;
+
+/// What the fetches from one peer share.
+pub(crate) struct Fetcher {
+    pub(crate) connection: quinn::Connection,
+    pub(crate) peer: DeviceId,
+    pub(crate) store: BlobStore,
+    pub(crate) partial_dir: PathBuf,
+    pub(crate) transfers: Transfers,
+    /// KiB of small blobs that may be buffered at once.
+    pub(crate) bytes: tokio::sync::Semaphore,
+    /// Buffers for received blobs, reused.
+    pub(crate) buffers: Arc<Pool>,
+    /// Other peers a large blob can be fetched from at the same time, in a running node.
+    pub(crate) helpers: Option<Helpers>,
+}
+
+/// A blob received and verified, staged in the store, waiting for its batch.
+pub(crate) struct Received {
+    pub(crate) staged: Staged,
+    pub(crate) sealed_len: u64,
+    pub(crate) outboard: Vec<u8>,
+}
+
+/// Why one blob's fetch from a peer ended without the blob.
+pub(crate) enum FetchError {
+    /// The peer does not hold it (any more).
+    NotHere,
+    /// The peer sent data that does not match the blob ID.
+    Bad(BlobId, String),
+    /// Anything else, with whose fault it was ([`SyncError`]).
+    Sync(SyncError),
+}
+
+impl<E: Into<SyncError>> From<E> for FetchError {
+    fn from(e: E) -> Self {
+        Self::Sync(e.into())
+    }
+}
+
+/// How a blob's fetch finds other peers to fetch ranges from: the running node's other live
+/// connections, and the index (what those peers hold, whether they sent bad data).
+#[derive(Clone)]
+pub struct Helpers {
+    /// The node's home.
+    pub home: Arc<tokio::sync::Mutex<Home>>,
+    /// The node's live connections, by device.
+    pub links: Arc<dyn Fn() -> Vec<(DeviceId, quinn::Connection)> + Send + Sync>,
+}
+impl Helpers {
+    /// The connected peers other than `except` that may hold `blob`: those whose reconciled
+    /// holdings include it, and those not reconciled with yet; not those in their bad-data
+    /// cooldown.
+    pub(crate) async fn for_blob(
+        &self,
+        blob: &BlobId,
+        except: &DeviceId,
+    ) -> Vec<(DeviceId, quinn::Connection)> {
+        let all = (self.links)();
+        tracing::debug!(links = all.len(), "live links");
+        let links: Vec<_> = all
+            .into_iter()
+            .filter(|(d, c)| d != except && c.close_reason().is_none())
+            .collect();
+        if links.is_empty() {
+            return links;
+        }
+        let home = self.home.lock().await;
+        let holders = home.index.blob_holders(blob).unwrap_or_default();
+        links
+            .into_iter()
+            .filter(|(d, _)| {
+                let may_hold = holders.contains(d) || matches!(home.index.peer_sync(d), Ok(None));
+                may_hold && !bad_peer::is_avoided(&home, d).unwrap_or(false)
+            })
+            .collect()
+    }
+}

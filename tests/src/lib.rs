@@ -211,7 +211,17 @@ pub fn free_udp_addr() -> String {
 /// Polls `check` every 100 ms until it gives a value, and returns it; panics after [`WAIT`]
 /// with `what` and the last thing `check` reported. (A bounded wait for an event that
 /// another process causes.)
-pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub fn wait_until<T>(what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    wait_until_every(what, std::time::Duration::from_millis(100), check)
+}
+
+/// [`wait_until`], polling every `every` (zero: as fast as `check` runs), for a moment that
+/// passes quickly (a transfer under way, progress about to be persisted).
+pub fn wait_until_every<T>(
+    what: &str,
+    every: std::time::Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         match check() {
@@ -221,7 +231,7 @@ pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -
                 "{what} did not happen within {WAIT:?}; last seen: {last}"
             ),
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(every);
     }
 }
 

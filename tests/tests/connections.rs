@@ -7,7 +7,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use photomesh_tests::{Node, WAIT, free_udp_addr, wait_until};
+use photomesh_tests::{Node, WAIT, free_udp_addr, wait_until, wait_until_every};
 use serde_json::Value;
 
 /// The connection to the one other device, as `node`'s status shows it, if connected.
@@ -159,25 +159,25 @@ fn status_through_the_socket_shows_a_large_transfer_with_rate_and_eta() {
     let (_nas_run, _) = nas.start_run();
 
     // Read the NAS's status as often as it answers, until it shows the video under way.
-    let deadline = std::time::Instant::now() + WAIT;
-    let (status, transfer) = loop {
-        let status = nas.json(&["status"]);
-        let under_way = status["transfers"].as_array().and_then(|t| {
-            t.iter()
-                .find(|t| {
-                    let (done, total) = (t["done"].as_u64().unwrap(), t["total"].as_u64().unwrap());
-                    done > 0 && done < total && t["bytes_per_s"].as_f64().unwrap() > 0.0
-                })
-                .cloned()
-        });
-        if let Some(transfer) = under_way {
-            break (status, transfer);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no transfer under way was ever shown: {status}"
-        );
-    };
+    let (status, transfer) = wait_until_every(
+        "a transfer under way shown",
+        std::time::Duration::ZERO,
+        || {
+            let status = nas.json(&["status"]);
+            let under_way = status["transfers"].as_array().and_then(|t| {
+                t.iter()
+                    .find(|t| {
+                        let (done, total) =
+                            (t["done"].as_u64().unwrap(), t["total"].as_u64().unwrap());
+                        done > 0 && done < total && t["bytes_per_s"].as_f64().unwrap() > 0.0
+                    })
+                    .cloned()
+            });
+            under_way
+                .map(|transfer| (status.clone(), transfer))
+                .ok_or_else(|| status.to_string())
+        },
+    );
     assert!(
         transfer["total"].as_u64().unwrap() > 100 << 20,
         "{transfer}"

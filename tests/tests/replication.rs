@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use photomesh_tests::{Node, Spawned, WAIT, wait_until};
+use photomesh_tests::{Node, Spawned, WAIT, wait_until, wait_until_every};
 
 /// Waits until `status` shows `field` at `want`.
 fn wait_for_status(node: &Node, field: &str, want: u64) {
@@ -284,8 +284,7 @@ fn a_device_paired_elsewhere_is_learned_and_reached_and_a_revocation_reaches_all
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = Instant::now() + WAIT;
-    loop {
+    wait_until("the laptop reaches the tablet", || {
         let devices = laptop.json(&["devices"]);
         let seen = devices
             .as_array()
@@ -293,29 +292,22 @@ fn a_device_paired_elsewhere_is_learned_and_reached_and_a_revocation_reaches_all
             .iter()
             .any(|d| d["device_id"] == tablet_id.as_str() && !d["last_seen_ms"].is_null());
         if seen {
-            break;
+            Ok(())
+        } else {
+            Err(devices.to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "the laptop never reached the tablet: {devices}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
 
     // Revoked on the laptop, the tablet is soon refused by the NAS too.
     laptop.ok(&["revoke", &tablet_id]);
-    let deadline = Instant::now() + WAIT;
-    loop {
+    wait_until("the NAS refuses the tablet", || {
         let ping = tablet.run(&["ping", &nas_addr]);
         if ping.code != 0 && ping.stderr.contains("not trusted") {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{ping:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the NAS never refused the tablet: {ping:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
 }
 
 #[test]
@@ -341,30 +333,29 @@ fn a_node_killed_mid_video_resumes_without_starting_over() {
 
     // Kill the NAS with SIGKILL as soon as it has persisted some verified progress.
     let partial_dir = nas.home.join("blobs/partial");
-    let deadline = Instant::now() + WAIT;
-    let (persisted, received) = loop {
-        let progress = std::fs::read_dir(&partial_dir).ok().and_then(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .find(|e| e.path().extension().is_some_and(|x| x == "progress"))
-        });
-        if let Some(progress) = progress {
+    let mut nas_run = Some(nas_run);
+    let (persisted, received) = wait_until_every(
+        "the transfer persists progress",
+        Duration::from_millis(1),
+        || {
+            let progress = std::fs::read_dir(&partial_dir).ok().and_then(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .find(|e| e.path().extension().is_some_and(|x| x == "progress"))
+            });
+            let progress = progress.ok_or("no progress file yet")?;
             let persisted =
                 progress_verified(&std::fs::read_to_string(progress.path()).unwrap_or_default());
-            if persisted > 0 {
-                drop(nas_run); // SIGKILL
-                let received = std::fs::metadata(progress.path().with_extension(""))
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-                break (persisted, received);
+            if persisted == 0 {
+                return Err("nothing persisted yet".to_owned());
             }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the transfer never persisted progress"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    };
+            drop(nas_run.take()); // SIGKILL
+            let received = std::fs::metadata(progress.path().with_extension(""))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            Ok((persisted, received))
+        },
+    );
     assert!(
         persisted < video.len() as u64,
         "the transfer finished before the kill"

@@ -510,3 +510,39 @@ pub fn describe_io(e: &io::Error) -> String {
         _ => e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::progress::Silent;
+
+    #[test]
+    fn a_rescan_counts_new_changed_unchanged_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::mesh::create_device(&dir.path().join("home"), "laptop", None, 1).unwrap();
+        let photos = dir.path().join("photos");
+        let files = crate::demo::samples::write_library(&photos, 3, 4).unwrap();
+        crate::library::folders::add(&home, &photos, None).unwrap();
+        let first = scan(&home, &mut Silent).unwrap();
+        assert_eq!((first.files_seen, first.new_files), (5, 5));
+
+        let mut longer = fs::read(&files[0]).unwrap();
+        longer.extend_from_slice(b"edited");
+        fs::write(&files[0], longer).unwrap();
+        fs::remove_file(&files[1]).unwrap();
+        let png = crate::demo::samples::png_like(&mut crate::demo::samples::Rng::new(8), 5_000);
+        fs::write(photos.join("new.png"), png).unwrap();
+        let second = scan(&home, &mut Silent).unwrap();
+        assert_eq!(
+            (
+                second.new_files,
+                second.changed_files,
+                second.unchanged_files,
+                second.missing_files
+            ),
+            (1, 1, 3, 1),
+            "{second:?}"
+        );
+        assert!(second.problems.is_empty(), "{:?}", second.problems);
+    }
+}

@@ -197,3 +197,80 @@ fn check_blob(home: &Home, blob_id: &BlobId) -> Option<Finding> {
         detail,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::library::progress::Silent;
+    use crate::library::{folders, scan};
+
+    /// A device with one folder of five sample files (three JPEGs, a PNG, an MP4), scanned.
+    fn scanned() -> (tempfile::TempDir, Home, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::mesh::create_device(&dir.path().join("home"), "laptop", None, 1).unwrap();
+        let photos = dir.path().join("photos");
+        let files = crate::demo::samples::write_library(&photos, 3, 9).unwrap();
+        folders::add(&home, &photos, None).unwrap();
+        let summary = scan::scan(&home, &mut Silent).unwrap();
+        assert_eq!((summary.new_files, summary.problems.len()), (5, 0));
+        let again = scan::scan(&home, &mut Silent).unwrap();
+        assert_eq!((again.new_files, again.unchanged_files), (0, 5));
+        (dir, home, files)
+    }
+
+    fn kinds(report: &VerifyReport) -> Vec<(FindingKind, String)> {
+        let mut found: Vec<_> = report
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.item.clone()))
+            .collect();
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        found
+    }
+
+    #[test]
+    fn a_scanned_folder_verifies_clean() {
+        let (_dir, home, _) = scanned();
+        let report = verify(&home, &mut Silent).unwrap();
+        assert_eq!(report.sources_checked, 5);
+        assert!(report.is_clean(), "{:?}", kinds(&report));
+    }
+
+    #[test]
+    fn rot_an_edit_and_a_deletion_are_each_found_as_what_they_are() {
+        let (_dir, home, files) = scanned();
+        // Rot: one byte flipped, size and modification time kept.
+        let rotten = &files[0];
+        let mtime = fs::metadata(rotten).unwrap().modified().unwrap();
+        let mut bytes = fs::read(rotten).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        fs::write(rotten, &bytes).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(rotten)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        // An edit: the size changes.
+        let edited = &files[1];
+        let mut longer = fs::read(edited).unwrap();
+        longer.extend_from_slice(b"edited");
+        fs::write(edited, longer).unwrap();
+        // A deletion.
+        let deleted = &files[2];
+        fs::remove_file(deleted).unwrap();
+
+        let report = verify(&home, &mut Silent).unwrap();
+        assert_eq!(report.sources_checked, 5);
+        let mut expected = vec![
+            (FindingKind::Corrupt, rotten.display().to_string()),
+            (FindingKind::Changed, edited.display().to_string()),
+            (FindingKind::Missing, deleted.display().to_string()),
+        ];
+        expected.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(kinds(&report), expected);
+    }
+}

@@ -446,3 +446,58 @@ fn accept_welcome(
         members: names,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::progress::Silent;
+
+    #[test]
+    fn a_code_is_read_from_text_or_refused_with_its_reason() {
+        assert!(matches!(
+            read_code(None, None),
+            Err(PairingError::Code(PairingCodeError::Length(0)))
+        ));
+        assert!(matches!(
+            read_code(Some("NOT-A-PAIRING-CODE"), None),
+            Err(PairingError::Code(_))
+        ));
+        let missing = std::path::Path::new("/nonexistent/qr.png");
+        assert!(matches!(
+            read_code(None, Some(missing)),
+            Err(PairingError::Qr(_))
+        ));
+    }
+
+    #[test]
+    fn only_a_fresh_device_joins_and_leaving_a_mesh_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::mesh::create_device(&dir.path().join("phone"), "phone", None, 1).unwrap();
+        // A mesh of one, no photos: fresh.
+        check_fresh(&home, false).unwrap();
+        // Another member: it must be told to leave.
+        let tablet =
+            crate::mesh::create_device(&dir.path().join("tablet"), "tablet", None, 1).unwrap();
+        crate::mesh::introduce(
+            &home,
+            tablet.device.signing_public(),
+            tablet.device.noise_public(),
+            Role::Full,
+            "tablet",
+            2,
+        )
+        .unwrap();
+        assert!(matches!(
+            check_fresh(&home, false),
+            Err(PairingError::NotFresh(_))
+        ));
+        check_fresh(&home, true).unwrap();
+        // Photos sealed with its own key: never, whatever it is told.
+        let photos = dir.path().join("photos");
+        crate::demo::samples::write_library(&photos, 1, 1).unwrap();
+        crate::library::folders::add(&home, &photos, None).unwrap();
+        crate::library::scan::scan(&home, &mut Silent).unwrap();
+        let refused = check_fresh(&home, true).unwrap_err().to_string();
+        assert!(refused.contains("photo records"), "{refused}");
+    }
+}

@@ -237,14 +237,10 @@ pub async fn serve_fetch(
     Ok(())
 }
 
-/// Stores one record received from a peer, if it is a valid record of the set. A full
-/// device opens photo records into its query tables. Returns whether it was new and valid.
-pub fn store_record(home: &Home, bytes: &[u8]) -> Result<bool, IndexError> {
-    Ok(store_records(home, std::slice::from_ref(&bytes))? == 1)
-}
-
 /// Stores the valid records among `records` (a frame from a peer) in one transaction: one
-/// commit per frame rather than per record. Returns how many were valid.
+/// commit per frame rather than per record. A full device opens photo records into its query
+/// tables; a record it cannot open is kept sealed. Returns how many were valid (one already
+/// held counts, and is not stored twice).
 pub fn store_records<B: AsRef<[u8]>>(home: &Home, records: &[B]) -> Result<usize, IndexError> {
     let now = now_ms();
     home.index.transaction(|index| {
@@ -278,4 +274,51 @@ pub(crate) fn random_seed() -> u64 {
         return now_ms();
     }
     u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::progress::Silent;
+
+    fn device(dir: &std::path::Path, name: &str) -> Home {
+        crate::mesh::create_device(&dir.join(name), name, None, 1).unwrap()
+    }
+
+    #[test]
+    fn only_valid_records_of_the_set_are_stored_and_the_set_grows_by_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let laptop = device(dir.path(), "laptop");
+        let photos = dir.path().join("photos");
+        crate::demo::samples::write_library(&photos, 1, 3).unwrap();
+        crate::library::folders::add(&laptop, &photos, None).unwrap();
+        crate::library::scan::scan(&laptop, &mut Silent).unwrap();
+        let sealed: Vec<Vec<u8>> = laptop
+            .index
+            .records_after(0)
+            .unwrap()
+            .into_iter()
+            .map(|(_, bytes)| bytes)
+            .filter(|bytes| !MembershipRecord::is_membership(bytes))
+            .collect();
+        assert_eq!(sealed.len(), 3, "a JPEG, a PNG and an MP4");
+
+        // Another device, holding another key: it keeps them sealed, as a vault would.
+        let nas = device(dir.path(), "nas");
+        let set = RecordSet::load(&nas).unwrap();
+        let before = set.with(|tree| tree.items().len());
+        let mut damaged = sealed[0].clone();
+        damaged[2] ^= 1;
+        let offered = [
+            sealed[0].clone(),
+            b"pmmr not a membership record".to_vec(),
+            damaged,
+            b"junk".to_vec(),
+        ];
+        assert_eq!(store_records(&nas, &offered).unwrap(), 1);
+        assert_eq!(store_records(&nas, &sealed[..1]).unwrap(), 1, "still valid");
+        assert_eq!(set.refresh(&nas).unwrap(), 1, "but held once");
+        assert_eq!(set.with(|tree| tree.items().len()), before + 1);
+        assert_eq!(set.refresh(&nas).unwrap(), 0, "nothing new since");
+    }
 }

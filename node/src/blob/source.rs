@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io;
 
 use bao_tree::io::outboard::PostOrderMemOutboard;
+use bao_tree::io::sync::ReadAt;
 use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
 
 use photomesh_protocol::record::Record;
@@ -69,6 +70,20 @@ impl BlobSource {
         Ok(None)
     }
 
+    /// Whether the bytes come from the blob store (rather than an original sealed on the fly).
+    pub fn is_stored(&self) -> bool {
+        matches!(self.source, Source::Stored(_))
+    }
+
+    /// The blob's sealed bytes from the start, as they are read (not checked here: whoever
+    /// reads them checks them against the blob ID, as `sealed::open_blob` does).
+    pub fn sealed_reader(&self) -> impl io::Read + '_ {
+        SealedReader {
+            source: self,
+            pos: 0,
+        }
+    }
+
     /// The blob's sealed length.
     pub fn sealed_len(&self) -> u64 {
         self.outboard.tree.size()
@@ -101,6 +116,23 @@ impl BlobSource {
             ),
         };
         result.map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// Reads a [`BlobSource`]'s sealed bytes in order.
+struct SealedReader<'a> {
+    source: &'a BlobSource,
+    pos: u64,
+}
+
+impl io::Read for SealedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match &self.source.source {
+            Source::Stored(file) => std::os::unix::fs::FileExt::read_at(file, buf, self.pos)?,
+            Source::Original(original) => original.read_at(self.pos, buf)?,
+        };
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 

@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use photomesh_protocol::record::{PhotoRecord, Record};
 
-use crate::blob::sealed::{self, OpenError, SealingReader};
+use crate::blob::sealed::{self, OpenError};
+use crate::blob::source::BlobSource;
 use crate::home::Home;
 use crate::index::IndexError;
 use crate::library::progress::Progress;
@@ -192,60 +193,41 @@ fn restore_one(
     result.map(|()| Outcome::Written)
 }
 
-/// Writes the verified plaintext to `tmp`, fsynced and with the recorded mtime.
+/// Writes the verified plaintext to `tmp`, fsynced and with the recorded mtime. The sealed
+/// bytes come from wherever this device holds the blob ([`BlobSource`]): its store, or an
+/// original with the recorded content; `source` is the photo's own original, named in errors.
 fn write_verified(
     home: &Home,
     photo: &PhotoRecord,
     source: Option<&Path>,
     tmp: &Path,
 ) -> Result<(), String> {
+    let blob = BlobSource::open(home, &photo.blob_id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| no_copy(source))?;
     let file = File::create(tmp)
         .map_err(|e| format!("cannot write {}: {}", tmp.display(), describe_io(&e)))?;
     let mut out = BufWriter::with_capacity(1 << 20, &file);
-    let opened = if home.index.blob_stored(&photo.blob_id).unwrap_or(false) {
-        let blob = home
-            .blobs
-            .open_verified(&photo.blob_id)
-            .map_err(|e| e.to_string())?;
-        sealed::open_blob(
-            BufReader::with_capacity(1 << 20, blob),
-            &home.keys,
-            &photo.blob_id,
-            &photo.plaintext_hash,
-            &mut out,
-        )
-    } else {
-        let source = source.ok_or("this device holds no copy of it (its folder was removed)")?;
-        let original = File::open(source).map_err(|e| {
-            format!(
-                "the original {} cannot be read: {}",
-                source.display(),
-                describe_io(&e)
-            )
-        })?;
-        let key = home
-            .keys
-            .get(photo.blob_epoch)
-            .ok_or_else(|| format!("this device holds no key for epoch {}", photo.blob_epoch))?;
-        sealed::open_blob(
-            SealingReader::new(
-                BufReader::with_capacity(1 << 20, original),
-                &key.content_key(),
-                &photo.plaintext_hash,
-                photo.size,
+    sealed::open_blob(
+        BufReader::with_capacity(1 << 20, blob.sealed_reader()),
+        &home.keys,
+        &photo.blob_id,
+        &photo.plaintext_hash,
+        &mut out,
+    )
+    .map_err(|e| match e {
+        OpenError::Mismatch(_) | OpenError::Io(_) | OpenError::Seal(_) if blob.is_stored() => {
+            format!("the stored copy of it is damaged ({e}); `photomesh verify` lists what is")
+        }
+        OpenError::Mismatch(_) | OpenError::Io(_) => match source {
+            Some(src) => format!(
+                "the original {} no longer holds the recorded content (changed since it was \
+                 recorded)",
+                src.display()
             ),
-            &home.keys,
-            &photo.blob_id,
-            &photo.plaintext_hash,
-            &mut out,
-        )
-    };
-    opened.map_err(|e| match (e, source) {
-        (OpenError::Mismatch(_) | OpenError::Io(_), Some(src)) if !home.index.blob_stored(&photo.blob_id).unwrap_or(false) => format!(
-            "the original {} no longer holds the recorded content (changed since it was recorded)",
-            src.display()
-        ),
-        (e, _) => e.to_string(),
+            None => e.to_string(),
+        },
+        e => e.to_string(),
     })?;
     out.flush().map_err(|e| describe_io(&e))?;
     drop(out);
@@ -253,6 +235,24 @@ fn write_verified(
     file.set_modified(system_time(photo))
         .map_err(|e| format!("cannot set the modification time: {}", describe_io(&e)))?;
     Ok(())
+}
+
+/// Why this device holds no copy of a photo: its original is gone or changed, or it never
+/// had one.
+fn no_copy(source: Option<&Path>) -> String {
+    match source.map(|src| (src, fs::metadata(src))) {
+        None => "this device holds no copy of it (its folder was removed)".into(),
+        Some((src, Err(e))) => format!(
+            "the original {} cannot be read: {}",
+            src.display(),
+            describe_io(&e)
+        ),
+        Some((src, Ok(_))) => format!(
+            "the original {} no longer holds the recorded content (changed since it was \
+             recorded)",
+            src.display()
+        ),
+    }
 }
 
 fn system_time(photo: &PhotoRecord) -> SystemTime {
@@ -282,5 +282,57 @@ mod tests {
         for bad in ["", "/etc/passwd", "../x.jpg", "a/../../x", "a\0b"] {
             assert!(safe_relative(bad).is_none(), "{bad:?}");
         }
+    }
+
+    /// A device with one folder of five sample files, scanned; the folder's files.
+    fn scanned(dir: &Path) -> (Home, Vec<PathBuf>) {
+        let home = crate::mesh::create_device(&dir.join("home"), "laptop", None, 1).unwrap();
+        let photos = dir.join("photos");
+        let files = crate::demo::samples::write_library(&photos, 3, 6).unwrap();
+        crate::library::folders::add(&home, &photos, None).unwrap();
+        crate::library::scan::scan(&home, &mut crate::library::progress::Silent).unwrap();
+        (home, files)
+    }
+
+    #[test]
+    fn originals_come_back_byte_for_byte_and_a_changed_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, files) = scanned(dir.path());
+        let silent = &mut crate::library::progress::Silent;
+        let to = dir.path().join("restored");
+        let report = restore(&home, &to, Some("photos"), silent).unwrap();
+        assert_eq!((report.restored, report.not_restored.len()), (5, 0));
+        for file in &files {
+            let relative = file.strip_prefix(dir.path().join("photos")).unwrap();
+            assert_eq!(
+                fs::read(to.join(relative)).unwrap(),
+                fs::read(file).unwrap()
+            );
+        }
+        // One original rewritten with other bytes of the same length, another gone: both
+        // named, nothing written for them, the rest already there.
+        let mut bytes = fs::read(&files[0]).unwrap();
+        bytes[100] ^= 1;
+        fs::write(&files[0], &bytes).unwrap();
+        fs::remove_file(&files[1]).unwrap();
+        let again = dir.path().join("again");
+        let report = restore(&home, &again, Some("photos"), silent).unwrap();
+        assert_eq!(report.restored, 3);
+        let reasons: Vec<&str> = report
+            .not_restored
+            .iter()
+            .map(|n| n.reason.as_str())
+            .collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("no longer holds the recorded content")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("cannot be read")),
+            "{reasons:?}"
+        );
     }
 }

@@ -348,4 +348,26 @@ mod tests {
         assert!(!ix.remove_folder("camera").unwrap());
         assert!(ix.folders().unwrap().is_empty());
     }
+
+    #[test]
+    fn a_member_is_dialled_where_this_device_saw_it_else_where_others_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("i.sqlite")).unwrap();
+        let device = photomesh_protocol::identity::DeviceId::from_bytes([4; 20]);
+        assert_eq!(ix.last_known_address(&device).unwrap(), None);
+        ix.learn_address(&device, "192.0.2.7:7447", 1).unwrap();
+        let learned = "192.0.2.7:7447".parse().ok();
+        assert_eq!(ix.last_known_address(&device).unwrap(), learned);
+        ix.set_seen(&device, 2, Some("192.0.2.9:7447"), None)
+            .unwrap();
+        let seen = "192.0.2.9:7447".parse().ok();
+        assert_eq!(ix.last_known_address(&device).unwrap(), seen);
+        ix.add_peer("nas.invalid:7447", 3).unwrap();
+        ix.add_peer("192.0.2.1:7447", 3).unwrap();
+        assert_eq!(
+            ix.peer_addresses().unwrap(),
+            vec!["192.0.2.1:7447".parse().unwrap()],
+            "a name that is not an address is left out"
+        );
+    }
 }

@@ -147,12 +147,7 @@ async fn dial_targets(node: &NodeHandle) -> Result<Vec<(Member, SocketAddr)>, Da
     let home = node.0.home.lock().await;
     let trust = mesh::trust_set(&home)?;
     let me = home.device.device_id();
-    let mut peers: Vec<SocketAddr> = home
-        .index
-        .peers()?
-        .iter()
-        .filter_map(|p| p.parse().ok())
-        .collect();
+    let mut peers = home.index.peer_addresses()?;
     for addr in &node.0.configured {
         if !peers.contains(addr) {
             peers.push(*addr);
@@ -160,13 +155,7 @@ async fn dial_targets(node: &NodeHandle) -> Result<Vec<(Member, SocketAddr)>, Da
     }
     let mut seen_at = BTreeMap::new();
     for member in trust.members() {
-        let addr = home
-            .index
-            .seen(&member.device)?
-            .and_then(|(_, a)| a)
-            .or(home.index.learned_address(&member.device)?)
-            .and_then(|a| a.parse::<SocketAddr>().ok());
-        if let Some(addr) = addr {
+        if let Some(addr) = home.index.last_known_address(&member.device)? {
             seen_at.insert(member.device, addr);
         }
     }

@@ -183,6 +183,29 @@ impl Index {
             .optional()?)
     }
 
+    /// Where a member is best dialled: where this device last saw it, else where another
+    /// member saw it. An address that does not parse counts as none.
+    pub fn last_known_address(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<Option<std::net::SocketAddr>, IndexError> {
+        let seen = self.seen(device)?.and_then(|(_, address)| address);
+        let address = match seen {
+            Some(address) => Some(address),
+            None => self.learned_address(device)?,
+        };
+        Ok(address.and_then(|a| a.parse().ok()))
+    }
+
+    /// The addresses added with `peer add` that parse.
+    pub fn peer_addresses(&self) -> Result<Vec<std::net::SocketAddr>, IndexError> {
+        Ok(self
+            .peers()?
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect())
+    }
+
     /// Replaces what a peer is known to hold, and notes when it was last synced.
     pub fn set_peer_blobs(
         &self,

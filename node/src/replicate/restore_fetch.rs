@@ -212,20 +212,12 @@ pub async fn fetch_missing_for_restore(
         let engine = BlobEngine::load(&home)?;
         let trust = crate::mesh::trust_set(&home)?;
         let me = home.device.device_id();
-        let peers: Vec<SocketAddr> = home
-            .index
-            .peers()?
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect();
+        let peers = home.index.peer_addresses()?;
         let mut targets = Vec::new();
         for member in trust.members().filter(|m| m.device != me) {
             let mut addrs: Vec<SocketAddr> = home
                 .index
-                .seen(&member.device)?
-                .and_then(|(_, a)| a)
-                .or(home.index.learned_address(&member.device)?)
-                .and_then(|a| a.parse().ok())
+                .last_known_address(&member.device)?
                 .into_iter()
                 .collect();
             for p in &peers {

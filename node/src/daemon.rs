@@ -400,17 +400,20 @@ impl NodeHandle {
         &self.0.transfers
     }
 
-    /// This device recorded something new: sync with every connected peer at once, and
-    /// tell each (`Request::Announce`) so that it pulls from this device at once too.
-    pub fn announce(&self) {
-        let links: Vec<Link> = self
-            .0
+    /// The links the node holds now (a copy: the registry is not held while they are used).
+    fn links(&self) -> Vec<Link> {
+        self.0
             .registry
             .lock()
             .links()
             .map(|(_, l)| l.clone())
-            .collect();
-        for link in links {
+            .collect()
+    }
+
+    /// This device recorded something new: sync with every connected peer at once, and
+    /// tell each (`Request::Announce`) so that it pulls from this device at once too.
+    pub fn announce(&self) {
+        for link in self.links() {
             link.wake.notify_one();
             self.0.runtime.spawn(async move {
                 let sent = async {
@@ -455,14 +458,8 @@ impl NodeHandle {
 
     /// What the node reports live through the control socket.
     pub fn live(&self) -> LiveStatus {
-        let links: Vec<Link> = self
-            .0
-            .registry
-            .lock()
-            .links()
-            .filter(|(_, l)| l.connection.close_reason().is_none())
-            .map(|(_, l)| l.clone())
-            .collect();
+        let mut links = self.links();
+        links.retain(|l| l.connection.close_reason().is_none());
         LiveStatus {
             device_id: self.0.device.to_string(),
             listening: self.0.local.to_string(),

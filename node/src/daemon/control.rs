@@ -4,7 +4,6 @@
 use photomesh_protocol::seal::BlobId;
 
 use super::NodeHandle;
-use crate::daemon::registry::Link;
 use crate::net::control::FetchJob;
 
 /// The blob IDs of a `fetch` request: `{"blobs": ["<hex>", …]}`.
@@ -76,13 +75,7 @@ impl NodeHandle {
 
     async fn run_fetch(&self, mut left: Vec<BlobId>) {
         let total = left.len();
-        let links: Vec<Link> = self
-            .0
-            .registry
-            .lock()
-            .links()
-            .map(|(_, l)| l.clone())
-            .collect();
+        let links = self.links();
         let mut problems = Vec::new();
         if links.is_empty() {
             problems.push("no member of the mesh is connected to this node".to_owned());

@@ -90,16 +90,7 @@ impl Index {
         let mut stmt = self.conn.prepare(
             "SELECT path, size, mtime_s, mtime_ns, inode, record_id FROM sources WHERE folder = ?1",
         )?;
-        let rows = stmt.query_map([folder], |r| {
-            Ok(SourceRow {
-                path: r.get(0)?,
-                size: r.get::<_, i64>(1)? as u64,
-                mtime_s: r.get(2)?,
-                mtime_ns: r.get::<_, i64>(3)? as u32,
-                inode: r.get::<_, i64>(4)? as u64,
-                record_id: RecordId(blob_id_from(r.get(5)?)?),
-            })
-        })?;
+        let rows = stmt.query_map([folder], source_row)?;
         let mut map = HashMap::new();
         for row in rows {
             let row = row?;
@@ -116,16 +107,7 @@ impl Index {
                 "SELECT path, size, mtime_s, mtime_ns, inode, record_id FROM sources
                  WHERE folder = ?1 AND path = ?2",
                 params![folder, path],
-                |r| {
-                    Ok(SourceRow {
-                        path: r.get(0)?,
-                        size: r.get::<_, i64>(1)? as u64,
-                        mtime_s: r.get(2)?,
-                        mtime_ns: r.get::<_, i64>(3)? as u32,
-                        inode: r.get::<_, i64>(4)? as u64,
-                        record_id: RecordId(blob_id_from(r.get(5)?)?),
-                    })
-                },
+                source_row,
             )
             .optional()?)
     }
@@ -169,4 +151,16 @@ impl Index {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// A `sources` row, selected as `path, size, mtime_s, mtime_ns, inode, record_id`.
+fn source_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
+    Ok(SourceRow {
+        path: r.get(0)?,
+        size: r.get::<_, i64>(1)? as u64,
+        mtime_s: r.get(2)?,
+        mtime_ns: r.get::<_, i64>(3)? as u32,
+        inode: r.get::<_, i64>(4)? as u64,
+        record_id: RecordId(blob_id_from(r.get(5)?)?),
+    })
 }

@@ -6,7 +6,7 @@
 //! `join --qr` reads, runs the three nodes, drops a camera roll of sample photos
 //! ([`crate::demo::samples::write_demo_library`]) into the phone's folder, and shows them
 //! replicate, with a line or bar per device. Then it prints each device's `status`, stops the
-//! nodes and removes the directory — also when it fails or is interrupted ([`Workspace`]'s
+//! nodes and removes the directory — also when it fails or is interrupted (`Workspace`'s
 //! `Drop`), unless asked to keep it.
 //!
 //! Every device is a child process of the same binary (the `exe` given, normally

@@ -14,9 +14,12 @@ use crate::net::frame::{self, NetError};
 use crate::replicate::error::SyncError;
 use crate::replicate::receive::encoded_len_limit;
 
-/// Answers a blob request ([`Request::Blob`]: the groups from `from_group` to the end) or a
-/// range request ([`Request::BlobRange`]): the bao encoding of chunk groups `groups`
-/// (clipped to the blob), from the blob store or sealed on the fly from the original.
+/// Answers a blob request ([`Blob`]: the groups from `from_group` to the end) or a range
+/// request ([`BlobRange`]): the bao encoding of chunk groups `groups` (clipped to the blob),
+/// from the blob store or sealed on the fly from the original.
+///
+/// [`Blob`]: photomesh_protocol::messages::Request::Blob
+/// [`BlobRange`]: photomesh_protocol::messages::Request::BlobRange
 pub async fn serve_blob_range(
     home: &tokio::sync::Mutex<Home>,
     blob_id: BlobId,

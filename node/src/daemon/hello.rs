@@ -151,9 +151,10 @@ pub async fn ping(
         let connection = match dial::connect(&endpoint, config, addr, dial::CONNECT_TIMEOUT).await {
             Ok(c) => c,
             Err(e) => {
-                failures.push(e.describe(false));
                 // Nobody answers there: another member's key will not change that.
-                if matches!(e.failure, DialFailure::NoAnswer(_)) {
+                let silent = matches!(e.failure, DialFailure::NoAnswer(_));
+                failures.push(e);
+                if silent {
                     break;
                 }
                 continue;
@@ -178,7 +179,8 @@ pub async fn ping(
         });
     }
     // The refusal that names the problem best is the one about trust, if any.
-    failures.sort_by_key(|f| !f.contains("not trusted"));
-    failures.dedup();
-    Err(DaemonError::NoAnswer(failures.join("; ")))
+    failures.sort_by_key(|e| !matches!(e.failure, DialFailure::Untrusted));
+    let mut said: Vec<String> = failures.iter().map(|e| e.describe(false)).collect();
+    said.dedup();
+    Err(DaemonError::NoAnswer(said.join("; ")))
 }

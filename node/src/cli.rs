@@ -5,6 +5,23 @@
 //! but found problems (files it could not read, items that failed verification, photos it
 //! could not restore); 2 when it could not run (bad arguments, no home, a damaged index).
 
+/// `println!` that hands back the write's error instead of panicking, so that a closed pipe
+/// (`photomesh photos | head -1`) ends the command quietly, as ripgrep does (see `main`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` as [`out!`] is `println!`.
+macro_rules! out_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 pub mod args;
 mod demo;
 mod devices;
@@ -60,15 +77,15 @@ pub fn run(cli: Cli) -> Result<bool> {
     init_logging(&loaded.config.log.level);
     match cli.command {
         Command::Config(ConfigCommand::Show) => {
-            print!("{}", loaded.show());
+            out_part!("{}", loaded.show())?;
             Ok(true)
         }
         Command::Config(ConfigCommand::Init) => {
             config::write_default(&config_path)?;
-            println!(
+            out!(
                 "Wrote {}: every setting, documented and commented out at its default.",
                 config_path.display()
-            );
+            )?;
             Ok(true)
         }
         Command::Init { recover, .. } => init(&home_path, &config_path, &loaded, recover),
@@ -142,9 +159,9 @@ fn init(
         None => None,
     };
     let home = photomesh::mesh::create_device(home_path, name, recovered, now_ms())?;
-    println!("Created device {:?} in {}", name, home_path.display());
-    println!("Device ID: {}", home.device.device_id());
-    println!("Next: photomesh folder add PATH, then photomesh scan");
+    out!("Created device {:?} in {}", name, home_path.display())?;
+    out!("Device ID: {}", home.device.device_id())?;
+    out!("Next: photomesh folder add PATH, then photomesh scan")?;
     Ok(true)
 }
 

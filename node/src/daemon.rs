@@ -194,6 +194,8 @@ pub async fn run(
     let discovery_key = crate::daemon::discovery::key(&home);
     let engine = Arc::new(crate::replicate::held::BlobEngine::load(&home)?);
     tracing::info!(hold = engine.policy.name(), "hold policy");
+    // A vault holds no library key: it can seal no photo, so it has no folders to watch.
+    let vault = home.keys.current().is_none();
     let node = NodeHandle(Arc::new(Shared {
         own_key: home.device.noise_public(),
         device: home.device.device_id(),
@@ -228,6 +230,7 @@ pub async fn run(
     let watcher = tokio::spawn(watch_trust(home_path.to_owned(), trust, node.clone()));
     let folders = options
         .watch
+        .filter(|_| !vault)
         .map(|watch| watch_folders(&node, home_path.to_owned(), watch));
     let dialer = tokio::spawn(dial_loop(node.clone()));
     let control = Arc::new(control);

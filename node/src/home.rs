@@ -138,6 +138,13 @@ impl Home {
             Err(e) => return Err(io_err(path)(e)),
         }
         fs::create_dir_all(path).map_err(io_err(path))?;
+        // The index names every file and its plaintext hash: created private, not 0644.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path.join(INDEX_FILE))
+            .map_err(io_err(&path.join(INDEX_FILE)))?;
         let device = DeviceKeys::from_secrets(random32()?, random32()?);
         let keys = match recovered {
             Some(ring) => ring,
@@ -149,6 +156,7 @@ impl Home {
         index.set_meta("device_name", name)?;
         index.set_meta("created_at_ms", &now_ms.to_string())?;
         let blobs = BlobStore::open(path.join(BLOBS_DIR))?;
+        make_private(path);
         let home = Self {
             path: path.to_owned(),
             device,
@@ -181,6 +189,7 @@ impl Home {
         }
         let device = decode_device_key(&device_path)?;
         let keys = decode_key_ring(&path.join(LIBRARY_KEYS_FILE))?;
+        make_private(path);
         let index = Index::open(&path.join(INDEX_FILE))?;
         let blobs = BlobStore::open(path.join(BLOBS_DIR))?;
         Ok(Self {
@@ -203,6 +212,36 @@ impl Home {
     /// The device's name, as given to `init`.
     pub fn device_name(&self) -> Result<String, IndexError> {
         Ok(self.index.meta("device_name")?.unwrap_or_default())
+    }
+}
+
+/// Makes the home, its blob store and its index (with SQLite's WAL and shared-memory files,
+/// which take the index's mode when SQLite makes them) private to their owner: homes made
+/// before this was done had them 0755 and 0644. Only warns when it cannot (a home on a file
+/// system without modes, or owned by another user): the home still works.
+fn make_private(home: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let index = home.join(INDEX_FILE);
+    let wanted = [
+        (home.to_owned(), 0o700),
+        (home.join(BLOBS_DIR), 0o700),
+        (index.clone(), 0o600),
+        (index.with_extension("sqlite-wal"), 0o600),
+        (index.with_extension("sqlite-shm"), 0o600),
+    ];
+    for (path, mode) in wanted {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o777 == mode || meta.file_type().is_symlink() {
+            continue;
+        }
+        if let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(mode)) {
+            tracing::warn!(
+                "cannot make {} private to its owner (mode {mode:o}): {e}",
+                path.display()
+            );
+        }
     }
 }
 
@@ -340,6 +379,32 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
+    }
+
+    #[test]
+    fn the_home_and_its_index_are_private_and_old_homes_are_mended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("home");
+        let home = Home::create(&path, "laptop", None, 1).unwrap();
+        home.index.set_meta("x", "y").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let index = path.join(INDEX_FILE);
+        let wal = index.with_extension("sqlite-wal");
+        assert_eq!(mode(&path), 0o700);
+        assert_eq!(mode(&path.join(BLOBS_DIR)), 0o700);
+        assert_eq!(mode(&index), 0o600);
+        assert_eq!(mode(&wal), 0o600, "SQLite gives the WAL the index's mode");
+        drop(home);
+        // A home made by an older build: world-readable. Opening it mends it, before SQLite
+        // makes a new WAL from the index's mode.
+        for (p, m) in [(&path, 0o755), (&index, 0o644)] {
+            fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+        }
+        let home = Home::open(&path).unwrap();
+        home.index.set_meta("x", "z").unwrap();
+        assert_eq!(mode(&path), 0o700);
+        assert_eq!(mode(&index), 0o600);
+        assert_eq!(mode(&wal), 0o600);
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod records;
 mod scans;
 mod schema;
 
-pub use blobs::BlobInfo;
+pub use blobs::{BlobInfo, OriginalRow};
 pub use folders::{Folder, FolderStats, SourceRow};
 pub use peers::BadPeer;
 pub use records::PhotoRow;

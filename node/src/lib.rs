@@ -14,7 +14,7 @@
 //! - [`home`]: the home directory (keys, index, store) and the configuration file.
 //! - [`blob`]: local blob bytes: the store, direct writes, on-the-fly sealing, blob sources.
 //! - [`index`]: the SQLite index and its migrations.
-//! - [`error`], [`lock`], [`clock`]: what every layer shares.
+//! - [`error`], [`lock`], [`clock`], [`original`]: what every layer shares.
 
 pub mod blob;
 pub mod clock;
@@ -27,4 +27,5 @@ pub mod library;
 pub mod lock;
 pub mod mesh;
 pub mod net;
+pub mod original;
 pub mod replicate;

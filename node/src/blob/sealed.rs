@@ -240,14 +240,16 @@ pub struct SealedOriginal {
 }
 
 impl SealedOriginal {
-    /// Opens the original of a photo whose plaintext hash and size are known.
+    /// Opens the original `rel` in folder `root` (a regular file only, see
+    /// [`crate::original`]) of a photo whose plaintext hash and size are known.
     pub fn open(
-        path: &Path,
+        root: &Path,
+        rel: &str,
         content_key: &ContentKey,
         plaintext_hash: &[u8; 32],
         size: u64,
     ) -> io::Result<Self> {
-        let file = File::open(path)?;
+        let file = crate::original::open(root, rel)?;
         if file.metadata()?.len() != size {
             return Err(io::Error::other(
                 "the original changed size since it was recorded",
@@ -401,7 +403,8 @@ mod tests {
         let key = LibraryKey::new(1, [4; 32]).content_key();
         let hash = *blake3::hash(&plain).as_bytes();
         let blob = seal::seal(&key.file_key(&hash), &plain);
-        let original = SealedOriginal::open(&path, &key, &hash, plain.len() as u64).unwrap();
+        let original =
+            SealedOriginal::open(dir.path(), "photo.jpg", &key, &hash, plain.len() as u64).unwrap();
         assert_eq!(original.size().unwrap(), Some(blob.len() as u64));
         for (pos, len) in [
             (0, 5),

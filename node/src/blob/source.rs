@@ -51,16 +51,20 @@ impl BlobSource {
                 outboard,
             }));
         }
-        for (path, sealed) in home.index.originals_of(blob_id)? {
-            let Ok(Record::Photo(photo)) = Record::open(&sealed, &home.keys) else {
+        for original in home.index.originals_of(blob_id)? {
+            let Ok(Record::Photo(photo)) = Record::open(&original.sealed, &home.keys) else {
                 continue;
             };
             let Some(key) = home.keys.get(photo.blob_epoch) else {
                 continue;
             };
-            if let Ok(original) =
-                SealedOriginal::open(&path, &key.content_key(), &photo.plaintext_hash, photo.size)
-            {
+            if let Ok(original) = SealedOriginal::open(
+                &original.root,
+                &original.rel,
+                &key.content_key(),
+                &photo.plaintext_hash,
+                photo.size,
+            ) {
                 return Ok(Some(Self {
                     source: Source::Original(Box::new(original)),
                     outboard,

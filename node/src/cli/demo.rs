@@ -25,13 +25,13 @@ pub fn demo(dir: Option<PathBuf>, keep: bool, photos: u16) -> Result<bool> {
     };
     let outcome = photomesh::demo::run(&options, &cancel)?;
     if outcome.complete {
-        println!(
+        out!(
             "Demo complete: all {} photos and videos reached the phone, the laptop and the NAS.",
             outcome.items
-        );
-        println!("Next: `photomesh init --name NAME` on your own devices; see README.md.");
+        )?;
+        out!("Next: `photomesh init --name NAME` on your own devices; see README.md.")?;
     } else {
-        println!("Demo FAILED: not every photo reached every device.");
+        out!("Demo FAILED: not every photo reached every device.")?;
     }
     Ok(outcome.complete)
 }

@@ -14,7 +14,7 @@ pub fn devices(home: &Home, home_path: &Path, json: bool) -> Result<bool> {
     let live = super::live_status(home_path);
     photomesh::library::status::apply_live_devices(&mut devices, live.as_ref());
     if json {
-        println!("{}", serde_json::to_string_pretty(&devices)?);
+        out!("{}", serde_json::to_string_pretty(&devices)?)?;
     } else {
         for d in &devices {
             let seen = if d.this_device {
@@ -34,7 +34,7 @@ pub fn devices(home: &Home, home_path: &Path, json: bool) -> Result<bool> {
                 .introduced_by_name
                 .clone()
                 .unwrap_or_else(|| d.introduced_by.clone());
-            println!(
+            out!(
                 "{:<16} {:<5} {}  introduced by {}, {}{}",
                 d.name,
                 d.role,
@@ -42,10 +42,10 @@ pub fn devices(home: &Home, home_path: &Path, json: bool) -> Result<bool> {
                 by,
                 seen,
                 if d.revoked { "  REVOKED" } else { "" }
-            );
+            )?;
         }
         if live.is_none() {
-            println!("(photomesh is not running on this home: no live connections to show)");
+            out!("(photomesh is not running on this home: no live connections to show)")?;
         }
     }
     Ok(true)
@@ -57,10 +57,10 @@ pub fn revoke(mut home: Home, device: &str) -> Result<bool> {
         .parse()
         .with_context(|| format!("{device:?} is not a device ID"))?;
     let epoch = photomesh::mesh::revoke(&mut home, &id, now_ms())?;
-    println!(
+    out!(
         "Revoked {id}. Every member will refuse it as soon as it hears of this. \
          New photos are sealed with key epoch {epoch}, which it never had."
-    );
+    )?;
     Ok(true)
 }
 
@@ -75,20 +75,16 @@ pub fn export_recovery_key(home: &Home, png: Option<PathBuf>, again: bool) -> Re
         bail!("the recovery key was already exported; pass --again to print it again");
     }
     let phrase = home.keys.to_recovery_phrase();
-    println!("RECOVERY KEY — read this first.");
-    println!("Whoever has this phrase can read every photo in the library. Write it on paper and");
-    println!(
-        "keep it somewhere safe, away from your devices. It is the only way back if every full"
-    );
-    println!(
-        "device is lost: losing it and all devices loses the photos. photomesh keeps no copy."
-    );
-    println!();
-    println!("{}", photomesh::mesh::qr::to_terminal(&phrase)?);
-    println!("Recovery phrase: {phrase}");
+    out!("RECOVERY KEY — read this first.")?;
+    out!("Whoever has this phrase can read every photo in the library. Write it on paper and")?;
+    out!("keep it somewhere safe, away from your devices. It is the only way back if every full")?;
+    out!("device is lost: losing it and all devices loses the photos. photomesh keeps no copy.")?;
+    out!()?;
+    out!("{}", photomesh::mesh::qr::to_terminal(&phrase)?)?;
+    out!("Recovery phrase: {phrase}")?;
     if let Some(png) = png {
         photomesh::mesh::qr::write_png(&phrase, &png)?;
-        println!("QR code written to {}", png.display());
+        out!("QR code written to {}", png.display())?;
     }
     home.index
         .set_meta("recovery_exported_at_ms", &now_ms().to_string())?;

@@ -11,22 +11,22 @@ pub fn folder(home: &Home, cmd: FolderCommand) -> Result<bool> {
     match cmd {
         FolderCommand::Add { path, label } => {
             let Folder { label, path } = photomesh::library::folders::add(home, &path, label)?;
-            println!(
+            out!(
                 "Added folder {label:?} ({}). Run `photomesh scan` to record its photos.",
                 path.display()
-            );
+            )?;
             Ok(true)
         }
         FolderCommand::List { json } => {
             let folders = home.index.folders()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&folders)?);
+                out!("{}", serde_json::to_string_pretty(&folders)?)?;
             } else if folders.is_empty() {
-                println!("No folders yet: add one with `photomesh folder add PATH`.");
+                out!("No folders yet: add one with `photomesh folder add PATH`.")?;
             } else {
                 for f in folders {
                     let note = if f.path.is_dir() { "" } else { "  (not found)" };
-                    println!("{:<16} {}{note}", f.label, f.path.display());
+                    out!("{:<16} {}{note}", f.label, f.path.display())?;
                 }
             }
             Ok(true)
@@ -37,9 +37,9 @@ pub fn folder(home: &Home, cmd: FolderCommand) -> Result<bool> {
                     "there is no folder labelled {label:?}; `photomesh folder list` shows the labels"
                 );
             }
-            println!(
+            out!(
                 "Removed folder {label:?}. Its files were not touched, and its photos stay in the library."
-            );
+            )?;
             Ok(true)
         }
     }

@@ -1,5 +1,15 @@
 //! How the command line writes sizes and times.
 
+/// `n` and the noun, plural unless `n` is 1: "1 problem", "2 problems", "1 photo".
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub fn bytes(n: u64) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.2} GB", n as f64 / 1e9),

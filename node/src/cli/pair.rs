@@ -34,10 +34,12 @@ pub fn pair(
         options,
         &mut PrintPairing { png: png.clone() },
     ))?;
-    println!(
+    out!(
         "Joined: {} ({}) as a {} device.",
-        joined.name, joined.device_id, joined.role
-    );
+        joined.name,
+        joined.device_id,
+        joined.role
+    )?;
     Ok(true)
 }
 
@@ -56,13 +58,13 @@ pub fn join(
         leave_current_mesh,
         &name,
     ))?;
-    println!(
+    out!(
         "Joined the mesh as a {} device. Members: {}.",
         joined.role,
         joined.members.join(", ")
-    );
+    )?;
     if joined.role == "vault" {
-        println!("This device holds no library key: it stores photos it cannot read.");
+        out!("This device holds no library key: it stores photos it cannot read.")?;
     }
     Ok(true)
 }
@@ -80,15 +82,16 @@ impl photomesh::mesh::pairing::PairObserver for PrintPairing {
         listening: SocketAddr,
     ) {
         if let Ok(qr) = photomesh::mesh::qr::to_terminal(text) {
-            println!("{qr}");
+            let _ = out!("{qr}");
         }
-        println!("Scan the QR code with the new device, or type this there: photomesh join CODE");
-        println!("Code: {text}");
+        let _ =
+            out!("Scan the QR code with the new device, or type this there: photomesh join CODE");
+        let _ = out!("Code: {text}");
         if let Some(png) = &self.png {
-            println!("QR code written to {}", png.display());
+            let _ = out!("QR code written to {}", png.display());
         }
         let addresses: Vec<String> = code.addresses.iter().map(ToString::to_string).collect();
-        println!(
+        let _ = out!(
             "Offering the {} role; listening on {listening} (addresses in the code: {}); the code works once, until {}.",
             code.role.name(),
             addresses.join(", "),

@@ -19,9 +19,9 @@ pub fn add(home: &Home, address: &str) -> Result<bool> {
         bail!("{address:?} resolves to no address");
     };
     if home.index.add_peer(&first.to_string(), now_ms())? {
-        println!("Added peer {first}. A running node dials it within a second.");
+        out!("Added peer {first}. A running node dials it within a second.")?;
     } else {
-        println!("{first} was already a configured peer.");
+        out!("{first} was already a configured peer.")?;
     }
     Ok(true)
 }
@@ -29,7 +29,7 @@ pub fn add(home: &Home, address: &str) -> Result<bool> {
 /// `photomesh peer list`.
 pub fn list(home: &Home) -> Result<bool> {
     for p in home.index.peers()? {
-        println!("{p}");
+        out!("{p}")?;
     }
     Ok(true)
 }
@@ -44,12 +44,15 @@ pub fn ping(home: &Home, address: SocketAddr, device: Option<String>, json: bool
         .transpose()?;
     let pong = super::runtime()?.block_on(photomesh::daemon::hello::ping(home, address, device))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&pong)?);
+        out!("{}", serde_json::to_string_pretty(&pong)?)?;
     } else {
-        println!(
+        out!(
             "{} ({}) answered at {} in {:.1} ms",
-            pong.name, pong.device_id, pong.address, pong.round_trip_ms
-        );
+            pong.name,
+            pong.device_id,
+            pong.address,
+            pong.round_trip_ms
+        )?;
     }
     Ok(true)
 }

@@ -7,7 +7,7 @@ use photomesh::home::Home;
 use photomesh::library::progress::Reporter;
 use photomesh::replicate::restore_fetch::{self, RestoreFetchEvent};
 
-use super::format::bytes;
+use super::format::{bytes, count};
 
 /// `photomesh restore`.
 pub fn restore(home: Home, to: &Path, folder: Option<&str>, json: bool) -> Result<bool> {
@@ -15,17 +15,17 @@ pub fn restore(home: Home, to: &Path, folder: Option<&str>, json: bool) -> Resul
     let report =
         photomesh::library::restore::restore(&home, to, folder, &mut Reporter::for_stderr())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!(
-            "Restored {} photos ({}) to {}; {} already there.",
-            report.restored,
+        out!(
+            "Restored {} ({}) to {}; {} already there.",
+            count(report.restored, "photo"),
             bytes(report.bytes),
             to.display(),
             report.already_present
-        );
+        )?;
         for n in &report.not_restored {
-            println!("  not restored: {}: {}", n.path, n.reason);
+            out!("  not restored: {}: {}", n.path, n.reason)?;
         }
     }
     Ok(report.not_restored.is_empty())
@@ -35,20 +35,20 @@ pub fn restore(home: Home, to: &Path, folder: Option<&str>, json: bool) -> Resul
 pub fn verify(home: &Home, json: bool) -> Result<bool> {
     let report = photomesh::library::verify::verify(home, &mut Reporter::for_stderr())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!(
-            "Checked {} originals and {} stored blobs: {}",
-            report.sources_checked,
-            report.blobs_checked,
+        out!(
+            "Checked {} and {}: {}",
+            count(report.sources_checked, "original"),
+            count(report.blobs_checked, "stored blob"),
             if report.is_clean() {
                 "all good.".to_owned()
             } else {
-                format!("{} problems.", report.findings.len())
+                format!("{}.", count(report.findings.len() as u64, "problem"))
             }
-        );
+        )?;
         for f in &report.findings {
-            println!("  {:?}: {}: {}", f.kind, f.item, f.detail);
+            out!("  {:?}: {}: {}", f.kind, f.item, f.detail)?;
         }
     }
     Ok(report.is_clean())

@@ -32,7 +32,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
         home_path,
         options,
         |node| {
-            println!("photomesh is running; listening on {}", node.local_addr());
+            let _ = out!("photomesh is running; listening on {}", node.local_addr());
         },
         super::shutdown_signal(),
     ))?;

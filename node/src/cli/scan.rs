@@ -17,15 +17,15 @@ pub fn scan(home: &Home, home_path: &Path, json: bool) -> Result<bool> {
         tracing::debug!("could not tell the running node: {e}");
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        out!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
-        print_scan(&summary);
+        print_scan(&summary)?;
     }
     Ok(summary.problems.is_empty())
 }
 
-pub fn print_scan(s: &ScanSummary) {
-    println!(
+pub fn print_scan(s: &ScanSummary) -> std::io::Result<()> {
+    out!(
         "Scanned {} photos and videos: {} new, {} changed, {} unchanged, {} missing, {} unreadable ({} read).",
         s.files_seen,
         s.new_files,
@@ -34,8 +34,9 @@ pub fn print_scan(s: &ScanSummary) {
         s.missing_files,
         s.problems.len(),
         bytes(s.bytes_read)
-    );
+    )?;
     for p in &s.problems {
-        println!("  {}: {}", p.path, p.reason);
+        out!("  {}: {}", p.path, p.reason)?;
     }
+    Ok(())
 }

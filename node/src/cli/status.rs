@@ -8,7 +8,7 @@ use photomesh::home::config::Config;
 use photomesh::index::FolderStats;
 use photomesh::library::status::{PeerStatus, Safety, Status};
 
-use super::format::{bytes, utc};
+use super::format::{bytes, count, utc};
 use super::scan::print_scan;
 
 /// `photomesh status`.
@@ -20,9 +20,9 @@ pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Res
     let mut status = photomesh::library::status::status_with_goal(home, goal)?;
     photomesh::library::status::apply_live(&mut status, super::live_status(home_path));
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        out!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        print_status(&status);
+        print_status(&status)?;
     }
     Ok(true)
 }
@@ -31,23 +31,23 @@ pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Res
 pub fn photos(home: &Home, folder: Option<&str>, json: bool) -> Result<bool> {
     let (photos, unreadable) = photomesh::library::status::photos(home, folder)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&photos)?);
+        out!("{}", serde_json::to_string_pretty(&photos)?)?;
     } else {
         for p in &photos {
             let taken = p
                 .capture_local_seconds
                 .map(|s| utc(s.saturating_mul(1000)).replace(" UTC", ""))
                 .unwrap_or_else(|| "-".into());
-            println!(
+            out!(
                 "{:<5} {:>10}  {:<16}  {}/{}",
                 p.media_type,
                 bytes(p.size),
                 taken,
                 p.folder,
                 p.path
-            );
+            )?;
         }
-        println!("{} photos", photos.len());
+        out!("{}", count(photos.len() as u64, "photo"))?;
     }
     if unreadable > 0 {
         eprintln!("{unreadable} records could not be opened with this device's keys");
@@ -55,106 +55,117 @@ pub fn photos(home: &Home, folder: Option<&str>, json: bool) -> Result<bool> {
     Ok(unreadable == 0)
 }
 
-fn print_status(s: &Status) {
-    println!("Device   {} ({})", s.device_name, s.device_id);
-    println!("Home     {}", s.home);
+fn print_status(s: &Status) -> std::io::Result<()> {
+    out!("Device   {} ({})", s.device_name, s.device_id)?;
+    out!("Home     {}", s.home)?;
     if let Some(epoch) = s.key_epoch {
-        println!(
-            "Library  {} photo records ({} records in all), key epoch {epoch}",
-            s.photo_records, s.records
-        );
+        out!(
+            "Library  {} ({} in all), key epoch {epoch}",
+            count(s.photo_records, "photo record"),
+            count(s.records, "record")
+        )?;
     } else {
-        println!(
-            "Library  {} records, all sealed: this device holds no library key",
-            s.records
-        );
+        out!(
+            "Library  {}, all sealed: this device holds no library key",
+            count(s.records, "record")
+        )?;
     }
-    print_folders(&s.folders);
+    if s.key_epoch.is_some() {
+        print_folders(&s.folders)?;
+    } else {
+        out!(
+            "Vault    stores every photo sealed, for the full devices to restore from; it reads \
+             none and backs up no folder of its own"
+        )?;
+    }
     if let Some(safety) = &s.safety {
-        print_safety(safety);
+        print_safety(safety)?;
     }
-    print_node(s);
-    print_devices(&s.peers);
+    print_node(s)?;
+    print_devices(&s.peers)?;
     if !s.transfers.is_empty() {
-        println!("Transfers");
+        out!("Transfers")?;
         for t in &s.transfers {
-            println!(
+            out!(
                 "  {}",
                 photomesh::library::status::describe_transfer(t, &s.peers)
-            );
+            )?;
         }
     }
-    println!(
+    out!(
         "Holds    {}",
         if s.hold == "own" {
             "only the photos this device added (`run --hold own`)"
         } else {
             "every photo of the library"
         }
-    );
+    )?;
     match &s.last_scan {
-        None => println!("Last scan  never: run `photomesh scan`"),
+        None if s.key_epoch.is_none() => Ok(()),
+        None => out!("Last scan  never: run `photomesh scan`"),
         Some(scan) => {
-            print!("Last scan  {}: ", utc(scan.started_at_ms as i64));
+            out_part!("Last scan  {}: ", utc(scan.started_at_ms as i64))?;
             if scan.finished_at_ms.is_none() {
-                print!("(did not finish) ");
+                out_part!("(did not finish) ")?;
             }
-            print_scan(scan);
+            print_scan(scan)
         }
     }
 }
 
-fn print_folders(folders: &[FolderStats]) {
+fn print_folders(folders: &[FolderStats]) -> std::io::Result<()> {
     if folders.is_empty() {
-        println!("Folders  none: add one with `photomesh folder add PATH`");
+        out!("Folders  none: add one with `photomesh folder add PATH`")?;
     } else {
-        println!("Folders");
+        out!("Folders")?;
         for f in folders {
             let note = if Path::new(&f.path).is_dir() {
                 ""
             } else {
                 "  (not found)"
             };
-            println!(
+            out!(
                 "  {:<16} {:>7} photos {:>10}   {}{note}",
                 f.label,
                 f.photos,
                 bytes(f.bytes),
                 f.path.display()
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
-fn print_safety(safety: &Safety) {
-    println!(
+fn print_safety(safety: &Safety) -> std::io::Result<()> {
+    out!(
         "Safety   {} of {} photos ({}) have {} verified copies on distinct devices; {} below",
         safety.at_goal,
         safety.photos,
         bytes(safety.bytes),
         safety.replica_goal,
         safety.below_goal.len()
-    );
+    )?;
     for b in safety.below_goal.iter().take(20) {
-        println!(
+        out!(
             "  {} cop{}: {}/{}",
             b.copies,
             if b.copies == 1 { "y" } else { "ies" },
             b.folder,
             b.path
-        );
+        )?;
     }
     if safety.below_goal.len() > 20 {
-        println!(
+        out!(
             "  … and {} more (photomesh status --json lists them all)",
             safety.below_goal.len() - 20
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn print_node(s: &Status) {
+fn print_node(s: &Status) -> std::io::Result<()> {
     match &s.listening {
-        Some(addr) => println!(
+        Some(addr) => out!(
             "Node     running, listening on {addr}, {} connection{} open",
             s.open_connections.unwrap_or(0),
             if s.open_connections == Some(1) {
@@ -163,15 +174,15 @@ fn print_node(s: &Status) {
                 "s"
             }
         ),
-        None => println!(
+        None => out!(
             "Node     not running: this is what the home records (start it with `photomesh run`)"
         ),
     }
 }
 
-fn print_devices(peers: &[PeerStatus]) {
+fn print_devices(peers: &[PeerStatus]) -> std::io::Result<()> {
     if !peers.is_empty() {
-        println!("Devices");
+        out!("Devices")?;
         for p in peers {
             let state = if let Some(c) = &p.connection {
                 format!("online via {} since {}", c.address, utc(c.since_ms as i64))
@@ -182,12 +193,15 @@ fn print_devices(peers: &[PeerStatus]) {
                     .map(|t| format!("last synced {}", utc(t as i64)))
                     .unwrap_or_else(|| "never synced".into())
             };
-            println!(
+            out!(
                 "  {:<16} {:<5} {:>7} blobs  {}",
-                p.name, p.role, p.blobs_held, state
-            );
+                p.name,
+                p.role,
+                p.blobs_held,
+                state
+            )?;
             if let Some(bad) = &p.bad_data {
-                println!(
+                out!(
                     "    sent bad data for blob {} at {}: {}{}",
                     &bad.blob[..16],
                     utc(bad.at_ms as i64),
@@ -197,8 +211,9 @@ fn print_devices(peers: &[PeerStatus]) {
                     } else {
                         ""
                     }
-                );
+                )?;
             }
         }
     }
+    Ok(())
 }

@@ -60,13 +60,20 @@ pub enum ConfigError {
     #[error("{0} already exists; photomesh does not overwrite it (remove it first, or edit it)")]
     Exists(PathBuf),
     /// The file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {reason}")]
     Write {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
+    /// The folder the file would go in does not exist: no home there yet.
+    #[error(
+        "{0} does not exist: run `photomesh init` first to make the home there (it writes no \
+         configuration file; `config init` then adds one), or give --config a path in an \
+         existing folder"
+    )]
+    NoHome(PathBuf),
 }
 
 /// Every setting. Each field says what its default is; an `Option` field says what `None`
@@ -540,19 +547,22 @@ pub fn write_default(path: &Path) -> Result<(), ConfigError> {
         .create_new(true)
         .open(path)
         .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                ConfigError::Exists(path.to_owned())
-            } else {
-                ConfigError::Write {
-                    path: path.to_owned(),
-                    source,
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            match (source.kind(), dir) {
+                (std::io::ErrorKind::AlreadyExists, _) => ConfigError::Exists(path.to_owned()),
+                (std::io::ErrorKind::NotFound, Some(dir)) if !dir.exists() => {
+                    ConfigError::NoHome(dir.to_owned())
                 }
+                _ => ConfigError::Write {
+                    path: path.to_owned(),
+                    reason: source,
+                },
             }
         })?;
     file.write_all(default_file().as_bytes())
-        .map_err(|source| ConfigError::Write {
+        .map_err(|reason| ConfigError::Write {
             path: path.to_owned(),
-            source,
+            reason,
         })
 }
 

@@ -1,7 +1,7 @@
 //! The blobs this device knows: their verification data, whether the store holds them, and
 //! which originals they are sealed from.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
@@ -14,6 +14,17 @@ pub(super) const ORIGINALS_OF: &str = "SELECT f.path, s.path, r.sealed FROM sour
      JOIN records r USING (record_id)
      JOIN folders f ON f.label = s.folder
      WHERE p.blob_id = ?1";
+
+/// An original file whose recorded content is a given blob.
+#[derive(Debug)]
+pub struct OriginalRow {
+    /// Its folder.
+    pub root: PathBuf,
+    /// Its path below the folder, `/`-separated.
+    pub rel: String,
+    /// The sealed record that describes it.
+    pub sealed: Vec<u8>,
+}
 
 /// What the index knows of a blob.
 #[derive(Debug)]
@@ -152,12 +163,14 @@ impl Index {
     /// The original files on this device whose recorded content is this blob: their full
     /// paths and the sealed records that describe them. A source asks this for every blob it
     /// serves, so it is found through indexes (`photos_by_blob`, `sources_by_record`).
-    pub fn originals_of(&self, blob_id: &BlobId) -> Result<Vec<(PathBuf, Vec<u8>)>, IndexError> {
+    pub fn originals_of(&self, blob_id: &BlobId) -> Result<Vec<OriginalRow>, IndexError> {
         let mut stmt = self.conn.prepare_cached(ORIGINALS_OF)?;
         let rows = stmt.query_map([&blob_id.0[..]], |r| {
-            let folder: String = r.get(0)?;
-            let rel: String = r.get(1)?;
-            Ok((Path::new(&folder).join(rel), r.get(2)?))
+            Ok(OriginalRow {
+                root: PathBuf::from(r.get::<_, String>(0)?),
+                rel: r.get(1)?,
+                sealed: r.get(2)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -18,6 +18,13 @@ pub enum FolderError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// This device is a vault: it holds no library key, so it cannot back up photos.
+    #[error(
+        "this device is a vault: it stores the library sealed and holds no key to seal photos \
+         with, so it backs up no folder of its own; add the folder on a full device (one \
+         paired with `photomesh pair --role full`)"
+    )]
+    Vault,
     /// The path is a file.
     #[error("cannot add {0}: it is a file, not a folder")]
     NotAFolder(PathBuf),
@@ -55,6 +62,9 @@ pub fn add(home: &Home, path: &Path, label: Option<String>) -> Result<Folder, Fo
         path: path.to_owned(),
         source,
     };
+    if home.keys.current().is_none() {
+        return Err(FolderError::Vault);
+    }
     if !std::fs::metadata(path).map_err(unreadable)?.is_dir() {
         return Err(FolderError::NotAFolder(path.to_owned()));
     }

@@ -73,17 +73,20 @@ fn iso_brand(head: &[u8]) -> Option<&[u8]> {
 
 /// Reads the capture time of a photo or video, or `None` when the file carries none (or it
 /// cannot be read: a damaged EXIF block is not a reason to refuse the photo).
-pub fn capture_time(path: &Path, media_type: MediaType) -> Option<CaptureTime> {
+///
+/// The file is read from wherever its offset is, from the start: callers seek it back.
+pub fn capture_time(file: &File, media_type: MediaType) -> Option<CaptureTime> {
     match media_type {
-        MediaType::Mp4 | MediaType::Mov => quicktime_capture_time(path).ok().flatten(),
+        MediaType::Mp4 | MediaType::Mov => quicktime_capture_time(file).ok().flatten(),
         MediaType::Gif | MediaType::Cr3 => None,
-        _ => exif_capture_time(path),
+        _ => exif_capture_time(file),
     }
 }
 
-fn exif_capture_time(path: &Path) -> Option<CaptureTime> {
+fn exif_capture_time(file: &File) -> Option<CaptureTime> {
     use exif::{In, Tag, Value};
-    let file = File::open(path).ok()?;
+    let mut file = file;
+    file.seek(SeekFrom::Start(0)).ok()?;
     let exif = exif::Reader::new()
         .read_from_container(&mut BufReader::new(file))
         .ok()?;
@@ -150,8 +153,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 const QUICKTIME_EPOCH_OFFSET: i64 = 2_082_844_800;
 
 /// Finds `moov/mvhd` and reads its creation time (UTC).
-fn quicktime_capture_time(path: &Path) -> io::Result<Option<CaptureTime>> {
-    let mut file = BufReader::new(File::open(path)?);
+fn quicktime_capture_time(file: &File) -> io::Result<Option<CaptureTime>> {
+    let mut file = BufReader::new(file);
     let file_len = file.get_ref().metadata()?.len();
     let Some((moov_start, moov_len)) = find_box(&mut file, 0, file_len, b"moov")? else {
         return Ok(None);
@@ -183,7 +186,7 @@ fn quicktime_capture_time(path: &Path) -> io::Result<Option<CaptureTime>> {
 /// Looks for a box of type `kind` among the boxes in `[start, start + len)`; returns the
 /// offset and length of its payload.
 fn find_box(
-    file: &mut BufReader<File>,
+    file: &mut BufReader<&File>,
     start: u64,
     len: u64,
     kind: &[u8; 4],
@@ -311,7 +314,7 @@ mod tests {
         file.extend_from_slice(&moov);
         std::fs::write(&path, &file).unwrap();
         assert_eq!(
-            capture_time(&path, MediaType::Mp4),
+            capture_time(&File::open(&path).unwrap(), MediaType::Mp4),
             Some(CaptureTime {
                 local_seconds: 1_704_067_200,
                 utc_offset_minutes: Some(0)
@@ -319,6 +322,9 @@ mod tests {
         );
         // A truncated file yields no time, not a panic.
         std::fs::write(&path, &file[..30]).unwrap();
-        assert_eq!(capture_time(&path, MediaType::Mp4), None);
+        assert_eq!(
+            capture_time(&File::open(&path).unwrap(), MediaType::Mp4),
+            None
+        );
     }
 }

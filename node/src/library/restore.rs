@@ -240,7 +240,7 @@ fn write_verified(
 /// Why this device holds no copy of a photo: its original is gone or changed, or it never
 /// had one.
 fn no_copy(source: Option<&Path>) -> String {
-    match source.map(|src| (src, fs::metadata(src))) {
+    match source.map(|src| (src, fs::symlink_metadata(src))) {
         None => "this device holds no copy of it (its folder was removed)".into(),
         Some((src, Err(e))) => format!(
             "the original {} cannot be read: {}",
@@ -264,9 +264,14 @@ fn system_time(photo: &PhotoRecord) -> SystemTime {
     }
 }
 
+/// Whether the regular file at `path` holds the photo's content (read without following a
+/// link or blocking on a FIFO).
 fn same_content(path: &Path, photo: &PhotoRecord) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return false;
+    };
     let mut hasher = blake3::Hasher::new();
-    File::open(path)
+    crate::original::open(dir, name)
         .and_then(|f| hasher.update_reader(f).map(|_| ()))
         .is_ok()
         && hasher.finalize().as_bytes() == &photo.plaintext_hash

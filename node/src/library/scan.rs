@@ -21,7 +21,7 @@
 use crate::lock::Mutex;
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -56,6 +56,8 @@ pub enum ScanError {
 /// A file that needs hashing and sealing.
 struct Candidate {
     folder: String,
+    /// The folder's path.
+    root: PathBuf,
     rel_path: String,
     abs_path: PathBuf,
     size: u64,
@@ -133,7 +135,7 @@ pub fn scan_skipping(
                     return;
                 }
                 summary.files_seen += 1;
-                match candidate(&folder.label, rel, abs, meta, known.get(rel)) {
+                match candidate(&folder.label, &folder.path, rel, abs, meta, known.get(rel)) {
                     Some(c) => work.push(c),
                     None => summary.unchanged_files += 1,
                 }
@@ -151,6 +153,8 @@ pub fn scan_skipping(
 pub struct FileToScan {
     /// The label of the folder it is in.
     pub folder: String,
+    /// That folder's path.
+    pub root: PathBuf,
     /// Its path relative to that folder, `/`-separated.
     pub rel_path: String,
     /// Its full path.
@@ -186,6 +190,7 @@ pub fn scan_files(home: &Home, files: &[FileToScan]) -> Result<ScanSummary, Scan
         let previous = home.index.source(&file.folder, &file.rel_path)?;
         match candidate(
             &file.folder,
+            &file.root,
             &file.rel_path,
             &file.abs_path,
             &meta,
@@ -203,6 +208,7 @@ pub fn scan_files(home: &Home, files: &[FileToScan]) -> Result<ScanSummary, Scan
 /// `previous` was recorded.
 fn candidate(
     folder: &str,
+    root: &Path,
     rel: &str,
     abs: &Path,
     meta: &fs::Metadata,
@@ -223,6 +229,7 @@ fn candidate(
     }
     Some(Candidate {
         folder: folder.to_owned(),
+        root: root.to_owned(),
         rel_path: rel.to_owned(),
         abs_path: abs.to_owned(),
         size: meta.len(),
@@ -378,42 +385,45 @@ fn record_sealed(
     Ok(())
 }
 
-/// Hashes and seals one file (on a worker thread).
+/// Hashes and seals one file (on a worker thread), read through one descriptor opened by
+/// [`crate::original::open`]: a regular file inside its folder, or nothing.
 fn seal_candidate(candidate: Candidate, content_key: &ContentKey) -> Result<Sealed, ScanProblem> {
     let path = candidate.abs_path.clone();
     let fail = |reason: String| ScanProblem {
         path: path.display().to_string(),
         reason,
     };
-    let mut file = File::open(&path).map_err(|e| fail(describe_io(&e)))?;
+    let io = |e: io::Error| fail(describe_io(&e));
+    let mut file = crate::original::open(&candidate.root, &candidate.rel_path).map_err(io)?;
     let mut head = [0u8; media::SNIFF_LEN];
-    let head_len = read_up_to(&mut file, &mut head).map_err(|e| fail(describe_io(&e)))?;
+    let head_len = read_up_to(&mut file, &mut head).map_err(io)?;
     if !media::content_matches(candidate.media_type, &head[..head_len]) {
         return Err(fail(format!(
             "its name says {} but its content is not; it was not recorded",
             candidate.media_type.name().to_uppercase()
         )));
     }
-    let file = File::open(&path).map_err(|e| fail(describe_io(&e)))?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut hasher = blake3::Hasher::new();
     hasher
         .update_reader(BufReader::with_capacity(1 << 20, &file))
-        .map_err(|e| fail(describe_io(&e)))?;
+        .map_err(io)?;
     let plaintext_hash = *hasher.finalize().as_bytes();
-    let capture_time = media::capture_time(&path, candidate.media_type);
-    let again = File::open(&path).map_err(|e| fail(describe_io(&e)))?;
+    let capture_time = media::capture_time(&file, candidate.media_type);
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
     let summary = sealed::summarize(
-        BufReader::with_capacity(1 << 20, again),
+        BufReader::with_capacity(1 << 20, &file),
         content_key,
         &plaintext_hash,
         candidate.size,
     )
-    .map_err(|e| fail(describe_io(&e)))?;
+    .map_err(io)?;
     // A file still being written, or rewritten while we read it, is left for the next scan.
-    let after = fs::metadata(&path).map_err(|e| fail(describe_io(&e)))?;
+    let after = file.metadata().map_err(io)?;
     if after.len() != candidate.size
         || after.mtime() != candidate.mtime.seconds
         || after.mtime_nsec() as u32 != candidate.mtime.nanos
+        || after.ino() != candidate.inode
     {
         return Err(fail(
             "it changed while it was being read; it will be read again on the next scan".into(),

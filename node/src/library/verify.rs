@@ -8,7 +8,6 @@
 //! whose size and mtime are the same but whose content differs is *corrupt* — the bytes
 //! changed under the file system's nose, which is what bit rot looks like.
 
-use std::fs::{self, File};
 use std::io::BufReader;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -79,10 +78,10 @@ pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, 
         (work.len() + blobs.len()) as u64,
         work.iter().map(|(_, r)| r.size).sum(),
     );
-    for (path, row) in work {
+    for (root, row) in work {
         report.sources_checked += 1;
         progress.advance(1, row.size);
-        report.findings.extend(check_original(home, &path, &row)?);
+        report.findings.extend(check_original(home, &root, &row)?);
     }
     for blob_id in blobs {
         report.blobs_checked += 1;
@@ -93,8 +92,8 @@ pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, 
     Ok(report)
 }
 
-/// Every recorded original of the folders that are there, in path order; a folder that is
-/// gone is a finding.
+/// Every recorded original of the folders that are there (with its folder's path), in path
+/// order; a folder that is gone is a finding.
 fn originals(
     home: &Home,
     findings: &mut Vec<Finding>,
@@ -116,22 +115,22 @@ fn originals(
         }
         let mut rows: Vec<_> = sources.into_values().collect();
         rows.sort_by(|a, b| a.path.cmp(&b.path));
-        work.extend(
-            rows.into_iter()
-                .map(|row| (folder.path.join(&row.path), row)),
-        );
+        work.extend(rows.into_iter().map(|row| (folder.path.clone(), row)));
     }
     Ok(work)
 }
 
-/// Checks one original against its record: there, unchanged, and hashing as recorded.
+/// Checks one original (in folder `root`) against its record: there, a regular file,
+/// unchanged, and hashing as recorded.
 fn check_original(
     home: &Home,
-    path: &Path,
+    root: &Path,
     row: &SourceRow,
 ) -> Result<Option<Finding>, IndexError> {
-    let item = path.display().to_string();
-    let meta = match fs::metadata(path) {
+    let item = root.join(&row.path).display().to_string();
+    let opened =
+        crate::original::open(root, &row.path).and_then(|file| Ok((file.metadata()?, file)));
+    let (meta, file) = match opened {
         Ok(m) => m,
         Err(e) => {
             return Ok(Some(Finding {
@@ -154,11 +153,9 @@ fn check_original(
     }
     let expected = home.index.plaintext_hash_of(&row.record_id)?;
     let mut hasher = blake3::Hasher::new();
-    let read = File::open(path).and_then(|f| {
-        hasher
-            .update_reader(BufReader::with_capacity(1 << 20, f))
-            .map(|_| ())
-    });
+    let read = hasher
+        .update_reader(BufReader::with_capacity(1 << 20, file))
+        .map(|_| ());
     if let Err(e) = read {
         return Ok(Some(Finding {
             kind: FindingKind::Missing,

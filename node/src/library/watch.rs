@@ -500,6 +500,7 @@ impl State {
         media::type_from_extension(path)?;
         Some(FileToScan {
             folder: label.clone(),
+            root: root.clone(),
             rel_path,
             abs_path: path.to_owned(),
         })

@@ -83,6 +83,7 @@ fn pending(now: Instant) -> Pending {
     Pending::new(
         FileToScan {
             folder: "f".into(),
+            root: "/f".into(),
             rel_path: "a.jpg".into(),
             abs_path: "/f/a.jpg".into(),
         },

@@ -125,7 +125,7 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
             json,
         } => peer::ping(&home, address, device, json),
         Command::Folder(cmd) => folder::folder(&home, cmd),
-        Command::Scan { json } => scan::scan(&home, home_path, json),
+        Command::Scan { json } => scan::scan(&home, home_path, &loaded.config, json),
         Command::Status { json } => status::status(&home, home_path, &loaded.config, json),
         Command::Photos { folder, json } => status::photos(&home, folder.as_deref(), json),
         Command::Restore { to, folder, json } => {

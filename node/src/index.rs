@@ -17,10 +17,10 @@ mod scans;
 mod schema;
 
 pub use blobs::{BlobInfo, OriginalRow};
-pub use folders::{Folder, FolderStats, SourceRow};
+pub use folders::{Folder, FolderStats, GONE_VERSION, SourceRow};
 pub use peers::BadPeer;
 pub use records::PhotoRow;
-pub use scans::{ScanProblem, ScanSummary};
+pub use scans::{LeftOut, ScanProblem, ScanSummary};
 
 use schema::MIGRATIONS;
 

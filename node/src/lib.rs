@@ -14,7 +14,7 @@
 //! - [`home`]: the home directory (keys, index, store) and the configuration file.
 //! - [`blob`]: local blob bytes: the store, direct writes, on-the-fly sealing, blob sources.
 //! - [`index`]: the SQLite index and its migrations.
-//! - [`error`], [`lock`], [`clock`], [`original`]: what every layer shares.
+//! - [`error`], [`lock`], [`clock`], [`original`], [`ignore`]: what every layer shares.
 
 pub mod blob;
 pub mod clock;
@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod demo;
 pub mod error;
 pub mod home;
+pub mod ignore;
 pub mod index;
 pub mod library;
 pub mod lock;

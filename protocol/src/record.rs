@@ -87,6 +87,69 @@ pub enum MediaType {
     Mp4,
     /// QuickTime video.
     Mov,
+    /// Multi-picture JPEG (MPO: 3D or multi-frame photos).
+    Mpo,
+    /// AVIF image.
+    Avif,
+    /// JPEG XL image.
+    Jxl,
+    /// TIFF image.
+    Tiff,
+    /// BMP image.
+    Bmp,
+    /// Canon CRW raw image.
+    Crw,
+    /// Nikon NRW raw image.
+    Nrw,
+    /// Sony SR2 raw image.
+    Sr2,
+    /// Fujifilm RAF raw image.
+    Raf,
+    /// Panasonic RW2 raw image.
+    Rw2,
+    /// Olympus ORF raw image.
+    Orf,
+    /// Pentax PEF raw image.
+    Pef,
+    /// Samsung SRW raw image.
+    Srw,
+    /// Hasselblad 3FR raw image.
+    ThreeFr,
+    /// Phase One IIQ raw image.
+    Iiq,
+    /// Sigma X3F raw image.
+    X3f,
+    /// 3GPP video.
+    ThreeGp,
+    /// AVCHD / MPEG transport stream video (MTS, M2TS).
+    Mts,
+    /// AVI video.
+    Avi,
+    /// Matroska video.
+    Mkv,
+    /// WebM video.
+    Webm,
+    /// XMP sidecar (edits and metadata kept beside a photo).
+    Xmp,
+    /// Apple AAE sidecar (Photos edits).
+    Aae,
+    /// THM sidecar (a camera's thumbnail of a video).
+    Thm,
+    /// Any other file in a backed-up folder.
+    Other,
+}
+
+/// What a kind of file is, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MediaClass {
+    /// A photo (raw formats included).
+    Photo,
+    /// A video.
+    Video,
+    /// A sidecar kept beside a photo or video.
+    Sidecar,
+    /// Any other file.
+    Other,
 }
 
 impl MediaType {
@@ -105,12 +168,99 @@ impl MediaType {
             Self::Arw => "arw",
             Self::Mp4 => "mp4",
             Self::Mov => "mov",
+            Self::Mpo => "mpo",
+            Self::Avif => "avif",
+            Self::Jxl => "jxl",
+            Self::Tiff => "tiff",
+            Self::Bmp => "bmp",
+            Self::Crw => "crw",
+            Self::Nrw => "nrw",
+            Self::Sr2 => "sr2",
+            Self::Raf => "raf",
+            Self::Rw2 => "rw2",
+            Self::Orf => "orf",
+            Self::Pef => "pef",
+            Self::Srw => "srw",
+            Self::ThreeFr => "3fr",
+            Self::Iiq => "iiq",
+            Self::X3f => "x3f",
+            Self::ThreeGp => "3gp",
+            Self::Mts => "mts",
+            Self::Avi => "avi",
+            Self::Mkv => "mkv",
+            Self::Webm => "webm",
+            Self::Xmp => "xmp",
+            Self::Aae => "aae",
+            Self::Thm => "thm",
+            Self::Other => "other",
         }
+    }
+
+    /// Every kind, in encoding order.
+    pub const ALL: [Self; 37] = [
+        Self::Jpeg,
+        Self::Heif,
+        Self::Png,
+        Self::Gif,
+        Self::Webp,
+        Self::Dng,
+        Self::Cr2,
+        Self::Cr3,
+        Self::Nef,
+        Self::Arw,
+        Self::Mp4,
+        Self::Mov,
+        Self::Mpo,
+        Self::Avif,
+        Self::Jxl,
+        Self::Tiff,
+        Self::Bmp,
+        Self::Crw,
+        Self::Nrw,
+        Self::Sr2,
+        Self::Raf,
+        Self::Rw2,
+        Self::Orf,
+        Self::Pef,
+        Self::Srw,
+        Self::ThreeFr,
+        Self::Iiq,
+        Self::X3f,
+        Self::ThreeGp,
+        Self::Mts,
+        Self::Avi,
+        Self::Mkv,
+        Self::Webm,
+        Self::Xmp,
+        Self::Aae,
+        Self::Thm,
+        Self::Other,
+    ];
+
+    /// The kind [`MediaType::name`] names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// Whether this is a video.
     pub fn is_video(self) -> bool {
-        matches!(self, Self::Mp4 | Self::Mov)
+        self.class() == MediaClass::Video
+    }
+
+    /// Photo, video, sidecar or other.
+    pub fn class(self) -> MediaClass {
+        match self {
+            Self::Mp4
+            | Self::Mov
+            | Self::ThreeGp
+            | Self::Mts
+            | Self::Avi
+            | Self::Mkv
+            | Self::Webm => MediaClass::Video,
+            Self::Xmp | Self::Aae | Self::Thm => MediaClass::Sidecar,
+            Self::Other => MediaClass::Other,
+            _ => MediaClass::Photo,
+        }
     }
 }
 
@@ -168,6 +318,27 @@ pub struct PhotoRecord {
 pub enum Record {
     /// A photo or video was added or changed.
     Photo(PhotoRecord),
+    /// A photo moved: the same content left one place and appeared at another (a renamed
+    /// folder, a reorganised year). The old place is no longer a photo of the library; the
+    /// new place has its own [`Record::Photo`].
+    Move(MoveRecord),
+}
+
+/// A photo that moved from one place to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveRecord {
+    /// The folder label it left.
+    pub folder: String,
+    /// The path it left.
+    pub path: String,
+    /// The record of the photo at the place it left.
+    pub from: RecordId,
+    /// The record of the photo at its new place.
+    pub to: RecordId,
+    /// The device that saw the move.
+    pub added_by: DeviceId,
+    /// When the record was made, in milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
 }
 
 /// Why bytes are not a record this device can read.
@@ -199,6 +370,9 @@ pub enum RecordError {
     /// A path or label longer than [`MAX_PATH_LEN`].
     #[error("the record's path or folder label is longer than {MAX_PATH_LEN} bytes")]
     PathTooLong,
+    /// A record of another kind where a photo record was expected.
+    #[error("the record is not a photo record")]
+    NotAPhoto,
     /// Encoding failed (only for a record too large to seal).
     #[error("the record is too large to seal ({len} bytes; at most {MAX_SEALED_LEN})")]
     TooLarge {
@@ -233,7 +407,10 @@ impl Record {
             Self::Photo(p) if p.path.len() > MAX_PATH_LEN || p.folder.len() > MAX_PATH_LEN => {
                 Err(RecordError::PathTooLong)
             }
-            Self::Photo(_) => Ok(()),
+            Self::Move(m) if m.path.len() > MAX_PATH_LEN || m.folder.len() > MAX_PATH_LEN => {
+                Err(RecordError::PathTooLong)
+            }
+            Self::Photo(_) | Self::Move(_) => Ok(()),
         }
     }
 
@@ -243,6 +420,7 @@ impl Record {
     pub fn timestamp_ms(&self) -> u64 {
         match self {
             Self::Photo(p) => p.created_at_ms,
+            Self::Move(m) => m.created_at_ms,
         }
     }
 
@@ -271,6 +449,14 @@ impl Record {
         out.extend_from_slice(&body);
         out.extend_from_slice(tag.as_ref());
         Ok((record_id(&out), out))
+    }
+
+    /// Opens sealed bytes that should be a photo record.
+    pub fn open_photo(sealed: &[u8], keys: &KeyRing) -> Result<PhotoRecord, RecordError> {
+        match Self::open(sealed, keys)? {
+            Self::Photo(photo) => Ok(photo),
+            Self::Move(_) => Err(RecordError::NotAPhoto),
+        }
     }
 
     /// Opens sealed record bytes with whichever epoch of `keys` sealed them.
@@ -435,7 +621,9 @@ pub(crate) mod tests {
 
     #[test]
     fn over_long_paths_are_refused() {
-        let Record::Photo(mut photo) = sample();
+        let Record::Photo(mut photo) = sample() else {
+            unreachable!()
+        };
         photo.path = "a".repeat(MAX_PATH_LEN + 1);
         assert_eq!(
             Record::Photo(photo).encode_plain(),
@@ -480,5 +668,43 @@ pub(crate) mod tests {
             sealed.extend_from_slice(&body);
             prop_assert_eq!(Record::open(&sealed, &ring), Err(RecordError::Authentication));
         }
+    }
+
+    #[test]
+    fn media_kinds_keep_their_encoding_and_names() {
+        // The discriminant is the encoding: kinds are only appended, so a record made before
+        // a kind was added reads the same after.
+        for (i, kind) in MediaType::ALL.into_iter().enumerate() {
+            assert_eq!(
+                postcard::to_allocvec(&kind).unwrap(),
+                vec![i as u8],
+                "{kind:?}"
+            );
+            assert_eq!(MediaType::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(MediaType::Mov.class(), MediaClass::Video);
+        assert_eq!(MediaType::Raf.class(), MediaClass::Photo);
+        assert_eq!(MediaType::Xmp.class(), MediaClass::Sidecar);
+    }
+
+    #[test]
+    fn a_move_record_seals_and_opens() {
+        let key = LibraryKey::new(1, [7; 32]);
+        let ring = KeyRing::new(key.clone());
+        let moved = Record::Move(MoveRecord {
+            folder: "phone".into(),
+            path: "2024/a.jpg".into(),
+            from: RecordId([1; 32]),
+            to: RecordId([2; 32]),
+            added_by: DeviceId::from_bytes([0x11; 20]),
+            created_at_ms: 1_763_000_002_000,
+        });
+        let (id, sealed) = moved.seal(&key).unwrap();
+        assert_eq!(Record::open(&sealed, &ring).unwrap(), moved);
+        assert_eq!(id, RecordId(*blake3::hash(&sealed).as_bytes()));
+        assert_eq!(moved.timestamp_ms(), 1_763_000_002_000);
+        // A photo record's encoding is unchanged by the new kind: its tag is still 0.
+        assert_eq!(sample().encode_plain().unwrap()[0], 0);
+        assert_eq!(moved.encode_plain().unwrap()[0], 1);
     }
 }

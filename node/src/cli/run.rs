@@ -25,6 +25,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
             .enabled
             .then(|| photomesh::library::watch::WatchOptions {
                 rescan_every: config.watch.rescan_interval,
+                selection: config.folders.selection(),
                 ..Default::default()
             }),
     };

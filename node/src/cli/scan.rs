@@ -4,14 +4,19 @@ use std::path::Path;
 
 use anyhow::Result;
 use photomesh::home::Home;
+use photomesh::home::config::Config;
 use photomesh::index::ScanSummary;
 use photomesh::library::progress::Reporter;
 
-use super::format::bytes;
+use super::format::{bytes, count};
 
 /// `photomesh scan`.
-pub fn scan(home: &Home, home_path: &Path, json: bool) -> Result<bool> {
-    let summary = photomesh::library::scan::scan(home, &mut Reporter::for_stderr())?;
+pub fn scan(home: &Home, home_path: &Path, config: &Config, json: bool) -> Result<bool> {
+    let summary = photomesh::library::scan::scan_selected(
+        home,
+        &config.folders.selection(),
+        &mut Reporter::for_stderr(),
+    )?;
     // A node running on this home tells its peers at once (nothing if none runs).
     if let Err(e) = photomesh::net::control::ask(home_path, "announce") {
         tracing::debug!("could not tell the running node: {e}");
@@ -26,8 +31,8 @@ pub fn scan(home: &Home, home_path: &Path, json: bool) -> Result<bool> {
 
 pub fn print_scan(s: &ScanSummary) -> std::io::Result<()> {
     out!(
-        "Scanned {} photos and videos: {} new, {} changed, {} unchanged, {} missing, {} unreadable ({} read).",
-        s.files_seen,
+        "Scanned {}: {} new, {} changed, {} unchanged, {} missing, {} unreadable ({} read).",
+        count(s.files_seen, "file"),
         s.new_files,
         s.changed_files,
         s.unchanged_files,
@@ -35,6 +40,19 @@ pub fn print_scan(s: &ScanSummary) -> std::io::Result<()> {
         s.problems.len(),
         bytes(s.bytes_read)
     )?;
+    if !s.kinds.is_empty() {
+        let kinds: Vec<String> = s.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        out!("  by kind: {}", kinds.join(", "))?;
+    }
+    let left = &s.left_out;
+    if left.total() > 0 {
+        out!(
+            "  not backed up: {} ignored by pattern, {}, {} (FIFOs, sockets, devices)",
+            left.ignored,
+            count(left.symlinks, "symbolic link"),
+            count(left.not_regular, "other non-regular file")
+        )?;
+    }
     for p in &s.problems {
         out!("  {}: {}", p.path, p.reason)?;
     }

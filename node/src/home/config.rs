@@ -85,6 +85,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// `[peers]`: addresses to dial.
     pub peers: PeersConfig,
+    /// `[folders]`: what in the folders is backed up.
+    pub folders: FoldersConfig,
     /// `[discovery]`: finding the mesh's devices on the LAN (mDNS).
     pub discovery: DiscoveryConfig,
     /// `[watch]`: noticing new photos in the folders.
@@ -142,6 +144,40 @@ impl PeersConfig {
         }
         out
     }
+}
+
+/// `[folders]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FoldersConfig {
+    /// Ignore patterns: what in the folders is not backed up (see [`crate::ignore`]).
+    /// Default [`crate::ignore::DEFAULT_IGNORE`]; a list given replaces it.
+    #[serde(deserialize_with = "ignore_patterns")]
+    pub ignore: Vec<String>,
+}
+
+impl Default for FoldersConfig {
+    fn default() -> Self {
+        Self {
+            ignore: crate::ignore::DEFAULT_IGNORE
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
+        }
+    }
+}
+
+impl FoldersConfig {
+    /// The compiled patterns (checked when the file was read).
+    pub fn selection(&self) -> crate::ignore::Selection {
+        crate::ignore::Selection::new(&self.ignore).unwrap_or_default()
+    }
+}
+
+fn ignore_patterns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    crate::ignore::Selection::new(&list).map_err(serde::de::Error::custom)?;
+    Ok(list)
 }
 
 /// `[discovery]`.
@@ -456,6 +492,21 @@ pub const FIELDS: &[Field] = &[
         },
     },
     Field {
+        section: "folders",
+        key: "ignore",
+        doc: "What in the folders is not backed up: every other regular file is. A pattern\n\
+              without \"/\" matches a file or folder name anywhere (a folder is skipped whole);\n\
+              one with \"/\" matches the path from the folder's root. \"*\" matches within a\n\
+              name, \"**\" across folders, \"?\" one character; case is ignored. A list given\n\
+              here replaces the default one, which leaves out the litter of operating systems\n\
+              and NAS boxes (add to a copy of it).",
+        unset: "",
+        value: |c| {
+            let items: Vec<String> = c.folders.ignore.iter().map(|a| quoted(a)).collect();
+            Some(format!("[{}]", items.join(", ")))
+        },
+    },
+    Field {
         section: "discovery",
         key: "advertise",
         doc: "Announce this device on the LAN by mDNS, so the mesh's other devices find it:\n\
@@ -718,6 +769,27 @@ mod tests {
         assert_eq!(loaded.config.storage.hold, Hold::All);
         assert_eq!(loaded.config.status.replica_goal, None);
         assert_eq!(loaded.source("node.listen"), Source::Default);
+    }
+
+    #[test]
+    fn ignore_patterns_default_to_os_litter_and_a_bad_one_is_named() {
+        let defaults = Config::default();
+        assert!(defaults.folders.ignore.iter().any(|p| p == ".DS_Store"));
+        assert!(defaults.folders.selection().ignores("Thumbs.db"));
+        let loaded = load("[folders]\nignore = [\"*.tmp\"]\n", Overrides::default()).unwrap();
+        let selection = loaded.config.folders.selection();
+        assert!(selection.ignores("a/b.tmp"));
+        assert!(
+            !selection.ignores(".DS_Store"),
+            "a list replaces the default"
+        );
+        assert!(
+            loaded
+                .show()
+                .contains("ignore = [\"*.tmp\"]  # from the file")
+        );
+        let e = error("[folders]\nignore = [\"/\"]\n");
+        assert!(e.contains("folder remove"), "{e}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub(super) const ORIGINALS_OF: &str = "SELECT f.path, s.path, r.sealed FROM sour
      JOIN photos p USING (record_id)
      JOIN records r USING (record_id)
      JOIN folders f ON f.label = s.folder
-     WHERE p.blob_id = ?1";
+     WHERE p.blob_id = ?1 AND s.gone_since_ms IS NULL";
 
 /// An original file whose recorded content is a given blob.
 #[derive(Debug)]
@@ -87,6 +87,7 @@ impl Index {
             "SELECT blob_id FROM blobs WHERE stored = 1
              UNION
              SELECT p.blob_id FROM sources s JOIN photos p USING (record_id)
+             WHERE s.gone_since_ms IS NULL
              ORDER BY 1",
         )?;
         let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
@@ -116,7 +117,7 @@ impl Index {
     pub fn originals_after(&self, after: i64) -> Result<(i64, Vec<BlobId>), IndexError> {
         let mut stmt = self.conn.prepare(
             "SELECT r.rowid, p.blob_id FROM sources s JOIN photos p USING (record_id)
-             JOIN records r USING (record_id) WHERE r.rowid > ?1",
+             JOIN records r USING (record_id) WHERE r.rowid > ?1 AND s.gone_since_ms IS NULL",
         )?;
         let rows = stmt.query_map([after], |r| {
             Ok((r.get::<_, i64>(0)?, BlobId(blob_id_from(r.get(1)?)?)))

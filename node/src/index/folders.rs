@@ -33,7 +33,13 @@ pub struct SourceRow {
     pub inode: u64,
     /// The record that describes this version.
     pub record_id: RecordId,
+    /// Whether the file was found gone from its folder (by a scan or the watcher) since.
+    pub gone: bool,
 }
+
+/// The `meta` key counting the times sources were found gone: a running node's held set,
+/// which holds every original that is there, reloads when it changes.
+pub const GONE_VERSION: &str = "sources_gone_version";
 
 /// Per-folder totals of the files currently recorded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -88,7 +94,8 @@ impl Index {
     /// The source files of a folder as last scanned, by relative path.
     pub fn sources(&self, folder: &str) -> Result<HashMap<String, SourceRow>, IndexError> {
         let mut stmt = self.conn.prepare(
-            "SELECT path, size, mtime_s, mtime_ns, inode, record_id FROM sources WHERE folder = ?1",
+            "SELECT path, size, mtime_s, mtime_ns, inode, record_id, gone_since_ms IS NOT NULL
+             FROM sources WHERE folder = ?1",
         )?;
         let rows = stmt.query_map([folder], source_row)?;
         let mut map = HashMap::new();
@@ -104,8 +111,9 @@ impl Index {
         Ok(self
             .conn
             .query_row(
-                "SELECT path, size, mtime_s, mtime_ns, inode, record_id FROM sources
-                 WHERE folder = ?1 AND path = ?2",
+                "SELECT path, size, mtime_s, mtime_ns, inode, record_id,
+                        gone_since_ms IS NOT NULL
+                 FROM sources WHERE folder = ?1 AND path = ?2",
                 params![folder, path],
                 source_row,
             )
@@ -120,7 +128,7 @@ impl Index {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(folder, path) DO UPDATE SET size = excluded.size,
                mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
-               inode = excluded.inode, record_id = excluded.record_id",
+               inode = excluded.inode, record_id = excluded.record_id, gone_since_ms = NULL",
             )?
             .execute(params![
                 folder,
@@ -132,6 +140,81 @@ impl Index {
                 &row.record_id.0[..],
             ])?;
         Ok(())
+    }
+
+    /// Marks the sources at `paths` of a folder (and, for a path that was a folder, every
+    /// source under it) as gone from their folder since `now_ms`. Returns how many were
+    /// not marked before.
+    pub fn mark_sources_gone(
+        &self,
+        folder: &str,
+        paths: &[&str],
+        now_ms: u64,
+    ) -> Result<usize, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE sources SET gone_since_ms = ?3
+             WHERE folder = ?1 AND gone_since_ms IS NULL
+               AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+        )?;
+        let mut marked = 0;
+        for path in paths {
+            marked += stmt.execute(params![folder, path, now_ms as i64])?;
+        }
+        if marked > 0 {
+            self.bump_gone_version()?;
+        }
+        Ok(marked)
+    }
+
+    /// Marks a source found in its folder again (unchanged) as there.
+    pub fn mark_source_back(&self, folder: &str, path: &str) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE sources SET gone_since_ms = NULL WHERE folder = ?1 AND path = ?2",
+            )?
+            .execute(params![folder, path])?;
+        Ok(())
+    }
+
+    /// Forgets the source at a path (its photo moved away: the move record keeps it).
+    pub fn remove_source(&self, folder: &str, path: &str) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached("DELETE FROM sources WHERE folder = ?1 AND path = ?2")?
+            .execute(params![folder, path])?;
+        self.bump_gone_version()
+    }
+
+    fn bump_gone_version(&self) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, '1')
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            )?
+            .execute([GONE_VERSION])?;
+        Ok(())
+    }
+
+    /// The sources whose size and plaintext hash are these: (folder label, folder path,
+    /// row). When one of them is gone, a new file with the same content is that photo, moved.
+    pub fn sources_with_content(
+        &self,
+        size: u64,
+        plaintext_hash: &[u8; 32],
+    ) -> Result<Vec<(String, PathBuf, SourceRow)>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
+                    s.gone_since_ms IS NOT NULL, s.folder, f.path
+             FROM sources s JOIN photos p USING (record_id) JOIN folders f ON f.label = s.folder
+             WHERE s.size = ?1 AND p.plaintext_hash = ?2",
+        )?;
+        let rows = stmt.query_map(params![size as i64, &plaintext_hash[..]], |r| {
+            Ok((
+                r.get::<_, String>(7)?,
+                PathBuf::from(r.get::<_, String>(8)?),
+                source_row(r)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Photo count and bytes of each folder's currently recorded files.
@@ -153,7 +236,7 @@ impl Index {
     }
 }
 
-/// A `sources` row, selected as `path, size, mtime_s, mtime_ns, inode, record_id`.
+/// A `sources` row, selected as `path, size, mtime_s, mtime_ns, inode, record_id, gone`.
 fn source_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
     Ok(SourceRow {
         path: r.get(0)?,
@@ -162,5 +245,6 @@ fn source_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
         mtime_ns: r.get::<_, i64>(3)? as u32,
         inode: r.get::<_, i64>(4)? as u64,
         record_id: RecordId(blob_id_from(r.get(5)?)?),
+        gone: r.get(6)?,
     })
 }

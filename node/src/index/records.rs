@@ -1,7 +1,7 @@
 //! The replicated record set, and the query tables a `full` device fills from the photo
 //! records it can open.
 
-use photomesh_protocol::record::{PhotoRecord, RecordId};
+use photomesh_protocol::record::{MoveRecord, PhotoRecord, RecordId};
 use rusqlite::{OptionalExtension, params};
 
 use super::blobs::blob_id_from;
@@ -20,6 +20,13 @@ pub struct PhotoRow {
 /// `records_membership`, whose `WHERE` this repeats word for word so that SQLite uses it.
 pub(super) const MEMBERSHIP_RECORDS: &str =
     "SELECT sealed FROM records WHERE substr(sealed, 1, 4) = X'706d6d72' ORDER BY record_id";
+
+/// The condition on `photos p` that makes it a photo of the library now: the newest record of
+/// its path, and not moved away since.
+pub(super) const CURRENT: &str = "p.created_at_ms = (SELECT MAX(q.created_at_ms) FROM photos q
+                                      WHERE q.folder = p.folder AND q.path = p.path)
+       AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.folder = p.folder AND m.path = p.path
+                                              AND m.at_ms >= p.created_at_ms)";
 
 impl Index {
     /// Adds a record's bytes to the record set (a no-op if it is already there).
@@ -82,8 +89,9 @@ impl Index {
         self.conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO photos
-               (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms, added_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+               (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms, added_by,
+                media_type)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 &record_id.0[..],
@@ -94,6 +102,31 @@ impl Index {
                 &photo.blob_id.0[..],
                 photo.created_at_ms as i64,
                 &photo.added_by.as_bytes()[..],
+                photo.media_type.name(),
+            ])?;
+        Ok(())
+    }
+
+    /// Adds a sealed move record and its query fields (a no-op if it is already there): the
+    /// photo at its old place is no longer current.
+    pub fn add_move_record(
+        &self,
+        record_id: &RecordId,
+        sealed: &[u8],
+        moved: &MoveRecord,
+        now_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.add_record(record_id, sealed, now_ms)?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO moves (record_id, folder, path, at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                &record_id.0[..],
+                moved.folder,
+                moved.path,
+                moved.created_at_ms as i64,
             ])?;
         Ok(())
     }
@@ -120,15 +153,14 @@ impl Index {
         Ok(hash.and_then(|h| <[u8; 32]>::try_from(h).ok()))
     }
 
-    /// The newest record of every photo path, optionally in one folder only.
+    /// The newest record of every photo path that has not moved away since, optionally in
+    /// one folder only: the photos of the library.
     pub fn latest_photos(&self, folder: Option<&str>) -> Result<Vec<PhotoRow>, IndexError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
-             WHERE (?1 IS NULL OR p.folder = ?1)
-               AND p.created_at_ms = (SELECT MAX(q.created_at_ms) FROM photos q
-                                      WHERE q.folder = p.folder AND q.path = p.path)
-             ORDER BY p.folder, p.path",
-        )?;
+             WHERE (?1 IS NULL OR p.folder = ?1) AND {CURRENT}
+             ORDER BY p.folder, p.path"
+        ))?;
         let rows = stmt.query_map([folder], |r| {
             Ok(PhotoRow {
                 record_id: RecordId(blob_id_from(r.get(0)?)?),
@@ -155,11 +187,12 @@ impl Index {
             })?)
     }
 
-    /// Photo records indexed before the index kept who added them: (record ID, sealed).
+    /// Photo records indexed before the index kept who added them or their kind: (record
+    /// ID, sealed).
     pub fn photos_without_adder(&self) -> Result<Vec<PhotoRow>, IndexError> {
         let mut stmt = self.conn.prepare(
             "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
-             WHERE p.added_by IS NULL",
+             WHERE p.added_by IS NULL OR p.media_type IS NULL",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(PhotoRow {
@@ -170,15 +203,19 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Fills in who added a photo record indexed before that was kept.
+    /// Fills in who added a photo record, and its kind, indexed before they were kept.
     pub fn set_added_by(
         &self,
         record_id: &RecordId,
-        device: &photomesh_protocol::identity::DeviceId,
+        photo: &PhotoRecord,
     ) -> Result<(), IndexError> {
         self.conn.execute(
-            "UPDATE photos SET added_by = ?2 WHERE record_id = ?1",
-            params![&record_id.0[..], &device.as_bytes()[..]],
+            "UPDATE photos SET added_by = ?2, media_type = ?3 WHERE record_id = ?1",
+            params![
+                &record_id.0[..],
+                &photo.added_by.as_bytes()[..],
+                photo.media_type.name()
+            ],
         )?;
         Ok(())
     }

@@ -19,12 +19,37 @@ pub struct ScanSummary {
     pub changed_files: u64,
     /// Files skipped because size, mtime and inode were unchanged.
     pub unchanged_files: u64,
-    /// Previously recorded files no longer found.
+    /// Previously recorded files no longer found (and not found moved).
     pub missing_files: u64,
+    /// New files that are recorded photos moved from a place where they are gone.
+    pub moved_files: u64,
     /// Bytes read to hash and seal.
     pub bytes_read: u64,
     /// Files that could not be read, with the reason.
     pub problems: Vec<ScanProblem>,
+    /// Files seen, by kind (`jpeg`, `raf`, `xmp`, `other`, …): what their names say.
+    pub kinds: std::collections::BTreeMap<String, u64>,
+    /// What the folders hold that is not backed up, by reason (unreadable files are the
+    /// `problems`).
+    pub left_out: LeftOut,
+}
+
+/// What a scan did not back up, and why.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeftOut {
+    /// Files and folders matched by an ignore pattern (an ignored folder counts once).
+    pub ignored: u64,
+    /// Symbolic links (never followed).
+    pub symlinks: u64,
+    /// FIFOs, sockets and devices: not regular files.
+    pub not_regular: u64,
+}
+
+impl LeftOut {
+    /// Everything left out.
+    pub fn total(&self) -> u64 {
+        self.ignored + self.symlinks + self.not_regular
+    }
 }
 
 /// A file a scan could not record.
@@ -34,6 +59,15 @@ pub struct ScanProblem {
     pub path: String,
     /// Why.
     pub reason: String,
+}
+
+/// The parts of a summary kept as JSON in `scans.details`.
+#[derive(serde::Deserialize)]
+struct Details {
+    kinds: std::collections::BTreeMap<String, u64>,
+    left_out: LeftOut,
+    #[serde(default)]
+    moved_files: u64,
 }
 
 impl Index {
@@ -59,7 +93,8 @@ impl Index {
     pub fn update_scan(&self, scan_id: i64, s: &ScanSummary) -> Result<(), IndexError> {
         self.conn.execute(
             "UPDATE scans SET finished_at_ms = ?2, files_seen = ?3, new_files = ?4,
-               changed_files = ?5, unchanged_files = ?6, missing_files = ?7, bytes_read = ?8
+               changed_files = ?5, unchanged_files = ?6, missing_files = ?7, bytes_read = ?8,
+               details = ?9
              WHERE scan_id = ?1",
             params![
                 scan_id,
@@ -70,6 +105,12 @@ impl Index {
                 s.unchanged_files as i64,
                 s.missing_files as i64,
                 s.bytes_read as i64,
+                serde_json::json!({
+                    "kinds": s.kinds,
+                    "left_out": s.left_out,
+                    "moved_files": s.moved_files,
+                })
+                .to_string(),
             ],
         )?;
         Ok(())
@@ -81,7 +122,7 @@ impl Index {
             .conn
             .query_row(
                 "SELECT scan_id, started_at_ms, finished_at_ms, files_seen, new_files,
-                        changed_files, unchanged_files, missing_files, bytes_read
+                        changed_files, unchanged_files, missing_files, bytes_read, details
                  FROM scans ORDER BY scan_id DESC LIMIT 1",
                 [],
                 |r| {
@@ -95,16 +136,26 @@ impl Index {
                             changed_files: r.get::<_, i64>(5)? as u64,
                             unchanged_files: r.get::<_, i64>(6)? as u64,
                             missing_files: r.get::<_, i64>(7)? as u64,
+                            moved_files: 0,
                             bytes_read: r.get::<_, i64>(8)? as u64,
                             problems: Vec::new(),
+                            kinds: Default::default(),
+                            left_out: LeftOut::default(),
                         },
+                        r.get::<_, Option<String>>(9)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((scan_id, mut summary)) = row else {
+        let Some((scan_id, mut summary, details)) = row else {
             return Ok(None);
         };
+        // Written by this code only; a scan from before it was kept has none.
+        if let Some(details) = details.and_then(|d| serde_json::from_str::<Details>(&d).ok()) {
+            summary.kinds = details.kinds;
+            summary.left_out = details.left_out;
+            summary.moved_files = details.moved_files;
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT path, reason FROM scan_problems WHERE scan_id = ?1 ORDER BY rowid")?;

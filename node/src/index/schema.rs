@@ -117,4 +117,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX records_membership ON records(record_id) WHERE substr(sealed, 1, 4) = X'706d6d72';
     ",
+    // Version 6: every file kept (kinds, what a scan left out), moves, and originals gone
+    // from their folders.
+    "
+    ALTER TABLE scans ADD COLUMN details TEXT;
+    ALTER TABLE photos ADD COLUMN media_type TEXT;
+    -- A source whose file is no longer there (NULL: it is).
+    ALTER TABLE sources ADD COLUMN gone_since_ms INTEGER;
+    CREATE INDEX sources_by_size ON sources(size);
+    -- Move records: the photo at (folder, path) moved away at `at_ms`.
+    CREATE TABLE moves (
+        record_id BLOB PRIMARY KEY REFERENCES records(record_id),
+        folder TEXT NOT NULL,
+        path TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX moves_by_path ON moves(folder, path, at_ms);
+    ",
 ];

@@ -17,45 +17,103 @@ use photomesh_protocol::record::{CaptureTime, MediaType};
 /// Bytes read from the start of a file to check its kind.
 pub const SNIFF_LEN: usize = 16;
 
-/// The media type an extension names, if it is one photomesh keeps.
-pub fn type_from_extension(path: &Path) -> Option<MediaType> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    Some(match ext.as_str() {
+/// The kind a file's name says: its extension, or [`MediaType::Other`].
+pub fn type_from_extension(path: &Path) -> MediaType {
+    let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
+        return MediaType::Other;
+    };
+    match ext.to_ascii_lowercase().as_str() {
         "jpg" | "jpeg" | "jpe" => MediaType::Jpeg,
+        "mpo" => MediaType::Mpo,
         "heic" | "heif" | "hif" => MediaType::Heif,
+        "avif" => MediaType::Avif,
+        "jxl" => MediaType::Jxl,
         "png" => MediaType::Png,
         "gif" => MediaType::Gif,
         "webp" => MediaType::Webp,
+        "tif" | "tiff" => MediaType::Tiff,
+        "bmp" => MediaType::Bmp,
         "dng" => MediaType::Dng,
         "cr2" => MediaType::Cr2,
         "cr3" => MediaType::Cr3,
+        "crw" => MediaType::Crw,
         "nef" => MediaType::Nef,
+        "nrw" => MediaType::Nrw,
         "arw" => MediaType::Arw,
+        "sr2" => MediaType::Sr2,
+        "raf" => MediaType::Raf,
+        "rw2" => MediaType::Rw2,
+        "orf" => MediaType::Orf,
+        "pef" => MediaType::Pef,
+        "srw" => MediaType::Srw,
+        "3fr" => MediaType::ThreeFr,
+        "iiq" => MediaType::Iiq,
+        "x3f" => MediaType::X3f,
         "mp4" | "m4v" => MediaType::Mp4,
         "mov" | "qt" => MediaType::Mov,
-        _ => return None,
-    })
+        "3gp" | "3g2" => MediaType::ThreeGp,
+        "mts" | "m2ts" | "m2t" => MediaType::Mts,
+        "avi" => MediaType::Avi,
+        "mkv" => MediaType::Mkv,
+        "webm" => MediaType::Webm,
+        "xmp" => MediaType::Xmp,
+        "aae" => MediaType::Aae,
+        "thm" => MediaType::Thm,
+        _ => MediaType::Other,
+    }
 }
 
-/// Whether the first bytes of a file agree with the kind its extension names.
+/// The kind of a file from its name's kind and its first bytes: the name's kind when the
+/// content agrees, else the kind the content alone shows, else [`MediaType::Other`]. A file
+/// is kept whatever its kind; the kind only decides how its capture time is read and how it
+/// is counted.
+pub fn kind_of(by_name: MediaType, head: &[u8]) -> MediaType {
+    if by_name != MediaType::Other && content_matches(by_name, head) {
+        by_name
+    } else {
+        sniff(head).unwrap_or(MediaType::Other)
+    }
+}
+
+/// Whether the first bytes of a file agree with the kind its extension names. Sidecars and
+/// other files have no magic to check: any content agrees.
 pub fn content_matches(media_type: MediaType, head: &[u8]) -> bool {
-    let tiff = head.starts_with(b"II*\0") || head.starts_with(b"MM\0*");
+    use MediaType as M;
+    let tiff = is_tiff(head);
     let brand = iso_brand(head);
     match media_type {
-        MediaType::Jpeg => head.starts_with(&[0xFF, 0xD8, 0xFF]),
-        MediaType::Png => head.starts_with(b"\x89PNG\r\n\x1a\n"),
-        MediaType::Gif => head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a"),
-        MediaType::Webp => head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP"),
-        MediaType::Dng | MediaType::Nef | MediaType::Arw => tiff,
-        MediaType::Cr2 => tiff && head.get(8..10) == Some(b"CR"),
-        MediaType::Heif => matches!(
+        M::Jpeg | M::Mpo => head.starts_with(&[0xFF, 0xD8, 0xFF]),
+        // A Canon THM is a small JPEG; other tools write THM files of their own.
+        M::Xmp | M::Aae | M::Thm | M::Other => true,
+        M::Png => head.starts_with(b"\x89PNG\r\n\x1a\n"),
+        M::Gif => head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a"),
+        M::Webp => riff(head, b"WEBP"),
+        M::Avi => riff(head, b"AVI "),
+        M::Bmp => head.starts_with(b"BM"),
+        M::Jxl => head.starts_with(&[0xFF, 0x0A]) || head.starts_with(b"\0\0\0\x0cJXL \r\n\x87\n"),
+        M::Tiff | M::Dng | M::Nef | M::Nrw | M::Arw | M::Sr2 | M::Pef | M::Srw | M::ThreeFr => tiff,
+        M::Iiq => tiff || head.starts_with(b"IIII"),
+        M::Cr2 => tiff && head.get(8..10) == Some(b"CR"),
+        M::Crw => head.starts_with(b"II") && head.get(6..14) == Some(b"HEAPCCDR"),
+        M::Raf => head.starts_with(b"FUJIFILMCCD-RAW"),
+        M::Rw2 => head.starts_with(b"IIU\0"),
+        M::Orf => [&b"IIRO"[..], b"IIRS", b"MMOR"]
+            .iter()
+            .any(|m| head.starts_with(m)),
+        M::X3f => head.starts_with(b"FOVb"),
+        M::Mkv | M::Webm => head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
+        // A transport stream: sync bytes every 188 bytes (TS), or every 192 after a 4-byte
+        // time code (M2TS, as AVCHD cameras write).
+        M::Mts => head.first() == Some(&0x47) || head.get(4) == Some(&0x47),
+        M::Heif => matches!(
             brand,
             Some(b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1")
         ),
-        MediaType::Cr3 => brand == Some(b"crx "),
+        M::Avif => matches!(brand, Some(b"avif" | b"avis" | b"mif1" | b"msf1" | b"miaf")),
+        M::Cr3 => brand == Some(b"crx "),
         // Video containers vary by recorder; any ISO base media file, or a QuickTime file
-        // that opens with one of its classic atoms, is accepted as either.
-        MediaType::Mp4 | MediaType::Mov => {
+        // that opens with one of its classic atoms, is accepted as any of them.
+        M::Mp4 | M::Mov | M::ThreeGp => {
             brand.is_some()
                 || matches!(
                     head.get(4..8),
@@ -63,6 +121,51 @@ pub fn content_matches(media_type: MediaType, head: &[u8]) -> bool {
                 )
         }
     }
+}
+
+/// The kind the first bytes alone show, for a file whose name says something else.
+fn sniff(head: &[u8]) -> Option<MediaType> {
+    use MediaType as M;
+    let by_brand = |brand: &[u8]| match brand {
+        b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1" => M::Heif,
+        b"avif" | b"avis" => M::Avif,
+        b"crx " => M::Cr3,
+        b"qt  " => M::Mov,
+        b if b.starts_with(b"3g") => M::ThreeGp,
+        _ => M::Mp4,
+    };
+    if let Some(brand) = iso_brand(head) {
+        return Some(by_brand(brand));
+    }
+    [
+        M::Jpeg,
+        M::Png,
+        M::Gif,
+        M::Webp,
+        M::Avi,
+        M::Jxl,
+        M::Cr2,
+        M::Crw,
+        M::Raf,
+        M::Rw2,
+        M::Orf,
+        M::X3f,
+        M::Mkv,
+        M::Tiff,
+    ]
+    .into_iter()
+    .find(|&kind| content_matches(kind, head))
+}
+
+fn is_tiff(head: &[u8]) -> bool {
+    // Classic TIFF and BigTIFF, either byte order.
+    [&b"II*\0"[..], b"MM\0*", b"II+\0", b"MM\0+"]
+        .iter()
+        .any(|m| head.starts_with(m))
+}
+
+fn riff(head: &[u8], form: &[u8; 4]) -> bool {
+    head.starts_with(b"RIFF") && head.get(8..12) == Some(form)
 }
 
 fn iso_brand(head: &[u8]) -> Option<&[u8]> {
@@ -76,10 +179,27 @@ fn iso_brand(head: &[u8]) -> Option<&[u8]> {
 ///
 /// The file is read from wherever its offset is, from the start: callers seek it back.
 pub fn capture_time(file: &File, media_type: MediaType) -> Option<CaptureTime> {
+    use MediaType as M;
     match media_type {
-        MediaType::Mp4 | MediaType::Mov => quicktime_capture_time(file).ok().flatten(),
-        MediaType::Gif | MediaType::Cr3 => None,
-        _ => exif_capture_time(file),
+        M::Mp4 | M::Mov | M::ThreeGp => quicktime_capture_time(file).ok().flatten(),
+        M::Jpeg
+        | M::Mpo
+        | M::Heif
+        | M::Avif
+        | M::Png
+        | M::Webp
+        | M::Tiff
+        | M::Dng
+        | M::Cr2
+        | M::Nef
+        | M::Nrw
+        | M::Arw
+        | M::Sr2
+        | M::Pef
+        | M::Srw
+        | M::ThreeFr
+        | M::Iiq => exif_capture_time(file),
+        _ => None,
     }
 }
 
@@ -230,11 +350,11 @@ mod tests {
 
     #[test]
     fn extension_and_magic_must_agree() {
+        assert_eq!(type_from_extension(Path::new("a/IMG.JPG")), MediaType::Jpeg);
         assert_eq!(
-            type_from_extension(Path::new("a/IMG.JPG")),
-            Some(MediaType::Jpeg)
+            type_from_extension(Path::new("notes.txt")),
+            MediaType::Other
         );
-        assert_eq!(type_from_extension(Path::new("notes.txt")), None);
         assert!(content_matches(MediaType::Jpeg, &[0xFF, 0xD8, 0xFF, 0xE1]));
         assert!(!content_matches(MediaType::Jpeg, b"hello world"));
         assert!(content_matches(
@@ -253,8 +373,8 @@ mod tests {
     }
 
     #[test]
-    fn every_supported_kind_is_recognised_by_name_and_content() {
-        let cases: [(&str, &[u8]); 12] = [
+    fn every_kind_with_a_magic_is_recognised_by_name_and_content() {
+        let cases: [(&str, &[u8]); 34] = [
             ("a.jpg", b"\xFF\xD8\xFF\xE0"),
             ("a.heic", b"\0\0\0\x18ftypheic"),
             ("a.png", b"\x89PNG\r\n\x1a\n"),
@@ -267,19 +387,63 @@ mod tests {
             ("a.arw", b"II*\0\x08\0\0\0"),
             ("a.mp4", b"\0\0\0\x18ftypmp42"),
             ("a.mov", b"\0\0\0\x14ftypqt  "),
+            ("a.MPO", b"\xFF\xD8\xFF\xE1"),
+            ("a.avif", b"\0\0\0\x1cftypavif"),
+            ("a.jxl", b"\xFF\x0A\xFA"),
+            ("a.tif", b"MM\0*\0\0\0\x08"),
+            ("a.bmp", b"BM\x36\0"),
+            ("a.crw", b"II\x1a\0\0\0HEAPCCDR"),
+            ("a.nrw", b"MM\0*\0\0\0\x08"),
+            ("a.sr2", b"II*\0\x08\0\0\0"),
+            ("a.raf", b"FUJIFILMCCD-RAW 0201"),
+            ("a.rw2", b"IIU\0\x18\0\0\0"),
+            ("a.orf", b"IIRO\x08\0\0\0"),
+            ("a.pef", b"MM\0*\0\0\0\x08"),
+            ("a.srw", b"II*\0\x08\0\0\0"),
+            ("a.3fr", b"II*\0\x08\0\0\0"),
+            ("a.iiq", b"IIII\x01\0\0\0"),
+            ("a.x3f", b"FOVb\0\0\x02\0"),
+            ("a.3gp", b"\0\0\0\x14ftyp3gp4"),
+            ("a.MTS", b"\0\0\0\0\x47\x40\0\x10"),
+            ("a.avi", b"RIFF\0\0\0\0AVI LIST"),
+            ("a.mkv", b"\x1A\x45\xDF\xA3"),
+            ("a.webm", b"\x1A\x45\xDF\xA3"),
+            ("a.m2ts", b"\0\0\0\0\x47\x40\0\x10"),
         ];
         let mut kinds = std::collections::BTreeSet::new();
         for (name, head) in cases {
-            let kind = type_from_extension(Path::new(name)).unwrap();
+            let kind = type_from_extension(Path::new(name));
+            assert_ne!(kind, MediaType::Other, "{name}");
             assert!(content_matches(kind, head), "{name}");
-            // A JPEG's bytes under any other name are refused, and vice versa.
-            if kind != MediaType::Jpeg {
+            assert_eq!(kind_of(kind, head), kind, "{name}");
+            // A JPEG's bytes under any other name are not that kind, and vice versa.
+            if !matches!(kind, MediaType::Jpeg | MediaType::Mpo) {
                 assert!(!content_matches(kind, b"\xFF\xD8\xFF\xE0"), "{name}");
                 assert!(!content_matches(MediaType::Jpeg, head), "{name}");
             }
             kinds.insert(kind);
         }
-        assert_eq!(kinds.len(), 12);
+        assert_eq!(kinds.len(), 33);
+    }
+
+    #[test]
+    fn a_misnamed_file_is_kept_as_what_its_content_is() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0";
+        assert_eq!(kind_of(MediaType::Jpeg, png), MediaType::Png);
+        assert_eq!(kind_of(MediaType::Cr2, b"II*\0\x08\0\0\0"), MediaType::Tiff);
+        assert_eq!(kind_of(MediaType::Jpeg, b"hello world"), MediaType::Other);
+        assert_eq!(
+            kind_of(MediaType::Other, b"\xFF\xD8\xFF\xE0"),
+            MediaType::Jpeg
+        );
+        assert_eq!(kind_of(MediaType::Other, b"plain text"), MediaType::Other);
+        assert_eq!(kind_of(MediaType::Xmp, b"<x:xmpmeta"), MediaType::Xmp);
+        for sidecar in ["a.xmp", "IMG_1.AAE", "MVI_1.THM"] {
+            assert_eq!(
+                type_from_extension(Path::new(sidecar)).class(),
+                photomesh_protocol::record::MediaClass::Sidecar
+            );
+        }
     }
 
     #[test]

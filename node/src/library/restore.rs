@@ -96,8 +96,8 @@ pub fn restore(
     let mut report = RestoreReport::default();
     let photos: Vec<_> = rows
         .into_iter()
-        .filter_map(|row| match Record::open(&row.sealed, &home.keys) {
-            Ok(Record::Photo(photo)) => Some(photo),
+        .filter_map(|row| match Record::open_photo(&row.sealed, &home.keys) {
+            Ok(photo) => Some(photo),
             Err(e) => {
                 report.not_restored.push(NotRestored {
                     path: format!("record {}", row.record_id),

@@ -30,13 +30,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use photomesh_protocol::keys::ContentKey;
-use photomesh_protocol::record::{FileTime, MediaType, PhotoRecord, Record, RecordId};
+use photomesh_protocol::record::{FileTime, MediaType, MoveRecord, PhotoRecord, Record, RecordId};
 
 use crate::blob::sealed;
 use crate::home::Home;
-use crate::index::{IndexError, ScanProblem, ScanSummary, SourceRow};
+use crate::ignore::Selection;
+use crate::index::{IndexError, LeftOut, ScanProblem, ScanSummary, SourceRow};
 use crate::library::media;
 use crate::library::progress::{Progress, Silent};
+use crate::original::NotAFile;
 
 /// Why a scan stopped before it finished. Problems with single files do not stop a scan;
 /// they are listed in its summary.
@@ -70,6 +72,8 @@ struct Candidate {
 /// What a worker learned about one file.
 struct Sealed {
     candidate: Candidate,
+    /// What the content is (the candidate's kind is what its name says).
+    media_type: MediaType,
     plaintext_hash: [u8; 32],
     capture_time: Option<photomesh_protocol::record::CaptureTime>,
     summary: sealed::SealedSummary,
@@ -80,17 +84,27 @@ const BATCH: usize = 256;
 /// Longest time between commits while work is flowing.
 const BATCH_TIME: Duration = Duration::from_secs(2);
 
-/// Scans every folder of `home`, records what is new or changed, and returns the summary
-/// (also stored in the index for `status`).
+/// Scans every folder of `home` with the default ignore patterns, records what is new or
+/// changed, and returns the summary (also stored in the index for `status`).
 pub fn scan(home: &Home, progress: &mut dyn Progress) -> Result<ScanSummary, ScanError> {
-    scan_skipping(home, progress, &|_, _| false)
+    scan_selected(home, &Selection::default(), progress)
 }
 
-/// [`scan`], leaving out the files for which `skip(folder_label, rel_path)` is true (the
-/// watcher's files that are still being written). A skipped file is neither read nor counted
-/// as missing.
+/// [`scan`] with the given ignore patterns (`[folders] ignore`).
+pub fn scan_selected(
+    home: &Home,
+    selection: &Selection,
+    progress: &mut dyn Progress,
+) -> Result<ScanSummary, ScanError> {
+    scan_skipping(home, selection, progress, &|_, _| false)
+}
+
+/// [`scan_selected`], leaving out the files for which `skip(folder_label, rel_path)` is true
+/// (the watcher's files that are still being written). A skipped file is neither read nor
+/// counted as missing.
 pub fn scan_skipping(
     home: &Home,
+    selection: &Selection,
     progress: &mut dyn Progress,
     skip: &dyn Fn(&str, &str) -> bool,
 ) -> Result<ScanSummary, ScanError> {
@@ -102,7 +116,7 @@ pub fn scan_skipping(
         started_at_ms: started,
         ..ScanSummary::default()
     };
-    let mut problems = Vec::new();
+    let mut walk = Walk::new(selection, Some(&home.path));
     let mut work = Vec::new();
 
     for folder in home.index.folders()? {
@@ -110,11 +124,11 @@ pub fn scan_skipping(
         match fs::metadata(&folder.path) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                problems.push(problem(&folder.path, "is no longer a folder; nothing in it was scanned and nothing recorded from it was forgotten"));
+                walk.problems.push(problem(&folder.path, "is no longer a folder; nothing in it was scanned and nothing recorded from it was forgotten"));
                 continue;
             }
             Err(e) => {
-                problems.push(problem(
+                walk.problems.push(problem(
                     &folder.path,
                     &format!("{}; nothing in it was scanned and nothing recorded from it was forgotten (is the disk mounted?)", describe_io(&e)),
                 ));
@@ -122,29 +136,40 @@ pub fn scan_skipping(
             }
         }
         let mut seen = HashSet::new();
-        walk(
-            &folder.path,
-            &folder.path,
-            &mut problems,
-            &mut |abs, rel, meta| {
-                if media::type_from_extension(abs).is_none() {
-                    return;
-                }
-                seen.insert(rel.to_owned());
-                if skip(&folder.label, rel) {
-                    return;
-                }
-                summary.files_seen += 1;
-                match candidate(&folder.label, &folder.path, rel, abs, meta, known.get(rel)) {
-                    Some(c) => work.push(c),
-                    None => summary.unchanged_files += 1,
-                }
-            },
-        );
-        summary.missing_files += known.keys().filter(|k| !seen.contains(*k)).count() as u64;
+        walk.walk(&folder.path, &folder.path, &mut |abs, rel, meta| {
+            seen.insert(rel.to_owned());
+            if skip(&folder.label, rel) {
+                return;
+            }
+            summary.files_seen += 1;
+            let kind = media::type_from_extension(abs);
+            *summary.kinds.entry(kind.name().to_owned()).or_default() += 1;
+            match candidate(&folder.label, &folder.path, rel, abs, meta, known.get(rel)) {
+                Some(c) => work.push(c),
+                None => summary.unchanged_files += 1,
+            }
+        });
+        let missing: Vec<&str> = known
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .map(String::as_str)
+            .collect();
+        summary.missing_files += missing.len() as u64;
+        home.index
+            .mark_sources_gone(&folder.label, &missing, now_ms())?;
+        for row in known.values().filter(|r| r.gone && seen.contains(&r.path)) {
+            home.index.mark_source_back(&folder.label, &row.path)?;
+        }
     }
-
-    seal_and_record(home, work, &mut summary, problems, Some(scan_id), progress)?;
+    summary.left_out = walk.left_out;
+    seal_and_record(
+        home,
+        work,
+        &mut summary,
+        walk.problems,
+        Some(scan_id),
+        progress,
+    )?;
     Ok(summary)
 }
 
@@ -161,12 +186,17 @@ pub struct FileToScan {
     pub abs_path: PathBuf,
 }
 
-/// Scans only the given files, with the same rules as [`scan`]: files that are not photos or
-/// videos are ignored, unchanged ones are skipped, new and changed ones get a new record (an
-/// older record of the same path is kept), and a file that has vanished is skipped — nothing
-/// is ever forgotten. Problems with single files are returned in the summary (and not stored
-/// as the last scan: `status` keeps showing the last full scan).
-pub fn scan_files(home: &Home, files: &[FileToScan]) -> Result<ScanSummary, ScanError> {
+/// Scans only the given files, with the same rules as [`scan`]: ignored files and
+/// anything but a regular file are left out, unchanged ones are skipped, new and changed
+/// ones get a new record (an older record of the same path is kept), and a file that has
+/// vanished is skipped — nothing is ever forgotten. Problems with single files are returned
+/// in the summary (and not stored as the last scan: `status` keeps showing the last full
+/// scan).
+pub fn scan_files(
+    home: &Home,
+    selection: &Selection,
+    files: &[FileToScan],
+) -> Result<ScanSummary, ScanError> {
     let mut summary = ScanSummary {
         started_at_ms: now_ms(),
         ..ScanSummary::default()
@@ -174,19 +204,33 @@ pub fn scan_files(home: &Home, files: &[FileToScan]) -> Result<ScanSummary, Scan
     let mut problems = Vec::new();
     let mut work = Vec::new();
     for file in files {
-        if media::type_from_extension(&file.abs_path).is_none() {
+        if selection.ignores_path(&file.rel_path) {
+            summary.left_out.ignored += 1;
             continue;
         }
         let meta = match fs::symlink_metadata(&file.abs_path) {
-            Ok(m) if m.is_file() => m,
-            Ok(_) => continue,
+            Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => {
                 problems.push(problem(&file.abs_path, &describe_io(&e)));
                 continue;
             }
         };
+        match NotAFile::of(meta.file_type()) {
+            None => {}
+            Some(NotAFile::Directory) => continue,
+            Some(NotAFile::Symlink) => {
+                summary.left_out.symlinks += 1;
+                continue;
+            }
+            Some(_) => {
+                summary.left_out.not_regular += 1;
+                continue;
+            }
+        }
         summary.files_seen += 1;
+        let kind = media::type_from_extension(&file.abs_path);
+        *summary.kinds.entry(kind.name().to_owned()).or_default() += 1;
         let previous = home.index.source(&file.folder, &file.rel_path)?;
         match candidate(
             &file.folder,
@@ -197,11 +241,23 @@ pub fn scan_files(home: &Home, files: &[FileToScan]) -> Result<ScanSummary, Scan
             previous.as_ref(),
         ) {
             Some(c) => work.push(c),
-            None => summary.unchanged_files += 1,
+            None => {
+                summary.unchanged_files += 1;
+                if previous.is_some_and(|p| p.gone) {
+                    home.index.mark_source_back(&file.folder, &file.rel_path)?;
+                }
+            }
         }
     }
     seal_and_record(home, work, &mut summary, problems, None, &mut Silent)?;
     Ok(summary)
+}
+
+/// Notes that a file (or a folder, with every file under it) the watcher saw go is gone
+/// from its folder: this device no longer holds that original (nothing is forgotten; a
+/// running node fetches a copy of it if it holds every photo).
+pub fn note_gone(home: &Home, folder: &str, rel_path: &str) -> Result<usize, IndexError> {
+    home.index.mark_sources_gone(folder, &[rel_path], now_ms())
 }
 
 /// The work for one file, or `None` when its size, mtime and inode say it is unchanged since
@@ -214,7 +270,7 @@ fn candidate(
     meta: &fs::Metadata,
     previous: Option<&SourceRow>,
 ) -> Option<Candidate> {
-    let media_type = media::type_from_extension(abs)?;
+    let media_type = media::type_from_extension(abs);
     let mtime = FileTime {
         seconds: meta.mtime(),
         nanos: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
@@ -344,6 +400,7 @@ fn record_sealed(
         mtime_ns: c.mtime.nanos,
         inode: c.inode,
         record_id,
+        gone: false,
     };
     // Same content under a new mtime or inode (touched, copied back): nothing new to record.
     if let Some(previous) = c.previous
@@ -358,7 +415,7 @@ fn record_sealed(
         size: c.size,
         mtime: c.mtime,
         capture_time: item.capture_time,
-        media_type: c.media_type,
+        media_type: item.media_type,
         plaintext_hash: item.plaintext_hash,
         blob_id: item.summary.blob_id,
         blob_epoch: library_key.epoch(),
@@ -379,10 +436,50 @@ fn record_sealed(
     ix.put_source(&c.folder, &source(record_id))?;
     if c.previous.is_some() {
         summary.changed_files += 1;
+    } else if let Some((folder, from)) = moved_from(ix, c, &item.plaintext_hash)? {
+        let moved = Record::Move(MoveRecord {
+            folder: folder.clone(),
+            path: from.path.clone(),
+            from: from.record_id,
+            to: record_id,
+            added_by: device,
+            created_at_ms: now_ms(),
+        });
+        let (move_id, sealed) = moved.seal(library_key)?;
+        if let Record::Move(m) = &moved {
+            ix.add_move_record(&move_id, &sealed, m, now_ms())?;
+        }
+        ix.remove_source(&folder, &from.path)?;
+        summary.moved_files += 1;
+        summary.missing_files = summary.missing_files.saturating_sub(1);
     } else {
         summary.new_files += 1;
     }
     Ok(())
+}
+
+/// The recorded original that a new file is, moved: one with the same size and content
+/// that is gone from its place (its folder is there, the file is not). Its folder label and
+/// source row.
+fn moved_from(
+    ix: &crate::index::Index,
+    c: &Candidate,
+    plaintext_hash: &[u8; 32],
+) -> Result<Option<(String, SourceRow)>, IndexError> {
+    for (folder, root, row) in ix.sources_with_content(c.size, plaintext_hash)? {
+        if folder == c.folder && row.path == c.rel_path {
+            continue;
+        }
+        let gone = root.is_dir()
+            && matches!(
+                fs::symlink_metadata(root.join(&row.path)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound
+            );
+        if gone {
+            return Ok(Some((folder, row)));
+        }
+    }
+    Ok(None)
 }
 
 /// Hashes and seals one file (on a worker thread), read through one descriptor opened by
@@ -397,19 +494,16 @@ fn seal_candidate(candidate: Candidate, content_key: &ContentKey) -> Result<Seal
     let mut file = crate::original::open(&candidate.root, &candidate.rel_path).map_err(io)?;
     let mut head = [0u8; media::SNIFF_LEN];
     let head_len = read_up_to(&mut file, &mut head).map_err(io)?;
-    if !media::content_matches(candidate.media_type, &head[..head_len]) {
-        return Err(fail(format!(
-            "its name says {} but its content is not; it was not recorded",
-            candidate.media_type.name().to_uppercase()
-        )));
-    }
+    // A file whose content is not what its name says is kept all the same, as what its
+    // content is.
+    let media_type = media::kind_of(candidate.media_type, &head[..head_len]);
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut hasher = blake3::Hasher::new();
     hasher
         .update_reader(BufReader::with_capacity(1 << 20, &file))
         .map_err(io)?;
     let plaintext_hash = *hasher.finalize().as_bytes();
-    let capture_time = media::capture_time(&file, candidate.media_type);
+    let capture_time = media::capture_time(&file, media_type);
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     let summary = sealed::summarize(
         BufReader::with_capacity(1 << 20, &file),
@@ -431,6 +525,7 @@ fn seal_candidate(candidate: Candidate, content_key: &ContentKey) -> Result<Seal
     }
     Ok(Sealed {
         candidate,
+        media_type,
         plaintext_hash,
         capture_time,
         summary,
@@ -450,48 +545,76 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Walks `dir` depth-first in name order, calling `visit` for every regular file with its
-/// path relative to `root` (`/`-separated). Hidden entries (names starting with `.`) and
-/// symbolic links are skipped; unreadable directories are reported and skipped.
-pub(crate) fn walk(
-    root: &Path,
-    dir: &Path,
-    problems: &mut Vec<ScanProblem>,
-    visit: &mut dyn FnMut(&Path, &str, &fs::Metadata),
-) {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            problems.push(problem(dir, &describe_io(&e)));
-            return;
+/// A walk through a folder: which files it takes, and what it leaves out and why.
+pub(crate) struct Walk<'a> {
+    /// The ignore patterns.
+    pub selection: &'a Selection,
+    /// A directory never entered (the home, when it sits inside a folder: its blob store
+    /// is not a photo folder).
+    pub skip_dir: Option<&'a Path>,
+    /// Directories and files that could not be read.
+    pub problems: Vec<ScanProblem>,
+    /// What was left out, counted by reason.
+    pub left_out: LeftOut,
+}
+
+impl<'a> Walk<'a> {
+    pub(crate) fn new(selection: &'a Selection, skip_dir: Option<&'a Path>) -> Self {
+        Self {
+            selection,
+            skip_dir,
+            problems: Vec::new(),
+            left_out: LeftOut::default(),
         }
-    };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(m) => m,
+    }
+
+    /// Walks `dir` (inside `root`) depth-first in name order, calling `visit` for every
+    /// regular file that is not ignored, with its path relative to `root` (`/`-separated).
+    /// Symbolic links are never followed, and neither they nor FIFOs, sockets and devices
+    /// are visited: they are counted in [`Walk::left_out`]. Unreadable directories are
+    /// problems, and skipped.
+    pub(crate) fn walk(
+        &mut self,
+        root: &Path,
+        dir: &Path,
+        visit: &mut dyn FnMut(&Path, &str, &fs::Metadata),
+    ) {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
             Err(e) => {
-                problems.push(problem(&path, &describe_io(&e)));
-                continue;
+                self.problems.push(problem(dir, &describe_io(&e)));
+                return;
             }
         };
-        if meta.is_dir() {
-            walk(root, &path, problems, visit);
-        } else if meta.is_file() {
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
             let Some(rel) = relative_text(root, &path) else {
-                problems.push(problem(
+                self.problems.push(problem(
                     &path,
                     "its name is not valid UTF-8; rename it to have it backed up",
                 ));
                 continue;
             };
-            visit(&path, &rel, &meta);
+            if self.selection.ignores(&rel) {
+                self.left_out.ignored += 1;
+                continue;
+            }
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.problems.push(problem(&path, &describe_io(&e)));
+                    continue;
+                }
+            };
+            match NotAFile::of(meta.file_type()) {
+                None => visit(&path, &rel, &meta),
+                Some(NotAFile::Directory) if Some(path.as_path()) == self.skip_dir => {}
+                Some(NotAFile::Directory) => self.walk(root, &path, visit),
+                Some(NotAFile::Symlink) => self.left_out.symlinks += 1,
+                Some(_) => self.left_out.not_regular += 1,
+            }
         }
     }
 }

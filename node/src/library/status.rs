@@ -304,8 +304,8 @@ pub fn photos(home: &Home, folder: Option<&str>) -> Result<(Vec<PhotoEntry>, u64
     let mut unreadable = 0;
     let mut out = Vec::new();
     for row in home.index.latest_photos(folder)? {
-        match photomesh_protocol::record::Record::open(&row.sealed, &home.keys) {
-            Ok(photomesh_protocol::record::Record::Photo(p)) => out.push(PhotoEntry {
+        match photomesh_protocol::record::Record::open_photo(&row.sealed, &home.keys) {
+            Ok(p) => out.push(PhotoEntry {
                 folder: p.folder,
                 path: p.path,
                 size: p.size,

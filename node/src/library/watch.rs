@@ -49,8 +49,8 @@ use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
 use crate::home::{Home, HomeError};
+use crate::ignore::Selection;
 use crate::index::Folder;
-use crate::library::media;
 use crate::library::progress::Silent;
 use crate::library::scan::{self, FileToScan};
 
@@ -68,6 +68,8 @@ pub struct WatchOptions {
     /// How long a file a writer still holds open must stay unchanged before it is scanned
     /// anyway. Default: 30 s.
     pub open_writer_timeout: Duration,
+    /// What is not backed up (`[folders] ignore`). Default: the default patterns.
+    pub selection: Selection,
 }
 
 impl Default for WatchOptions {
@@ -77,6 +79,7 @@ impl Default for WatchOptions {
             close_grace: Duration::from_millis(100),
             settle: Duration::from_millis(400),
             open_writer_timeout: Duration::from_secs(30),
+            selection: Selection::default(),
         }
     }
 }
@@ -356,6 +359,9 @@ struct State {
     /// Set after a failed batch: pending files wait until then.
     scan_retry_at: Option<Instant>,
     pending: HashMap<PathBuf, Pending>,
+    /// Originals were found gone since the last announcement: the node is told, so that it
+    /// fetches copies of them (it no longer holds them).
+    gone_unannounced: bool,
 }
 
 impl State {
@@ -394,11 +400,15 @@ impl State {
             next_rescan: now,
             scan_retry_at: None,
             pending: HashMap::new(),
+            gone_unannounced: false,
         })
     }
 
     /// Does what is due: a full rescan, then the pending files that are complete.
     fn work(&mut self, on_recorded: &dyn Fn(usize)) {
+        if std::mem::take(&mut self.gone_unannounced) {
+            on_recorded(0);
+        }
         if Instant::now() >= self.next_rescan {
             self.full_rescan(on_recorded);
         }
@@ -494,10 +504,9 @@ impl State {
             .max_by_key(|(_, (root, _))| root.components().count())
             .map(|(label, (root, _))| (label, root))?;
         let rel_path = scan::relative_text(root, path)?;
-        if rel_path.is_empty() || rel_path.split('/').any(|part| part.starts_with('.')) {
+        if rel_path.is_empty() || self.options.selection.ignores_path(&rel_path) {
             return None;
         }
-        media::type_from_extension(path)?;
         Some(FileToScan {
             folder: label.clone(),
             root: root.clone(),
@@ -571,9 +580,29 @@ impl State {
                 Action::Gone(path) => {
                     self.pending.remove(&path);
                     self.lost_root(&path, now);
+                    self.note_gone(&path);
                 }
                 Action::Ignore => {}
             }
+        }
+    }
+
+    /// A file or folder went from a watched folder: its originals are no longer held here.
+    fn note_gone(&mut self, path: &Path) {
+        let Some(file) = self.file_at(path) else {
+            return;
+        };
+        match scan::note_gone(&self.home, &file.folder, &file.rel_path) {
+            Ok(0) => {}
+            Ok(n) => {
+                self.gone_unannounced = true;
+                tracing::info!(
+                folder = %file.folder,
+                    "{n} recorded original(s) gone from {}; copies are kept and fetched",
+                    path.display()
+                )
+            }
+            Err(e) => tracing::warn!("noting that {} is gone failed: {e}", path.display()),
         }
     }
 
@@ -603,11 +632,9 @@ impl State {
             return;
         };
         let mut found = Vec::new();
-        let mut problems = Vec::new();
-        scan::walk(&root, dir, &mut problems, &mut |abs, _, _| {
-            found.push(abs.to_owned())
-        });
-        for p in problems {
+        let mut walk = scan::Walk::new(&self.options.selection, Some(&self.home_path));
+        walk.walk(&root, dir, &mut |abs, _, _| found.push(abs.to_owned()));
+        for p in walk.problems {
             tracing::warn!("watched folders: {}: {}", p.path, p.reason);
         }
         for path in found {
@@ -644,7 +671,7 @@ impl State {
         }
         ready.sort_by(|a, b| a.abs_path.cmp(&b.abs_path));
         self.refresh_home();
-        match scan::scan_files(&self.home, &ready) {
+        match scan::scan_files(&self.home, &self.options.selection, &ready) {
             Ok(summary) => {
                 self.scan_retry_at = None;
                 for file in &ready {
@@ -683,7 +710,8 @@ impl State {
             .map(|p| (p.file.folder.as_str(), p.file.rel_path.as_str()))
             .collect();
         let started = Instant::now();
-        let result = scan::scan_skipping(&self.home, &mut Silent, &|folder, rel| {
+        let selection = &self.options.selection;
+        let result = scan::scan_skipping(&self.home, selection, &mut Silent, &|folder, rel| {
             pending.contains(&(folder, rel))
         });
         let now = Instant::now();

@@ -85,22 +85,25 @@ pub(crate) struct HeldInner {
     pub(crate) ids: HashSet<[u8; 32]>,
     /// The last `records` row whose originals are in the set.
     pub(crate) mark: i64,
+    /// The index's count of sources found gone when the set was loaded.
+    pub(crate) gone_version: Option<String>,
 }
 
 impl HeldBlobs {
     /// Loads the set from the index.
     pub fn load(home: &Home) -> Result<Self, IndexError> {
-        let mark = home.index.last_record_row()?;
-        let ids: HashSet<[u8; 32]> = home.index.held_blobs()?.into_iter().map(|b| b.0).collect();
-        let tree = FingerprintTree::from_items(ids.iter().map(|id| Item::new(0, *id)));
-        Ok(Self(Mutex::new(
-            "the held blobs",
-            HeldInner { tree, ids, mark },
-        )))
+        Ok(Self(Mutex::new("the held blobs", HeldInner::load(home)?)))
     }
 
-    /// Adds the originals of records a scan added since the last look.
+    /// Adds the originals of records a scan added since the last look; after originals were
+    /// found gone from their folders (which are no longer held unless stored), reloads.
     pub fn refresh(&self, home: &Home) -> Result<(), IndexError> {
+        let gone_version = home.index.meta(crate::index::GONE_VERSION)?;
+        if self.0.lock().gone_version != gone_version {
+            let fresh = HeldInner::load(home)?;
+            *self.0.lock() = fresh;
+            return Ok(());
+        }
         let after = self.0.lock().mark;
         let (mark, new) = home.index.originals_after(after)?;
         {
@@ -145,6 +148,20 @@ impl HeldBlobs {
 }
 
 impl HeldInner {
+    fn load(home: &Home) -> Result<Self, IndexError> {
+        // Read first: a change after it reloads again on the next refresh.
+        let gone_version = home.index.meta(crate::index::GONE_VERSION)?;
+        let mark = home.index.last_record_row()?;
+        let ids: HashSet<[u8; 32]> = home.index.held_blobs()?.into_iter().map(|b| b.0).collect();
+        let tree = FingerprintTree::from_items(ids.iter().map(|id| Item::new(0, *id)));
+        Ok(Self {
+            tree,
+            ids,
+            mark,
+            gone_version,
+        })
+    }
+
     pub(crate) fn add(&mut self, blob: BlobId) {
         if self.ids.insert(blob.0) {
             self.tree.insert(Item::new(0, blob.0));
@@ -168,12 +185,10 @@ impl BlobEngine {
     /// Loads the held-blob set and the hold policy.
     pub fn load(home: &Home) -> Result<Self, IndexError> {
         let policy = HoldPolicy::of(home)?;
-        if policy == HoldPolicy::Own {
-            // Photo records indexed before the index kept their adder.
-            for row in home.index.photos_without_adder()? {
-                if let Ok(Record::Photo(photo)) = Record::open(&row.sealed, &home.keys) {
-                    home.index.set_added_by(&row.record_id, &photo.added_by)?;
-                }
+        // Photo records indexed before the index kept their adder and kind.
+        for row in home.index.photos_without_adder()? {
+            if let Ok(Record::Photo(photo)) = Record::open(&row.sealed, &home.keys) {
+                home.index.set_added_by(&row.record_id, &photo)?;
             }
         }
         Ok(Self {

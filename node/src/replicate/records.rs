@@ -256,6 +256,7 @@ pub fn store_records<B: AsRef<[u8]>>(home: &Home, records: &[B]) -> Result<usize
             } else {
                 match Record::open(bytes, &home.keys) {
                     Ok(Record::Photo(photo)) => index.add_photo_record(&id, bytes, &photo, now)?,
+                    Ok(Record::Move(moved)) => index.add_move_record(&id, bytes, &moved, now)?,
                     // A vault, or an epoch this device does not hold: kept sealed, served on.
                     Err(_) => index.add_record(&id, bytes, now)?,
                 }

@@ -81,10 +81,8 @@ pub fn blobs_missing_for_restore(
         .index
         .latest_photos(folder)?
         .iter()
-        .filter_map(|row| match Record::open(&row.sealed, &home.keys) {
-            Ok(Record::Photo(p)) => Some(p.blob_id),
-            Err(_) => None,
-        })
+        .filter_map(|row| Record::open_photo(&row.sealed, &home.keys).ok())
+        .map(|p| p.blob_id)
         .filter(|b| !held.contains(b))
         .collect())
 }

@@ -128,8 +128,25 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
         Command::Scan { json } => scan::scan(&home, home_path, &loaded.config, json),
         Command::Status { json } => status::status(&home, home_path, &loaded.config, json),
         Command::Photos { folder, json } => status::photos(&home, folder.as_deref(), json),
-        Command::Restore { to, folder, json } => {
-            restore::restore(home, &to, folder.as_deref(), json)
+        Command::Restore {
+            to,
+            folder,
+            since,
+            until,
+            paths,
+            dry_run,
+            json,
+        } => {
+            let selection = restore::selection(folder, since, until, paths)?;
+            restore::restore(
+                &home,
+                home_path,
+                &loaded.config,
+                &to,
+                &selection,
+                dry_run,
+                json,
+            )
         }
         Command::Verify { json } => restore::verify(&home, json),
         Command::Init { .. } | Command::Config(_) | Command::Demo { .. } => {

@@ -154,9 +154,12 @@ pub fn summarize(
 /// Why a blob did not open to the expected photo.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// Reading or writing failed.
+    /// Reading the sealed bytes failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// Writing the plaintext out failed (the destination: a full disk, say).
+    #[error("writing the photo out failed: {0}")]
+    Write(io::Error),
     /// The sealed bytes are damaged (the error names the segment).
     #[error(transparent)]
     Seal(#[from] SealError),
@@ -212,7 +215,7 @@ pub fn open_blob(
         sealed_hash.update(&buf);
         cipher.open_segment(index, &mut buf)?;
         plain_hash.update(&buf);
-        out.write_all(&buf)?;
+        out.write_all(&buf).map_err(OpenError::Write)?;
     }
     let mut probe = [0u8; 1];
     if sealed.read(&mut probe)? != 0 {

@@ -156,6 +156,20 @@ pub enum Command {
         /// Restore only this folder, straight into DIR (otherwise into DIR/LABEL/).
         #[arg(long, value_name = "LABEL")]
         folder: Option<String>,
+        /// Only photos taken (or, without a capture time, modified) on or after this local
+        /// date: YYYY-MM-DD or "YYYY-MM-DD HH:MM:SS".
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only photos taken (or modified) before this local date.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Only these photos or folders: LABEL/PATH, or a PATH within the folders, or a
+        /// folder above either. Repeat for several.
+        #[arg(long = "path", value_name = "PATH")]
+        paths: Vec<String>,
+        /// Say what would be written and where its bytes would come from; write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,

@@ -81,6 +81,11 @@ impl NodeHandle {
             problems.push("no member of the mesh is connected to this node".to_owned());
         }
         let engine = &self.0.engine;
+        // Originals found gone, or stored copies a restore found damaged and evicted, are
+        // no longer held: the held set reloads before it decides what to fetch.
+        if let Err(e) = engine.held.refresh(&*self.0.home.lock().await) {
+            problems.push(format!("reading the index failed: {e}"));
+        }
         for link in links {
             left.retain(|b| !engine.held.contains(b));
             if left.is_empty() {

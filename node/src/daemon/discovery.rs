@@ -89,6 +89,62 @@ pub fn key(home: &Home) -> Result<DiscoveryKey, DiscoveryError> {
     DiscoveryKey::for_mesh(&founder, &records).ok_or(DiscoveryError::NoFoundingRecord)
 }
 
+/// Looks on the LAN for the members of the home's mesh, without advertising, for at most
+/// `wait` or until every other member was found (what a restore with no node running does
+/// to find devices it has no address for). Returns what was found; nothing when mDNS is not
+/// available (that is not an error: the caller still has the addresses it knows).
+pub fn browse_members(
+    home: &Home,
+    wait: Duration,
+) -> std::collections::HashMap<DeviceId, Vec<SocketAddr>> {
+    use std::sync::mpsc;
+    let me = home.device.device_id();
+    let members: Vec<DeviceId> = match mesh::trust_set(home) {
+        Ok(trust) => trust.members().map(|m| m.device).collect(),
+        Err(_) => return Default::default(),
+    };
+    let others = members.iter().filter(|d| **d != me).count();
+    let Ok(key) = key(home) else {
+        return Default::default();
+    };
+    if others == 0 {
+        return Default::default();
+    }
+    let (tx, rx) = mpsc::channel();
+    let listed = members.clone();
+    let started = Discovery::start(
+        me,
+        key,
+        0,
+        Settings {
+            advertise: false,
+            browse: true,
+        },
+        move || listed.clone(),
+        move |device, addrs| {
+            let _ = tx.send((device, addrs));
+        },
+    );
+    let Ok(discovery) = started else {
+        return Default::default();
+    };
+    let mut found = std::collections::HashMap::new();
+    let until = std::time::Instant::now() + wait;
+    while found.len() < others {
+        let Some(left) = until.checked_duration_since(std::time::Instant::now()) else {
+            break;
+        };
+        match rx.recv_timeout(left) {
+            Ok((device, addrs)) => {
+                found.insert(device, addrs);
+            }
+            Err(_) => break,
+        }
+    }
+    drop(discovery);
+    found
+}
+
 /// The running discovery service. Drop it to stop.
 pub struct Discovery {
     daemon: Option<ServiceDaemon>,

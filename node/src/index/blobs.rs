@@ -71,6 +71,20 @@ impl Index {
         Ok(())
     }
 
+    /// Forgets that the blob store holds a blob whose stored copy was found damaged (the
+    /// caller removes the file): it is no longer held, so a fetch replaces it. A running
+    /// node's held set reloads (see [`super::GONE_VERSION`]).
+    pub fn evict_stored_blob(&self, blob_id: &BlobId) -> Result<(), IndexError> {
+        self.set_blob_stored(blob_id, false)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, '1')
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            )?
+            .execute([super::GONE_VERSION])?;
+        Ok(())
+    }
+
     /// Whether the blob store is known to hold a blob.
     pub fn blob_stored(&self, blob_id: &BlobId) -> Result<bool, IndexError> {
         Ok(self

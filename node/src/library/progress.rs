@@ -69,15 +69,32 @@ impl Reporter {
 impl LineState {
     fn line(&self) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = self.bytes as f64 / secs;
+        let eta = match self.total_bytes.checked_sub(self.bytes) {
+            Some(left) if rate > 0.0 && left > 0 => {
+                format!(", about {} left", rough_duration(left as f64 / rate))
+            }
+            _ => String::new(),
+        };
         format!(
-            "{}: {}/{} files, {}/{} MB, {:.0} MB/s",
+            "{}: {}/{} files, {}/{} MB, {:.0} MB/s{eta}",
             self.what,
             self.items,
             self.total_items,
             self.bytes / 1_000_000,
             self.total_bytes / 1_000_000,
-            self.bytes as f64 / 1e6 / secs
+            rate / 1e6
         )
+    }
+}
+
+/// Seconds as a rough duration: `40s`, `12m`, `3h 20m`.
+pub fn rough_duration(secs: f64) -> String {
+    let s = secs.round().max(0.0) as u64;
+    match s {
+        0..=99 => format!("{s}s"),
+        100..=5_999 => format!("{}m", s.div_ceil(60)),
+        _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -137,5 +154,31 @@ impl Progress for Reporter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_carry_an_eta() {
+        let state = LineState {
+            what: "restore".into(),
+            total_items: 10,
+            total_bytes: 300_000_000,
+            items: 5,
+            bytes: 100_000_000,
+            started: Instant::now() - Duration::from_secs(10),
+            last_line: Instant::now(),
+        };
+        let line = state.line();
+        assert!(
+            line.starts_with("restore: 5/10 files, 100/300 MB, 10 MB/s"),
+            "{line}"
+        );
+        assert!(line.ends_with("about 20s left"), "{line}");
+        assert_eq!(rough_duration(7_260.0), "2h 1m");
+        assert_eq!(rough_duration(150.0), "3m");
     }
 }

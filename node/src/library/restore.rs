@@ -18,6 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use photomesh_protocol::record::{PhotoRecord, Record};
+use photomesh_protocol::seal::BlobId;
 
 use crate::blob::sealed::{self, OpenError};
 use crate::blob::source::BlobSource;
@@ -25,6 +26,94 @@ use crate::home::Home;
 use crate::index::IndexError;
 use crate::library::progress::Progress;
 use crate::library::scan::describe_io;
+
+/// Which photos a restore writes.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only this folder, written straight into the destination (otherwise into
+    /// `DEST/LABEL/`).
+    pub folder: Option<String>,
+    /// Only photos taken (else last modified) at or after this local time, in seconds since
+    /// 1970 in the camera's zone.
+    pub since: Option<i64>,
+    /// Only photos taken (else last modified) before this local time.
+    pub until: Option<i64>,
+    /// Only these photos or folders: `LABEL/PATH`, or a `PATH` within the folders, or a
+    /// folder above either (every photo under it).
+    pub paths: Vec<String>,
+}
+
+impl Selection {
+    fn takes(&self, photo: &PhotoRecord) -> bool {
+        let when = photo
+            .capture_time
+            .map_or(photo.mtime.seconds, |c| c.local_seconds);
+        let under = |path: &str, prefix: &str| {
+            let prefix = prefix.trim_end_matches('/');
+            path == prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|r| r.starts_with('/'))
+        };
+        let labelled = format!("{}/{}", photo.folder, photo.path);
+        self.since.is_none_or(|t| when >= t)
+            && self.until.is_none_or(|t| when < t)
+            && (self.paths.is_empty()
+                || self
+                    .paths
+                    .iter()
+                    .any(|p| under(&labelled, p) || under(&photo.path, p)))
+    }
+}
+
+/// Where the bytes of a photo to restore are, as this device sees it before reading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Copy {
+    /// In this device's blob store.
+    Stored,
+    /// This device's own original.
+    Original(PathBuf),
+    /// Not on this device: it must come from a member of the mesh.
+    Missing,
+}
+
+/// One photo a restore is to write.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Its record.
+    pub photo: PhotoRecord,
+    /// Where it goes.
+    pub target: PathBuf,
+    /// Its own original on this device, where its folder is one of this device's.
+    pub source: Option<PathBuf>,
+    /// Where its bytes are.
+    pub copy: Copy,
+}
+
+/// The photos a restore writes, and those it cannot even plan (records it cannot open,
+/// unsafe paths).
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The photos, in folder and path order.
+    pub photos: Vec<Planned>,
+    /// Photos left out, with the reason.
+    pub refused: Vec<NotRestored>,
+}
+
+impl Plan {
+    /// The blobs this device does not hold: they must be fetched before the restore.
+    pub fn missing(&self) -> Vec<BlobId> {
+        let mut blobs: Vec<BlobId> = self
+            .photos
+            .iter()
+            .filter(|p| p.copy == Copy::Missing)
+            .map(|p| p.photo.blob_id)
+            .collect();
+        blobs.sort();
+        blobs.dedup();
+        blobs
+    }
+}
 
 /// What a restore did.
 #[derive(Debug, Default, serde::Serialize)]
@@ -35,8 +124,15 @@ pub struct RestoreReport {
     pub already_present: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Photos restored from a copy fetched from the mesh because this device's own copy was
+    /// missing, changed or damaged.
+    pub fetched: u64,
     /// Photos not restored, with the reason.
     pub not_restored: Vec<NotRestored>,
+    /// The photos (indexes into the plan) whose copy on this device turned out missing,
+    /// changed or damaged when read: a copy from the mesh may restore them.
+    #[serde(skip)]
+    pub needs_copy: Vec<usize>,
 }
 
 /// A photo that was not restored.
@@ -68,19 +164,39 @@ pub enum RestoreError {
 }
 
 /// Restores the newest version of every photo (or of one folder's) under `to`: at
-/// `to/LABEL/PATH`, or at `to/PATH` when one folder is named.
+/// `to/LABEL/PATH`, or at `to/PATH` when one folder is named, from what this device holds.
 pub fn restore(
     home: &Home,
     to: &Path,
     only_folder: Option<&str>,
     progress: &mut dyn Progress,
 ) -> Result<RestoreReport, RestoreError> {
+    let selection = Selection {
+        folder: only_folder.map(str::to_owned),
+        ..Selection::default()
+    };
+    let plan = plan(home, to, &selection)?;
+    let mut report = run(home, &plan, None, progress)?;
+    for i in std::mem::take(&mut report.needs_copy) {
+        report.not_restored.push(NotRestored {
+            path: plan.photos[i].target.display().to_string(),
+            reason: no_copy(plan.photos[i].source.as_deref()),
+        });
+    }
+    Ok(report)
+}
+
+/// The photos of the library that `selection` takes — the newest version of each place a
+/// photo is now (a photo that moved is restored where it went) — with where each goes under
+/// `to` and where its bytes are.
+pub fn plan(home: &Home, to: &Path, selection: &Selection) -> Result<Plan, RestoreError> {
     let folders: BTreeMap<String, PathBuf> = home
         .index
         .folders()?
         .into_iter()
         .map(|f| (f.label, f.path))
         .collect();
+    let only_folder = selection.folder.as_deref();
     if let Some(label) = only_folder {
         let known =
             folders.contains_key(label) || !home.index.latest_photos(Some(label))?.is_empty();
@@ -88,37 +204,26 @@ pub fn restore(
             return Err(RestoreError::UnknownFolder(label.to_owned()));
         }
     }
-    fs::create_dir_all(to).map_err(|e| RestoreError::Destination {
-        path: to.to_owned(),
-        reason: describe_io(&e),
-    })?;
-    let rows = home.index.latest_photos(only_folder)?;
-    let mut report = RestoreReport::default();
-    let photos: Vec<_> = rows
-        .into_iter()
-        .filter_map(|row| match Record::open_photo(&row.sealed, &home.keys) {
-            Ok(photo) => Some(photo),
+    let mut plan = Plan::default();
+    for row in home.index.latest_photos(only_folder)? {
+        let photo = match Record::open_photo(&row.sealed, &home.keys) {
+            Ok(photo) => photo,
             Err(e) => {
-                report.not_restored.push(NotRestored {
+                plan.refused.push(NotRestored {
                     path: format!("record {}", row.record_id),
                     reason: e.to_string(),
                 });
-                None
+                continue;
             }
-        })
-        .collect();
-    progress.start(
-        "restore",
-        photos.len() as u64,
-        photos.iter().map(|p| p.size).sum(),
-    );
-    for photo in photos {
+        };
+        if !selection.takes(&photo) {
+            continue;
+        }
         let Some(rel) = safe_relative(&photo.path) else {
-            report.not_restored.push(NotRestored {
+            plan.refused.push(NotRestored {
                 path: photo.path.clone(),
                 reason: "the recorded path is not a safe relative path; refused".into(),
             });
-            progress.advance(1, 0);
             continue;
         };
         let target = match only_folder {
@@ -126,14 +231,85 @@ pub fn restore(
             None => to.join(&photo.folder).join(&rel),
         };
         let source = folders.get(&photo.folder).map(|f| f.join(&rel));
-        match restore_one(home, &photo, source.as_deref(), &target) {
+        let copy = match BlobSource::open(home, &photo.blob_id)? {
+            Some(blob) if blob.is_stored() => Copy::Stored,
+            Some(_) => Copy::Original(
+                home.index
+                    .originals_of(&photo.blob_id)?
+                    .first()
+                    .map(|o| o.root.join(&o.rel))
+                    .unwrap_or_default(),
+            ),
+            None => Copy::Missing,
+        };
+        plan.photos.push(Planned {
+            photo,
+            target,
+            source,
+            copy,
+        });
+    }
+    Ok(plan)
+}
+
+/// Writes the planned photos (all, or those at `only`), each from wherever this device
+/// holds its bytes, verified. A photo whose copy here is missing, changed or damaged is
+/// listed in [`RestoreReport::needs_copy`] (a stored copy found damaged is evicted from the
+/// blob store, so that a fetch replaces it), not in `not_restored`.
+pub fn run(
+    home: &Home,
+    plan: &Plan,
+    only: Option<&[usize]>,
+    progress: &mut dyn Progress,
+) -> Result<RestoreReport, RestoreError> {
+    let mut report = RestoreReport::default();
+    if only.is_none() {
+        report
+            .not_restored
+            .extend(plan.refused.iter().map(|n| NotRestored {
+                path: n.path.clone(),
+                reason: n.reason.clone(),
+            }));
+    }
+    let all: Vec<usize> = (0..plan.photos.len()).collect();
+    let indexes = only.unwrap_or(&all);
+    let mut made = std::collections::HashSet::new();
+    for i in indexes {
+        if let Some(dir) = plan.photos[*i].target.parent()
+            && made.insert(dir.to_owned())
+        {
+            fs::create_dir_all(dir).map_err(|e| RestoreError::Destination {
+                path: dir.to_owned(),
+                reason: describe_io(&e),
+            })?;
+        }
+    }
+    progress.start(
+        "restore",
+        indexes.len() as u64,
+        indexes.iter().map(|i| plan.photos[*i].photo.size).sum(),
+    );
+    for &i in indexes {
+        let planned = &plan.photos[i];
+        let photo = &planned.photo;
+        match restore_one(home, photo, planned.source.as_deref(), &planned.target) {
             Ok(Outcome::Written) => {
                 report.restored += 1;
                 report.bytes += photo.size;
+                if only.is_some() {
+                    report.fetched += 1;
+                }
             }
             Ok(Outcome::AlreadyPresent) => report.already_present += 1,
-            Err(reason) => report.not_restored.push(NotRestored {
-                path: target.display().to_string(),
+            Err(Failed::NoGoodCopy { damaged_store }) => {
+                if damaged_store {
+                    home.index.evict_stored_blob(&photo.blob_id)?;
+                    let _ = fs::remove_file(home.blobs.path_of(&photo.blob_id));
+                }
+                report.needs_copy.push(i);
+            }
+            Err(Failed::Other(reason)) => report.not_restored.push(NotRestored {
+                path: planned.target.display().to_string(),
                 reason,
             }),
         }
@@ -146,6 +322,21 @@ pub fn restore(
 enum Outcome {
     Written,
     AlreadyPresent,
+}
+
+/// Why one photo was not written.
+enum Failed {
+    /// This device's copy is missing, changed or damaged (`damaged_store`: the blob store's
+    /// copy failed its check).
+    NoGoodCopy { damaged_store: bool },
+    /// Anything else (the destination), said in words.
+    Other(String),
+}
+
+impl From<String> for Failed {
+    fn from(reason: String) -> Self {
+        Self::Other(reason)
+    }
 }
 
 /// A relative path with no `..`, no root and no empty parts, or `None`.
@@ -164,17 +355,19 @@ fn restore_one(
     photo: &PhotoRecord,
     source: Option<&Path>,
     target: &Path,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, Failed> {
     if let Ok(meta) = fs::symlink_metadata(target) {
         return if meta.is_file() && meta.len() == photo.size && same_content(target, photo) {
             Ok(Outcome::AlreadyPresent)
         } else {
-            Err("a different file is already there; it was not overwritten".into())
+            Err(Failed::Other(
+                "a different file is already there; it was not overwritten".into(),
+            ))
         };
     }
-    let dir = target.parent().ok_or("the target has no parent folder")?;
-    fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create {}: {}", dir.display(), describe_io(&e)))?;
+    let dir = target
+        .parent()
+        .ok_or_else(|| Failed::Other("the target has no parent folder".into()))?;
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -182,11 +375,11 @@ fn restore_one(
     let tmp = dir.join(format!(".{name}.photomesh-restore"));
     let result = write_verified(home, photo, source, &tmp).and_then(|()| {
         fs::hard_link(&tmp, target).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
+            Failed::Other(if e.kind() == io::ErrorKind::AlreadyExists {
                 "a file appeared at that path during the restore; it was not overwritten".into()
             } else {
                 describe_io(&e)
-            }
+            })
         })
     });
     let _ = fs::remove_file(&tmp);
@@ -195,18 +388,26 @@ fn restore_one(
 
 /// Writes the verified plaintext to `tmp`, fsynced and with the recorded mtime. The sealed
 /// bytes come from wherever this device holds the blob ([`BlobSource`]): its store, or an
-/// original with the recorded content; `source` is the photo's own original, named in errors.
+/// original with the recorded content.
 fn write_verified(
     home: &Home,
     photo: &PhotoRecord,
-    source: Option<&Path>,
+    _source: Option<&Path>,
     tmp: &Path,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let blob = BlobSource::open(home, &photo.blob_id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| no_copy(source))?;
-    let file = File::create(tmp)
-        .map_err(|e| format!("cannot write {}: {}", tmp.display(), describe_io(&e)))?;
+        .map_err(|e| Failed::Other(e.to_string()))?
+        .ok_or(Failed::NoGoodCopy {
+            damaged_store: false,
+        })?;
+    let written = |e: io::Error| {
+        Failed::Other(format!(
+            "cannot write {}: {}",
+            tmp.display(),
+            describe_io(&e)
+        ))
+    };
+    let file = File::create(tmp).map_err(written)?;
     let mut out = BufWriter::with_capacity(1 << 20, &file);
     sealed::open_blob(
         BufReader::with_capacity(1 << 20, blob.sealed_reader()),
@@ -216,32 +417,31 @@ fn write_verified(
         &mut out,
     )
     .map_err(|e| match e {
-        OpenError::Mismatch(_) | OpenError::Io(_) | OpenError::Seal(_) if blob.is_stored() => {
-            format!("the stored copy of it is damaged ({e}); `photomesh verify` lists what is")
-        }
-        OpenError::Mismatch(_) | OpenError::Io(_) => match source {
-            Some(src) => format!(
-                "the original {} no longer holds the recorded content (changed since it was \
-                 recorded)",
-                src.display()
-            ),
-            None => e.to_string(),
+        // The destination failed, or the key is not here: say so. Anything else failed
+        // reading this device's copy, which a copy from the mesh replaces.
+        OpenError::Write(e) => written(e),
+        e @ OpenError::UnknownEpoch(_) => Failed::Other(e.to_string()),
+        OpenError::Io(_) | OpenError::Seal(_) | OpenError::Mismatch(_) => Failed::NoGoodCopy {
+            damaged_store: blob.is_stored(),
         },
-        e => e.to_string(),
     })?;
-    out.flush().map_err(|e| describe_io(&e))?;
+    out.flush().map_err(written)?;
     drop(out);
-    file.sync_all().map_err(|e| describe_io(&e))?;
-    file.set_modified(system_time(photo))
-        .map_err(|e| format!("cannot set the modification time: {}", describe_io(&e)))?;
+    file.sync_all().map_err(written)?;
+    file.set_modified(system_time(photo)).map_err(|e| {
+        Failed::Other(format!(
+            "cannot set the modification time: {}",
+            describe_io(&e)
+        ))
+    })?;
     Ok(())
 }
 
-/// Why this device holds no copy of a photo: its original is gone or changed, or it never
-/// had one.
-fn no_copy(source: Option<&Path>) -> String {
+/// Why this device holds no good copy of a photo: its original is gone or changed, its
+/// stored copy damaged, or it never had one.
+pub fn no_copy(source: Option<&Path>) -> String {
     match source.map(|src| (src, fs::symlink_metadata(src))) {
-        None => "this device holds no copy of it (its folder was removed)".into(),
+        None => "this device holds no copy of it, and no member of the mesh supplied one".into(),
         Some((src, Err(e))) => format!(
             "the original {} cannot be read: {}",
             src.display(),
@@ -249,7 +449,8 @@ fn no_copy(source: Option<&Path>) -> String {
         ),
         Some((src, Ok(_))) => format!(
             "the original {} no longer holds the recorded content (changed since it was \
-             recorded)",
+             recorded, or this device's stored copy is damaged), and no member of the mesh \
+             supplied a copy",
             src.display()
         ),
     }

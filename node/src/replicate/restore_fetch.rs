@@ -1,39 +1,42 @@
-//! Fetching what a restore needs that this device does not hold: through the node running on
-//! this home when there is one (it holds the connections), else by dialling the members
-//! itself and storing what arrives, verified, exactly as a running node does.
+//! The mesh as a restore sees it ([`Mesh`]): what a restore needs that this device does not
+//! hold intact is fetched from the members that hold it — through the node running on this
+//! home when there is one (it holds the connections; a second connection from this device
+//! would be refused as a duplicate), else by dialling every member itself, catching up with
+//! their records first, and storing what arrives, verified, exactly as a running node does.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::seal::BlobId;
 
-use std::path::Path;
-use std::time::Duration;
-
-use photomesh_protocol::record::Record;
-
 use crate::home::Home;
 use crate::index::IndexError;
 use crate::net::close::Close;
-use crate::net::control::{self, ControlError, FetchJob};
+use crate::net::control::{self, ControlError, FetchJob, LiveStatus};
 use crate::net::dial;
 use crate::replicate::error::SyncError;
 use crate::replicate::fetch::fetch_all;
-use crate::replicate::fetcher::Helpers;
-use crate::replicate::fetcher::{Fetcher, MAX_IN_FLIGHT_BYTES};
+use crate::replicate::fetcher::{Fetcher, Helpers, MAX_IN_FLIGHT_BYTES};
 use crate::replicate::held::BlobEngine;
+use crate::replicate::records::{self, RecordSet};
 use crate::replicate::transfers::Transfers;
 
 /// How often a restore asks the running node how its fetch is going.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 
-/// Why the fetch before a restore failed.
+/// Why the mesh could not be asked.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreFetchError {
     /// The index could not be read.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The home could not be opened for the mesh session.
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
     /// The running node could not be asked.
     #[error(transparent)]
     Control(#[from] ControlError),
@@ -43,93 +46,336 @@ pub enum RestoreFetchError {
     /// The running node stopped while it fetched for this restore.
     #[error("the node running on this home stopped during the fetch")]
     NodeStopped,
-    /// The running node's answer was not a fetch report.
-    #[error("the running node's answer to fetch_progress: {0}")]
+    /// The running node's answer was not what was asked for.
+    #[error("the running node's answer: {0}")]
     Answer(#[from] serde_json::Error),
     /// No async runtime could be started.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
 }
 
-/// What the fetch before a restore tells its caller as it goes.
+/// What the mesh session tells its caller as it goes.
 #[derive(Debug)]
-pub enum RestoreFetchEvent<'a> {
+pub enum MeshEvent<'a> {
+    /// A member was reached (and this device caught up with its records).
+    Reached {
+        /// Its name.
+        name: &'a str,
+        /// Records it had that this device lacked.
+        new_records: usize,
+    },
+    /// A member could not be reached or could not supply what it was asked for.
+    Unreachable(&'a str),
     /// `done` of `of` blobs fetched so far.
     Progress {
         /// Blobs fetched.
         done: usize,
         /// Blobs wanted.
         of: usize,
-        /// Whether the node running on this home fetches them.
-        through_node: bool,
     },
-    /// A member could not supply what it was asked for.
-    Unreachable(&'a str),
 }
 
-/// The blobs of the photos a restore of `folder` (or of everything) writes that this device
-/// holds neither in its blob store nor as originals. A vault reads no records: none.
-pub fn blobs_missing_for_restore(
-    home: &Home,
-    folder: Option<&str>,
-) -> Result<Vec<BlobId>, IndexError> {
-    if home.keys.current().is_none() {
-        return Ok(Vec::new());
-    }
-    let held = crate::replicate::held::HeldBlobs::load(home)?;
-    Ok(home
-        .index
-        .latest_photos(folder)?
-        .iter()
-        .filter_map(|row| Record::open_photo(&row.sealed, &home.keys).ok())
-        .map(|p| p.blob_id)
-        .filter(|b| !held.contains(b))
-        .collect())
+/// The members a restore fetches from.
+pub struct Mesh {
+    way: Way,
+    /// Members reached (for a running node: those it is connected to).
+    pub reached: Vec<String>,
+    /// Members that could not be reached, with the reason.
+    pub unreachable: Vec<String>,
 }
 
-/// Before a restore: fetches from the members what [`blobs_missing_for_restore`] lists,
-/// through the running node if one runs on this home (a second connection from this device
-/// would be refused as a duplicate), else by dialling them. Returns the home back.
-pub fn fetch_for_restore(
-    home: Home,
-    folder: Option<&str>,
-    on_event: &mut (dyn FnMut(RestoreFetchEvent<'_>) + Send),
-) -> Result<Home, RestoreFetchError> {
-    let wanted = blobs_missing_for_restore(&home, folder)?;
-    if wanted.is_empty() {
-        return Ok(home);
+enum Way {
+    /// The node running on this home fetches.
+    Node(PathBuf),
+    /// This process dialled the members itself.
+    Direct(Box<Direct>),
+}
+
+struct Direct {
+    runtime: tokio::runtime::Runtime,
+    home: Arc<tokio::sync::Mutex<Home>>,
+    engine: BlobEngine,
+    links: Vec<Link>,
+}
+
+struct Link {
+    name: String,
+    device: DeviceId,
+    endpoint: quinn::Endpoint,
+    connection: quinn::Connection,
+}
+
+impl Mesh {
+    /// Whether a node runs on the home at `home_path` (it answers on the control socket).
+    pub fn node_runs(home_path: &Path) -> bool {
+        matches!(control::ask(home_path, "status"), Ok(Some(_)))
     }
-    let blobs: Vec<String> = wanted.iter().map(|b| b.to_hex()).collect();
-    if control::ask_with(&home.path, "fetch", serde_json::json!({ "blobs": blobs }))?.is_some() {
-        follow_node_fetch(&home.path, wanted.len(), on_event)?;
-        return Ok(home);
+
+    /// Reaches the mesh for a restore of the home at `home_path`: through the node running
+    /// there, or by dialling every member — at the addresses `found` gives for it (on the
+    /// LAN, now), where it was last seen, and at `extra` (the configured peer addresses) —
+    /// catching up with each one's records. A member that cannot be reached is reported,
+    /// not an error.
+    pub fn connect(
+        home_path: &Path,
+        extra: &[SocketAddr],
+        found: &HashMap<DeviceId, Vec<SocketAddr>>,
+        on_event: &mut dyn FnMut(MeshEvent<'_>),
+    ) -> Result<Self, RestoreFetchError> {
+        if let Some(status) = control::ask(home_path, "status")? {
+            let status: LiveStatus = serde_json::from_value(status)?;
+            let reached: Vec<String> = status
+                .connections
+                .iter()
+                .map(|c| c.device_id.clone())
+                .collect();
+            let mut unreachable = Vec::new();
+            if reached.is_empty() {
+                unreachable.push("the node running on this home is connected to no member".into());
+            }
+            for r in &reached {
+                on_event(MeshEvent::Reached {
+                    name: r,
+                    new_records: 0,
+                });
+            }
+            return Ok(Self {
+                way: Way::Node(home_path.to_owned()),
+                reached,
+                unreachable,
+            });
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(RestoreFetchError::Runtime)?;
+        let home = Home::open(home_path)?;
+        let engine = BlobEngine::load(&home)?;
+        let set = RecordSet::load(&home)?;
+        let home = Arc::new(tokio::sync::Mutex::new(home));
+        let mut mesh = Self {
+            way: Way::Node(home_path.to_owned()),
+            reached: Vec::new(),
+            unreachable: Vec::new(),
+        };
+        let links =
+            runtime.block_on(dial_members(&home, &set, extra, found, &mut mesh, on_event))?;
+        mesh.way = Way::Direct(Box::new(Direct {
+            runtime,
+            home,
+            engine,
+            links,
+        }));
+        Ok(mesh)
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(RestoreFetchError::Runtime)?;
-    let home = tokio::sync::Mutex::new(home);
-    let progress = crate::lock::Mutex::new("the restore's progress", &mut *on_event);
-    let report = runtime.block_on(fetch_missing_for_restore(&home, &wanted, &|done, of| {
-        (progress.lock())(RestoreFetchEvent::Progress {
-            done,
-            of,
-            through_node: false,
+
+    /// Whether the node running on this home is the way to the mesh.
+    pub fn through_node(&self) -> bool {
+        matches!(self.way, Way::Node(_))
+    }
+
+    /// Fetches `wanted` from the members that hold them, verified, into the blob store;
+    /// returns how many arrived. Blobs this device already holds are not fetched again (a
+    /// damaged stored copy must be evicted first: `Index::evict_stored_blob`).
+    pub fn fetch(
+        &mut self,
+        wanted: &[BlobId],
+        on_event: &mut (dyn FnMut(MeshEvent<'_>) + Send),
+    ) -> Result<usize, RestoreFetchError> {
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        match &mut self.way {
+            Way::Node(home_path) => follow_node_fetch(home_path, wanted, on_event),
+            Way::Direct(direct) => {
+                let Direct {
+                    runtime,
+                    home,
+                    engine,
+                    links,
+                } = &mut **direct;
+                {
+                    let home = home.blocking_lock();
+                    engine.held.refresh(&home)?;
+                }
+                let progress = crate::lock::Mutex::new("the restore's progress", &mut *on_event);
+                let (fetched, problems) =
+                    runtime.block_on(fetch_over(home, engine, links, wanted, &|done, of| {
+                        (progress.lock())(MeshEvent::Progress { done, of })
+                    }));
+                for p in &problems {
+                    on_event(MeshEvent::Unreachable(p));
+                }
+                Ok(fetched)
+            }
+        }
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        if let Way::Direct(direct) = &self.way {
+            for link in &direct.links {
+                Close::Done.close(&link.connection);
+            }
+            direct.runtime.block_on(async {
+                for link in &direct.links {
+                    link.endpoint.wait_idle().await;
+                }
+            });
+        }
+    }
+}
+
+/// Dials every other member, and catches up with the records of each one reached.
+async fn dial_members(
+    home: &Arc<tokio::sync::Mutex<Home>>,
+    set: &RecordSet,
+    extra: &[SocketAddr],
+    found: &HashMap<DeviceId, Vec<SocketAddr>>,
+    mesh: &mut Mesh,
+    on_event: &mut dyn FnMut(MeshEvent<'_>),
+) -> Result<Vec<Link>, SyncError> {
+    use photomesh_protocol::nquic::NoiseKey;
+    let (targets, secret) = {
+        let home = home.lock().await;
+        let trust = crate::mesh::trust_set(&home)?;
+        let me = home.device.device_id();
+        let mut peers = home.index.peer_addresses()?;
+        peers.extend(extra.iter().copied());
+        let mut targets = Vec::new();
+        for member in trust.members().filter(|m| m.device != me) {
+            let mut addrs: Vec<SocketAddr> = found.get(&member.device).cloned().unwrap_or_default();
+            if let Some(a) = home.index.last_known_address(&member.device)?
+                && !addrs.contains(&a)
+            {
+                addrs.push(a);
+            }
+            for p in &peers {
+                if !addrs.contains(p) {
+                    addrs.push(*p);
+                }
+            }
+            let aes = home.index.has_aes(&member.device)?;
+            targets.push((member.clone(), addrs, aes));
+        }
+        (targets, home.device.noise_secret())
+    };
+    let mut links = Vec::new();
+    for (member, addrs, aes) in targets {
+        let mut why = String::from("no address is known for it");
+        let mut connected = None;
+        for addr in addrs {
+            let endpoint = match dial::client_endpoint(&addr) {
+                Ok(e) => e,
+                Err(e) => {
+                    why = e.to_string();
+                    continue;
+                }
+            };
+            let config = dial::member_config(secret, NoiseKey(member.noise_key), aes);
+            match dial::connect(&endpoint, config, addr, dial::CONNECT_TIMEOUT).await {
+                Ok(c) => {
+                    connected = Some((endpoint, c));
+                    break;
+                }
+                Err(e) => why = e.describe(false),
+            }
+        }
+        let label = format!("{} ({})", member.name, member.device.short());
+        let Some((endpoint, connection)) = connected else {
+            let line = format!("{label}: {why}");
+            on_event(MeshEvent::Unreachable(&line));
+            mesh.unreachable.push(line);
+            continue;
+        };
+        match records::sync(home, set, &connection).await {
+            Ok(new_records) => on_event(MeshEvent::Reached {
+                name: &label,
+                new_records,
+            }),
+            Err(e) => {
+                let line = format!("{label}: catching up with its records failed: {e}");
+                on_event(MeshEvent::Unreachable(&line));
+                mesh.unreachable.push(line);
+            }
+        }
+        mesh.reached.push(label.clone());
+        links.push(Link {
+            name: label,
+            device: member.device,
+            endpoint,
+            connection,
         });
-    }))?;
-    for problem in &report.unreachable {
-        on_event(RestoreFetchEvent::Unreachable(problem));
     }
-    Ok(home.into_inner())
+    Ok(links)
 }
 
-/// Follows the fetch the running node does for a restore until it ends.
+/// Fetches `wanted` over `links`, one member after another, each large blob also in ranges
+/// from the others. Returns how many blobs arrived and the problems met.
+async fn fetch_over(
+    home: &Arc<tokio::sync::Mutex<Home>>,
+    engine: &BlobEngine,
+    links: &[Link],
+    wanted: &[BlobId],
+    on_progress: &(dyn Fn(usize, usize) + Sync),
+) -> (usize, Vec<String>) {
+    let mut left: Vec<BlobId> = wanted
+        .iter()
+        .filter(|b| !engine.held.contains(b))
+        .copied()
+        .collect();
+    left.sort();
+    left.dedup();
+    let total = left.len();
+    on_progress(0, total);
+    let mut problems = Vec::new();
+    if links.is_empty() && total > 0 {
+        problems.push("no member of the mesh could be reached".to_owned());
+    }
+    let all: Vec<(DeviceId, quinn::Connection)> = links
+        .iter()
+        .map(|l| (l.device, l.connection.clone()))
+        .collect();
+    let helpers = Helpers {
+        home: home.clone(),
+        links: Arc::new(move || all.clone()),
+    };
+    let transfers = Transfers::default();
+    for link in links {
+        if left.is_empty() {
+            break;
+        }
+        let result = fetch_from(
+            home,
+            engine,
+            &link.connection,
+            link.device,
+            &transfers,
+            left.clone(),
+            Some(helpers.clone()),
+        )
+        .await;
+        left.retain(|b| !engine.held.contains(b));
+        on_progress(total - left.len(), total);
+        if let Err(e) = result {
+            problems.push(format!("{}: {e}", link.name));
+        }
+    }
+    (total - left.len(), problems)
+}
+
+/// Asks the running node to fetch `wanted` and follows it until it ends.
 fn follow_node_fetch(
     home: &Path,
-    wanted: usize,
-    on_event: &mut (dyn FnMut(RestoreFetchEvent<'_>) + Send),
-) -> Result<(), RestoreFetchError> {
+    wanted: &[BlobId],
+    on_event: &mut dyn FnMut(MeshEvent<'_>),
+) -> Result<usize, RestoreFetchError> {
+    let blobs: Vec<String> = wanted.iter().map(|b| b.to_hex()).collect();
+    if control::ask_with(home, "fetch", serde_json::json!({ "blobs": blobs }))?.is_none() {
+        return Err(RestoreFetchError::NodeStopped);
+    }
     let mut shown = usize::MAX;
     loop {
         let job: FetchJob = match control::ask(home, "fetch_progress")? {
@@ -138,31 +384,19 @@ fn follow_node_fetch(
         };
         if job.fetched != shown {
             shown = job.fetched;
-            on_event(RestoreFetchEvent::Progress {
+            on_event(MeshEvent::Progress {
                 done: job.fetched,
-                of: wanted,
-                through_node: true,
+                of: wanted.len(),
             });
         }
         if !job.running {
             for problem in &job.problems {
-                on_event(RestoreFetchEvent::Unreachable(problem));
+                on_event(MeshEvent::Unreachable(problem));
             }
-            return Ok(());
+            return Ok(job.fetched);
         }
         std::thread::sleep(FOLLOW_EVERY);
     }
-}
-
-/// What [`fetch_missing_for_restore`] did.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct MeshFetch {
-    /// Blobs the photos needed that this device did not hold.
-    pub missing: usize,
-    /// Of those, blobs fetched from members.
-    pub fetched: usize,
-    /// Members that could not be reached, with the reason.
-    pub unreachable: Vec<String>,
 }
 
 /// Fetches `wanted` (those not held yet) from `peer` over `connection` — large blobs also
@@ -192,102 +426,4 @@ pub async fn fetch_from(
         helpers,
     });
     fetch_all(home, engine, fetcher, wanted).await
-}
-
-/// Fetches, from the members that hold them, the blobs of `photos` this device holds
-/// neither in its blob store nor as originals: it connects itself to every member at the
-/// address the index knows for it (where it, or another member, last saw it) and at the
-/// configured peer addresses, and stores what arrives, verified, like a running node.
-/// `on_progress` hears the number of blobs fetched so far.
-pub async fn fetch_missing_for_restore(
-    home: &tokio::sync::Mutex<Home>,
-    blobs: &[BlobId],
-    on_progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<MeshFetch, SyncError> {
-    use photomesh_protocol::nquic::NoiseKey;
-    let (engine, targets, secret) = {
-        let home = home.lock().await;
-        let engine = BlobEngine::load(&home)?;
-        let trust = crate::mesh::trust_set(&home)?;
-        let me = home.device.device_id();
-        let peers = home.index.peer_addresses()?;
-        let mut targets = Vec::new();
-        for member in trust.members().filter(|m| m.device != me) {
-            let mut addrs: Vec<SocketAddr> = home
-                .index
-                .last_known_address(&member.device)?
-                .into_iter()
-                .collect();
-            for p in &peers {
-                if !addrs.contains(p) {
-                    addrs.push(*p);
-                }
-            }
-            let aes = home.index.has_aes(&member.device)?;
-            targets.push((member.clone(), addrs, aes));
-        }
-        (engine, targets, home.device.noise_secret())
-    };
-    let mut report = MeshFetch::default();
-    let mut left: Vec<BlobId> = blobs
-        .iter()
-        .filter(|b| !engine.held.contains(b))
-        .copied()
-        .collect();
-    left.sort();
-    left.dedup();
-    report.missing = left.len();
-    on_progress(0, report.missing);
-    let transfers = Transfers::default();
-    for (member, addrs, aes) in targets {
-        if left.is_empty() {
-            break;
-        }
-        let mut connection = None;
-        let mut why = String::from("no known address");
-        for addr in addrs {
-            let endpoint = match dial::client_endpoint(&addr) {
-                Ok(e) => e,
-                Err(e) => {
-                    why = e.to_string();
-                    continue;
-                }
-            };
-            let config = dial::member_config(secret, NoiseKey(member.noise_key), aes);
-            match dial::connect(&endpoint, config, addr, dial::CONNECT_TIMEOUT).await {
-                Ok(c) => {
-                    connection = Some((endpoint, c));
-                    break;
-                }
-                Err(e) => why = e.describe(false),
-            }
-        }
-        let Some((endpoint, connection)) = connection else {
-            report
-                .unreachable
-                .push(format!("{} ({}): {why}", member.name, member.device));
-            continue;
-        };
-        let result = fetch_from(
-            home,
-            &engine,
-            &connection,
-            member.device,
-            &transfers,
-            left.clone(),
-            None,
-        )
-        .await;
-        Close::Done.close(&connection);
-        endpoint.wait_idle().await;
-        left.retain(|b| !engine.held.contains(b));
-        report.fetched = report.missing - left.len();
-        on_progress(report.fetched, report.missing);
-        if let Err(e) = result {
-            report
-                .unreachable
-                .push(format!("{} ({}): {e}", member.name, member.device));
-        }
-    }
-    Ok(report)
 }

@@ -407,3 +407,30 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
     }
     out
 }
+
+/// Calls back whenever a file is opened (inotify `IN_OPEN`), until dropped: a test shows
+/// with it that a process never opened a file.
+pub struct FileWatcher(notify::RecommendedWatcher);
+
+impl FileWatcher {
+    /// Watches `path` and calls `on_open` for every open of it.
+    pub fn on_open(path: &Path, on_open: impl Fn() + Send + 'static) -> Self {
+        use notify::Watcher;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(e) = event
+                    && matches!(
+                        e.kind,
+                        notify::EventKind::Access(notify::event::AccessKind::Open(_))
+                    )
+                {
+                    on_open();
+                }
+            })
+            .unwrap();
+        watcher
+            .watch(path, notify::RecursiveMode::NonRecursive)
+            .unwrap();
+        Self(watcher)
+    }
+}

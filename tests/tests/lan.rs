@@ -417,3 +417,64 @@ fn issue_7_nodes_on_a_lan_discover_pair_replicate_and_catch_up_after_a_link_outa
     lan.link_up(2);
     wait_for_verified_blobs(&nas, 2);
 }
+
+/// A device that just joined, whose node never ran, restores the whole library: it finds the
+/// laptop by mDNS (the address it paired with is stale), catches up with its records and
+/// fetches every photo.
+#[test]
+fn a_new_device_finds_the_mesh_by_mdns_and_restores_right_after_join() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let mut lan = Lan::new(2);
+    let dir = tempfile::tempdir().unwrap();
+    let laptop = photomesh_tests::Node::init(dir.path(), "laptop");
+    let tablet = photomesh_tests::Node::init(dir.path(), "tablet");
+    let pics = dir.path().join("pics");
+    photomesh_tests::samples::write_library(&pics, 3, 81);
+    laptop.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    laptop.ok(&["scan"]);
+
+    let png = dir.path().join("code.png");
+    let png_arg = png.to_str().unwrap();
+    let mut pair = photomesh_on(
+        &lan,
+        0,
+        &laptop,
+        &["pair", "--png", png_arg, "--listen", "0.0.0.0:0"],
+    );
+    pair.wait_for_line(WAIT, |l| l.contains("listening on"));
+    let (code, out) = photomesh_on(&lan, 1, &tablet, &["join", "--qr", png_arg]).wait(WAIT);
+    assert_eq!(code, 0, "join: {out}");
+    let (code, out) = pair.wait(WAIT);
+    assert_eq!(code, 0, "pair: {out}");
+
+    lan.readdress(0, std::net::Ipv4Addr::new(10, 77, 0, 61));
+    let mut run = photomesh_on(&lan, 0, &laptop, &["run"]);
+    run.wait_for_line(WAIT, |l| l.contains("listening on"));
+
+    let out_dir = dir.path().join("restored");
+    let restore = photomesh_on(
+        &lan,
+        1,
+        &tablet,
+        &[
+            "restore",
+            "--to",
+            out_dir.to_str().unwrap(),
+            "--folder",
+            "camera",
+        ],
+    );
+    let (code, out) = restore.wait(WAIT);
+    assert_eq!(code, 0, "restore: {out}");
+    assert!(out.contains("Caught up with laptop"), "{out}");
+    let tree = |d: &std::path::Path| -> Vec<_> {
+        photomesh_tests::snapshot(d)
+            .into_iter()
+            .map(|(p, v)| (p.strip_prefix(d).unwrap().to_owned(), v))
+            .collect()
+    };
+    assert_eq!(tree(&out_dir), tree(&pics));
+}

@@ -58,17 +58,29 @@ impl BlobSource {
             let Some(key) = home.keys.get(photo.blob_epoch) else {
                 continue;
             };
-            if let Ok(original) = SealedOriginal::open(
+            match SealedOriginal::open(
                 &original.root,
                 &original.rel,
                 &key.content_key(),
                 &photo.plaintext_hash,
                 photo.size,
             ) {
-                return Ok(Some(Self {
-                    source: Source::Original(Box::new(original)),
-                    outboard,
-                }));
+                Ok(opened) => {
+                    return Ok(Some(Self {
+                        source: Source::Original(Box::new(opened)),
+                        outboard,
+                    }));
+                }
+                // A FIFO, a link, a vanished or changed file where the original was: not
+                // served, and said (a scan or `verify` says it too).
+                Err(e) => tracing::warn!(
+                    "cannot serve the original {}: {}",
+                    original.root.join(&original.rel).display(),
+                    match crate::original::not_a_file(&e) {
+                        Some(not) => not.to_string(),
+                        None => e.to_string(),
+                    }
+                ),
             }
         }
         Ok(None)

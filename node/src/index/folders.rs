@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use photomesh_protocol::record::RecordId;
+use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
 use super::blobs::blob_id_from;
@@ -160,6 +161,24 @@ impl Index {
         for path in paths {
             marked += stmt.execute(params![folder, path, now_ms as i64])?;
         }
+        if marked > 0 {
+            self.bump_gone_version()?;
+        }
+        Ok(marked)
+    }
+
+    /// Marks every source whose recorded content is `blob_id` as gone from its folder: a
+    /// reader found it missing or no longer as recorded (a rescan records it again if it is
+    /// there, changed). Returns how many were marked.
+    pub fn mark_originals_gone(&self, blob_id: &BlobId, now_ms: u64) -> Result<usize, IndexError> {
+        let marked = self
+            .conn
+            .prepare_cached(
+                "UPDATE sources SET gone_since_ms = ?2
+                 WHERE gone_since_ms IS NULL
+                   AND record_id IN (SELECT record_id FROM photos WHERE blob_id = ?1)",
+            )?
+            .execute(params![&blob_id.0[..], now_ms as i64])?;
         if marked > 0 {
             self.bump_gone_version()?;
         }

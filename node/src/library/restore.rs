@@ -240,7 +240,12 @@ pub fn plan(home: &Home, to: &Path, selection: &Selection) -> Result<Plan, Resto
                     .map(|o| o.root.join(&o.rel))
                     .unwrap_or_default(),
             ),
-            None => Copy::Missing,
+            None => {
+                // Its original here (if any) is gone or no longer as recorded: no longer held.
+                home.index
+                    .mark_originals_gone(&photo.blob_id, crate::clock::now_ms())?;
+                Copy::Missing
+            }
         };
         plan.photos.push(Planned {
             photo,
@@ -296,7 +301,7 @@ pub fn run(
             Ok(Outcome::Written) => {
                 report.restored += 1;
                 report.bytes += photo.size;
-                if only.is_some() {
+                if only.is_some() || planned.copy == Copy::Missing {
                     report.fetched += 1;
                 }
             }
@@ -305,6 +310,9 @@ pub fn run(
                 if damaged_store {
                     home.index.evict_stored_blob(&photo.blob_id)?;
                     let _ = fs::remove_file(home.blobs.path_of(&photo.blob_id));
+                } else {
+                    home.index
+                        .mark_originals_gone(&photo.blob_id, crate::clock::now_ms())?;
                 }
                 report.needs_copy.push(i);
             }

@@ -1,0 +1,364 @@
+//! Nothing is left out, and whatever the mesh holds comes back: real nodes on loopback,
+//! real folders, real QUIC. Restores from peers when a local copy is gone or rotten, a new
+//! device restoring right after `join`, moves, FIFOs and symlinks where photos were, a closed
+//! pipe, and private homes.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use photomesh_tests::{Node, WAIT, samples, wait_until};
+
+/// A tree's regular files by relative path: bytes, mtime seconds and nanoseconds.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
+    photomesh_tests::snapshot(dir)
+        .into_iter()
+        .map(|(p, v)| (p.strip_prefix(dir).unwrap().to_owned(), v))
+        .collect()
+}
+
+/// Waits until `node` holds `want` verified blobs in its store.
+fn wait_for_blobs(node: &Node, want: u64) {
+    wait_until(&format!("holding {want} blobs"), || {
+        let report = node.json(&["verify"]);
+        if report["blobs_checked"] == want {
+            Ok(())
+        } else {
+            Err(report.to_string())
+        }
+    });
+}
+
+/// A phone with a folder of `photos` sample photos (plus a screenshot and a clip), scanned,
+/// and a laptop paired with it; neither runs.
+fn phone_and_laptop(dir: &Path, photos: usize) -> (Node, Node, PathBuf) {
+    let (phone, laptop) = (Node::init(dir, "phone"), Node::init(dir, "laptop"));
+    phone.invite(&laptop, "full");
+    let pics = dir.join("phone-pics");
+    samples::write_library(&pics, photos, 31);
+    phone.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    phone.ok(&["scan"]);
+    (phone, laptop, pics)
+}
+
+#[test]
+fn a_deleted_photo_and_a_rotten_stored_copy_come_back_byte_identical_from_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, laptop, pics) = phone_and_laptop(dir.path(), 4);
+    let original = tree(&pics);
+    let n = original.len() as u64;
+    let (laptop_run, laptop_addr) = laptop.start_run();
+    phone.ok(&["peer", "add", &laptop_addr]);
+    {
+        let (_phone_run, _) = phone.start_run();
+        wait_for_blobs(&laptop, n);
+    }
+
+    // The phone deletes a photo to free space. With no node of its own running, restore
+    // dials the laptop and gets it back, byte for byte and with its mtime.
+    let gone = original.keys().next().unwrap().clone();
+    fs::remove_file(pics.join(&gone)).unwrap();
+    let out = dir.path().join("phone-restore");
+    let run = phone.run(&[
+        "restore",
+        "--to",
+        out.to_str().unwrap(),
+        "--folder",
+        "camera",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("from copies fetched from the mesh"),
+        "{run:?}"
+    );
+    assert_eq!(tree(&out), original);
+
+    // The laptop's stored copy of a photo rots. Restoring through its running node finds
+    // it, evicts it and fetches a good copy from the phone.
+    let (_phone_run, _) = phone.start_run();
+    let photos = laptop.json(&["photos"]);
+    let victim = photos
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] != gone.to_str().unwrap())
+        .unwrap();
+    let blob_hex = victim["blob_id"].as_str().unwrap();
+    let stored = find_file(&laptop.home.join("blobs"), blob_hex).expect("the stored blob");
+    let mut bytes = fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(&stored, &bytes).unwrap();
+    let out = dir.path().join("laptop-restore");
+    let run = laptop.run(&[
+        "restore",
+        "--to",
+        out.to_str().unwrap(),
+        "--folder",
+        "camera",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("missing, changed or damaged"),
+        "{run:?}"
+    );
+    assert_eq!(tree(&out), original);
+    assert_eq!(
+        laptop.json(&["verify"])["findings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "the rotten copy was replaced"
+    );
+    drop(laptop_run);
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().and_then(|n| n.to_str()) == Some(name) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_new_device_restores_everything_right_after_join_and_never_claims_a_restore_it_did_not_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let laptop = Node::init(dir.path(), "laptop");
+    let pics = dir.path().join("laptop-pics");
+    samples::write_library(&pics, 3, 41);
+    laptop.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    laptop.ok(&["scan"]);
+    let original = tree(&pics);
+
+    // A tablet joins while nothing runs: with no member reachable, restore says so and fails.
+    let tablet = Node::init(dir.path(), "tablet");
+    laptop.invite(&tablet, "full");
+    let out = dir.path().join("tablet-restore");
+    let run = tablet.run(&["restore", "--to", out.to_str().unwrap()]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("no member of the mesh could be reached"),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("Restored"), "{run:?}");
+
+    // The laptop's node runs: the tablet (whose node never ran) dials it, catches up with
+    // its records and restores every photo. (Found here by its configured address: mDNS
+    // does not cross loopback; `lan.rs` finds it by mDNS across hosts.)
+    let (_laptop_run, addr) = laptop.start_run();
+    tablet.ok(&["peer", "add", &addr]);
+    let run = tablet.run(&[
+        "restore",
+        "--to",
+        out.to_str().unwrap(),
+        "--folder",
+        "camera",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("Caught up with laptop"), "{run:?}");
+    assert_eq!(tree(&out), original);
+}
+
+#[test]
+fn a_renamed_folder_counts_the_same_photos_and_restores_one_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::init(dir.path(), "laptop");
+    let pics = dir.path().join("pics");
+    samples::write_library(&pics.join("2024"), 3, 51);
+    node.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    node.ok(&["scan"]);
+    let before = node.json(&["status"]);
+    let photos = node.json(&["photos"]).as_array().unwrap().len();
+
+    fs::rename(pics.join("2024"), pics.join("2024 Trip")).unwrap();
+    let scan = node.json(&["scan"]);
+    assert_eq!(scan["moved_files"], photos as u64, "{scan}");
+    assert_eq!(scan["new_files"], 0, "{scan}");
+    assert_eq!(scan["missing_files"], 0, "{scan}");
+    let after = node.json(&["status"]);
+    assert_eq!(after["safety"]["photos"], before["safety"]["photos"]);
+    assert_eq!(after["safety"]["bytes"], before["safety"]["bytes"]);
+    assert_eq!(after["folders"], before["folders"]);
+    let listed = node.json(&["photos"]);
+    assert_eq!(listed.as_array().unwrap().len(), photos);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["path"].as_str().unwrap().starts_with("2024 Trip/"))
+    );
+
+    let out = dir.path().join("restored");
+    node.ok(&[
+        "restore",
+        "--to",
+        out.to_str().unwrap(),
+        "--folder",
+        "camera",
+    ]);
+    assert!(!out.join("2024").exists(), "the old place is not restored");
+    assert_eq!(tree(&out), tree(&pics));
+}
+
+#[test]
+fn every_file_is_kept_or_counted_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::init(dir.path(), "laptop");
+    let pics = dir.path().join("pics");
+    samples::write_library(&pics, 2, 61);
+    fs::write(pics.join("IMG_0001.xmp"), b"<x:xmpmeta/>").unwrap();
+    fs::write(pics.join("notes.txt"), b"trip notes").unwrap();
+    fs::write(pics.join(".hidden.jpg"), b"\xFF\xD8\xFF\xE0 not much").unwrap();
+    fs::write(pics.join(".DS_Store"), b"litter").unwrap();
+    fs::create_dir(pics.join("@eaDir")).unwrap();
+    fs::write(pics.join("@eaDir/thumb.jpg"), b"thumb").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", pics.join("link.jpg")).unwrap();
+    make_fifo(&pics.join("pipe.jpg"));
+    node.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+
+    let scan = node.json(&["scan"]);
+    // 2 photos, a screenshot and a clip; the sidecar, the text file, the hidden photo.
+    assert_eq!(scan["new_files"], 7, "{scan}");
+    assert_eq!(scan["kinds"]["xmp"], 1, "{scan}");
+    assert_eq!(scan["kinds"]["other"], 1, "{scan}");
+    assert_eq!(scan["left_out"]["ignored"], 2, "{scan}");
+    assert_eq!(scan["left_out"]["symlinks"], 1, "{scan}");
+    assert_eq!(scan["left_out"]["not_regular"], 1, "{scan}");
+    let text = node.ok(&["scan"]);
+    assert!(
+        text.contains("not backed up: 2 ignored by pattern, 1 symbolic link, 1 other"),
+        "{text}"
+    );
+    let status = node.json(&["status"]);
+    assert_eq!(status["last_scan"]["left_out"]["symlinks"], 1, "{status}");
+
+    // A pattern of the configuration leaves out what it names.
+    fs::write(
+        node.home.join("config.toml"),
+        "[folders]\nignore = [\"*.txt\", \".DS_Store\", \"@eaDir\"]\n",
+    )
+    .unwrap();
+    fs::write(pics.join("more.txt"), b"more").unwrap();
+    let scan = node.json(&["scan"]);
+    assert_eq!(scan["new_files"], 0, "{scan}");
+    assert_eq!(scan["left_out"]["ignored"], 4, "{scan}");
+    let show = node.ok(&["config", "show"]);
+    assert!(show.contains("ignore = [\"*.txt\""), "{show}");
+}
+
+fn make_fifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_fifo_and_a_symlink_where_photos_were_block_nothing_and_open_nothing_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, laptop, pics) = phone_and_laptop(dir.path(), 3);
+    let names: Vec<PathBuf> = tree(&pics).into_keys().collect();
+    // Two recorded photos are replaced: one by a FIFO, one by a link to a file outside.
+    let secret = dir.path().join("secret.jpg");
+    fs::write(&secret, b"not for the mesh").unwrap();
+    fs::remove_file(pics.join(&names[0])).unwrap();
+    make_fifo(&pics.join(&names[0]));
+    fs::remove_file(pics.join(&names[1])).unwrap();
+    std::os::unix::fs::symlink(&secret, pics.join(&names[1])).unwrap();
+    let opened = OpenWatch::new(&secret);
+
+    // The phone's watcher is off, so nothing notices the swap: the node serves the blobs
+    // of those two photos from what is now a FIFO and a link.
+    fs::write(phone.home.join("config.toml"), "[watch]\nenabled = false\n").unwrap();
+    let (phone_run, phone_addr) = phone.start_run();
+    laptop.ok(&["peer", "add", &phone_addr]);
+    let (_laptop_run, _) = laptop.start_run();
+    // Every other photo replicates: nothing blocks on the FIFO.
+    wait_for_blobs(&laptop, names.len() as u64 - 2);
+    assert!(
+        !opened.was_opened(),
+        "the file outside the folder was opened"
+    );
+    // The node is alive and answers; the problem is said in its log, and by verify.
+    assert_eq!(phone.json(&["status"])["node_running"], true);
+    let verify = phone.run(&["verify"]);
+    assert_eq!(verify.code, 1, "{verify:?}");
+    assert!(
+        verify.stdout.contains("a FIFO, not a regular file"),
+        "{verify:?}"
+    );
+    assert!(verify.stdout.contains("symbolic link"), "{verify:?}");
+    let (_, log) = phone_run.terminate();
+    assert!(log.contains("a FIFO, not a regular file"), "{log}");
+    assert!(
+        !opened.was_opened(),
+        "the file outside the folder was opened"
+    );
+}
+
+/// Watches a file for opens (inotify `IN_OPEN`), to show that nothing opened it.
+struct OpenWatch {
+    events: std::sync::mpsc::Receiver<()>,
+    _watcher: photomesh_tests::FileWatcher,
+}
+
+impl OpenWatch {
+    fn new(path: &Path) -> Self {
+        let (tx, events) = std::sync::mpsc::channel();
+        let watcher = photomesh_tests::FileWatcher::on_open(path, move || {
+            let _ = tx.send(());
+        });
+        Self {
+            events,
+            _watcher: watcher,
+        }
+    }
+
+    fn was_opened(&self) -> bool {
+        self.events.try_recv().is_ok()
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_a_listing_quietly_and_the_home_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::init(dir.path(), "laptop");
+    let pics = dir.path().join("pics");
+    samples::write_library(&pics, 3, 71);
+    node.ok(&["folder", "add", pics.to_str().unwrap()]);
+    node.ok(&["scan"]);
+
+    // `photomesh photos | head -1`: the reader is gone before anything is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = std::process::Command::new(photomesh_tests::photomesh_bin())
+        .arg("--home")
+        .arg(&node.home)
+        .arg("photos")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    assert!(status.stderr.is_empty(), "{status:?}");
+
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&node.home), 0o700);
+    assert_eq!(mode(&node.home.join("index.sqlite")), 0o600);
+    assert_eq!(mode(&node.home.join("blobs")), 0o700);
+    let _ = WAIT;
+}

@@ -92,14 +92,66 @@ fn print_status(s: &Status) -> std::io::Result<()> {
             )?;
         }
     }
-    out!(
-        "Holds    {}",
-        if s.hold == "own" {
-            "only the photos this device added (`run --hold own`)"
-        } else {
-            "every photo of the library"
+    let what = if s.hold == "own" {
+        "only the photos this device added (`run --hold own`)"
+    } else {
+        "every photo of the library"
+    };
+    match &s.holding {
+        Some(h) if h.holds < h.should_hold => out!(
+            "Holds    {what}: {} of {} blobs{}",
+            thousands(h.holds),
+            thousands(h.should_hold),
+            if s.node_running {
+                "; fetching"
+            } else {
+                "; the rest is fetched when the node runs (`photomesh run`)"
+            }
+        )?,
+        Some(h) => out!("Holds    {what}: all {} blobs", thousands(h.should_hold))?,
+        None => out!("Holds    {what}")?,
+    }
+    if !s.originals_gone.is_empty() {
+        out!(
+            "Gone     {} recorded here {} no longer in {} folder{} (nothing is lost; \
+             `photomesh restore` brings {} back):",
+            count(s.originals_gone.len() as u64, "original"),
+            if s.originals_gone.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+            if s.originals_gone.len() == 1 {
+                "its"
+            } else {
+                "their"
+            },
+            if s.originals_gone.len() == 1 { "" } else { "s" },
+            if s.originals_gone.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+        )?;
+        for g in s.originals_gone.iter().take(20) {
+            let mut copies = g.copies_on.clone();
+            if g.stored_here {
+                copies.insert(0, "this device".into());
+            }
+            let copies = if copies.is_empty() {
+                "no verified copy known yet".to_owned()
+            } else {
+                format!("copies on {}", copies.join(", "))
+            };
+            out!("  {}/{}: {copies}", g.folder, g.path)?;
         }
-    )?;
+        if s.originals_gone.len() > 20 {
+            out!(
+                "  … and {} more (photomesh status --json lists them all)",
+                s.originals_gone.len() - 20
+            )?;
+        }
+    }
     match &s.last_scan {
         None if s.key_epoch.is_none() => Ok(()),
         None => out!("Last scan  never: run `photomesh scan`"),
@@ -108,9 +160,29 @@ fn print_status(s: &Status) -> std::io::Result<()> {
             if scan.finished_at_ms.is_none() {
                 out_part!("(did not finish) ")?;
             }
-            print_scan(scan)
+            print_scan(scan)?;
+            if s.recorded_since_scan > 0 {
+                out!(
+                    "  since then the watcher recorded {}",
+                    count(s.recorded_since_scan, "new photo")
+                )?;
+            }
+            Ok(())
         }
     }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn print_folders(folders: &[FolderStats]) -> std::io::Result<()> {
@@ -145,6 +217,14 @@ fn print_safety(safety: &Safety) -> std::io::Result<()> {
         safety.replica_goal,
         safety.below_goal.len()
     )?;
+    let kinds: Vec<String> = safety
+        .kinds
+        .iter()
+        .map(|(k, c)| format!("{k} {}", c.photos))
+        .collect();
+    if !kinds.is_empty() {
+        out!("  by kind: {}", kinds.join(", "))?;
+    }
     for b in safety.below_goal.iter().take(20) {
         out!(
             "  {} cop{}: {}/{}",

@@ -49,7 +49,7 @@ pub struct FolderStats {
     pub label: String,
     /// Where it is.
     pub path: PathBuf,
-    /// Photo and video files recorded in it.
+    /// Files recorded in it that are there (not found gone).
     pub photos: u64,
     /// Their total size.
     pub bytes: u64,
@@ -185,6 +185,24 @@ impl Index {
         Ok(marked)
     }
 
+    /// The sources found gone from their folders: (folder label, path, since when, blob).
+    pub fn gone_sources(&self) -> Result<Vec<(String, String, u64, BlobId)>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id
+             FROM sources s JOIN photos p USING (record_id)
+             WHERE s.gone_since_ms IS NOT NULL ORDER BY s.folder, s.path",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, i64>(2)? as u64,
+                BlobId(blob_id_from(r.get(3)?)?),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Marks a source found in its folder again (unchanged) as there.
     pub fn mark_source_back(&self, folder: &str, path: &str) -> Result<(), IndexError> {
         self.conn
@@ -240,7 +258,8 @@ impl Index {
     pub fn folder_stats(&self) -> Result<Vec<FolderStats>, IndexError> {
         let mut stmt = self.conn.prepare(
             "SELECT f.label, f.path, COUNT(s.path), COALESCE(SUM(s.size), 0)
-             FROM folders f LEFT JOIN sources s ON s.folder = f.label
+             FROM folders f
+             LEFT JOIN sources s ON s.folder = f.label AND s.gone_since_ms IS NULL
              GROUP BY f.label ORDER BY f.label",
         )?;
         let rows = stmt.query_map([], |r| {

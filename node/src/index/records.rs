@@ -170,6 +170,34 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The blobs of every photo record (every version), or of those `device` added.
+    pub fn photo_blobs(
+        &self,
+        device: Option<&photomesh_protocol::identity::DeviceId>,
+    ) -> Result<Vec<photomesh_protocol::seal::BlobId>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT blob_id FROM photos WHERE ?1 IS NULL OR added_by = ?1")?;
+        let rows = stmt.query_map([device.map(|d| d.as_bytes().to_vec())], |r| {
+            Ok(photomesh_protocol::seal::BlobId(blob_id_from(r.get(0)?)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Photo records this device added after `after_ms` (what the watcher recorded since a
+    /// scan).
+    pub fn photos_added_after(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+        after_ms: u64,
+    ) -> Result<u64, IndexError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM photos WHERE added_by = ?1 AND created_at_ms > ?2",
+            params![&device.as_bytes()[..], after_ms as i64],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// How many photo records (every version) the index holds.
     pub fn photo_record_count(&self) -> Result<u64, IndexError> {
         Ok(self

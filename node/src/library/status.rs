@@ -41,6 +41,36 @@ pub struct Status {
     pub transfers: Vec<TransferStatus>,
     /// Which blobs this device keeps copies of (`photomesh run --hold`): `all` or `own`.
     pub hold: &'static str,
+    /// What it holds against what its hold policy says it should (on a full device).
+    pub holding: Option<Holding>,
+    /// Its own recorded originals found gone from their folders, with where copies are.
+    pub originals_gone: Vec<GoneOriginal>,
+    /// Photos the watcher recorded since the last full scan finished.
+    pub recorded_since_scan: u64,
+}
+
+/// What a device holds against what it should.
+#[derive(Debug, serde::Serialize)]
+pub struct Holding {
+    /// Blobs it should hold (every version of every photo, or of its own).
+    pub should_hold: u64,
+    /// Of those, blobs it holds: stored, or as an original that is there.
+    pub holds: u64,
+}
+
+/// A recorded original of this device that is no longer in its folder.
+#[derive(Debug, serde::Serialize)]
+pub struct GoneOriginal {
+    /// Its folder label.
+    pub folder: String,
+    /// Its path.
+    pub path: String,
+    /// Since when it is known gone (ms since the epoch).
+    pub gone_since_ms: u64,
+    /// Whether this device's blob store holds a copy.
+    pub stored_here: bool,
+    /// The members known to hold a verified copy.
+    pub copies_on: Vec<String>,
 }
 
 /// Another device as this one sees it.
@@ -93,6 +123,17 @@ pub struct Safety {
     pub at_goal: u64,
     /// Photos below the goal, with their copy counts (fewest first).
     pub below_goal: Vec<BelowGoal>,
+    /// The photos by kind (`jpeg`, `raf`, `mp4`, `xmp`, `other`, …): count and bytes.
+    pub kinds: std::collections::BTreeMap<&'static str, KindCount>,
+}
+
+/// How many photos of a kind, and their size.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct KindCount {
+    /// Photos.
+    pub photos: u64,
+    /// Bytes.
+    pub bytes: u64,
 }
 
 /// A photo that is not yet safe.
@@ -133,7 +174,55 @@ pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
         open_connections: None,
         transfers: Vec::new(),
         hold: crate::replicate::held::HoldPolicy::of(home)?.name(),
+        holding: holding(home)?,
+        originals_gone: originals_gone(home)?,
+        recorded_since_scan: recorded_since_scan(home)?,
     })
+}
+
+fn holding(home: &Home) -> Result<Option<Holding>, IndexError> {
+    if home.keys.current().is_none() {
+        return Ok(None);
+    }
+    let me = home.device.device_id();
+    let own =
+        crate::replicate::held::HoldPolicy::of(home)? == crate::replicate::held::HoldPolicy::Own;
+    let should = home.index.photo_blobs(own.then_some(&me))?;
+    let held: std::collections::HashSet<_> = home.index.held_blobs()?.into_iter().collect();
+    Ok(Some(Holding {
+        should_hold: should.len() as u64,
+        holds: should.iter().filter(|b| held.contains(b)).count() as u64,
+    }))
+}
+
+fn originals_gone(home: &Home) -> Result<Vec<GoneOriginal>, IndexError> {
+    let names: std::collections::HashMap<_, _> = crate::mesh::trust_set(home)
+        .map(|t| t.members().map(|m| (m.device, m.name.clone())).collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (folder, path, gone_since_ms, blob) in home.index.gone_sources()? {
+        out.push(GoneOriginal {
+            folder,
+            path,
+            gone_since_ms,
+            stored_here: home.index.blob_stored(&blob)?,
+            copies_on: home
+                .index
+                .blob_holders(&blob)?
+                .iter()
+                .filter_map(|d| names.get(d).cloned())
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+fn recorded_since_scan(home: &Home) -> Result<u64, IndexError> {
+    let Some(finished) = home.index.last_scan()?.and_then(|s| s.finished_at_ms) else {
+        return Ok(0);
+    };
+    home.index
+        .photos_added_after(&home.device.device_id(), finished)
 }
 
 /// Adds what the running node reports live (if one runs): a peer is online exactly when
@@ -247,15 +336,17 @@ fn safety(home: &Home, goal: u64) -> Result<Option<Safety>, IndexError> {
         replica_goal: goal,
         at_goal: 0,
         below_goal: Vec::new(),
+        kinds: Default::default(),
     };
     for row in home.index.latest_photos(None)? {
-        let Ok(photomesh_protocol::record::Record::Photo(p)) =
-            photomesh_protocol::record::Record::open(&row.sealed, &home.keys)
-        else {
+        let Ok(p) = photomesh_protocol::record::Record::open_photo(&row.sealed, &home.keys) else {
             continue;
         };
         safety.photos += 1;
         safety.bytes += p.size;
+        let kind = safety.kinds.entry(p.media_type.name()).or_default();
+        kind.photos += 1;
+        kind.bytes += p.size;
         let others = home
             .index
             .blob_holders(&p.blob_id)?

@@ -3,6 +3,7 @@
 //! checking nothing rotted ([`verify`]), and what `status` shows ([`status`]).
 
 pub mod folders;
+pub mod links;
 pub mod media;
 pub mod progress;
 pub mod restore;

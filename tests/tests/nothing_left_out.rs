@@ -280,7 +280,7 @@ fn every_file_is_kept_or_counted_with_its_reason() {
     let node = Node::init(dir.path(), "laptop");
     let pics = dir.path().join("pics");
     samples::write_library(&pics, 2, 61);
-    fs::write(pics.join("IMG_0001.xmp"), b"<x:xmpmeta/>").unwrap();
+    fs::write(pics.join("2024/02/IMG_0001.xmp"), b"<x:xmpmeta/>").unwrap();
     fs::write(pics.join("notes.txt"), b"trip notes").unwrap();
     fs::write(pics.join(".hidden.jpg"), b"\xFF\xD8\xFF\xE0 not much").unwrap();
     fs::write(pics.join(".DS_Store"), b"litter").unwrap();
@@ -305,6 +305,16 @@ fn every_file_is_kept_or_counted_with_its_reason() {
     );
     let status = node.json(&["status"]);
     assert_eq!(status["last_scan"]["left_out"]["symlinks"], 1, "{status}");
+    assert_eq!(status["safety"]["kinds"]["xmp"]["photos"], 1, "{status}");
+    // The sidecar is kept and linked to its photo.
+    let photos = node.json(&["photos"]);
+    let photo = photos
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "2024/02/IMG_0001.JPG")
+        .expect("the photo");
+    assert_eq!(photo["sidecars"][0], "2024/02/IMG_0001.xmp", "{photo}");
 
     // A pattern of the configuration leaves out what it names.
     fs::write(

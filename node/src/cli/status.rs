@@ -38,8 +38,23 @@ pub fn photos(home: &Home, folder: Option<&str>, json: bool) -> Result<bool> {
                 .capture_local_seconds
                 .map(|s| utc(s.saturating_mul(1000)).replace(" UTC", ""))
                 .unwrap_or_else(|| "-".into());
+            let mut notes = Vec::new();
+            if !p.links.sidecars.is_empty() {
+                notes.push(format!("sidecars: {}", p.links.sidecars.join(", ")));
+            }
+            if let Some(of) = &p.links.sidecar_of {
+                notes.push(format!("sidecar of {of}"));
+            }
+            if let Some(pair) = &p.links.live_pair {
+                notes.push(format!("Live Photo with {pair}"));
+            }
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", notes.join("; "))
+            };
             out!(
-                "{:<5} {:>10}  {:<16}  {}/{}",
+                "{:<5} {:>10}  {:<16}  {}/{}{notes}",
                 p.media_type,
                 bytes(p.size),
                 taken,

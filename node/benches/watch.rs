@@ -116,8 +116,10 @@ fn main() {
         let start = Instant::now();
         let summary = scan::scan_files(
             &other,
+            &photomesh::ignore::Selection::default(),
             &[FileToScan {
                 folder: "photos".into(),
+                root: photos.clone(),
                 rel_path: name.clone(),
                 abs_path: photos.join(&name),
             }],

@@ -2,6 +2,7 @@
 //! recording them as sealed records ([`scan`], [`watch`]), getting them back ([`restore`]),
 //! checking nothing rotted ([`verify`]), and what `status` shows ([`status`]).
 
+pub mod capture;
 pub mod folders;
 pub mod links;
 pub mod media;

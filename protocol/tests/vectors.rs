@@ -153,6 +153,8 @@ fn checked_in_vectors_open() {
         v["record.plain"]
     );
     let id: DeviceId = v["device.id"].parse().expect("vector device id parses");
-    let Record::Photo(photo) = record;
+    let Record::Photo(photo) = record else {
+        panic!("the vector is a photo record")
+    };
     assert_eq!(photo.added_by, id);
 }

@@ -410,7 +410,10 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
 
 /// Calls back whenever a file is opened (inotify `IN_OPEN`), until dropped: a test shows
 /// with it that a process never opened a file.
-pub struct FileWatcher(notify::RecommendedWatcher);
+pub struct FileWatcher {
+    /// Kept for its drop, which stops the watch.
+    _watcher: notify::RecommendedWatcher,
+}
 
 impl FileWatcher {
     /// Watches `path` and calls `on_open` for every open of it.
@@ -431,6 +434,6 @@ impl FileWatcher {
         watcher
             .watch(path, notify::RecursiveMode::NonRecursive)
             .unwrap();
-        Self(watcher)
+        Self { _watcher: watcher }
     }
 }

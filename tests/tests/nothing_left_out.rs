@@ -374,6 +374,7 @@ fn a_fifo_and_a_symlink_where_photos_were_block_nothing_and_open_nothing_outside
     );
     assert!(verify.stdout.contains("symbolic link"), "{verify:?}");
     let (_, log) = phone_run.terminate();
+    assert!(log.contains("cannot read the original"), "{log}");
     assert!(log.contains("a FIFO, not a regular file"), "{log}");
     assert!(
         !opened.was_opened(),
@@ -432,4 +433,34 @@ fn a_closed_pipe_ends_a_listing_quietly_and_the_home_is_private() {
     assert_eq!(mode(&node.home.join("index.sqlite")), 0o600);
     assert_eq!(mode(&node.home.join("blobs")), 0o700);
     let _ = WAIT;
+}
+
+#[test]
+fn a_vault_backs_up_no_folder_and_config_init_without_a_home_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let laptop = Node::init(dir.path(), "laptop");
+    let nas = Node::init(dir.path(), "nas");
+    laptop.invite(&nas, "vault");
+    let pics = dir.path().join("pics");
+    fs::create_dir_all(&pics).unwrap();
+    let add = nas.run(&["folder", "add", pics.to_str().unwrap()]);
+    assert_eq!(add.code, 2, "{add:?}");
+    assert!(add.stderr.contains("this device is a vault"), "{add:?}");
+    let status = nas.ok(&["status"]);
+    assert!(
+        status.contains("Vault    stores every photo sealed"),
+        "{status}"
+    );
+    assert!(!status.contains("folder add"), "{status}");
+    assert!(!status.contains("photomesh scan"), "{status}");
+
+    let nowhere = Node::at(dir.path().join("no-home"));
+    let run = nowhere.run(&["config", "init"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("run `photomesh init` first"), "{run:?}");
+    assert_eq!(
+        run.stderr.matches("No such file").count(),
+        0,
+        "no raw OS error, and not twice: {run:?}"
+    );
 }

@@ -74,7 +74,7 @@ impl BlobSource {
                 // A FIFO, a link, a vanished or changed file where the original was: not
                 // served, and said (a scan or `verify` says it too).
                 Err(e) => tracing::warn!(
-                    "cannot serve the original {}: {}",
+                    "cannot read the original {}: {}",
                     original.root.join(&original.rel).display(),
                     match crate::original::not_a_file(&e) {
                         Some(not) => not.to_string(),

@@ -13,9 +13,10 @@
 //! 4. else XMP `exif:DateTimeOriginal`, `photoshop:DateCreated`, `xmp:CreateDate`, with the
 //!    offset written in the value.
 //!
-//! The file is parsed by hand, format by format (see the submodules): every read is bounded
-//! ([`source`]), so a damaged or hostile file gives no time, never a panic, a hang or a large
-//! allocation; a damaged part (a bad GPS IFD, a truncated box) only hides what it holds.
+//! The file is parsed by hand, format by format (see the submodules). Every read is bounded,
+//! by a byte budget and a count of reads, so a damaged or hostile file gives no time, never
+//! a panic, a hang or a large allocation; a damaged part (a bad GPS IFD, a truncated box)
+//! only hides what it holds.
 //!
 //! Known differences from exiftool 12.57, deliberate: an AVI `IDIT` written as
 //! `YYYY/MM/DD HH:MM:SS` keeps its seconds (exiftool drops them), and the whole first video
@@ -83,7 +84,7 @@ fn capture_time_of(b: &mut dyn Bytes, media_type: MediaType) -> Option<CaptureTi
         M::Mts => video::read_mts(b, &mut ev),
         M::Mkv | M::Webm => video::read_matroska(b, &mut ev),
         M::Xmp => {
-            ev.xmp = source::read_vec(b, 0, b.size(), xmp::MAX_XMP);
+            ev.xmp = source::read_vec(b, 0, u64::MAX, xmp::MAX_XMP);
         }
         // A Minolta MRW has no kind of its own: it is recognised by its content.
         M::Other => raw::read_mrw(b, &mut ev),
@@ -166,10 +167,7 @@ pub(crate) fn digits(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 18 || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(
-        s.iter()
-            .fold(0i64, |n, &c| n * 10 + i64::from(c - b'0')),
-    )
+    Some(s.iter().fold(0i64, |n, &c| n * 10 + i64::from(c - b'0')))
 }
 
 /// Parses EXIF's `+HH:MM` offset into minutes.
@@ -242,7 +240,9 @@ mod tests {
         assert_eq!(parse_exif_offset("+05:30"), Some(330));
         assert_eq!(parse_exif_offset("-08:00"), Some(-480));
         assert_eq!(parse_exif_offset("+00:00"), Some(0));
-        for bad in ["08:00", "+8:00", "+08:0", "+08-00", "+24:00", "+05:60", "", "+05:30x"] {
+        for bad in [
+            "08:00", "+8:00", "+08:0", "+08-00", "+24:00", "+05:60", "", "+05:30x",
+        ] {
             assert_eq!(parse_exif_offset(bad), None, "{bad:?}");
         }
     }
@@ -269,6 +269,58 @@ mod tests {
         dates.ifd0.dto = Some(b"1970:01:01 00:00:01".to_vec());
         ev.exif = Some(dates);
         assert_eq!(ev.decide(), Some(t(1, None)));
+    }
+
+    /// A huge file (sparse: its header, then zeros or endless packets) is read within the
+    /// budget, whatever its kind says, and quickly.
+    #[test]
+    fn a_huge_file_is_read_within_the_budget() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let heads: [&[u8]; 12] = [
+            b"\xFF\xD8\xFF\xE1\xFF\xFF",
+            b"\0\0\0\x18ftypheic\0\0\0\0mif1heic\0\0\0\0mdat",
+            b"\0\0\0\x14ftypqt  \0\0\0\0qt  \0\0\0\x01mdat\0\0\0\x02\0\0\0\0",
+            b"\x89PNG\r\n\x1a\n\0\0\x20\0IDAT",
+            b"GIF89a\x01\0\x01\0\0\0\0",
+            b"RIFF\xFF\xFF\xFF\xFFAVI LIST\xF0\xFF\xFF\xFFmovi",
+            b"II*\0\x08\0\0\0\xFF\xFF",
+            b"\x1A\x45\xDF\xA3\x80\x18\x53\x80\x67\x01\xFF\xFF\xFF\xFF\xFF\xFF\xFF",
+            b"II\x1a\0\0\0HEAPCCDR",
+            b"FOVb",
+            b"\0MRM\xFF\xFF\xFF\xFF",
+            b"<x:xmpmeta>",
+        ];
+        for (i, head) in heads.iter().enumerate() {
+            let path = dir.path().join(format!("f{i}"));
+            let mut f = File::create(&path).unwrap();
+            f.write_all(head).unwrap();
+            // A PNG of many small image data chunks.
+            if i == 3 {
+                for _ in 0..20_000 {
+                    f.write_all(&[0, 0, 0x20, 0]).unwrap();
+                    f.write_all(b"IDAT").unwrap();
+                    f.seek(SeekFrom::Current(0x2000 + 4)).unwrap();
+                }
+            }
+            f.set_len(4 << 30).unwrap();
+            drop(f);
+            let file = File::open(&path).unwrap();
+            for kind in MediaType::ALL {
+                let mut bytes = FileBytes::new(&file).unwrap();
+                let _ = capture_time_of(&mut bytes, kind);
+                assert!(bytes.spent() <= source::READ_BUDGET, "{i} {kind:?}");
+            }
+        }
+        // A transport stream whose packets go on and on, with no MDPM.
+        let path = dir.path().join("ts");
+        let mut packet = vec![0x47, 0x41, 0x00, 0x10];
+        packet.resize(188, 0x11);
+        std::fs::write(&path, packet.repeat(50_000)).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut bytes = FileBytes::new(&file).unwrap();
+        assert_eq!(capture_time_of(&mut bytes, MediaType::Mts), None);
+        assert!(bytes.spent() <= 8 << 20);
     }
 
     /// Garbage of every kind and length gives no time, or a time, but never a panic.

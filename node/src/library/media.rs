@@ -2,14 +2,12 @@
 //!
 //! A file is taken when its extension names a known kind *and* its first bytes agree; a file
 //! whose extension says JPEG but whose content does not is reported, not recorded. The
-//! capture time comes from EXIF (`DateTimeOriginal`, with `OffsetTimeOriginal` when present)
-//! for JPEG, HEIF, PNG, WebP and the TIFF-based raw formats, and from the QuickTime `mvhd` box
-//! for MP4 and MOV. CR3 and GIF carry no capture time we read.
+//! capture time is read by [`super::capture`], by exiftool's rule (EXIF `DateTimeOriginal`
+//! first), from every kind of photo and video that carries one.
 //!
 //! This module reads only the file it is given, and never writes.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use photomesh_protocol::record::{CaptureTime, MediaType};
@@ -175,174 +173,15 @@ fn iso_brand(head: &[u8]) -> Option<&[u8]> {
 }
 
 /// Reads the capture time of a photo or video, or `None` when the file carries none (or it
-/// cannot be read: a damaged EXIF block is not a reason to refuse the photo).
+/// cannot be read: a damaged EXIF block is not a reason to refuse the photo). The rule and
+/// the formats are [`super::capture`]'s.
 ///
-/// The file is read from wherever its offset is, from the start: callers seek it back.
+/// The file is read from its start, wherever its offset is: callers seek it back.
 pub fn capture_time(file: &File, media_type: MediaType) -> Option<CaptureTime> {
-    use MediaType as M;
-    match media_type {
-        M::Mp4 | M::Mov | M::ThreeGp => quicktime_capture_time(file).ok().flatten(),
-        M::Jpeg
-        | M::Mpo
-        | M::Heif
-        | M::Avif
-        | M::Png
-        | M::Webp
-        | M::Tiff
-        | M::Dng
-        | M::Cr2
-        | M::Nef
-        | M::Nrw
-        | M::Arw
-        | M::Sr2
-        | M::Pef
-        | M::Srw
-        | M::ThreeFr
-        | M::Iiq => exif_capture_time(file),
-        _ => None,
-    }
+    super::capture::capture_time(file, media_type)
 }
 
-fn exif_capture_time(file: &File) -> Option<CaptureTime> {
-    use exif::{In, Tag, Value};
-    let mut file = file;
-    file.seek(SeekFrom::Start(0)).ok()?;
-    let exif = exif::Reader::new()
-        .read_from_container(&mut BufReader::new(file))
-        .ok()?;
-    let ascii = |tag| match exif.get_field(tag, In::PRIMARY).map(|f| &f.value) {
-        Some(Value::Ascii(parts)) => parts
-            .first()
-            .and_then(|p| std::str::from_utf8(p).ok())
-            .map(str::to_owned),
-        _ => None,
-    };
-    let (time, offset) = [
-        (Tag::DateTimeOriginal, Tag::OffsetTimeOriginal),
-        (Tag::DateTimeDigitized, Tag::OffsetTimeDigitized),
-        (Tag::DateTime, Tag::OffsetTime),
-    ]
-    .into_iter()
-    .find_map(|(time, offset)| Some((ascii(time)?, ascii(offset))))?;
-    Some(CaptureTime {
-        local_seconds: parse_exif_datetime(&time)?,
-        utc_offset_minutes: offset.as_deref().and_then(parse_exif_offset),
-    })
-}
-
-/// Parses EXIF's `YYYY:MM:DD HH:MM:SS` into seconds since 1970 (in the camera's zone).
-pub fn parse_exif_datetime(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    if s.len() < 19 {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
-}
-
-/// Parses EXIF's `+HH:MM` offset into minutes.
-pub fn parse_exif_offset(s: &str) -> Option<i16> {
-    let s = s.trim();
-    let sign = match s.get(0..1)? {
-        "+" => 1,
-        "-" => -1,
-        _ => return None,
-    };
-    let h: i16 = s.get(1..3)?.parse().ok()?;
-    let m: i16 = s.get(4..6)?.parse().ok()?;
-    (h <= 14 && m < 60).then_some(sign * (h * 60 + m))
-}
-
-/// Days from 1970-01-01 to the given proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Seconds between 1904-01-01 (QuickTime's epoch) and 1970-01-01.
-const QUICKTIME_EPOCH_OFFSET: i64 = 2_082_844_800;
-
-/// Finds `moov/mvhd` and reads its creation time (UTC).
-fn quicktime_capture_time(file: &File) -> io::Result<Option<CaptureTime>> {
-    let mut file = BufReader::new(file);
-    let file_len = file.get_ref().metadata()?.len();
-    let Some((moov_start, moov_len)) = find_box(&mut file, 0, file_len, b"moov")? else {
-        return Ok(None);
-    };
-    let Some((mvhd_start, mvhd_len)) = find_box(&mut file, moov_start, moov_len, b"mvhd")? else {
-        return Ok(None);
-    };
-    if mvhd_len < 12 {
-        return Ok(None);
-    }
-    file.seek(SeekFrom::Start(mvhd_start))?;
-    let mut version = [0u8; 4];
-    file.read_exact(&mut version)?;
-    let created = if version[0] == 1 {
-        let mut t = [0u8; 8];
-        file.read_exact(&mut t)?;
-        i64::try_from(u64::from_be_bytes(t)).ok()
-    } else {
-        let mut t = [0u8; 4];
-        file.read_exact(&mut t)?;
-        Some(i64::from(u32::from_be_bytes(t)))
-    };
-    Ok(created.filter(|&t| t > 0).map(|t| CaptureTime {
-        local_seconds: t - QUICKTIME_EPOCH_OFFSET,
-        utc_offset_minutes: Some(0),
-    }))
-}
-
-/// Looks for a box of type `kind` among the boxes in `[start, start + len)`; returns the
-/// offset and length of its payload.
-fn find_box(
-    file: &mut BufReader<&File>,
-    start: u64,
-    len: u64,
-    kind: &[u8; 4],
-) -> io::Result<Option<(u64, u64)>> {
-    let end = start.saturating_add(len);
-    let mut pos = start;
-    // A bounded walk: a damaged file cannot make this loop forever.
-    for _ in 0..10_000 {
-        if pos + 8 > end {
-            return Ok(None);
-        }
-        file.seek(SeekFrom::Start(pos))?;
-        let mut header = [0u8; 8];
-        file.read_exact(&mut header)?;
-        let mut size = u64::from(u32::from_be_bytes([
-            header[0], header[1], header[2], header[3],
-        ]));
-        let mut header_len = 8;
-        if size == 1 {
-            let mut large = [0u8; 8];
-            file.read_exact(&mut large)?;
-            size = u64::from_be_bytes(large);
-            header_len = 16;
-        } else if size == 0 {
-            size = end - pos;
-        }
-        if size < header_len || pos + size > end {
-            return Ok(None);
-        }
-        if &header[4..8] == kind {
-            return Ok(Some((pos + header_len, size - header_len)));
-        }
-        pos += size;
-    }
-    Ok(None)
-}
+pub use super::capture::{parse_exif_datetime, parse_exif_offset};
 
 #[cfg(test)]
 mod tests {
@@ -462,6 +301,8 @@ mod tests {
 
     #[test]
     fn quicktime_creation_time_is_read() {
+        /// Seconds between 1904-01-01 (QuickTime's epoch) and 1970-01-01.
+        const QUICKTIME_EPOCH_OFFSET: i64 = 2_082_844_800;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clip.mp4");
         // ftyp, then moov containing mvhd (version 0) with creation time 2024-01-01 UTC.

@@ -116,7 +116,9 @@ pub fn scan_skipping(
         started_at_ms: started,
         ..ScanSummary::default()
     };
-    let mut walk = Walk::new(selection, Some(&home.path));
+    // The home may sit inside a folder (`~/photos/.photomesh`): its blob store is no photo.
+    let home_dir = home.path.canonicalize().ok();
+    let mut walk = Walk::new(selection, home_dir.as_deref());
     let mut work = Vec::new();
 
     for folder in home.index.folders()? {

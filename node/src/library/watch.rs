@@ -632,7 +632,8 @@ impl State {
             return;
         };
         let mut found = Vec::new();
-        let mut walk = scan::Walk::new(&self.options.selection, Some(&self.home_path));
+        let home_dir = self.home_path.canonicalize().ok();
+        let mut walk = scan::Walk::new(&self.options.selection, home_dir.as_deref());
         walk.walk(&root, dir, &mut |abs, _, _| found.push(abs.to_owned()));
         for p in walk.problems {
             tracing::warn!("watched folders: {}: {}", p.path, p.reason);

@@ -262,33 +262,42 @@ async fn dial_members(
         }
         (targets, home.device.noise_secret())
     };
-    let mut links = Vec::new();
-    for (member, addrs, aes) in targets {
-        let mut why = String::from("no address is known for it");
-        let mut connected = None;
-        for addr in addrs {
-            let endpoint = match dial::client_endpoint(&addr) {
-                Ok(e) => e,
-                Err(e) => {
-                    why = e.to_string();
-                    continue;
+    // Every member is dialled at once: an offline one costs one connect timeout in all,
+    // not one each.
+    let mut dials = tokio::task::JoinSet::new();
+    for (order, (member, addrs, aes)) in targets.into_iter().enumerate() {
+        dials.spawn(async move {
+            let mut why = String::from("no address is known for it");
+            for addr in addrs {
+                let endpoint = match dial::client_endpoint(&addr) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        why = e.to_string();
+                        continue;
+                    }
+                };
+                let config = dial::member_config(secret, NoiseKey(member.noise_key), aes);
+                match dial::connect(&endpoint, config, addr, dial::CONNECT_TIMEOUT).await {
+                    Ok(c) => return (order, member, Ok((endpoint, c))),
+                    Err(e) => why = e.describe(false),
                 }
-            };
-            let config = dial::member_config(secret, NoiseKey(member.noise_key), aes);
-            match dial::connect(&endpoint, config, addr, dial::CONNECT_TIMEOUT).await {
-                Ok(c) => {
-                    connected = Some((endpoint, c));
-                    break;
-                }
-                Err(e) => why = e.describe(false),
             }
-        }
+            (order, member, Err(why))
+        });
+    }
+    let mut dialled = dials.join_all().await;
+    dialled.sort_by_key(|(order, ..)| *order);
+    let mut links = Vec::new();
+    for (_, member, connected) in dialled {
         let label = format!("{} ({})", member.name, member.device.short());
-        let Some((endpoint, connection)) = connected else {
-            let line = format!("{label}: {why}");
-            on_event(MeshEvent::Unreachable(&line));
-            mesh.unreachable.push(line);
-            continue;
+        let (endpoint, connection) = match connected {
+            Ok(c) => c,
+            Err(why) => {
+                let line = format!("{label}: {why}");
+                on_event(MeshEvent::Unreachable(&line));
+                mesh.unreachable.push(line);
+                continue;
+            }
         };
         match records::sync(home, set, &connection).await {
             Ok(new_records) => on_event(MeshEvent::Reached {

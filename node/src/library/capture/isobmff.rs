@@ -11,7 +11,7 @@ use super::{Evidence, tiff, xmp};
 /// More boxes than this in one container are not looked at.
 const MAX_BOXES: usize = 4096;
 /// The largest `meta` box of a HEIF read (the items' data is outside it, or in `idat`).
-const MAX_META: u64 = 8 << 20;
+const MAX_META: u64 = 4 << 20;
 /// The most bytes of an `Exif` item read.
 const MAX_EXIF_ITEM: usize = 4 << 20;
 /// Canon's metadata `uuid` box (in `moov` of CR3 files and Canon videos).
@@ -209,8 +209,12 @@ pub(crate) fn read_heif(b: &mut dyn Bytes, ev: &mut Evidence) {
     let primary = find(&children, b"pitm").and_then(|p| {
         let body = meta_bytes.get(p.start as usize..(p.start + p.len) as usize)?;
         match body.first()? {
-            0 => body.get(4..6).map(|s| u32::from(u16::from_be_bytes([s[0], s[1]]))),
-            _ => body.get(4..8).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])),
+            0 => body
+                .get(4..6)
+                .map(|s| u32::from(u16::from_be_bytes([s[0], s[1]]))),
+            _ => body
+                .get(4..8)
+                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])),
         }
     });
     let mut items = find(&children, b"iinf")
@@ -227,7 +231,9 @@ pub(crate) fn read_heif(b: &mut dyn Bytes, ev: &mut Evidence) {
     // The main image's items: those that describe the primary item, or no item at all.
     let main = |i: &&Item| {
         !i.encoded
-            && (primary.is_none() || i.describes.is_empty() || i.describes.contains(&primary.unwrap_or(0)))
+            && (primary.is_none()
+                || i.describes.is_empty()
+                || i.describes.contains(&primary.unwrap_or(0)))
     };
     if let Some(exif) = items.iter().filter(main).find(|i| &i.kind == b"Exif")
         && let Some(data) = item_data(b, exif, idat, MAX_EXIF_ITEM)
@@ -262,7 +268,12 @@ fn heif_exif(data: &[u8]) -> Option<tiff::ExifDates> {
 }
 
 /// An item's bytes (its extents one after the other), at most `max`.
-fn item_data(b: &mut dyn Bytes, item: &Item, idat: Option<(u64, u64)>, max: usize) -> Option<Vec<u8>> {
+fn item_data(
+    b: &mut dyn Bytes,
+    item: &Item,
+    idat: Option<(u64, u64)>,
+    max: usize,
+) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     for &(offset, len) in item.extents.iter().take(64) {
         let room = max.saturating_sub(out.len());
@@ -357,10 +368,22 @@ fn parse_iloc(body: &[u8], items: &mut [Item]) -> Option<()> {
     let sizes2 = r.u8()?;
     let base_offset_size = sizes2 >> 4;
     let index_size = if version >= 1 { sizes2 & 15 } else { 0 };
-    let count = if version < 2 { u32::from(r.u16()?) } else { r.u32()? };
+    let count = if version < 2 {
+        u32::from(r.u16()?)
+    } else {
+        r.u32()?
+    };
     for _ in 0..count.min(65_536) {
-        let id = if version < 2 { u32::from(r.u16()?) } else { r.u32()? };
-        let construction = if version >= 1 { (r.u16()? & 15) as u8 } else { 0 };
+        let id = if version < 2 {
+            u32::from(r.u16()?)
+        } else {
+            r.u32()?
+        };
+        let construction = if version >= 1 {
+            (r.u16()? & 15) as u8
+        } else {
+            0
+        };
         let _data_reference = r.u16()?;
         let base = r.sized(base_offset_size)?;
         let extent_count = r.u16()?;
@@ -440,7 +463,8 @@ impl Reader<'_> {
     }
 
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        self.take(4)
+            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
     }
 
     /// A number of 0, 4 or 8 bytes (as `iloc` sizes them).
@@ -448,7 +472,9 @@ impl Reader<'_> {
         match size {
             0 => Some(0),
             4 => self.u32().map(u64::from),
-            8 => self.take(8).map(|s| u64::from_be_bytes(s.try_into().unwrap_or([0; 8]))),
+            8 => self
+                .take(8)
+                .map(|s| u64::from_be_bytes(s.try_into().unwrap_or([0; 8]))),
             _ => None,
         }
     }
@@ -594,7 +620,10 @@ mod tests {
             ev.decide()
         };
         let t = mvhd(0, 1_704_067_200 + QUICKTIME_EPOCH_OFFSET as u64).unwrap();
-        assert_eq!((t.local_seconds, t.utc_offset_minutes), (1_704_067_200, Some(0)));
+        assert_eq!(
+            (t.local_seconds, t.utc_offset_minutes),
+            (1_704_067_200, Some(0))
+        );
         let t = mvhd(1, 1_704_067_200 + QUICKTIME_EPOCH_OFFSET as u64).unwrap();
         assert_eq!(t.local_seconds, 1_704_067_200);
         // A camera that counted from 1970.
@@ -604,9 +633,8 @@ mod tests {
 
     #[test]
     fn cr3_reads_cmt2_then_cmt1() {
-        let cmt = |date: &[u8], offset: &[u8]| {
-            build(&[(0x9003, 2, date), (0x9011, 2, offset)], &[])
-        };
+        let cmt =
+            |date: &[u8], offset: &[u8]| build(&[(0x9003, 2, date), (0x9011, 2, offset)], &[]);
         let mut uuid_p = CANON_UUID.to_vec();
         uuid_p.extend(bx(b"CNCV", b"CanonCR3_001/00.09.00/00.00.00"));
         uuid_p.extend(bx(b"CMT1", &cmt(b"2018:02:21 12:08:00\0", b"\0")));

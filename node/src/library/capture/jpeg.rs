@@ -8,6 +8,8 @@ use super::{Evidence, tiff, xmp};
 /// More segments than this before the scan are not read.
 const MAX_SEGMENTS: usize = 1024;
 const XMP_ID: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
+/// How much junk between two segments is skipped.
+const MAX_JUNK: u64 = 4096;
 
 /// Reads the JPEG that starts at the start of `b`.
 pub(crate) fn read(b: &mut dyn Bytes, ev: &mut Evidence) {
@@ -21,7 +23,14 @@ pub(crate) fn read(b: &mut dyn Bytes, ev: &mut Evidence) {
             break;
         };
         if ff != 0xFF {
-            break;
+            // Junk between segments (as exiftool does, skip to the next marker).
+            match resync(b, pos) {
+                Some(next) => {
+                    pos = next;
+                    continue;
+                }
+                None => break,
+            }
         }
         // Fill bytes.
         let mut fills = 0;
@@ -53,7 +62,8 @@ pub(crate) fn read(b: &mut dyn Bytes, ev: &mut Evidence) {
                 }
             } else if xmp_packet.is_none() && source::starts_with(b, data, XMP_ID) {
                 let id = XMP_ID.len() as u64;
-                xmp_packet = source::read_vec(b, data + id, data_len.saturating_sub(id), xmp::MAX_XMP);
+                xmp_packet =
+                    source::read_vec(b, data + id, data_len.saturating_sub(id), xmp::MAX_XMP);
             }
         }
         pos = data + data_len;
@@ -61,6 +71,13 @@ pub(crate) fn read(b: &mut dyn Bytes, ev: &mut Evidence) {
     if !ev.has_exif_time() {
         ev.set_xmp(xmp_packet);
     }
+}
+
+/// The next `0xFF` within a little of `pos`, where a marker may start again.
+fn resync(b: &mut dyn Bytes, pos: u64) -> Option<u64> {
+    let ahead = source::read_vec(b, pos, MAX_JUNK, MAX_JUNK as usize)?;
+    let at = ahead.iter().position(|&c| c == 0xFF)?;
+    Some(pos + at as u64)
 }
 
 #[cfg(test)]
@@ -107,6 +124,16 @@ pub(crate) mod tests {
             read(&mut Mem(&file[..cut]), &mut ev);
             let _ = ev.decide();
         }
+        // Junk between two segments is skipped.
+        let mut junky = jpeg(&[
+            (0xED, b"Photoshop 3.0\0".to_vec()),
+            (0xE1, exif_app1(&tiff)),
+        ]);
+        let at = 2 + 4 + 14;
+        junky.splice(at..at, [0x12; 16]);
+        let mut ev = Evidence::default();
+        read(&mut Mem(&junky), &mut ev);
+        assert!(ev.decide().is_some());
     }
 
     #[test]

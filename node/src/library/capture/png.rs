@@ -47,7 +47,8 @@ pub(crate) fn read_png(b: &mut dyn Bytes, ev: &mut Evidence) {
                                     || profile.starts_with(b"MM")
                                 {
                                     if ev.exif.is_none()
-                                        && let Some(dates) = tiff::read_exif_block(&mut Mem(&profile))
+                                        && let Some(dates) =
+                                            tiff::read_exif_block(&mut Mem(&profile))
                                     {
                                         ev.set_exif(dates);
                                     }
@@ -156,13 +157,10 @@ pub(crate) fn read_gif(b: &mut dyn Bytes, ev: &mut Evidence) {
                 let Some([label, size]) = source::array::<2>(b, pos + 1) else {
                     return;
                 };
-                if label == 0xFF
-                    && size == 11
-                    && source::starts_with(b, pos + 3, b"XMP DataXMP")
-                {
+                if label == 0xFF && size == 11 && source::starts_with(b, pos + 3, b"XMP DataXMP") {
                     // The packet is stored raw, followed by a "magic trailer".
                     let start = pos + 14;
-                    ev.set_xmp(source::read_vec(b, start, b.size() - start.min(b.size()), xmp::MAX_XMP));
+                    ev.set_xmp(source::read_vec(b, start, u64::MAX, xmp::MAX_XMP));
                     return;
                 }
                 match skip_sub_blocks(b, pos + 2) {
@@ -278,14 +276,23 @@ mod tests {
 
     #[test]
     fn an_exif_chunk_after_the_image_data_is_read() {
-        let tiff = build(&[], &[(0x9003, 2, b"2022:08:22 20:30:46\0"), (0x9011, 2, b"+02:00\0")]);
+        let tiff = build(
+            &[],
+            &[
+                (0x9003, 2, b"2022:08:22 20:30:46\0"),
+                (0x9011, 2, b"+02:00\0"),
+            ],
+        );
         let file = png(&[chunk(b"IDAT", &[0; 100]), chunk(b"eXIf", &tiff)]);
         assert_eq!(time(&file), parse_exif_datetime("2022:08:22 20:30:46"));
     }
 
     #[test]
     fn raw_profiles_decode() {
-        assert_eq!(raw_profile(b"\nexif\n  4\n0a0B\n0c0d"), Some(vec![10, 11, 12, 13]));
+        assert_eq!(
+            raw_profile(b"\nexif\n  4\n0a0B\n0c0d"),
+            Some(vec![10, 11, 12, 13])
+        );
         assert_eq!(raw_profile(b"\nexif\n  2\n0a0b0c0d"), Some(vec![10, 11]));
         assert_eq!(raw_profile(b"\nexif\n"), None);
         assert_eq!(raw_profile(b""), None);

@@ -23,13 +23,25 @@ pub(crate) fn read_crw(b: &mut dyn Bytes, ev: &mut Evidence) {
     let header_len = u64::from(u32::from_le_bytes([head[2], head[3], head[4], head[5]]));
     let size = b.size();
     let mut budget = MAX_CIFF_ENTRIES;
-    if let Some(seconds) = ciff_heap(b, header_len, size.saturating_sub(header_len), 0, &mut budget) {
+    if let Some(seconds) = ciff_heap(
+        b,
+        header_len,
+        size.saturating_sub(header_len),
+        0,
+        &mut budget,
+    ) {
         ev.native = wall_clock_unix(i64::from(seconds));
     }
 }
 
 /// Searches the CIFF heap `[start, start + len)` for the time stamp.
-fn ciff_heap(b: &mut dyn Bytes, start: u64, len: u64, depth: u32, budget: &mut usize) -> Option<u32> {
+fn ciff_heap(
+    b: &mut dyn Bytes,
+    start: u64,
+    len: u64,
+    depth: u32,
+    budget: &mut usize,
+) -> Option<u32> {
     if depth > 8 || len < 6 {
         return None;
     }
@@ -139,7 +151,9 @@ fn x3f_property(p: &[u8], name: &str) -> Option<String> {
         return None;
     }
     let le = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(p.get(at..at.checked_add(4)?)?.try_into().ok()?))
+        Some(u32::from_le_bytes(
+            p.get(at..at.checked_add(4)?)?.try_into().ok()?,
+        ))
     };
     let (entries, format, chars) = (le(8)? as usize, le(12)?, le(20)? as usize);
     if format != 0 {
@@ -246,7 +260,9 @@ mod tests {
         p.extend_from_slice(&2u32.to_le_bytes());
         p.extend_from_slice(&0u32.to_le_bytes());
         p.extend_from_slice(&0u32.to_le_bytes());
-        let chars: Vec<u16> = "ISO\0100\0TIME\0978307200\0".encode_utf16().collect();
+        let chars: Vec<u16> = "ISO\u{0}100\u{0}TIME\u{0}978307200\u{0}"
+            .encode_utf16()
+            .collect();
         p.extend_from_slice(&(chars.len() as u32).to_le_bytes());
         for (name, value) in [(0u32, 4u32), (8, 13)] {
             p.extend_from_slice(&name.to_le_bytes());

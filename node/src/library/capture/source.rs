@@ -9,11 +9,11 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 /// At most this many bytes are read from a file for one capture time.
-pub(crate) const READ_BUDGET: u64 = 24 << 20;
+pub(crate) const READ_BUDGET: u64 = 32 << 20;
 /// At most this many reads are made from a file for one capture time.
 pub(crate) const MAX_READS: u32 = 200_000;
 /// Small reads are served from a cache filled this many bytes at a time.
-const CACHE_FILL: usize = 4096;
+const CACHE_FILL: usize = 1024;
 
 /// Random-access bytes.
 pub(crate) trait Bytes {
@@ -70,6 +70,12 @@ impl<'f> FileBytes<'f> {
             budget: READ_BUDGET,
             reads: 0,
         })
+    }
+
+    /// How many bytes were read from the file so far.
+    #[cfg(test)]
+    pub(crate) fn spent(&self) -> u64 {
+        READ_BUDGET - self.budget
     }
 
     fn raw_read(&mut self, pos: u64, buf: &mut [u8]) -> bool {
@@ -250,7 +256,7 @@ mod tests {
         assert_eq!(w.size(), 4);
         assert_eq!(be32(&mut w, 0), Some(0x0304_0506));
         assert_eq!(be32(&mut w, 1), None);
-        let mut w2 = Window::new(&mut mem, 10, 5);
+        let w2 = Window::new(&mut mem, 10, 5);
         assert_eq!(w2.size(), 0);
         assert_eq!(read_vec(&mut mem, 4, 10, 1), Some(vec![5]));
         assert_eq!(read_vec(&mut mem, 7, 10, 10), None);

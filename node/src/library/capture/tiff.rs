@@ -265,32 +265,33 @@ pub(crate) mod tests {
         let exif_len = 2 + 12 * exif.len() + 4;
         let mut data_pos = exif_pos + if exif.is_empty() { 0 } else { exif_len };
         let mut data = Vec::new();
-        let mut write_ifd = |out: &mut Vec<u8>, entries: &[(u16, u16, &[u8])], link: Option<usize>| {
-            let n = entries.len() + usize::from(link.is_some());
-            out.extend_from_slice(&(n as u16).to_le_bytes());
-            for &(tag, typ, value) in entries {
-                out.extend_from_slice(&tag.to_le_bytes());
-                out.extend_from_slice(&typ.to_le_bytes());
-                let unit = type_size(typ).unwrap() as usize;
-                out.extend_from_slice(&((value.len() / unit) as u32).to_le_bytes());
-                if value.len() <= 4 {
-                    let mut field = [0u8; 4];
-                    field[..value.len()].copy_from_slice(value);
-                    out.extend_from_slice(&field);
-                } else {
-                    out.extend_from_slice(&(data_pos as u32).to_le_bytes());
-                    data.extend_from_slice(value);
-                    data_pos += value.len();
+        let mut write_ifd =
+            |out: &mut Vec<u8>, entries: &[(u16, u16, &[u8])], link: Option<usize>| {
+                let n = entries.len() + usize::from(link.is_some());
+                out.extend_from_slice(&(n as u16).to_le_bytes());
+                for &(tag, typ, value) in entries {
+                    out.extend_from_slice(&tag.to_le_bytes());
+                    out.extend_from_slice(&typ.to_le_bytes());
+                    let unit = type_size(typ).unwrap_or(1) as usize;
+                    out.extend_from_slice(&((value.len() / unit) as u32).to_le_bytes());
+                    if value.len() <= 4 {
+                        let mut field = [0u8; 4];
+                        field[..value.len()].copy_from_slice(value);
+                        out.extend_from_slice(&field);
+                    } else {
+                        out.extend_from_slice(&(data_pos as u32).to_le_bytes());
+                        data.extend_from_slice(value);
+                        data_pos += value.len();
+                    }
                 }
-            }
-            if let Some(pos) = link {
-                out.extend_from_slice(&TAG_EXIF_IFD.to_le_bytes());
-                out.extend_from_slice(&4u16.to_le_bytes());
-                out.extend_from_slice(&1u32.to_le_bytes());
-                out.extend_from_slice(&(pos as u32).to_le_bytes());
-            }
-            out.extend_from_slice(&[0; 4]);
-        };
+                if let Some(pos) = link {
+                    out.extend_from_slice(&TAG_EXIF_IFD.to_le_bytes());
+                    out.extend_from_slice(&4u16.to_le_bytes());
+                    out.extend_from_slice(&1u32.to_le_bytes());
+                    out.extend_from_slice(&(pos as u32).to_le_bytes());
+                }
+                out.extend_from_slice(&[0; 4]);
+            };
         write_ifd(&mut out, ifd0, (!exif.is_empty()).then_some(exif_pos));
         if !exif.is_empty() {
             write_ifd(&mut out, exif, None);
@@ -343,7 +344,10 @@ pub(crate) mod tests {
         let exif_pos = 8 + 2 + 12 * 3 + 4;
         broken[exif_pos + 2 + 8..exif_pos + 2 + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
         let t = time(&broken).unwrap();
-        assert_eq!(parse_exif_datetime("2002:11:15 10:52:46"), Some(t.local_seconds));
+        assert_eq!(
+            parse_exif_datetime("2002:11:15 10:52:46"),
+            Some(t.local_seconds)
+        );
         // A truncated Exif IFD: the entries that are there are read.
         for cut in 0..tiff.len() {
             let _ = time(&tiff[..cut]);

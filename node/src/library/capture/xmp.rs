@@ -119,7 +119,9 @@ pub(crate) fn parse_date(value: &[u8]) -> Option<CaptureTime> {
     let converted: Vec<u8> = if let Some(c) = convert_iso(v) {
         c
     } else if v.len() >= 4 && v[..4].iter().all(u8::is_ascii_digit) {
-        v.iter().map(|&c| if c == b'-' { b':' } else { c }).collect()
+        v.iter()
+            .map(|&c| if c == b'-' { b':' } else { c })
+            .collect()
     } else {
         v.to_vec()
     };
@@ -182,7 +184,10 @@ mod tests {
     fn xmp_dates_keep_their_zone_however_spelled() {
         let s = |v: &str| parse_date(v.as_bytes()).map(|t| (t.local_seconds, t.utc_offset_minutes));
         let base = super::super::parse_exif_datetime("2024:04:22 14:38:09").unwrap();
-        assert_eq!(s("2024-04-22T14:38:09.526GMT+02:00"), Some((base, Some(120))));
+        assert_eq!(
+            s("2024-04-22T14:38:09.526GMT+02:00"),
+            Some((base, Some(120)))
+        );
         assert_eq!(s("2024-04-22T14:38:09Z"), Some((base, Some(0))));
         assert_eq!(s("2024-04-22T14:38:09-05:30"), Some((base, Some(-330))));
         assert_eq!(s("2024-04-22T14:38:09"), Some((base, None)));
@@ -215,9 +220,14 @@ mod tests {
         let want = super::super::parse_exif_datetime("2005:11:21 17:07:14").unwrap();
         assert_eq!(t(&packet), Some((want, Some(60))));
         // A prefix bound to another namespace, a longer name, a closing tag: no date.
-        assert_eq!(t("<d xmlns:xmp='urn:other' xmp:CreateDate='2005-11-21T17:07:14Z'/>"), None);
         assert_eq!(
-            t(&format!("<d {xap_ns} xap:CreateDateX='2005-11-21T17:07:14Z'/>")),
+            t("<d xmlns:xmp='urn:other' xmp:CreateDate='2005-11-21T17:07:14Z'/>"),
+            None
+        );
+        assert_eq!(
+            t(&format!(
+                "<d {xap_ns} xap:CreateDateX='2005-11-21T17:07:14Z'/>"
+            )),
             None
         );
         assert_eq!(t(&format!("<d {xap_ns}></xap:CreateDate>")), None);

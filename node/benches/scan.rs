@@ -187,9 +187,19 @@ fn single_core_limit(len: usize) -> f64 {
     limit
 }
 
+/// Whether `dir` was generated in full: a marker beside it says so (not inside: a scan backs
+/// up every file in a folder). A marker inside, from older runs, is moved beside.
+fn is_complete(dir: &Path) -> bool {
+    let marker = dir.with_extension("complete");
+    if fs::remove_file(dir.join(".complete")).is_ok() {
+        fs::write(&marker, b"").unwrap();
+    }
+    marker.exists()
+}
+
 /// Photos of random content behind a JPEG signature; written once and reused.
 fn generate_library(dir: &Path, count: usize, size: usize) {
-    if dir.join(".complete").exists() {
+    if is_complete(dir) {
         return;
     }
     fs::create_dir_all(dir).unwrap();
@@ -203,7 +213,7 @@ fn generate_library(dir: &Path, count: usize, size: usize) {
         buf[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
         fs::write(dir.join(format!("IMG_{i:05}.JPG")), &buf).unwrap();
     }
-    fs::write(dir.join(".complete"), b"").unwrap();
+    fs::write(dir.with_extension("complete"), b"").unwrap();
     println!(
         "(generated {count} photos in {:.1} s)",
         start.elapsed().as_secs_f64()
@@ -212,7 +222,7 @@ fn generate_library(dir: &Path, count: usize, size: usize) {
 
 /// Small files in folders of 1,000; written once and reused.
 fn generate_small(dir: &Path, count: usize) {
-    if dir.join(".complete").exists() {
+    if is_complete(dir) {
         return;
     }
     let start = Instant::now();
@@ -226,7 +236,7 @@ fn generate_small(dir: &Path, count: usize) {
         content.resize(2048, (i % 251) as u8);
         fs::write(sub.join(format!("IMG_{i:06}.JPG")), &content).unwrap();
     }
-    fs::write(dir.join(".complete"), b"").unwrap();
+    fs::write(dir.with_extension("complete"), b"").unwrap();
     println!(
         "(generated {count} small files in {:.1} s)",
         start.elapsed().as_secs_f64()

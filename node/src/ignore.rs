@@ -90,9 +90,11 @@ impl Selection {
             return true;
         }
         let name = name.to_ascii_lowercase();
-        let rel = rel.to_ascii_lowercase();
+        // Only anchored patterns look at the whole path: lowercase it only for them.
+        let mut rel_lower = None;
         self.patterns.iter().any(|p| {
             if p.anchored {
+                let rel = rel_lower.get_or_insert_with(|| rel.to_ascii_lowercase());
                 glob(&p.text, rel.as_bytes())
             } else {
                 glob(&p.text, name.as_bytes())

@@ -246,6 +246,21 @@ mod tests {
     }
 
     #[test]
+    fn a_new_file_s_content_is_looked_up_by_hash_not_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        let steps = plan(
+            &ix,
+            super::folders::SOURCES_WITH_CONTENT,
+            rusqlite::params![1i64, vec![0u8; 32]],
+        );
+        assert!(
+            steps.iter().any(|s| s.contains("USING INDEX photos_by_hash")),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
     fn membership_records_are_read_from_their_own_index() {
         let dir = tempfile::tempdir().unwrap();
         let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();

@@ -69,7 +69,11 @@ pub fn restore(
         photomesh::daemon::discovery::browse_members(home, BROWSE_WAIT)
     };
     let mut mesh = Mesh::connect(home_path, &config.peers.resolve(), &found, &mut |e| say(&e))?;
-    let members = photomesh::mesh::trust_set(home)?.members().count() - 1;
+    let me = home.device.device_id();
+    let members = photomesh::mesh::trust_set(home)?
+        .members()
+        .filter(|m| m.device != me)
+        .count();
     let plan = restore::plan(home, to, selection)?;
     if plan.photos.is_empty() && plan.refused.is_empty() {
         if members > 0 && mesh.reached.is_empty() {

@@ -10,6 +10,14 @@ use rusqlite::{OptionalExtension, params};
 use super::blobs::blob_id_from;
 use super::{Index, IndexError, path_text};
 
+/// The sources with size `?1` and plaintext hash `?2` (see [`Index::sources_with_content`]):
+/// asked for every new file a scan records, so found through `photos_by_hash`.
+pub(super) const SOURCES_WITH_CONTENT: &str =
+    "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
+            s.gone_since_ms IS NOT NULL, s.folder, f.path
+     FROM photos p JOIN sources s USING (record_id) JOIN folders f ON f.label = s.folder
+     WHERE p.plaintext_hash = ?2 AND s.size = ?1";
+
 /// A configured photo folder.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Folder {
@@ -238,12 +246,7 @@ impl Index {
         size: u64,
         plaintext_hash: &[u8; 32],
     ) -> Result<Vec<(String, PathBuf, SourceRow)>, IndexError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
-                    s.gone_since_ms IS NOT NULL, s.folder, f.path
-             FROM sources s JOIN photos p USING (record_id) JOIN folders f ON f.label = s.folder
-             WHERE s.size = ?1 AND p.plaintext_hash = ?2",
-        )?;
+        let mut stmt = self.conn.prepare_cached(SOURCES_WITH_CONTENT)?;
         let rows = stmt.query_map(params![size as i64, &plaintext_hash[..]], |r| {
             Ok((
                 r.get::<_, String>(7)?,

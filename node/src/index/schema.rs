@@ -124,7 +124,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE photos ADD COLUMN media_type TEXT;
     -- A source whose file is no longer there (NULL: it is).
     ALTER TABLE sources ADD COLUMN gone_since_ms INTEGER;
-    CREATE INDEX sources_by_size ON sources(size);
+    -- A new file's content is looked up among the recorded originals (is it one moved?).
+    CREATE INDEX photos_by_hash ON photos(plaintext_hash);
     -- Move records: the photo at (folder, path) moved away at `at_ms`.
     CREATE TABLE moves (
         record_id BLOB PRIMARY KEY REFERENCES records(record_id),

@@ -120,6 +120,7 @@ pub fn scan_skipping(
     let home_dir = home.path.canonicalize().ok();
     let mut walk = Walk::new(selection, home_dir.as_deref());
     let mut work = Vec::new();
+    let mut kinds: std::collections::BTreeMap<&'static str, u64> = Default::default();
 
     for folder in home.index.folders()? {
         let known = home.index.sources(&folder.label)?;
@@ -144,8 +145,7 @@ pub fn scan_skipping(
                 return;
             }
             summary.files_seen += 1;
-            let kind = media::type_from_extension(abs);
-            *summary.kinds.entry(kind.name().to_owned()).or_default() += 1;
+            *kinds.entry(media::type_from_extension(abs).name()).or_default() += 1;
             match candidate(&folder.label, &folder.path, rel, abs, meta, known.get(rel)) {
                 Some(c) => work.push(c),
                 None => summary.unchanged_files += 1,
@@ -164,6 +164,7 @@ pub fn scan_skipping(
         }
     }
     summary.left_out = walk.left_out;
+    summary.kinds = kinds.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
     seal_and_record(
         home,
         work,

@@ -255,7 +255,9 @@ mod tests {
             rusqlite::params![1i64, vec![0u8; 32]],
         );
         assert!(
-            steps.iter().any(|s| s.contains("USING INDEX photos_by_hash")),
+            steps
+                .iter()
+                .any(|s| s.contains("USING INDEX photos_by_hash")),
             "{steps:?}"
         );
     }

@@ -464,3 +464,49 @@ fn a_vault_backs_up_no_folder_and_config_init_without_a_home_says_what_to_do() {
         "no raw OS error, and not twice: {run:?}"
     );
 }
+
+#[test]
+fn a_folder_renamed_under_a_running_node_is_recorded_as_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::init(dir.path(), "laptop");
+    let pics = dir.path().join("pics");
+    samples::write_library(&pics.join("2024"), 3, 91);
+    node.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    node.ok(&["scan"]);
+    let count = node.json(&["photos"]).as_array().unwrap().len();
+    let manual = node.json(&["status"])["last_scan"]["started_at_ms"].clone();
+    let (_run, _) = node.start_run();
+    wait_until("the node's own first rescan", || {
+        let s = node.json(&["status"]);
+        let ours = &s["last_scan"];
+        (ours["started_at_ms"] != manual && ours["finished_at_ms"].is_u64())
+            .then_some(())
+            .ok_or(s.to_string())
+    });
+    let rescanned = node.json(&["status"])["last_scan"]["started_at_ms"].clone();
+
+    fs::rename(pics.join("2024"), pics.join("2024 Trip")).unwrap();
+    // The watcher sees the folder go and come back under its new name: every photo in it
+    // is the same photo, moved.
+    wait_until("the photos listed at their new place", || {
+        let photos = node.json(&["photos"]);
+        let list = photos.as_array().unwrap();
+        let moved = list
+            .iter()
+            .all(|p| p["path"].as_str().unwrap().starts_with("2024 Trip/"));
+        (moved && list.len() == count)
+            .then_some(())
+            .ok_or(photos.to_string())
+    });
+    let status = node.json(&["status"]);
+    assert_eq!(
+        status["last_scan"]["started_at_ms"], rescanned,
+        "the watcher, not a rescan, saw the move"
+    );
+    assert_eq!(status["safety"]["photos"], count as u64, "{status}");
+    assert_eq!(
+        status["originals_gone"].as_array().unwrap().len(),
+        0,
+        "{status}"
+    );
+}

@@ -211,6 +211,15 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Whether any recorded original is gone from its folder.
+    pub fn has_gone_sources(&self) -> Result<bool, IndexError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sources WHERE gone_since_ms IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Marks a source found in its folder again (unchanged) as there.
     pub fn mark_source_back(&self, folder: &str, path: &str) -> Result<(), IndexError> {
         self.conn

@@ -124,6 +124,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE photos ADD COLUMN media_type TEXT;
     -- A source whose file is no longer there (NULL: it is).
     ALTER TABLE sources ADD COLUMN gone_since_ms INTEGER;
+    CREATE INDEX sources_gone ON sources(gone_since_ms) WHERE gone_since_ms IS NOT NULL;
     -- A new file's content is looked up among the recorded originals (is it one moved?).
     CREATE INDEX photos_by_hash ON photos(plaintext_hash);
     -- Move records: the photo at (folder, path) moved away at `at_ms`.

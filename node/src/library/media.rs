@@ -1,7 +1,8 @@
-//! Which files are photos and videos, and when they were taken.
+//! What kind each file is, and when it was taken.
 //!
-//! A file is taken when its extension names a known kind *and* its first bytes agree; a file
-//! whose extension says JPEG but whose content does not is reported, not recorded. The
+//! Every file is kept; its kind only decides how it is counted and how its capture time is
+//! read. The kind is the one its extension names when its first bytes agree, else the one its
+//! first bytes show, else [`MediaType::Other`]. The
 //! capture time is read by [`super::capture`], by exiftool's rule (EXIF `DateTimeOriginal`
 //! first), from every kind of photo and video that carries one.
 //!

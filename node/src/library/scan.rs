@@ -145,7 +145,9 @@ pub fn scan_skipping(
                 return;
             }
             summary.files_seen += 1;
-            *kinds.entry(media::type_from_extension(abs).name()).or_default() += 1;
+            *kinds
+                .entry(media::type_from_extension(abs).name())
+                .or_default() += 1;
             match candidate(&folder.label, &folder.path, rel, abs, meta, known.get(rel)) {
                 Some(c) => work.push(c),
                 None => summary.unchanged_files += 1,
@@ -314,6 +316,8 @@ fn seal_and_record(
     let device = home.device.device_id();
     let library_key = home.keys.current().ok_or(ScanError::NoLibraryKey)?;
     let content_key = library_key.content_key();
+    // A new file can only be a photo that moved if some recorded original is gone.
+    let moves = home.index.has_gone_sources()?;
 
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -346,7 +350,7 @@ fn seal_and_record(
          -> Result<(), ScanError> {
             home.index.transaction(|ix| {
                 for item in batch.iter() {
-                    record_sealed(home, ix, item, device, library_key, summary)?;
+                    record_sealed(home, ix, item, device, library_key, moves, summary)?;
                 }
                 for p in problems.drain(..) {
                     if let Some(scan_id) = scan_id {
@@ -393,6 +397,7 @@ fn record_sealed(
     item: &Sealed,
     device: photomesh_protocol::identity::DeviceId,
     library_key: &photomesh_protocol::keys::LibraryKey,
+    moves: bool,
     summary: &mut ScanSummary,
 ) -> Result<(), ScanError> {
     let c = &item.candidate;
@@ -439,7 +444,11 @@ fn record_sealed(
     ix.put_source(&c.folder, &source(record_id))?;
     if c.previous.is_some() {
         summary.changed_files += 1;
-    } else if let Some((folder, from)) = moved_from(ix, c, &item.plaintext_hash)? {
+    } else if let Some((folder, from)) = moves
+        .then(|| moved_from(ix, c, &item.plaintext_hash))
+        .transpose()?
+        .flatten()
+    {
         let moved = Record::Move(MoveRecord {
             folder: folder.clone(),
             path: from.path.clone(),

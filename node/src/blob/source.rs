@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io;
 
+use bao_tree::io::EncodeError;
 use bao_tree::io::outboard::PostOrderMemOutboard;
 use bao_tree::io::sync::ReadAt;
 use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
@@ -131,8 +132,25 @@ impl BlobSource {
                 writer,
             ),
         };
-        result.map_err(|e| io::Error::other(e.to_string()))
+        result.map_err(|e| match e {
+            EncodeError::ParentHashMismatch(_)
+            | EncodeError::LeafHashMismatch(_)
+            | EncodeError::SizeMismatch => io::Error::new(io::ErrorKind::InvalidData, Damaged),
+            EncodeError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        })
     }
+}
+
+/// This device's copy of a blob failed its check while being read to serve: it is damaged
+/// (a stored blob) or no longer the recorded content (an original).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this device's copy of the blob is damaged: it does not match the blob's ID")]
+pub struct Damaged;
+
+/// Whether an error from [`BlobSource::encode_groups`] says the copy is damaged.
+pub fn is_damaged(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Damaged>())
 }
 
 /// Reads a [`BlobSource`]'s sealed bytes in order.

@@ -129,6 +129,21 @@ impl BlobStore {
         self.root.join(&hex[..2]).join(hex)
     }
 
+    /// Moves a blob whose stored copy failed its check out of the store, into
+    /// `quarantine/` (kept for inspection, never served: nothing reads from there). A blob
+    /// that is not there at all is fine. Returns where it went, if anywhere.
+    pub fn quarantine(&self, blob_id: &BlobId) -> Result<Option<PathBuf>, BlobStoreError> {
+        let from = self.path_of(blob_id);
+        let dir = self.root.join("quarantine");
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let to = dir.join(blob_id.to_hex());
+        match fs::rename(&from, &to) {
+            Ok(()) => Ok(Some(to)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&from)(e)),
+        }
+    }
+
     /// Whether the store holds the blob (without verifying it).
     pub fn contains(&self, blob_id: &BlobId) -> bool {
         self.path_of(blob_id).is_file()

@@ -251,6 +251,12 @@ fn say(event: &MeshEvent<'_>) {
 /// `photomesh verify`.
 pub fn verify(home: &Home, json: bool) -> Result<bool> {
     let report = photomesh::library::verify::verify(home, &mut Reporter::for_stderr())?;
+    // What it quarantined is fetched again at once by a node running on this home.
+    if !report.is_clean()
+        && let Err(e) = photomesh::net::control::ask(&home.path, "announce")
+    {
+        tracing::debug!("could not tell the running node: {e}");
+    }
     if json {
         out!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {

@@ -76,17 +76,23 @@ pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, 
     progress.start(
         "verify",
         (work.len() + blobs.len()) as u64,
-        work.iter().map(|(_, r)| r.size).sum(),
+        work.iter().map(|(_, _, r)| r.size).sum(),
     );
-    for (root, row) in work {
+    for (label, root, row) in work {
         report.sources_checked += 1;
         progress.advance(1, row.size);
-        report.findings.extend(check_original(home, &root, &row)?);
+        let finding = check_original(home, &root, &row)?;
+        if finding.is_some() {
+            // Not as recorded: no longer held here, so the node fetches the recorded copy.
+            home.index
+                .mark_sources_gone(&label, &[row.path.as_str()], crate::clock::now_ms())?;
+        }
+        report.findings.extend(finding);
     }
     for blob_id in blobs {
         report.blobs_checked += 1;
         progress.advance(1, 0);
-        report.findings.extend(check_blob(home, &blob_id));
+        report.findings.extend(check_blob(home, &blob_id)?);
     }
     progress.finish();
     Ok(report)
@@ -97,7 +103,7 @@ pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, 
 fn originals(
     home: &Home,
     findings: &mut Vec<Finding>,
-) -> Result<Vec<(PathBuf, SourceRow)>, IndexError> {
+) -> Result<Vec<(String, PathBuf, SourceRow)>, IndexError> {
     let mut work = Vec::new();
     for folder in &home.index.folders()? {
         let sources = home.index.sources(&folder.label)?;
@@ -115,7 +121,10 @@ fn originals(
         }
         let mut rows: Vec<_> = sources.into_values().collect();
         rows.sort_by(|a, b| a.path.cmp(&b.path));
-        work.extend(rows.into_iter().map(|row| (folder.path.clone(), row)));
+        work.extend(
+            rows.into_iter()
+                .map(|row| (folder.label.clone(), folder.path.clone(), row)),
+        );
     }
     Ok(work)
 }
@@ -176,23 +185,43 @@ fn check_original(
 }
 
 /// Checks one stored blob against its ID.
-fn check_blob(home: &Home, blob_id: &BlobId) -> Option<Finding> {
-    let (kind, detail) = match home.blobs.verify(blob_id) {
-        Ok(()) => return None,
-        Err(BlobStoreError::Missing(_)) => {
-            (FindingKind::Missing, "not in the blob store".to_owned())
+/// Checks one stored blob. A missing or damaged one is healed as far as this device can: its
+/// copy is quarantined (never served again) and it is no longer held, so the running node —
+/// told at once, and its peers at their next reconciliation — fetches a good copy.
+fn check_blob(home: &Home, blob_id: &BlobId) -> Result<Option<Finding>, IndexError> {
+    let (kind, what) = match home.blobs.verify(blob_id) {
+        Ok(()) => return Ok(None),
+        Err(BlobStoreError::Missing(_)) => (FindingKind::Missing, "not in the blob store"),
+        Err(BlobStoreError::Corrupt(_)) => {
+            (FindingKind::Corrupt, "its content no longer matches its ID")
         }
-        Err(BlobStoreError::Corrupt(_)) => (
-            FindingKind::Corrupt,
-            "its content no longer matches its ID".to_owned(),
-        ),
-        Err(e) => (FindingKind::Missing, e.to_string()),
+        Err(e) => {
+            // Unreadable (an I/O error): not known bad, so left where it is.
+            return Ok(Some(Finding {
+                kind: FindingKind::Missing,
+                item: format!("blob {blob_id}"),
+                detail: e.to_string(),
+            }));
+        }
     };
-    Some(Finding {
+    let moved = home.blobs.quarantine(blob_id);
+    home.index.evict_stored_blob(blob_id)?;
+    let detail = match moved {
+        Ok(Some(to)) => format!(
+            "{what}; moved to {} and no longer held: a good copy is fetched from the peers \
+             that hold one",
+            to.display()
+        ),
+        Ok(None) => {
+            format!("{what}; no longer held: a good copy is fetched from the peers that hold one")
+        }
+        Err(e) => format!("{what}; no longer held, but moving it aside failed: {e}"),
+    };
+    Ok(Some(Finding {
         kind,
         item: format!("blob {blob_id}"),
         detail,
-    })
+    }))
 }
 
 #[cfg(test)]

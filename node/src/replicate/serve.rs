@@ -41,15 +41,16 @@ pub async fn serve_blob_range(
         },
     )
     .await?;
+    let stored = source.is_stored();
     let sending = |e: io::Error| NetError::Connection(format!("sending blob {blob_id}: {e}"));
     let capacity = encoded_len_limit(source.sealed_len()).min(SERVE_PIECE as u64) as usize;
     if source.sealed_len() <= INLINE_WORK {
         // At most a couple of hundred microseconds of work (sealing and hashing 256 KiB):
         // done here, no hand-off to another thread.
         let mut encoded = Vec::with_capacity(capacity);
-        source
-            .encode_groups(groups, &mut encoded)
-            .map_err(sending)?;
+        if let Err(e) = source.encode_groups(groups, &mut encoded) {
+            return Err(damaged_or(home, &blob_id, stored, e, send).await);
+        }
         send.write_chunk(encoded.into())
             .await
             .map_err(|e| sending(e.into()))?;
@@ -72,10 +73,61 @@ pub async fn serve_blob_range(
                 .await
                 .map_err(|e| sending(e.into()))?;
         }
-        encoder.await.map_err(SyncError::from)?.map_err(sending)?;
+        if let Err(e) = encoder.await.map_err(SyncError::from)? {
+            return Err(damaged_or(home, &blob_id, stored, e, send).await);
+        }
     }
     let _ = send.finish();
     Ok(())
+}
+
+/// What an encoding failure costs. This device's copy failing its check is a local fault:
+/// the copy is healed as far as this device can — a stored one quarantined, an original
+/// marked gone, so it is no longer held and a good copy is fetched — and the stream is reset,
+/// so the peer sees an interrupted answer (it asks elsewhere), never bad data.
+async fn damaged_or(
+    home: &tokio::sync::Mutex<Home>,
+    blob_id: &BlobId,
+    stored: bool,
+    e: io::Error,
+    send: &mut quinn::SendStream,
+) -> SyncError {
+    if !crate::blob::source::is_damaged(&e) {
+        return NetError::Connection(format!("sending blob {blob_id}: {e}")).into();
+    }
+    let _ = send.reset(crate::net::close::Close::Done.code());
+    let home = home.lock().await;
+    let healed = if stored {
+        home.blobs
+            .quarantine(blob_id)
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                home.index
+                    .evict_stored_blob(blob_id)
+                    .map_err(|e| e.to_string())
+            })
+    } else {
+        home.index
+            .mark_originals_gone(blob_id, crate::clock::now_ms())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    match healed {
+        Ok(()) => tracing::warn!(
+            "blob {blob_id}: this device's {} failed its check while being served; it is no \
+             longer held, and a good copy is fetched from the peers",
+            if stored {
+                "stored copy (now quarantined)"
+            } else {
+                "original"
+            }
+        ),
+        Err(why) => tracing::warn!("blob {blob_id}: a damaged copy could not be set aside: {why}"),
+    }
+    SyncError::Disk {
+        what: format!("serving blob {blob_id}"),
+        source: e,
+    }
 }
 
 /// The send priority of blob answers: below the conversation's other streams (hello,

@@ -1,0 +1,142 @@
+//! Damage found is healed by itself (issue 15, first part): a rotten or missing stored blob
+//! that `verify` finds is quarantined, no longer held, and fetched again from the peers; a
+//! server whose stored copy fails its check while serving it sets it aside the same way and
+//! never sends bad data.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use photomesh_tests::{Node, samples, wait_until};
+
+fn find_blob(home: &Path, hex: &str) -> PathBuf {
+    let path = home.join("blobs").join(&hex[..2]).join(hex);
+    assert!(path.is_file(), "{} is stored", path.display());
+    path
+}
+
+/// Waits until `node`'s blob store holds `want` blobs and every one verifies.
+fn wait_healed(node: &Node, want: u64) {
+    wait_until(&format!("{} healed", node.home.display()), || {
+        let report = node.json(&["verify"]);
+        if report["blobs_checked"] == want && report["findings"].as_array().unwrap().is_empty() {
+            Ok(())
+        } else {
+            Err(report.to_string())
+        }
+    });
+}
+
+#[test]
+fn verify_quarantines_a_rotten_and_a_missing_blob_and_the_node_fetches_them_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, laptop) = (
+        Node::init(dir.path(), "phone"),
+        Node::init(dir.path(), "laptop"),
+    );
+    phone.invite(&laptop, "full");
+    let pics = dir.path().join("pics");
+    samples::write_library(&pics, 4, 101);
+    phone.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    phone.ok(&["scan"]);
+    let n = phone.json(&["photos"]).as_array().unwrap().len() as u64;
+    let (_phone_run, addr) = phone.start_run();
+    laptop.ok(&["peer", "add", &addr]);
+    let (_laptop_run, _) = laptop.start_run();
+    wait_healed(&laptop, n);
+
+    // A byte rots in one stored blob; another is deleted by hand.
+    let photos = laptop.json(&["photos"]);
+    let blobs: Vec<&str> = photos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["blob_id"].as_str().unwrap())
+        .collect();
+    let rotten = find_blob(&laptop.home, blobs[0]);
+    let mut bytes = fs::read(&rotten).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&rotten, &bytes).unwrap();
+    fs::remove_file(find_blob(&laptop.home, blobs[1])).unwrap();
+
+    let run = laptop.run(&["verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stdout.matches("no longer held").count(), 2, "{run:?}");
+    assert!(
+        laptop
+            .home
+            .join("blobs/quarantine")
+            .join(blobs[0])
+            .is_file(),
+        "the rotten copy is kept aside"
+    );
+    // The running node fetches both again from the phone, verified.
+    wait_healed(&laptop, n);
+    let mut back = Vec::new();
+    fs::File::open(find_blob(&laptop.home, blobs[0]))
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut back))
+        .unwrap();
+    assert_ne!(back, bytes, "a good copy replaced the rotten one");
+}
+
+#[test]
+fn a_server_whose_copy_rotted_sets_it_aside_and_sends_no_bad_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, laptop, tablet) = (
+        Node::init(dir.path(), "phone"),
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "tablet"),
+    );
+    phone.invite(&laptop, "full");
+    phone.invite(&tablet, "full");
+    let pics = dir.path().join("pics");
+    samples::write_library(&pics, 3, 102);
+    phone.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    phone.ok(&["scan"]);
+    let n = phone.json(&["photos"]).as_array().unwrap().len() as u64;
+    let (laptop_run, laptop_addr) = laptop.start_run();
+    {
+        let (_phone_run, phone_addr) = phone.start_run();
+        laptop.ok(&["peer", "add", &phone_addr]);
+        wait_healed(&laptop, n);
+    }
+    // The phone is away. One of the laptop's stored blobs rots, unnoticed; the tablet
+    // fetches everything from the laptop.
+    let photos = laptop.json(&["photos"]);
+    let hex = photos[0]["blob_id"].as_str().unwrap().to_owned();
+    let rotten = find_blob(&laptop.home, &hex);
+    let mut bytes = fs::read(&rotten).unwrap();
+    bytes[100] ^= 0x80;
+    fs::write(&rotten, &bytes).unwrap();
+    tablet.ok(&["peer", "add", &laptop_addr]);
+    let (_tablet_run, _) = tablet.start_run();
+    wait_until("the tablet holds every other blob", || {
+        let report = tablet.json(&["verify"]);
+        (report["blobs_checked"] == n - 1)
+            .then_some(())
+            .ok_or(report.to_string())
+    });
+    // The laptop set its copy aside rather than send it; the tablet never saw bad data,
+    // so it holds nothing against the laptop.
+    wait_until("the laptop quarantined its copy", || {
+        laptop
+            .home
+            .join("blobs/quarantine")
+            .join(&hex)
+            .is_file()
+            .then_some(())
+            .ok_or_else(|| "not yet".to_owned())
+    });
+    let status = tablet.json(&["status"]);
+    let laptop_seen = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "laptop")
+        .unwrap();
+    assert!(laptop_seen["bad_data"].is_null(), "{status}");
+    let (_, log) = laptop_run.terminate();
+    assert!(log.contains("failed its check while being served"), "{log}");
+}

@@ -124,6 +124,9 @@ pub struct RunOptions {
     pub discovery: crate::daemon::discovery::Settings,
     /// Addresses from the configuration file, dialled like those of `peer add`.
     pub peers: Vec<SocketAddr>,
+    /// Free space kept on the blob store's disk (`[storage] reserve`); `None`: 5% of the
+    /// disk, at most 1 GiB.
+    pub reserve: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -133,6 +136,7 @@ impl Default for RunOptions {
             watch: Some(crate::library::watch::WatchOptions::default()),
             discovery: crate::daemon::discovery::Settings::default(),
             peers: Vec::new(),
+            reserve: None,
         }
     }
 }
@@ -192,7 +196,9 @@ pub async fn run(
 
     let set = RecordSet::load(&home)?;
     let discovery_key = crate::daemon::discovery::key(&home);
-    let engine = Arc::new(crate::replicate::held::BlobEngine::load(&home)?);
+    let mut engine = crate::replicate::held::BlobEngine::load(&home)?;
+    engine.reserve = options.reserve;
+    let engine = Arc::new(engine);
     tracing::info!(hold = engine.policy.name(), "hold policy");
     // A vault holds no library key: it can seal no photo, so it has no folders to watch.
     let vault = home.keys.current().is_none();
@@ -479,6 +485,7 @@ impl NodeHandle {
                 })
                 .collect(),
             transfers: self.0.transfers.snapshot(),
+            disk_short: *self.0.engine.short.lock(),
         }
     }
 }

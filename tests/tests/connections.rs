@@ -103,6 +103,7 @@ fn a_member_found_by_discovery_is_dialled_at_once_and_hears_announcements() {
                 browse: false,
             },
             peers: Vec::new(),
+            ..Default::default()
         };
         photomesh::daemon::run(
             &home,

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use photomesh_tests::netns::is_root;
-use photomesh_tests::{Node, WAIT, wait_until};
+use photomesh_tests::{Node, WAIT, wait_until, wait_until_every};
 
 /// How many large photos the sender gets once the two are connected, and how large each is:
 /// five times what the receiver's blob store has room for. Each stays a "small" blob (below
@@ -137,6 +137,12 @@ fn a_full_disk_on_the_receiver_pauses_replication_and_is_not_blamed_on_the_sende
     // unmounted.
     let blobs_dir = receiver.home.join("blobs");
     let blobs = Tmpfs::mount(&blobs_dir, FULL_SIZE);
+    // No reserve: this test is about the disk really filling up (the reserve is below).
+    std::fs::write(
+        receiver.home.join("config.toml"),
+        "[storage]\nreserve = \"0\"\n",
+    )
+    .unwrap();
 
     // One small photo first: replication works, and the connection it went over is known
     // before the disk fills.
@@ -303,4 +309,91 @@ fn a_full_disk_on_the_receiver_pauses_replication_and_is_not_blamed_on_the_sende
         "\"replication paused\" warnings over up to {attempts} attempts:\n{}",
         warnings.join("\n")
     );
+}
+
+/// With a reserve, a nearly full disk stops the fetching before any write fails: said once,
+/// shown by `status`, nothing left behind, and resumed by itself when there is room.
+#[test]
+fn a_nearly_full_disk_keeps_its_reserve_says_so_once_and_resumes() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (tmpfs)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (sender, receiver) = (
+        Node::init(dir.path(), "sender"),
+        Node::init(dir.path(), "receiver"),
+    );
+    sender.invite(&receiver, "full");
+    let blobs_dir = receiver.home.join("blobs");
+    let blobs = Tmpfs::mount(&blobs_dir, "16m");
+    std::fs::write(
+        receiver.home.join("config.toml"),
+        "[storage]\nreserve = \"8M\"\n",
+    )
+    .unwrap();
+    let pics = dir.path().join("pics");
+    std::fs::create_dir_all(&pics).unwrap();
+    let mut rng = photomesh_tests::samples::Rng::new(43);
+    for i in 0..LARGE_PHOTOS {
+        let png = photomesh_tests::samples::png_like(&mut rng, PHOTO_BYTES);
+        std::fs::write(pics.join(format!("shot-{i:02}.png")), png).unwrap();
+    }
+    sender.ok(&["folder", "add", pics.to_str().unwrap()]);
+    sender.ok(&["scan"]);
+    let log = [("PHOTOMESH_LOG", "photomesh=info")];
+    let (_sender_run, addr) = sender.start_run_with_env(&log);
+    receiver.ok(&["peer", "add", &addr]);
+    let (receiver_run, _) = receiver.start_run_with_env(&log);
+
+    // It stops short of the reserve (what it fetched is stored, and no more comes) and says
+    // so in `status`.
+    let mut last = u64::MAX;
+    let status = wait_until_every(
+        "the receiver short of room, its fetching over",
+        Duration::from_secs(1),
+        || {
+            let status = receiver.json(&["status"]);
+            let stored = receiver.json(&["verify"])["blobs_checked"]
+                .as_u64()
+                .unwrap();
+            let settled = stored > 0 && stored == std::mem::replace(&mut last, stored);
+            (settled && status["disk_short"]["blobs_waiting"].as_u64().unwrap_or(0) > 0)
+                .then_some(status.clone())
+                .ok_or(status.to_string())
+        },
+    );
+    let short = &status["disk_short"];
+    assert_eq!(short["reserve"], 8 << 20, "{status}");
+    let stored = receiver.json(&["verify"])["blobs_checked"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        stored > 0 && stored < LARGE_PHOTOS as u64,
+        "{stored} stored"
+    );
+    assert!(
+        short["free"].as_u64().unwrap() >= 7 << 20,
+        "the reserve kept: {status}"
+    );
+    let text = receiver.ok(&["status"]);
+    assert!(text.contains("Disk     nearly full"), "{text}");
+    // Nothing half-written, and the stall costs no retries that fail.
+    std::thread::sleep(RETRY_AFTER * 2);
+    assert_eq!(leftovers(&blobs_dir), vec![]);
+
+    // Room appears: it carries on by itself, and the note goes.
+    blobs.resize("64m");
+    wait_until("every blob stored", || {
+        let report = receiver.json(&["verify"]);
+        (report["blobs_checked"] == LARGE_PHOTOS as u64
+            && report["findings"].as_array().unwrap().is_empty())
+        .then_some(())
+        .ok_or(report.to_string())
+    });
+    assert!(receiver.json(&["status"])["disk_short"].is_null());
+    let (_, out) = receiver_run.terminate();
+    assert_eq!(out.matches("the disk is nearly full").count(), 1, "{out}");
+    assert!(!out.contains("No space left on device"), "{out}");
+    assert!(out.contains("there is room on the disk again"), "{out}");
 }

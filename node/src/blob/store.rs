@@ -144,6 +144,20 @@ impl BlobStore {
         }
     }
 
+    /// Bytes free for this process on the store's file system.
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        Ok(self.space()?.0)
+    }
+
+    /// Bytes free for this process, and the size of, the store's file system.
+    pub fn space(&self) -> std::io::Result<(u64, u64)> {
+        let st = rustix::fs::statvfs(&self.root)?;
+        Ok((
+            st.f_bavail.saturating_mul(st.f_frsize),
+            st.f_blocks.saturating_mul(st.f_frsize),
+        ))
+    }
+
     /// Whether the store holds the blob (without verifying it).
     pub fn contains(&self, blob_id: &BlobId) -> bool {
         self.path_of(blob_id).is_file()

@@ -16,6 +16,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
     let options = photomesh::daemon::RunOptions {
         listen: config.node.listen,
         peers: config.peers.resolve(),
+        reserve: config.storage.reserve,
         discovery: photomesh::daemon::discovery::Settings {
             advertise: config.discovery.advertise,
             browse: config.discovery.browse,

@@ -126,6 +126,18 @@ fn print_status(s: &Status) -> std::io::Result<()> {
         Some(h) => out!("Holds    {what}: all {} blobs", thousands(h.should_hold))?,
         None => out!("Holds    {what}")?,
     }
+    match (&s.disk_short, s.disk_free) {
+        (Some(short), _) => out!(
+            "Disk     nearly full: {} free, {} kept in reserve; {} ({}) wait for room \
+             (free some space, or lower [storage] reserve)",
+            bytes(short.free),
+            bytes(short.reserve),
+            count(short.blobs_waiting, "blob"),
+            bytes(short.bytes_waiting)
+        )?,
+        (None, Some(free)) => out!("Disk     {} free", bytes(free))?,
+        (None, None) => {}
+    }
     if !s.originals_gone.is_empty() {
         out!(
             "Gone     {} recorded here {} no longer in {} folder{} (nothing is lost; \

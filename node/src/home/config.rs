@@ -227,6 +227,52 @@ impl Default for WatchConfig {
 pub struct StorageConfig {
     /// Which photos this device keeps a copy of. Default [`Hold::All`].
     pub hold: Hold,
+    /// Free space the node leaves on the blob store's disk: it fetches no blob that would
+    /// eat into it. `None`: 5% of the disk, at most 1 GiB.
+    #[serde(deserialize_with = "size")]
+    pub reserve: Option<u64>,
+}
+
+/// The free space kept on the blob store's disk unless configured: 5% of the disk, at most
+/// 1 GiB.
+pub fn default_reserve(disk_bytes: u64) -> u64 {
+    (disk_bytes / 20).min(1 << 30)
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_size(&s).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// Parses a size such as `1G`, `512M`, `64K` (powers of 1024; `GiB`, `MB`… are read the same)
+/// or a bare number of bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let bad = || {
+        format!("{s:?} is not a size: write a number with K, M or G, such as \"1G\" or \"500M\"")
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+/// A size as the configuration writes it: `1G`, `512M`, or bytes.
+pub fn format_size(n: u64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if n != 0 && n.is_multiple_of(1u64 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
 }
 
 /// Which photos a device keeps a copy of.
@@ -547,6 +593,16 @@ pub const FIELDS: &[Field] = &[
         value: |c| Some(quoted(c.storage.hold.name())),
     },
     Field {
+        section: "storage",
+        key: "reserve",
+        doc: "Free space the node keeps on the blob store's disk: it fetches no blob that would\n\
+              eat into it, says so in its log and `status`, and carries on by itself when space\n\
+              appears. A size such as \"1G\" or \"500M\"; \"0\" turns the check off. Unset: 5% of\n\
+              the disk, at most 1G.",
+        unset: "5% of the disk, at most 1G",
+        value: |c| c.storage.reserve.map(|r| quoted(&format_size(r))),
+    },
+    Field {
         section: "status",
         key: "replica_goal",
         doc: "How many verified copies on distinct devices make a photo safe, for `status`: a\n\
@@ -809,6 +865,7 @@ mod tests {
             rescan_interval = "10m"
             [storage]
             hold = "own"
+            reserve = "512M"
             [status]
             replica_goal = 2
             [log]
@@ -824,6 +881,13 @@ mod tests {
         assert!(!c.discovery.advertise && !c.discovery.browse && !c.watch.enabled);
         assert_eq!(c.watch.rescan_interval, Duration::from_secs(600));
         assert_eq!(c.storage.hold, Hold::Own);
+        assert_eq!(c.storage.reserve, Some(512 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert_eq!(format_size(512 << 20), "512M");
+        assert_eq!(default_reserve(10_000_000_000), 500_000_000);
+        assert_eq!(default_reserve(1 << 40), 1 << 30);
         assert_eq!(c.status.replica_goal, Some(2));
         assert_eq!(c.log.level, "photomesh=debug,quinn=warn");
         assert_eq!(loaded.source("watch.enabled"), Source::File);
@@ -933,7 +997,7 @@ mod tests {
             .collect();
         let (config, keys) = parse(&uncommented).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(keys.len(), FIELDS.len() - 2, "all but the two unset ones");
+        assert_eq!(keys.len(), FIELDS.len() - 3, "all but the three unset ones");
     }
 
     #[test]

@@ -85,6 +85,23 @@ impl Index {
         Ok(())
     }
 
+    /// About how many bytes a blob takes once stored: its sealed length when known, else
+    /// its photo's size plus the sealing overhead (16 bytes a 64 KiB segment, a header).
+    /// `None` when neither is known (a vault reads no record).
+    pub fn blob_size_hint(&self, blob_id: &BlobId) -> Result<Option<u64>, IndexError> {
+        if let Some(info) = self.blob_info(blob_id)? {
+            return Ok(Some(info.sealed_len));
+        }
+        let size: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MAX(size) FROM photos WHERE blob_id = ?1")?
+            .query_row([&blob_id.0[..]], |r| r.get(0))?;
+        Ok(size.map(|s| {
+            let s = s.max(0) as u64;
+            s + s / 4096 + 4096
+        }))
+    }
+
     /// Whether the blob store is known to hold a blob.
     pub fn blob_stored(&self, blob_id: &BlobId) -> Result<bool, IndexError> {
         Ok(self

@@ -47,6 +47,10 @@ pub struct Status {
     pub originals_gone: Vec<GoneOriginal>,
     /// Photos the watcher recorded since the last full scan finished.
     pub recorded_since_scan: u64,
+    /// Free bytes on the blob store's disk.
+    pub disk_free: Option<u64>,
+    /// Blobs the running node leaves unfetched for lack of room, if any.
+    pub disk_short: Option<crate::net::control::DiskShort>,
 }
 
 /// What a device holds against what it should.
@@ -177,6 +181,8 @@ pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
         holding: holding(home)?,
         originals_gone: originals_gone(home)?,
         recorded_since_scan: recorded_since_scan(home)?,
+        disk_free: home.blobs.free_bytes().ok(),
+        disk_short: None,
     })
 }
 
@@ -233,6 +239,7 @@ pub fn apply_live(status: &mut Status, live: Option<LiveStatus>) {
     status.listening = Some(live.listening);
     status.open_connections = Some(live.open_connections);
     status.transfers = live.transfers;
+    status.disk_short = live.disk_short;
     for peer in &mut status.peers {
         peer.connection = live
             .connections

@@ -128,6 +128,22 @@ pub struct LiveStatus {
     pub connections: Vec<LiveConnection>,
     /// Blobs being received.
     pub transfers: Vec<TransferStatus>,
+    /// Blobs waiting because the disk is nearly full, if any are.
+    #[serde(default)]
+    pub disk_short: Option<DiskShort>,
+}
+
+/// Blobs a node does not fetch because they would eat into its free-space reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiskShort {
+    /// Free bytes on the blob store's disk when last looked.
+    pub free: u64,
+    /// The reserve kept free (`[storage] reserve`).
+    pub reserve: u64,
+    /// Blobs waiting for room.
+    pub blobs_waiting: u64,
+    /// Their size, as far as known.
+    pub bytes_waiting: u64,
 }
 
 /// One live connection, as a running node reports it.

@@ -84,6 +84,10 @@ pub async fn sync_blobs(
     if wanted.is_empty() {
         return Ok(0);
     }
+    let wanted = engine.fit_to_disk(&*home.lock().await, wanted);
+    if wanted.is_empty() {
+        return Ok(0);
+    }
     fetch_from(home, engine, connection, *peer, transfers, wanted, helpers).await
 }
 

@@ -13,6 +13,7 @@ use photomesh_protocol::seal::BlobId;
 use crate::blob::direct::Pool;
 use crate::home::Home;
 use crate::index::IndexError;
+use crate::net::control::DiskShort;
 use crate::replicate::fetcher::MAX_IN_FLIGHT_BYTES;
 use crate::replicate::records::RecordSet;
 
@@ -179,6 +180,11 @@ pub struct BlobEngine {
     pub(crate) fetching: Arc<Mutex<HashSet<[u8; 32]>>>,
     /// Buffers for received blobs, reused.
     pub(crate) buffers: Arc<Pool>,
+    /// Free space kept on the blob store's disk: no blob is fetched into it. `None`: 5% of
+    /// the disk, at most 1 GiB.
+    pub reserve: Option<u64>,
+    /// Blobs waiting for room, when the disk is nearly full.
+    pub short: Mutex<Option<DiskShort>>,
 }
 
 impl BlobEngine {
@@ -196,7 +202,66 @@ impl BlobEngine {
             policy,
             fetching: Arc::default(),
             buffers: Arc::new(Pool::new(MAX_IN_FLIGHT_BYTES as usize)),
+            reserve: None,
+            short: Mutex::new("the disk-space state", None),
         })
+    }
+
+    /// The part of `wanted` that fits on the blob store's disk above the reserve (blobs of
+    /// unknown size are taken while there is room at all). When some do not fit, says so once
+    /// (and in `status`) until they do.
+    pub(crate) fn fit_to_disk(&self, home: &Home, wanted: Vec<BlobId>) -> Vec<BlobId> {
+        // A reserve of 0 turns the check off: a full disk is then met as a write error.
+        if self.reserve == Some(0) {
+            return wanted;
+        }
+        let (free, disk) = match home.blobs.space() {
+            Ok(space) => space,
+            Err(e) => {
+                tracing::debug!("reading the free space of the blob store's disk: {e}");
+                return wanted;
+            }
+        };
+        let reserve = self
+            .reserve
+            .unwrap_or_else(|| crate::home::config::default_reserve(disk));
+        let budget = free.saturating_sub(reserve);
+        let (mut used, mut waiting, mut bytes_waiting) = (0u64, 0u64, 0u64);
+        let mut take = Vec::with_capacity(wanted.len());
+        for blob in wanted {
+            let size = home.index.blob_size_hint(&blob).ok().flatten().unwrap_or(0);
+            if budget > 0 && used.saturating_add(size) <= budget {
+                used += size;
+                take.push(blob);
+            } else {
+                waiting += 1;
+                bytes_waiting += size;
+            }
+        }
+        let mut short = self.short.lock();
+        if waiting == 0 {
+            if short.take().is_some() {
+                tracing::info!("there is room on the disk again: fetching blobs");
+            }
+            return take;
+        }
+        if short.is_none() {
+            tracing::warn!(
+                "the disk is nearly full: {} MB free, {} MB kept in reserve; {waiting} blobs \
+                 ({} MB) wait until there is room (free some space, or lower [storage] \
+                 reserve); records are still received and blobs served",
+                free / 1_000_000,
+                reserve / 1_000_000,
+                bytes_waiting / 1_000_000
+            );
+        }
+        *short = Some(DiskShort {
+            free,
+            reserve,
+            blobs_waiting: waiting,
+            bytes_waiting,
+        });
+        take
     }
 }
 

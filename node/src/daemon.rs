@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod hello;
 mod link;
 pub mod registry;
+pub mod scrub;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -127,6 +128,8 @@ pub struct RunOptions {
     /// Free space kept on the blob store's disk (`[storage] reserve`); `None`: 5% of the
     /// disk, at most 1 GiB.
     pub reserve: Option<u64>,
+    /// How the stored blobs are re-verified (`[scrub]`).
+    pub scrub: crate::daemon::scrub::ScrubOptions,
 }
 
 impl Default for RunOptions {
@@ -137,6 +140,7 @@ impl Default for RunOptions {
             discovery: crate::daemon::discovery::Settings::default(),
             peers: Vec::new(),
             reserve: None,
+            scrub: crate::daemon::scrub::ScrubOptions::default(),
         }
     }
 }
@@ -239,6 +243,10 @@ pub async fn run(
         .filter(|_| !vault)
         .map(|watch| watch_folders(&node, home_path.to_owned(), watch));
     let dialer = tokio::spawn(dial_loop(node.clone()));
+    let scrubber = tokio::spawn(crate::daemon::scrub::scrub_loop(
+        node.clone(),
+        options.scrub,
+    ));
     let control = Arc::new(control);
     let controller = tokio::spawn({
         let (control, node) = (control.clone(), node.clone());
@@ -251,6 +259,7 @@ pub async fn run(
     accept_until(&endpoint, &node, shutdown).await;
     watcher.abort();
     dialer.abort();
+    scrubber.abort();
     controller.abort();
     if let Some(folders) = folders {
         // Dropping the watcher's future stops its thread.

@@ -9,6 +9,7 @@ pub mod media;
 pub mod progress;
 pub mod restore;
 pub mod scan;
+pub mod scrub;
 pub mod status;
 pub mod verify;
 pub mod watch;

@@ -140,3 +140,48 @@ fn a_server_whose_copy_rotted_sets_it_aside_and_sends_no_bad_data() {
     let (_, log) = laptop_run.terminate();
     assert!(log.contains("failed its check while being served"), "{log}");
 }
+
+#[test]
+fn the_scrub_finds_rot_by_itself_and_the_blob_is_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, laptop) = (
+        Node::init(dir.path(), "phone"),
+        Node::init(dir.path(), "laptop"),
+    );
+    phone.invite(&laptop, "full");
+    let pics = dir.path().join("pics");
+    samples::write_library(&pics, 3, 103);
+    phone.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    phone.ok(&["scan"]);
+    let n = phone.json(&["photos"]).as_array().unwrap().len() as u64;
+    let (_phone_run, addr) = phone.start_run();
+    laptop.ok(&["peer", "add", &addr]);
+    // A pass every two seconds, at no rate limit: the scrub runs while the test watches.
+    fs::write(
+        laptop.home.join("config.toml"),
+        "[scrub]\nperiod = \"2s\"\nmax_rate = \"0\"\n",
+    )
+    .unwrap();
+    let (_laptop_run, _) = laptop.start_run();
+    wait_healed(&laptop, n);
+
+    let photos = laptop.json(&["photos"]);
+    let hex = photos[0]["blob_id"].as_str().unwrap().to_owned();
+    let stored = find_blob(&laptop.home, &hex);
+    let mut bytes = fs::read(&stored).unwrap();
+    bytes[7] ^= 0x10;
+    fs::write(&stored, &bytes).unwrap();
+    // Nobody runs `verify`: the scrub sets the copy aside and a good one comes back.
+    wait_until("the scrub found the rot and the blob came back", || {
+        let status = laptop.json(&["status"]);
+        let back = fs::read(&stored).ok();
+        let good = back.is_some_and(|b| blake3::hash(&b).to_hex().as_str() == hex);
+        (laptop.home.join("blobs/quarantine").join(&hex).is_file() && good)
+            .then_some(())
+            .ok_or(status["scrub"].to_string())
+    });
+    let status = laptop.json(&["status"]);
+    assert!(status["scrub"]["last_pass_ms"].is_u64(), "{status}");
+    let text = laptop.ok(&["status"]);
+    assert!(text.contains("Scrub    last full pass"), "{text}");
+}

@@ -17,6 +17,14 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
         listen: config.node.listen,
         peers: config.peers.resolve(),
         reserve: config.storage.reserve,
+        scrub: photomesh::daemon::scrub::ScrubOptions {
+            period: config.scrub.period,
+            // 0: no limit.
+            max_rate: match config.scrub.max_rate {
+                Some(0) => u64::MAX,
+                rate => rate.unwrap_or(10 << 20),
+            },
+        },
         discovery: photomesh::daemon::discovery::Settings {
             advertise: config.discovery.advertise,
             browse: config.discovery.browse,

@@ -138,6 +138,25 @@ fn print_status(s: &Status) -> std::io::Result<()> {
         (None, Some(free)) => out!("Disk     {} free", bytes(free))?,
         (None, None) => {}
     }
+    let scrub = &s.scrub;
+    if scrub.of > 0 {
+        let last = scrub
+            .last_pass_ms
+            .map_or("none yet".to_owned(), |ms| utc(ms as i64));
+        let now = match scrub.pass_started_ms {
+            Some(_) => format!("; this pass {} of {} blobs", scrub.checked, scrub.of),
+            None => String::new(),
+        };
+        let found = if scrub.found > 0 {
+            format!(
+                "; {} found damaged, set aside and fetched again",
+                count(scrub.found, "blob")
+            )
+        } else {
+            String::new()
+        };
+        out!("Scrub    last full pass {last}{now}{found}")?;
+    }
     if !s.originals_gone.is_empty() {
         out!(
             "Gone     {} recorded here {} no longer in {} folder{} (nothing is lost; \

@@ -93,6 +93,8 @@ pub struct Config {
     pub watch: WatchConfig,
     /// `[storage]`: which blobs this device keeps.
     pub storage: StorageConfig,
+    /// `[scrub]`: re-verifying what this device stores.
+    pub scrub: ScrubConfig,
     /// `[status]`: what `status` measures against.
     pub status: StatusConfig,
     /// `[log]`: what the node logs.
@@ -273,6 +275,27 @@ pub fn format_size(n: u64) -> String {
         }
     }
     n.to_string()
+}
+
+/// `[scrub]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrubConfig {
+    /// How often every stored blob is re-verified. Default 30 days.
+    #[serde(deserialize_with = "duration")]
+    pub period: Duration,
+    /// At most this many bytes a second read by the scrub. Default 10 MiB.
+    #[serde(deserialize_with = "size")]
+    pub max_rate: Option<u64>,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            period: Duration::from_secs(30 * 86_400),
+            max_rate: Some(10 << 20),
+        }
+    }
 }
 
 /// Which photos a device keeps a copy of.
@@ -601,6 +624,22 @@ pub const FIELDS: &[Field] = &[
               the disk, at most 1G.",
         unset: "5% of the disk, at most 1G",
         value: |c| c.storage.reserve.map(|r| quoted(&format_size(r))),
+    },
+    Field {
+        section: "scrub",
+        key: "period",
+        doc: "How often the running node re-verifies every blob it stores (a damaged one is set\n\
+              aside and fetched again from the peers): a duration such as \"30d\" or \"7d\".",
+        unset: "",
+        value: |c| Some(quoted(&format_duration(c.scrub.period))),
+    },
+    Field {
+        section: "scrub",
+        key: "max_rate",
+        doc: "At most this many bytes a second read by the scrub, so it never disturbs a Pi or a\n\
+              phone: a size such as \"10M\".",
+        unset: "",
+        value: |c| c.scrub.max_rate.map(|r| quoted(&format_size(r))),
     },
     Field {
         section: "status",

@@ -207,6 +207,35 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The stored blob that follows `after` in ID order (the scrub's next), with its length.
+    pub fn next_stored_blob(
+        &self,
+        after: Option<&BlobId>,
+    ) -> Result<Option<(BlobId, u64)>, IndexError> {
+        let after = after.map_or_else(Vec::new, |b| b.0.to_vec());
+        let row: Option<(Vec<u8>, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT blob_id, sealed_len FROM blobs WHERE stored = 1 AND blob_id > ?1
+                 ORDER BY blob_id LIMIT 1",
+            )?
+            .query_row([after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((id, len)) => Ok(Some((BlobId(blob_id_from(id)?), len.max(0) as u64))),
+            None => Ok(None),
+        }
+    }
+
+    /// How many blobs the store holds.
+    pub fn stored_blob_count(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM blobs WHERE stored = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+
     /// Every blob the blob store should hold.
     pub fn stored_blobs(&self) -> Result<Vec<BlobId>, IndexError> {
         let mut stmt = self

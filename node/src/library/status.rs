@@ -51,6 +51,8 @@ pub struct Status {
     pub disk_free: Option<u64>,
     /// Blobs the running node leaves unfetched for lack of room, if any.
     pub disk_short: Option<crate::net::control::DiskShort>,
+    /// Where the re-verification of the stored blobs is.
+    pub scrub: crate::library::scrub::ScrubStatus,
 }
 
 /// What a device holds against what it should.
@@ -183,6 +185,7 @@ pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
         recorded_since_scan: recorded_since_scan(home)?,
         disk_free: home.blobs.free_bytes().ok(),
         disk_short: None,
+        scrub: crate::library::scrub::status(home)?,
     })
 }
 

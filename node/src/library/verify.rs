@@ -184,12 +184,22 @@ fn check_original(
     Ok(None)
 }
 
-/// Checks one stored blob against its ID.
 /// Checks one stored blob. A missing or damaged one is healed as far as this device can: its
 /// copy is quarantined (never served again) and it is no longer held, so the running node —
 /// told at once, and its peers at their next reconciliation — fetches a good copy.
 fn check_blob(home: &Home, blob_id: &BlobId) -> Result<Option<Finding>, IndexError> {
-    let (kind, what) = match home.blobs.verify(blob_id) {
+    heal_blob(home, blob_id, home.blobs.verify(blob_id))
+}
+
+/// What a check of a stored blob found (`checked`, the result of `BlobStore::verify`), with
+/// a missing or damaged copy healed as [`check_blob`] says. The scrub checks blobs without
+/// the home and hands the result here.
+pub fn heal_blob(
+    home: &Home,
+    blob_id: &BlobId,
+    checked: Result<(), BlobStoreError>,
+) -> Result<Option<Finding>, IndexError> {
+    let (kind, what) = match checked {
         Ok(()) => return Ok(None),
         Err(BlobStoreError::Missing(_)) => (FindingKind::Missing, "not in the blob store"),
         Err(BlobStoreError::Corrupt(_)) => {

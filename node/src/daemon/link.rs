@@ -290,9 +290,14 @@ impl NodeHandle {
             };
             let mut wait = SYNC_INTERVAL;
             match round.await {
-                Ok((0, 0)) => reported = None,
+                Ok((0, 0)) => {}
                 Ok((records, blobs)) => {
-                    reported = None;
+                    // Only blobs stored show that a paused replication resumed: records keep
+                    // arriving while the blob store is full, and nothing arriving proves
+                    // nothing (what was wanted may be coming over another link).
+                    if blobs > 0 {
+                        reported = None;
+                    }
                     tracing::info!(records, blobs, "received");
                 }
                 Err(e) => match after_failure(e.fault(), connection.close_reason().is_some()) {

@@ -437,3 +437,36 @@ impl FileWatcher {
         Self { _watcher: watcher }
     }
 }
+
+/// [`snapshot`] keyed by the path relative to `dir`, to compare two trees.
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
+    snapshot(dir)
+        .into_iter()
+        .map(|(p, v)| (p.strip_prefix(dir).unwrap().to_owned(), v))
+        .collect()
+}
+
+/// Asserts that `got` holds every file of `want` (two [`tree`]s), byte for byte with its
+/// mtime, naming only the paths that differ.
+pub fn assert_has(
+    got: &BTreeMap<PathBuf, (Vec<u8>, i64, i64)>,
+    want: &BTreeMap<PathBuf, (Vec<u8>, i64, i64)>,
+) {
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(p, v)| got.get(*p) != Some(v))
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "missing or different (bytes or mtime): {wrong:?}; present: {:?}",
+        got.keys()
+    );
+}
+
+/// Where a node's blob store keeps the blob with this ID (hex), asserted to be there.
+pub fn stored_blob(home: &Path, hex: &str) -> PathBuf {
+    let path = home.join("blobs").join(&hex[..2]).join(hex);
+    assert!(path.is_file(), "{} is stored", path.display());
+    path
+}

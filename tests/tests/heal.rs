@@ -6,15 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
-use photomesh_tests::{Node, samples, wait_until};
-
-fn find_blob(home: &Path, hex: &str) -> PathBuf {
-    let path = home.join("blobs").join(&hex[..2]).join(hex);
-    assert!(path.is_file(), "{} is stored", path.display());
-    path
-}
+use photomesh_tests::{Node, samples, stored_blob, wait_until};
 
 /// Waits until `node`'s blob store holds `want` blobs and every one verifies.
 fn wait_healed(node: &Node, want: u64) {
@@ -28,23 +21,40 @@ fn wait_healed(node: &Node, want: u64) {
     });
 }
 
-#[test]
-fn verify_quarantines_a_rotten_and_a_missing_blob_and_the_node_fetches_them_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let (phone, laptop) = (
-        Node::init(dir.path(), "phone"),
-        Node::init(dir.path(), "laptop"),
-    );
+/// A phone with a folder of sample photos and a laptop (with `laptop_config` as its
+/// configuration file), both running, the laptop holding every blob.
+struct Synced {
+    laptop: Node,
+    /// How many blobs the laptop holds.
+    n: u64,
+    /// The two running nodes, stopped when dropped.
+    _runs: [photomesh_tests::Spawned; 2],
+}
+
+fn synced(dir: &std::path::Path, seed: u64, laptop_config: &str) -> Synced {
+    let (phone, laptop) = (Node::init(dir, "phone"), Node::init(dir, "laptop"));
     phone.invite(&laptop, "full");
-    let pics = dir.path().join("pics");
-    samples::write_library(&pics, 4, 101);
+    let pics = dir.join("pics");
+    samples::write_library(&pics, 4, seed);
     phone.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
     phone.ok(&["scan"]);
     let n = phone.json(&["photos"]).as_array().unwrap().len() as u64;
-    let (_phone_run, addr) = phone.start_run();
+    let (phone_run, addr) = phone.start_run();
     laptop.ok(&["peer", "add", &addr]);
-    let (_laptop_run, _) = laptop.start_run();
+    fs::write(laptop.home.join("config.toml"), laptop_config).unwrap();
+    let (laptop_run, _) = laptop.start_run();
     wait_healed(&laptop, n);
+    Synced {
+        laptop,
+        n,
+        _runs: [phone_run, laptop_run],
+    }
+}
+
+#[test]
+fn verify_quarantines_a_rotten_and_a_missing_blob_and_the_node_fetches_them_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let Synced { laptop, n, _runs } = synced(dir.path(), 101, "");
 
     // A byte rots in one stored blob; another is deleted by hand.
     let photos = laptop.json(&["photos"]);
@@ -54,12 +64,12 @@ fn verify_quarantines_a_rotten_and_a_missing_blob_and_the_node_fetches_them_agai
         .iter()
         .map(|p| p["blob_id"].as_str().unwrap())
         .collect();
-    let rotten = find_blob(&laptop.home, blobs[0]);
+    let rotten = stored_blob(&laptop.home, blobs[0]);
     let mut bytes = fs::read(&rotten).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     fs::write(&rotten, &bytes).unwrap();
-    fs::remove_file(find_blob(&laptop.home, blobs[1])).unwrap();
+    fs::remove_file(stored_blob(&laptop.home, blobs[1])).unwrap();
 
     let run = laptop.run(&["verify"]);
     assert_eq!(run.code, 1, "{run:?}");
@@ -75,7 +85,7 @@ fn verify_quarantines_a_rotten_and_a_missing_blob_and_the_node_fetches_them_agai
     // The running node fetches both again from the phone, verified.
     wait_healed(&laptop, n);
     let mut back = Vec::new();
-    fs::File::open(find_blob(&laptop.home, blobs[0]))
+    fs::File::open(stored_blob(&laptop.home, blobs[0]))
         .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut back))
         .unwrap();
     assert_ne!(back, bytes, "a good copy replaced the rotten one");
@@ -106,7 +116,7 @@ fn a_server_whose_copy_rotted_sets_it_aside_and_sends_no_bad_data() {
     // fetches everything from the laptop.
     let photos = laptop.json(&["photos"]);
     let hex = photos[0]["blob_id"].as_str().unwrap().to_owned();
-    let rotten = find_blob(&laptop.home, &hex);
+    let rotten = stored_blob(&laptop.home, &hex);
     let mut bytes = fs::read(&rotten).unwrap();
     bytes[100] ^= 0x80;
     fs::write(&rotten, &bytes).unwrap();
@@ -144,30 +154,16 @@ fn a_server_whose_copy_rotted_sets_it_aside_and_sends_no_bad_data() {
 #[test]
 fn the_scrub_finds_rot_by_itself_and_the_blob_is_fetched_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (phone, laptop) = (
-        Node::init(dir.path(), "phone"),
-        Node::init(dir.path(), "laptop"),
-    );
-    phone.invite(&laptop, "full");
-    let pics = dir.path().join("pics");
-    samples::write_library(&pics, 3, 103);
-    phone.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
-    phone.ok(&["scan"]);
-    let n = phone.json(&["photos"]).as_array().unwrap().len() as u64;
-    let (_phone_run, addr) = phone.start_run();
-    laptop.ok(&["peer", "add", &addr]);
     // A pass every two seconds, at no rate limit: the scrub runs while the test watches.
-    fs::write(
-        laptop.home.join("config.toml"),
+    let Synced { laptop, _runs, .. } = synced(
+        dir.path(),
+        103,
         "[scrub]\nperiod = \"2s\"\nmax_rate = \"0\"\n",
-    )
-    .unwrap();
-    let (_laptop_run, _) = laptop.start_run();
-    wait_healed(&laptop, n);
+    );
 
     let photos = laptop.json(&["photos"]);
     let hex = photos[0]["blob_id"].as_str().unwrap().to_owned();
-    let stored = find_blob(&laptop.home, &hex);
+    let stored = stored_blob(&laptop.home, &hex);
     let mut bytes = fs::read(&stored).unwrap();
     bytes[7] ^= 0x10;
     fs::write(&stored, &bytes).unwrap();

@@ -297,7 +297,7 @@ pub fn run(
     for &i in indexes {
         let planned = &plan.photos[i];
         let photo = &planned.photo;
-        match restore_one(home, photo, planned.source.as_deref(), &planned.target) {
+        match restore_one(home, photo, &planned.target) {
             Ok(Outcome::Written) => {
                 report.restored += 1;
                 report.bytes += photo.size;
@@ -358,12 +358,7 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
         .then(|| p.to_owned())
 }
 
-fn restore_one(
-    home: &Home,
-    photo: &PhotoRecord,
-    source: Option<&Path>,
-    target: &Path,
-) -> Result<Outcome, Failed> {
+fn restore_one(home: &Home, photo: &PhotoRecord, target: &Path) -> Result<Outcome, Failed> {
     if let Ok(meta) = fs::symlink_metadata(target) {
         return if meta.is_file() && meta.len() == photo.size && same_content(target, photo) {
             Ok(Outcome::AlreadyPresent)
@@ -381,7 +376,7 @@ fn restore_one(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.photomesh-restore"));
-    let result = write_verified(home, photo, source, &tmp).and_then(|()| {
+    let result = write_verified(home, photo, &tmp).and_then(|()| {
         fs::hard_link(&tmp, target).map_err(|e| {
             Failed::Other(if e.kind() == io::ErrorKind::AlreadyExists {
                 "a file appeared at that path during the restore; it was not overwritten".into()
@@ -397,12 +392,7 @@ fn restore_one(
 /// Writes the verified plaintext to `tmp`, fsynced and with the recorded mtime. The sealed
 /// bytes come from wherever this device holds the blob ([`BlobSource`]): its store, or an
 /// original with the recorded content.
-fn write_verified(
-    home: &Home,
-    photo: &PhotoRecord,
-    _source: Option<&Path>,
-    tmp: &Path,
-) -> Result<(), Failed> {
+fn write_verified(home: &Home, photo: &PhotoRecord, tmp: &Path) -> Result<(), Failed> {
     let blob = BlobSource::open(home, &photo.blob_id)
         .map_err(|e| Failed::Other(e.to_string()))?
         .ok_or(Failed::NoGoodCopy {

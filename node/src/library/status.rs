@@ -2,6 +2,10 @@
 //! and what the last scan found — read from the home — and, when a node runs on the home,
 //! what it reports live through the control socket: its connections and transfers.
 
+use std::collections::HashSet;
+
+use photomesh_protocol::seal::BlobId;
+
 use crate::home::Home;
 use crate::index::{FolderStats, IndexError, ScanSummary};
 use crate::mesh::DeviceEntry;
@@ -164,6 +168,8 @@ pub fn status(home: &Home) -> Result<Status, IndexError> {
 /// Gathers the status from the home's index. Photos should reach `goal` verified copies on
 /// distinct devices, or every member if the mesh has fewer.
 pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
+    // What this device holds: read once, for what it should hold and for the copy counts.
+    let held: HashSet<BlobId> = home.index.held_blobs()?.into_iter().collect();
     Ok(Status {
         device_id: home.device.device_id().to_string(),
         device_name: home.device_name()?,
@@ -174,13 +180,13 @@ pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
         records: home.index.record_count()?,
         last_scan: home.index.last_scan()?,
         peers: peers(home)?,
-        safety: safety(home, goal)?,
+        safety: safety(home, goal, &held)?,
         node_running: false,
         listening: None,
         open_connections: None,
         transfers: Vec::new(),
         hold: crate::replicate::held::HoldPolicy::of(home)?.name(),
-        holding: holding(home)?,
+        holding: holding(home, &held)?,
         originals_gone: originals_gone(home)?,
         recorded_since_scan: recorded_since_scan(home)?,
         disk_free: home.blobs.free_bytes().ok(),
@@ -189,7 +195,7 @@ pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
     })
 }
 
-fn holding(home: &Home) -> Result<Option<Holding>, IndexError> {
+fn holding(home: &Home, held: &HashSet<BlobId>) -> Result<Option<Holding>, IndexError> {
     if home.keys.current().is_none() {
         return Ok(None);
     }
@@ -197,7 +203,6 @@ fn holding(home: &Home) -> Result<Option<Holding>, IndexError> {
     let own =
         crate::replicate::held::HoldPolicy::of(home)? == crate::replicate::held::HoldPolicy::Own;
     let should = home.index.photo_blobs(own.then_some(&me))?;
-    let held: std::collections::HashSet<_> = home.index.held_blobs()?.into_iter().collect();
     Ok(Some(Holding {
         should_hold: should.len() as u64,
         holds: should.iter().filter(|b| held.contains(b)).count() as u64,
@@ -328,7 +333,7 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
 
 /// Copies per photo: this device if it holds the blob, plus every current member last seen
 /// holding it. Only members count: a revoked device's copy is not a copy.
-fn safety(home: &Home, goal: u64) -> Result<Option<Safety>, IndexError> {
+fn safety(home: &Home, goal: u64, held: &HashSet<BlobId>) -> Result<Option<Safety>, IndexError> {
     if home.keys.current().is_none() {
         return Ok(None);
     }
@@ -339,7 +344,6 @@ fn safety(home: &Home, goal: u64) -> Result<Option<Safety>, IndexError> {
         .map(|t| t.members().map(|m| m.device).collect())
         .unwrap_or_default();
     let goal = (members.len().max(1) as u64).min(goal.max(1));
-    let held: std::collections::BTreeSet<_> = home.index.held_blobs()?.into_iter().collect();
     let mut safety = Safety {
         photos: 0,
         bytes: 0,

@@ -27,6 +27,9 @@ pub enum HoldPolicy {
     Own,
 }
 
+/// Set in `meta` once the photo rows of older records have their adder and kind.
+const BACKFILLED_META: &str = "photos_backfilled";
+
 /// Where the policy is kept in the index's `meta` table.
 pub(crate) const HOLD_META: &str = "hold";
 
@@ -191,11 +194,15 @@ impl BlobEngine {
     /// Loads the held-blob set and the hold policy.
     pub fn load(home: &Home) -> Result<Self, IndexError> {
         let policy = HoldPolicy::of(home)?;
-        // Photo records indexed before the index kept their adder and kind.
-        for row in home.index.photos_without_adder()? {
-            if let Ok(Record::Photo(photo)) = Record::open(&row.sealed, &home.keys) {
-                home.index.set_added_by(&row.record_id, &photo)?;
+        // Photo records indexed before the index kept their adder and kind: filled in once
+        // (records indexed since carry both), not searched for at every start.
+        if home.index.meta(BACKFILLED_META)?.is_none() {
+            for row in home.index.photos_without_adder()? {
+                if let Ok(Record::Photo(photo)) = Record::open(&row.sealed, &home.keys) {
+                    home.index.set_added_by(&row.record_id, &photo)?;
+                }
             }
+            home.index.set_meta(BACKFILLED_META, "1")?;
         }
         Ok(Self {
             held: HeldBlobs::load(home)?,

@@ -154,20 +154,25 @@ impl Mesh {
         let engine = BlobEngine::load(&home)?;
         let set = RecordSet::load(&home)?;
         let home = Arc::new(tokio::sync::Mutex::new(home));
-        let mut mesh = Self {
-            way: Way::Node(home_path.to_owned()),
-            reached: Vec::new(),
-            unreachable: Vec::new(),
-        };
-        let links =
-            runtime.block_on(dial_members(&home, &set, extra, found, &mut mesh, on_event))?;
-        mesh.way = Way::Direct(Box::new(Direct {
-            runtime,
-            home,
-            engine,
-            links,
-        }));
-        Ok(mesh)
+        let mut unreachable = Vec::new();
+        let links = runtime.block_on(dial_members(
+            &home,
+            &set,
+            extra,
+            found,
+            &mut unreachable,
+            on_event,
+        ))?;
+        Ok(Self {
+            reached: links.iter().map(|l| l.name.clone()).collect(),
+            unreachable,
+            way: Way::Direct(Box::new(Direct {
+                runtime,
+                home,
+                engine,
+                links,
+            })),
+        })
     }
 
     /// Whether the node running on this home is the way to the mesh.
@@ -228,13 +233,14 @@ impl Drop for Mesh {
     }
 }
 
-/// Dials every other member, and catches up with the records of each one reached.
+/// Dials every other member, and catches up with the records of each one reached; those
+/// not reached are added to `unreachable` with the reason.
 async fn dial_members(
     home: &Arc<tokio::sync::Mutex<Home>>,
     set: &RecordSet,
     extra: &[SocketAddr],
     found: &HashMap<DeviceId, Vec<SocketAddr>>,
-    mesh: &mut Mesh,
+    unreachable: &mut Vec<String>,
     on_event: &mut dyn FnMut(MeshEvent<'_>),
 ) -> Result<Vec<Link>, SyncError> {
     use photomesh_protocol::nquic::NoiseKey;
@@ -295,7 +301,7 @@ async fn dial_members(
             Err(why) => {
                 let line = format!("{label}: {why}");
                 on_event(MeshEvent::Unreachable(&line));
-                mesh.unreachable.push(line);
+                unreachable.push(line);
                 continue;
             }
         };
@@ -307,10 +313,9 @@ async fn dial_members(
             Err(e) => {
                 let line = format!("{label}: catching up with its records failed: {e}");
                 on_event(MeshEvent::Unreachable(&line));
-                mesh.unreachable.push(line);
+                unreachable.push(line);
             }
         }
-        mesh.reached.push(label.clone());
         links.push(Link {
             name: label,
             device: member.device,

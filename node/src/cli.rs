@@ -29,6 +29,7 @@ mod folder;
 mod format;
 mod pair;
 mod peer;
+mod repair;
 mod restore;
 mod run;
 mod scan;
@@ -89,6 +90,11 @@ pub fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::Init { recover, .. } => init(&home_path, &config_path, &loaded, recover),
+        // Before the home is opened: its index may not open.
+        Command::RepairIndex { name, json } => {
+            let name = name.or_else(|| loaded.config.node.name.clone());
+            repair::repair_index(&home_path, name.as_deref(), json)
+        }
         Command::Demo { .. } => unreachable!("handled above: the demo has no home"),
         command => {
             let home = Home::open(&home_path)?;
@@ -126,7 +132,13 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
         } => peer::ping(&home, address, device, json),
         Command::Folder(cmd) => folder::folder(&home, cmd),
         Command::Scan { json } => scan::scan(&home, home_path, &loaded.config, json),
-        Command::Status { json } => status::status(&home, home_path, &loaded.config, json),
+        Command::Status { photo: None, json } => {
+            status::status(&home, home_path, &loaded.config, json)
+        }
+        Command::Status {
+            photo: Some(photo),
+            json,
+        } => status::photo(&home, &loaded.config, &photo, json),
         Command::Photos { folder, json } => status::photos(&home, folder.as_deref(), json),
         Command::Restore {
             to,
@@ -149,7 +161,10 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
             )
         }
         Command::Verify { json } => restore::verify(&home, json),
-        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } => {
+        Command::Init { .. }
+        | Command::Config(_)
+        | Command::Demo { .. }
+        | Command::RepairIndex { .. } => {
             unreachable!("handled before the home is opened")
         }
     }

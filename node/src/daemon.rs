@@ -128,6 +128,8 @@ pub struct RunOptions {
     /// Free space kept on the blob store's disk (`[storage] reserve`); `None`: 5% of the
     /// disk, at most 1 GiB.
     pub reserve: Option<u64>,
+    /// The most bytes of blobs this device stores (`[storage] max_bytes`); `None`: no cap.
+    pub max_bytes: Option<u64>,
     /// How the stored blobs are re-verified (`[scrub]`).
     pub scrub: crate::daemon::scrub::ScrubOptions,
 }
@@ -140,6 +142,7 @@ impl Default for RunOptions {
             discovery: crate::daemon::discovery::Settings::default(),
             peers: Vec::new(),
             reserve: None,
+            max_bytes: None,
             scrub: crate::daemon::scrub::ScrubOptions::default(),
         }
     }
@@ -202,6 +205,7 @@ pub async fn run(
     let discovery_key = crate::daemon::discovery::key(&home);
     let mut engine = crate::replicate::held::BlobEngine::load(&home)?;
     engine.reserve = options.reserve;
+    engine.quota = options.max_bytes;
     let engine = Arc::new(engine);
     tracing::info!(hold = engine.policy.name(), "hold policy");
     // A vault holds no library key: it can seal no photo, so it has no folders to watch.

@@ -519,6 +519,7 @@ fn read_state(device: &Device) -> Result<DeviceState, DemoError> {
         .held_blobs()
         .map_err(|e| read(e.to_string()))?
         .into_iter()
+        .map(|(blob, _)| blob)
         .collect();
     let status = crate::library::status::status(&home).map_err(|e| read(e.to_string()))?;
     Ok(DeviceState {

@@ -41,6 +41,13 @@ pub enum HomeError {
          Choose another --home, or remove it yourself if it is a home you no longer need"
     )]
     Exists(PathBuf),
+    /// `init` found a home already there.
+    #[error(
+        "{0} already exists and is a photomesh home; photomesh will not touch it. Use it as it is \
+         (`photomesh --home {0} status`); if its index is damaged, run \
+         `photomesh --home {0} repair-index`"
+    )]
+    IsHome(PathBuf),
     /// There is no home at the path.
     #[error("no photomesh home at {0}; create one with `photomesh init --name NAME`")]
     Missing(PathBuf),
@@ -119,6 +126,9 @@ impl Home {
         recovered: Option<KeyRing>,
         now_ms: u64,
     ) -> Result<Self, HomeError> {
+        if path.join(DEVICE_KEY_FILE).exists() {
+            return Err(HomeError::IsHome(path.to_owned()));
+        }
         match fs::read_dir(path) {
             Ok(entries) => {
                 // A configuration file written before `init` (e.g. with `[node] name`) is
@@ -201,6 +211,36 @@ impl Home {
         })
     }
 
+    /// Opens an existing home with a new, empty index at `index_file` (which must not exist)
+    /// in place of its own, which is not opened: for `repair-index`, which builds the new
+    /// index there and then puts it in place with [`replace_index`]. The keys and the blob
+    /// store are the home's.
+    pub fn with_new_index(path: &Path, index_file: &Path) -> Result<Self, HomeError> {
+        let device_path = path.join(DEVICE_KEY_FILE);
+        if !device_path.exists() {
+            return Err(HomeError::Missing(path.to_owned()));
+        }
+        let device = decode_device_key(&device_path)?;
+        let keys = decode_key_ring(&path.join(LIBRARY_KEYS_FILE))?;
+        make_private(path);
+        // The index names every file and its plaintext hash: created private.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(index_file)
+            .map_err(io_err(index_file))?;
+        let index = Index::create(index_file)?;
+        let blobs = BlobStore::open(path.join(BLOBS_DIR))?;
+        Ok(Self {
+            path: path.to_owned(),
+            device,
+            keys,
+            index,
+            blobs,
+        })
+    }
+
     /// Writes the key ring back to `library.keys` (atomically), after it changed.
     pub fn save_keys(&self) -> Result<(), HomeError> {
         write_secret_file(
@@ -213,6 +253,62 @@ impl Home {
     pub fn device_name(&self) -> Result<String, IndexError> {
         Ok(self.index.meta("device_name")?.unwrap_or_default())
     }
+}
+
+/// The index file of the home at `home`.
+pub fn index_file(home: &Path) -> PathBuf {
+    home.join(INDEX_FILE)
+}
+
+/// Puts the closed index `new` in place of the home's index, which is moved aside (with its
+/// WAL and shared-memory files) to `index.sqlite.damaged-YYYYMMDDTHHMMSSZ`, never written to
+/// or deleted. Returns where it went (`None` when there was none).
+pub fn replace_index(home: &Path, new: &Path, now_ms: u64) -> Result<Option<PathBuf>, HomeError> {
+    let index = index_file(home);
+    let [y, mo, d, h, mi, s] = crate::clock::utc_fields(now_ms as i64);
+    let stamp = format!("{INDEX_FILE}.damaged-{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z");
+    // A second repair within the same second gets a name of its own.
+    let aside = (1..)
+        .map(|n| match n {
+            1 => home.join(&stamp),
+            n => home.join(format!("{stamp}-{n}")),
+        })
+        .find(|p| fs::symlink_metadata(p).is_err())
+        .unwrap_or_else(|| home.join(&stamp));
+    let moved = match fs::symlink_metadata(&index) {
+        Ok(_) => {
+            // The WAL and shared-memory files first: no WAL is ever left beside the new
+            // index, and the old one keeps its WAL under its new name.
+            for suffix in ["-wal", "-shm"] {
+                let from = home.join(format!("{INDEX_FILE}{suffix}"));
+                let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+                match fs::rename(&from, &to) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(&from)(e)),
+                }
+            }
+            fs::rename(&index, &aside).map_err(io_err(&index))?;
+            Some(aside)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err(&index)(e)),
+    };
+    // Closed, the new index has no WAL left; if it has, it goes with it.
+    for suffix in ["-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", new.display()));
+        let to = home.join(format!("{INDEX_FILE}{suffix}"));
+        match fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&from)(e)),
+        }
+    }
+    fs::rename(new, &index).map_err(io_err(&index))?;
+    File::open(home)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(home))?;
+    Ok(moved)
 }
 
 /// Makes the home, its blob store and its index (with SQLite's WAL and shared-memory files,
@@ -413,7 +509,7 @@ mod tests {
         Home::create(dir.path(), "a", None, 1).unwrap();
         assert!(matches!(
             Home::create(dir.path(), "b", None, 1),
-            Err(HomeError::Exists(_))
+            Err(HomeError::IsHome(_))
         ));
         assert_eq!(Home::open(dir.path()).unwrap().device_name().unwrap(), "a");
     }

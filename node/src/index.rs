@@ -13,13 +13,17 @@ mod blobs;
 mod folders;
 mod peers;
 mod records;
+mod salvage;
 mod scans;
 mod schema;
 
 pub use blobs::{BlobInfo, OriginalRow};
-pub use folders::{Folder, FolderStats, GONE_VERSION, SourceRow};
-pub use peers::BadPeer;
+pub use folders::{Folder, FolderStats, GONE_VERSION, GoneSource, SourceRow};
+pub use peers::{BadPeer, PeerReport};
 pub use records::PhotoRow;
+#[cfg(test)]
+pub(crate) use salvage::testing;
+pub use salvage::{Salvage, Salvaged, SeenRow};
 pub use scans::{LeftOut, ScanProblem, ScanSummary};
 
 use schema::MIGRATIONS;
@@ -32,16 +36,32 @@ use rusqlite::{Connection, OptionalExtension};
 /// Why the index refused an operation.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// The file is not a SQLite database or is damaged.
+    /// The file is not a SQLite database or is damaged: found when it was opened, or by any
+    /// later query that met a damaged page (SQLite's `SQLITE_CORRUPT` or `SQLITE_NOTADB`).
     #[error(
-        "the index {path} is damaged ({detail}). Nothing was changed. Your photos are untouched; \
-         move the file aside and run `photomesh scan` to rebuild the index of this device's folders"
+        "the index {path} is damaged ({detail}). Your photos are untouched. Run \
+         `photomesh repair-index` (with no node running on this home): it moves the damaged \
+         file aside and builds a new index from what can still be read"
     )]
     Corrupt {
         /// The index file.
         path: PathBuf,
         /// What SQLite said.
         detail: String,
+    },
+    /// The index file is not there.
+    #[error(
+        "the index {0} is missing; run `photomesh repair-index` (with no node running on this \
+         home) to make a new one from the keys and blobs this home still holds"
+    )]
+    Missing(PathBuf),
+    /// The index is there but could not be opened (permissions, a full disk, a lock).
+    #[error("cannot open the index {path}: {source}")]
+    Open {
+        /// The index file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
     },
     /// The index was written by a newer photomesh.
     #[error(
@@ -57,7 +77,22 @@ pub enum IndexError {
     },
     /// Any other SQLite error.
     #[error("index: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for IndexError {
+    /// A query that meets a damaged page fails with SQLite's own words, naming no file; it
+    /// becomes [`IndexError::Corrupt`], naming the index this process has open.
+    fn from(e: rusqlite::Error) -> Self {
+        if is_damage(&e) {
+            IndexError::Corrupt {
+                path: open_files::named(),
+                detail: e.to_string(),
+            }
+        } else {
+            IndexError::Sqlite(e)
+        }
+    }
 }
 
 /// The open index.
@@ -75,16 +110,20 @@ impl Index {
 
     /// Opens an existing index, migrating it forward if it is older than this build.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
+        // SQLite would say only "unable to open database file".
+        if !path.exists() {
+            return Err(IndexError::Missing(path.to_owned()));
+        }
         let conn = rusqlite::Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| corrupt(path, e))?;
+        .map_err(|e| at_open(path, e))?;
         Self::setup(conn, path)
     }
 
     fn setup(conn: Connection, path: &Path) -> Result<Self, IndexError> {
-        let map = |e| corrupt(path, e);
+        let map = |e| at_open(path, e);
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(map)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -102,7 +141,7 @@ impl Index {
             .map_err(map)?;
         let index = Self {
             conn,
-            path: path.to_owned(),
+            path: open_files::opened(path),
         };
         index.migrate()?;
         Ok(index)
@@ -112,7 +151,7 @@ impl Index {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| corrupt(&self.path, e))?;
+            .map_err(|e| at_open(&self.path, e))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(IndexError::TooNew {
@@ -137,13 +176,16 @@ impl Index {
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
-    /// Runs SQLite's integrity check; `Ok(None)` when the file is sound.
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs SQLite's quick integrity check (every page of the file is read: a second or so
+    /// per hundred megabytes); `Ok(None)` when the file is sound, else what is wrong (the
+    /// first problems SQLite lists, or the error that stopped the check).
     pub fn integrity_problem(&self) -> Result<Option<String>, IndexError> {
-        let result: String = self
-            .conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| corrupt(&self.path, e))?;
-        Ok((result != "ok").then_some(result))
+        check(&self.conn, "quick_check")
     }
 
     /// Runs `f` in one transaction: all of its writes land, or none.
@@ -186,14 +228,95 @@ impl Index {
     }
 }
 
+impl Drop for Index {
+    fn drop(&mut self) {
+        open_files::closed(&self.path);
+    }
+}
+
+/// The index files this process has open, so that a damage error raised where only SQLite's
+/// error is at hand (any query, through `?`) names the file. A process works on one home, so
+/// this is one file; when several are open (tests), the error names them all.
+mod open_files {
+    use std::path::{Path, PathBuf};
+
+    use crate::lock::Mutex;
+
+    static OPEN: Mutex<Vec<PathBuf>> = Mutex::new("the open index files", Vec::new());
+
+    /// Notes that `path` is open; returns it.
+    pub(super) fn opened(path: &Path) -> PathBuf {
+        OPEN.lock().push(path.to_owned());
+        path.to_owned()
+    }
+
+    /// Notes that one opening of `path` is closed.
+    pub(super) fn closed(path: &Path) {
+        let mut open = OPEN.lock();
+        if let Some(at) = open.iter().position(|p| p == path) {
+            open.swap_remove(at);
+        }
+    }
+
+    /// The open index file, or every one (joined by " or ") when several are open.
+    pub(super) fn named() -> PathBuf {
+        let mut open = OPEN.lock().clone();
+        open.sort();
+        open.dedup();
+        match open.as_slice() {
+            [one] => one.clone(),
+            [] => PathBuf::from("index.sqlite"),
+            several => PathBuf::from(
+                several
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            ),
+        }
+    }
+}
+
 fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn corrupt(path: &Path, e: rusqlite::Error) -> IndexError {
-    IndexError::Corrupt {
-        path: path.to_owned(),
-        detail: e.to_string(),
+/// SQLite's `quick_check` or `integrity_check` (`pragma`) of the file `conn` has open: `None`
+/// when it is sound, else the first problems it lists, or the damage that stopped it.
+fn check(conn: &Connection, pragma: &str) -> Result<Option<String>, IndexError> {
+    let checked = (|| {
+        let mut stmt = conn.prepare(&format!("PRAGMA {pragma}(5)"))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<Vec<String>, _>>()
+    })();
+    match checked {
+        Ok(lines) if lines == ["ok"] => Ok(None),
+        Ok(lines) => Ok(Some(lines.join("; "))),
+        Err(e) if is_damage(&e) => Ok(Some(e.to_string())),
+        Err(e) => Err(IndexError::Sqlite(e)),
+    }
+}
+
+/// Whether SQLite said the file is damaged or is not a database.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// An error met while opening the index at `path`: damage, or why it could not be opened.
+fn at_open(path: &Path, e: rusqlite::Error) -> IndexError {
+    if is_damage(&e) {
+        IndexError::Corrupt {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        }
+    } else {
+        IndexError::Open {
+            path: path.to_owned(),
+            source: e,
+        }
     }
 }
 
@@ -258,6 +381,20 @@ mod tests {
             steps
                 .iter()
                 .any(|s| s.contains("USING INDEX photos_by_hash")),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn the_photo_at_a_path_is_found_through_the_path_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        let steps = plan(&ix, super::records::CURRENT_PHOTO_AT, ["camera", "a.jpg"]);
+        assert!(steps.iter().all(|s| !s.starts_with("SCAN")), "{steps:?}");
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("USING INDEX photos_by_path")),
             "{steps:?}"
         );
     }

@@ -1,12 +1,14 @@
 //! The photo folders of a `full` device: which files are photos and videos ([`media`]),
 //! recording them as sealed records ([`scan`], [`watch`]), getting them back ([`restore`]),
-//! checking nothing rotted ([`verify`]), and what `status` shows ([`status`]).
+//! checking nothing rotted ([`verify`]), rebuilding a damaged index ([`repair`]), and what
+//! `status` shows ([`status`]).
 
 pub mod capture;
 pub mod folders;
 pub mod links;
 pub mod media;
 pub mod progress;
+pub mod repair;
 pub mod restore;
 pub mod scan;
 pub mod scrub;

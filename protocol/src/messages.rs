@@ -78,6 +78,41 @@ pub struct Hello {
     /// Where the sender last reached other members (`HOST:PORT`), so that a device learns
     /// how to reach members it has never met. At most [`MAX_ADDRESSES`].
     pub addresses: Vec<(DeviceId, String)>,
+    /// Since when every copy the sender holds was verified (ms since the epoch, by its
+    /// clock): its copies count towards the replica goal while this is within the scrub
+    /// period. `None` from a device that holds nothing or does not say (a ping).
+    pub verified_since: Option<u64>,
+    /// How much the sender stores and has room for, so every member's `status` shows who is
+    /// running out; `None` when it could not tell.
+    pub storage: Option<StorageReport>,
+}
+
+/// A member's storage, as its hello tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageReport {
+    /// Bytes of blobs it stores.
+    pub used: u64,
+    /// Free bytes on its blob store's disk.
+    pub free: u64,
+    /// The most it may store (`[storage] max_bytes`), if capped.
+    pub quota: Option<u64>,
+}
+
+impl StorageReport {
+    /// How many more bytes of blobs it has room for: its free space, within its quota.
+    pub fn room(&self) -> u64 {
+        match self.quota {
+            Some(quota) => self.free.min(quota.saturating_sub(self.used)),
+            None => self.free,
+        }
+    }
+
+    /// Whether it is running out: less than a tenth of what it could hold (what it stores
+    /// plus its room) is left.
+    pub fn is_low(&self) -> bool {
+        let room = self.room();
+        room < self.used.saturating_add(room) / 10
+    }
 }
 
 /// The most member addresses one [`Hello`] carries.
@@ -95,8 +130,8 @@ pub enum Request {
     /// Send these records (by record ID): the answer is [`Records`] frames, then the stream
     /// ends. At most [`MAX_FETCH`] IDs.
     Fetch(Vec<[u8; 32]>),
-    /// Reconcile the sets of blobs each side holds (items with timestamp 0 and the blob ID),
-    /// like [`Request::Reconcile`].
+    /// Reconcile the sets of blobs each side holds (items with timestamp 0 and the blob ID:
+    /// equal holdings are equal sets), like [`Request::Reconcile`].
     ReconcileBlobs,
     /// Send a blob: the answer is a [`BlobHeader`] frame and then, if the blob is there, its
     /// BLAKE3 verified-streaming (bao) encoding with 16 KiB chunk groups, from chunk group
@@ -211,6 +246,23 @@ mod serde_bytes_64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn storage_is_low_below_a_tenth_of_what_could_be_held() {
+        let report = |used, free, quota| StorageReport { used, free, quota };
+        assert_eq!(report(900, 200, None).room(), 200);
+        assert!(!report(900, 200, None).is_low());
+        assert!(report(950, 100, None).is_low());
+        // The quota binds before the disk does.
+        assert_eq!(report(950, 10_000, Some(1000)).room(), 50);
+        assert!(report(950, 10_000, Some(1000)).is_low());
+        assert!(!report(500, 10_000, Some(1000)).is_low());
+        assert_eq!(report(1200, 10_000, Some(1000)).room(), 0);
+        assert!(
+            !report(0, 0, None).is_low(),
+            "nothing stored, nothing to hold"
+        );
+    }
 
     #[test]
     fn frames_round_trip() {

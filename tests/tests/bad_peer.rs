@@ -51,6 +51,8 @@ async fn serve_corrupted(home: Home, endpoint: quinn::Endpoint) {
                                 has_aes: false,
                                 membership: home.index.membership_records().unwrap(),
                                 addresses: Vec::new(),
+                                verified_since: None,
+                                storage: None,
                             }
                         };
                         net::write_frame(&mut send, &hello).await.unwrap();

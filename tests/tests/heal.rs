@@ -24,11 +24,12 @@ fn wait_healed(node: &Node, want: u64) {
 /// A phone with a folder of sample photos and a laptop (with `laptop_config` as its
 /// configuration file), both running, the laptop holding every blob.
 struct Synced {
+    phone: Node,
     laptop: Node,
     /// How many blobs the laptop holds.
     n: u64,
     /// The two running nodes, stopped when dropped.
-    _runs: [photomesh_tests::Spawned; 2],
+    runs: [photomesh_tests::Spawned; 2],
 }
 
 fn synced(dir: &std::path::Path, seed: u64, laptop_config: &str) -> Synced {
@@ -45,16 +46,22 @@ fn synced(dir: &std::path::Path, seed: u64, laptop_config: &str) -> Synced {
     let (laptop_run, _) = laptop.start_run();
     wait_healed(&laptop, n);
     Synced {
+        phone,
         laptop,
         n,
-        _runs: [phone_run, laptop_run],
+        runs: [phone_run, laptop_run],
     }
 }
 
 #[test]
 fn verify_quarantines_a_rotten_and_a_missing_blob_and_the_node_fetches_them_again() {
     let dir = tempfile::tempdir().unwrap();
-    let Synced { laptop, n, _runs } = synced(dir.path(), 101, "");
+    let Synced {
+        laptop,
+        n,
+        runs: _runs,
+        ..
+    } = synced(dir.path(), 101, "");
 
     // A byte rots in one stored blob; another is deleted by hand.
     let photos = laptop.json(&["photos"]);
@@ -155,7 +162,11 @@ fn a_server_whose_copy_rotted_sets_it_aside_and_sends_no_bad_data() {
 fn the_scrub_finds_rot_by_itself_and_the_blob_is_fetched_again() {
     let dir = tempfile::tempdir().unwrap();
     // A pass every two seconds, at no rate limit: the scrub runs while the test watches.
-    let Synced { laptop, _runs, .. } = synced(
+    let Synced {
+        laptop,
+        runs: _runs,
+        ..
+    } = synced(
         dir.path(),
         103,
         "[scrub]\nperiod = \"2s\"\nmax_rate = \"0\"\n",
@@ -180,4 +191,80 @@ fn the_scrub_finds_rot_by_itself_and_the_blob_is_fetched_again() {
     assert!(status["scrub"]["last_pass_ms"].is_u64(), "{status}");
     let text = laptop.ok(&["status"]);
     assert!(text.contains("Scrub    last full pass"), "{text}");
+}
+
+/// A copy counts towards the replica goal only while its device keeps verifying it: the
+/// verification times travel with the held-blob sets, so the phone's count drops when the
+/// laptop's checks are older than the scrub period, and rises when the laptop's scrub
+/// re-verifies its copies.
+#[test]
+fn a_copy_counts_only_while_its_device_keeps_verifying_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let Synced {
+        phone,
+        laptop,
+        n,
+        runs: [_phone_run, laptop_run],
+    } = synced(dir.path(), 103, "");
+    let safety = |node: &Node| node.json(&["status"])["safety"].clone();
+    wait_until("both copies counted on the phone", || {
+        let s = safety(&phone);
+        (s["at_goal"] == n && s["replica_goal"] == 2)
+            .then_some(())
+            .ok_or(s.to_string())
+    });
+
+    // As the phone counts with a scrub period of 5 s, every check is soon too old.
+    fs::write(phone.home.join("config.toml"), "[scrub]\nperiod = \"5s\"\n").unwrap();
+    wait_until("no copy counted on the phone", || {
+        let s = safety(&phone);
+        let below = s["below_goal"].as_array().unwrap();
+        (s["at_goal"] == 0
+            && below.len() as u64 == n
+            && below
+                .iter()
+                .all(|b| b["copies"] == 0 && b["unverified"] == 2))
+        .then_some(())
+        .ok_or(s.to_string())
+    });
+
+    // The laptop scrubs without pause, a pass every second: its fresh checks reach the phone.
+    drop(laptop_run);
+    fs::write(
+        laptop.home.join("config.toml"),
+        "[scrub]\nperiod = \"1s\"\nmax_rate = \"0\"\n",
+    )
+    .unwrap();
+    let (_laptop_run, _) = laptop.start_run();
+    wait_until("the laptop's copies counted again on the phone", || {
+        let s = safety(&phone);
+        let below = s["below_goal"].as_array().unwrap();
+        (below.len() as u64 == n && below.iter().all(|b| b["copies"] == 1))
+            .then_some(())
+            .ok_or(s.to_string())
+    });
+    let path = phone.json(&["photos"])[0]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let copies = phone.json(&["status", "--photo", &format!("camera/{path}")]);
+    let by: Vec<(String, bool)> = copies["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["device"].as_str().unwrap().to_owned(),
+                c["counts"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        [("phone".to_owned(), false), ("laptop".to_owned(), true)],
+        "{copies}"
+    );
+    let text = phone.ok(&["status", "--photo", &format!("camera/{path}")]);
+    assert!(text.contains("1 copy counted"), "{text}");
+    assert!(text.contains("(not counted)"), "{text}");
 }

@@ -397,3 +397,72 @@ fn a_nearly_full_disk_keeps_its_reserve_says_so_once_and_resumes() {
     assert!(!out.contains("No space left on device"), "{out}");
     assert!(out.contains("there is room on the disk again"), "{out}");
 }
+
+/// `[storage] max_bytes` caps what a device stores: it fetches up to its quota and no more,
+/// says so once and in `status`, and every member's `status` shows it running out (its hello
+/// tells its used, free and quota bytes). Raised, the quota lets the rest in. Needs no root.
+#[test]
+fn a_quota_caps_what_a_device_stores_and_every_member_sees_it_running_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sender, receiver) = (
+        Node::init(dir.path(), "sender"),
+        Node::init(dir.path(), "receiver"),
+    );
+    sender.invite(&receiver, "full");
+    // Nine of the 1 MiB photos fit in 10,000,000 bytes: less than a tenth is left.
+    let config = |max: &str| format!("[storage]\nmax_bytes = \"{max}\"\n");
+    std::fs::write(receiver.home.join("config.toml"), config("10000000")).unwrap();
+    let pics = dir.path().join("pics");
+    std::fs::create_dir_all(&pics).unwrap();
+    let mut rng = photomesh_tests::samples::Rng::new(44);
+    for i in 0..LARGE_PHOTOS {
+        let png = photomesh_tests::samples::png_like(&mut rng, PHOTO_BYTES);
+        std::fs::write(pics.join(format!("shot-{i:02}.png")), png).unwrap();
+    }
+    sender.ok(&["folder", "add", pics.to_str().unwrap()]);
+    sender.ok(&["scan"]);
+    let log = [("PHOTOMESH_LOG", "photomesh=info")];
+    let (_sender_run, addr) = sender.start_run_with_env(&log);
+    receiver.ok(&["peer", "add", &addr]);
+    let (receiver_run, _) = receiver.start_run_with_env(&log);
+
+    let status = wait_until("the receiver at its quota", || {
+        let status = receiver.json(&["status"]);
+        let stored = status["storage"]["used"].as_u64().unwrap_or(0);
+        (stored > 9 * PHOTO_BYTES as u64 && status["disk_short"]["quota"] == 10_000_000)
+            .then_some(status.clone())
+            .ok_or(status.to_string())
+    });
+    assert!(
+        status["storage"]["used"].as_u64().unwrap() <= 10_000_000,
+        "{status}"
+    );
+    let text = receiver.ok(&["status"]);
+    assert!(text.contains("Storage  quota reached"), "{text}");
+    // The sender sees the receiver running out, from the receiver's hello.
+    wait_until("the sender sees the receiver's quota", || {
+        let status = sender.json(&["status"]);
+        let storage = &peer(&status, "receiver")["storage"];
+        (storage["quota"] == 10_000_000 && storage["used"].as_u64().unwrap_or(0) > 0)
+            .then_some(())
+            .ok_or(status.to_string())
+    });
+    let text = sender.ok(&["status"]);
+    assert!(text.contains("quota 10.0 MB — running out"), "{text}");
+    // The quota is the limit, not the disk: nothing is staged past it and no fetch fails.
+    std::thread::sleep(RETRY_AFTER);
+    assert_eq!(leftovers(&receiver.home.join("blobs")), vec![]);
+    let (_, out) = receiver_run.terminate();
+    assert_eq!(out.matches("of its 10 MB quota").count(), 1, "{out}");
+
+    // A larger quota lets the rest in.
+    std::fs::write(receiver.home.join("config.toml"), config("1G")).unwrap();
+    let (_receiver_run, _) = receiver.start_run();
+    wait_until("every blob stored", || {
+        let report = receiver.json(&["verify"]);
+        (report["blobs_checked"] == LARGE_PHOTOS as u64
+            && report["findings"].as_array().unwrap().is_empty())
+        .then_some(())
+        .ok_or(report.to_string())
+    });
+}

@@ -299,6 +299,64 @@ impl BlobStore {
     pub fn verify(&self, blob_id: &BlobId) -> Result<(), BlobStoreError> {
         self.open_verified(blob_id).map(drop)
     }
+
+    /// Reads a stored blob whole, checks it against its ID (the root of its bao tree is its
+    /// BLAKE3 hash) and returns its length and bao outboard: what the index keeps of a blob.
+    pub fn outboard_verified(&self, blob_id: &BlobId) -> Result<(u64, Vec<u8>), BlobStoreError> {
+        let path = self.path_of(blob_id);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BlobStoreError::Missing(*blob_id));
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        let tree = bao_tree::BaoTree::new(len, crate::blob::sealed::OUTBOARD_BLOCK_SIZE);
+        let mut outboard = Vec::new();
+        let root = bao_tree::io::sync::outboard_post_order(
+            io::BufReader::with_capacity(1 << 20, file),
+            tree,
+            &mut outboard,
+        )
+        .map_err(io_err(&path))?;
+        if root.as_bytes() != &blob_id.0 {
+            return Err(BlobStoreError::Corrupt(*blob_id));
+        }
+        Ok((len, outboard))
+    }
+
+    /// Every blob in the store (files named by a blob ID under the folder of its first two
+    /// hex digits; temporary, staged and quarantined files are not blobs), with its size.
+    pub fn list(&self) -> Result<Vec<(BlobId, u64)>, BlobStoreError> {
+        let mut found = Vec::new();
+        for dir in fs::read_dir(&self.root).map_err(io_err(&self.root))? {
+            let dir = dir.map_err(io_err(&self.root))?.path();
+            let prefix = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if prefix.len() != 2 || !dir.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+                let entry = entry.map_err(io_err(&dir))?;
+                let name = entry.file_name();
+                let Some(blob_id) = name.to_str().and_then(|n| {
+                    let mut id = [0u8; 32];
+                    hex::decode_to_slice(n, &mut id).ok()?;
+                    let id = BlobId(id);
+                    // Exactly where `path_of` puts it.
+                    (n.starts_with(prefix) && n == id.to_hex()).then_some(id)
+                }) else {
+                    continue;
+                };
+                let meta = entry.metadata().map_err(io_err(&entry.path()))?;
+                if meta.is_file() {
+                    found.push((blob_id, meta.len()));
+                }
+            }
+        }
+        found.sort_by_key(|(id, _)| id.0);
+        Ok(found)
+    }
 }
 
 #[cfg(test)]

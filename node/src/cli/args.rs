@@ -134,6 +134,10 @@ pub enum Command {
     },
     /// Show this device, its folders, its library and the last scan.
     Status {
+        /// Only where this photo's copies are and when each was last verified
+        /// (`LABEL/PATH`, as `photomesh photos` prints it).
+        #[arg(long, value_name = "LABEL/PATH")]
+        photo: Option<String>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -176,6 +180,19 @@ pub enum Command {
     },
     /// Check every original and stored blob against its record.
     Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a damaged index: move it aside, keep what can still be read (folders,
+    /// settings, peers, the sealed records) and register every blob that verifies. The keys
+    /// and your photos are not touched. Refuses while a node runs on the home.
+    #[command(name = "repair-index")]
+    RepairIndex {
+        /// The device's name, if it cannot be recovered from the old index [default:
+        /// `[node] name` in the configuration file].
+        #[arg(long)]
+        name: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,

@@ -17,6 +17,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
         listen: config.node.listen,
         peers: config.peers.resolve(),
         reserve: config.storage.reserve,
+        max_bytes: config.storage.max_bytes,
         scrub: photomesh::daemon::scrub::ScrubOptions {
             period: config.scrub.period,
             // 0: no limit.

@@ -12,6 +12,16 @@ use super::format::{bytes, count};
 
 /// `photomesh scan`.
 pub fn scan(home: &Home, home_path: &Path, config: &Config, json: bool) -> Result<bool> {
+    // A scan writes into the index: not into a damaged one. The check reads every page of
+    // the index (about 0.3 s per 300 MB, some 400,000 photos, when cached), little beside
+    // the scan's own walk.
+    if let Some(detail) = home.index.integrity_problem()? {
+        return Err(photomesh::index::IndexError::Corrupt {
+            path: home.index.path().to_owned(),
+            detail,
+        }
+        .into());
+    }
     let summary = photomesh::library::scan::scan_selected(
         home,
         &config.folders.selection(),

@@ -13,16 +13,68 @@ use super::scan::print_scan;
 
 /// `photomesh status`.
 pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Result<bool> {
-    let goal = config
-        .status
-        .replica_goal
-        .map_or(photomesh::library::status::DEFAULT_REPLICA_GOAL, u64::from);
-    let mut status = photomesh::library::status::status_with_goal(home, goal)?;
+    let targets = photomesh::library::status::Targets {
+        goal: config
+            .status
+            .replica_goal
+            .map_or(photomesh::library::status::DEFAULT_REPLICA_GOAL, u64::from),
+        verified_within: config.scrub.period,
+        quota: config.storage.max_bytes,
+    };
+    let mut status = photomesh::library::status::status_with(home, targets)?;
     photomesh::library::status::apply_live(&mut status, super::live_status(home_path));
     if json {
         out!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
         print_status(&status)?;
+    }
+    Ok(true)
+}
+
+/// `photomesh status --photo LABEL/PATH`: where the photo's copies are and when each was last
+/// verified. Exit 2 if no such photo is recorded.
+pub fn photo(home: &Home, config: &Config, photo: &str, json: bool) -> Result<bool> {
+    let (folder, path) = photo.split_once('/').ok_or_else(|| {
+        anyhow::anyhow!(
+            "{photo:?} is not LABEL/PATH: give the folder's label, a slash and the photo's \
+             path in it, as `photomesh photos` prints them"
+        )
+    })?;
+    let within = config.scrub.period;
+    let Some(copies) = photomesh::library::status::photo_copies(home, folder, path, within)? else {
+        anyhow::bail!(
+            "no photo is recorded at {photo:?} (`photomesh photos` lists them; labels: \
+             `photomesh folder list`)"
+        );
+    };
+    if json {
+        out!("{}", serde_json::to_string_pretty(&copies)?)?;
+        return Ok(true);
+    }
+    let counted = copies.copies.iter().filter(|c| c.counts).count();
+    out!(
+        "{}/{}  blob {}…  {} counted (verified within {})",
+        copies.folder,
+        copies.path,
+        copies.blob.get(..16).unwrap_or(&copies.blob),
+        if counted == 1 {
+            "1 copy".to_owned()
+        } else {
+            format!("{counted} copies")
+        },
+        photomesh::home::config::format_duration(within)
+    )?;
+    if copies.copies.is_empty() {
+        out!("  no copy known: not yet safe anywhere")?;
+    }
+    for c in &copies.copies {
+        let when = if c.verified_at_ms == 0 {
+            "never verified".to_owned()
+        } else {
+            format!("verified {}", utc(c.verified_at_ms as i64))
+        };
+        let note = if c.counts { "" } else { "  (not counted)" };
+        out!("  {:<16} {when}{note}", c.device)?;
     }
     Ok(true)
 }
@@ -127,6 +179,14 @@ fn print_status(s: &Status) -> std::io::Result<()> {
         None => out!("Holds    {what}")?,
     }
     match (&s.disk_short, s.disk_free) {
+        (Some(short), _) if short.quota.is_some() => out!(
+            "Storage  quota reached: {} of {} stored ([storage] max_bytes); {} ({}) left to \
+             other devices (raise max_bytes to take them)",
+            bytes(short.used),
+            bytes(short.quota.unwrap_or(0)),
+            count(short.blobs_waiting, "blob"),
+            bytes(short.bytes_waiting)
+        )?,
         (Some(short), _) => out!(
             "Disk     nearly full: {} free, {} kept in reserve; {} ({}) wait for room \
              (free some space, or lower [storage] reserve)",
@@ -138,19 +198,25 @@ fn print_status(s: &Status) -> std::io::Result<()> {
         (None, Some(free)) => out!("Disk     {} free", bytes(free))?,
         (None, None) => {}
     }
+    if let Some(storage) = &s.storage {
+        out!("Storage  {}", describe_storage(storage))?;
+    }
     let scrub = &s.scrub;
     if scrub.of > 0 {
         let last = scrub
             .last_pass_ms
             .map_or("none yet".to_owned(), |ms| utc(ms as i64));
         let now = match scrub.pass_started_ms {
-            Some(_) => format!("; this pass {} of {} blobs", scrub.checked, scrub.of),
+            Some(_) => format!(
+                "; this pass {} of {} blobs and originals",
+                scrub.checked, scrub.of
+            ),
             None => String::new(),
         };
         let found = if scrub.found > 0 {
             format!(
-                "; {} found damaged, set aside and fetched again",
-                count(scrub.found, "blob")
+                "; {} found damaged or missing, set aside and fetched again",
+                scrub.found
             )
         } else {
             String::new()
@@ -158,26 +224,15 @@ fn print_status(s: &Status) -> std::io::Result<()> {
         out!("Scrub    last full pass {last}{now}{found}")?;
     }
     if !s.originals_gone.is_empty() {
+        let one = s.originals_gone.len() == 1;
         out!(
-            "Gone     {} recorded here {} no longer in {} folder{} (nothing is lost; \
+            "Gone     {} recorded here {} gone from {} folder{} or damaged (nothing is lost; \
              `photomesh restore` brings {} back):",
             count(s.originals_gone.len() as u64, "original"),
-            if s.originals_gone.len() == 1 {
-                "is"
-            } else {
-                "are"
-            },
-            if s.originals_gone.len() == 1 {
-                "its"
-            } else {
-                "their"
-            },
-            if s.originals_gone.len() == 1 { "" } else { "s" },
-            if s.originals_gone.len() == 1 {
-                "it"
-            } else {
-                "them"
-            },
+            if one { "is" } else { "are" },
+            if one { "its" } else { "their" },
+            if one { "" } else { "s" },
+            if one { "it" } else { "them" },
         )?;
         for g in s.originals_gone.iter().take(20) {
             let mut copies = g.copies_on.clone();
@@ -187,9 +242,14 @@ fn print_status(s: &Status) -> std::io::Result<()> {
             let copies = if copies.is_empty() {
                 "no verified copy known yet".to_owned()
             } else {
-                format!("copies on {}", copies.join(", "))
+                format!("good copies on {}", copies.join(", "))
             };
-            out!("  {}/{}: {copies}", g.folder, g.path)?;
+            let what = if g.damaged {
+                "damaged (its content no longer matches its record)"
+            } else {
+                "gone"
+            };
+            out!("  {}/{}: {what}; {copies}", g.folder, g.path)?;
         }
         if s.originals_gone.len() > 20 {
             out!(
@@ -271,9 +331,17 @@ fn print_safety(safety: &Safety) -> std::io::Result<()> {
     if !kinds.is_empty() {
         out!("  by kind: {}", kinds.join(", "))?;
     }
+    let within = photomesh::home::config::format_duration(std::time::Duration::from_millis(
+        safety.verified_within_ms,
+    ));
     for b in safety.below_goal.iter().take(20) {
+        let stale = if b.unverified > 0 {
+            format!(" (+{} not verified within {within})", b.unverified)
+        } else {
+            String::new()
+        };
         out!(
-            "  {} cop{}: {}/{}",
+            "  {} cop{}{stale}: {}/{}",
             b.copies,
             if b.copies == 1 { "y" } else { "ies" },
             b.folder,
@@ -306,6 +374,22 @@ fn print_node(s: &Status) -> std::io::Result<()> {
     }
 }
 
+/// `12.3 GB stored, 40.0 GB free, quota 50.0 GB`, with a warning when less than a tenth of
+/// what the device could hold is left.
+fn describe_storage(s: &photomesh_protocol::messages::StorageReport) -> String {
+    let mut line = format!("{} stored, {} free", bytes(s.used), bytes(s.free));
+    if let Some(quota) = s.quota {
+        line.push_str(&format!(", quota {}", bytes(quota)));
+    }
+    if s.is_low() {
+        line.push_str(&format!(
+            " — running out: {} of room left, less than 10%",
+            bytes(s.room())
+        ));
+    }
+    line
+}
+
 fn print_devices(peers: &[PeerStatus]) -> std::io::Result<()> {
     if !peers.is_empty() {
         out!("Devices")?;
@@ -326,6 +410,9 @@ fn print_devices(peers: &[PeerStatus]) -> std::io::Result<()> {
                 p.blobs_held,
                 state
             )?;
+            if let Some(storage) = &p.storage {
+                out!("    {}", describe_storage(storage))?;
+            }
             if let Some(bad) = &p.bad_data {
                 out!(
                     "    sent bad data for blob {} at {}: {}{}",

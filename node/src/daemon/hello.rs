@@ -18,9 +18,10 @@ use crate::net::close::Close;
 use crate::net::dial::{self, DialFailure};
 use crate::net::frame::{self, NetError};
 use crate::net::transport;
+use crate::replicate::held::BlobEngine;
 
-/// This device's hello.
-pub(super) fn hello(home: &Home) -> Result<Hello, DaemonError> {
+/// This device's hello; the running node tells its storage (`engine`), a ping does not.
+pub(super) fn hello(home: &Home, engine: Option<&BlobEngine>) -> Result<Hello, DaemonError> {
     Ok(Hello {
         device: home.device.device_id(),
         name: home.device_name()?,
@@ -32,6 +33,8 @@ pub(super) fn hello(home: &Home) -> Result<Hello, DaemonError> {
             .into_iter()
             .take(photomesh_protocol::messages::MAX_ADDRESSES)
             .collect(),
+        verified_since: engine.and_then(|e| e.verified_since(home)),
+        storage: engine.and_then(|e| e.storage(home)),
     })
 }
 
@@ -58,6 +61,14 @@ pub(super) fn absorb_hello(
         if claimed == Some(hello.device) {
             let address = remote.map(|a| a.to_string());
             ix.set_seen(&hello.device, now, address.as_deref(), Some(hello.has_aes))?;
+            if hello.storage.is_some() || hello.verified_since.is_some() {
+                let report = crate::index::PeerReport {
+                    verified_since_ms: hello.verified_since,
+                    storage: hello.storage,
+                    at_ms: now,
+                };
+                ix.set_peer_report(&hello.device, &report)?;
+            }
         }
         // Addresses of other members this device has never reached itself.
         let me = home.device.device_id();
@@ -84,11 +95,12 @@ pub(super) fn absorb_hello(
 /// keep flowing; and to check that a kept connection still answers).
 pub(super) async fn greet(
     home: &tokio::sync::Mutex<Home>,
+    engine: &BlobEngine,
     connection: &quinn::Connection,
     peer: &NoiseKey,
     addr: Option<SocketAddr>,
 ) -> Result<(), DaemonError> {
-    let ours = hello(&*home.lock().await)?;
+    let ours = hello(&*home.lock().await, Some(engine))?;
     let (mut send, mut recv) = connection
         .open_bi()
         .await
@@ -164,7 +176,7 @@ pub async fn ping(
             .open_bi()
             .await
             .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
-        frame::write_frame(&mut send, &Request::Hello(hello(home)?)).await?;
+        frame::write_frame(&mut send, &Request::Hello(hello(home, None)?)).await?;
         let _ = send.finish();
         let theirs: Hello = frame::read_frame(&mut recv).await?;
         let took = start.elapsed();

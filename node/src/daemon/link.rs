@@ -95,7 +95,7 @@ impl NodeHandle {
                 // dead and the peer will never use it again. Keep it only if it answers.
                 let answers = tokio::time::timeout(
                     PROBE_TIMEOUT,
-                    greet(&self.0.home, &kept.connection, &peer, None),
+                    greet(&self.0.home, &self.0.engine, &kept.connection, &peer, None),
                 )
                 .await
                 .is_ok_and(|r| r.is_ok());
@@ -200,7 +200,7 @@ impl NodeHandle {
                 let ours = {
                     let home = home.lock().await;
                     absorb_hello(&home, &theirs, peer, Some(connection.remote_address()))?;
-                    hello(&home)?
+                    hello(&home, Some(&self.0.engine))?
                 };
                 frame::write_frame(&mut send, &ours).await?;
                 let _ = send.finish();
@@ -274,7 +274,7 @@ impl NodeHandle {
         let mut reported: Option<Fault> = None;
         loop {
             let round = async {
-                greet(home, connection, peer, None).await?;
+                greet(home, &self.0.engine, connection, peer, None).await?;
                 let records = records::sync(home, &self.0.set, connection).await?;
                 let blobs = crate::replicate::blobs::sync_blobs(
                     home,

@@ -22,7 +22,7 @@ pub struct ScrubOptions {
 impl Default for ScrubOptions {
     fn default() -> Self {
         Self {
-            period: Duration::from_secs(30 * 86_400),
+            period: crate::home::config::DEFAULT_SCRUB_PERIOD,
             max_rate: 10 << 20,
         }
     }
@@ -43,8 +43,15 @@ pub(super) async fn scrub_loop(node: NodeHandle, options: ScrubOptions) {
         };
         let (blob, len) = match next {
             Ok(Next::Check(blob, len)) => (blob, len),
+            Ok(Next::CheckOriginal(original)) => {
+                let started = Instant::now();
+                let len = original.row.size;
+                check_original(&node, original).await;
+                pace(started, len, rate).await;
+                continue;
+            }
             Ok(Next::PassDone) => {
-                tracing::info!("scrub: every stored blob was verified");
+                tracing::info!("scrub: every stored blob and original was verified");
                 continue;
             }
             Ok(Next::IdleUntil(at)) => {
@@ -80,9 +87,51 @@ pub(super) async fn scrub_loop(node: NodeHandle, options: ScrubOptions) {
             Ok(None) => {}
             Err(e) => tracing::warn!("scrub: recording the check of blob {blob} failed: {e}"),
         }
-        let paced = Duration::from_secs_f64(len as f64 / rate);
-        if let Some(rest) = paced.checked_sub(started.elapsed()) {
-            tokio::time::sleep(rest).await;
+        pace(started, len, rate).await;
+    }
+}
+
+/// Checks one original against its record, reading it on a blocking thread; a good one is
+/// verified now, a bad one no longer held (and the peers told).
+async fn check_original(node: &NodeHandle, original: scrub::Original) {
+    let (root, row, expected) = (
+        original.root.clone(),
+        original.row.clone(),
+        original.expected,
+    );
+    let finding = match tokio::task::spawn_blocking(move || {
+        crate::library::verify::check_original(&root, &row, expected)
+    })
+    .await
+    {
+        Ok(finding) => finding,
+        Err(e) => {
+            tracing::warn!("scrub: checking {} failed: {e}", original.row.path);
+            tokio::time::sleep(RETRY).await;
+            return;
         }
+    };
+    let recorded = {
+        let home = node.0.home.lock().await;
+        scrub::checked_original(&home, &original, finding.as_ref())
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(
+            "scrub: recording the check of {} failed: {e}",
+            original.row.path
+        );
+        return;
+    }
+    if let Some(finding) = finding {
+        tracing::warn!("scrub: {}: {}", finding.item, finding.detail);
+        node.announce();
+    }
+}
+
+/// Sleeps what is left of the time `len` bytes take at `rate` bytes a second.
+async fn pace(started: Instant, len: u64, rate: f64) {
+    let paced = Duration::from_secs_f64(len as f64 / rate);
+    if let Some(rest) = paced.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
     }
 }

@@ -233,6 +233,10 @@ pub struct StorageConfig {
     /// eat into it. `None`: 5% of the disk, at most 1 GiB.
     #[serde(deserialize_with = "size")]
     pub reserve: Option<u64>,
+    /// The most bytes of blobs this device stores for the mesh (a vault at a friend's
+    /// house). `None`: no cap but the disk.
+    #[serde(deserialize_with = "size")]
+    pub max_bytes: Option<u64>,
 }
 
 /// The free space kept on the blob store's disk unless configured: 5% of the disk, at most
@@ -277,6 +281,10 @@ pub fn format_size(n: u64) -> String {
     n.to_string()
 }
 
+/// A full scrub pass every 30 days unless configured (`[scrub] period`): a copy counts towards
+/// the replica goal only if its device verified it within the period.
+pub const DEFAULT_SCRUB_PERIOD: Duration = Duration::from_secs(30 * 86_400);
+
 /// `[scrub]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -292,7 +300,7 @@ pub struct ScrubConfig {
 impl Default for ScrubConfig {
     fn default() -> Self {
         Self {
-            period: Duration::from_secs(30 * 86_400),
+            period: DEFAULT_SCRUB_PERIOD,
             max_rate: Some(10 << 20),
         }
     }
@@ -626,6 +634,16 @@ pub const FIELDS: &[Field] = &[
         value: |c| c.storage.reserve.map(|r| quoted(&format_size(r))),
     },
     Field {
+        section: "storage",
+        key: "max_bytes",
+        doc: "The most bytes of blobs this device stores for the mesh (a vault at a friend's\n\
+              house): past it, it fetches no more, says so in its log and `status`, and every\n\
+              member's `status` shows it running out. A size such as \"500G\". Unset: no cap\n\
+              but the disk.",
+        unset: "no cap but the disk",
+        value: |c| c.storage.max_bytes.map(|r| quoted(&format_size(r))),
+    },
+    Field {
         section: "scrub",
         key: "period",
         doc: "How often the running node re-verifies every blob it stores (a damaged one is set\n\
@@ -905,6 +923,7 @@ mod tests {
             [storage]
             hold = "own"
             reserve = "512M"
+            max_bytes = "2T"
             [status]
             replica_goal = 2
             [log]
@@ -921,6 +940,7 @@ mod tests {
         assert_eq!(c.watch.rescan_interval, Duration::from_secs(600));
         assert_eq!(c.storage.hold, Hold::Own);
         assert_eq!(c.storage.reserve, Some(512 << 20));
+        assert_eq!(c.storage.max_bytes, Some(2 << 40));
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
         assert!(parse_size("lots").unwrap_err().contains("not a size"));
@@ -1036,7 +1056,7 @@ mod tests {
             .collect();
         let (config, keys) = parse(&uncommented).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(keys.len(), FIELDS.len() - 3, "all but the three unset ones");
+        assert_eq!(keys.len(), FIELDS.len() - 4, "all but the four unset ones");
     }
 
     #[test]

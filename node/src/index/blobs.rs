@@ -112,32 +112,50 @@ impl Index {
             .unwrap_or(false))
     }
 
-    /// Every blob this device holds: stored replicas, and blobs of its own originals.
-    pub fn held_blobs(&self) -> Result<Vec<BlobId>, IndexError> {
+    /// Every blob this device holds — stored replicas, and blobs of its own originals that
+    /// are there — with when this device last verified it (ms since the epoch; 0: not known
+    /// verified): the later of its stored copy's and its originals' checks.
+    pub fn held_blobs(&self) -> Result<Vec<(BlobId, u64)>, IndexError> {
         let mut stmt = self.conn.prepare(
-            "SELECT blob_id FROM blobs WHERE stored = 1
-             UNION
-             SELECT p.blob_id FROM sources s JOIN photos p USING (record_id)
-             WHERE s.gone_since_ms IS NULL
-             ORDER BY 1",
+            "SELECT blob_id, MAX(verified) FROM (
+                 SELECT blob_id, verified_at_ms AS verified FROM blobs WHERE stored = 1
+                 UNION ALL
+                 SELECT p.blob_id, s.verified_at_ms FROM sources s
+                 JOIN photos p USING (record_id) WHERE s.gone_since_ms IS NULL)
+             GROUP BY blob_id ORDER BY blob_id",
         )?;
-        let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                BlobId(blob_id_from(r.get(0)?)?),
+                r.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Notes that the stored copy of a blob was found good at `at_ms`.
+    pub fn set_blob_verified(&self, blob_id: &BlobId, at_ms: u64) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached("UPDATE blobs SET verified_at_ms = ?2 WHERE blob_id = ?1")?
+            .execute(params![&blob_id.0[..], at_ms as i64])?;
+        Ok(())
+    }
+
     /// Records blobs whose bytes are durable in the blob store, with their verification
-    /// data, in one transaction.
+    /// data, in one transaction. They were verified as they arrived: verified now.
     pub fn add_stored_blobs<'a>(
         &self,
         blobs: impl IntoIterator<Item = (&'a BlobId, u64, &'a [u8])>,
     ) -> Result<(), IndexError> {
+        let now = crate::clock::now_ms() as i64;
         self.transaction(|ix| -> Result<(), IndexError> {
             let mut insert = ix.conn.prepare(
-                "INSERT INTO blobs (blob_id, sealed_len, outboard, stored) VALUES (?1, ?2, ?3, 1)
-                 ON CONFLICT(blob_id) DO UPDATE SET stored = 1",
+                "INSERT INTO blobs (blob_id, sealed_len, outboard, stored, verified_at_ms)
+                 VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT(blob_id) DO UPDATE SET stored = 1, verified_at_ms = ?4",
             )?;
             for (id, len, outboard) in blobs {
-                insert.execute(params![&id.0[..], len as i64, outboard])?;
+                insert.execute(params![&id.0[..], len as i64, outboard, now])?;
             }
             Ok(())
         })
@@ -161,6 +179,22 @@ impl Index {
             out.push(blob);
         }
         Ok((mark, out))
+    }
+
+    /// Since when every copy this device holds was verified: the oldest check among its
+    /// stored blobs and its originals that are there (`None`: it holds nothing). Found
+    /// through `blobs_verified` and `sources_verified`, so a hello can say it every time.
+    pub fn held_verified_since(&self) -> Result<Option<u64>, IndexError> {
+        let oldest: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(m) FROM (
+                 SELECT MIN(verified_at_ms) AS m FROM blobs WHERE stored = 1
+                 UNION ALL
+                 SELECT MIN(verified_at_ms) FROM sources WHERE gone_since_ms IS NULL)",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(oldest.map(|m| m.max(0) as u64))
     }
 
     /// The blobs of the photos a device added.
@@ -225,6 +259,18 @@ impl Index {
             Some((id, len)) => Ok(Some((BlobId(blob_id_from(id)?), len.max(0) as u64))),
             None => Ok(None),
         }
+    }
+
+    /// The bytes of the blobs the store holds.
+    pub fn stored_bytes(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT COALESCE(SUM(sealed_len), 0) FROM blobs WHERE stored = 1",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?
+            .max(0) as u64)
     }
 
     /// How many blobs the store holds.

@@ -50,6 +50,21 @@ pub struct SourceRow {
 /// which holds every original that is there, reloads when it changes.
 pub const GONE_VERSION: &str = "sources_gone_version";
 
+/// A recorded original no longer held: gone from its folder, or damaged in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoneSource {
+    /// Its folder's label.
+    pub folder: String,
+    /// Its path in the folder.
+    pub path: String,
+    /// Since when (ms since the epoch).
+    pub since_ms: u64,
+    /// Its recorded content.
+    pub blob: BlobId,
+    /// There, but its content no longer matches its record.
+    pub damaged: bool,
+}
+
 /// Per-folder totals of the files currently recorded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FolderStats {
@@ -115,6 +130,41 @@ impl Index {
         Ok(map)
     }
 
+    /// The source that is there (not found gone or damaged) following `after` in
+    /// (folder, path) order — the scrub's next original — with its folder's path.
+    pub fn next_source(
+        &self,
+        after: Option<(&str, &str)>,
+    ) -> Result<Option<(String, PathBuf, SourceRow)>, IndexError> {
+        let (folder, path) = after.unwrap_or(("", ""));
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
+                        s.gone_since_ms IS NOT NULL, s.folder, f.path
+                 FROM sources s JOIN folders f ON f.label = s.folder
+                 WHERE s.gone_since_ms IS NULL AND (s.folder, s.path) > (?1, ?2)
+                 ORDER BY s.folder, s.path LIMIT 1",
+            )?
+            .query_row(params![folder, path], |r| {
+                Ok((
+                    r.get::<_, String>(7)?,
+                    PathBuf::from(r.get::<_, String>(8)?),
+                    source_row(r)?,
+                ))
+            })
+            .optional()?)
+    }
+
+    /// How many sources are there (not found gone or damaged).
+    pub fn present_source_count(&self) -> Result<u64, IndexError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM sources WHERE gone_since_ms IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// One source file of a folder as last scanned, if it was.
     pub fn source(&self, folder: &str, path: &str) -> Result<Option<SourceRow>, IndexError> {
         Ok(self
@@ -129,15 +179,18 @@ impl Index {
             .optional()?)
     }
 
-    /// Records (or re-records) a source file.
+    /// Records (or re-records) a source file whose content was just hashed: it is verified
+    /// now.
     pub fn put_source(&self, folder: &str, row: &SourceRow) -> Result<(), IndexError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO sources (folder, path, size, mtime_s, mtime_ns, inode, record_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO sources (folder, path, size, mtime_s, mtime_ns, inode, record_id,
+                                      verified_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(folder, path) DO UPDATE SET size = excluded.size,
                mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
-               inode = excluded.inode, record_id = excluded.record_id, gone_since_ms = NULL",
+               inode = excluded.inode, record_id = excluded.record_id, gone_since_ms = NULL,
+               verified_at_ms = excluded.verified_at_ms, damaged = 0",
             )?
             .execute(params![
                 folder,
@@ -147,7 +200,41 @@ impl Index {
                 i64::from(row.mtime_ns),
                 row.inode as i64,
                 &row.record_id.0[..],
+                crate::clock::now_ms() as i64,
             ])?;
+        Ok(())
+    }
+
+    /// Marks a source whose content no longer matches its record, although its size and
+    /// modification time do, as damaged: no longer held, and not taken back by a scan until
+    /// the file changes.
+    pub fn mark_source_damaged(
+        &self,
+        folder: &str,
+        path: &str,
+        now_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE sources SET gone_since_ms = COALESCE(gone_since_ms, ?3), damaged = 1
+                 WHERE folder = ?1 AND path = ?2",
+            )?
+            .execute(params![folder, path, now_ms as i64])?;
+        self.bump_gone_version()
+    }
+
+    /// Notes that a source's content was found to match its record at `at_ms`.
+    pub fn set_source_verified(
+        &self,
+        folder: &str,
+        path: &str,
+        at_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE sources SET verified_at_ms = ?3 WHERE folder = ?1 AND path = ?2",
+            )?
+            .execute(params![folder, path, at_ms as i64])?;
         Ok(())
     }
 
@@ -194,19 +281,20 @@ impl Index {
     }
 
     /// The sources found gone from their folders: (folder label, path, since when, blob).
-    pub fn gone_sources(&self) -> Result<Vec<(String, String, u64, BlobId)>, IndexError> {
+    pub fn gone_sources(&self) -> Result<Vec<GoneSource>, IndexError> {
         let mut stmt = self.conn.prepare(
-            "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id
+            "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
              FROM sources s JOIN photos p USING (record_id)
              WHERE s.gone_since_ms IS NOT NULL ORDER BY s.folder, s.path",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get::<_, i64>(2)? as u64,
-                BlobId(blob_id_from(r.get(3)?)?),
-            ))
+            Ok(GoneSource {
+                folder: r.get(0)?,
+                path: r.get(1)?,
+                since_ms: r.get::<_, i64>(2)?.max(0) as u64,
+                blob: BlobId(blob_id_from(r.get(3)?)?),
+                damaged: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -224,7 +312,8 @@ impl Index {
     pub fn mark_source_back(&self, folder: &str, path: &str) -> Result<(), IndexError> {
         self.conn
             .prepare_cached(
-                "UPDATE sources SET gone_since_ms = NULL WHERE folder = ?1 AND path = ?2",
+                "UPDATE sources SET gone_since_ms = NULL
+                 WHERE folder = ?1 AND path = ?2 AND damaged = 0",
             )?
             .execute(params![folder, path])?;
         Ok(())
@@ -238,7 +327,9 @@ impl Index {
         self.bump_gone_version()
     }
 
-    fn bump_gone_version(&self) -> Result<(), IndexError> {
+    /// Tells a running node that what this device holds changed beside it (originals gone
+    /// or back, copies re-verified): its held set reloads.
+    pub fn bump_gone_version(&self) -> Result<(), IndexError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO meta (key, value) VALUES (?1, '1')

@@ -20,6 +20,17 @@ pub struct BadPeer {
     pub reason: String,
 }
 
+/// What a member last said in its hello beyond membership and addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerReport {
+    /// Since when every copy it holds was verified (ms since the epoch, by its clock).
+    pub verified_since_ms: Option<u64>,
+    /// Its storage.
+    pub storage: Option<photomesh_protocol::messages::StorageReport>,
+    /// When it said so (ms since the epoch, by this device's clock).
+    pub at_ms: u64,
+}
+
 impl Index {
     /// Adds a configured peer address. Returns `false` if it was already there.
     pub fn add_peer(&self, address: &str, now_ms: u64) -> Result<bool, IndexError> {
@@ -248,6 +259,63 @@ impl Index {
             }
         }
         Ok(out)
+    }
+
+    /// Notes what a member said in its hello of its checks and its storage.
+    pub fn set_peer_report(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+        report: &PeerReport,
+    ) -> Result<(), IndexError> {
+        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+        let storage = report.storage.as_ref();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO peer_reports (device_id, verified_since_ms, used, free, quota, at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(device_id) DO UPDATE SET
+                   verified_since_ms = excluded.verified_since_ms, used = excluded.used,
+                   free = excluded.free, quota = excluded.quota, at_ms = excluded.at_ms",
+            )?
+            .execute(params![
+                &device.as_bytes()[..],
+                report.verified_since_ms.map(clamp),
+                storage.map(|s| clamp(s.used)),
+                storage.map(|s| clamp(s.free)),
+                storage.and_then(|s| s.quota).map(clamp),
+                clamp(report.at_ms)
+            ])?;
+        Ok(())
+    }
+
+    /// What a member last said in its hello of its checks and its storage.
+    pub fn peer_report(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<Option<PeerReport>, IndexError> {
+        type Row = (Option<i64>, Option<i64>, Option<i64>, Option<i64>, i64);
+        let row: Option<Row> = self
+            .conn
+            .prepare_cached(
+                "SELECT verified_since_ms, used, free, quota, at_ms FROM peer_reports
+                 WHERE device_id = ?1",
+            )?
+            .query_row([&device.as_bytes()[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        let n = |v: i64| v.max(0) as u64;
+        Ok(row.map(|(verified, used, free, quota, at)| PeerReport {
+            verified_since_ms: verified.map(n),
+            storage: used.zip(free).map(|(used, free)| {
+                photomesh_protocol::messages::StorageReport {
+                    used: n(used),
+                    free: n(free),
+                    quota: quota.map(n),
+                }
+            }),
+            at_ms: n(at),
+        }))
     }
 
     /// How many blobs a peer is known to hold, and when it was last synced.

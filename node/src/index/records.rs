@@ -2,6 +2,7 @@
 //! records it can open.
 
 use photomesh_protocol::record::{MoveRecord, PhotoRecord, RecordId};
+use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
 use super::blobs::blob_id_from;
@@ -20,6 +21,15 @@ pub struct PhotoRow {
 /// `records_membership`, whose `WHERE` this repeats word for word so that SQLite uses it.
 pub(super) const MEMBERSHIP_RECORDS: &str =
     "SELECT sealed FROM records WHERE substr(sealed, 1, 4) = X'706d6d72' ORDER BY record_id";
+
+/// The current photo at a path (see [`Index::current_photo_at`]): found through
+/// `photos_by_path`, once per file a scan has no source row for.
+pub(super) const CURRENT_PHOTO_AT: &str =
+    "SELECT p.record_id, p.plaintext_hash, p.blob_id FROM photos p
+     WHERE p.folder = ?1 AND p.path = ?2
+       AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.folder = p.folder AND m.path = p.path
+                                              AND m.at_ms >= p.created_at_ms)
+     ORDER BY p.created_at_ms DESC LIMIT 1";
 
 /// The condition on `photos p` that makes it a photo of the library now: the newest record of
 /// its path, and not moved away since.
@@ -213,6 +223,40 @@ impl Index {
             .query_row("SELECT COALESCE(MAX(rowid), 0) FROM records", [], |r| {
                 r.get(0)
             })?)
+    }
+
+    /// The photo at `folder`/`path` now (its newest record, not moved away since): its
+    /// record, plaintext hash and blob. A scan asks for a file it has no source row for: when its content
+    /// is that, the file is that photo, already recorded (after `repair-index`, or a folder
+    /// removed and added again).
+    pub fn current_photo_at(
+        &self,
+        folder: &str,
+        path: &str,
+    ) -> Result<Option<(RecordId, [u8; 32], BlobId)>, IndexError> {
+        Ok(self
+            .conn
+            .prepare_cached(CURRENT_PHOTO_AT)?
+            .query_row([folder, path], |r| {
+                Ok((
+                    RecordId(blob_id_from(r.get(0)?)?),
+                    blob_id_from(r.get(1)?)?,
+                    BlobId(blob_id_from(r.get(2)?)?),
+                ))
+            })
+            .optional()?)
+    }
+
+    /// The folder labels of the photos `device` added, in order.
+    pub fn folders_added_by(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+    ) -> Result<Vec<String>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT folder FROM photos WHERE added_by = ?1 ORDER BY folder")?;
+        let rows = stmt.query_map([&device.as_bytes()[..]], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Photo records indexed before the index kept who added them or their kind: (record

@@ -136,4 +136,27 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX moves_by_path ON moves(folder, path, at_ms);
     ",
+    // Version 7: copies count when verified. When this device last verified each blob it
+    // stores and each original against its record (0: not known; copies made before are not,
+    // and the scrub starts a pass at once), and what each member says in its hello: since
+    // when all it holds was verified, and its storage.
+    "
+    ALTER TABLE blobs ADD COLUMN verified_at_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sources ADD COLUMN verified_at_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX blobs_verified ON blobs(verified_at_ms) WHERE stored = 1;
+    CREATE INDEX sources_verified ON sources(verified_at_ms) WHERE gone_since_ms IS NULL;
+    -- An original found not to match its record although unchanged to the file system
+    -- (rot): not held, and not taken back by a scan until it changes.
+    ALTER TABLE sources ADD COLUMN damaged INTEGER NOT NULL DEFAULT 0;
+    -- What each member last said in its hello of its checks and its storage.
+    CREATE TABLE peer_reports (
+        device_id BLOB PRIMARY KEY,
+        verified_since_ms INTEGER,
+        used INTEGER,
+        free INTEGER,
+        quota INTEGER,
+        at_ms INTEGER NOT NULL
+    );
+    DELETE FROM meta WHERE key IN ('scrub_last_pass_ms', 'scrub_pass_started_ms', 'scrub_cursor');
+    ",
 ];

@@ -417,6 +417,21 @@ fn record_sealed(
         summary.unchanged_files += 1;
         return Ok(ix.put_source(&c.folder, &source(previous))?);
     }
+    // No source row, and the content is the photo recorded at this path now (the index was
+    // rebuilt by `repair-index`, or the folder removed and added again): the file is that
+    // photo, linked to its record again. Recording it anew would make a second record of it.
+    if c.previous.is_none()
+        && let Some((record_id, hash, blob_id)) = ix.current_photo_at(&c.folder, &c.rel_path)?
+        && hash == item.plaintext_hash
+    {
+        // Sealed under the record's key epoch (the usual case), it is the record's blob: its
+        // verification data may be gone with the old index.
+        if blob_id == item.summary.blob_id {
+            ix.add_blob(&blob_id, item.summary.sealed_len, &item.summary.outboard)?;
+        }
+        summary.unchanged_files += 1;
+        return Ok(ix.put_source(&c.folder, &source(record_id))?);
+    }
     let photo = PhotoRecord {
         folder: c.folder.clone(),
         path: c.rel_path.clone(),
@@ -689,5 +704,37 @@ mod tests {
             "{second:?}"
         );
         assert!(second.problems.is_empty(), "{:?}", second.problems);
+    }
+
+    #[test]
+    fn a_file_already_recorded_at_its_path_is_linked_to_its_record_not_recorded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::mesh::create_device(&dir.path().join("home"), "laptop", None, 1).unwrap();
+        let photos = dir.path().join("photos");
+        let files = crate::demo::samples::write_library(&photos, 3, 5).unwrap();
+        crate::library::folders::add(&home, &photos, None).unwrap();
+        scan(&home, &mut Silent).unwrap();
+        let records = home.index.record_count().unwrap();
+        // The folder's source rows are forgotten (as after `repair-index`), and one file
+        // is edited meanwhile.
+        home.index.remove_folder("photos").unwrap();
+        crate::library::folders::add(&home, &photos, None).unwrap();
+        let mut longer = fs::read(&files[0]).unwrap();
+        longer.extend_from_slice(b"edited");
+        fs::write(&files[0], longer).unwrap();
+        let again = scan(&home, &mut Silent).unwrap();
+        assert_eq!(
+            (again.new_files, again.unchanged_files),
+            (1, 4),
+            "{again:?}"
+        );
+        assert_eq!(home.index.record_count().unwrap(), records + 1);
+        // Linked: the next scan reads nothing.
+        let third = scan(&home, &mut Silent).unwrap();
+        assert_eq!(
+            (third.unchanged_files, third.bytes_read),
+            (5, 0),
+            "{third:?}"
+        );
     }
 }

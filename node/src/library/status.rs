@@ -2,8 +2,10 @@
 //! and what the last scan found — read from the home — and, when a node runs on the home,
 //! what it reports live through the control socket: its connections and transfers.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::messages::StorageReport;
 use photomesh_protocol::seal::BlobId;
 
 use crate::home::Home;
@@ -53,6 +55,8 @@ pub struct Status {
     pub recorded_since_scan: u64,
     /// Free bytes on the blob store's disk.
     pub disk_free: Option<u64>,
+    /// What this device stores, its room and its quota, as its hello tells the others.
+    pub storage: Option<StorageReport>,
     /// Blobs the running node leaves unfetched for lack of room, if any.
     pub disk_short: Option<crate::net::control::DiskShort>,
     /// Where the re-verification of the stored blobs is.
@@ -68,19 +72,49 @@ pub struct Holding {
     pub holds: u64,
 }
 
-/// A recorded original of this device that is no longer in its folder.
+/// A recorded original of this device that is no longer in its folder, or is there but
+/// damaged (its content no longer matches its record).
 #[derive(Debug, serde::Serialize)]
 pub struct GoneOriginal {
     /// Its folder label.
     pub folder: String,
     /// Its path.
     pub path: String,
-    /// Since when it is known gone (ms since the epoch).
+    /// Since when it is known gone or damaged (ms since the epoch).
     pub gone_since_ms: u64,
+    /// There, but damaged (rot): not gone.
+    pub damaged: bool,
     /// Whether this device's blob store holds a copy.
     pub stored_here: bool,
-    /// The members known to hold a verified copy.
+    /// The members known to hold a copy verified within the scrub period.
     pub copies_on: Vec<String>,
+}
+
+/// One device's copy of a photo's blob.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CopyOf {
+    /// The device's name (its ID if it is no member).
+    pub device: String,
+    /// When the copy was last verified, at the latest (ms since the epoch, by that device's
+    /// clock; 0: not known): this device's own check of it, or for another device the time
+    /// since which it has verified everything it holds (from its hello).
+    pub verified_at_ms: u64,
+    /// Whether the copy counts towards the replica goal: a member's, verified within the
+    /// scrub period.
+    pub counts: bool,
+}
+
+/// Where a photo's copies are, for `photomesh status --photo`.
+#[derive(Debug, serde::Serialize)]
+pub struct PhotoCopies {
+    /// Its folder label.
+    pub folder: String,
+    /// Its path.
+    pub path: String,
+    /// The blob ID (hex).
+    pub blob: String,
+    /// Every known copy, this device's first.
+    pub copies: Vec<CopyOf>,
 }
 
 /// Another device as this one sees it.
@@ -102,6 +136,8 @@ pub struct PeerStatus {
     pub connection: Option<LiveConnection>,
     /// The last time it sent blob data that failed verification, if ever.
     pub bad_data: Option<BadData>,
+    /// What it last said of its storage (in its hello).
+    pub storage: Option<StorageReport>,
 }
 
 /// A peer caught sending blob data that does not match the blob's ID.
@@ -129,6 +165,8 @@ pub struct Safety {
     pub bytes: u64,
     /// Copies on distinct devices each photo should reach: 3, or every member if fewer.
     pub replica_goal: u64,
+    /// A copy counts only if its device verified it within this many ms (the scrub period).
+    pub verified_within_ms: u64,
     /// Photos that have reached the goal.
     pub at_goal: u64,
     /// Photos below the goal, with their copy counts (fewest first).
@@ -153,23 +191,49 @@ pub struct BelowGoal {
     pub folder: String,
     /// Its path.
     pub path: String,
-    /// Devices known to hold a verified copy (this one included).
+    /// Devices known to hold a copy verified within the scrub period (this one included).
     pub copies: u64,
+    /// Copies held whose last check is older than the scrub period: not counted.
+    pub unverified: u64,
 }
 
 /// The replica goal unless configured: every photo on this many distinct devices.
 pub const DEFAULT_REPLICA_GOAL: u64 = 3;
 
-/// Gathers the status from the home's index, with the default replica goal.
-pub fn status(home: &Home) -> Result<Status, IndexError> {
-    status_with_goal(home, DEFAULT_REPLICA_GOAL)
+/// What `status` is measured against (the configuration's say).
+#[derive(Debug, Clone, Copy)]
+pub struct Targets {
+    /// Photos should reach this many copies on distinct devices, or every member if the mesh
+    /// has fewer.
+    pub goal: u64,
+    /// A copy counts if its device verified it within this long (the scrub period).
+    pub verified_within: std::time::Duration,
+    /// This device's quota (`[storage] max_bytes`).
+    pub quota: Option<u64>,
 }
 
-/// Gathers the status from the home's index. Photos should reach `goal` verified copies on
-/// distinct devices, or every member if the mesh has fewer.
-pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
+impl Default for Targets {
+    fn default() -> Self {
+        Self {
+            goal: DEFAULT_REPLICA_GOAL,
+            verified_within: crate::home::config::DEFAULT_SCRUB_PERIOD,
+            quota: None,
+        }
+    }
+}
+
+/// Gathers the status from the home's index, with the default targets.
+pub fn status(home: &Home) -> Result<Status, IndexError> {
+    status_with(home, Targets::default())
+}
+
+/// Gathers the status from the home's index, measured against `targets`.
+pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> {
+    let goal = targets.goal;
     // What this device holds: read once, for what it should hold and for the copy counts.
-    let held: HashSet<BlobId> = home.index.held_blobs()?.into_iter().collect();
+    let held: HashMap<BlobId, u64> = home.index.held_blobs()?.into_iter().collect();
+    let copies = Copies::new(home, targets.verified_within)?;
+    let disk_free = home.blobs.free_bytes().ok();
     Ok(Status {
         device_id: home.device.device_id().to_string(),
         device_name: home.device_name()?,
@@ -180,22 +244,31 @@ pub fn status_with_goal(home: &Home, goal: u64) -> Result<Status, IndexError> {
         records: home.index.record_count()?,
         last_scan: home.index.last_scan()?,
         peers: peers(home)?,
-        safety: safety(home, goal, &held)?,
+        safety: safety(home, goal, &held, &copies)?,
         node_running: false,
         listening: None,
         open_connections: None,
         transfers: Vec::new(),
         hold: crate::replicate::held::HoldPolicy::of(home)?.name(),
         holding: holding(home, &held)?,
-        originals_gone: originals_gone(home)?,
+        originals_gone: originals_gone(home, &copies)?,
         recorded_since_scan: recorded_since_scan(home)?,
-        disk_free: home.blobs.free_bytes().ok(),
+        disk_free,
+        storage: disk_free
+            .map(|free| -> Result<_, IndexError> {
+                Ok(StorageReport {
+                    used: home.index.stored_bytes()?,
+                    free,
+                    quota: targets.quota,
+                })
+            })
+            .transpose()?,
         disk_short: None,
         scrub: crate::library::scrub::status(home)?,
     })
 }
 
-fn holding(home: &Home, held: &HashSet<BlobId>) -> Result<Option<Holding>, IndexError> {
+fn holding(home: &Home, held: &HashMap<BlobId, u64>) -> Result<Option<Holding>, IndexError> {
     if home.keys.current().is_none() {
         return Ok(None);
     }
@@ -205,30 +278,127 @@ fn holding(home: &Home, held: &HashSet<BlobId>) -> Result<Option<Holding>, Index
     let should = home.index.photo_blobs(own.then_some(&me))?;
     Ok(Some(Holding {
         should_hold: should.len() as u64,
-        holds: should.iter().filter(|b| held.contains(b)).count() as u64,
+        holds: should.iter().filter(|b| held.contains_key(b)).count() as u64,
     }))
 }
 
-fn originals_gone(home: &Home) -> Result<Vec<GoneOriginal>, IndexError> {
-    let names: std::collections::HashMap<_, _> = crate::mesh::trust_set(home)
-        .map(|t| t.members().map(|m| (m.device, m.name.clone())).collect())
-        .unwrap_or_default();
+fn originals_gone(home: &Home, copies: &Copies) -> Result<Vec<GoneOriginal>, IndexError> {
     let mut out = Vec::new();
-    for (folder, path, gone_since_ms, blob) in home.index.gone_sources()? {
+    for gone in home.index.gone_sources()? {
         out.push(GoneOriginal {
-            folder,
-            path,
-            gone_since_ms,
-            stored_here: home.index.blob_stored(&blob)?,
-            copies_on: home
-                .index
-                .blob_holders(&blob)?
-                .iter()
-                .filter_map(|d| names.get(d).cloned())
+            stored_here: home.index.blob_stored(&gone.blob)?,
+            copies_on: copies
+                .of_peers(home, &gone.blob)?
+                .into_iter()
+                .filter(|c| c.counts)
+                .map(|c| c.device)
                 .collect(),
+            folder: gone.folder,
+            path: gone.path,
+            gone_since_ms: gone.since_ms,
+            damaged: gone.damaged,
         });
     }
     Ok(out)
+}
+
+/// What makes a copy count: the members, their names, the oldest verification that still
+/// counts, and since when each other member has verified all it holds (its hello's say).
+struct Copies {
+    me: DeviceId,
+    names: HashMap<DeviceId, String>,
+    since_ms: u64,
+    verified_since: HashMap<DeviceId, u64>,
+}
+
+impl Copies {
+    fn new(home: &Home, verified_within: std::time::Duration) -> Result<Self, IndexError> {
+        let names: HashMap<DeviceId, String> = crate::mesh::trust_set(home)
+            .map(|t| t.members().map(|m| (m.device, m.name.clone())).collect())
+            .unwrap_or_default();
+        let mut verified_since = HashMap::new();
+        for device in names.keys() {
+            if let Some(at) = home
+                .index
+                .peer_report(device)?
+                .and_then(|r| r.verified_since_ms)
+            {
+                verified_since.insert(*device, at);
+            }
+        }
+        let within = u64::try_from(verified_within.as_millis()).unwrap_or(u64::MAX);
+        Ok(Self {
+            me: home.device.device_id(),
+            names,
+            since_ms: crate::clock::now_ms().saturating_sub(within),
+            verified_since,
+        })
+    }
+
+    fn counts(&self, device: &DeviceId, verified_at_ms: u64) -> bool {
+        self.names.contains_key(device) && verified_at_ms >= self.since_ms
+    }
+
+    /// This device's copy, if it holds one (last verified at `held`).
+    fn mine(&self, held: Option<u64>) -> Option<CopyOf> {
+        held.map(|at| CopyOf {
+            device: self
+                .names
+                .get(&self.me)
+                .cloned()
+                .unwrap_or_else(|| "this device".into()),
+            verified_at_ms: at,
+            counts: at >= self.since_ms,
+        })
+    }
+
+    /// The other devices' copies of a blob, as last reconciled with them.
+    fn of_peers(&self, home: &Home, blob: &BlobId) -> Result<Vec<CopyOf>, IndexError> {
+        let mut out: Vec<CopyOf> = home
+            .index
+            .blob_holders(blob)?
+            .into_iter()
+            .filter(|d| *d != self.me)
+            .map(|d| {
+                let at = self.verified_since.get(&d).copied().unwrap_or(0);
+                CopyOf {
+                    device: self.names.get(&d).cloned().unwrap_or_else(|| d.to_string()),
+                    verified_at_ms: at,
+                    counts: self.counts(&d, at),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.device.cmp(&b.device));
+        Ok(out)
+    }
+}
+
+/// Every known copy of the newest version of the photo at `folder`/`path`, with when each was
+/// last verified; `None` if no such photo is recorded.
+pub fn photo_copies(
+    home: &Home,
+    folder: &str,
+    path: &str,
+    verified_within: std::time::Duration,
+) -> Result<Option<PhotoCopies>, IndexError> {
+    let Some((_, _, blob)) = home.index.current_photo_at(folder, path)? else {
+        return Ok(None);
+    };
+    let copies = Copies::new(home, verified_within)?;
+    let held = home
+        .index
+        .held_blobs()?
+        .into_iter()
+        .find(|(b, _)| *b == blob)
+        .map(|(_, at)| at);
+    let mut all: Vec<CopyOf> = copies.mine(held).into_iter().collect();
+    all.extend(copies.of_peers(home, &blob)?);
+    Ok(Some(PhotoCopies {
+        folder: folder.to_owned(),
+        path: path.to_owned(),
+        blob: blob.to_hex(),
+        copies: all,
+    }))
 }
 
 fn recorded_since_scan(home: &Home) -> Result<u64, IndexError> {
@@ -320,6 +490,7 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
             last_sync_ms: sync.map(|(_, at)| at),
             blobs_held: sync.map_or(0, |(n, _)| n),
             connection: None,
+            storage: home.index.peer_report(&m.device)?.and_then(|r| r.storage),
             bad_data: home.index.last_bad(&m.device)?.map(|b| BadData {
                 avoided: crate::replicate::bad_peer::avoided(&b, now),
                 at_ms: b.at_ms,
@@ -332,22 +503,23 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
 }
 
 /// Copies per photo: this device if it holds the blob, plus every current member last seen
-/// holding it. Only members count: a revoked device's copy is not a copy.
-fn safety(home: &Home, goal: u64, held: &HashSet<BlobId>) -> Result<Option<Safety>, IndexError> {
+/// holding it, each only if its device verified it within the scrub period. Only members
+/// count: a revoked device's copy is not a copy.
+fn safety(
+    home: &Home,
+    goal: u64,
+    held: &HashMap<BlobId, u64>,
+    copies: &Copies,
+) -> Result<Option<Safety>, IndexError> {
     if home.keys.current().is_none() {
         return Ok(None);
     }
-    let trust = crate::mesh::trust_set(home).ok();
-    let me = home.device.device_id();
-    let members: std::collections::BTreeSet<_> = trust
-        .as_ref()
-        .map(|t| t.members().map(|m| m.device).collect())
-        .unwrap_or_default();
-    let goal = (members.len().max(1) as u64).min(goal.max(1));
+    let goal = (copies.names.len().max(1) as u64).min(goal.max(1));
     let mut safety = Safety {
         photos: 0,
         bytes: 0,
         replica_goal: goal,
+        verified_within_ms: crate::clock::now_ms().saturating_sub(copies.since_ms),
         at_goal: 0,
         below_goal: Vec::new(),
         kinds: Default::default(),
@@ -361,20 +533,17 @@ fn safety(home: &Home, goal: u64, held: &HashSet<BlobId>) -> Result<Option<Safet
         let kind = safety.kinds.entry(p.media_type.name()).or_default();
         kind.photos += 1;
         kind.bytes += p.size;
-        let others = home
-            .index
-            .blob_holders(&p.blob_id)?
-            .into_iter()
-            .filter(|d| *d != me && members.contains(d))
-            .count() as u64;
-        let copies = u64::from(held.contains(&p.blob_id)) + others;
-        if copies >= goal {
+        let mut all = copies.of_peers(home, &p.blob_id)?;
+        all.extend(copies.mine(held.get(&p.blob_id).copied()));
+        let counted = all.iter().filter(|c| c.counts).count() as u64;
+        if counted >= goal {
             safety.at_goal += 1;
         } else {
             safety.below_goal.push(BelowGoal {
                 folder: p.folder,
                 path: p.path,
-                copies,
+                copies: counted,
+                unverified: all.len() as u64 - counted,
             });
         }
     }
@@ -450,6 +619,61 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_copy_counts_only_while_its_check_is_within_the_period() {
+        use crate::library::progress::Silent;
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::mesh::create_device(&dir.path().join("home"), "laptop", None, 1).unwrap();
+        let photos = dir.path().join("photos");
+        let files = crate::demo::samples::write_library(&photos, 2, 4).unwrap();
+        crate::library::folders::add(&home, &photos, None).unwrap();
+        crate::library::scan::scan(&home, &mut Silent).unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let safety = |home: &Home| {
+            status_with(
+                home,
+                Targets {
+                    goal: 1,
+                    verified_within: day,
+                    quota: None,
+                },
+            )
+            .unwrap()
+            .safety
+            .unwrap()
+        };
+        let all = files.len() as u64;
+        assert_eq!((safety(&home).at_goal, safety(&home).photos), (all, all));
+
+        // One original last verified long ago: its copy no longer counts.
+        let rel = files[0].strip_prefix(&photos).unwrap().to_str().unwrap();
+        home.index.set_source_verified("photos", rel, 1).unwrap();
+        let s = safety(&home);
+        assert_eq!(s.at_goal, all - 1);
+        assert_eq!((s.below_goal[0].copies, s.below_goal[0].unverified), (0, 1));
+        assert_eq!(s.verified_within_ms, 86_400_000);
+        let copies = photo_copies(&home, "photos", rel, day).unwrap().unwrap();
+        assert_eq!(
+            copies.copies,
+            vec![CopyOf {
+                device: "laptop".into(),
+                verified_at_ms: 1,
+                counts: false
+            }]
+        );
+        // Verified again: it counts again.
+        let now = crate::clock::now_ms();
+        home.index.set_source_verified("photos", rel, now).unwrap();
+        assert_eq!(safety(&home).at_goal, all);
+        let copies = photo_copies(&home, "photos", rel, day).unwrap().unwrap();
+        assert!(copies.copies[0].counts && copies.copies[0].verified_at_ms == now);
+        assert!(
+            photo_copies(&home, "photos", "no/such.jpg", day)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
     fn a_transfer_reads_as_one_line_with_the_peer_s_name() {
         let nas = PeerStatus {
             device_id: "NAS-ID".into(),
@@ -460,6 +684,7 @@ mod tests {
             blobs_held: 0,
             connection: None,
             bad_data: None,
+            storage: None,
         };
         let mut t = TransferStatus {
             blob: "3f2a77".into(),

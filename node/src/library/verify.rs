@@ -2,7 +2,8 @@
 //!
 //! Checks every original file against its record (it must exist, and its content must hash
 //! to the recorded plaintext hash) and every blob in the blob store against its ID, and runs
-//! SQLite's integrity check on the index. It changes nothing: it only reports.
+//! SQLite's integrity check on the index first: a damaged index is the one finding, and
+//! nothing else is checked (that would write into it).
 //!
 //! An original whose size or mtime changed is *changed* (a new scan will record it); one
 //! whose size and mtime are the same but whose content differs is *corrupt* — the bytes
@@ -65,11 +66,17 @@ impl VerifyReport {
 pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, IndexError> {
     let mut report = VerifyReport::default();
     if let Some(problem) = home.index.integrity_problem()? {
+        // Checking on would write what it finds into the damaged file.
         report.findings.push(Finding {
             kind: FindingKind::Corrupt,
-            item: home.path.join("index.sqlite").display().to_string(),
-            detail: format!("SQLite integrity check: {problem}"),
+            item: home.index.path().display().to_string(),
+            detail: format!(
+                "the index is damaged (SQLite's check: {problem}); nothing else was checked. \
+                 Run `photomesh repair-index` (with no node running on this home), then \
+                 `photomesh verify` again"
+            ),
         });
+        return Ok(report);
     }
     let work = originals(home, &mut report.findings)?;
     let blobs = home.index.stored_blobs()?;
@@ -81,12 +88,9 @@ pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, 
     for (label, root, row) in work {
         report.sources_checked += 1;
         progress.advance(1, row.size);
-        let finding = check_original(home, &root, &row)?;
-        if finding.is_some() {
-            // Not as recorded: no longer held here, so the node fetches the recorded copy.
-            home.index
-                .mark_sources_gone(&label, &[row.path.as_str()], crate::clock::now_ms())?;
-        }
+        let expected = home.index.plaintext_hash_of(&row.record_id)?;
+        let finding = check_original(&root, &row, expected);
+        original_checked(home, &label, &row.path, finding.as_ref())?;
         report.findings.extend(finding);
     }
     for blob_id in blobs {
@@ -94,8 +98,30 @@ pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, 
         progress.advance(1, 0);
         report.findings.extend(check_blob(home, &blob_id)?);
     }
+    // The verification times changed: a running node reloads what it holds, and tells its
+    // peers.
+    home.index.bump_gone_version()?;
     progress.finish();
     Ok(report)
+}
+
+/// Takes in what the check of an original found: good, it is verified now; damaged in place,
+/// or changed or gone, it is no longer held, so the node fetches the recorded copy.
+pub fn original_checked(
+    home: &Home,
+    label: &str,
+    path: &str,
+    finding: Option<&Finding>,
+) -> Result<(), IndexError> {
+    let now = crate::clock::now_ms();
+    match finding.map(|f| f.kind) {
+        None => home.index.set_source_verified(label, path, now),
+        Some(FindingKind::Corrupt) => home.index.mark_source_damaged(label, path, now),
+        Some(_) => home
+            .index
+            .mark_sources_gone(label, &[path], now)
+            .map(|_| ()),
+    }
 }
 
 /// Every recorded original of the folders that are there (with its folder's path), in path
@@ -130,58 +156,53 @@ fn originals(
 }
 
 /// Checks one original (in folder `root`) against its record: there, a regular file,
-/// unchanged, and hashing as recorded.
-fn check_original(
-    home: &Home,
-    root: &Path,
-    row: &SourceRow,
-) -> Result<Option<Finding>, IndexError> {
+/// unchanged, and hashing to `expected`, its recorded plaintext hash. Only reads the file.
+pub fn check_original(root: &Path, row: &SourceRow, expected: Option<[u8; 32]>) -> Option<Finding> {
     let item = root.join(&row.path).display().to_string();
     let opened =
         crate::original::open(root, &row.path).and_then(|file| Ok((file.metadata()?, file)));
     let (meta, file) = match opened {
         Ok(m) => m,
         Err(e) => {
-            return Ok(Some(Finding {
+            return Some(Finding {
                 kind: FindingKind::Missing,
                 item,
                 detail: describe_io(&e),
-            }));
+            });
         }
     };
     if meta.len() != row.size
         || meta.mtime() != row.mtime_s
         || meta.mtime_nsec() as u32 != row.mtime_ns
     {
-        return Ok(Some(Finding {
+        return Some(Finding {
             kind: FindingKind::Changed,
             item,
             detail: "changed since it was recorded; `photomesh scan` records the new version"
                 .into(),
-        }));
+        });
     }
-    let expected = home.index.plaintext_hash_of(&row.record_id)?;
     let mut hasher = blake3::Hasher::new();
     let read = hasher
         .update_reader(BufReader::with_capacity(1 << 20, file))
         .map(|_| ());
     if let Err(e) = read {
-        return Ok(Some(Finding {
+        return Some(Finding {
             kind: FindingKind::Missing,
             item,
             detail: describe_io(&e),
-        }));
+        });
     }
     if expected != Some(*hasher.finalize().as_bytes()) {
-        return Ok(Some(Finding {
+        return Some(Finding {
             kind: FindingKind::Corrupt,
             item,
             detail: "its content no longer matches its record although its size and \
                      modification time are unchanged (disk corruption?)"
                 .into(),
-        }));
+        });
     }
-    Ok(None)
+    None
 }
 
 /// Checks one stored blob. A missing or damaged one is healed as far as this device can: its
@@ -200,7 +221,11 @@ pub fn heal_blob(
     checked: Result<(), BlobStoreError>,
 ) -> Result<Option<Finding>, IndexError> {
     let (kind, what) = match checked {
-        Ok(()) => return Ok(None),
+        Ok(()) => {
+            home.index
+                .set_blob_verified(blob_id, crate::clock::now_ms())?;
+            return Ok(None);
+        }
         Err(BlobStoreError::Missing(_)) => (FindingKind::Missing, "not in the blob store"),
         Err(BlobStoreError::Corrupt(_)) => {
             (FindingKind::Corrupt, "its content no longer matches its ID")
@@ -308,5 +333,37 @@ mod tests {
         ];
         expected.sort_by(|a, b| a.1.cmp(&b.1));
         assert_eq!(kinds(&report), expected);
+        // None of the three is held now; the rotten one is known damaged, not gone.
+        let gone = home.index.gone_sources().unwrap();
+        assert_eq!(gone.len(), 3, "{gone:?}");
+        let damaged: Vec<_> = gone.iter().filter(|g| g.damaged).collect();
+        assert!(
+            damaged.len() == 1 && rotten.ends_with(&damaged[0].path),
+            "{gone:?}"
+        );
+        assert_eq!(home.index.held_blobs().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_clean_verify_stamps_every_copy_verified_now() {
+        let (dir, home, files) = scanned();
+        for f in &files {
+            let rel = f.strip_prefix(dir.path().join("photos")).unwrap();
+            home.index
+                .set_source_verified("photos", rel.to_str().unwrap(), 1)
+                .unwrap();
+        }
+        assert!(
+            home.index
+                .held_blobs()
+                .unwrap()
+                .iter()
+                .all(|(_, at)| *at == 1)
+        );
+        let before = crate::clock::now_ms();
+        assert!(verify(&home, &mut Silent).unwrap().is_clean());
+        let held = home.index.held_blobs().unwrap();
+        assert_eq!(held.len(), 5);
+        assert!(held.iter().all(|(_, at)| *at >= before), "{held:?}");
     }
 }

@@ -140,6 +140,12 @@ pub struct DiskShort {
     pub free: u64,
     /// The reserve kept free (`[storage] reserve`).
     pub reserve: u64,
+    /// The cap on what this device stores (`[storage] max_bytes`), when that is what binds.
+    #[serde(default)]
+    pub quota: Option<u64>,
+    /// Bytes of blobs stored, when the quota binds.
+    #[serde(default)]
+    pub used: u64,
     /// Blobs waiting for room.
     pub blobs_waiting: u64,
     /// Their size, as far as known.
@@ -162,6 +168,29 @@ pub struct LiveConnection {
     pub dialled: Dialler,
 }
 
+/// The home's node lock, held: no node can start on the home until it is dropped (or the
+/// process ends, however it ends).
+pub struct NodeLock(File);
+
+impl NodeLock {
+    /// Takes the node lock of `home`; refuses if a node runs on it (or anything else holds
+    /// it, such as a `repair-index`).
+    pub fn take(home: &Path) -> Result<Self, ControlError> {
+        let lock_path = home.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => Ok(Self(lock)),
+            Err(fs::TryLockError::WouldBlock) => Err(ControlError::AlreadyRunning(home.to_owned())),
+            Err(fs::TryLockError::Error(e)) => Err(io_error(&lock_path)(e)),
+        }
+    }
+}
+
 /// The open control socket of a running node. Dropping it removes the socket file.
 pub struct ControlSocket {
     path: PathBuf,
@@ -173,20 +202,7 @@ impl ControlSocket {
     /// Takes the home's node lock and opens its control socket, replacing a stale one.
     /// Refuses if another node runs on this home. Must be called inside a tokio runtime.
     pub fn bind(home: &Path) -> Result<Self, ControlError> {
-        let lock_path = home.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_error(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(ControlError::AlreadyRunning(home.to_owned()));
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
-        }
+        let NodeLock(lock) = NodeLock::take(home)?;
         let path = home.join(SOCKET_FILE);
         if fs::symlink_metadata(&path).is_ok() {
             if std::os::unix::net::UnixStream::connect(&path).is_ok() {

@@ -82,6 +82,10 @@ impl HoldPolicy {
 /// The set of blobs this device holds — stored replicas, and its own originals that still
 /// match their records — kept in memory: loaded once, then grown as blobs are stored and as
 /// scans (in this process or beside it) record originals.
+///
+/// Items carry no time (0): two devices holding the same blobs hold equal sets, which is what
+/// keeps reconciling them cheap. How fresh a device's checks are travels in its hello
+/// ([`BlobEngine::verified_since`]).
 pub struct HeldBlobs(pub(crate) Mutex<HeldInner>);
 
 pub(crate) struct HeldInner {
@@ -122,10 +126,7 @@ impl HeldBlobs {
 
     /// Adds a blob that is now stored.
     pub fn insert(&self, blob: BlobId) {
-        {
-            let mut held = self.0.lock();
-            held.add(blob);
-        }
+        self.0.lock().add(blob);
     }
 
     /// Whether the set holds a blob.
@@ -156,7 +157,12 @@ impl HeldInner {
         // Read first: a change after it reloads again on the next refresh.
         let gone_version = home.index.meta(crate::index::GONE_VERSION)?;
         let mark = home.index.last_record_row()?;
-        let ids: HashSet<[u8; 32]> = home.index.held_blobs()?.into_iter().map(|b| b.0).collect();
+        let ids: HashSet<[u8; 32]> = home
+            .index
+            .held_blobs()?
+            .into_iter()
+            .map(|(b, _)| b.0)
+            .collect();
         let tree = FingerprintTree::from_items(ids.iter().map(|id| Item::new(0, *id)));
         Ok(Self {
             tree,
@@ -186,6 +192,8 @@ pub struct BlobEngine {
     /// Free space kept on the blob store's disk: no blob is fetched into it. `None`: 5% of
     /// the disk, at most 1 GiB.
     pub reserve: Option<u64>,
+    /// The most bytes of blobs stored (`[storage] max_bytes`); `None`: no cap.
+    pub quota: Option<u64>,
     /// Blobs waiting for room, when the disk is nearly full.
     pub short: Mutex<Option<DiskShort>>,
 }
@@ -210,29 +218,54 @@ impl BlobEngine {
             fetching: Arc::default(),
             buffers: Arc::new(Pool::new(MAX_IN_FLIGHT_BYTES as usize)),
             reserve: None,
+            quota: None,
             short: Mutex::new("the disk-space state", None),
         })
     }
 
-    /// The part of `wanted` that fits on the blob store's disk above the reserve (blobs of
-    /// unknown size are taken while there is room at all). When some do not fit, says so once
-    /// (and in `status`) until they do.
+    /// Since when every copy this device holds was verified (ms since the epoch: the oldest
+    /// check among its stored blobs and present originals), as its hello tells it; `None`
+    /// when it holds nothing or the index could not say.
+    pub fn verified_since(&self, home: &Home) -> Option<u64> {
+        home.index.held_verified_since().ok().flatten()
+    }
+
+    /// This device's storage, as its hello tells it.
+    pub fn storage(&self, home: &Home) -> Option<photomesh_protocol::messages::StorageReport> {
+        Some(photomesh_protocol::messages::StorageReport {
+            used: home.index.stored_bytes().ok()?,
+            free: home.blobs.space().ok()?.0,
+            quota: self.quota,
+        })
+    }
+
+    /// The part of `wanted` that fits on the blob store's disk above the reserve, and within
+    /// the quota (blobs of unknown size are taken while there is room at all). When some do
+    /// not fit, says so once (and in `status`) until they do.
     pub(crate) fn fit_to_disk(&self, home: &Home, wanted: Vec<BlobId>) -> Vec<BlobId> {
-        // A reserve of 0 turns the check off: a full disk is then met as a write error.
-        if self.reserve == Some(0) {
-            return wanted;
-        }
+        // A reserve of 0 turns the disk check off: a full disk is then met as a write error.
         let (free, disk) = match home.blobs.space() {
-            Ok(space) => space,
+            Ok(space) if self.reserve != Some(0) => space,
+            Ok(_) => (u64::MAX, u64::MAX),
             Err(e) => {
                 tracing::debug!("reading the free space of the blob store's disk: {e}");
-                return wanted;
+                (u64::MAX, u64::MAX)
             }
         };
-        let reserve = self
-            .reserve
-            .unwrap_or_else(|| crate::home::config::default_reserve(disk));
-        let budget = free.saturating_sub(reserve);
+        let reserve = match self.reserve {
+            _ if disk == u64::MAX => 0,
+            Some(reserve) => reserve,
+            None => crate::home::config::default_reserve(disk),
+        };
+        let on_disk = free.saturating_sub(reserve);
+        let (quota, stored) = match self.quota {
+            Some(quota) => (Some(quota), home.index.stored_bytes().unwrap_or(0)),
+            None => (None, 0),
+        };
+        let in_quota = quota.map_or(u64::MAX, |q| q.saturating_sub(stored));
+        let budget = on_disk.min(in_quota);
+        // Which limit binds, for what is said.
+        let quota = quota.filter(|_| in_quota < on_disk);
         let (mut used, mut waiting, mut bytes_waiting) = (0u64, 0u64, 0u64);
         let mut take = Vec::with_capacity(wanted.len());
         for blob in wanted {
@@ -247,24 +280,40 @@ impl BlobEngine {
         }
         let mut short = self.short.lock();
         if waiting == 0 {
-            if short.take().is_some() {
-                tracing::info!("there is room on the disk again: fetching blobs");
+            match short.take() {
+                Some(DiskShort { quota: Some(_), .. }) => {
+                    tracing::info!("there is room within the quota again: fetching blobs");
+                }
+                Some(_) => tracing::info!("there is room on the disk again: fetching blobs"),
+                None => {}
             }
             return take;
         }
         if short.is_none() {
-            tracing::warn!(
-                "the disk is nearly full: {} MB free, {} MB kept in reserve; {waiting} blobs \
-                 ({} MB) wait until there is room (free some space, or lower [storage] \
-                 reserve); records are still received and blobs served",
-                free / 1_000_000,
-                reserve / 1_000_000,
-                bytes_waiting / 1_000_000
-            );
+            match quota {
+                Some(quota) => tracing::warn!(
+                    "this device stores {} MB of its {} MB quota ([storage] max_bytes); \
+                     {waiting} blobs ({} MB) are left to other devices until there is room \
+                     (raise max_bytes); records are still received and blobs served",
+                    stored / 1_000_000,
+                    quota / 1_000_000,
+                    bytes_waiting / 1_000_000
+                ),
+                None => tracing::warn!(
+                    "the disk is nearly full: {} MB free, {} MB kept in reserve; {waiting} \
+                     blobs ({} MB) wait until there is room (free some space, or lower \
+                     [storage] reserve); records are still received and blobs served",
+                    free / 1_000_000,
+                    reserve / 1_000_000,
+                    bytes_waiting / 1_000_000
+                ),
+            }
         }
         *short = Some(DiskShort {
             free,
             reserve,
+            quota,
+            used: stored,
             blobs_waiting: waiting,
             bytes_waiting,
         });

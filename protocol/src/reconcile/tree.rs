@@ -146,6 +146,17 @@ impl FingerprintTree {
         }
     }
 
+    /// Removes `item`; returns `false` if the tree did not hold it. Nodes are not merged
+    /// again (an emptied one is dropped), so a tree that loses many items keeps some slack.
+    pub fn remove(&mut self, item: &Item) -> bool {
+        if !remove_from(&mut self.root, item) {
+            return false;
+        }
+        self.len -= 1;
+        self.sketch.remove(item);
+        true
+    }
+
     /// Every item, in order.
     pub fn items(&self) -> Vec<Item> {
         let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
@@ -340,6 +351,38 @@ fn insert_into(node: &mut Node, item: Item) -> Inserted {
     }
 }
 
+/// Removes `item` from `node`'s subtree, keeping each child's summary; a child left empty
+/// is dropped.
+fn remove_from(node: &mut Node, item: &Item) -> bool {
+    match node {
+        Node::Leaf(items) => match items.binary_search(item) {
+            Ok(at) => {
+                items.remove(at);
+                true
+            }
+            Err(_) => false,
+        },
+        Node::Inner(children) => {
+            let Some(at) = children.iter().position(|c| c.last >= *item) else {
+                return false;
+            };
+            let child = &mut children[at];
+            if !remove_from(&mut child.node, item) {
+                return false;
+            }
+            child.count -= 1;
+            child.sum.sub_item(item);
+            match subtree_last(&child.node) {
+                Some(last) if child.count > 0 => child.last = last,
+                _ => {
+                    children.remove(at);
+                }
+            }
+            true
+        }
+    }
+}
+
 fn subtree_last(node: &Node) -> Option<Item> {
     match node {
         Node::Leaf(items) => items.last().copied(),
@@ -393,12 +436,21 @@ mod tests {
         fn tree_matches_a_sorted_vec(
             built in proptest::collection::vec(arb_item(), 0..300),
             inserted in proptest::collection::vec(arb_item(), 0..300),
+            removed in proptest::collection::vec((any::<bool>(), any::<prop::sample::Index>(), arb_item()), 0..300),
             probes in proptest::collection::vec(arb_item(), 0..20),
         ) {
             let mut tree = FingerprintTree::from_items(built.iter().copied());
             let mut expected: std::collections::BTreeSet<Item> = built.into_iter().collect();
             for item in inserted {
                 prop_assert_eq!(tree.insert(item), expected.insert(item));
+            }
+            // Removals of held items (picked by index) and of arbitrary ones, mixed.
+            for (held, pick, other) in removed {
+                let item = match (held, expected.len()) {
+                    (true, n) if n > 0 => *expected.iter().nth(pick.index(n)).unwrap(),
+                    _ => other,
+                };
+                prop_assert_eq!(tree.remove(&item), expected.remove(&item));
             }
             let expected: Vec<Item> = expected.into_iter().collect();
             prop_assert_eq!(tree.len(), expected.len() as u64);
@@ -433,5 +485,30 @@ mod tests {
         assert!(items.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(tree.item_at(4321), Some(items[4321]));
         assert_eq!(tree.prefix(&Bound::at(&items[1000])).0, 1000);
+    }
+
+    #[test]
+    fn emptying_a_tree_and_filling_it_again_keeps_it_sound() {
+        let item = |i: u64| {
+            let mut id = [0; 32];
+            id[..8].copy_from_slice(&i.to_be_bytes());
+            Item::new(i, id)
+        };
+        let mut tree = FingerprintTree::from_items((0..3000).map(item));
+        for i in 0..3000 {
+            assert!(tree.remove(&item(i)));
+            assert!(!tree.remove(&item(i)));
+        }
+        assert_eq!(
+            (tree.len(), tree.prefix(&Bound::MAX)),
+            (0, (0, IdSum::ZERO))
+        );
+        assert_eq!(tree.sketch(), Sketch::new().symbols());
+        // Old items removed and newer ones added, as a re-verified blob's item moves on.
+        for i in 0..3000 {
+            assert!(tree.insert(item(i + 5000)));
+        }
+        assert_eq!(tree.items(), (5000..8000).map(item).collect::<Vec<_>>());
+        assert_eq!(tree.item_at(1234), Some(item(6234)));
     }
 }

@@ -155,6 +155,8 @@ pub struct NodeHandle(Arc<Shared>);
 
 struct Shared {
     home: Arc<tokio::sync::Mutex<Home>>,
+    /// Becomes `true` once a records sync with a member succeeded.
+    records_synced: tokio::sync::watch::Sender<bool>,
     set: Arc<RecordSet>,
     holdings: crate::replicate::blobs::PeerHoldings,
     /// The blobs held, the hold policy and the fetching of blobs.
@@ -214,6 +216,7 @@ pub async fn run(
         own_key: home.device.noise_public(),
         device: home.device.device_id(),
         home: Arc::new(tokio::sync::Mutex::new(home)),
+        records_synced: tokio::sync::watch::Sender::new(false),
         set,
         holdings: crate::replicate::blobs::PeerHoldings::default(),
         engine,
@@ -326,14 +329,19 @@ fn start_discovery(
     .ok()
 }
 
-/// New photos in the folders are recorded once complete and announced to the peers.
+/// New photos in the folders are recorded once complete and announced to the peers. After a
+/// `repair-index` that lost records, the first rescan waits until a member sent them back (or
+/// [`crate::library::repair::CATCH_UP_WAIT`]): rescanned first, their files would be recorded
+/// anew.
 fn watch_folders(
     node: &NodeHandle,
     home_path: std::path::PathBuf,
     watch: crate::library::watch::WatchOptions,
 ) -> tokio::task::JoinHandle<()> {
     let announcer = node.clone();
+    let waiter = node.clone();
     tokio::spawn(async move {
+        waiter.catch_up_before_scan().await;
         let watching = crate::library::watch::run(home_path, watch, move |recorded| {
             tracing::info!(recorded, "recorded new photos; announcing");
             announcer.announce();
@@ -370,6 +378,34 @@ async fn accept_until(
 }
 
 impl NodeHandle {
+    /// Waits, after a repair that lost records, for a records sync with a member (at most
+    /// [`crate::library::repair::CATCH_UP_WAIT`]), then clears the repair's mark.
+    async fn catch_up_before_scan(&self) {
+        use crate::library::repair::{CATCH_UP_BEFORE_SCAN, CATCH_UP_WAIT};
+        let marked = self.0.home.lock().await.index.meta(CATCH_UP_BEFORE_SCAN);
+        if !matches!(marked, Ok(Some(_))) {
+            return;
+        }
+        tracing::info!(
+            "the index was repaired and lost records: waiting for a member to send them back \
+             before rescanning the folders"
+        );
+        let mut synced = self.0.records_synced.subscribe();
+        if tokio::time::timeout(CATCH_UP_WAIT, synced.wait_for(|done| *done))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "no member sent records within {}s: rescanning anyway; a file whose lost record \
+                 comes back later is recorded a second time (no second copy is stored)",
+                CATCH_UP_WAIT.as_secs()
+            );
+        }
+        let home = self.0.home.lock().await;
+        if let Err(e) = home.index.delete_meta(CATCH_UP_BEFORE_SCAN) {
+            tracing::warn!("clearing the repair's mark: {e}");
+        }
+    }
     /// Stops answering blob requests before the connections close: each answer resets its
     /// stream (dropping what quinn still had queued of it), then the node gives the
     /// connections a few round trips to get the resets out and the data in flight

@@ -220,6 +220,12 @@ impl Index {
         Ok(())
     }
 
+    /// Removes a value from the `meta` table.
+    pub fn delete_meta(&self, key: &str) -> Result<(), IndexError> {
+        self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
     /// SQLite's data version: it changes when another connection commits to the file.
     pub fn data_version(&self) -> Result<i64, IndexError> {
         Ok(self

@@ -131,8 +131,6 @@ fn two_overwritten_pages_are_reported_repaired_and_nothing_is_recorded_twice() {
         Node::init(dir.path(), "laptop"),
     );
     phone.invite(&laptop, "full");
-    // The phone's node records nothing by itself: each scan below is the test's.
-    fs::write(phone.home.join("config.toml"), "[watch]\nenabled = false\n").unwrap();
     let pics = dir.path().join("phone-pics");
     samples::write_library(&pics, 300, 152);
     phone.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
@@ -201,15 +199,28 @@ fn two_overwritten_pages_are_reported_repaired_and_nothing_is_recorded_twice() {
     let text = phone.run(&["repair-index"]);
     assert!(text.stdout.contains("nothing to repair"), "{text:#?}");
 
-    // The node catches up with the mesh: the laptop sends the records lost here.
-    let (phone_run, _) = phone.start_run();
+    // The node catches up with the mesh: the laptop sends the records lost here, and only
+    // then does the node's watcher rescan the folder (else it would record those files anew).
+    let (phone_run, _) = phone.start_run_with_env(&[("PHOTOMESH_LOG", "photomesh=info")]);
     wait_until("the lost records are back", || {
         let status = phone.json(&["status"]);
         (status["records"] == before["records"])
             .then_some(())
             .ok_or(status["records"].to_string())
     });
-    assert_eq!(phone_run.terminate().0, 0);
+    wait_until("the node's rescan after the catch-up", || {
+        let status = phone.json(&["status"]);
+        let last = status["last_scan"]["started_at_ms"].as_u64().unwrap_or(0);
+        (last > before["last_scan"]["started_at_ms"].as_u64().unwrap())
+            .then_some(())
+            .ok_or(status["last_scan"].to_string())
+    });
+    let (code, log) = phone_run.terminate();
+    assert_eq!(code, 0);
+    assert!(log.contains("waiting for a member to send them back"), "{log}");
+    assert!(!log.contains("rescanning anyway"), "{log}");
+    let after_run = phone.json(&["status"]);
+    assert_eq!(after_run["photo_records"], before["photo_records"], "{after_run}");
     // The scan links every file to its record: nothing new, nothing recorded twice.
     let scan = phone.json(&["scan"]);
     assert_eq!(scan["new_files"], 0, "{scan}");

@@ -276,6 +276,7 @@ impl NodeHandle {
             let round = async {
                 greet(home, &self.0.engine, connection, peer, None).await?;
                 let records = records::sync(home, &self.0.set, connection).await?;
+                self.0.records_synced.send_replace(true);
                 let blobs = crate::replicate::blobs::sync_blobs(
                     home,
                     connection,

@@ -139,6 +139,13 @@ impl RepairReport {
     }
 }
 
+/// Set in `meta` by a repair that lost records: the running node syncs records with a member
+/// before it rescans the folders.
+pub const CATCH_UP_BEFORE_SCAN: &str = "catch_up_before_scan";
+
+/// How long a node waits for a member to send lost records back before it rescans anyway.
+pub const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Repairs the index of the home at `home_path`. `fallback_name` names the device if its
 /// name cannot be recovered (else it is "repaired device").
 pub fn repair_index(
@@ -212,6 +219,11 @@ pub fn repair_index(
             .collect();
     }
     register_blobs(&home, &mut report, progress)?;
+    if report.records_lost > 0 || report.records_cut_short {
+        // Records lost here may still be on the other members: the node waits for them before
+        // its first rescan, which would otherwise record their files anew.
+        home.index.set_meta(CATCH_UP_BEFORE_SCAN, "1")?;
+    }
     // Both closed before the files move.
     drop((home, old));
     report.moved_to = home::replace_index(home_path, &building, now_ms())?;

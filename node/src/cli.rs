@@ -34,6 +34,7 @@ mod restore;
 mod run;
 mod scan;
 mod status;
+mod trash;
 
 use std::path::Path;
 
@@ -160,6 +161,29 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
                 json,
             )
         }
+        Command::Delete {
+            photos,
+            folder,
+            since,
+            until,
+            originals,
+            dry_run,
+            json,
+        } => trash::delete(
+            &home,
+            home_path,
+            &loaded.config,
+            trash::DeleteArgs {
+                photos,
+                folder,
+                since,
+                until,
+                originals,
+                dry_run,
+                json,
+            },
+        ),
+        Command::Trash(cmd) => trash::trash(&home, home_path, &loaded.config, cmd),
         Command::Verify { json } => restore::verify(&home, json),
         Command::Init { .. }
         | Command::Config(_)

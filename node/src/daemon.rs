@@ -20,6 +20,7 @@ pub mod hello;
 mod link;
 pub mod registry;
 pub mod scrub;
+mod trash;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -130,6 +131,8 @@ pub struct RunOptions {
     pub reserve: Option<u64>,
     /// The most bytes of blobs this device stores (`[storage] max_bytes`); `None`: no cap.
     pub max_bytes: Option<u64>,
+    /// How long deleted photos stay in the trash before their blobs are purged.
+    pub trash_retention: std::time::Duration,
     /// How the stored blobs are re-verified (`[scrub]`).
     pub scrub: crate::daemon::scrub::ScrubOptions,
 }
@@ -143,6 +146,7 @@ impl Default for RunOptions {
             peers: Vec::new(),
             reserve: None,
             max_bytes: None,
+            trash_retention: crate::home::config::DEFAULT_TRASH_RETENTION,
             scrub: crate::daemon::scrub::ScrubOptions::default(),
         }
     }
@@ -204,10 +208,16 @@ pub async fn run(
     tracing::info!(%local, device = %home.device.device_id().short(), "listening");
 
     let set = RecordSet::load(&home)?;
+    // The trash as the lifecycle records and the members say now (they may have changed
+    // while no node ran: a record added by hand, a revocation).
+    if let Err(e) = crate::mesh::trash::refresh(&home) {
+        tracing::warn!("bringing the trash up to date: {e}");
+    }
     let discovery_key = crate::daemon::discovery::key(&home);
     let mut engine = crate::replicate::held::BlobEngine::load(&home)?;
     engine.reserve = options.reserve;
     engine.quota = options.max_bytes;
+    engine.retention = options.trash_retention;
     let engine = Arc::new(engine);
     tracing::info!(hold = engine.policy.name(), "hold policy");
     // A vault holds no library key: it can seal no photo, so it has no folders to watch.
@@ -254,6 +264,10 @@ pub async fn run(
         node.clone(),
         options.scrub,
     ));
+    let purger = tokio::spawn(crate::daemon::trash::purge_loop(
+        node.clone(),
+        options.trash_retention,
+    ));
     let control = Arc::new(control);
     let controller = tokio::spawn({
         let (control, node) = (control.clone(), node.clone());
@@ -267,6 +281,7 @@ pub async fn run(
     watcher.abort();
     dialer.abort();
     scrubber.abort();
+    purger.abort();
     controller.abort();
     if let Some(folders) = folders {
         // Dropping the watcher's future stops its thread.

@@ -16,6 +16,7 @@ mod records;
 mod salvage;
 mod scans;
 mod schema;
+mod trash;
 
 pub use blobs::{BlobInfo, OriginalRow};
 pub use folders::{Folder, FolderStats, GONE_VERSION, GoneSource, SourceRow};
@@ -25,6 +26,7 @@ pub use records::PhotoRow;
 pub(crate) use salvage::testing;
 pub use salvage::{Salvage, Salvaged, SeenRow};
 pub use scans::{LeftOut, ScanProblem, ScanSummary};
+pub use trash::{TrashRow, Trashed, Version};
 
 use schema::MIGRATIONS;
 
@@ -222,7 +224,8 @@ impl Index {
 
     /// Removes a value from the `meta` table.
     pub fn delete_meta(&self, key: &str) -> Result<(), IndexError> {
-        self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [key])?;
         Ok(())
     }
 

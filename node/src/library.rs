@@ -13,5 +13,6 @@ pub mod restore;
 pub mod scan;
 pub mod scrub;
 pub mod status;
+pub mod trash;
 pub mod verify;
 pub mod watch;

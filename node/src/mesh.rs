@@ -9,6 +9,7 @@
 
 pub mod pairing;
 pub mod qr;
+pub mod trash;
 
 use photomesh_protocol::identity::{DeviceId, DeviceIdError};
 use photomesh_protocol::membership::{
@@ -28,6 +29,9 @@ pub enum MeshError {
     /// A record could not be signed, or a stored one is invalid.
     #[error(transparent)]
     Membership(#[from] MembershipError),
+    /// A lifecycle record could not be signed.
+    #[error(transparent)]
+    Lifecycle(#[from] photomesh_protocol::lifecycle::LifecycleError),
     /// The stored founder ID is damaged.
     #[error("the mesh founder stored in the index is not a valid device ID: {0}")]
     Founder(DeviceIdError),
@@ -163,11 +167,21 @@ pub fn revoke(home: &mut Home, device: &DeviceId, now_ms: u64) -> Result<u32, Me
     if trust.get(device).is_none() {
         return Err(MeshError::UnknownDevice(*device));
     }
-    let keep = all
+    // What it signed that stays valid: its membership records, and its deletions (the trash
+    // it emptied stays emptied).
+    let mut keep: Vec<_> = all
         .iter()
         .filter(|r| r.signer == *device)
         .map(|r| r.record_id)
         .collect();
+    keep.extend(
+        home.index
+            .lifecycle_records()?
+            .iter()
+            .filter_map(|bytes| photomesh_protocol::lifecycle::LifecycleRecord::decode(bytes).ok())
+            .filter(|r| r.signer == *device)
+            .map(|r| r.record_id),
+    );
     let record = MembershipRecord::sign(
         &home.device,
         Statement::Revoke(Revoke {

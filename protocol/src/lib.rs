@@ -12,6 +12,7 @@
 //! - [`discovery`]: the mDNS advert, which only members of the mesh can read (`DISCOVERY.md`).
 //! - [`identity`]: device keys and device IDs (base32 groups with a check character).
 //! - [`keys`]: the library key, its epochs, and every key derived from it.
+//! - [`lifecycle`]: signed trash/restore/purge records and each photo's state (`LIFECYCLE.md`).
 //! - [`membership`]: signed introduce/revoke records and the trust set they imply.
 //! - [`messages`]: application messages between devices, and their length-prefixed framing.
 //! - [`pairing`]: pairing codes (QR and text) that invite a device into the mesh.
@@ -25,6 +26,7 @@ pub mod discovery;
 pub mod element;
 pub mod identity;
 pub mod keys;
+pub mod lifecycle;
 pub mod membership;
 pub mod messages;
 pub mod nquic;

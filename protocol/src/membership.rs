@@ -3,10 +3,11 @@
 //! Two kinds of record, each signed with Ed25519 by a `full` device:
 //! - *introduce* (device, signing key, noise key, role, name): the signer vouches for a new
 //!   device. The mesh is founded by its first device's self-signed introduce record.
-//! - *revoke* (device, keep): the signer expels a device. `keep` lists the membership records
-//!   signed by the revoked device that stay valid — those the revoker knew when it revoked.
-//!   Anything else the revoked device signed, before or after, does not count: a stolen
-//!   phone cannot vouch for a new device or revoke anyone once it is revoked.
+//! - *revoke* (device, keep): the signer expels a device. `keep` lists the records (membership
+//!   and lifecycle) signed by the revoked device that stay valid — those the revoker knew when
+//!   it revoked. Anything else the revoked device signed, before or after, does not count: a
+//!   stolen phone cannot vouch for a new device, revoke anyone or trash photos once it is
+//!   revoked.
 //!
 //! Membership records are signed but not sealed: `vault` devices hold no library key and must
 //! enforce membership too.
@@ -74,7 +75,7 @@ pub struct Introduce {
 pub struct Revoke {
     /// The device expelled.
     pub device: DeviceId,
-    /// Membership records signed by the expelled device that stay valid.
+    /// Records (membership and lifecycle) signed by the expelled device that stay valid.
     pub keep: Vec<RecordId>,
     /// When the revocation was signed, in ms since the Unix epoch (informational).
     pub created_at_ms: u64,
@@ -226,6 +227,8 @@ pub struct Member {
 pub struct TrustSet {
     members: BTreeMap<DeviceId, Member>,
     revoked: BTreeMap<DeviceId, Member>,
+    /// For each revoked device, the union of the `keep` lists of the revocations applied to it.
+    kept: BTreeMap<DeviceId, BTreeSet<RecordId>>,
 }
 
 impl TrustSet {
@@ -268,8 +271,9 @@ impl TrustSet {
         }
         let mut trust = Self::default();
         for (device, member) in members {
-            if revoked.contains_key(&device) {
+            if let Some(keep) = revoked.remove(&device) {
                 trust.revoked.insert(device, member);
+                trust.kept.insert(device, keep);
             } else {
                 trust.members.insert(device, member);
             }
@@ -300,6 +304,23 @@ impl TrustSet {
     /// Whether the device was a member and has been revoked.
     pub fn is_revoked(&self, device: &DeviceId) -> bool {
         self.revoked.contains_key(device)
+    }
+
+    /// Whether a record (other than a membership record, which [`TrustSet::evaluate`] judges
+    /// itself) signed by `signer` counts: the signer is a current `full` member, or a revoked
+    /// device that was `full` and a revocation applied to it kept this record. Timestamps play
+    /// no part: the signer chooses them.
+    pub fn counts(&self, signer: &DeviceId, record: &RecordId) -> bool {
+        if let Some(member) = self.members.get(signer) {
+            return member.role == Role::Full;
+        }
+        self.revoked
+            .get(signer)
+            .is_some_and(|member| member.role == Role::Full)
+            && self
+                .kept
+                .get(signer)
+                .is_some_and(|keep| keep.contains(record))
     }
 }
 
@@ -417,15 +438,20 @@ fn apply_revocations(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn device(n: u8) -> DeviceKeys {
+    pub(crate) fn device(n: u8) -> DeviceKeys {
         DeviceKeys::from_secrets([n; 32], [n.wrapping_add(100); 32])
     }
 
-    fn introduce(by: &DeviceKeys, who: &DeviceKeys, role: Role, at: u64) -> MembershipRecord {
+    pub(crate) fn introduce(
+        by: &DeviceKeys,
+        who: &DeviceKeys,
+        role: Role,
+        at: u64,
+    ) -> MembershipRecord {
         MembershipRecord::sign(
             by,
             Statement::Introduce(Introduce {
@@ -439,7 +465,11 @@ mod tests {
         .unwrap()
     }
 
-    fn revoke(by: &DeviceKeys, who: &DeviceKeys, keep: Vec<RecordId>) -> MembershipRecord {
+    pub(crate) fn revoke(
+        by: &DeviceKeys,
+        who: &DeviceKeys,
+        keep: Vec<RecordId>,
+    ) -> MembershipRecord {
         MembershipRecord::sign(
             by,
             Statement::Revoke(Revoke {
@@ -514,6 +544,38 @@ mod tests {
         assert!(t.is_revoked(&b.device_id()));
         assert!(t.get(&d.device_id()).is_none());
         assert!(t.by_noise_key(&b.noise_public()).is_none());
+    }
+
+    #[test]
+    fn counts_full_members_and_what_revocations_kept() {
+        let (a, b, v, x, w) = (device(1), device(2), device(3), device(4), device(5));
+        let some = RecordId([1; 32]);
+        let other = RecordId([2; 32]);
+        let recs = [
+            introduce(&a, &a, Role::Full, 1),
+            introduce(&a, &b, Role::Full, 2),
+            introduce(&a, &v, Role::Vault, 3),
+            introduce(&a, &w, Role::Vault, 4),
+            revoke(&a, &b, vec![some]),
+            // A revoked vault never counts, even for what its revocation kept.
+            revoke(&a, &w, vec![some]),
+        ];
+        let t = TrustSet::evaluate(&a.device_id(), &recs);
+        assert!(
+            t.counts(&a.device_id(), &some),
+            "a current full member counts"
+        );
+        assert!(!t.counts(&v.device_id(), &some), "a vault member does not");
+        assert!(!t.counts(&x.device_id(), &some), "a stranger does not");
+        assert!(t.counts(&b.device_id(), &some), "revoked, and kept");
+        assert!(!t.counts(&b.device_id(), &other), "revoked, not kept");
+        assert!(
+            !t.counts(&w.device_id(), &some),
+            "a revoked vault, even kept"
+        );
+        // Before the revocation, b counts for everything it signs.
+        let before = TrustSet::evaluate(&a.device_id(), &recs[..4]);
+        assert!(before.counts(&b.device_id(), &other));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Fixed test vectors for key derivation, sealing and record encoding.
+//! Fixed test vectors for key derivation, sealing, record encoding and lifecycle records.
 //!
 //! The expected values live in `tests/vectors.txt`, checked into the repository: a change to
 //! any derivation context, to the sealing format or to the record encoding breaks this test,
@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use photomesh_protocol::identity::{DeviceId, DeviceKeys};
 use photomesh_protocol::keys::LibraryKey;
+use photomesh_protocol::lifecycle::{Action, LifecycleRecord, Statement, Target};
 use photomesh_protocol::record::{
-    CaptureTime, FileTime, MediaType, PhotoRecord, Record, record_id,
+    CaptureTime, FileTime, MediaType, PhotoRecord, Record, RecordId, record_id,
 };
 use photomesh_protocol::seal::{self, BlobId};
 
@@ -103,7 +104,51 @@ fn compute() -> BTreeMap<String, String> {
     );
     put("record.sealed", hex::encode(&sealed));
     put("record.id", id.to_hex());
+
+    for (name, statement) in lifecycle_statements(id) {
+        let signed = LifecycleRecord::sign(&device, statement).expect("vector statement signs");
+        put(
+            &format!("lifecycle.{name}.bytes"),
+            hex::encode(&signed.bytes),
+        );
+        put(&format!("lifecycle.{name}.id"), signed.record_id.to_hex());
+    }
     v
+}
+
+/// The lifecycle vectors' statements: a trash of the vector photo record and another (whose
+/// blob is shared with a live photo), and a restore of the first.
+fn lifecycle_statements(photo: RecordId) -> [(&'static str, Statement); 2] {
+    [
+        (
+            "trash",
+            Statement {
+                action: Action::Trash,
+                targets: vec![
+                    Target {
+                        record: photo,
+                        blob: Some(BlobId([0xcd; 32])),
+                    },
+                    Target {
+                        record: RecordId([0x11; 32]),
+                        blob: None,
+                    },
+                ],
+                created_at_ms: 1_765_000_000_000,
+            },
+        ),
+        (
+            "restore",
+            Statement {
+                action: Action::Restore,
+                targets: vec![Target {
+                    record: photo,
+                    blob: Some(BlobId([0xcd; 32])),
+                }],
+                created_at_ms: 1_765_000_060_000,
+            },
+        ),
+    ]
 }
 
 fn load() -> BTreeMap<String, String> {
@@ -157,4 +202,28 @@ fn checked_in_vectors_open() {
         panic!("the vector is a photo record")
     };
     assert_eq!(photo.added_by, id);
+}
+
+#[test]
+fn checked_in_lifecycle_vectors_decode() {
+    // The checked-in bytes decode, verify, and say what they were signed to say.
+    let v = load();
+    let signer = DeviceKeys::from_secrets([7; 32], [9; 32]);
+    let photo = RecordId(
+        hex::decode(&v["record.id"])
+            .expect("hex")
+            .try_into()
+            .expect("32 bytes"),
+    );
+    for (name, statement) in lifecycle_statements(photo) {
+        let bytes = hex::decode(&v[&format!("lifecycle.{name}.bytes")]).expect("hex");
+        let record = LifecycleRecord::decode(&bytes).expect("vector lifecycle record decodes");
+        assert_eq!(record.statement, statement, "lifecycle.{name}");
+        assert_eq!(record.signer, signer.device_id());
+        assert_eq!(record.record_id, record_id(&bytes));
+        assert_eq!(
+            record.record_id.to_hex(),
+            v[&format!("lifecycle.{name}.id")]
+        );
+    }
 }

@@ -217,10 +217,16 @@ fn two_overwritten_pages_are_reported_repaired_and_nothing_is_recorded_twice() {
     });
     let (code, log) = phone_run.terminate();
     assert_eq!(code, 0);
-    assert!(log.contains("waiting for a member to send them back"), "{log}");
+    assert!(
+        log.contains("waiting for a member to send them back"),
+        "{log}"
+    );
     assert!(!log.contains("rescanning anyway"), "{log}");
     let after_run = phone.json(&["status"]);
-    assert_eq!(after_run["photo_records"], before["photo_records"], "{after_run}");
+    assert_eq!(
+        after_run["photo_records"], before["photo_records"],
+        "{after_run}"
+    );
     // The scan links every file to its record: nothing new, nothing recorded twice.
     let scan = phone.json(&["scan"]);
     assert_eq!(scan["new_files"], 0, "{scan}");

@@ -144,6 +144,22 @@ impl BlobStore {
         }
     }
 
+    /// Removes a blob the mesh purged (its photos left the trash for good). A blob that is
+    /// not there is fine. Returns the bytes freed.
+    pub fn remove(&self, blob_id: &BlobId) -> Result<u64, BlobStoreError> {
+        let path = self.path_of(blob_id);
+        let len = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(len),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
     /// Bytes free for this process on the store's file system.
     pub fn free_bytes(&self) -> std::io::Result<u64> {
         Ok(self.space()?.0)

@@ -178,6 +178,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Put photos in the mesh's trash (every version of each), on every device: kept for
+    /// `[trash] retention` (60 days), then purged. Your files in the folders are not touched.
+    Delete {
+        /// The photos: LABEL/PATH as `photomesh photos` lists them, a folder above them, or a
+        /// record ID.
+        photos: Vec<String>,
+        /// Every photo of this folder (with --since/--until/--path: only those there).
+        #[arg(long, value_name = "LABEL")]
+        folder: Option<String>,
+        /// Only photos taken (or, without a capture time, modified) on or after this local
+        /// date: YYYY-MM-DD or "YYYY-MM-DD HH:MM:SS".
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only photos taken (or modified) before this local date.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Also remove their files from this device's folders (only files still as recorded).
+        #[arg(long)]
+        originals: bool,
+        /// Say what would go to the trash; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The mesh's trash: list it, take photos back out of it, or empty it.
+    #[command(subcommand)]
+    Trash(TrashCommand),
     /// Check every original and stored blob against its record.
     Verify {
         /// Print the report as JSON.
@@ -239,6 +268,44 @@ pub enum RoleArg {
     Full,
     /// Stores ciphertext only and can read nothing.
     Vault,
+}
+
+#[derive(Subcommand)]
+pub enum TrashCommand {
+    /// What is in the trash, and when each photo leaves it for good.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take photos out of the trash, on every device (every version of each).
+    Restore {
+        /// The photos: LABEL/PATH as `trash list` shows them, a folder above them, or a
+        /// record ID.
+        photos: Vec<String>,
+        /// Every photo in the trash.
+        #[arg(long)]
+        all: bool,
+        /// Say what would come back; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Purge the trash now, on every device: all of it, or what has been in it this long
+    /// (e.g. 30d). This cannot be undone.
+    Empty {
+        /// Only photos in the trash for at least this long: 90s, 10m, 24h, 60d.
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+        /// Say what would be purged; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

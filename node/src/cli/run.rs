@@ -18,6 +18,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
         peers: config.peers.resolve(),
         reserve: config.storage.reserve,
         max_bytes: config.storage.max_bytes,
+        trash_retention: config.trash.retention,
         scrub: photomesh::daemon::scrub::ScrubOptions {
             period: config.scrub.period,
             // 0: no limit.

@@ -20,6 +20,7 @@ pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Res
             .map_or(photomesh::library::status::DEFAULT_REPLICA_GOAL, u64::from),
         verified_within: config.scrub.period,
         quota: config.storage.max_bytes,
+        retention: config.trash.retention,
     };
     let mut status = photomesh::library::status::status_with(home, targets)?;
     photomesh::library::status::apply_live(&mut status, super::live_status(home_path));
@@ -200,6 +201,22 @@ fn print_status(s: &Status) -> std::io::Result<()> {
     }
     if let Some(storage) = &s.storage {
         out!("Storage  {}", describe_storage(storage))?;
+    }
+    if s.trash.versions > 0 {
+        let what = if s.trash.photos > 0 {
+            format!(
+                "{} ({})",
+                count(s.trash.photos, "photo"),
+                bytes(s.trash.bytes)
+            )
+        } else {
+            count(s.trash.versions, "photo version")
+        };
+        let next = s
+            .trash
+            .next_purge_ms
+            .map_or(String::new(), |t| format!("; next purge {}", utc(t as i64)));
+        out!("Trash    {what} (`photomesh trash list`){next}")?;
     }
     let scrub = &s.scrub;
     if scrub.of > 0 {

@@ -50,12 +50,13 @@ pub(super) fn absorb_hello(
     let now = now_ms();
     let before = mesh::trust_set(home)?;
     let claimed = before.by_noise_key(&peer.0).map(|m| m.device);
+    let mut new_membership = false;
     home.index.transaction(|ix| -> Result<(), DaemonError> {
         for bytes in &hello.membership {
             // Anything malformed or badly signed is dropped; the trust evaluation decides
             // what the valid ones mean.
             if let Ok(record) = MembershipRecord::decode(bytes) {
-                ix.add_record(&record.record_id, &record.bytes, now)?;
+                new_membership |= ix.add_record(&record.record_id, &record.bytes, now)?;
             }
         }
         if claimed == Some(hello.device) {
@@ -88,7 +89,12 @@ pub(super) fn absorb_hello(
             }
         }
         Ok(())
-    })
+    })?;
+    // Who counts changed: so may what the lifecycle records say.
+    if new_membership && let Err(e) = crate::mesh::trash::refresh(home) {
+        tracing::warn!("bringing the trash up to date: {e}");
+    }
+    Ok(())
 }
 
 /// Exchanges hellos on a connection (before every sync round, so membership and addresses

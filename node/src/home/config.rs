@@ -95,6 +95,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[scrub]`: re-verifying what this device stores.
     pub scrub: ScrubConfig,
+    /// `[trash]`: how long deleted photos are kept.
+    pub trash: TrashConfig,
     /// `[status]`: what `status` measures against.
     pub status: StatusConfig,
     /// `[log]`: what the node logs.
@@ -302,6 +304,27 @@ impl Default for ScrubConfig {
         Self {
             period: DEFAULT_SCRUB_PERIOD,
             max_rate: Some(10 << 20),
+        }
+    }
+}
+
+/// `[trash]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrashConfig {
+    /// How long a deleted photo stays in the trash before this device purges it. Default 60
+    /// days.
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+}
+
+/// Deleted photos stay in the trash this long unless configured (`[trash] retention`).
+pub const DEFAULT_TRASH_RETENTION: Duration = Duration::from_secs(60 * 86_400);
+
+impl Default for TrashConfig {
+    fn default() -> Self {
+        Self {
+            retention: DEFAULT_TRASH_RETENTION,
         }
     }
 }
@@ -658,6 +681,14 @@ pub const FIELDS: &[Field] = &[
               phone: a size such as \"10M\".",
         unset: "",
         value: |c| c.scrub.max_rate.map(|r| quoted(&format_size(r))),
+    },
+    Field {
+        section: "trash",
+        key: "retention",
+        doc: "How long a deleted photo stays in the trash (`photomesh trash restore` brings it\n\
+              back) before this device purges its copies: a duration such as \"60d\".",
+        unset: "",
+        value: |c| Some(quoted(&format_duration(c.trash.retention))),
     },
     Field {
         section: "status",

@@ -280,12 +280,14 @@ impl Index {
         Ok(marked)
     }
 
-    /// The sources found gone from their folders: (folder label, path, since when, blob).
+    /// The sources found gone from their folders or damaged, but for photos in the trash.
     pub fn gone_sources(&self) -> Result<Vec<GoneSource>, IndexError> {
         let mut stmt = self.conn.prepare(
             "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
              FROM sources s JOIN photos p USING (record_id)
-             WHERE s.gone_since_ms IS NOT NULL ORDER BY s.folder, s.path",
+             WHERE s.gone_since_ms IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = s.record_id)
+             ORDER BY s.folder, s.path",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(GoneSource {

@@ -32,25 +32,37 @@ pub(super) const CURRENT_PHOTO_AT: &str =
      ORDER BY p.created_at_ms DESC LIMIT 1";
 
 /// The condition on `photos p` that makes it a photo of the library now: the newest record of
-/// its path, and not moved away since.
+/// its path not in the trash, and not moved away since.
 pub(super) const CURRENT: &str = "p.created_at_ms = (SELECT MAX(q.created_at_ms) FROM photos q
-                                      WHERE q.folder = p.folder AND q.path = p.path)
+                                      WHERE q.folder = p.folder AND q.path = p.path
+                                        AND NOT EXISTS (SELECT 1 FROM trash t
+                                                        WHERE t.record_id = q.record_id))
+       AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id)
        AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.folder = p.folder AND m.path = p.path
                                               AND m.at_ms >= p.created_at_ms)";
 
+/// Every lifecycle record (they start with `pmlc`), through the partial index
+/// `records_lifecycle`, whose `WHERE` this repeats word for word so that SQLite uses it.
+pub(super) const LIFECYCLE_RECORDS: &str =
+    "SELECT sealed FROM records WHERE substr(sealed, 1, 4) = X'706d6c63' ORDER BY record_id";
+
 impl Index {
-    /// Adds a record's bytes to the record set (a no-op if it is already there).
+    /// Adds a record's bytes to the record set (a no-op if it is already there). Returns
+    /// whether it is new.
     pub fn add_record(
         &self,
         record_id: &RecordId,
         bytes: &[u8],
         now_ms: u64,
-    ) -> Result<(), IndexError> {
-        self.conn.prepare_cached(
-            "INSERT OR IGNORE INTO records (record_id, sealed, received_at_ms) VALUES (?1, ?2, ?3)")?.execute(
-            params![&record_id.0[..], bytes, now_ms as i64],
-        )?;
-        Ok(())
+    ) -> Result<bool, IndexError> {
+        let added = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO records (record_id, sealed, received_at_ms)
+                 VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![&record_id.0[..], bytes, now_ms as i64])?;
+        Ok(added == 1)
     }
 
     /// Records added after row `after` (the table's rowid), in order: `(rowid, bytes)`.

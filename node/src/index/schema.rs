@@ -159,4 +159,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     DELETE FROM meta WHERE key IN ('scrub_last_pass_ms', 'scrub_pass_started_ms', 'scrub_cursor');
     ",
+    // Version 8: the trash. Lifecycle records (trash, restore, purge; `protocol/LIFECYCLE.md`)
+    // live in `records` with the others, found through a partial index as membership records
+    // are; `trash` holds what they say of each photo record they name (a function of them,
+    // rewritten whenever one arrives or the members change).
+    "
+    CREATE INDEX records_lifecycle ON records(record_id) WHERE substr(sealed, 1, 4) = X'706d6c63';
+    CREATE TABLE trash (
+        record_id BLOB PRIMARY KEY,
+        -- 1: purged for good; 0: in the trash since `since_ms`.
+        purged INTEGER NOT NULL,
+        since_ms INTEGER NOT NULL,
+        -- The blob a vault may drop with it (NULL: shared with a photo still live).
+        blob_id BLOB
+    ) WITHOUT ROWID;
+    ",
 ];

@@ -44,7 +44,7 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn takes(&self, photo: &PhotoRecord) -> bool {
+    pub(crate) fn takes(&self, photo: &PhotoRecord) -> bool {
         let when = photo
             .capture_time
             .map_or(photo.mtime.seconds, |c| c.local_seconds);

@@ -61,6 +61,21 @@ pub struct Status {
     pub disk_short: Option<crate::net::control::DiskShort>,
     /// Where the re-verification of the stored blobs is.
     pub scrub: crate::library::scrub::ScrubStatus,
+    /// What the trash holds.
+    pub trash: TrashSummary,
+}
+
+/// The trash, in figures.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct TrashSummary {
+    /// Photos in the trash (on a full device; a vault reads none).
+    pub photos: u64,
+    /// Photo versions (records) in the trash.
+    pub versions: u64,
+    /// Their size, as far as known.
+    pub bytes: u64,
+    /// When the next one leaves the trash for good (ms since the epoch).
+    pub next_purge_ms: Option<u64>,
 }
 
 /// What a device holds against what it should.
@@ -210,6 +225,8 @@ pub struct Targets {
     pub verified_within: std::time::Duration,
     /// This device's quota (`[storage] max_bytes`).
     pub quota: Option<u64>,
+    /// How long deleted photos stay in the trash (`[trash] retention`).
+    pub retention: std::time::Duration,
 }
 
 impl Default for Targets {
@@ -218,6 +235,7 @@ impl Default for Targets {
             goal: DEFAULT_REPLICA_GOAL,
             verified_within: crate::home::config::DEFAULT_SCRUB_PERIOD,
             quota: None,
+            retention: crate::home::config::DEFAULT_TRASH_RETENTION,
         }
     }
 }
@@ -250,7 +268,7 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
         open_connections: None,
         transfers: Vec::new(),
         hold: crate::replicate::held::HoldPolicy::of(home)?.name(),
-        holding: holding(home, &held)?,
+        holding: holding(home, &held, targets.retention)?,
         originals_gone: originals_gone(home, &copies)?,
         recorded_since_scan: recorded_since_scan(home)?,
         disk_free,
@@ -265,17 +283,45 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
             .transpose()?,
         disk_short: None,
         scrub: crate::library::scrub::status(home)?,
+        trash: trash_summary(home, targets.retention)?,
     })
 }
 
-fn holding(home: &Home, held: &HashMap<BlobId, u64>) -> Result<Option<Holding>, IndexError> {
+fn trash_summary(home: &Home, retention: std::time::Duration) -> Result<TrashSummary, IndexError> {
+    let list = match crate::library::trash::list(home, retention) {
+        Ok(list) => list,
+        Err(crate::library::trash::TrashError::Index(e)) => return Err(e),
+        Err(e) => {
+            tracing::debug!("reading the trash: {e}");
+            return Ok(TrashSummary::default());
+        }
+    };
+    Ok(TrashSummary {
+        photos: list.photos.len() as u64,
+        versions: list.versions,
+        bytes: list.bytes,
+        next_purge_ms: list.next_purge_ms,
+    })
+}
+
+fn holding(
+    home: &Home,
+    held: &HashMap<BlobId, u64>,
+    retention: std::time::Duration,
+) -> Result<Option<Holding>, IndexError> {
     if home.keys.current().is_none() {
         return Ok(None);
     }
     let me = home.device.device_id();
     let own =
         crate::replicate::held::HoldPolicy::of(home)? == crate::replicate::held::HoldPolicy::Own;
-    let should = home.index.photo_blobs(own.then_some(&me))?;
+    // Not what left the trash for good.
+    let retention = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    let purged = home
+        .index
+        .purgeable_blobs(crate::clock::now_ms(), retention)?;
+    let mut should = home.index.photo_blobs(own.then_some(&me))?;
+    should.retain(|b| !purged.contains(b));
     Ok(Some(Holding {
         should_hold: should.len() as u64,
         holds: should.iter().filter(|b| held.contains_key(b)).count() as u64,
@@ -634,7 +680,7 @@ mod tests {
                 Targets {
                     goal: 1,
                     verified_within: day,
-                    quota: None,
+                    ..Targets::default()
                 },
             )
             .unwrap()

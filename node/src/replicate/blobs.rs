@@ -84,6 +84,15 @@ pub async fn sync_blobs(
     if wanted.is_empty() {
         return Ok(0);
     }
+    // Blobs whose photos left the trash for good are not fetched again.
+    {
+        let home = home.lock().await;
+        let retention = u64::try_from(engine.retention.as_millis()).unwrap_or(u64::MAX);
+        let purged = home
+            .index
+            .purgeable_blobs(crate::clock::now_ms(), retention)?;
+        wanted.retain(|b| !purged.contains(b));
+    }
     let wanted = engine.fit_to_disk(&*home.lock().await, wanted);
     if wanted.is_empty() {
         return Ok(0);

@@ -194,6 +194,8 @@ pub struct BlobEngine {
     pub reserve: Option<u64>,
     /// The most bytes of blobs stored (`[storage] max_bytes`); `None`: no cap.
     pub quota: Option<u64>,
+    /// How long deleted photos stay in the trash: their blobs are not fetched once past it.
+    pub retention: std::time::Duration,
     /// Blobs waiting for room, when the disk is nearly full.
     pub short: Mutex<Option<DiskShort>>,
 }
@@ -219,6 +221,7 @@ impl BlobEngine {
             buffers: Arc::new(Pool::new(MAX_IN_FLIGHT_BYTES as usize)),
             reserve: None,
             quota: None,
+            retention: crate::home::config::DEFAULT_TRASH_RETENTION,
             short: Mutex::new("the disk-space state", None),
         })
     }

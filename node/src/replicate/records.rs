@@ -20,6 +20,7 @@ use crate::lock::Mutex;
 use std::time::{Duration, Instant};
 
 use photomesh_protocol::element::timestamp_of;
+use photomesh_protocol::lifecycle::LifecycleRecord;
 use photomesh_protocol::membership::MembershipRecord;
 use photomesh_protocol::messages::{MAX_FETCH, ReconcileFrame, Records, Request};
 use photomesh_protocol::reconcile::{Config, Event, FingerprintTree, Item, Session};
@@ -33,6 +34,8 @@ use crate::replicate::error::SyncError;
 
 /// Records per `Records` frame when answering a fetch.
 const RECORDS_PER_FRAME: usize = 256;
+/// The most record bytes in one frame (half the frame limit).
+const FRAME_BYTES: usize = photomesh_protocol::messages::MAX_FRAME_LEN / 2;
 
 /// This node's record set as reconciliation sees it.
 pub struct RecordSet {
@@ -228,8 +231,20 @@ pub async fn serve_fetch(
                 Ok::<_, IndexError>(batch)
             })?
         };
-        if !batch.is_empty() {
-            frame::write_frame(&mut send, &Records(batch)).await?;
+        // Membership and lifecycle records may be 64 KiB each: a frame carries at most
+        // FRAME_BYTES of them, well inside the frame limit.
+        let mut frame_batch = Vec::new();
+        let mut bytes = 0;
+        for record in batch {
+            if bytes + record.len() > FRAME_BYTES && !frame_batch.is_empty() {
+                frame::write_frame(&mut send, &Records(std::mem::take(&mut frame_batch))).await?;
+                bytes = 0;
+            }
+            bytes += record.len();
+            frame_batch.push(record);
+        }
+        if !frame_batch.is_empty() {
+            frame::write_frame(&mut send, &Records(frame_batch)).await?;
         }
     }
     frame::write_frame(&mut send, &Records(Vec::new())).await?;
@@ -243,28 +258,43 @@ pub async fn serve_fetch(
 /// held counts, and is not stored twice).
 pub fn store_records<B: AsRef<[u8]>>(home: &Home, records: &[B]) -> Result<usize, IndexError> {
     let now = now_ms();
-    home.index.transaction(|index| {
-        let mut stored = 0;
-        for bytes in records {
-            let bytes = bytes.as_ref();
-            let Ok(item) = item_of(bytes) else {
-                continue;
-            };
-            let id = RecordId(item.id);
-            if MembershipRecord::is_membership(bytes) {
-                index.add_record(&id, bytes, now)?;
-            } else {
-                match Record::open(bytes, &home.keys) {
-                    Ok(Record::Photo(photo)) => index.add_photo_record(&id, bytes, &photo, now)?,
-                    Ok(Record::Move(moved)) => index.add_move_record(&id, bytes, &moved, now)?,
-                    // A vault, or an epoch this device does not hold: kept sealed, served on.
-                    Err(_) => index.add_record(&id, bytes, now)?,
+    let mut changes_trash = false;
+    let stored = home
+        .index
+        .transaction(|index| -> Result<usize, IndexError> {
+            let mut stored = 0;
+            for bytes in records {
+                let bytes = bytes.as_ref();
+                let Ok(item) = item_of(bytes) else {
+                    continue;
+                };
+                let id = RecordId(item.id);
+                if MembershipRecord::is_membership(bytes) || LifecycleRecord::is_lifecycle(bytes) {
+                    // What the lifecycle records say depends on them and on the members.
+                    changes_trash = true;
+                    index.add_record(&id, bytes, now)?;
+                } else {
+                    match Record::open(bytes, &home.keys) {
+                        Ok(Record::Photo(photo)) => {
+                            index.add_photo_record(&id, bytes, &photo, now)?
+                        }
+                        Ok(Record::Move(moved)) => {
+                            index.add_move_record(&id, bytes, &moved, now)?
+                        }
+                        // A vault, or an epoch this device does not hold: kept sealed, served on.
+                        Err(_) => {
+                            index.add_record(&id, bytes, now)?;
+                        }
+                    }
                 }
+                stored += 1;
             }
-            stored += 1;
-        }
-        Ok(stored)
-    })
+            Ok(stored)
+        })?;
+    if changes_trash && let Err(e) = crate::mesh::trash::refresh(home) {
+        tracing::warn!("bringing the trash up to date: {e}");
+    }
+    Ok(stored)
 }
 
 /// A seed for a session's split points: they only need to differ between sessions.

@@ -1,0 +1,79 @@
+//! The trash as the mesh agrees on it: lifecycle records (`protocol/LIFECYCLE.md`) signed by
+//! full members, evaluated against the members into the index's `trash` table, and signed
+//! here for `delete` and `trash`.
+
+use std::collections::BTreeSet;
+
+use photomesh_protocol::lifecycle::{Action, Lifecycle, LifecycleRecord, State, Statement, Target};
+use photomesh_protocol::record::RecordId;
+
+use super::{MeshError, require_full, trust_set};
+use crate::home::Home;
+use crate::index::TrashRow;
+
+/// Rewrites the index's `trash` table from every lifecycle record held and the members now:
+/// after a lifecycle record arrived, or the members changed. A record that does not decode
+/// or whose signer does not count changes nothing.
+pub fn refresh(home: &Home) -> Result<(), MeshError> {
+    let records: Vec<LifecycleRecord> = home
+        .index
+        .lifecycle_records()?
+        .iter()
+        .filter_map(|bytes| LifecycleRecord::decode(bytes).ok())
+        .collect();
+    let trust = trust_set(home)?;
+    let lifecycle = Lifecycle::evaluate(&records, &trust);
+    let rows: Vec<TrashRow> = lifecycle
+        .entries()
+        .filter_map(|(record_id, state, blob)| match state {
+            State::Live => None,
+            State::InTrash { since_ms } => Some(TrashRow {
+                record_id,
+                purged: false,
+                since_ms,
+                blob,
+            }),
+            State::Purged => Some(TrashRow {
+                record_id,
+                purged: true,
+                since_ms: 0,
+                blob,
+            }),
+        })
+        .collect();
+    home.index.set_trash(&rows)?;
+    Ok(())
+}
+
+/// Signs a lifecycle record doing `action` to the photo records `records`, stores it and
+/// brings the trash up to date. Each target carries its blob unless a photo record still live
+/// (and not among `records`) has it too, so a vault drops no blob a live photo needs.
+pub fn sign(
+    home: &Home,
+    action: Action,
+    records: &[(RecordId, photomesh_protocol::seal::BlobId)],
+    now_ms: u64,
+) -> Result<LifecycleRecord, MeshError> {
+    require_full(home)?;
+    let named: BTreeSet<RecordId> = records.iter().map(|(r, _)| *r).collect();
+    let mut targets = Vec::with_capacity(records.len());
+    for (record, blob) in records {
+        let shared = home.index.blob_live(blob, &named)?;
+        targets.push(Target {
+            record: *record,
+            blob: (!shared).then_some(*blob),
+        });
+    }
+    let record = LifecycleRecord::sign(
+        &home.device,
+        Statement {
+            action,
+            targets,
+            created_at_ms: now_ms,
+        },
+    )?;
+    home.index
+        .add_record(&record.record_id, &record.bytes, now_ms)?;
+    refresh(home)?;
+    Ok(record)
+}

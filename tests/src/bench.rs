@@ -1,0 +1,192 @@
+//! What the benchmarks share: the machine they ran on, a process's CPU time, the page cache,
+//! medians, and the generated photo library of the replication bench's case (a), kept under
+//! `target/bench-data/` and reused by every bench that wants it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+const MIB: usize = 1024 * 1024;
+
+/// The CPU model (`/proc/cpuinfo`), the number of cores and the memory, in one line.
+pub fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "CPU unknown".into());
+    let memory = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or_else(
+            || "memory unknown".into(),
+            |kb| format!("{:.0} GiB RAM", kb / 1024.0 / 1024.0),
+        );
+    format!(
+        "{cpu}, {} cores, {memory}",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )
+}
+
+/// The load averages over 1, 5 and 15 minutes (`/proc/loadavg`): other work on the machine
+/// disturbs a bench's figures.
+pub fn load() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// utime + stime of a running process, in seconds (`/proc/PID/stat`).
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    stat_seconds(&stat, 11)
+}
+
+/// utime + stime of the children this process has waited for, in seconds: the difference
+/// around running one command is that command's CPU time.
+pub fn children_cpu_seconds() -> Result<f64> {
+    let stat = fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    stat_seconds(&stat, 13)
+}
+
+/// Two clock-tick fields of a `stat` line, starting at `first` counted from the field after
+/// the command name (utime is 11, cutime 13), summed and in seconds.
+fn stat_seconds(stat: &str, first: usize) -> Result<f64> {
+    // The command name is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').context("malformed stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let a: u64 = fields.get(first).context("short stat")?.parse()?;
+    let b: u64 = fields.get(first + 1).context("short stat")?.parse()?;
+    Ok((a + b) as f64 / clock_ticks()?)
+}
+
+fn clock_ticks() -> Result<f64> {
+    let out = Command::new("getconf").arg("CLK_TCK").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+/// Writes back and drops the page cache (needs root); false if it could not.
+pub fn drop_page_cache() -> bool {
+    let synced = Command::new("sync").status().is_ok_and(|s| s.success());
+    synced && fs::write("/proc/sys/vm/drop_caches", b"3\n").is_ok()
+}
+
+/// The median, minimum and maximum of some figures (NaN when there are none).
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    /// The middle figure (the upper one of an even count).
+    pub median: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Self {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        v.sort_by(f64::total_cmp);
+        match (v.first(), v.last()) {
+            (Some(&min), Some(&max)) => Self {
+                median: v[v.len() / 2],
+                min,
+                max,
+            },
+            _ => Self {
+                median: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            },
+        }
+    }
+}
+
+/// A generated photo library.
+#[derive(Debug, Clone)]
+pub struct Library {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its files.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// What it is, in words.
+    pub title: String,
+}
+
+/// The replication bench's case (a) under `data`: 300 photos of 3 MiB and two videos of
+/// 100 MiB (1.15 GB), or in `quick` mode 20 of 1 MiB and two of 8 MiB; generated once, the
+/// same bytes as `benches/replicate.rs` writes, so either bench reuses the other's.
+pub fn library_a(data: &Path, quick: bool) -> Result<Library> {
+    let (photos, photo_len, videos, video_len) = if quick {
+        (20, MIB, 2, 8 * MIB)
+    } else {
+        (300, 3 * MIB, 2, 100 * MIB)
+    };
+    let dir = data.join(format!(
+        "replicate-a-{photos}x{photo_len}-{videos}x{video_len}"
+    ));
+    let files = (photos + videos) as u64;
+    let bytes = (photos * photo_len + videos * video_len) as u64;
+    let marker = dir.with_extension("complete");
+    if !marker.exists() {
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        let start = Instant::now();
+        let mut buf = vec![0u8; photo_len];
+        for i in 0..photos {
+            fill(&mut buf, i as u64);
+            buf[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+            let sub = dir.join(format!("{:03}", i / 100));
+            fs::create_dir_all(&sub)?;
+            fs::write(sub.join(format!("IMG_{i:05}.JPG")), &buf)?;
+        }
+        let mut buf = vec![0u8; video_len];
+        for i in 0..videos {
+            fill(&mut buf, 1_000_000 + i as u64);
+            buf[..12].copy_from_slice(b"\0\0\0\x18ftypisom");
+            fs::write(dir.join(format!("VID_{i:02}.MP4")), &buf)?;
+        }
+        // Beside the folder, not in it, where the nodes would see it.
+        fs::write(&marker, b"")?;
+        println!(
+            "(generated {files} files in {} in {:.1} s)",
+            dir.display(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Library {
+        title: format!(
+            "{photos} photos of {} MiB + {videos} videos of {} MiB = {files} files, {:.2} GB",
+            photo_len / MIB,
+            video_len / MIB,
+            bytes as f64 / 1e9
+        ),
+        dir,
+        files,
+        bytes,
+    })
+}
+
+/// Pseudo-random content (incompressible, different per `seed`).
+fn fill(buf: &mut [u8], seed: u64) {
+    blake3::Hasher::new()
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(buf);
+}

@@ -27,6 +27,7 @@ mod demo;
 mod devices;
 mod folder;
 mod format;
+mod free_up;
 mod pair;
 mod peer;
 mod repair;
@@ -147,10 +148,18 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
             since,
             until,
             paths,
+            version,
+            all_versions,
             dry_run,
             json,
         } => {
-            let selection = restore::selection(folder, since, until, paths)?;
+            let mut selection = restore::selection(folder, since, until, paths)?;
+            selection.versions = match (version, all_versions) {
+                (Some(0), _) => bail!("--version counts from 1 (`photomesh versions` lists them)"),
+                (Some(n), _) => photomesh::library::restore::Versions::Number(n),
+                (None, true) => photomesh::library::restore::Versions::All,
+                (None, false) => photomesh::library::restore::Versions::Newest,
+            };
             restore::restore(
                 &home,
                 home_path,
@@ -184,6 +193,23 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
             },
         ),
         Command::Trash(cmd) => trash::trash(&home, home_path, &loaded.config, cmd),
+        Command::Versions { photo, json } => status::versions(&home, &photo, json),
+        Command::FreeUpSpace {
+            folder,
+            older_than,
+            dry_run,
+            json,
+        } => free_up::free_up_space(
+            &home,
+            home_path,
+            &loaded.config,
+            free_up::FreeUpArgs {
+                folder,
+                older_than,
+                dry_run,
+                json,
+            },
+        ),
         Command::Verify { json } => restore::verify(&home, json),
         Command::Init { .. }
         | Command::Config(_)

@@ -133,6 +133,8 @@ pub struct RunOptions {
     pub max_bytes: Option<u64>,
     /// How long deleted photos stay in the trash before their blobs are purged.
     pub trash_retention: std::time::Duration,
+    /// Which earlier versions of edited photos are kept.
+    pub keep_versions: crate::home::config::Keep,
     /// How the stored blobs are re-verified (`[scrub]`).
     pub scrub: crate::daemon::scrub::ScrubOptions,
 }
@@ -147,6 +149,7 @@ impl Default for RunOptions {
             reserve: None,
             max_bytes: None,
             trash_retention: crate::home::config::DEFAULT_TRASH_RETENTION,
+            keep_versions: crate::home::config::Keep::All,
             scrub: crate::daemon::scrub::ScrubOptions::default(),
         }
     }
@@ -267,6 +270,7 @@ pub async fn run(
     let purger = tokio::spawn(crate::daemon::trash::purge_loop(
         node.clone(),
         options.trash_retention,
+        options.keep_versions,
     ));
     let control = Arc::new(control);
     let controller = tokio::spawn({

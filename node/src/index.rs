@@ -19,7 +19,7 @@ mod schema;
 mod trash;
 
 pub use blobs::{BlobInfo, OriginalRow};
-pub use folders::{Folder, FolderStats, GONE_VERSION, GoneSource, SourceRow};
+pub use folders::{CurrentSource, Folder, FolderStats, GONE_VERSION, GoneSource, SourceRow};
 pub use peers::{BadPeer, PeerReport};
 pub use records::PhotoRow;
 #[cfg(test)]

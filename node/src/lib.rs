@@ -29,4 +29,5 @@ pub mod lock;
 pub mod mesh;
 pub mod net;
 pub mod original;
+pub mod pace;
 pub mod replicate;

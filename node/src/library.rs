@@ -4,7 +4,9 @@
 //! `status` shows ([`status`]).
 
 pub mod capture;
+pub mod copies;
 pub mod folders;
+pub mod free_up;
 pub mod links;
 pub mod media;
 pub mod progress;

@@ -117,6 +117,56 @@ pub fn open(root: &Path, rel: &str) -> io::Result<File> {
     Ok(file)
 }
 
+/// Removes the original `rel` below the folder `root` if it is still the file `opened` (the
+/// same device and inode: what was just checked through [`open`]), reached without following
+/// any link — for `free-up-space`, which releases originals safe elsewhere. Another file put
+/// at its path meanwhile is left alone, with an error saying so.
+pub fn remove(root: &Path, rel: &str, opened: &File) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+    let dir = if parent.is_empty() {
+        root_fd
+    } else {
+        match rustix::fs::openat2(
+            &root_fd,
+            parent,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::NOSYS) => open_component_wise(&root_fd, parent, flags),
+            other => other,
+        }
+        .map_err(|e| match e {
+            rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+                io::Error::new(io::ErrorKind::InvalidInput, NotAFile::Symlink)
+            }
+            e => io::Error::from(e),
+        })?
+    };
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            NotAFile::Directory,
+        ));
+    }
+    let there = rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+    let expected = opened.metadata()?;
+    if there.st_dev as u64 != expected.dev() || there.st_ino as u64 != expected.ino() {
+        return Err(io::Error::other(
+            "another file took its place while it was checked; it was left alone",
+        ));
+    }
+    rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty())?;
+    Ok(())
+}
+
 /// `openat2` by hand: each directory on the way opened with `O_NOFOLLOW`, and `..` refused.
 fn open_component_wise(
     root: &rustix::fd::OwnedFd,

@@ -320,3 +320,143 @@ fn a_restore_and_a_delete_made_apart_converge_to_the_later_one() {
     });
     assert_eq!((in_trash(&laptop), in_trash(&nas)), (1, 1));
 }
+
+#[test]
+fn every_version_of_an_edited_photo_comes_back_and_keep_purges_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, vault) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "vault"),
+    );
+    laptop.invite(&vault, "vault");
+    let pics = dir.path().join("pics");
+    fs::create_dir_all(&pics).unwrap();
+    let file = pics.join("edit.jpg");
+    laptop.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    let (laptop_run, addr) = laptop.start_run();
+    vault.ok(&["peer", "add", &addr]);
+    let (_vault_run, _) = vault.start_run();
+    // The first version and three edits, each stored by the vault before the next.
+    let contents: Vec<Vec<u8>> = (0..4u8)
+        .map(|v| {
+            (0..50_000u32)
+                .map(|i| (i as u8) ^ v.wrapping_mul(37))
+                .collect()
+        })
+        .collect();
+    for (i, bytes) in contents.iter().enumerate() {
+        fs::write(&file, bytes).unwrap();
+        laptop.ok(&["scan"]);
+        wait_stored(&vault, i as u64 + 1);
+    }
+    let versions = laptop.json(&["versions", "camera/edit.jpg"]);
+    let list = versions.as_array().unwrap();
+    assert_eq!(list.len(), 4, "{versions}");
+    assert!(
+        list[3]["current"] == true && list[0]["current"] == false,
+        "{versions}"
+    );
+    assert_eq!(list[1]["size"], 50_000);
+    assert_eq!(laptop.json(&["status"])["versions"]["earlier"], 3);
+
+    // Each version, restored alone, is byte for byte what it was; the old ones come from the
+    // vault (the laptop's file is the newest only).
+    for (i, bytes) in contents.iter().enumerate() {
+        let out = dir.path().join(format!("v{}", i + 1));
+        let n = (i + 1).to_string();
+        let run = laptop.run(&[
+            "restore",
+            "--to",
+            out.to_str().unwrap(),
+            "--path",
+            "camera/edit.jpg",
+            "--version",
+            &n,
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(
+            &fs::read(out.join("camera/edit.jpg")).unwrap(),
+            bytes,
+            "version {n}"
+        );
+    }
+    // Every version at once: the newest at its path, the others beside it.
+    let all = dir.path().join("all");
+    laptop.ok(&["restore", "--to", all.to_str().unwrap(), "--all-versions"]);
+    assert_eq!(fs::read(all.join("camera/edit.jpg")).unwrap(), contents[3]);
+    for (i, bytes) in contents.iter().enumerate().take(3) {
+        let old = all.join(format!("camera/edit.v{}.jpg", i + 1));
+        assert_eq!(&fs::read(&old).unwrap(), bytes, "{}", old.display());
+    }
+
+    // Keep two versions: the node purges the two oldest everywhere, the vault's copies too.
+    drop(laptop_run);
+    fs::write(
+        laptop.home.join("config.toml"),
+        "[versions]\nkeep = \"2\"\n",
+    )
+    .unwrap();
+    let (_laptop_run, _) = laptop.start_run();
+    wait_stored(&vault, 2);
+    let versions = laptop.json(&["versions", "camera/edit.jpg"]);
+    let numbers: Vec<u64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [3, 4], "{versions}");
+    assert_eq!(laptop.json(&["status"])["versions"]["earlier"], 1);
+    let run = laptop.run(&[
+        "restore",
+        "--to",
+        dir.path().join("gone").to_str().unwrap(),
+        "--path",
+        "camera/edit.jpg",
+        "--version",
+        "1",
+    ]);
+    assert!(run.stdout.contains("was purged"), "{run:?}");
+}
+
+#[test]
+fn with_deletions_trash_a_photo_deleted_from_its_folder_goes_to_the_trash_a_moved_one_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, nas) = (
+        Node::init(dir.path(), "laptop"),
+        Node::init(dir.path(), "nas"),
+    );
+    laptop.invite(&nas, "full");
+    let pics = dir.path().join("pics");
+    samples::write_library(&pics, 1, 164);
+    laptop.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    laptop.ok(&["scan"]);
+    fs::write(
+        laptop.home.join("config.toml"),
+        "[watch]\ndeletions = \"trash\"\n",
+    )
+    .unwrap();
+    let n = paths(&laptop).len() as u64;
+    let (_laptop_run, addr) = laptop.start_run();
+    nas.ok(&["peer", "add", &addr]);
+    let (_nas_run, _) = nas.start_run();
+    wait_stored(&nas, n);
+    let (deleted, _, _) = photo(&laptop, 0);
+    let (moved, _, _) = photo(&laptop, 1);
+    // One photo is deleted by hand, another moved to a new subfolder.
+    fs::remove_file(pics.join(&deleted)).unwrap();
+    fs::create_dir_all(pics.join("sorted")).unwrap();
+    fs::rename(pics.join(&moved), pics.join("sorted/moved.bin")).unwrap();
+    wait_in_trash(&nas, 1);
+    let list = nas.json(&["trash", "list"]);
+    assert_eq!(list["photos"][0]["path"], deleted.as_str(), "{list}");
+    wait_until("the moved photo at its new place", || {
+        let p = paths(&nas);
+        p.contains(&"sorted/moved.bin".to_owned())
+            .then_some(())
+            .ok_or(format!("{p:?}"))
+    });
+    // Still only the deleted one, a while after the move.
+    std::thread::sleep(photomesh::library::watch::MIRROR_AFTER * 2);
+    assert_eq!(in_trash(&laptop), 1);
+}

@@ -316,6 +316,27 @@ impl BlobStore {
         self.open_verified(blob_id).map(drop)
     }
 
+    /// Checks a stored blob against its ID, reading at most `rate` bytes a second (the
+    /// scrub's pace; it sleeps this thread).
+    pub fn verify_paced(&self, blob_id: &BlobId, rate: u64) -> Result<(), BlobStoreError> {
+        let path = self.path_of(blob_id);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BlobStoreError::Missing(*blob_id));
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut hasher = blake3::Hasher::new();
+        hasher
+            .update_reader(crate::pace::Paced::new(file, rate))
+            .map_err(io_err(&path))?;
+        if hasher.finalize().as_bytes() != &blob_id.0 {
+            return Err(BlobStoreError::Corrupt(*blob_id));
+        }
+        Ok(())
+    }
+
     /// Reads a stored blob whole, checks it against its ID (the root of its bao tree is its
     /// BLAKE3 hash) and returns its length and bao outboard: what the index keeps of a blob.
     pub fn outboard_verified(&self, blob_id: &BlobId) -> Result<(u64, Vec<u8>), BlobStoreError> {

@@ -171,6 +171,14 @@ pub enum Command {
         /// folder above either. Repeat for several.
         #[arg(long = "path", value_name = "PATH")]
         paths: Vec<String>,
+        /// Version N of each photo instead of the newest (`photomesh versions` numbers them,
+        /// 1 the first recorded), at the photo's own path.
+        #[arg(long, value_name = "N", conflicts_with = "all_versions")]
+        version: Option<usize>,
+        /// Every version of each photo: the newest at its path, each earlier one beside it
+        /// as NAME.vN.EXT.
+        #[arg(long)]
+        all_versions: bool,
         /// Say what would be written and where its bytes would come from; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -207,6 +215,33 @@ pub enum Command {
     /// The mesh's trash: list it, take photos back out of it, or empty it.
     #[command(subcommand)]
     Trash(TrashCommand),
+    /// List the versions of a photo (each edit recorded is one), numbered from 1.
+    Versions {
+        /// The photo: LABEL/PATH, as `photomesh photos` lists it.
+        photo: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Free space on this device: remove from its folders the originals of photos that have
+    /// at least `[storage] free_up_copies` (2) verified copies on other devices. The photos
+    /// stay in the library on every device; `photomesh restore` brings them back.
+    #[command(name = "free-up-space")]
+    FreeUpSpace {
+        /// Only this folder.
+        #[arg(long, value_name = "LABEL")]
+        folder: Option<String>,
+        /// Only photos recorded at least this long ago: 90s, 10m, 24h, 60d.
+        #[arg(long, value_name = "DURATION", default_value = "24h",
+              value_parser = photomesh::home::config::parse_duration)]
+        older_than: std::time::Duration,
+        /// Say what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every original and stored blob against its record.
     Verify {
         /// Print the report as JSON.

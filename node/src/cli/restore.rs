@@ -41,6 +41,7 @@ pub fn selection(
         since: date("--since", since)?,
         until: date("--until", until)?,
         paths,
+        ..Selection::default()
     })
 }
 

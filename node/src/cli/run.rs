@@ -19,6 +19,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
         reserve: config.storage.reserve,
         max_bytes: config.storage.max_bytes,
         trash_retention: config.trash.retention,
+        keep_versions: config.versions.keep,
         scrub: photomesh::daemon::scrub::ScrubOptions {
             period: config.scrub.period,
             // 0: no limit.
@@ -37,6 +38,8 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
             .then(|| photomesh::library::watch::WatchOptions {
                 rescan_every: config.watch.rescan_interval,
                 selection: config.folders.selection(),
+                deletions: config.watch.deletions,
+                trash_retention: config.trash.retention,
                 ..Default::default()
             }),
     };

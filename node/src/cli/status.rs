@@ -21,6 +21,8 @@ pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Res
         verified_within: config.scrub.period,
         quota: config.storage.max_bytes,
         retention: config.trash.retention,
+        keep: config.versions.keep,
+        free_up_copies: u64::from(config.storage.free_up_copies),
     };
     let mut status = photomesh::library::status::status_with(home, targets)?;
     photomesh::library::status::apply_live(&mut status, super::live_status(home_path));
@@ -77,6 +79,43 @@ pub fn photo(home: &Home, config: &Config, photo: &str, json: bool) -> Result<bo
         let note = if c.counts { "" } else { "  (not counted)" };
         out!("  {:<16} {when}{note}", c.device)?;
     }
+    Ok(true)
+}
+
+/// `photomesh versions LABEL/PATH`.
+pub fn versions(home: &Home, photo: &str, json: bool) -> Result<bool> {
+    let (folder, path) = photo.split_once('/').ok_or_else(|| {
+        anyhow::anyhow!(
+            "{photo:?} is not LABEL/PATH: give the folder's label, a slash and the photo's \
+             path in it, as `photomesh photos` prints them"
+        )
+    })?;
+    let versions = photomesh::library::status::versions(home, folder, path)?;
+    if versions.is_empty() {
+        anyhow::bail!("no photo is recorded at {photo:?} (`photomesh photos` lists them)");
+    }
+    if json {
+        out!("{}", serde_json::to_string_pretty(&versions)?)?;
+        return Ok(true);
+    }
+    for v in &versions {
+        let note = match (v.current, v.trashed) {
+            (true, _) => "  (current)",
+            (_, true) => "  (in the trash)",
+            _ => "",
+        };
+        out!(
+            "  {:>3}  recorded {}  {:>10}  by {}{note}",
+            v.n,
+            utc(v.recorded_at_ms as i64),
+            bytes(v.size),
+            v.device
+        )?;
+    }
+    out!(
+        "{}; `photomesh restore --path {photo} --version N` writes one, `--all-versions` every one.",
+        count(versions.len() as u64, "version")
+    )?;
     Ok(true)
 }
 
@@ -217,6 +256,30 @@ fn print_status(s: &Status) -> std::io::Result<()> {
             .next_purge_ms
             .map_or(String::new(), |t| format!("; next purge {}", utc(t as i64)));
         out!("Trash    {what} (`photomesh trash list`){next}")?;
+    }
+    if s.released.photos > 0 {
+        out!(
+            "Freed    {} ({}) released from this device's folders by `free-up-space`: safe \
+             on other devices; `photomesh restore` brings them back",
+            count(s.released.photos, "original"),
+            bytes(s.released.bytes)
+        )?;
+    }
+    if s.free_up_now.photos > 0 {
+        out!(
+            "Free up  {} ({}) could be freed now: their photos have enough verified copies on \
+             other devices (`photomesh free-up-space`)",
+            count(s.free_up_now.photos, "original"),
+            bytes(s.free_up_now.bytes)
+        )?;
+    }
+    if s.versions.earlier > 0 {
+        out!(
+            "Versions {} of edited photos kept ({}; [versions] keep = {:?})",
+            count(s.versions.earlier, "earlier version"),
+            bytes(s.versions.bytes),
+            s.versions.keep
+        )?;
     }
     let scrub = &s.scrub;
     if scrub.of > 0 {

@@ -60,6 +60,7 @@ pub fn delete(home: &Home, home_path: &Path, config: &Config, a: DeleteArgs) -> 
         since,
         until,
         paths,
+        ..Selection::default()
     };
     let retention = config.trash.retention;
     let done = trash::delete(home, &selection, &ids, a.originals, a.dry_run, retention)?;
@@ -127,10 +128,8 @@ pub fn trash(home: &Home, home_path: &Path, config: &Config, cmd: TrashCommand) 
         } => {
             let (ids, paths) = named(photos);
             let selection = Selection {
-                folder: None,
-                since: None,
-                until: None,
                 paths,
+                ..Selection::default()
             };
             let done = trash::restore(home, &selection, &ids, all, dry_run)?;
             if !dry_run {

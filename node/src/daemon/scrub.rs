@@ -1,7 +1,8 @@
 //! The running node's scrub (the steps are `library::scrub`): one stored blob after another,
-//! read and verified on a blocking thread without holding the home, paced to at most
-//! [`ScrubOptions::max_rate`] bytes a second, a new pass every [`ScrubOptions::period`]. A
-//! blob found bad is set aside and the peers are told at once, so it is fetched again.
+//! then one original after another, read and verified on a blocking thread without holding
+//! the home, paced to at most [`ScrubOptions::max_rate`] bytes a second (within each file, and
+//! across files), a new pass every [`ScrubOptions::period`]. A blob found bad is set aside
+//! and the peers are told at once, so it is fetched again.
 
 use std::time::{Duration, Instant};
 
@@ -46,7 +47,7 @@ pub(super) async fn scrub_loop(node: NodeHandle, options: ScrubOptions) {
             Ok(Next::CheckOriginal(original)) => {
                 let started = Instant::now();
                 let len = original.row.size;
-                check_original(&node, original).await;
+                check_original(&node, original, options.max_rate).await;
                 pace(started, len, rate).await;
                 continue;
             }
@@ -67,14 +68,17 @@ pub(super) async fn scrub_loop(node: NodeHandle, options: ScrubOptions) {
         };
         let store = node.0.home.lock().await.blobs.clone();
         let started = Instant::now();
-        let result = match tokio::task::spawn_blocking(move || store.verify(&blob)).await {
-            Ok(result) => result,
-            Err(e) => {
-                tracing::warn!("scrub: checking blob {blob} failed: {e}");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        };
+        let result =
+            match tokio::task::spawn_blocking(move || store.verify_paced(&blob, options.max_rate))
+                .await
+            {
+                Ok(result) => result,
+                Err(e) => {
+                    tracing::warn!("scrub: checking blob {blob} failed: {e}");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
         let found = {
             let home = node.0.home.lock().await;
             scrub::checked(&home, &blob, result)
@@ -93,14 +97,14 @@ pub(super) async fn scrub_loop(node: NodeHandle, options: ScrubOptions) {
 
 /// Checks one original against its record, reading it on a blocking thread; a good one is
 /// verified now, a bad one no longer held (and the peers told).
-async fn check_original(node: &NodeHandle, original: scrub::Original) {
+async fn check_original(node: &NodeHandle, original: scrub::Original, rate: u64) {
     let (root, row, expected) = (
         original.root.clone(),
         original.row.clone(),
         original.expected,
     );
     let finding = match tokio::task::spawn_blocking(move || {
-        crate::library::verify::check_original(&root, &row, expected)
+        crate::library::verify::check_original(&root, &row, expected, rate)
     })
     .await
     {

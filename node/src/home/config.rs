@@ -97,6 +97,8 @@ pub struct Config {
     pub scrub: ScrubConfig,
     /// `[trash]`: how long deleted photos are kept.
     pub trash: TrashConfig,
+    /// `[versions]`: which earlier versions of edited photos are kept.
+    pub versions: VersionsConfig,
     /// `[status]`: what `status` measures against.
     pub status: StatusConfig,
     /// `[log]`: what the node logs.
@@ -214,6 +216,10 @@ pub struct WatchConfig {
     /// missed. Default one hour.
     #[serde(deserialize_with = "duration")]
     pub rescan_interval: Duration,
+    /// What a photo deleted from a watched folder on the device that added it means:
+    /// `keep` (only that this device no longer has its original; the default) or `trash`
+    /// (it goes to the mesh's trash).
+    pub deletions: Deletions,
 }
 
 impl Default for WatchConfig {
@@ -221,12 +227,45 @@ impl Default for WatchConfig {
         Self {
             enabled: true,
             rescan_interval: Duration::from_secs(3600),
+            deletions: Deletions::Keep,
+        }
+    }
+}
+
+/// What a deletion in a watched folder means (`[watch] deletions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Deletions {
+    /// Nothing is deleted from the mesh: the copies are kept (and fetched back).
+    #[default]
+    Keep,
+    /// The photo goes to the mesh's trash, recoverable for the retention.
+    Trash,
+}
+
+impl Deletions {
+    /// The name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Keep => "keep",
+            Self::Trash => "trash",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Deletions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "keep" => Ok(Self::Keep),
+            "trash" => Ok(Self::Trash),
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is not \"keep\" or \"trash\""
+            ))),
         }
     }
 }
 
 /// `[storage]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Which photos this device keeps a copy of. Default [`Hold::All`].
@@ -239,6 +278,36 @@ pub struct StorageConfig {
     /// house). `None`: no cap but the disk.
     #[serde(deserialize_with = "size")]
     pub max_bytes: Option<u64>,
+    /// How many verified copies on other devices a photo needs before `free-up-space`
+    /// removes its original here (and `status` counts a released one safe). Default
+    /// [`DEFAULT_FREE_UP_COPIES`]; at least 1.
+    #[serde(deserialize_with = "free_up_copies")]
+    pub free_up_copies: u32,
+}
+
+/// `[storage] free_up_copies` unless configured: two verified copies on other devices.
+pub const DEFAULT_FREE_UP_COPIES: u32 = 2;
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            hold: Hold::default(),
+            reserve: None,
+            max_bytes: None,
+            free_up_copies: DEFAULT_FREE_UP_COPIES,
+        }
+    }
+}
+
+fn free_up_copies<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = i64::deserialize(d)?;
+    match u32::try_from(n) {
+        Ok(copies) if copies >= 1 => Ok(copies),
+        _ => Err(serde::de::Error::custom(format!(
+            "{n} is not a number of copies: use a whole number from 1 (at least one verified \
+             copy on another device before an original is removed here; the default is 2)"
+        ))),
+    }
 }
 
 /// The free space kept on the blob store's disk unless configured: 5% of the disk, at most
@@ -316,6 +385,64 @@ pub struct TrashConfig {
     /// days.
     #[serde(deserialize_with = "duration")]
     pub retention: Duration,
+}
+
+/// `[versions]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VersionsConfig {
+    /// Which earlier versions of an edited photo are kept. Default all.
+    pub keep: Keep,
+}
+
+/// Which earlier versions of an edited photo are kept (`[versions] keep`); the newest always is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Keep {
+    /// Every version (the default).
+    #[default]
+    All,
+    /// The newest N versions (the current one included).
+    Newest(u32),
+    /// Versions replaced by a newer one less than this long ago.
+    For(Duration),
+}
+
+impl Keep {
+    /// The value as the file writes it.
+    pub fn name(self) -> String {
+        match self {
+            Self::All => "all".into(),
+            Self::Newest(n) => n.to_string(),
+            Self::For(d) => format_duration(d),
+        }
+    }
+
+    /// Parses "all", a count of versions (at least 1) or a duration.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s == "all" {
+            return Ok(Self::All);
+        }
+        if let Ok(n) = s.parse::<u32>() {
+            return match n {
+                0 => Err("keep at least 1 version (the photo as it is now)".into()),
+                n => Ok(Self::Newest(n)),
+            };
+        }
+        match parse_duration(s) {
+            Ok(d) if !d.is_zero() => Ok(Self::For(d)),
+            _ => Err(format!(
+                "{s:?} is not \"all\", a number of versions or a duration such as \"90d\""
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Deleted photos stay in the trash this long unless configured (`[trash] retention`).
@@ -638,6 +765,16 @@ pub const FIELDS: &[Field] = &[
         value: |c| Some(quoted(&format_duration(c.watch.rescan_interval))),
     },
     Field {
+        section: "watch",
+        key: "deletions",
+        doc: "What a photo deleted from a watched folder on the device that added it means: \"keep\"\n\
+              (only that this device no longer has its original: the copies stay, and `restore`\n\
+              brings it back) or \"trash\" (it goes to the mesh's trash, on every device,\n\
+              recoverable for [trash] retention, as iCloud and Google Photos do).",
+        unset: "",
+        value: |c| Some(quoted(c.watch.deletions.name())),
+    },
+    Field {
         section: "storage",
         key: "hold",
         doc: "Which photos this device keeps a copy of: \"all\" (every photo of the mesh: a\n\
@@ -667,6 +804,15 @@ pub const FIELDS: &[Field] = &[
         value: |c| c.storage.max_bytes.map(|r| quoted(&format_size(r))),
     },
     Field {
+        section: "storage",
+        key: "free_up_copies",
+        doc: "How many verified copies on other devices a photo needs before `free-up-space`\n\
+              removes its original from this device's folders (and `status` counts a photo so\n\
+              freed safe): a whole number from 1.",
+        unset: "",
+        value: |c| Some(c.storage.free_up_copies.to_string()),
+    },
+    Field {
         section: "scrub",
         key: "period",
         doc: "How often the running node re-verifies every blob it stores (a damaged one is set\n\
@@ -689,6 +835,16 @@ pub const FIELDS: &[Field] = &[
               back) before this device purges its copies: a duration such as \"60d\".",
         unset: "",
         value: |c| Some(quoted(&format_duration(c.trash.retention))),
+    },
+    Field {
+        section: "versions",
+        key: "keep",
+        doc: "Which earlier versions of an edited photo every device keeps (`photomesh versions`\n\
+              lists them): \"all\", a number of versions (\"3\": the photo and its two previous\n\
+              versions) or a duration (\"90d\": versions replaced less than 90 days ago). Older\n\
+              ones are purged like the trash.",
+        unset: "",
+        value: |c| Some(quoted(&c.versions.keep.name())),
     },
     Field {
         section: "status",
@@ -1043,6 +1199,11 @@ mod tests {
             ("[watch]\nenabled = \"yes\"\n", "enabled", "bool"),
             ("[storage]\nhold = \"some\"\n", "hold", "\"own\""),
             ("[status]\nreplica_goal = 0\n", "replica_goal", "from 1"),
+            (
+                "[storage]\nfree_up_copies = 0\n",
+                "free_up_copies",
+                "from 1",
+            ),
             ("[log]\nlevel = \"loud=\"\n", "level", "\"debug\""),
             ("[log]\nlevel = \"verbose\"\n", "level", "\"debug\""),
         ] {

@@ -1,6 +1,6 @@
 //! The folders a device backs up and the source files found in them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use photomesh_protocol::record::RecordId;
@@ -10,13 +10,14 @@ use rusqlite::{OptionalExtension, params};
 use super::blobs::blob_id_from;
 use super::{Index, IndexError, path_text};
 
-/// The sources with size `?1` and plaintext hash `?2` (see [`Index::sources_with_content`]):
+/// The sources with size `?1` and plaintext hash `?2`, but released ones (see
+/// [`Index::sources_with_content`]):
 /// asked for every new file a scan records, so found through `photos_by_hash`.
 pub(super) const SOURCES_WITH_CONTENT: &str =
     "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
             s.gone_since_ms IS NOT NULL, s.folder, f.path
      FROM photos p JOIN sources s USING (record_id) JOIN folders f ON f.label = s.folder
-     WHERE p.plaintext_hash = ?2 AND s.size = ?1";
+     WHERE p.plaintext_hash = ?2 AND s.size = ?1 AND s.released_at_ms IS NULL";
 
 /// A configured photo folder.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -63,6 +64,24 @@ pub struct GoneSource {
     pub blob: BlobId,
     /// There, but its content no longer matches its record.
     pub damaged: bool,
+}
+
+/// A recorded original that is there, of its photo's current version (not in the trash):
+/// what `free-up-space` may release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentSource {
+    /// Its folder's label.
+    pub folder: String,
+    /// Its folder's path.
+    pub root: PathBuf,
+    /// The file as last scanned.
+    pub source: SourceRow,
+    /// Its recorded content.
+    pub blob: BlobId,
+    /// The recorded hash of its plaintext.
+    pub plaintext_hash: [u8; 32],
+    /// When its record was made (ms since the epoch).
+    pub recorded_at_ms: u64,
 }
 
 /// Per-folder totals of the files currently recorded.
@@ -190,7 +209,7 @@ impl Index {
              ON CONFLICT(folder, path) DO UPDATE SET size = excluded.size,
                mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
                inode = excluded.inode, record_id = excluded.record_id, gone_since_ms = NULL,
-               verified_at_ms = excluded.verified_at_ms, damaged = 0",
+               verified_at_ms = excluded.verified_at_ms, damaged = 0, released_at_ms = NULL",
             )?
             .execute(params![
                 folder,
@@ -280,12 +299,13 @@ impl Index {
         Ok(marked)
     }
 
-    /// The sources found gone from their folders or damaged, but for photos in the trash.
+    /// The sources found gone from their folders or damaged, but for photos in the trash and
+    /// originals released by `free-up-space`.
     pub fn gone_sources(&self) -> Result<Vec<GoneSource>, IndexError> {
         let mut stmt = self.conn.prepare(
             "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
              FROM sources s JOIN photos p USING (record_id)
-             WHERE s.gone_since_ms IS NOT NULL
+             WHERE s.gone_since_ms IS NOT NULL AND s.released_at_ms IS NULL
                AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = s.record_id)
              ORDER BY s.folder, s.path",
         )?;
@@ -301,23 +321,42 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Whether any recorded original is gone from its folder.
+    /// The recorded originals at `path` of a folder, or under it, found gone (not damaged, not
+    /// released by `free-up-space`).
+    pub fn gone_under(&self, folder: &str, path: &str) -> Result<Vec<String>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path FROM sources
+             WHERE folder = ?1 AND gone_since_ms IS NOT NULL AND damaged = 0
+               AND released_at_ms IS NULL
+               AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+        )?;
+        let rows = stmt.query_map(params![folder, path], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether any recorded original is gone from its folder (released ones are not).
     pub fn has_gone_sources(&self) -> Result<bool, IndexError> {
         Ok(self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sources WHERE gone_since_ms IS NOT NULL)",
+            "SELECT EXISTS (SELECT 1 FROM sources
+                            WHERE gone_since_ms IS NOT NULL AND released_at_ms IS NULL)",
             [],
             |r| r.get(0),
         )?)
     }
 
-    /// Marks a source found in its folder again (unchanged) as there.
+    /// Marks a source found in its folder again (gone, or released by `free-up-space`) as
+    /// there: held again, so a running node's held set reloads.
     pub fn mark_source_back(&self, folder: &str, path: &str) -> Result<(), IndexError> {
-        self.conn
+        let back = self
+            .conn
             .prepare_cached(
-                "UPDATE sources SET gone_since_ms = NULL
-                 WHERE folder = ?1 AND path = ?2 AND damaged = 0",
+                "UPDATE sources SET gone_since_ms = NULL, released_at_ms = NULL
+                 WHERE folder = ?1 AND path = ?2 AND damaged = 0 AND gone_since_ms IS NOT NULL",
             )?
             .execute(params![folder, path])?;
+        if back > 0 {
+            self.bump_gone_version()?;
+        }
         Ok(())
     }
 
@@ -354,6 +393,104 @@ impl Index {
                 r.get::<_, String>(7)?,
                 PathBuf::from(r.get::<_, String>(8)?),
                 source_row(r)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The originals that are there and are their photos' current versions, in one folder or
+    /// every one, in (folder, path) order.
+    pub fn current_sources(&self, folder: Option<&str>) -> Result<Vec<CurrentSource>, IndexError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
+                    s.gone_since_ms IS NOT NULL, s.folder, f.path, p.blob_id, p.plaintext_hash,
+                    p.created_at_ms
+             FROM sources s JOIN photos p USING (record_id) JOIN folders f ON f.label = s.folder
+             WHERE s.gone_since_ms IS NULL AND (?1 IS NULL OR s.folder = ?1) AND {}
+             ORDER BY s.folder, s.path",
+            super::records::CURRENT
+        ))?;
+        let rows = stmt.query_map([folder], |r| {
+            Ok(CurrentSource {
+                source: source_row(r)?,
+                folder: r.get(7)?,
+                root: PathBuf::from(r.get::<_, String>(8)?),
+                blob: BlobId(blob_id_from(r.get(9)?)?),
+                plaintext_hash: blob_id_from(r.get(10)?)?,
+                recorded_at_ms: r.get::<_, i64>(11)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks the original at `folder`/`path`, there and still recorded as `record_id`, as
+    /// released by `free-up-space` at `now_ms`, just before its file is removed: no longer
+    /// held (a running node's held set reloads), and no loss. Returns `false` if the row
+    /// changed meanwhile (a scan recorded an edit), and nothing was marked.
+    pub fn release_source(
+        &self,
+        folder: &str,
+        path: &str,
+        record_id: &RecordId,
+        now_ms: u64,
+    ) -> Result<bool, IndexError> {
+        let marked = self
+            .conn
+            .prepare_cached(
+                "UPDATE sources SET gone_since_ms = ?4, released_at_ms = ?4
+                 WHERE folder = ?1 AND path = ?2 AND record_id = ?3 AND gone_since_ms IS NULL",
+            )?
+            .execute(params![folder, path, &record_id.0[..], now_ms as i64])?;
+        if marked > 0 {
+            self.bump_gone_version()?;
+        }
+        Ok(marked > 0)
+    }
+
+    /// Takes back the release of an original whose file could not be removed after all: it
+    /// is there, and held again.
+    pub fn unrelease_source(&self, folder: &str, path: &str) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE sources SET gone_since_ms = NULL, released_at_ms = NULL
+                 WHERE folder = ?1 AND path = ?2 AND released_at_ms IS NOT NULL",
+            )?
+            .execute(params![folder, path])?;
+        self.bump_gone_version()
+    }
+
+    /// The paths of a folder's released originals (a scan does not count them missing).
+    pub fn released_paths(&self, folder: &str) -> Result<HashSet<String>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path FROM sources WHERE folder = ?1 AND released_at_ms IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([folder], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The blobs of every released original: this device gave their space back on purpose,
+    /// so a running node does not fetch them again (`photomesh restore` does).
+    pub fn released_blobs(&self) -> Result<HashSet<BlobId>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.blob_id FROM sources s JOIN photos p USING (record_id)
+             WHERE s.released_at_ms IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The released originals of photos still current (not edited since, not in the trash):
+    /// their records and sizes.
+    pub fn released_photos(&self) -> Result<Vec<(RecordId, u64)>, IndexError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT s.record_id, s.size FROM sources s JOIN photos p USING (record_id)
+             WHERE s.released_at_ms IS NOT NULL AND {}",
+            super::records::CURRENT
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                RecordId(blob_id_from(r.get(0)?)?),
+                r.get::<_, i64>(1)?.max(0) as u64,
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

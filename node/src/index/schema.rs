@@ -174,4 +174,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         blob_id BLOB
     ) WITHOUT ROWID;
     ",
+    // Version 9: originals released by `free-up-space`, their photos safe on other devices.
+    // A released source is no longer there (`gone_since_ms` is set too, so it is not held,
+    // served or scrubbed) but it is no loss: not listed as gone, not the origin of a move,
+    // and taken back like any file when its content reappears at its path.
+    "
+    ALTER TABLE sources ADD COLUMN released_at_ms INTEGER;
+    CREATE INDEX sources_released ON sources(folder, path) WHERE released_at_ms IS NOT NULL;
+    ",
 ];

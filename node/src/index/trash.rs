@@ -38,7 +38,12 @@ pub struct Version {
     pub created_at_ms: u64,
     /// Whether it is in the trash (or purged).
     pub trashed: bool,
+    /// Whether it left the trash for good.
+    pub purged: bool,
 }
+
+/// A path with several versions: its folder, its path, and who recorded the newest.
+pub type VersionedPath = (String, String, Option<Vec<u8>>);
 
 /// A photo record in the trash, as a full device lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +136,8 @@ impl Index {
     pub fn versions(&self, folder: &str, path: &str) -> Result<Vec<Version>, IndexError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.record_id, p.blob_id, p.size, p.created_at_ms,
-                    EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id)
+                    EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id),
+                    EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id AND t.purged)
              FROM photos p WHERE p.folder = ?1 AND p.path = ?2
              ORDER BY p.created_at_ms, p.record_id",
         )?;
@@ -142,8 +148,38 @@ impl Index {
                 size: r.get::<_, i64>(2)?.max(0) as u64,
                 created_at_ms: r.get::<_, i64>(3)?.max(0) as u64,
                 trashed: r.get(4)?,
+                purged: r.get(5)?,
             })
         })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The earlier versions kept (photo records not in the trash with a newer one at their
+    /// path): how many, and their size.
+    pub fn earlier_versions(&self) -> Result<(u64, u64), IndexError> {
+        let (n, bytes): (i64, i64) = self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(p.size), 0) FROM photos p
+             WHERE NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id)
+               AND EXISTS (SELECT 1 FROM photos q WHERE q.folder = p.folder
+                             AND q.path = p.path AND q.created_at_ms > p.created_at_ms)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n.max(0) as u64, bytes.max(0) as u64))
+    }
+
+    /// The paths with more than one version not in the trash: (folder, path, the device ID
+    /// bytes of who recorded the newest).
+    pub fn paths_with_versions(&self) -> Result<Vec<VersionedPath>, IndexError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.folder, p.path,
+                    (SELECT q.added_by FROM photos q WHERE q.folder = p.folder AND q.path = p.path
+                     ORDER BY q.created_at_ms DESC LIMIT 1)
+             FROM photos p
+             WHERE NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id)
+             GROUP BY p.folder, p.path HAVING COUNT(*) > 1",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -41,6 +41,35 @@ pub struct Selection {
     /// Only these photos or folders: `LABEL/PATH`, or a `PATH` within the folders, or a
     /// folder above either (every photo under it).
     pub paths: Vec<String>,
+    /// Which versions of each photo.
+    pub versions: Versions,
+}
+
+/// Which versions of a photo a restore writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Versions {
+    /// The newest (the photo as it is now).
+    #[default]
+    Newest,
+    /// Version N (1 is the first recorded, as `photomesh versions` numbers them), at the
+    /// photo's own path.
+    Number(usize),
+    /// Every version: the newest at the photo's path, each earlier one beside it as
+    /// `NAME.vN.EXT`.
+    All,
+}
+
+/// Where version `n` of a photo at `target` goes when every version is restored.
+pub fn version_path(target: &Path, n: usize) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let named = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}.v{n}.{ext}"),
+        _ => format!("{name}.v{n}"),
+    };
+    target.with_file_name(named)
 }
 
 impl Selection {
@@ -231,30 +260,103 @@ pub fn plan(home: &Home, to: &Path, selection: &Selection) -> Result<Plan, Resto
             None => to.join(&photo.folder).join(&rel),
         };
         let source = folders.get(&photo.folder).map(|f| f.join(&rel));
-        let copy = match BlobSource::open(home, &photo.blob_id)? {
-            Some(blob) if blob.is_stored() => Copy::Stored,
-            Some(_) => Copy::Original(
-                home.index
-                    .originals_of(&photo.blob_id)?
-                    .first()
-                    .map(|o| o.root.join(&o.rel))
-                    .unwrap_or_default(),
-            ),
-            None => {
-                // Its original here (if any) is gone or no longer as recorded: no longer held.
-                home.index
-                    .mark_originals_gone(&photo.blob_id, crate::clock::now_ms())?;
-                Copy::Missing
-            }
-        };
-        plan.photos.push(Planned {
-            photo,
-            target,
-            source,
-            copy,
-        });
+        for (photo, target) in versions(home, photo, target, selection.versions, &mut plan)? {
+            let copy = copy_of(home, &photo)?;
+            plan.photos.push(Planned {
+                photo,
+                target,
+                source: source.clone(),
+                copy,
+            });
+        }
     }
     Ok(plan)
+}
+
+/// The versions of `photo` (the newest) that `which` asks for, each with where it goes.
+fn versions(
+    home: &Home,
+    photo: PhotoRecord,
+    target: PathBuf,
+    which: Versions,
+    plan: &mut Plan,
+) -> Result<Vec<(PhotoRecord, PathBuf)>, RestoreError> {
+    if which == Versions::Newest {
+        return Ok(vec![(photo, target)]);
+    }
+    let all = home.index.versions(&photo.folder, &photo.path)?;
+    let mut out = Vec::new();
+    let newest = all.iter().rposition(|v| !v.trashed);
+    for (i, version) in all.iter().enumerate() {
+        let n = i + 1;
+        let wanted = match which {
+            Versions::Number(want) => n == want,
+            _ => !version.trashed,
+        };
+        if !wanted {
+            continue;
+        }
+        if version.purged {
+            plan.refused.push(NotRestored {
+                path: format!("{}/{} version {n}", photo.folder, photo.path),
+                reason: "it was purged ([versions] keep, or the trash emptied)".into(),
+            });
+            continue;
+        }
+        let opened = home
+            .index
+            .sealed_record(&version.record_id)?
+            .map(|sealed| Record::open_photo(&sealed, &home.keys));
+        match opened {
+            Some(Ok(v)) => {
+                let at = if which == Versions::All && Some(i) != newest {
+                    version_path(&target, n)
+                } else {
+                    target.clone()
+                };
+                out.push((v, at));
+            }
+            Some(Err(e)) => plan.refused.push(NotRestored {
+                path: format!("{}/{} version {n}", photo.folder, photo.path),
+                reason: e.to_string(),
+            }),
+            None => {}
+        }
+    }
+    if out.is_empty()
+        && let Versions::Number(n) = which
+    {
+        plan.refused.push(NotRestored {
+            path: format!("{}/{}", photo.folder, photo.path),
+            reason: format!(
+                "it has no version {n} (`photomesh versions {}/{}` lists {})",
+                photo.folder,
+                photo.path,
+                all.len()
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// Where this device holds the bytes of `photo`, as far as it knows before reading them.
+fn copy_of(home: &Home, photo: &PhotoRecord) -> Result<Copy, RestoreError> {
+    Ok(match BlobSource::open(home, &photo.blob_id)? {
+        Some(blob) if blob.is_stored() => Copy::Stored,
+        Some(_) => Copy::Original(
+            home.index
+                .originals_of(&photo.blob_id)?
+                .first()
+                .map(|o| o.root.join(&o.rel))
+                .unwrap_or_default(),
+        ),
+        None => {
+            // Its original here (if any) is gone or no longer as recorded: no longer held.
+            home.index
+                .mark_originals_gone(&photo.blob_id, crate::clock::now_ms())?;
+            Copy::Missing
+        }
+    })
 }
 
 /// Writes the planned photos (all, or those at `only`), each from wherever this device

@@ -67,6 +67,8 @@ struct Candidate {
     inode: u64,
     media_type: MediaType,
     previous: Option<RecordId>,
+    /// The previous record's file was found gone (or released by `free-up-space`): back now.
+    was_gone: bool,
 }
 
 /// What a worker learned about one file.
@@ -153,9 +155,11 @@ pub fn scan_skipping(
                 None => summary.unchanged_files += 1,
             }
         });
+        // Originals released by `free-up-space` are not there on purpose: not missing.
+        let released = home.index.released_paths(&folder.label)?;
         let missing: Vec<&str> = known
             .keys()
-            .filter(|k| !seen.contains(*k))
+            .filter(|k| !seen.contains(*k) && !released.contains(*k))
             .map(String::as_str)
             .collect();
         summary.missing_files += missing.len() as u64;
@@ -298,6 +302,7 @@ fn candidate(
         inode: meta.ino(),
         media_type,
         previous: previous.map(|p| p.record_id),
+        was_gone: previous.is_some_and(|p| p.gone),
     })
 }
 
@@ -415,7 +420,12 @@ fn record_sealed(
         && ix.plaintext_hash_of(&previous)? == Some(item.plaintext_hash)
     {
         summary.unchanged_files += 1;
-        return Ok(ix.put_source(&c.folder, &source(previous))?);
+        ix.put_source(&c.folder, &source(previous))?;
+        // Back (a released original restored to its place): held again.
+        if c.was_gone {
+            ix.bump_gone_version()?;
+        }
+        return Ok(());
     }
     // No source row, and the content is the photo recorded at this path now (the index was
     // rebuilt by `repair-index`, or the folder removed and added again): the file is that
@@ -459,6 +469,9 @@ fn record_sealed(
     ix.put_source(&c.folder, &source(record_id))?;
     if c.previous.is_some() {
         summary.changed_files += 1;
+        // The earlier version's content is no longer here: a running node's held set,
+        // which had it, reloads.
+        ix.bump_gone_version()?;
     } else if let Some((folder, from)) = moves
         .then(|| moved_from(ix, c, &item.plaintext_hash))
         .transpose()?

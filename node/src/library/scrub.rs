@@ -295,8 +295,12 @@ mod tests {
                 }
                 Next::CheckOriginal(o) => {
                     order.push(o.root.join(&o.row.path).display().to_string());
-                    let finding =
-                        crate::library::verify::check_original(&o.root, &o.row, o.expected);
+                    let finding = crate::library::verify::check_original(
+                        &o.root,
+                        &o.row,
+                        o.expected,
+                        u64::MAX,
+                    );
                     found += usize::from(finding.is_some());
                     checked_original(&home, &o, finding.as_ref()).unwrap();
                 }

@@ -10,6 +10,8 @@ use photomesh_protocol::seal::BlobId;
 
 use crate::home::Home;
 use crate::index::{FolderStats, IndexError, ScanSummary};
+use crate::library::copies::Copies;
+pub use crate::library::copies::CopyOf;
 use crate::mesh::DeviceEntry;
 use crate::net::control::TransferStatus;
 use crate::net::control::{LiveConnection, LiveStatus};
@@ -63,6 +65,24 @@ pub struct Status {
     pub scrub: crate::library::scrub::ScrubStatus,
     /// What the trash holds.
     pub trash: TrashSummary,
+    /// Earlier versions of edited photos kept.
+    pub versions: VersionsSummary,
+    /// Originals this device released to free its space (`free-up-space`), of photos still
+    /// current: safe on other devices, not here.
+    pub released: crate::library::free_up::Amount,
+    /// What `free-up-space` would free now (with the default `--older-than`).
+    pub free_up_now: crate::library::free_up::Amount,
+}
+
+/// Earlier versions of edited photos, in figures.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct VersionsSummary {
+    /// Earlier versions kept (the photos as they are now not counted).
+    pub earlier: u64,
+    /// Their size.
+    pub bytes: u64,
+    /// What `[versions] keep` says.
+    pub keep: String,
 }
 
 /// The trash, in figures.
@@ -103,20 +123,6 @@ pub struct GoneOriginal {
     pub stored_here: bool,
     /// The members known to hold a copy verified within the scrub period.
     pub copies_on: Vec<String>,
-}
-
-/// One device's copy of a photo's blob.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CopyOf {
-    /// The device's name (its ID if it is no member).
-    pub device: String,
-    /// When the copy was last verified, at the latest (ms since the epoch, by that device's
-    /// clock; 0: not known): this device's own check of it, or for another device the time
-    /// since which it has verified everything it holds (from its hello).
-    pub verified_at_ms: u64,
-    /// Whether the copy counts towards the replica goal: a member's, verified within the
-    /// scrub period.
-    pub counts: bool,
 }
 
 /// Where a photo's copies are, for `photomesh status --photo`.
@@ -227,6 +233,12 @@ pub struct Targets {
     pub quota: Option<u64>,
     /// How long deleted photos stay in the trash (`[trash] retention`).
     pub retention: std::time::Duration,
+    /// Which earlier versions are kept (`[versions] keep`).
+    pub keep: crate::home::config::Keep,
+    /// Verified copies on other devices that let `free-up-space` release an original
+    /// (`[storage] free_up_copies`): a released photo is safe with as many (or the goal, if
+    /// lower).
+    pub free_up_copies: u64,
 }
 
 impl Default for Targets {
@@ -236,6 +248,8 @@ impl Default for Targets {
             verified_within: crate::home::config::DEFAULT_SCRUB_PERIOD,
             quota: None,
             retention: crate::home::config::DEFAULT_TRASH_RETENTION,
+            keep: crate::home::config::Keep::All,
+            free_up_copies: u64::from(crate::home::config::DEFAULT_FREE_UP_COPIES),
         }
     }
 }
@@ -247,7 +261,6 @@ pub fn status(home: &Home) -> Result<Status, IndexError> {
 
 /// Gathers the status from the home's index, measured against `targets`.
 pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> {
-    let goal = targets.goal;
     // What this device holds: read once, for what it should hold and for the copy counts.
     let held: HashMap<BlobId, u64> = home.index.held_blobs()?.into_iter().collect();
     let copies = Copies::new(home, targets.verified_within)?;
@@ -262,7 +275,7 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
         records: home.index.record_count()?,
         last_scan: home.index.last_scan()?,
         peers: peers(home)?,
-        safety: safety(home, goal, &held, &copies)?,
+        safety: safety(home, &targets, &held, &copies)?,
         node_running: false,
         listening: None,
         open_connections: None,
@@ -284,6 +297,23 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
         disk_short: None,
         scrub: crate::library::scrub::status(home)?,
         trash: trash_summary(home, targets.retention)?,
+        versions: {
+            let (earlier, bytes) = home.index.earlier_versions()?;
+            VersionsSummary {
+                earlier,
+                bytes,
+                keep: targets.keep.name(),
+            }
+        },
+        released: crate::library::free_up::released(home)?,
+        free_up_now: crate::library::free_up::would_free(
+            home,
+            &crate::library::free_up::Settings {
+                copies: targets.free_up_copies,
+                verified_within: targets.verified_within,
+                ..crate::library::free_up::Settings::default()
+            },
+        )?,
     })
 }
 
@@ -322,6 +352,9 @@ fn holding(
         .purgeable_blobs(crate::clock::now_ms(), retention)?;
     let mut should = home.index.photo_blobs(own.then_some(&me))?;
     should.retain(|b| !purged.contains(b));
+    // Nor the originals it released to free its space (`free-up-space`).
+    let released = home.index.released_blobs()?;
+    should.retain(|b| !released.contains(b));
     Ok(Some(Holding {
         should_hold: should.len() as u64,
         holds: should.iter().filter(|b| held.contains_key(b)).count() as u64,
@@ -348,75 +381,66 @@ fn originals_gone(home: &Home, copies: &Copies) -> Result<Vec<GoneOriginal>, Ind
     Ok(out)
 }
 
-/// What makes a copy count: the members, their names, the oldest verification that still
-/// counts, and since when each other member has verified all it holds (its hello's say).
-struct Copies {
-    me: DeviceId,
-    names: HashMap<DeviceId, String>,
-    since_ms: u64,
-    verified_since: HashMap<DeviceId, u64>,
+/// One version of a photo, as `photomesh versions` lists it.
+#[derive(Debug, serde::Serialize)]
+pub struct VersionEntry {
+    /// Its number: 1 is the first recorded.
+    pub n: usize,
+    /// When it was recorded (ms since the epoch).
+    pub recorded_at_ms: u64,
+    /// The file's modification time then (seconds since the epoch).
+    pub mtime_s: i64,
+    /// Its size.
+    pub size: u64,
+    /// The device that recorded it.
+    pub device: String,
+    /// Whether it is in the trash.
+    pub trashed: bool,
+    /// Whether it is the photo as it is now.
+    pub current: bool,
+    /// The photo record (hex).
+    pub record_id: String,
 }
 
-impl Copies {
-    fn new(home: &Home, verified_within: std::time::Duration) -> Result<Self, IndexError> {
-        let names: HashMap<DeviceId, String> = crate::mesh::trust_set(home)
-            .map(|t| t.members().map(|m| (m.device, m.name.clone())).collect())
-            .unwrap_or_default();
-        let mut verified_since = HashMap::new();
-        for device in names.keys() {
-            if let Some(at) = home
-                .index
-                .peer_report(device)?
-                .and_then(|r| r.verified_since_ms)
-            {
-                verified_since.insert(*device, at);
-            }
+/// Every version of the photo at `folder`/`path`, oldest first; empty if none is recorded.
+pub fn versions(home: &Home, folder: &str, path: &str) -> Result<Vec<VersionEntry>, IndexError> {
+    let names: HashMap<DeviceId, String> = crate::mesh::trust_set(home)
+        .map(|t| {
+            t.members()
+                .chain(t.revoked())
+                .map(|m| (m.device, m.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let all = home.index.versions(folder, path)?;
+    let current = home
+        .index
+        .current_photo_at(folder, path)?
+        .map(|(record, _, _)| record);
+    let mut out = Vec::new();
+    for (i, v) in all.iter().enumerate() {
+        let photo = home.index.sealed_record(&v.record_id)?.and_then(|sealed| {
+            photomesh_protocol::record::Record::open_photo(&sealed, &home.keys).ok()
+        });
+        let Some(photo) = photo else { continue };
+        if v.purged {
+            continue;
         }
-        let within = u64::try_from(verified_within.as_millis()).unwrap_or(u64::MAX);
-        Ok(Self {
-            me: home.device.device_id(),
-            names,
-            since_ms: crate::clock::now_ms().saturating_sub(within),
-            verified_since,
-        })
-    }
-
-    fn counts(&self, device: &DeviceId, verified_at_ms: u64) -> bool {
-        self.names.contains_key(device) && verified_at_ms >= self.since_ms
-    }
-
-    /// This device's copy, if it holds one (last verified at `held`).
-    fn mine(&self, held: Option<u64>) -> Option<CopyOf> {
-        held.map(|at| CopyOf {
-            device: self
-                .names
-                .get(&self.me)
+        out.push(VersionEntry {
+            n: i + 1,
+            recorded_at_ms: v.created_at_ms,
+            mtime_s: photo.mtime.seconds,
+            size: v.size,
+            device: names
+                .get(&photo.added_by)
                 .cloned()
-                .unwrap_or_else(|| "this device".into()),
-            verified_at_ms: at,
-            counts: at >= self.since_ms,
-        })
+                .unwrap_or_else(|| photo.added_by.to_string()),
+            trashed: v.trashed,
+            current: current == Some(v.record_id) && !v.trashed,
+            record_id: hex::encode(v.record_id.0),
+        });
     }
-
-    /// The other devices' copies of a blob, as last reconciled with them.
-    fn of_peers(&self, home: &Home, blob: &BlobId) -> Result<Vec<CopyOf>, IndexError> {
-        let mut out: Vec<CopyOf> = home
-            .index
-            .blob_holders(blob)?
-            .into_iter()
-            .filter(|d| *d != self.me)
-            .map(|d| {
-                let at = self.verified_since.get(&d).copied().unwrap_or(0);
-                CopyOf {
-                    device: self.names.get(&d).cloned().unwrap_or_else(|| d.to_string()),
-                    verified_at_ms: at,
-                    counts: self.counts(&d, at),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| a.device.cmp(&b.device));
-        Ok(out)
-    }
+    Ok(out)
 }
 
 /// Every known copy of the newest version of the photo at `folder`/`path`, with when each was
@@ -550,22 +574,32 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
 
 /// Copies per photo: this device if it holds the blob, plus every current member last seen
 /// holding it, each only if its device verified it within the scrub period. Only members
-/// count: a revoked device's copy is not a copy.
+/// count: a revoked device's copy is not a copy. A photo whose original this device released
+/// (`free-up-space`) is safe with the copies its release required, `[storage]
+/// free_up_copies` (or the goal, if lower): a phone that freed its space beside a laptop and
+/// a NAS is where the household means it to be.
 fn safety(
     home: &Home,
-    goal: u64,
+    targets: &Targets,
     held: &HashMap<BlobId, u64>,
     copies: &Copies,
 ) -> Result<Option<Safety>, IndexError> {
     if home.keys.current().is_none() {
         return Ok(None);
     }
-    let goal = (copies.names.len().max(1) as u64).min(goal.max(1));
+    let goal = (copies.members().max(1)).min(targets.goal.max(1));
+    let released_goal = goal.min(targets.free_up_copies.max(1));
+    let released: std::collections::HashSet<_> = home
+        .index
+        .released_photos()?
+        .into_iter()
+        .map(|(record, _)| record)
+        .collect();
     let mut safety = Safety {
         photos: 0,
         bytes: 0,
         replica_goal: goal,
-        verified_within_ms: crate::clock::now_ms().saturating_sub(copies.since_ms),
+        verified_within_ms: crate::clock::now_ms().saturating_sub(copies.since_ms()),
         at_goal: 0,
         below_goal: Vec::new(),
         kinds: Default::default(),
@@ -582,7 +616,12 @@ fn safety(
         let mut all = copies.of_peers(home, &p.blob_id)?;
         all.extend(copies.mine(held.get(&p.blob_id).copied()));
         let counted = all.iter().filter(|c| c.counts).count() as u64;
-        if counted >= goal {
+        let needed = if released.contains(&row.record_id) {
+            released_goal
+        } else {
+            goal
+        };
+        if counted >= needed {
             safety.at_goal += 1;
         } else {
             safety.below_goal.push(BelowGoal {

@@ -14,6 +14,7 @@ use photomesh_protocol::seal::BlobId;
 
 use crate::clock::now_ms;
 use crate::home::Home;
+use crate::home::config::Keep;
 use crate::index::IndexError;
 use crate::library::restore::Selection;
 use crate::mesh::MeshError;
@@ -163,6 +164,48 @@ pub fn delete(
     Ok(done)
 }
 
+/// Mirrors a deletion seen in a watched folder (`[watch] deletions = "trash"`): the photos at
+/// `path` of `folder`, or under it, whose originals are still gone (a file moved elsewhere is
+/// recorded as moved, and one released by `free-up-space` is not gone) and that this device
+/// added, go to the trash. `None` when there were none.
+pub fn mirror_deletion(
+    home: &Home,
+    folder: &str,
+    path: &str,
+    retention: Duration,
+) -> Result<Option<Done>, TrashError> {
+    full(home)?;
+    let me = home.device.device_id();
+    let mut paths = Vec::new();
+    for gone in home.index.gone_under(folder, path)? {
+        let Some((record, _, _)) = home.index.current_photo_at(folder, &gone)? else {
+            continue;
+        };
+        let mine = home
+            .index
+            .sealed_record(&record)?
+            .and_then(|sealed| Record::open_photo(&sealed, &home.keys).ok())
+            .is_some_and(|p| p.added_by == me);
+        let trashed = home
+            .index
+            .versions(folder, &gone)?
+            .iter()
+            .any(|v| v.record_id == record && v.trashed);
+        if mine && !trashed {
+            paths.push(format!("{folder}/{gone}"));
+        }
+    }
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let selection = Selection {
+        folder: Some(folder.to_owned()),
+        paths,
+        ..Selection::default()
+    };
+    delete(home, &selection, &[], false, false, retention).map(Some)
+}
+
 /// Takes the photos `selection` and `ids` name (or all, with `all`) out of the trash.
 pub fn restore(
     home: &Home,
@@ -249,9 +292,10 @@ pub fn purge_due(home: &Home, retention: Duration) -> Result<Purged, TrashError>
         if !home.index.blob_stored(&blob)? && !home.blobs.contains(&blob) {
             continue;
         }
+        // No longer stored first, so nothing looks for the file once it is gone.
+        home.index.evict_stored_blob(&blob)?;
         match home.blobs.remove(&blob) {
             Ok(bytes) => {
-                home.index.evict_stored_blob(&blob)?;
                 purged.blobs += 1;
                 purged.bytes += bytes;
             }
@@ -259,6 +303,50 @@ pub fn purge_due(home: &Home, retention: Duration) -> Result<Purged, TrashError>
         }
     }
     Ok(purged)
+}
+
+/// Purges, on every device, the earlier versions `keep` no longer keeps, of the photos whose
+/// newest version this device recorded (so that one device decides for each photo). Returns
+/// the versions purged.
+pub fn expire_versions(home: &Home, keep: Keep) -> Result<u64, TrashError> {
+    if keep == Keep::All || home.keys.current().is_none() {
+        return Ok(0);
+    }
+    let me = home.device.device_id();
+    let now = now_ms();
+    let mut chosen: Chosen = BTreeMap::new();
+    for (folder, path, newest_by) in home.index.paths_with_versions()? {
+        if newest_by.as_deref() != Some(&me.as_bytes()[..]) {
+            continue;
+        }
+        let live: Vec<_> = home
+            .index
+            .versions(&folder, &path)?
+            .into_iter()
+            .filter(|v| !v.trashed)
+            .collect();
+        let mut expired = Vec::new();
+        for (i, v) in live.iter().enumerate() {
+            // Never the newest; each earlier one by its rank, or by when it was replaced.
+            let Some(next) = live.get(i + 1) else { break };
+            let gone = match keep {
+                Keep::All => false,
+                Keep::Newest(n) => live.len() - i > n as usize,
+                Keep::For(d) => next.created_at_ms.saturating_add(millis(d)) <= now,
+            };
+            if gone {
+                expired.push((v.record_id, v.blob, v.size));
+            }
+        }
+        if !expired.is_empty() {
+            chosen.insert((folder, path), expired);
+        }
+    }
+    if chosen.is_empty() {
+        return Ok(0);
+    }
+    sign_all(home, Action::Purge, &chosen, now)?;
+    Ok(chosen.values().map(|v| v.len() as u64).sum())
 }
 
 type Chosen = BTreeMap<(String, String), Vec<(RecordId, BlobId, u64)>>;
@@ -382,6 +470,8 @@ fn remove_originals(home: &Home, chosen: &Chosen, done: &mut Done) -> Result<(),
         let shown = file.display().to_string();
         let meta = match std::fs::symlink_metadata(&file) {
             Ok(meta) => meta,
+            // Not in the folder (released by free-up-space, or gone): nothing to remove.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
                 done.originals_kept.push((shown, e.to_string()));
                 continue;

@@ -89,7 +89,7 @@ pub fn verify(home: &Home, progress: &mut dyn Progress) -> Result<VerifyReport, 
         report.sources_checked += 1;
         progress.advance(1, row.size);
         let expected = home.index.plaintext_hash_of(&row.record_id)?;
-        let finding = check_original(&root, &row, expected);
+        let finding = check_original(&root, &row, expected, u64::MAX);
         original_checked(home, &label, &row.path, finding.as_ref())?;
         report.findings.extend(finding);
     }
@@ -132,7 +132,10 @@ fn originals(
 ) -> Result<Vec<(String, PathBuf, SourceRow)>, IndexError> {
     let mut work = Vec::new();
     for folder in &home.index.folders()? {
-        let sources = home.index.sources(&folder.label)?;
+        // Originals released by `free-up-space` are not there on purpose.
+        let released = home.index.released_paths(&folder.label)?;
+        let mut sources = home.index.sources(&folder.label)?;
+        sources.retain(|path, _| !released.contains(path));
         if !folder.path.is_dir() {
             findings.push(Finding {
                 kind: FindingKind::Missing,
@@ -156,8 +159,14 @@ fn originals(
 }
 
 /// Checks one original (in folder `root`) against its record: there, a regular file,
-/// unchanged, and hashing to `expected`, its recorded plaintext hash. Only reads the file.
-pub fn check_original(root: &Path, row: &SourceRow, expected: Option<[u8; 32]>) -> Option<Finding> {
+/// unchanged, and hashing to `expected`, its recorded plaintext hash, read at most `rate`
+/// bytes a second (`u64::MAX`: at once). Only reads the file.
+pub fn check_original(
+    root: &Path,
+    row: &SourceRow,
+    expected: Option<[u8; 32]>,
+    rate: u64,
+) -> Option<Finding> {
     let item = root.join(&row.path).display().to_string();
     let opened =
         crate::original::open(root, &row.path).and_then(|file| Ok((file.metadata()?, file)));
@@ -184,7 +193,10 @@ pub fn check_original(root: &Path, row: &SourceRow, expected: Option<[u8; 32]>) 
     }
     let mut hasher = blake3::Hasher::new();
     let read = hasher
-        .update_reader(BufReader::with_capacity(1 << 20, file))
+        .update_reader(crate::pace::Paced::new(
+            BufReader::with_capacity(1 << 20, file),
+            rate,
+        ))
         .map(|_| ());
     if let Err(e) = read {
         return Some(Finding {
@@ -209,7 +221,12 @@ pub fn check_original(root: &Path, row: &SourceRow, expected: Option<[u8; 32]>) 
 /// copy is quarantined (never served again) and it is no longer held, so the running node —
 /// told at once, and its peers at their next reconciliation — fetches a good copy.
 fn check_blob(home: &Home, blob_id: &BlobId) -> Result<Option<Finding>, IndexError> {
-    heal_blob(home, blob_id, home.blobs.verify(blob_id))
+    let checked = home.blobs.verify(blob_id);
+    // Purged (or set aside) by the running node since the list was read: not a finding.
+    if matches!(checked, Err(BlobStoreError::Missing(_))) && !home.index.blob_stored(blob_id)? {
+        return Ok(None);
+    }
+    heal_blob(home, blob_id, checked)
 }
 
 /// What a check of a stored blob found (`checked`, the result of `BlobStore::verify`), with

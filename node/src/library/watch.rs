@@ -70,7 +70,16 @@ pub struct WatchOptions {
     pub open_writer_timeout: Duration,
     /// What is not backed up (`[folders] ignore`). Default: the default patterns.
     pub selection: Selection,
+    /// What a deletion in a watched folder means (`[watch] deletions`). Default: keep.
+    pub deletions: crate::home::config::Deletions,
+    /// How long the trash keeps what a mirrored deletion puts there (for what is said).
+    pub trash_retention: Duration,
 }
+
+/// How long after a file went from a watched folder its deletion is mirrored to the trash
+/// (`[watch] deletions = "trash"`): a file that was moved, not deleted, has arrived at its
+/// new place by then and is recorded as moved.
+pub const MIRROR_AFTER: Duration = Duration::from_secs(3);
 
 impl Default for WatchOptions {
     fn default() -> Self {
@@ -80,6 +89,8 @@ impl Default for WatchOptions {
             settle: Duration::from_millis(400),
             open_writer_timeout: Duration::from_secs(30),
             selection: Selection::default(),
+            deletions: crate::home::config::Deletions::Keep,
+            trash_retention: crate::home::config::DEFAULT_TRASH_RETENTION,
         }
     }
 }
@@ -362,6 +373,8 @@ struct State {
     /// Originals were found gone since the last announcement: the node is told, so that it
     /// fetches copies of them (it no longer holds them).
     gone_unannounced: bool,
+    /// Deletions to mirror to the trash once [`MIRROR_AFTER`] has passed: folder, path, when.
+    to_trash: Vec<(String, String, Instant)>,
 }
 
 impl State {
@@ -401,6 +414,7 @@ impl State {
             scan_retry_at: None,
             pending: HashMap::new(),
             gone_unannounced: false,
+            to_trash: Vec::new(),
         })
     }
 
@@ -413,6 +427,34 @@ impl State {
             self.full_rescan(on_recorded);
         }
         self.scan_ready(Instant::now(), on_recorded);
+        self.mirror_deletions(Instant::now(), on_recorded);
+    }
+
+    /// Puts in the trash what went from the folders [`MIRROR_AFTER`] ago and is still gone.
+    fn mirror_deletions(&mut self, now: Instant, on_recorded: &dyn Fn(usize)) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.to_trash)
+            .into_iter()
+            .partition(|(_, _, at)| *at <= now);
+        self.to_trash = later;
+        for (folder, path, _) in due {
+            match crate::library::trash::mirror_deletion(
+                &self.home,
+                &folder,
+                &path,
+                self.options.trash_retention,
+            ) {
+                Ok(Some(done)) => {
+                    tracing::info!(
+                        %folder,
+                        "{} deleted from {path} put in the mesh's trash ([watch] deletions = \"trash\")",
+                        done.photos.len()
+                    );
+                    on_recorded(0);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("putting {folder}/{path} in the trash failed: {e}"),
+            }
+        }
     }
 
     /// Follows the index's folder list: watches new folders, unwatches removed ones, and
@@ -596,6 +638,17 @@ impl State {
             Ok(0) => {}
             Ok(n) => {
                 self.gone_unannounced = true;
+                let root_there = self
+                    .watched
+                    .get(&file.folder)
+                    .is_some_and(|(root, _)| root.is_dir());
+                if self.options.deletions == crate::home::config::Deletions::Trash && root_there {
+                    self.to_trash.push((
+                        file.folder.clone(),
+                        file.rel_path.clone(),
+                        Instant::now() + MIRROR_AFTER,
+                    ));
+                }
                 tracing::info!(
                 folder = %file.folder,
                     "{n} recorded original(s) gone from {}; copies are kept and fetched",
@@ -771,6 +824,9 @@ impl State {
                 at = at.max(retry);
             }
             next = next.min(at);
+        }
+        if let Some(at) = self.to_trash.iter().map(|(_, _, at)| *at).min() {
+            next = next.min(at.max(now + TICK));
         }
         next.saturating_duration_since(now)
     }

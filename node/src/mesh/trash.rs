@@ -64,12 +64,28 @@ pub fn sign(
             blob: (!shared).then_some(*blob),
         });
     }
+    // Later than every record already naming these photos, so that an undo supersedes what
+    // it undoes even when another device's clock ran ahead (`LIFECYCLE.md`).
+    let newest = home
+        .index
+        .lifecycle_records()?
+        .iter()
+        .filter_map(|bytes| LifecycleRecord::decode(bytes).ok())
+        .filter(|r| {
+            r.statement
+                .targets
+                .iter()
+                .any(|t| named.contains(&t.record))
+        })
+        .map(|r| r.timestamp_ms())
+        .max();
+    let created_at_ms = newest.map_or(now_ms, |t| now_ms.max(t.saturating_add(1)));
     let record = LifecycleRecord::sign(
         &home.device,
         Statement {
             action,
             targets,
-            created_at_ms: now_ms,
+            created_at_ms,
         },
     )?;
     home.index

@@ -92,6 +92,10 @@ pub async fn sync_blobs(
             .index
             .purgeable_blobs(crate::clock::now_ms(), retention)?;
         wanted.retain(|b| !purged.contains(b));
+        // Nor the originals this device released to free its space (`free-up-space`): they
+        // are safe elsewhere, and `photomesh restore` brings them back.
+        let released = home.index.released_blobs()?;
+        wanted.retain(|b| !released.contains(b));
     }
     let wanted = engine.fit_to_disk(&*home.lock().await, wanted);
     if wanted.is_empty() {

@@ -34,3 +34,4 @@ pub mod pairing;
 pub mod reconcile;
 pub mod record;
 pub mod seal;
+mod signed;

@@ -16,10 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{DeviceId, DeviceKeys, verify_signature};
+use crate::identity::{DeviceId, DeviceKeys};
 use crate::membership::TrustSet;
 use crate::record::{RecordId, record_id};
 use crate::seal::BlobId;
+use crate::signed::{Envelope, Refused};
+#[cfg(test)]
+use crate::signed::{HEADER_LEN, SIGNATURE_LEN};
 
 /// The four bytes every lifecycle record starts with.
 pub const MAGIC: [u8; 4] = *b"pmlc";
@@ -31,9 +34,13 @@ const SIGNING_CONTEXT: &[u8] = b"photomesh 2026-12-06 lifecycle record v1\0";
 pub const MAX_LEN: usize = 64 * 1024;
 /// The most targets one lifecycle record may name.
 pub const MAX_TARGETS: usize = 900;
-/// Magic, version and the signer's public key.
-const HEADER_LEN: usize = 4 + 1 + 32;
-const SIGNATURE_LEN: usize = 64;
+/// The envelope of every lifecycle record.
+const ENVELOPE: Envelope = Envelope {
+    magic: MAGIC,
+    version: FORMAT_VERSION,
+    context: SIGNING_CONTEXT,
+    max_len: MAX_LEN,
+};
 
 /// What a lifecycle record does to its targets.
 ///
@@ -117,40 +124,17 @@ impl LifecycleRecord {
         check_statement(&statement)?;
         let body =
             postcard::to_stdvec(&statement).map_err(|e| LifecycleError::Decode(e.to_string()))?;
-        let mut bytes = Vec::with_capacity(HEADER_LEN + body.len() + SIGNATURE_LEN);
-        bytes.extend_from_slice(&MAGIC);
-        bytes.push(FORMAT_VERSION);
-        bytes.extend_from_slice(&signer.signing_public());
-        bytes.extend_from_slice(&body);
-        let signature = signer.sign(&signed_message(&bytes));
-        bytes.extend_from_slice(&signature);
-        Self::decode(&bytes)
+        Self::decode(&ENVELOPE.sign(signer, &body))
     }
 
     /// Parses and checks a lifecycle record: format, limits, signature. Any bytes give a
     /// record or an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Self, LifecycleError> {
-        if bytes.len() < HEADER_LEN + SIGNATURE_LEN
-            || bytes.len() > MAX_LEN
-            || !Self::is_lifecycle(bytes)
-        {
-            return Err(LifecycleError::NotLifecycle);
-        }
-        let (signed, signature) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
-        let (header, body) = signed.split_at(HEADER_LEN);
-        let (version, signer_key) = header[MAGIC.len()..]
-            .split_first()
-            .ok_or(LifecycleError::NotLifecycle)?;
-        if *version != FORMAT_VERSION {
-            return Err(LifecycleError::Version(*version));
-        }
-        let signer_key =
-            <[u8; 32]>::try_from(signer_key).map_err(|_| LifecycleError::NotLifecycle)?;
-        let signature =
-            <[u8; SIGNATURE_LEN]>::try_from(signature).map_err(|_| LifecycleError::NotLifecycle)?;
-        if !verify_signature(&signer_key, &signed_message(signed), &signature) {
-            return Err(LifecycleError::Signature);
-        }
+        let (signer_key, body) = ENVELOPE.open(bytes).map_err(|refused| match refused {
+            Refused::NotThis => LifecycleError::NotLifecycle,
+            Refused::Version(v) => LifecycleError::Version(v),
+            Refused::Signature => LifecycleError::Signature,
+        })?;
         let (statement, rest): (Statement, &[u8]) =
             postcard::take_from_bytes(body).map_err(|e| LifecycleError::Decode(e.to_string()))?;
         if !rest.is_empty() {
@@ -179,12 +163,6 @@ impl LifecycleRecord {
     pub fn is_lifecycle(bytes: &[u8]) -> bool {
         bytes.starts_with(&MAGIC)
     }
-}
-
-fn signed_message(signed: &[u8]) -> Vec<u8> {
-    let mut m = SIGNING_CONTEXT.to_vec();
-    m.extend_from_slice(signed);
-    m
 }
 
 fn check_statement(statement: &Statement) -> Result<(), LifecycleError> {
@@ -420,7 +398,10 @@ mod tests {
         bytes.push(FORMAT_VERSION);
         bytes.extend_from_slice(&by.signing_public());
         bytes.extend_from_slice(body);
-        let signature = by.sign(&signed_message(&bytes));
+        // Laid out here by hand, so the envelope's layout is checked, not assumed.
+        let mut signed = SIGNING_CONTEXT.to_vec();
+        signed.extend_from_slice(&bytes);
+        let signature = by.sign(&signed);
         bytes.extend_from_slice(&signature);
         bytes
     }

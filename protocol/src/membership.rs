@@ -22,8 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{DeviceId, DeviceKeys, verify_signature};
+use crate::identity::{DeviceId, DeviceKeys};
 use crate::record::RecordId;
+use crate::signed::{Envelope, Refused};
 
 /// The four bytes every membership record starts with.
 pub const MAGIC: [u8; 4] = *b"pmmr";
@@ -33,6 +34,13 @@ pub const FORMAT_VERSION: u8 = 1;
 const SIGNING_CONTEXT: &[u8] = b"photomesh 2026-11-22 membership record v1\0";
 /// The largest membership record accepted.
 pub const MAX_LEN: usize = 64 * 1024;
+/// The envelope of every membership record.
+const ENVELOPE: Envelope = Envelope {
+    magic: MAGIC,
+    version: FORMAT_VERSION,
+    context: SIGNING_CONTEXT,
+    max_len: MAX_LEN,
+};
 /// The longest device name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 256;
 
@@ -131,35 +139,19 @@ impl MembershipRecord {
         check_statement(&statement)?;
         let body =
             postcard::to_stdvec(&statement).map_err(|e| MembershipError::Decode(e.to_string()))?;
-        let mut bytes = Vec::with_capacity(4 + 1 + 32 + body.len() + 64);
-        bytes.extend_from_slice(&MAGIC);
-        bytes.push(FORMAT_VERSION);
-        bytes.extend_from_slice(&signer.signing_public());
-        bytes.extend_from_slice(&body);
-        let signature = signer.sign(&signed_message(&bytes));
-        bytes.extend_from_slice(&signature);
-        Self::decode(&bytes)
+        Self::decode(&ENVELOPE.sign(signer, &body))
     }
 
     /// Parses and checks a membership record: format, signature, limits. Any bytes give a
     /// record or an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Self, MembershipError> {
-        if bytes.len() < 4 + 1 + 32 + 64 || bytes.len() > MAX_LEN || bytes[..4] != MAGIC {
-            return Err(MembershipError::NotMembership);
-        }
-        if bytes[4] != FORMAT_VERSION {
-            return Err(MembershipError::Version(bytes[4]));
-        }
-        let mut signer_key = [0u8; 32];
-        signer_key.copy_from_slice(&bytes[5..37]);
-        let (signed, signature) = bytes.split_at(bytes.len() - 64);
-        let mut sig = [0u8; 64];
-        sig.copy_from_slice(signature);
-        if !verify_signature(&signer_key, &signed_message(signed), &sig) {
-            return Err(MembershipError::Signature);
-        }
-        let (statement, rest): (Statement, &[u8]) = postcard::take_from_bytes(&signed[37..])
-            .map_err(|e| MembershipError::Decode(e.to_string()))?;
+        let (signer_key, body) = ENVELOPE.open(bytes).map_err(|refused| match refused {
+            Refused::NotThis => MembershipError::NotMembership,
+            Refused::Version(v) => MembershipError::Version(v),
+            Refused::Signature => MembershipError::Signature,
+        })?;
+        let (statement, rest): (Statement, &[u8]) =
+            postcard::take_from_bytes(body).map_err(|e| MembershipError::Decode(e.to_string()))?;
         if !rest.is_empty() {
             return Err(MembershipError::Decode("trailing bytes".into()));
         }
@@ -186,12 +178,6 @@ impl MembershipRecord {
     pub fn is_membership(bytes: &[u8]) -> bool {
         bytes.starts_with(&MAGIC)
     }
-}
-
-fn signed_message(signed: &[u8]) -> Vec<u8> {
-    let mut m = SIGNING_CONTEXT.to_vec();
-    m.extend_from_slice(signed);
-    m
 }
 
 fn check_statement(statement: &Statement) -> Result<(), MembershipError> {

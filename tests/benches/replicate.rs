@@ -44,7 +44,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use photomesh_tests::Node;
 
-const MIB: usize = 1024 * 1024;
 const KIB: usize = 1024;
 
 /// A generated library.
@@ -179,45 +178,16 @@ fn machine_memory() -> String {
         )
 }
 
+/// Case (a): the library `photomesh_tests::bench::library_a` writes (the scrub bench reads
+/// the same one).
 fn case_a(data: &Path, quick: bool) -> Result<Case> {
-    let (photos, photo_len, videos, video_len) = if quick {
-        (20, MIB, 2, 8 * MIB)
-    } else {
-        (300, 3 * MIB, 2, 100 * MIB)
-    };
-    let dir = data.join(format!(
-        "replicate-a-{photos}x{photo_len}-{videos}x{video_len}"
-    ));
-    let files = (photos + videos) as u64;
-    let bytes = (photos * photo_len + videos * video_len) as u64;
-    generate(&dir, files, || {
-        let mut buf = vec![0u8; photo_len];
-        for i in 0..photos {
-            fill(&mut buf, i as u64);
-            buf[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
-            let sub = dir.join(format!("{:03}", i / 100));
-            fs::create_dir_all(&sub)?;
-            fs::write(sub.join(format!("IMG_{i:05}.JPG")), &buf)?;
-        }
-        let mut buf = vec![0u8; video_len];
-        for i in 0..videos {
-            fill(&mut buf, 1_000_000 + i as u64);
-            buf[..12].copy_from_slice(b"\0\0\0\x18ftypisom");
-            fs::write(dir.join(format!("VID_{i:02}.MP4")), &buf)?;
-        }
-        Ok(())
-    })?;
+    let library = photomesh_tests::bench::library_a(data, quick)?;
     Ok(Case {
         name: "a",
-        title: format!(
-            "case (a): {photos} photos of {} MiB + {videos} videos of {} MiB = {files} files, {:.2} GB",
-            photo_len / MIB,
-            video_len / MIB,
-            bytes as f64 / 1e9
-        ),
-        dir,
-        files,
-        bytes,
+        title: format!("case (a): {}", library.title),
+        dir: library.dir,
+        files: library.files,
+        bytes: library.bytes,
         budget_throughput: 1.0,
         budget_cpu: Some(1.0),
     })

@@ -53,25 +53,10 @@ fn corpus_dir() -> PathBuf {
     target.join("corpus").join("files")
 }
 
-/// `YYYY:MM:DD HH:MM:SS` for seconds since 1970 (Howard Hinnant's `civil_from_days`).
+/// `YYYY:MM:DD HH:MM:SS` for seconds since 1970, as exiftool writes it.
 fn format_local(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}:{m:02}:{d:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let [y, m, d, h, min, s] = photomesh::clock::utc_fields(seconds.saturating_mul(1000));
+    format!("{y:04}:{m:02}:{d:02} {h:02}:{min:02}:{s:02}")
 }
 
 fn format_offset(minutes: i16) -> String {

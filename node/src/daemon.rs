@@ -133,6 +133,8 @@ pub struct RunOptions {
     pub max_bytes: Option<u64>,
     /// How long deleted photos stay in the trash before their blobs are purged.
     pub trash_retention: std::time::Duration,
+    /// How long a purge another device signed is held before this one acts on it.
+    pub purge_hold: std::time::Duration,
     /// Which earlier versions of edited photos are kept.
     pub keep_versions: crate::home::config::Keep,
     /// How the stored blobs are re-verified (`[scrub]`).
@@ -149,6 +151,7 @@ impl Default for RunOptions {
             reserve: None,
             max_bytes: None,
             trash_retention: crate::home::config::DEFAULT_TRASH_RETENTION,
+            purge_hold: crate::home::config::DEFAULT_PURGE_HOLD,
             keep_versions: crate::home::config::Keep::All,
             scrub: crate::daemon::scrub::ScrubOptions::default(),
         }
@@ -221,6 +224,7 @@ pub async fn run(
     engine.reserve = options.reserve;
     engine.quota = options.max_bytes;
     engine.retention = options.trash_retention;
+    engine.purge_hold = options.purge_hold;
     let engine = Arc::new(engine);
     tracing::info!(hold = engine.policy.name(), "hold policy");
     // A vault holds no library key: it can seal no photo, so it has no folders to watch.
@@ -270,6 +274,7 @@ pub async fn run(
     let purger = tokio::spawn(crate::daemon::trash::purge_loop(
         node.clone(),
         options.trash_retention,
+        options.purge_hold,
         options.keep_versions,
     ));
     let control = Arc::new(control);

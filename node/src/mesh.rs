@@ -167,21 +167,14 @@ pub fn revoke(home: &mut Home, device: &DeviceId, now_ms: u64) -> Result<u32, Me
     if trust.get(device).is_none() {
         return Err(MeshError::UnknownDevice(*device));
     }
-    // What it signed that stays valid: its membership records, and its deletions (the trash
-    // it emptied stays emptied).
-    let mut keep: Vec<_> = all
+    // What it signed that stays valid: its membership records only. Its deletions stop
+    // counting (what it put in the trash comes back, unless already purged): a device is
+    // revoked because it was lost or stolen, and a thief's word should not stand.
+    let keep = all
         .iter()
         .filter(|r| r.signer == *device)
         .map(|r| r.record_id)
         .collect();
-    keep.extend(
-        home.index
-            .lifecycle_records()?
-            .iter()
-            .filter_map(|bytes| photomesh_protocol::lifecycle::LifecycleRecord::decode(bytes).ok())
-            .filter(|r| r.signer == *device)
-            .map(|r| r.record_id),
-    );
     let record = MembershipRecord::sign(
         &home.device,
         Statement::Revoke(Revoke {

@@ -19,6 +19,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
         reserve: config.storage.reserve,
         max_bytes: config.storage.max_bytes,
         trash_retention: config.trash.retention,
+        purge_hold: config.trash.purge_hold,
         keep_versions: config.versions.keep,
         scrub: photomesh::daemon::scrub::ScrubOptions {
             period: config.scrub.period,

@@ -21,6 +21,7 @@ pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Res
         verified_within: config.scrub.period,
         quota: config.storage.max_bytes,
         retention: config.trash.retention,
+        purge_hold: config.trash.purge_hold,
         keep: config.versions.keep,
         free_up_copies: u64::from(config.storage.free_up_copies),
     };

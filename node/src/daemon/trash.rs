@@ -18,6 +18,7 @@ const VERSIONS_EVERY: Duration = Duration::from_secs(3600);
 pub(super) async fn purge_loop(
     node: NodeHandle,
     retention: Duration,
+    hold: Duration,
     keep: crate::home::config::Keep,
 ) {
     let mut versions_due = std::time::Instant::now();
@@ -39,7 +40,7 @@ pub(super) async fn purge_loop(
         }
         let purged = {
             let home = node.0.home.lock().await;
-            crate::library::trash::purge_due(&home, retention)
+            crate::library::trash::purge_due(&home, retention, hold)
         };
         match purged {
             Ok(p) if p.blobs > 0 => tracing::info!(

@@ -385,7 +385,16 @@ pub struct TrashConfig {
     /// days.
     #[serde(deserialize_with = "duration")]
     pub retention: Duration,
+    /// How long after it hears of a purge signed by another device (`trash empty`, expired
+    /// versions) this device waits before dropping its copies: time to revoke a stolen
+    /// device before its word destroys anything. Default one day.
+    #[serde(deserialize_with = "duration")]
+    pub purge_hold: Duration,
 }
+
+/// A purge signed by another device is held this long unless configured (`[trash]
+/// purge_hold`).
+pub const DEFAULT_PURGE_HOLD: Duration = Duration::from_secs(86_400);
 
 /// `[versions]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -452,6 +461,7 @@ impl Default for TrashConfig {
     fn default() -> Self {
         Self {
             retention: DEFAULT_TRASH_RETENTION,
+            purge_hold: DEFAULT_PURGE_HOLD,
         }
     }
 }
@@ -835,6 +845,15 @@ pub const FIELDS: &[Field] = &[
               back) before this device purges its copies: a duration such as \"60d\".",
         unset: "",
         value: |c| Some(quoted(&format_duration(c.trash.retention))),
+    },
+    Field {
+        section: "trash",
+        key: "purge_hold",
+        doc: "How long after this device hears of a purge another device signed (`trash\n\
+              empty`, versions past [versions] keep) it waits before dropping its copies: time\n\
+              to revoke a lost or stolen device before its word destroys anything.",
+        unset: "",
+        value: |c| Some(quoted(&format_duration(c.trash.purge_hold))),
     },
     Field {
         section: "versions",

@@ -19,7 +19,8 @@ pub struct TrashRow {
     pub record_id: RecordId,
     /// Purged for good (else in the trash).
     pub purged: bool,
-    /// In the trash since (ms since the epoch, the deciding record's time).
+    /// In the trash since (ms since the epoch, the deciding record's time); for a purged one,
+    /// when this device first held a counting purge of it (0: one it signed itself).
     pub since_ms: u64,
     /// The blob a vault may drop with it (`None`: shared with a photo still live).
     pub blob: Option<BlobId>,
@@ -65,6 +66,21 @@ pub struct Trashed {
 }
 
 impl Index {
+    /// When this device first held each lifecycle record (ms since the epoch).
+    pub fn lifecycle_arrivals(&self) -> Result<BTreeMap<RecordId, u64>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT record_id, received_at_ms FROM records
+             WHERE substr(sealed, 1, 4) = X'706d6c63'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                RecordId(blob_id_from(r.get(0)?)?),
+                r.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every lifecycle record (`pmlc`), in record-ID order.
     pub fn lifecycle_records(&self) -> Result<Vec<Vec<u8>>, IndexError> {
         let mut stmt = self.conn.prepare_cached(LIFECYCLE_RECORDS)?;
@@ -203,20 +219,26 @@ impl Index {
         Ok(false)
     }
 
-    /// The blobs this device may drop at `now_ms` when the trash keeps photos `retention_ms`:
-    /// every photo record naming the blob (through a lifecycle record's target, or, on a full
-    /// device, its own `photos` row) is purged or in the trash past the retention, and no
-    /// photo record still live has it.
+    /// The blobs this device may drop at `now_ms` when the trash keeps photos `retention_ms`
+    /// and another device's purge is held `hold_ms`: every photo record naming the blob
+    /// (through a lifecycle record's target, or, on a full device, its own `photos` row) is
+    /// purged (and held long enough) or in the trash past the retention, and no photo record
+    /// still live has it.
     pub fn purgeable_blobs(
         &self,
         now_ms: u64,
         retention_ms: u64,
+        hold_ms: u64,
     ) -> Result<BTreeSet<BlobId>, IndexError> {
         let rows = self.trash_rows()?;
         let expired: BTreeMap<RecordId, bool> = rows
             .iter()
             .map(|r| {
-                let due = r.purged || r.since_ms.saturating_add(retention_ms) <= now_ms;
+                let due = if r.purged {
+                    r.since_ms == 0 || r.since_ms.saturating_add(hold_ms) <= now_ms
+                } else {
+                    r.since_ms.saturating_add(retention_ms) <= now_ms
+                };
                 (r.record_id, due)
             })
             .collect();

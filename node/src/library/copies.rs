@@ -32,6 +32,7 @@ pub(crate) struct Copies {
     me: DeviceId,
     names: HashMap<DeviceId, String>,
     since_ms: u64,
+    within_ms: u64,
     verified_since: HashMap<DeviceId, u64>,
 }
 
@@ -59,6 +60,7 @@ impl Copies {
             me: home.device.device_id(),
             names,
             since_ms: crate::clock::now_ms().saturating_sub(within),
+            within_ms: within,
             verified_since,
         })
     }
@@ -68,9 +70,9 @@ impl Copies {
         self.names.len() as u64
     }
 
-    /// The oldest verification that still counts (ms since the epoch).
-    pub(crate) fn since_ms(&self) -> u64 {
-        self.since_ms
+    /// How recent a verification must be to count (ms).
+    pub(crate) fn within_ms(&self) -> u64 {
+        self.within_ms
     }
 
     fn counts(&self, device: &DeviceId, verified_at_ms: u64) -> bool {

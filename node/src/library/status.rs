@@ -233,6 +233,8 @@ pub struct Targets {
     pub quota: Option<u64>,
     /// How long deleted photos stay in the trash (`[trash] retention`).
     pub retention: std::time::Duration,
+    /// How long another device's purge is held (`[trash] purge_hold`).
+    pub purge_hold: std::time::Duration,
     /// Which earlier versions are kept (`[versions] keep`).
     pub keep: crate::home::config::Keep,
     /// Verified copies on other devices that let `free-up-space` release an original
@@ -248,6 +250,7 @@ impl Default for Targets {
             verified_within: crate::home::config::DEFAULT_SCRUB_PERIOD,
             quota: None,
             retention: crate::home::config::DEFAULT_TRASH_RETENTION,
+            purge_hold: crate::home::config::DEFAULT_PURGE_HOLD,
             keep: crate::home::config::Keep::All,
             free_up_copies: u64::from(crate::home::config::DEFAULT_FREE_UP_COPIES),
         }
@@ -281,7 +284,7 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
         open_connections: None,
         transfers: Vec::new(),
         hold: crate::replicate::held::HoldPolicy::of(home)?.name(),
-        holding: holding(home, &held, targets.retention)?,
+        holding: holding(home, &held, targets.retention, targets.purge_hold)?,
         originals_gone: originals_gone(home, &copies)?,
         recorded_since_scan: recorded_since_scan(home)?,
         disk_free,
@@ -338,6 +341,7 @@ fn holding(
     home: &Home,
     held: &HashMap<BlobId, u64>,
     retention: std::time::Duration,
+    hold: std::time::Duration,
 ) -> Result<Option<Holding>, IndexError> {
     if home.keys.current().is_none() {
         return Ok(None);
@@ -347,9 +351,11 @@ fn holding(
         crate::replicate::held::HoldPolicy::of(home)? == crate::replicate::held::HoldPolicy::Own;
     // Not what left the trash for good.
     let retention = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
-    let purged = home
-        .index
-        .purgeable_blobs(crate::clock::now_ms(), retention)?;
+    let purged = home.index.purgeable_blobs(
+        crate::clock::now_ms(),
+        retention,
+        u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+    )?;
     let mut should = home.index.photo_blobs(own.then_some(&me))?;
     should.retain(|b| !purged.contains(b));
     // Nor the originals it released to free its space (`free-up-space`).
@@ -599,7 +605,7 @@ fn safety(
         photos: 0,
         bytes: 0,
         replica_goal: goal,
-        verified_within_ms: crate::clock::now_ms().saturating_sub(copies.since_ms()),
+        verified_within_ms: copies.within_ms(),
         at_goal: 0,
         below_goal: Vec::new(),
         kinds: Default::default(),

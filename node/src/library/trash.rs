@@ -286,9 +286,12 @@ pub struct Purged {
 /// Removes from the blob store every blob whose photos left the trash for good (purged, or
 /// in it longer than `retention`) and that no live photo needs. The originals in the folders
 /// are not touched.
-pub fn purge_due(home: &Home, retention: Duration) -> Result<Purged, TrashError> {
+pub fn purge_due(home: &Home, retention: Duration, hold: Duration) -> Result<Purged, TrashError> {
     let mut purged = Purged::default();
-    for blob in home.index.purgeable_blobs(now_ms(), millis(retention))? {
+    for blob in home
+        .index
+        .purgeable_blobs(now_ms(), millis(retention), millis(hold))?
+    {
         if !home.index.blob_stored(&blob)? && !home.blobs.contains(&blob) {
             continue;
         }

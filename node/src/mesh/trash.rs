@@ -23,6 +23,25 @@ pub fn refresh(home: &Home) -> Result<(), MeshError> {
         .collect();
     let trust = trust_set(home)?;
     let lifecycle = Lifecycle::evaluate(&records, &trust);
+    // A purge counts from when this device first held it (the signer picks its timestamp, and
+    // could backdate it past the hold); one this device signed counts at once.
+    let arrivals = home.index.lifecycle_arrivals()?;
+    let me = home.device.device_id();
+    let mut purged_since: std::collections::BTreeMap<RecordId, u64> = Default::default();
+    for r in records
+        .iter()
+        .filter(|r| r.statement.action == Action::Purge && trust.counts(&r.signer, &r.record_id))
+    {
+        let at = if r.signer == me {
+            0
+        } else {
+            arrivals.get(&r.record_id).copied().unwrap_or(u64::MAX)
+        };
+        for t in &r.statement.targets {
+            let since = purged_since.entry(t.record).or_insert(u64::MAX);
+            *since = (*since).min(at);
+        }
+    }
     let rows: Vec<TrashRow> = lifecycle
         .entries()
         .filter_map(|(record_id, state, blob)| match state {
@@ -36,7 +55,7 @@ pub fn refresh(home: &Home) -> Result<(), MeshError> {
             State::Purged => Some(TrashRow {
                 record_id,
                 purged: true,
-                since_ms: 0,
+                since_ms: purged_since.get(&record_id).copied().unwrap_or(u64::MAX),
                 blob,
             }),
         })

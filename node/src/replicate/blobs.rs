@@ -88,9 +88,11 @@ pub async fn sync_blobs(
     {
         let home = home.lock().await;
         let retention = u64::try_from(engine.retention.as_millis()).unwrap_or(u64::MAX);
-        let purged = home
-            .index
-            .purgeable_blobs(crate::clock::now_ms(), retention)?;
+        let purged = home.index.purgeable_blobs(
+            crate::clock::now_ms(),
+            retention,
+            u64::try_from(engine.purge_hold.as_millis()).unwrap_or(u64::MAX),
+        )?;
         wanted.retain(|b| !purged.contains(b));
         // Nor the originals this device released to free its space (`free-up-space`): they
         // are safe elsewhere, and `photomesh restore` brings them back.

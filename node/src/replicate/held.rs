@@ -196,6 +196,8 @@ pub struct BlobEngine {
     pub quota: Option<u64>,
     /// How long deleted photos stay in the trash: their blobs are not fetched once past it.
     pub retention: std::time::Duration,
+    /// How long a purge another device signed is held before it is acted on.
+    pub purge_hold: std::time::Duration,
     /// Blobs waiting for room, when the disk is nearly full.
     pub short: Mutex<Option<DiskShort>>,
 }
@@ -222,6 +224,7 @@ impl BlobEngine {
             reserve: None,
             quota: None,
             retention: crate::home::config::DEFAULT_TRASH_RETENTION,
+            purge_hold: crate::home::config::DEFAULT_PURGE_HOLD,
             short: Mutex::new("the disk-space state", None),
         })
     }

@@ -193,10 +193,10 @@ fn the_scrub_finds_rot_by_itself_and_the_blob_is_fetched_again() {
     assert!(text.contains("Scrub    last full pass"), "{text}");
 }
 
-/// A copy counts towards the replica goal only while its device keeps verifying it: the
-/// verification times travel with the held-blob sets, so the phone's count drops when the
-/// laptop's checks are older than the scrub period, and rises when the laptop's scrub
-/// re-verifies its copies.
+/// A copy counts towards the replica goal only while its device keeps verifying it: each
+/// hello says since when its sender has verified all it holds, so the phone's count drops
+/// when the laptop's checks are older than the scrub period, and rises when the laptop's
+/// scrub re-verifies its copies.
 #[test]
 fn a_copy_counts_only_while_its_device_keeps_verifying_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -267,4 +267,69 @@ fn a_copy_counts_only_while_its_device_keeps_verifying_it() {
     let text = phone.ok(&["status", "--photo", &format!("camera/{path}")]);
     assert!(text.contains("1 copy counted"), "{text}");
     assert!(text.contains("(not counted)"), "{text}");
+}
+
+/// A vault's rotten and missing copies are healed as a full device's are, and every member's
+/// count shows it: while the vault cannot fetch them again (its quota is full), the phone
+/// counts those photos below the goal; once it can, they come back and the count with them.
+#[test]
+fn a_vault_s_damaged_copies_drop_the_count_and_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, vault) = (
+        Node::init(dir.path(), "phone"),
+        Node::init(dir.path(), "vault"),
+    );
+    phone.invite(&vault, "vault");
+    let pics = dir.path().join("pics");
+    samples::write_library(&pics, 3, 104);
+    phone.ok(&["folder", "add", pics.to_str().unwrap(), "--label", "camera"]);
+    phone.ok(&["scan"]);
+    let photos = phone.json(&["photos"]);
+    let n = photos.as_array().unwrap().len() as u64;
+    let (_phone_run, addr) = phone.start_run();
+    vault.ok(&["peer", "add", &addr]);
+    let at_goal = |want: u64| {
+        wait_until(&format!("{want} photos at the goal on the phone"), || {
+            let s = phone.json(&["status"])["safety"].clone();
+            (s["at_goal"] == want).then_some(()).ok_or(s.to_string())
+        })
+    };
+    {
+        let (_vault_run, _) = vault.start_run();
+        wait_healed(&vault, n);
+        at_goal(n);
+    }
+    // Its quota is what it stores now, less a byte: nothing more fits.
+    let used = vault.json(&["status"])["storage"]["used"].as_u64().unwrap();
+    fs::write(
+        vault.home.join("config.toml"),
+        format!("[storage]\nmax_bytes = \"{}\"\n", used - 1),
+    )
+    .unwrap();
+    let blobs: Vec<&str> = photos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["blob_id"].as_str().unwrap())
+        .collect();
+    let rotten = stored_blob(&vault.home, blobs[0]);
+    let mut bytes = fs::read(&rotten).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    fs::write(&rotten, &bytes).unwrap();
+    fs::remove_file(stored_blob(&vault.home, blobs[1])).unwrap();
+
+    let (vault_run, _) = vault.start_run();
+    let run = vault.run(&["verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stdout.matches("no longer held").count(), 2, "{run:?}");
+    // The phone sees the vault without them: two photos below the goal.
+    at_goal(n - 2);
+    drop(vault_run);
+
+    // Room again: the vault fetches good copies, and the count comes back.
+    fs::remove_file(vault.home.join("config.toml")).unwrap();
+    let (_vault_run, _) = vault.start_run();
+    wait_healed(&vault, n);
+    at_goal(n);
 }

@@ -53,6 +53,12 @@ pub enum Action {
     Restore,
     /// Gone for good, at once. Final: no later record brings the photo back.
     Purge,
+    /// Not a deletion: the signer released its own original of the photo to free space
+    /// (`free-up-space`), its copies being safe on other devices. The photo stays live;
+    /// members count it safe at their `free_up_copies`. Names no blob.
+    Release,
+    /// The signer holds its original again: it undoes its own `Release`.
+    Return,
 }
 
 /// A photo record a lifecycle record acts on.
@@ -198,6 +204,8 @@ pub enum State {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lifecycle {
     targets: BTreeMap<RecordId, Entry>,
+    /// Each photo record some member released, with who (its latest release or return).
+    released: BTreeMap<RecordId, BTreeSet<DeviceId>>,
 }
 
 /// What the counting records say of one photo record.
@@ -225,20 +233,45 @@ impl Lifecycle {
             .map(|r| (r.record_id, r))
             .collect();
         let mut tallies: BTreeMap<RecordId, Tally> = BTreeMap::new();
+        // Per photo record and signer: its latest release or return.
+        type Latest = BTreeMap<(RecordId, DeviceId), ((u64, RecordId), bool)>;
+        let mut releases: Latest = BTreeMap::new();
         for r in records.values() {
             let at = (r.statement.created_at_ms, r.record_id);
+            let action = r.statement.action;
             for target in &r.statement.targets {
+                if let Action::Release | Action::Return = action {
+                    let latest = releases
+                        .entry((target.record, r.signer))
+                        .or_insert((at, action == Action::Release));
+                    if latest.0 < at {
+                        *latest = (at, action == Action::Release);
+                    }
+                    continue;
+                }
                 tallies
                     .entry(target.record)
                     .or_default()
-                    .add(at, r.statement.action, target.blob);
+                    .add(at, action, target.blob);
             }
         }
         let targets = tallies
             .into_iter()
             .map(|(record, tally)| (record, tally.finish()))
             .collect();
-        Self { targets }
+        let mut released: BTreeMap<RecordId, BTreeSet<DeviceId>> = BTreeMap::new();
+        for ((record, device), (_, is_released)) in releases {
+            if is_released {
+                released.entry(record).or_default().insert(device);
+            }
+        }
+        Self { targets, released }
+    }
+
+    /// Every photo record whose original some member released (`Action::Release`, not since
+    /// returned), with the members that did.
+    pub fn released(&self) -> impl Iterator<Item = (RecordId, &BTreeSet<DeviceId>)> {
+        self.released.iter().map(|(record, by)| (*record, by))
     }
 
     /// The state of a photo record (`Live` if no counting record names it).
@@ -297,6 +330,8 @@ impl Tally {
                     self.decided = Some((at, action));
                 }
             }
+            // Kept apart by `evaluate`: a release is not a deletion.
+            Action::Release | Action::Return => return,
         }
         if let Some(blob) = blob {
             self.blobs.insert(blob);
@@ -310,7 +345,8 @@ impl Tally {
         let state = match self.decided {
             _ if self.purged => State::Purged,
             Some(((since_ms, _), Action::Trash)) => State::InTrash { since_ms },
-            Some((_, Action::Restore | Action::Purge)) | None => State::Live,
+            Some((_, Action::Restore | Action::Purge | Action::Release | Action::Return))
+            | None => State::Live,
         };
         Entry {
             state,
@@ -633,6 +669,43 @@ mod tests {
             Lifecycle::evaluate([&recs[0], &recs[2]], &t).state(&photo(1)),
             State::Live
         );
+    }
+
+    #[test]
+    fn a_release_is_its_signer_s_own_and_never_a_deletion() {
+        let d = devices();
+        let t = trust(&d, vec![]);
+        let recs = [
+            signed(&d.a, Action::Release, &[(1, None), (2, None)], 10),
+            signed(&d.b, Action::Release, &[(2, None)], 15),
+            // b's return undoes b's release only; a's own return undoes a's.
+            signed(&d.b, Action::Return, &[(1, None), (2, None)], 20),
+            signed(&d.a, Action::Return, &[(2, None)], 30),
+            signed(&d.v, Action::Release, &[(3, None)], 10),
+            signed(&d.a, Action::Trash, &[(4, Some(4))], 10),
+            signed(&d.a, Action::Release, &[(4, Some(4))], 20),
+        ];
+        for order in [
+            [0, 1, 2, 3, 4, 5, 6],
+            [6, 5, 4, 3, 2, 1, 0],
+            [3, 0, 6, 2, 5, 1, 4],
+        ] {
+            let l = Lifecycle::evaluate(order.map(|i| &recs[i]), &t);
+            let released: Vec<(RecordId, Vec<DeviceId>)> = l
+                .released()
+                .map(|(r, by)| (r, by.iter().copied().collect()))
+                .collect();
+            let a = d.a.device_id();
+            assert_eq!(released, [(photo(1), vec![a]), (photo(4), vec![a])]);
+            // Not deletions: live, and no blob becomes purgeable by them.
+            assert_eq!(l.state(&photo(1)), State::Live);
+            assert_eq!(l.state(&photo(4)), State::InTrash { since_ms: 10 });
+            assert!(l.entries().all(|(r, _, _)| r == photo(4)));
+            assert_eq!(
+                l.purgeable_blobs(1_000, 0),
+                [blob(4)].into_iter().collect::<BTreeSet<_>>()
+            );
+        }
     }
 
     #[test]

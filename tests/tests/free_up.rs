@@ -257,6 +257,15 @@ fn free_up_space_removes_only_originals_safe_elsewhere_and_restore_brings_them_b
             .then_some(())
             .ok_or(s["safety"].to_string())
     });
+    // The phone told the mesh what it released (a `Release` record): the laptop, too, counts
+    // those photos safe with their two copies, not below a goal of three.
+    wait_until("the laptop counts the released photos safe", || {
+        let s = laptop.json(&["status"]);
+        below_goal(&s)
+            .is_empty()
+            .then_some(())
+            .ok_or(s["safety"].to_string())
+    });
     let nas_pics = dir.path().join("nas-pics");
     fs::create_dir_all(&nas_pics).unwrap();
     new_photo(&nas_pics, "nas.png", 3);

@@ -182,4 +182,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE sources ADD COLUMN released_at_ms INTEGER;
     CREATE INDEX sources_released ON sources(folder, path) WHERE released_at_ms IS NOT NULL;
     ",
+    // Version 10: which members released their original of which photo records (lifecycle
+    // `Release` records, rewritten with the trash): other members count those photos safe at
+    // `[storage] free_up_copies`.
+    "
+    CREATE TABLE released_by (
+        record_id BLOB NOT NULL,
+        device_id BLOB NOT NULL,
+        PRIMARY KEY (record_id, device_id)
+    ) WITHOUT ROWID;
+    ",
 ];

@@ -107,6 +107,37 @@ impl Index {
         })
     }
 
+    /// Replaces which members released their original of which photo records.
+    pub fn set_released_by(
+        &self,
+        rows: &[(RecordId, photomesh_protocol::identity::DeviceId)],
+    ) -> Result<(), IndexError> {
+        self.transaction(|ix| -> Result<(), IndexError> {
+            ix.conn.execute("DELETE FROM released_by", [])?;
+            let mut insert = ix.conn.prepare(
+                "INSERT OR IGNORE INTO released_by (record_id, device_id) VALUES (?1, ?2)",
+            )?;
+            for (record, device) in rows {
+                insert.execute(params![&record.0[..], &device.as_bytes()[..]])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The photo records a member released its original of (`device`'s only, if given).
+    pub fn released_by(
+        &self,
+        device: Option<&photomesh_protocol::identity::DeviceId>,
+    ) -> Result<BTreeSet<RecordId>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT record_id FROM released_by WHERE ?1 IS NULL OR device_id = ?1",
+        )?;
+        let rows = stmt.query_map([device.map(|d| d.as_bytes().to_vec())], |r| {
+            Ok(RecordId(blob_id_from(r.get(0)?)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every photo record the lifecycle records put in the trash or purged.
     pub fn trash_rows(&self) -> Result<Vec<TrashRow>, IndexError> {
         let mut stmt = self

@@ -212,6 +212,10 @@ pub fn free_up(
         }
     }
     progress.finish();
+    // The other members count these photos safe at their `free_up_copies` too.
+    if let Err(e) = crate::mesh::trash::sync_releases(home, now_ms()) {
+        tracing::warn!("telling the mesh which originals are released: {e}");
+    }
     report.restore = restore_commands(home, &report.removed)?;
     Ok(report)
 }
@@ -543,7 +547,7 @@ mod tests {
         assert_eq!((scan.missing_files, scan.new_files), (0, 0), "{scan:?}");
 
         // Its content back at its place (as `restore` writes it): the same photo, held again.
-        let records = home.index.record_count().unwrap();
+        let records = home.index.photo_record_count().unwrap();
         std::fs::write(file, &bytes).unwrap();
         std::fs::File::options()
             .write(true)
@@ -553,8 +557,10 @@ mod tests {
             .unwrap();
         let scan = crate::library::scan::scan(&home, &mut Silent).unwrap();
         assert_eq!((scan.new_files, scan.changed_files), (0, 0), "{scan:?}");
-        assert_eq!(home.index.record_count().unwrap(), records);
+        // No photo recorded twice (a return record tells the mesh it is held again).
+        assert_eq!(home.index.photo_record_count().unwrap(), records);
         assert_eq!(released(&home).unwrap(), Amount::default());
+        assert!(home.index.released_by(None).unwrap().is_empty());
         assert_eq!(held(&home), held_before);
     }
 

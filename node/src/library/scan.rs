@@ -392,7 +392,12 @@ fn seal_and_record(
         commit(&mut batch, summary, &mut problems)
     });
     progress.finish();
-    outcome
+    outcome?;
+    // A released original back in its folder is held again: the mesh hears of it.
+    if let Err(e) = crate::mesh::trash::sync_releases(home, now_ms()) {
+        tracing::warn!("telling the mesh which originals are released: {e}");
+    }
+    Ok(())
 }
 
 /// Writes one sealed file into the index (inside the caller's transaction).

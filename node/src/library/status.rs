@@ -595,12 +595,14 @@ fn safety(
     }
     let goal = (copies.members().max(1)).min(targets.goal.max(1));
     let released_goal = goal.min(targets.free_up_copies.max(1));
-    let released: std::collections::HashSet<_> = home
+    // Released here, or by another member (it said so in a `Release` record).
+    let mut released: std::collections::HashSet<_> = home
         .index
         .released_photos()?
         .into_iter()
         .map(|(record, _)| record)
         .collect();
+    released.extend(home.index.released_by(None)?);
     let mut safety = Safety {
         photos: 0,
         bytes: 0,

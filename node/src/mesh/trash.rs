@@ -61,7 +61,63 @@ pub fn refresh(home: &Home) -> Result<(), MeshError> {
         })
         .collect();
     home.index.set_trash(&rows)?;
+    let released: Vec<_> = lifecycle
+        .released()
+        .flat_map(|(record, by)| by.iter().map(move |device| (record, *device)))
+        .collect();
+    home.index.set_released_by(&released)?;
     Ok(())
+}
+
+/// Tells the mesh which of its originals this device released (`free-up-space`) and which it
+/// holds again since, by `Release` and `Return` records naming no blob: what it says
+/// (`released_by`) is brought in line with its sources. Returns the records signed.
+pub fn sync_releases(home: &Home, now_ms: u64) -> Result<u64, MeshError> {
+    if home.keys.current().is_none() {
+        return Ok(0);
+    }
+    let me = home.device.device_id();
+    let said = home.index.released_by(Some(&me))?;
+    let now: BTreeSet<RecordId> = home
+        .index
+        .released_photos()?
+        .into_iter()
+        .map(|(record, _)| record)
+        .collect();
+    let mut signed = 0;
+    for (action, records) in [
+        (
+            Action::Release,
+            now.difference(&said).copied().collect::<Vec<_>>(),
+        ),
+        (Action::Return, said.difference(&now).copied().collect()),
+    ] {
+        for chunk in records.chunks(photomesh_protocol::lifecycle::MAX_TARGETS) {
+            require_full(home)?;
+            let targets = chunk
+                .iter()
+                .map(|record| Target {
+                    record: *record,
+                    blob: None,
+                })
+                .collect();
+            let record = LifecycleRecord::sign(
+                &home.device,
+                Statement {
+                    action,
+                    targets,
+                    created_at_ms: now_ms,
+                },
+            )?;
+            home.index
+                .add_record(&record.record_id, &record.bytes, now_ms)?;
+            signed += 1;
+        }
+    }
+    if signed > 0 {
+        refresh(home)?;
+    }
+    Ok(signed)
 }
 
 /// Signs a lifecycle record doing `action` to the photo records `records`, stores it and

@@ -5,10 +5,11 @@
 //! version, not in the trash), it was recorded at least `older_than` ago, and at least
 //! `[storage] free_up_copies` other members hold a copy verified within the scrub period (as
 //! [`crate::library::copies`] counts them; this device's own copy is the one going). A
-//! released original is no deletion: the photo stays in the library on every device, no
-//! record is written, the scan and the watcher do not take it for gone or moved, `status`
-//! counts it safe while it keeps the copies its release required, the running node does not
-//! fetch it back, and `photomesh restore` does. When its content reappears at its path the
+//! released original is no deletion: the photo stays in the library on every device (a
+//! release record, no blob named, tells the other members), the scan and the watcher do not
+//! take it for gone or moved, every member's `status` counts it safe while it keeps the
+//! copies its release required, the running node does not fetch it back, and `photomesh
+//! restore` does. When its content reappears at its path the
 //! next scan links it to its record again, and it is held here again.
 //!
 //! Before a file is removed it is opened through [`crate::original::open`] and checked

@@ -179,6 +179,9 @@ impl HeldInner {
     }
 }
 
+/// How often a running node reads its storage afresh for its hello.
+const STORAGE_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The blob engine's state in a running node: what it holds and what it wants.
 pub struct BlobEngine {
     /// The blobs this device holds.
@@ -200,6 +203,14 @@ pub struct BlobEngine {
     pub purge_hold: std::time::Duration,
     /// Blobs waiting for room, when the disk is nearly full.
     pub short: Mutex<Option<DiskShort>>,
+    /// What the last hello said of this device's storage, and when it was read: the sum of
+    /// the stored blobs' sizes is a scan of the blob table, not to be made every round.
+    storage_read: Mutex<
+        Option<(
+            std::time::Instant,
+            photomesh_protocol::messages::StorageReport,
+        )>,
+    >,
 }
 
 impl BlobEngine {
@@ -226,6 +237,7 @@ impl BlobEngine {
             retention: crate::home::config::DEFAULT_TRASH_RETENTION,
             purge_hold: crate::home::config::DEFAULT_PURGE_HOLD,
             short: Mutex::new("the disk-space state", None),
+            storage_read: Mutex::new("the storage last read", None),
         })
     }
 
@@ -236,13 +248,21 @@ impl BlobEngine {
         home.index.held_verified_since().ok().flatten()
     }
 
-    /// This device's storage, as its hello tells it.
+    /// This device's storage, as its hello tells it: read at most every
+    /// [`STORAGE_READ_EVERY`].
     pub fn storage(&self, home: &Home) -> Option<photomesh_protocol::messages::StorageReport> {
-        Some(photomesh_protocol::messages::StorageReport {
+        if let Some((at, report)) = *self.storage_read.lock()
+            && at.elapsed() < STORAGE_READ_EVERY
+        {
+            return Some(report);
+        }
+        let report = photomesh_protocol::messages::StorageReport {
             used: home.index.stored_bytes().ok()?,
             free: home.blobs.space().ok()?.0,
             quota: self.quota,
-        })
+        };
+        *self.storage_read.lock() = Some((std::time::Instant::now(), report));
+        Some(report)
     }
 
     /// The part of `wanted` that fits on the blob store's disk above the reserve, and within

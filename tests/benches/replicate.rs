@@ -95,9 +95,8 @@ fn main() -> Result<()> {
     };
 
     println!(
-        "photomesh replication benchmark: {} cores, {}, median of {runs} run(s){}",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        machine_memory(),
+        "photomesh replication benchmark: {}, median of {runs} run(s){}",
+        photomesh_tests::bench::machine(),
         if quick {
             ", QUICK mode (small libraries)"
         } else {
@@ -160,21 +159,6 @@ fn baseline_script() -> Result<PathBuf> {
         .context(
             "no shared/bench/syncthing-baseline.sh above this crate: set \
              PHOTOMESH_SYNCTHING_BASELINE to its path, or PHOTOMESH_BENCH_SYNCTHING=0 to skip it",
-        )
-}
-
-fn machine_memory() -> String {
-    fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or_else(
-            || "memory unknown".into(),
-            |kb| format!("{:.0} GiB RAM", kb / 1024.0 / 1024.0),
         )
 }
 

@@ -471,3 +471,17 @@ pub fn stored_blob(home: &Path, hex: &str) -> PathBuf {
     assert!(path.is_file(), "{} is stored", path.display());
     path
 }
+
+/// The verified bytes a blob's progress file (`blobs/partial/ID.progress`) records: the sum
+/// of its `START END` byte ranges, after the header line.
+pub fn progress_verified(text: &str) -> u64 {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let start: u64 = words.next()?.parse().ok()?;
+            let end: u64 = words.next()?.parse().ok()?;
+            end.checked_sub(start)
+        })
+        .sum()
+}

@@ -238,23 +238,11 @@ fn verified_bytes(home: &Path) -> u64 {
         .flatten()
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "progress"))
-        .map(|e| progress_verified(&fs::read_to_string(e.path()).unwrap_or_default()))
+        .map(|e| {
+            photomesh_tests::progress_verified(&fs::read_to_string(e.path()).unwrap_or_default())
+        })
         .sum();
     stored as u64 + partial
-}
-
-/// The verified bytes a progress file records: the sum of its `START END` byte ranges,
-/// after the header line.
-fn progress_verified(text: &str) -> u64 {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            let start: u64 = words.next()?.parse().ok()?;
-            let end: u64 = words.next()?.parse().ok()?;
-            end.checked_sub(start)
-        })
-        .sum()
 }
 
 /// Asserts that the blob store at `root` holds each of `blobs` where it belongs and no other

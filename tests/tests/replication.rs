@@ -344,8 +344,9 @@ fn a_node_killed_mid_video_resumes_without_starting_over() {
                     .find(|e| e.path().extension().is_some_and(|x| x == "progress"))
             });
             let progress = progress.ok_or("no progress file yet")?;
-            let persisted =
-                progress_verified(&std::fs::read_to_string(progress.path()).unwrap_or_default());
+            let persisted = photomesh_tests::progress_verified(
+                &std::fs::read_to_string(progress.path()).unwrap_or_default(),
+            );
             if persisted == 0 {
                 return Err("nothing persisted yet".to_owned());
             }
@@ -383,20 +384,6 @@ fn a_node_killed_mid_video_resumes_without_starting_over() {
         video.len()
     );
     assert_stores_and_restores_the_video(&nas, &dir, "holiday.mp4", &video);
-}
-
-/// The verified bytes a blob's progress file records: the sum of its `START END` byte
-/// ranges, after the header line.
-fn progress_verified(text: &str) -> u64 {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            let start: u64 = words.next()?.parse().ok()?;
-            let end: u64 = words.next()?.parse().ok()?;
-            end.checked_sub(start)
-        })
-        .sum()
 }
 
 /// Three full devices (the laptop invited the NAS and the desktop) and a 100 MiB video named

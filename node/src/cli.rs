@@ -247,16 +247,23 @@ fn init(
     Ok(true)
 }
 
-/// Starts logging to standard error at `level` (already checked by the config module).
+/// Starts logging to standard error at `level` (already checked by the config module). When
+/// standard error is the journal, lines carry no timestamp: the journal adds its own (and
+/// colour is off, as for any standard error that is no terminal).
 fn init_logging(level: &str) {
-    tracing_subscriber::fmt()
+    let journal = photomesh::daemon::notify::stderr_is_journal();
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if journal {
+        subscriber.without_time().init();
+    } else {
+        subscriber.init();
+    }
 }
 /// What the node running on this home reports live, or `None` if none runs (a node that
 /// cannot be asked is reported on standard error and treated as not running).

@@ -12,12 +12,15 @@
 //! reloaded when the index changes (every [`TRUST_POLL`]), and a revoked device's connection
 //! is closed. The home's control socket serves `status`, `devices` and restore fetches. A
 //! stopping node resets its blob answers and gives its connections a few round trips to close.
+//! Under a service manager ([`notify`]) the node says when it is ready, pings the watchdog,
+//! and says when it stops.
 
 mod control;
 mod dial;
 pub mod discovery;
 pub mod hello;
 mod link;
+pub mod notify;
 pub mod registry;
 pub mod scrub;
 mod trash;
@@ -286,7 +289,12 @@ pub async fn run(
                 .await
         }
     });
+    // Ready: the endpoint listens and the control socket answers.
+    let manager = notify::Manager::ready(&node);
     accept_until(&endpoint, &node, shutdown).await;
+    if let Some(manager) = &manager {
+        manager.stopping();
+    }
     watcher.abort();
     dialer.abort();
     scrubber.abort();
@@ -305,6 +313,8 @@ pub async fn run(
     endpoint.wait_idle().await;
     // The socket file goes with the last reference (the server task's is gone).
     drop(control);
+    // The watchdog pings until here.
+    drop(manager);
     tracing::info!("stopped");
     Ok(())
 }

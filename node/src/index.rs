@@ -16,6 +16,7 @@ mod records;
 mod salvage;
 mod scans;
 mod schema;
+mod tallies;
 mod trash;
 
 pub use blobs::{BlobInfo, OriginalRow};
@@ -26,6 +27,7 @@ pub use records::PhotoRow;
 pub(crate) use salvage::testing;
 pub use salvage::{Salvage, Salvaged, SeenRow};
 pub use scans::{LeftOut, ScanProblem, ScanSummary};
+pub use tallies::{ClassPhoto, PhotoClass};
 pub use trash::{TrashRow, Trashed, Version};
 
 use schema::MIGRATIONS;
@@ -146,6 +148,15 @@ impl Index {
             path: open_files::opened(path),
         };
         index.migrate()?;
+        // Temporary tables, statement journals and the rows an `INSERT … SELECT` gathers
+        // before its triggers run stay in memory: the triggers that keep `status`'s counts
+        // (schema version 12) made each statement of a scan write some forty pages to a
+        // temporary file otherwise. After the migrations, whose one-off statements may be
+        // large.
+        index
+            .conn
+            .pragma_update(None, "temp_store", "MEMORY")
+            .map_err(map)?;
         Ok(index)
     }
 
@@ -234,6 +245,27 @@ impl Index {
         Ok(self
             .conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+impl Index {
+    /// Counts SQLite's virtual-machine steps from now on, in the returned counter: the
+    /// progress handler runs at every loop's turn, so the count grows with every row read.
+    pub(crate) fn count_steps(&mut self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let steps = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = std::sync::Arc::clone(&steps);
+        self.conn
+            .progress_handler(
+                1,
+                Some(move || {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    false
+                }),
+            )
+            .expect("a progress handler is set on an open connection");
+        steps
     }
 }
 
@@ -330,7 +362,7 @@ fn at_open(path: &Path, e: rusqlite::Error) -> IndexError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use photomesh_protocol::record::RecordId;
     use photomesh_protocol::seal::BlobId;
 
@@ -366,7 +398,7 @@ mod tests {
     }
 
     /// The steps of SQLite's plan for `sql` with `params`.
-    fn plan(ix: &Index, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+    pub(super) fn plan(ix: &Index, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
         let mut stmt = ix
             .conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -467,6 +499,92 @@ mod tests {
             ix.seen(&device).unwrap(),
             Some((5, Some("127.0.0.1:1".into())))
         );
+    }
+
+    #[test]
+    fn an_index_from_version_10_keeps_its_blobs_outboards_and_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let device = photomesh_protocol::identity::DeviceId::from_bytes([1; 20]);
+        let (big, small) = (BlobId([2; 32]), BlobId([3; 32]));
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..10] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 10).unwrap();
+            conn.execute("INSERT INTO folders VALUES ('camera', '/camera', 1)", [])
+                .unwrap();
+            let mut blob = conn
+                .prepare("INSERT INTO blobs VALUES (?1, ?2, ?3, ?4, ?5)")
+                .unwrap();
+            blob.execute(rusqlite::params![&big.0[..], 40_000, vec![9u8; 128], 1, 7])
+                .unwrap();
+            blob.execute(rusqlite::params![&small.0[..], 100, Vec::<u8>::new(), 0, 0])
+                .unwrap();
+            for (n, blob) in [(4u8, big), (5, small)] {
+                let (record, hash) = ([n; 32], [n + 10; 32]);
+                conn.execute("INSERT INTO records VALUES (?1, X'00', 1)", [&record[..]])
+                    .unwrap();
+                conn.execute(
+                    "INSERT INTO photos (record_id, folder, path, size, plaintext_hash, blob_id,
+                                         created_at_ms, added_by, media_type)
+                     VALUES (?1, 'camera', ?2, 10, ?3, ?4, 1, ?5, 'jpeg')",
+                    rusqlite::params![
+                        &record[..],
+                        format!("{n}.jpg"),
+                        &hash[..],
+                        &blob.0[..],
+                        &device.as_bytes()[..]
+                    ],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO sources (folder, path, size, mtime_s, mtime_ns, inode, record_id)
+                     VALUES ('camera', ?1, 10, 1, 0, ?2, ?3)",
+                    rusqlite::params![format!("{n}.jpg"), n, &record[..]],
+                )
+                .unwrap();
+            }
+        }
+        let ix = Index::open(&path).unwrap();
+        assert_eq!(ix.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let info = ix.blob_info(&big).unwrap().unwrap();
+        assert_eq!((info.sealed_len, info.stored), (40_000, true));
+        assert_eq!(info.outboard, vec![9u8; 128]);
+        let info = ix.blob_info(&small).unwrap().unwrap();
+        assert_eq!((info.sealed_len, info.stored), (100, false));
+        assert!(info.outboard.is_empty());
+        assert_eq!(ix.stored_blobs().unwrap(), vec![big]);
+        assert_eq!(ix.held_verified_since().unwrap(), Some(0));
+        assert_eq!(ix.blobs_added_by(&device).unwrap(), [big, small].into());
+        assert_eq!(ix.photos_added_after(&device, 0).unwrap(), 2);
+        let found = ix.sources_with_content(10, &[14; 32]).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].2.record_id, RecordId([4; 32]));
+        // Blobs known from now on keep their outboards as those did.
+        ix.add_blob(&BlobId([6; 32]), 50_000, &[8; 64]).unwrap();
+        assert_eq!(
+            ix.blob_info(&BlobId([6; 32])).unwrap().unwrap().outboard,
+            vec![8u8; 64]
+        );
+        assert_eq!(ix.integrity_problem().unwrap(), None);
+    }
+
+    #[test]
+    fn lookups_by_adder_and_blob_read_no_table_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        let adder = format!("SELECT blob_id FROM photos WHERE {}", records::ADDED_BY);
+        let steps = plan(&ix, &adder, [&[1u8; 20][..]]);
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("USING INDEX photos_by_adder")),
+            "{steps:?}"
+        );
+        let steps = plan(&ix, blobs::BLOB_INFO, [&[1u8; 32][..]]);
+        assert!(steps.iter().all(|s| s.starts_with("SEARCH")), "{steps:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod capture;
 pub mod copies;
 pub mod folders;
 pub mod free_up;
+mod known;
 pub mod links;
 pub mod media;
 pub mod progress;

@@ -285,7 +285,8 @@ fn run_photomesh(case: &Case, dir: &Path) -> Result<Figures> {
     let mut db = None;
     while stored < case.files {
         // Until B's index exists and can be read, nothing has arrived.
-        let (photos, now) = progress(&index, &mut db).unwrap_or((0, stored));
+        let (photos, now) =
+            photomesh_tests::bench::index_progress(&index, &mut db).unwrap_or((0, stored));
         if records_s.is_nan() && photos >= case.files {
             records_s = start.elapsed().as_secs_f64();
         }
@@ -305,8 +306,8 @@ fn run_photomesh(case: &Case, dir: &Path) -> Result<Figures> {
     }
     let transfer_s = start.elapsed().as_secs_f64();
     let cpu = (cpu_ticks(a_run.pid())? - a_cpu) + cpu_ticks(b_pid)?;
-    let rss_sender_kb = peak_rss_kb(a_run.pid())?;
-    let rss_receiver_kb = peak_rss_kb(b_pid)?;
+    let rss_sender_kb = photomesh_tests::bench::peak_rss_kb(a_run.pid())?;
+    let rss_receiver_kb = photomesh_tests::bench::peak_rss_kb(b_pid)?;
     drop(db);
     if let Some(Ok(mut perf)) = perf {
         let _ = Command::new("kill")
@@ -334,29 +335,6 @@ fn path_str(path: &Path) -> Result<&str> {
         .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
-/// How many photo records B's index holds and how many blobs it says are stored (read-only,
-/// on a connection kept between polls).
-fn progress(index: &Path, db: &mut Option<rusqlite::Connection>) -> Result<(u64, u64)> {
-    if db.is_none() {
-        let conn = rusqlite::Connection::open_with_flags(
-            index,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(Duration::from_secs(1))?;
-        *db = Some(conn);
-    }
-    let conn = db.as_ref().context("connection")?;
-    let (photos, stored): (i64, i64) = conn.query_row(
-        "SELECT (SELECT count(*) FROM photos), (SELECT count(*) FROM blobs WHERE stored = 1)",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    Ok((
-        u64::try_from(photos).unwrap_or(0),
-        u64::try_from(stored).unwrap_or(0),
-    ))
-}
-
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -373,20 +351,6 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
 fn clock_ticks() -> Result<f64> {
     let out = Command::new("getconf").arg("CLK_TCK").output()?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-}
-
-/// Peak resident set size (`VmHWM`), in KiB.
-fn peak_rss_kb(pid: u32) -> Result<f64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .context("no VmHWM")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("no VmHWM value")?
-        .parse()?)
 }
 
 /// One Syncthing run on the case's folder.

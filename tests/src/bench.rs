@@ -190,3 +190,58 @@ fn fill(buf: &mut [u8], seed: u64) {
         .finalize_xof()
         .fill(buf);
 }
+
+/// Peak resident set size of a running process (`VmHWM`), in KiB.
+pub fn peak_rss_kb(pid: u32) -> Result<f64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("no VmHWM value")?
+        .parse()?)
+}
+
+/// How many photo records a node's index holds, and how many blobs it says are stored: read
+/// only, on a connection kept in `db` between polls (until the index exists, an error).
+pub fn index_progress(index: &Path, db: &mut Option<rusqlite::Connection>) -> Result<(u64, u64)> {
+    count_rows(
+        index,
+        db,
+        "SELECT (SELECT count(*) FROM photos), (SELECT count(*) FROM blobs WHERE stored = 1)",
+    )
+}
+
+/// Like [`index_progress`], with every sealed record counted (what a vault, which cannot
+/// read them, receives) instead of photo records.
+pub fn index_records_progress(
+    index: &Path,
+    db: &mut Option<rusqlite::Connection>,
+) -> Result<(u64, u64)> {
+    count_rows(
+        index,
+        db,
+        "SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM blobs WHERE stored = 1)",
+    )
+}
+
+fn count_rows(
+    index: &Path,
+    db: &mut Option<rusqlite::Connection>,
+    sql: &str,
+) -> Result<(u64, u64)> {
+    if db.is_none() {
+        let conn = rusqlite::Connection::open_with_flags(
+            index,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(1))?;
+        *db = Some(conn);
+    }
+    let conn = db.as_ref().context("connection")?;
+    let (a, b): (i64, i64) = conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((u64::try_from(a).unwrap_or(0), u64::try_from(b).unwrap_or(0)))
+}

@@ -177,9 +177,12 @@ fn two_overwritten_pages_are_reported_repaired_and_nothing_is_recorded_twice() {
             && verify.stdout.contains("photomesh repair-index"),
         "{verify:#?}"
     );
-    for verb in [&["status"][..], &["scan"], &["photos"]] {
+    for verb in [&["scan"][..], &["photos"]] {
         assert_names_damage(&format!("{verb:?}"), &phone.run(verb), &index);
     }
+    // `status` reads the counts the index keeps, not every record (issue 17): it does not
+    // meet these pages, and still answers from what it reads.
+    assert_eq!(phone.run(&["status"]).code, 0);
     assert_names_damage("run", &run_node(&phone), &index);
 
     // The repair keeps every record it can read, the folder, the peer, the blobs.

@@ -304,12 +304,12 @@ fn print_status(s: &Status) -> std::io::Result<()> {
         };
         out!("Scrub    last full pass {last}{now}{found}")?;
     }
-    if !s.originals_gone.is_empty() {
-        let one = s.originals_gone.len() == 1;
+    if s.originals_gone_total > 0 {
+        let one = s.originals_gone_total == 1;
         out!(
             "Gone     {} recorded here {} gone from {} folder{} or damaged (nothing is lost; \
              `photomesh restore` brings {} back):",
-            count(s.originals_gone.len() as u64, "original"),
+            count(s.originals_gone_total, "original"),
             if one { "is" } else { "are" },
             if one { "its" } else { "their" },
             if one { "" } else { "s" },
@@ -332,12 +332,7 @@ fn print_status(s: &Status) -> std::io::Result<()> {
             };
             out!("  {}/{}: {what}; {copies}", g.folder, g.path)?;
         }
-        if s.originals_gone.len() > 20 {
-            out!(
-                "  … and {} more (photomesh status --json lists them all)",
-                s.originals_gone.len() - 20
-            )?;
-        }
+        more(s.originals_gone_total, s.originals_gone.len().min(20))?;
     }
     match &s.last_scan {
         None if s.key_epoch.is_none() => Ok(()),
@@ -402,7 +397,7 @@ fn print_safety(safety: &Safety) -> std::io::Result<()> {
         safety.photos,
         bytes(safety.bytes),
         safety.replica_goal,
-        safety.below_goal.len()
+        safety.below_goal_total
     )?;
     let kinds: Vec<String> = safety
         .kinds
@@ -429,13 +424,24 @@ fn print_safety(safety: &Safety) -> std::io::Result<()> {
             b.path
         )?;
     }
-    if safety.below_goal.len() > 20 {
-        out!(
-            "  … and {} more (photomesh status --json lists them all)",
-            safety.below_goal.len() - 20
-        )?;
+    more(safety.below_goal_total, safety.below_goal.len().min(20))
+}
+
+/// After the first `shown` of a list of `total` photos: how many more, and where to see them.
+fn more(total: u64, shown: usize) -> std::io::Result<()> {
+    let rest = total.saturating_sub(shown as u64);
+    if rest == 0 {
+        return Ok(());
     }
-    Ok(())
+    let json = if total as usize > photomesh::library::status::LISTED {
+        format!(
+            "photomesh status --json lists the first {}",
+            thousands(photomesh::library::status::LISTED as u64)
+        )
+    } else {
+        "photomesh status --json lists them all".to_owned()
+    };
+    out!("  … and {} more ({json})", thousands(rest))
 }
 
 fn print_node(s: &Status) -> std::io::Result<()> {

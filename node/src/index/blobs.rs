@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
+use super::records::ADDED_BY;
 use super::{Index, IndexError};
 
 /// The original files whose recorded content is blob `?1` (see [`Index::originals_of`]).
@@ -14,6 +15,10 @@ pub(super) const ORIGINALS_OF: &str = "SELECT f.path, s.path, r.sealed FROM sour
      JOIN records r USING (record_id)
      JOIN folders f ON f.label = s.folder
      WHERE p.blob_id = ?1 AND s.gone_since_ms IS NULL";
+
+/// A blob's length, outboard (an empty one has no row) and whether it is stored.
+pub(super) const BLOB_INFO: &str = "SELECT b.sealed_len, COALESCE(o.outboard, X''), b.stored
+     FROM blobs b LEFT JOIN outboards o USING (blob_id) WHERE b.blob_id = ?1";
 
 /// An original file whose recorded content is a given blob.
 #[derive(Debug)]
@@ -47,6 +52,15 @@ pub(super) fn blob_id_from(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
     })
 }
 
+/// Every blob this device holds, stored or as an original that is there, in ID order, with
+/// when it was last verified (the later of the two when both).
+const HELD_BLOBS: &str = "SELECT blob_id, MAX(verified) FROM (
+         SELECT blob_id, verified_at_ms AS verified FROM blobs WHERE stored = 1
+         UNION ALL
+         SELECT p.blob_id, s.verified_at_ms FROM sources s
+         JOIN photos p USING (record_id) WHERE s.gone_since_ms IS NULL)
+     GROUP BY blob_id ORDER BY blob_id";
+
 impl Index {
     /// Remembers a blob's verification data (a no-op if it is already known).
     pub fn add_blob(
@@ -56,10 +70,21 @@ impl Index {
         outboard: &[u8],
     ) -> Result<(), IndexError> {
         self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO blobs (blob_id, sealed_len, outboard) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![&blob_id.0[..], sealed_len as i64, outboard])?;
+            .prepare_cached("INSERT OR IGNORE INTO blobs (blob_id, sealed_len) VALUES (?1, ?2)")?
+            .execute(params![&blob_id.0[..], sealed_len as i64])?;
+        self.add_outboard(blob_id, outboard)
+    }
+
+    /// Keeps a blob's outboard, unless it is empty (a blob of one chunk group): no row
+    /// stands for that.
+    fn add_outboard(&self, blob_id: &BlobId, outboard: &[u8]) -> Result<(), IndexError> {
+        if !outboard.is_empty() {
+            self.conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO outboards (blob_id, outboard) VALUES (?1, ?2)",
+                )?
+                .execute(params![&blob_id.0[..], outboard])?;
+        }
         Ok(())
     }
 
@@ -116,14 +141,7 @@ impl Index {
     /// are there — with when this device last verified it (ms since the epoch; 0: not known
     /// verified): the later of its stored copy's and its originals' checks.
     pub fn held_blobs(&self) -> Result<Vec<(BlobId, u64)>, IndexError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT blob_id, MAX(verified) FROM (
-                 SELECT blob_id, verified_at_ms AS verified FROM blobs WHERE stored = 1
-                 UNION ALL
-                 SELECT p.blob_id, s.verified_at_ms FROM sources s
-                 JOIN photos p USING (record_id) WHERE s.gone_since_ms IS NULL)
-             GROUP BY blob_id ORDER BY blob_id",
-        )?;
+        let mut stmt = self.conn.prepare(HELD_BLOBS)?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 BlobId(blob_id_from(r.get(0)?)?),
@@ -131,6 +149,30 @@ impl Index {
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Calls `f` with every held blob ([`Index::held_blobs`]) in ID order, read as `f` goes
+    /// rather than gathered first (a million IDs are 32 MB). A row that cannot be read ends
+    /// the blobs `f` sees, and is the error returned.
+    pub fn with_held_blobs<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Iterator<Item = BlobId>) -> T,
+    ) -> Result<T, IndexError> {
+        let mut stmt = self.conn.prepare(HELD_BLOBS)?;
+        let mut rows = stmt.query_map([], |r| blob_id_from(r.get(0)?))?;
+        let mut failed = None;
+        let mut blobs = std::iter::from_fn(|| match rows.next()? {
+            Ok(id) => Some(BlobId(id)),
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        });
+        let out = f(&mut blobs);
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
+        }
     }
 
     /// Notes that the stored copy of a blob was found good at `at_ms`.
@@ -150,12 +192,13 @@ impl Index {
         let now = crate::clock::now_ms() as i64;
         self.transaction(|ix| -> Result<(), IndexError> {
             let mut insert = ix.conn.prepare(
-                "INSERT INTO blobs (blob_id, sealed_len, outboard, stored, verified_at_ms)
-                 VALUES (?1, ?2, ?3, 1, ?4)
-                 ON CONFLICT(blob_id) DO UPDATE SET stored = 1, verified_at_ms = ?4",
+                "INSERT INTO blobs (blob_id, sealed_len, stored, verified_at_ms)
+                 VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT(blob_id) DO UPDATE SET stored = 1, verified_at_ms = ?3",
             )?;
             for (id, len, outboard) in blobs {
-                insert.execute(params![&id.0[..], len as i64, outboard, now])?;
+                insert.execute(params![&id.0[..], len as i64, now])?;
+                ix.add_outboard(id, outboard)?;
             }
             Ok(())
         })
@@ -204,7 +247,7 @@ impl Index {
     ) -> Result<std::collections::HashSet<BlobId>, IndexError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT blob_id FROM photos WHERE added_by = ?1")?;
+            .prepare(&format!("SELECT blob_id FROM photos WHERE {ADDED_BY}"))?;
         let rows = stmt.query_map([&device.as_bytes()[..]], |r| {
             Ok(BlobId(blob_id_from(r.get(0)?)?))
         })?;
@@ -215,7 +258,7 @@ impl Index {
     pub fn blob_info(&self, blob_id: &BlobId) -> Result<Option<BlobInfo>, IndexError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT sealed_len, outboard, stored FROM blobs WHERE blob_id = ?1")?
+            .prepare_cached(BLOB_INFO)?
             .query_row([&blob_id.0[..]], |r| {
                 Ok(BlobInfo {
                     sealed_len: r.get::<_, i64>(0)? as u64,
@@ -261,25 +304,24 @@ impl Index {
         }
     }
 
-    /// The bytes of the blobs the store holds.
+    /// The bytes of the blobs the store holds (a tally, kept as blobs are stored).
     pub fn stored_bytes(&self) -> Result<u64, IndexError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT COALESCE(SUM(sealed_len), 0) FROM blobs WHERE stored = 1",
-                [],
-                |r| r.get::<_, i64>(0),
-            )?
-            .max(0) as u64)
+        Ok(self.stored_tally()?.1)
     }
 
-    /// How many blobs the store holds.
+    /// How many blobs the store holds (a tally, kept as blobs are stored).
     pub fn stored_blob_count(&self) -> Result<u64, IndexError> {
-        Ok(self
+        Ok(self.stored_tally()?.0)
+    }
+
+    fn stored_tally(&self) -> Result<(u64, u64), IndexError> {
+        let tally: Option<(i64, i64)> = self
             .conn
-            .query_row("SELECT COUNT(*) FROM blobs WHERE stored = 1", [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64)
+            .prepare_cached("SELECT n, bytes FROM tallies WHERE name = 'stored'")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (n, bytes) = tally.unwrap_or_default();
+        Ok((n.max(0) as u64, bytes.max(0) as u64))
     }
 
     /// Every blob the blob store should hold.

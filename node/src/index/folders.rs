@@ -12,12 +12,28 @@ use super::{Index, IndexError, path_text};
 
 /// The sources with size `?1` and plaintext hash `?2`, but released ones (see
 /// [`Index::sources_with_content`]):
-/// asked for every new file a scan records, so found through `photos_by_hash`.
+/// asked for every new file a scan records, so found through `photos_by_hash` (which holds
+/// the first 8 bytes of each hash: those are compared first, as the index is on them).
 pub(super) const SOURCES_WITH_CONTENT: &str =
     "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
             s.gone_since_ms IS NOT NULL, s.folder, f.path
      FROM photos p JOIN sources s USING (record_id) JOIN folders f ON f.label = s.folder
-     WHERE p.plaintext_hash = ?2 AND s.size = ?1 AND s.released_at_ms IS NULL";
+     WHERE substr(p.plaintext_hash, 1, 8) = substr(?2, 1, 8) AND p.plaintext_hash = ?2
+       AND s.size = ?1 AND s.released_at_ms IS NULL";
+
+/// The sources gone or damaged, but released ones and those of photos in the trash.
+const GONE_SOURCES: &str = "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
+     FROM sources s JOIN photos p USING (record_id)
+     WHERE s.gone_since_ms IS NOT NULL AND s.released_at_ms IS NULL
+       AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = s.record_id)";
+
+/// The first `?1` of them found gone, walking `sources_lost` in order.
+pub(super) const FIRST_GONE_SOURCES: &str =
+    "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
+     FROM sources s JOIN photos p USING (record_id)
+     WHERE s.gone_since_ms IS NOT NULL AND s.released_at_ms IS NULL
+       AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = s.record_id)
+     ORDER BY s.gone_since_ms LIMIT ?1";
 
 /// A configured photo folder.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -149,6 +165,26 @@ impl Index {
         Ok(map)
     }
 
+    /// At most `limit` source files of a folder whose paths follow `after`, in path order,
+    /// each with whether it was released by `free-up-space`: a scan reads them a page at a
+    /// time beside its walk ([`crate::library::scan`]).
+    pub fn sources_after(
+        &self,
+        folder: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(SourceRow, bool)>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path, size, mtime_s, mtime_ns, inode, record_id, gone_since_ms IS NOT NULL,
+                    released_at_ms IS NOT NULL
+             FROM sources WHERE folder = ?1 AND path > ?2 ORDER BY path LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![folder, after, limit as i64], |r| {
+            Ok((source_row(r)?, r.get(7)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The source that is there (not found gone or damaged) following `after` in
     /// (folder, path) order — the scrub's next original — with its folder's path.
     pub fn next_source(
@@ -175,13 +211,13 @@ impl Index {
             .optional()?)
     }
 
-    /// How many sources are there (not found gone or damaged).
+    /// How many sources are there (not found gone or damaged): the folders' tallies.
     pub fn present_source_count(&self) -> Result<u64, IndexError> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM sources WHERE gone_since_ms IS NULL",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COALESCE(SUM(photos), 0) FROM folder_tallies")?
+            .query_row([], |r| r.get::<_, i64>(0))?
+            .max(0) as u64)
     }
 
     /// One source file of a folder as last scanned, if it was.
@@ -269,7 +305,7 @@ impl Index {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE sources SET gone_since_ms = ?3
              WHERE folder = ?1 AND gone_since_ms IS NULL
-               AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+               AND (path = ?2 OR (path >= ?2 || '/' AND path < ?2 || '0'))",
         )?;
         let mut marked = 0;
         for path in paths {
@@ -302,23 +338,21 @@ impl Index {
     /// The sources found gone from their folders or damaged, but for photos in the trash and
     /// originals released by `free-up-space`.
     pub fn gone_sources(&self) -> Result<Vec<GoneSource>, IndexError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
-             FROM sources s JOIN photos p USING (record_id)
-             WHERE s.gone_since_ms IS NOT NULL AND s.released_at_ms IS NULL
-               AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = s.record_id)
-             ORDER BY s.folder, s.path",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(GoneSource {
-                folder: r.get(0)?,
-                path: r.get(1)?,
-                since_ms: r.get::<_, i64>(2)?.max(0) as u64,
-                blob: BlobId(blob_id_from(r.get(3)?)?),
-                damaged: r.get(4)?,
-            })
-        })?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{GONE_SOURCES} ORDER BY s.folder, s.path"))?;
+        let rows = stmt.query_map([], gone_source)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The first `limit` of [`Self::gone_sources`] to be found gone (through
+    /// `sources_lost`, reading only those), in (folder, path) order.
+    pub fn first_gone_sources(&self, limit: usize) -> Result<Vec<GoneSource>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(FIRST_GONE_SOURCES)?;
+        let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], gone_source)?;
+        let mut gone: Vec<GoneSource> = rows.collect::<Result<_, _>>()?;
+        gone.sort_by(|a, b| (&a.folder, &a.path).cmp(&(&b.folder, &b.path)));
+        Ok(gone)
     }
 
     /// The recorded originals at `path` of a folder, or under it, found gone (not damaged, not
@@ -328,7 +362,7 @@ impl Index {
             "SELECT path FROM sources
              WHERE folder = ?1 AND gone_since_ms IS NOT NULL AND damaged = 0
                AND released_at_ms IS NULL
-               AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+               AND (path = ?2 OR (path >= ?2 || '/' AND path < ?2 || '0'))",
         )?;
         let rows = stmt.query_map(params![folder, path], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -496,13 +530,12 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Photo count and bytes of each folder's currently recorded files.
+    /// Photo count and bytes of each folder's currently recorded files (its tally).
     pub fn folder_stats(&self) -> Result<Vec<FolderStats>, IndexError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT f.label, f.path, COUNT(s.path), COALESCE(SUM(s.size), 0)
-             FROM folders f
-             LEFT JOIN sources s ON s.folder = f.label AND s.gone_since_ms IS NULL
-             GROUP BY f.label ORDER BY f.label",
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.label, f.path, COALESCE(t.photos, 0), COALESCE(t.bytes, 0)
+             FROM folders f LEFT JOIN folder_tallies t ON t.folder = f.label
+             ORDER BY f.label",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(FolderStats {
@@ -514,6 +547,17 @@ impl Index {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// A gone source, selected as `folder, path, gone_since_ms, blob_id, damaged`.
+fn gone_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<GoneSource> {
+    Ok(GoneSource {
+        folder: r.get(0)?,
+        path: r.get(1)?,
+        since_ms: r.get::<_, i64>(2)?.max(0) as u64,
+        blob: BlobId(blob_id_from(r.get(3)?)?),
+        damaged: r.get(4)?,
+    })
 }
 
 /// A `sources` row, selected as `path, size, mtime_s, mtime_ns, inode, record_id, gone`.

@@ -217,7 +217,9 @@ impl Index {
             .collect())
     }
 
-    /// Replaces what a peer is known to hold, and notes when it was last synced.
+    /// Replaces what a peer is known to hold, and notes when it was last synced. Only the
+    /// difference is written (the set goes through a temporary table), so the counts `status`
+    /// reads are refreshed for the blobs that changed hands only.
     pub fn set_peer_blobs(
         &self,
         device: &photomesh_protocol::identity::DeviceId,
@@ -226,14 +228,28 @@ impl Index {
     ) -> Result<(), IndexError> {
         self.transaction(|ix| -> Result<(), IndexError> {
             let id = &device.as_bytes()[..];
-            ix.conn
-                .execute("DELETE FROM peer_blobs WHERE device_id = ?1", [id])?;
+            ix.conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS new_peer_blobs (blob_id BLOB PRIMARY KEY)
+                 WITHOUT ROWID;
+                 DELETE FROM temp.new_peer_blobs;",
+            )?;
             let mut insert = ix
                 .conn
-                .prepare("INSERT OR IGNORE INTO peer_blobs (device_id, blob_id) VALUES (?1, ?2)")?;
+                .prepare("INSERT OR IGNORE INTO temp.new_peer_blobs (blob_id) VALUES (?1)")?;
             for blob in blobs {
-                insert.execute(params![id, &blob.0[..]])?;
+                insert.execute([&blob.0[..]])?;
             }
+            ix.conn.execute(
+                "DELETE FROM peer_blobs WHERE device_id = ?1
+                   AND blob_id NOT IN (SELECT blob_id FROM temp.new_peer_blobs)",
+                [id],
+            )?;
+            ix.conn.execute(
+                "INSERT OR IGNORE INTO peer_blobs (device_id, blob_id)
+                 SELECT ?1, blob_id FROM temp.new_peer_blobs",
+                [id],
+            )?;
+            ix.conn.execute("DELETE FROM temp.new_peer_blobs", [])?;
             ix.conn.execute(
                 "INSERT INTO peer_sync (device_id, synced_at_ms) VALUES (?1, ?2)
                  ON CONFLICT(device_id) DO UPDATE SET synced_at_ms = excluded.synced_at_ms",
@@ -335,11 +351,12 @@ impl Index {
         let Some(synced) = synced else {
             return Ok(None);
         };
-        let count: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM peer_blobs WHERE device_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        Ok(Some((count as u64, synced as u64)))
+        let count: i64 = self
+            .conn
+            .prepare_cached("SELECT blobs FROM peer_tallies WHERE device_id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        Ok(Some((count.max(0) as u64, synced as u64)))
     }
 }

@@ -41,6 +41,10 @@ pub(super) const CURRENT: &str = "p.created_at_ms = (SELECT MAX(q.created_at_ms)
        AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.folder = p.folder AND m.path = p.path
                                               AND m.at_ms >= p.created_at_ms)";
 
+/// The photos device `?1` added, through `photos_by_adder` (which holds the first 8 bytes of
+/// each adder: those are compared first, as the index is on them).
+pub(super) const ADDED_BY: &str = "substr(added_by, 1, 8) = substr(?1, 1, 8) AND added_by = ?1";
+
 /// Every lifecycle record (they start with `pmlc`), through the partial index
 /// `records_lifecycle`, whose `WHERE` this repeats word for word so that SQLite uses it.
 pub(super) const LIFECYCLE_RECORDS: &str =
@@ -67,19 +71,29 @@ impl Index {
 
     /// Records added after row `after` (the table's rowid), in order: `(rowid, bytes)`.
     pub fn records_after(&self, after: i64) -> Result<Vec<(i64, Vec<u8>)>, IndexError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT rowid, sealed FROM records WHERE rowid > ?1 ORDER BY rowid")?;
-        let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        self.records_page(after, i64::MAX)
+    }
+
+    /// [`Index::records_after`], at most `limit` of them: a million records are read a page
+    /// at a time, not held at once.
+    pub fn records_page(&self, after: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rowid, sealed FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        )?;
+        let rows = stmt.query_map([after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many records the set holds (photo and membership, readable or not).
+    /// How many records the set holds (photo and membership, readable or not): a tally,
+    /// kept as records are added.
     pub fn record_count(&self) -> Result<u64, IndexError> {
         Ok(self
             .conn
-            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get::<_, i64>(0))?
-            as u64)
+            .prepare_cached("SELECT n FROM tallies WHERE name = 'records'")?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .optional()?
+            .unwrap_or(0)
+            .max(0) as u64)
     }
 
     /// The bytes of every membership record.
@@ -192,20 +206,6 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The blobs of every photo record (every version), or of those `device` added.
-    pub fn photo_blobs(
-        &self,
-        device: Option<&photomesh_protocol::identity::DeviceId>,
-    ) -> Result<Vec<photomesh_protocol::seal::BlobId>, IndexError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT blob_id FROM photos WHERE ?1 IS NULL OR added_by = ?1")?;
-        let rows = stmt.query_map([device.map(|d| d.as_bytes().to_vec())], |r| {
-            Ok(photomesh_protocol::seal::BlobId(blob_id_from(r.get(0)?)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// Photo records this device added after `after_ms` (what the watcher recorded since a
     /// scan).
     pub fn photos_added_after(
@@ -214,18 +214,19 @@ impl Index {
         after_ms: u64,
     ) -> Result<u64, IndexError> {
         Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM photos WHERE added_by = ?1 AND created_at_ms > ?2",
+            &format!("SELECT COUNT(*) FROM photos WHERE {ADDED_BY} AND created_at_ms > ?2"),
             params![&device.as_bytes()[..], after_ms as i64],
             |r| r.get::<_, i64>(0),
         )? as u64)
     }
 
-    /// How many photo records (every version) the index holds.
+    /// How many photo records (every version) the index holds: the sum of their classes.
     pub fn photo_record_count(&self) -> Result<u64, IndexError> {
         Ok(self
             .conn
-            .query_row("SELECT COUNT(*) FROM photos", [], |r| r.get::<_, i64>(0))?
-            as u64)
+            .prepare_cached("SELECT COALESCE(SUM(photos), 0) FROM photo_classes")?
+            .query_row([], |r| r.get::<_, i64>(0))?
+            .max(0) as u64)
     }
 
     /// The last row of `records`.
@@ -264,9 +265,9 @@ impl Index {
         &self,
         device: &photomesh_protocol::identity::DeviceId,
     ) -> Result<Vec<String>, IndexError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT folder FROM photos WHERE added_by = ?1 ORDER BY folder")?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT DISTINCT folder FROM photos WHERE {ADDED_BY} ORDER BY folder"
+        ))?;
         let rows = stmt.query_map([&device.as_bytes()[..]], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

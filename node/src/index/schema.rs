@@ -192,4 +192,306 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (record_id, device_id)
     ) WITHOUT ROWID;
     ",
+    // Version 11: fewer bytes per record (where they go: ARCHITECTURE.md, "Node: files and
+    // storage"). `blobs` is keyed by the blob ID alone (WITHOUT ROWID: no rowid, and no
+    // index holding every ID a second time); the outboards, kilobytes for a photo, are
+    // apart in `outboards`, since SQLite's clustered tables suit small rows only. The
+    // lookups by plaintext hash and by adder go through the first 8 bytes of the value
+    // (queries compare those, then the whole value): about 18 bytes an entry, not 46 or 33.
+    "
+    CREATE TABLE blobs_by_id (
+        blob_id BLOB PRIMARY KEY,
+        sealed_len INTEGER NOT NULL,
+        stored INTEGER NOT NULL DEFAULT 0,
+        verified_at_ms INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    INSERT INTO blobs_by_id (blob_id, sealed_len, stored, verified_at_ms)
+        SELECT blob_id, sealed_len, stored, verified_at_ms FROM blobs ORDER BY blob_id;
+    -- The bao outboard of each blob over one chunk group; a smaller blob's is empty and has
+    -- no row.
+    CREATE TABLE outboards (
+        blob_id BLOB PRIMARY KEY,
+        outboard BLOB NOT NULL
+    );
+    INSERT INTO outboards (blob_id, outboard)
+        SELECT blob_id, outboard FROM blobs WHERE length(outboard) > 0 ORDER BY blob_id;
+    DROP TABLE blobs;
+    ALTER TABLE blobs_by_id RENAME TO blobs;
+    CREATE INDEX blobs_verified ON blobs(verified_at_ms) WHERE stored = 1;
+    DROP INDEX photos_by_hash;
+    CREATE INDEX photos_by_hash ON photos(substr(plaintext_hash, 1, 8));
+    DROP INDEX photos_by_adder;
+    CREATE INDEX photos_by_adder ON photos(substr(added_by, 1, 8));
+    ",
+    // Version 12: what `status` reports, kept as the index changes, so that it reads a few
+    // small rows whatever the number of photos (`index/tallies.rs`). Each photo record has a
+    // class: the facts `status` counts it by (the view `photo_attrs`). `photo_classes` holds
+    // each class in use with its records and bytes; triggers refresh the class of every
+    // record a change touches (through the view `photo_refresh`). `tallies`,
+    // `folder_tallies` and `peer_tallies` count records, stored blobs, the sources there in
+    // each folder, and the blobs each peer holds. Filled here for an existing index.
+    "
+    ALTER TABLE photos ADD COLUMN class INTEGER;
+    -- When this device last checked its copy of the record's blob (NULL: it holds none).
+    ALTER TABLE photos ADD COLUMN held_at INTEGER;
+    -- The records of a class, those recorded after a time, those checked before one.
+    CREATE INDEX photos_by_class ON photos(class, created_at_ms);
+    CREATE INDEX photos_by_check ON photos(class, held_at);
+    CREATE TABLE photo_classes (
+        class INTEGER PRIMARY KEY,
+        -- The record's facts, one bit each (`photo_attrs`; `tallies::Facts` reads them).
+        facts INTEGER NOT NULL,
+        -- Its media type ('': not yet known, a record indexed before kinds were kept).
+        kind TEXT NOT NULL,
+        -- Who added it (X'': not yet known).
+        added_by BLOB NOT NULL,
+        -- The other devices last seen holding its blob: their IDs in hex, in order.
+        holders TEXT NOT NULL,
+        photos INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        UNIQUE (facts, kind, added_by, holders)
+    );
+    -- When this device last checked its copy of a record's blob: the later of its stored
+    -- copy's and its originals' checks (as `Index::held_verified_at`).
+    CREATE VIEW photo_checks AS
+    SELECT p.record_id,
+        NULLIF(MAX(COALESCE((SELECT b.verified_at_ms FROM blobs b
+                             WHERE b.blob_id = p.blob_id AND b.stored = 1), -1),
+                   COALESCE((SELECT MAX(s.verified_at_ms)
+                             FROM photos q JOIN sources s ON s.record_id = q.record_id
+                             WHERE q.blob_id = p.blob_id AND s.gone_since_ms IS NULL), -1)),
+               -1) AS held_at
+    FROM photos p;
+    -- A photo record's class, from one search of each table that says something of it.
+    CREATE VIEW photo_attrs AS
+    SELECT p.record_id, p.folder, p.path, p.blob_id, p.size,
+        -- 1: in the trash (or purged).
+        EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id)
+        -- 2: moved away from its path since it was made.
+        + 2 * EXISTS (SELECT 1 FROM moves m WHERE m.folder = p.folder AND m.path = p.path
+                                             AND m.at_ms >= p.created_at_ms)
+        -- 4: the newest version at its path not in the trash; 8: a newer version is there.
+        + (SELECT 4 * COALESCE(MAX(CASE WHEN NOT EXISTS (SELECT 1 FROM trash t
+                                                          WHERE t.record_id = q.record_id)
+                                         THEN q.created_at_ms END) = p.created_at_ms, 0)
+                  + 8 * COALESCE(MAX(q.created_at_ms) > p.created_at_ms, 0)
+           FROM photos q WHERE q.folder = p.folder AND q.path = p.path)
+        -- 16: the first record (by ID) of its blob; 32: the first its adder added.
+        + (SELECT 16 * (NOT COALESCE(MAX(q.record_id < p.record_id), 0))
+                  + 32 * (NOT COALESCE(MAX(q.record_id < p.record_id
+                                           AND +q.added_by IS p.added_by), 0))
+           FROM photos q WHERE q.blob_id = p.blob_id)
+        -- 64: its blob is stored here.
+        + 64 * EXISTS (SELECT 1 FROM blobs b WHERE b.blob_id = p.blob_id AND b.stored = 1)
+        -- 128: an original of its blob is there; 256: one was released (`free-up-space`).
+        + COALESCE((SELECT 128 * MAX(s.gone_since_ms IS NULL)
+                           + 256 * MAX(s.released_at_ms IS NOT NULL)
+                    FROM photos q JOIN sources s ON s.record_id = q.record_id
+                    WHERE q.blob_id = p.blob_id), 0)
+        -- Its own original here: 512 released, 1024 there, 2048 gone or damaged.
+        + COALESCE((SELECT 512 * MAX(s.released_at_ms IS NOT NULL)
+                           + 1024 * MAX(s.gone_since_ms IS NULL)
+                           + 2048 * MAX(s.gone_since_ms IS NOT NULL
+                                        AND s.released_at_ms IS NULL)
+                    FROM sources s WHERE s.record_id = p.record_id), 0)
+        -- 4096: a member released its original.
+        + 4096 * EXISTS (SELECT 1 FROM released_by r WHERE r.record_id = p.record_id)
+          AS facts,
+        COALESCE(p.media_type, '') AS kind,
+        COALESCE(p.added_by, X'') AS added_by,
+        COALESCE((SELECT string_agg(hex(h.device_id), ' ' ORDER BY h.device_id)
+                  FROM peer_blobs h WHERE h.blob_id = p.blob_id), '') AS holders,
+        (SELECT c.held_at FROM photo_checks c WHERE c.record_id = p.record_id) AS held_at
+    FROM photos p;
+    -- Inserting a record's attributes here moves it from its class to the one they make.
+    CREATE VIEW photo_refresh AS SELECT * FROM photo_attrs WHERE 0;
+    CREATE TRIGGER photo_refresh INSTEAD OF INSERT ON photo_refresh BEGIN
+        UPDATE photo_classes SET photos = photos - 1, bytes = bytes - NEW.size
+        WHERE class = (SELECT class FROM photos WHERE record_id = NEW.record_id);
+        INSERT INTO photo_classes (facts, kind, added_by, holders, photos, bytes)
+        VALUES (NEW.facts, NEW.kind, NEW.added_by, NEW.holders, 1, NEW.size)
+        ON CONFLICT (facts, kind, added_by, holders)
+        DO UPDATE SET photos = photos + 1, bytes = bytes + excluded.bytes;
+        UPDATE photos SET class = (SELECT class FROM photo_classes
+            WHERE facts = NEW.facts AND kind = NEW.kind AND added_by = NEW.added_by
+              AND holders = NEW.holders),
+          held_at = NEW.held_at
+        WHERE record_id = NEW.record_id;
+    END;
+    -- A class left empty goes.
+    CREATE TRIGGER photo_classes_empty AFTER UPDATE OF photos ON photo_classes
+    WHEN NEW.photos = 0 BEGIN
+        DELETE FROM photo_classes WHERE class = NEW.class;
+    END;
+    -- A new version, a new path, a new record of a blob: the versions at its path and the
+    -- records of its blob.
+    CREATE TRIGGER photos_class_insert AFTER INSERT ON photos BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE folder = NEW.folder AND path = NEW.path OR blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER photos_class_update AFTER UPDATE OF media_type, added_by ON photos BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs WHERE blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER photos_class_delete AFTER DELETE ON photos BEGIN
+        UPDATE photo_classes SET photos = photos - 1, bytes = bytes - OLD.size
+        WHERE class = OLD.class;
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE folder = OLD.folder AND path = OLD.path OR blob_id = OLD.blob_id;
+    END;
+    -- In or out of the trash, moved away: the versions at the path.
+    CREATE TRIGGER trash_class_insert AFTER INSERT ON trash BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE (folder, path) = (SELECT folder, path FROM photos WHERE record_id = NEW.record_id);
+    END;
+    CREATE TRIGGER trash_class_delete AFTER DELETE ON trash BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE (folder, path) = (SELECT folder, path FROM photos WHERE record_id = OLD.record_id);
+    END;
+    CREATE TRIGGER moves_class_insert AFTER INSERT ON moves BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE folder = NEW.folder AND path = NEW.path;
+    END;
+    CREATE TRIGGER moves_class_delete AFTER DELETE ON moves BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE folder = OLD.folder AND path = OLD.path;
+    END;
+    -- An original here recorded, gone, back or released: the records of its blob.
+    CREATE TRIGGER sources_class_insert AFTER INSERT ON sources BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE blob_id = (SELECT blob_id FROM photos WHERE record_id = NEW.record_id);
+    END;
+    CREATE TRIGGER sources_class_update
+    AFTER UPDATE OF record_id, gone_since_ms, released_at_ms ON sources
+    WHEN OLD.record_id IS NOT NEW.record_id
+      OR (OLD.gone_since_ms IS NULL) IS NOT (NEW.gone_since_ms IS NULL)
+      OR (OLD.released_at_ms IS NULL) IS NOT (NEW.released_at_ms IS NULL) BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE blob_id IN (SELECT blob_id FROM photos
+                          WHERE record_id IN (OLD.record_id, NEW.record_id));
+    END;
+    CREATE TRIGGER sources_class_delete AFTER DELETE ON sources BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE blob_id = (SELECT blob_id FROM photos WHERE record_id = OLD.record_id);
+    END;
+    -- A blob stored or no longer, held or no longer by a peer: the records of the blob.
+    CREATE TRIGGER blobs_class_insert AFTER INSERT ON blobs WHEN NEW.stored BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs WHERE blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER blobs_class_update AFTER UPDATE OF stored ON blobs
+    WHEN OLD.stored IS NOT NEW.stored BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs WHERE blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER blobs_class_delete AFTER DELETE ON blobs WHEN OLD.stored BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs WHERE blob_id = OLD.blob_id;
+    END;
+    CREATE TRIGGER peer_blobs_class_insert AFTER INSERT ON peer_blobs BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs WHERE blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER peer_blobs_class_delete AFTER DELETE ON peer_blobs BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs WHERE blob_id = OLD.blob_id;
+    END;
+    -- A copy here checked again (by the scrub, `verify`, a scan): when its records' blob was.
+    CREATE TRIGGER blobs_checked AFTER UPDATE OF verified_at_ms ON blobs
+    WHEN NEW.stored AND OLD.verified_at_ms IS NOT NEW.verified_at_ms BEGIN
+        UPDATE photos SET held_at = (SELECT c.held_at FROM photo_checks c
+                                     WHERE c.record_id = photos.record_id)
+        WHERE blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER sources_checked AFTER UPDATE OF verified_at_ms ON sources
+    WHEN NEW.gone_since_ms IS NULL AND OLD.verified_at_ms IS NOT NEW.verified_at_ms BEGIN
+        UPDATE photos SET held_at = (SELECT c.held_at FROM photo_checks c
+                                     WHERE c.record_id = photos.record_id)
+        WHERE blob_id = (SELECT blob_id FROM photos WHERE record_id = NEW.record_id);
+    END;
+    -- A member's release, or its return.
+    CREATE TRIGGER released_by_class_insert AFTER INSERT ON released_by BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs WHERE record_id = NEW.record_id;
+    END;
+    CREATE TRIGGER released_by_class_delete AFTER DELETE ON released_by BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs WHERE record_id = OLD.record_id;
+    END;
+    -- 'records': every record; 'stored': the blobs stored, and their sealed bytes.
+    CREATE TABLE tallies (
+        name TEXT PRIMARY KEY,
+        n INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO tallies SELECT 'records', COUNT(*), 0 FROM records;
+    INSERT INTO tallies SELECT 'stored', COUNT(*), COALESCE(SUM(sealed_len), 0)
+        FROM blobs WHERE stored = 1;
+    CREATE TRIGGER records_tally_insert AFTER INSERT ON records BEGIN
+        UPDATE tallies SET n = n + 1 WHERE name = 'records';
+    END;
+    CREATE TRIGGER records_tally_delete AFTER DELETE ON records BEGIN
+        UPDATE tallies SET n = n - 1 WHERE name = 'records';
+    END;
+    CREATE TRIGGER blobs_tally_insert AFTER INSERT ON blobs WHEN NEW.stored BEGIN
+        UPDATE tallies SET n = n + 1, bytes = bytes + NEW.sealed_len WHERE name = 'stored';
+    END;
+    CREATE TRIGGER blobs_tally_update AFTER UPDATE OF stored, sealed_len ON blobs BEGIN
+        UPDATE tallies
+        SET n = n + (NEW.stored != 0) - (OLD.stored != 0),
+            bytes = bytes + (NEW.stored != 0) * NEW.sealed_len
+                          - (OLD.stored != 0) * OLD.sealed_len
+        WHERE name = 'stored';
+    END;
+    CREATE TRIGGER blobs_tally_delete AFTER DELETE ON blobs WHEN OLD.stored BEGIN
+        UPDATE tallies SET n = n - 1, bytes = bytes - OLD.sealed_len WHERE name = 'stored';
+    END;
+    -- The sources of each folder that are there, and their bytes.
+    CREATE TABLE folder_tallies (
+        folder TEXT PRIMARY KEY,
+        photos INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO folder_tallies
+        SELECT folder, SUM(gone_since_ms IS NULL),
+               SUM(CASE WHEN gone_since_ms IS NULL THEN size ELSE 0 END)
+        FROM sources GROUP BY folder;
+    CREATE TRIGGER sources_tally_insert AFTER INSERT ON sources BEGIN
+        INSERT INTO folder_tallies (folder, photos, bytes)
+        VALUES (NEW.folder, NEW.gone_since_ms IS NULL,
+                CASE WHEN NEW.gone_since_ms IS NULL THEN NEW.size ELSE 0 END)
+        ON CONFLICT (folder) DO UPDATE SET photos = photos + excluded.photos,
+                                           bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER sources_tally_update AFTER UPDATE OF folder, size, gone_since_ms ON sources
+    BEGIN
+        UPDATE folder_tallies
+        SET photos = photos - (OLD.gone_since_ms IS NULL),
+            bytes = bytes - CASE WHEN OLD.gone_since_ms IS NULL THEN OLD.size ELSE 0 END
+        WHERE folder = OLD.folder;
+        INSERT INTO folder_tallies (folder, photos, bytes)
+        VALUES (NEW.folder, NEW.gone_since_ms IS NULL,
+                CASE WHEN NEW.gone_since_ms IS NULL THEN NEW.size ELSE 0 END)
+        ON CONFLICT (folder) DO UPDATE SET photos = photos + excluded.photos,
+                                           bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER sources_tally_delete AFTER DELETE ON sources BEGIN
+        UPDATE folder_tallies
+        SET photos = photos - (OLD.gone_since_ms IS NULL),
+            bytes = bytes - CASE WHEN OLD.gone_since_ms IS NULL THEN OLD.size ELSE 0 END
+        WHERE folder = OLD.folder;
+    END;
+    -- The blobs each peer was last seen holding.
+    CREATE TABLE peer_tallies (
+        device_id BLOB PRIMARY KEY,
+        blobs INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO peer_tallies SELECT device_id, COUNT(*) FROM peer_blobs GROUP BY device_id;
+    CREATE TRIGGER peer_blobs_tally_insert AFTER INSERT ON peer_blobs BEGIN
+        INSERT INTO peer_tallies (device_id, blobs) VALUES (NEW.device_id, 1)
+        ON CONFLICT (device_id) DO UPDATE SET blobs = blobs + 1;
+    END;
+    CREATE TRIGGER peer_blobs_tally_delete AFTER DELETE ON peer_blobs BEGIN
+        UPDATE peer_tallies SET blobs = blobs - 1 WHERE device_id = OLD.device_id;
+    END;
+    -- The gone originals `status` lists, first gone first, without stepping over released
+    -- ones (which `sources_gone` also held).
+    DROP INDEX IF EXISTS sources_gone;
+    CREATE INDEX sources_lost ON sources(gone_since_ms)
+        WHERE gone_since_ms IS NOT NULL AND released_at_ms IS NULL;
+    -- Every photo record into its class.
+    INSERT INTO photo_refresh SELECT * FROM photo_attrs;
+    ",
 ];

@@ -88,12 +88,20 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Replaces what the lifecycle records say (the rows of every record not live).
+    /// Replaces what the lifecycle records say (the rows of every record not live). Only
+    /// the difference is written (the rows go through a temporary table), so the counts
+    /// `status` reads are refreshed for the photos that entered or left the trash only.
     pub fn set_trash(&self, rows: &[TrashRow]) -> Result<(), IndexError> {
         self.transaction(|ix| -> Result<(), IndexError> {
-            ix.conn.execute("DELETE FROM trash", [])?;
+            ix.conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS new_trash (
+                     record_id BLOB PRIMARY KEY, purged INTEGER NOT NULL,
+                     since_ms INTEGER NOT NULL, blob_id BLOB) WITHOUT ROWID;
+                 DELETE FROM temp.new_trash;",
+            )?;
             let mut insert = ix.conn.prepare(
-                "INSERT INTO trash (record_id, purged, since_ms, blob_id) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO temp.new_trash (record_id, purged, since_ms, blob_id)
+                 VALUES (?1, ?2, ?3, ?4)",
             )?;
             for row in rows {
                 insert.execute(params![
@@ -103,23 +111,44 @@ impl Index {
                     row.blob.as_ref().map(|b| b.0.to_vec()),
                 ])?;
             }
+            ix.conn.execute_batch(
+                "DELETE FROM trash WHERE record_id NOT IN (SELECT record_id FROM temp.new_trash);
+                 INSERT INTO trash (record_id, purged, since_ms, blob_id)
+                 SELECT record_id, purged, since_ms, blob_id FROM temp.new_trash WHERE true
+                 ON CONFLICT (record_id) DO UPDATE SET purged = excluded.purged,
+                   since_ms = excluded.since_ms, blob_id = excluded.blob_id;
+                 DELETE FROM temp.new_trash;",
+            )?;
             Ok(())
         })
     }
 
-    /// Replaces which members released their original of which photo records.
+    /// Replaces which members released their original of which photo records (only the
+    /// difference is written, as [`Self::set_trash`] does).
     pub fn set_released_by(
         &self,
         rows: &[(RecordId, photomesh_protocol::identity::DeviceId)],
     ) -> Result<(), IndexError> {
         self.transaction(|ix| -> Result<(), IndexError> {
-            ix.conn.execute("DELETE FROM released_by", [])?;
+            ix.conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS new_released_by (
+                     record_id BLOB NOT NULL, device_id BLOB NOT NULL,
+                     PRIMARY KEY (record_id, device_id)) WITHOUT ROWID;
+                 DELETE FROM temp.new_released_by;",
+            )?;
             let mut insert = ix.conn.prepare(
-                "INSERT OR IGNORE INTO released_by (record_id, device_id) VALUES (?1, ?2)",
+                "INSERT OR IGNORE INTO temp.new_released_by (record_id, device_id) VALUES (?1, ?2)",
             )?;
             for (record, device) in rows {
                 insert.execute(params![&record.0[..], &device.as_bytes()[..]])?;
             }
+            ix.conn.execute_batch(
+                "DELETE FROM released_by WHERE (record_id, device_id) NOT IN
+                   (SELECT record_id, device_id FROM temp.new_released_by);
+                 INSERT OR IGNORE INTO released_by (record_id, device_id)
+                 SELECT record_id, device_id FROM temp.new_released_by;
+                 DELETE FROM temp.new_released_by;",
+            )?;
             Ok(())
         })
     }
@@ -199,20 +228,6 @@ impl Index {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The earlier versions kept (photo records not in the trash with a newer one at their
-    /// path): how many, and their size.
-    pub fn earlier_versions(&self) -> Result<(u64, u64), IndexError> {
-        let (n, bytes): (i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(p.size), 0) FROM photos p
-             WHERE NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id)
-               AND EXISTS (SELECT 1 FROM photos q WHERE q.folder = p.folder
-                             AND q.path = p.path AND q.created_at_ms > p.created_at_ms)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok((n.max(0) as u64, bytes.max(0) as u64))
     }
 
     /// The paths with more than one version not in the trash: (folder, path, the device ID

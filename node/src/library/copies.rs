@@ -75,6 +75,26 @@ impl Copies {
         self.within_ms
     }
 
+    /// The oldest check that still counts (ms since the epoch).
+    pub(crate) fn since_ms(&self) -> u64 {
+        self.since_ms
+    }
+
+    /// Of the devices last seen holding a blob, how many are other devices, and how many
+    /// of those have a copy that counts.
+    pub(crate) fn peers_among(&self, holders: &[DeviceId]) -> (u64, u64) {
+        let peers = holders.iter().filter(|d| **d != self.me);
+        let (mut all, mut counted) = (0, 0);
+        for d in peers {
+            all += 1;
+            let at = self.verified_since.get(d).copied().unwrap_or(0);
+            if self.counts(d, at) {
+                counted += 1;
+            }
+        }
+        (all, counted)
+    }
+
     fn counts(&self, device: &DeviceId, verified_at_ms: u64) -> bool {
         self.names.contains_key(device) && verified_at_ms >= self.since_ms
     }

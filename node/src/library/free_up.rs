@@ -222,8 +222,36 @@ pub fn free_up(
 }
 
 /// How much `free-up-space` with `settings` would free now (nothing on a vault), for
-/// `status`.
+/// `status`. In every folder it is counted by class (`index/tallies.rs`): the originals
+/// there of current photos whose blob enough other members hold, less those recorded within
+/// `older_than`, the only ones read. In one folder, its originals are read.
 pub fn would_free(home: &Home, settings: &Settings) -> Result<Amount, IndexError> {
+    if settings.folder.is_some() {
+        return planned(home, settings);
+    }
+    if home.keys.current().is_none() || settings.copies == 0 {
+        return Ok(Amount::default());
+    }
+    let copies = Copies::new(home, settings.verified_within)?;
+    let older_than = u64::try_from(settings.older_than.as_millis()).unwrap_or(u64::MAX);
+    let recorded_by = now_ms().saturating_sub(older_than);
+    let mut amount = Amount::default();
+    for class in home.index.photo_classes()? {
+        if !class.current || !class.source_there {
+            continue;
+        }
+        if copies.peers_among(&class.holders).1 < settings.copies {
+            continue;
+        }
+        let (recent, recent_bytes) = home.index.recorded_after(class.class, recorded_by)?;
+        amount.photos += class.photos.saturating_sub(recent);
+        amount.bytes += class.bytes.saturating_sub(recent_bytes);
+    }
+    Ok(amount)
+}
+
+/// What [`plan`] would free.
+fn planned(home: &Home, settings: &Settings) -> Result<Amount, IndexError> {
     match plan(home, settings) {
         Ok(plan) => Ok(Amount {
             photos: plan.eligible.len() as u64,
@@ -234,13 +262,17 @@ pub fn would_free(home: &Home, settings: &Settings) -> Result<Amount, IndexError
     }
 }
 
-/// The originals released here whose photos are still current: how many, and their size.
+/// The originals released here whose photos are still current: how many, and their size
+/// (their classes' counts).
 pub fn released(home: &Home) -> Result<Amount, IndexError> {
-    let photos = home.index.released_photos()?;
-    Ok(Amount {
-        photos: photos.len() as u64,
-        bytes: photos.iter().map(|(_, size)| size).sum(),
-    })
+    let mut amount = Amount::default();
+    for class in home.index.photo_classes()? {
+        if class.current && class.released_here {
+            amount.photos += class.photos;
+            amount.bytes += class.bytes;
+        }
+    }
+    Ok(amount)
 }
 
 /// The originals that may go (with the devices holding counted copies), and those kept.

@@ -19,7 +19,6 @@
 //! index.
 
 use crate::lock::Mutex;
-use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -36,6 +35,7 @@ use crate::blob::sealed;
 use crate::home::Home;
 use crate::ignore::Selection;
 use crate::index::{IndexError, LeftOut, ScanProblem, ScanSummary, SourceRow};
+use crate::library::known::{Known, Passed};
 use crate::library::media;
 use crate::library::progress::{Progress, Silent};
 use crate::original::NotAFile;
@@ -83,6 +83,9 @@ struct Sealed {
 
 /// Records committed per index transaction.
 const BATCH: usize = 256;
+/// Most files a scan keeps in memory to read: a first scan of a million files walks its
+/// folders twice rather than hold them all. (A handful in unit tests, so they cover both.)
+const IN_MEMORY: usize = if cfg!(test) { 8 } else { 4096 };
 /// Longest time between commits while work is flowing.
 const BATCH_TIME: Duration = Duration::from_secs(2);
 
@@ -121,28 +124,48 @@ pub fn scan_skipping(
     // The home may sit inside a folder (`~/photos/.photomesh`): its blob store is no photo.
     let home_dir = home.path.canonicalize().ok();
     let mut walk = Walk::new(selection, home_dir.as_deref());
-    let mut work = Vec::new();
     let mut kinds: std::collections::BTreeMap<&'static str, u64> = Default::default();
-
+    let mut folders = Vec::new();
     for folder in home.index.folders()? {
-        let known = home.index.sources(&folder.label)?;
         match fs::metadata(&folder.path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                walk.problems.push(problem(&folder.path, "is no longer a folder; nothing in it was scanned and nothing recorded from it was forgotten"));
-                continue;
-            }
-            Err(e) => {
-                walk.problems.push(problem(
-                    &folder.path,
-                    &format!("{}; nothing in it was scanned and nothing recorded from it was forgotten (is the disk mounted?)", describe_io(&e)),
-                ));
-                continue;
-            }
+            Ok(m) if m.is_dir() => folders.push(folder),
+            Ok(_) => walk.problems.push(problem(&folder.path, "is no longer a folder; nothing in it was scanned and nothing recorded from it was forgotten")),
+            Err(e) => walk.problems.push(problem(
+                &folder.path,
+                &format!("{}; nothing in it was scanned and nothing recorded from it was forgotten (is the disk mounted?)", describe_io(&e)),
+            )),
         }
-        let mut seen = HashSet::new();
+    }
+
+    // First pass: what is unchanged, missing or back, and what is to be read. The files to
+    // read are kept only while they are few; past that the second pass walks again.
+    let mut work = Some(Vec::new());
+    let (mut to_read, mut bytes_to_read) = (0u64, 0u64);
+    for folder in &folders {
+        let (mut gone, mut missing) = (Vec::new(), 0);
+        let mut passed = |p: Passed| -> Result<(), IndexError> {
+            // Originals released by `free-up-space` are not there on purpose: not missing.
+            if !p.released {
+                missing += 1;
+                if !p.row.gone {
+                    gone.push(p.row.path);
+                }
+            }
+            if gone.len() >= BATCH {
+                mark_gone(home, &folder.label, &mut gone)?;
+            }
+            Ok(())
+        };
+        let mut known = Known::new(&home.index, &folder.label);
+        let mut failed = None;
         walk.walk(&folder.path, &folder.path, &mut |abs, rel, meta| {
-            seen.insert(rel.to_owned());
+            if failed.is_some() {
+                return;
+            }
+            let previous = match known.take(rel, &mut passed) {
+                Ok(previous) => previous,
+                Err(e) => return failed = Some(e),
+            };
             if skip(&folder.label, rel) {
                 return;
             }
@@ -150,36 +173,102 @@ pub fn scan_skipping(
             *kinds
                 .entry(media::type_from_extension(abs).name())
                 .or_default() += 1;
-            match candidate(&folder.label, &folder.path, rel, abs, meta, known.get(rel)) {
-                Some(c) => work.push(c),
-                None => summary.unchanged_files += 1,
+            match candidate(
+                &folder.label,
+                &folder.path,
+                rel,
+                abs,
+                meta,
+                previous.as_ref(),
+            ) {
+                Some(c) => {
+                    to_read += 1;
+                    bytes_to_read += c.size;
+                    if let Some(w) = work.as_mut().filter(|w| w.len() < IN_MEMORY) {
+                        w.push(c);
+                    } else {
+                        work = None;
+                    }
+                }
+                None => {
+                    summary.unchanged_files += 1;
+                    if previous.is_some_and(|p| p.gone)
+                        && let Err(e) = home.index.mark_source_back(&folder.label, rel)
+                    {
+                        failed = Some(e);
+                    }
+                }
             }
         });
-        // Originals released by `free-up-space` are not there on purpose: not missing.
-        let released = home.index.released_paths(&folder.label)?;
-        let missing: Vec<&str> = known
-            .keys()
-            .filter(|k| !seen.contains(*k) && !released.contains(*k))
-            .map(String::as_str)
-            .collect();
-        summary.missing_files += missing.len() as u64;
-        home.index
-            .mark_sources_gone(&folder.label, &missing, now_ms())?;
-        for row in known.values().filter(|r| r.gone && seen.contains(&r.path)) {
-            home.index.mark_source_back(&folder.label, &row.path)?;
+        if let Some(e) = failed {
+            return Err(e.into());
         }
+        known.finish(&mut passed)?;
+        mark_gone(home, &folder.label, &mut gone)?;
+        summary.missing_files += missing;
     }
     summary.left_out = walk.left_out;
     summary.kinds = kinds.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
-    seal_and_record(
-        home,
-        work,
-        &mut summary,
-        walk.problems,
-        Some(scan_id),
-        progress,
-    )?;
+
+    let mut problems = walk.problems;
+    progress.start("scan", to_read, bytes_to_read);
+    let mut recorder = Recorder::new(home, Some(scan_id), progress)?;
+    match work {
+        Some(work) => recorder.record(work, &mut summary, &mut problems)?,
+        // Second pass: the same walk, reading its files a chunk at a time.
+        None => {
+            let mut walk = Walk::new(selection, home_dir.as_deref());
+            let mut chunk = Vec::new();
+            let mut failed = None;
+            for folder in &folders {
+                let mut known = Known::new(&home.index, &folder.label);
+                walk.walk(&folder.path, &folder.path, &mut |abs, rel, meta| {
+                    if failed.is_some() {
+                        return;
+                    }
+                    let previous = match known.take(rel, &mut |_| Ok(())) {
+                        Ok(previous) => previous,
+                        Err(e) => return failed = Some(ScanError::from(e)),
+                    };
+                    if skip(&folder.label, rel) {
+                        return;
+                    }
+                    let Some(c) = candidate(
+                        &folder.label,
+                        &folder.path,
+                        rel,
+                        abs,
+                        meta,
+                        previous.as_ref(),
+                    ) else {
+                        return;
+                    };
+                    chunk.push(c);
+                    if chunk.len() >= IN_MEMORY
+                        && let Err(e) =
+                            recorder.record(std::mem::take(&mut chunk), &mut summary, &mut problems)
+                    {
+                        failed = Some(e);
+                    }
+                });
+                if let Some(e) = failed.take() {
+                    return Err(e);
+                }
+            }
+            recorder.record(chunk, &mut summary, &mut problems)?;
+        }
+    }
+    summary.finished_at_ms = Some(now_ms());
+    recorder.finish(&mut summary, &mut problems)?;
     Ok(summary)
+}
+
+/// Marks the sources at `paths` of `folder` gone, and empties `paths`.
+fn mark_gone(home: &Home, folder: &str, paths: &mut Vec<String>) -> Result<(), IndexError> {
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    home.index.mark_sources_gone(folder, &refs, now_ms())?;
+    paths.clear();
+    Ok(())
 }
 
 /// A file the watcher wants looked at: where it is, and which folder it belongs to.
@@ -258,7 +347,7 @@ pub fn scan_files(
             }
         }
     }
-    seal_and_record(home, work, &mut summary, problems, None, &mut Silent)?;
+    seal_and_record(home, work, &mut summary, problems, &mut Silent)?;
     Ok(summary)
 }
 
@@ -306,98 +395,169 @@ fn candidate(
     })
 }
 
-/// Hashes and seals `work` on worker threads and commits the records in batches. With a
-/// `scan_id`, problems and the running summary are stored as that scan's.
+/// Hashes and seals `work` on worker threads and commits the records in batches (problems
+/// with single files go in the summary).
 fn seal_and_record(
     home: &Home,
     work: Vec<Candidate>,
     summary: &mut ScanSummary,
     mut problems: Vec<ScanProblem>,
-    scan_id: Option<i64>,
     progress: &mut dyn Progress,
 ) -> Result<(), ScanError> {
-    let total_bytes: u64 = work.iter().map(|c| c.size).sum();
-    progress.start("scan", work.len() as u64, total_bytes);
-    let device = home.device.device_id();
-    let library_key = home.keys.current().ok_or(ScanError::NoLibraryKey)?;
-    let content_key = library_key.content_key();
-    // A new file can only be a photo that moved if some recorded original is gone.
-    let moves = home.index.has_gone_sources()?;
+    progress.start("scan", work.len() as u64, work.iter().map(|c| c.size).sum());
+    let mut recorder = Recorder::new(home, None, progress)?;
+    recorder.record(work, summary, &mut problems)?;
+    summary.finished_at_ms = Some(now_ms());
+    recorder.finish(summary, &mut problems)
+}
 
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(work.len().max(1));
-    let queue = Mutex::new("the scan's work queue", work.into_iter());
-    let (tx, rx) = mpsc::sync_channel::<Result<Sealed, ScanProblem>>(64);
-    let outcome = std::thread::scope(|s| -> Result<(), ScanError> {
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let queue = &queue;
-            let content_key = &content_key;
-            s.spawn(move || {
-                loop {
-                    let next = queue.lock().next();
-                    let Some(candidate) = next else { break };
-                    if tx.send(seal_candidate(candidate, content_key)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
+/// Seals candidates and records them, a chunk at a time, into one scan: with a `scan_id`,
+/// problems and the running summary are stored as that scan's as they are committed.
+struct Recorder<'a> {
+    writer: Writer<'a>,
+    progress: &'a mut dyn Progress,
+}
 
-        let mut batch: Vec<Sealed> = Vec::new();
-        let mut last_commit = Instant::now();
-        let commit = |batch: &mut Vec<Sealed>,
-                      summary: &mut ScanSummary,
-                      problems: &mut Vec<ScanProblem>|
-         -> Result<(), ScanError> {
-            home.index.transaction(|ix| {
-                for item in batch.iter() {
-                    record_sealed(home, ix, item, device, library_key, moves, summary)?;
-                }
-                for p in problems.drain(..) {
-                    if let Some(scan_id) = scan_id {
-                        ix.add_scan_problem(scan_id, &p)?;
-                    }
-                    summary.problems.push(p);
-                }
-                if let Some(scan_id) = scan_id {
-                    ix.update_scan(scan_id, summary)?;
-                }
-                Ok::<_, ScanError>(())
-            })?;
-            batch.clear();
-            Ok(())
-        };
-        for result in rx {
-            match result {
-                Ok(item) => {
-                    summary.bytes_read += item.candidate.size;
-                    progress.advance(1, item.candidate.size);
-                    batch.push(item);
-                }
-                Err(p) => {
-                    progress.advance(1, 0);
-                    problems.push(p);
-                }
-            }
-            if batch.len() >= BATCH || last_commit.elapsed() >= BATCH_TIME {
-                commit(&mut batch, summary, &mut problems)?;
-                last_commit = Instant::now();
-            }
-        }
-        summary.finished_at_ms = Some(now_ms());
-        commit(&mut batch, summary, &mut problems)
-    });
-    progress.finish();
-    outcome?;
-    // A released original back in its folder is held again: the mesh hears of it.
-    if let Err(e) = crate::mesh::trash::sync_releases(home, now_ms()) {
-        tracing::warn!("telling the mesh which originals are released: {e}");
+/// What commits a scan's records.
+#[derive(Clone, Copy)]
+struct Writer<'a> {
+    home: &'a Home,
+    scan_id: Option<i64>,
+    device: photomesh_protocol::identity::DeviceId,
+    library_key: &'a photomesh_protocol::keys::LibraryKey,
+}
+
+impl<'a> Recorder<'a> {
+    /// A recorder for `home`'s current library key; `progress` has been started.
+    fn new(
+        home: &'a Home,
+        scan_id: Option<i64>,
+        progress: &'a mut dyn Progress,
+    ) -> Result<Self, ScanError> {
+        Ok(Self {
+            writer: Writer {
+                home,
+                scan_id,
+                device: home.device.device_id(),
+                library_key: home.keys.current().ok_or(ScanError::NoLibraryKey)?,
+            },
+            progress,
+        })
     }
-    Ok(())
+
+    /// Hashes and seals `work` on worker threads and commits the records in batches.
+    fn record(
+        &mut self,
+        work: Vec<Candidate>,
+        summary: &mut ScanSummary,
+        problems: &mut Vec<ScanProblem>,
+    ) -> Result<(), ScanError> {
+        let writer = self.writer;
+        let progress = &mut *self.progress;
+        let content_key = writer.library_key.content_key();
+        // A new file can only be a photo that moved if some recorded original is gone.
+        let moves = writer.home.index.has_gone_sources()?;
+
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(work.len().max(1));
+        let queue = Mutex::new("the scan's work queue", work.into_iter());
+        let (tx, rx) = mpsc::sync_channel::<Result<Sealed, ScanProblem>>(64);
+        std::thread::scope(|s| -> Result<(), ScanError> {
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let queue = &queue;
+                let content_key = &content_key;
+                s.spawn(move || {
+                    loop {
+                        let next = queue.lock().next();
+                        let Some(candidate) = next else { break };
+                        if tx.send(seal_candidate(candidate, content_key)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut batch: Vec<Sealed> = Vec::new();
+            let mut last_commit = Instant::now();
+            for result in rx {
+                match result {
+                    Ok(item) => {
+                        summary.bytes_read += item.candidate.size;
+                        progress.advance(1, item.candidate.size);
+                        batch.push(item);
+                    }
+                    Err(p) => {
+                        progress.advance(1, 0);
+                        problems.push(p);
+                    }
+                }
+                if batch.len() >= BATCH || last_commit.elapsed() >= BATCH_TIME {
+                    writer.commit(&mut batch, moves, summary, problems)?;
+                    last_commit = Instant::now();
+                }
+            }
+            writer.commit(&mut batch, moves, summary, problems)
+        })
+    }
+
+    /// Stores the summary (its `finished_at_ms` set by the caller) and the last problems,
+    /// and tells the mesh of originals that are back.
+    fn finish(
+        self,
+        summary: &mut ScanSummary,
+        problems: &mut Vec<ScanProblem>,
+    ) -> Result<(), ScanError> {
+        self.progress.finish();
+        self.writer
+            .commit(&mut Vec::new(), false, summary, problems)?;
+        // A released original back in its folder is held again: the mesh hears of it.
+        if let Err(e) = crate::mesh::trash::sync_releases(self.writer.home, now_ms()) {
+            tracing::warn!("telling the mesh which originals are released: {e}");
+        }
+        Ok(())
+    }
+}
+
+impl Writer<'_> {
+    /// Writes `batch` into the index in one transaction, with the problems met since the last
+    /// commit and the scan's running summary.
+    fn commit(
+        &self,
+        batch: &mut Vec<Sealed>,
+        moves: bool,
+        summary: &mut ScanSummary,
+        problems: &mut Vec<ScanProblem>,
+    ) -> Result<(), ScanError> {
+        let home = self.home;
+        home.index.transaction(|ix| {
+            for item in batch.iter() {
+                record_sealed(
+                    home,
+                    ix,
+                    item,
+                    self.device,
+                    self.library_key,
+                    moves,
+                    summary,
+                )?;
+            }
+            for p in problems.drain(..) {
+                if let Some(scan_id) = self.scan_id {
+                    ix.add_scan_problem(scan_id, &p)?;
+                }
+                summary.problems.push(p);
+            }
+            if let Some(scan_id) = self.scan_id {
+                ix.update_scan(scan_id, summary)?;
+            }
+            Ok::<_, ScanError>(())
+        })?;
+        batch.clear();
+        Ok(())
+    }
 }
 
 /// Writes one sealed file into the index (inside the caller's transaction).
@@ -613,7 +773,7 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Walks `dir` (inside `root`) depth-first in name order, calling `visit` for every
+    /// Walks `dir` (inside `root`) depth-first in path order, calling `visit` for every
     /// regular file that is not ignored, with its path relative to `root` (`/`-separated).
     /// Symbolic links are never followed, and neither they nor FIFOs, sockets and devices
     /// are visited: they are counted in [`Walk::left_out`]. Unreadable directories are
@@ -631,8 +791,20 @@ impl<'a> Walk<'a> {
                 return;
             }
         };
-        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-        entries.sort_by_key(|e| e.file_name());
+        // In the byte order of the paths they lead to, the index's order (`library::known`):
+        // a directory sorts as its name with a `/` after it, so `a.jpg` comes before `a/`.
+        let mut entries: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| {
+                let mut key = e.file_name().into_encoded_bytes();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    key.push(b'/');
+                }
+                (key, e)
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let entries = entries.into_iter().map(|(_, e)| e);
         for entry in entries {
             let path = entry.path();
             let Some(rel) = relative_text(root, &path) else {
@@ -754,5 +926,56 @@ mod tests {
             (5, 0),
             "{third:?}"
         );
+    }
+
+    #[test]
+    fn a_walk_in_path_order_finds_every_file_and_every_missing_one_past_the_memory_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::mesh::create_device(&dir.path().join("home"), "laptop", None, 1).unwrap();
+        let photos = dir.path().join("photos");
+        // Names whose byte order differs from a walk in plain name order: `a.jpg` < `a/…`
+        // < `a0.jpg`, `b-/…` < `b.jpg`; and more files than a scan keeps in memory.
+        let mut names = vec![
+            "a.jpg",
+            "a/x.jpg",
+            "a/y/z.jpg",
+            "a0.jpg",
+            "b-/c.jpg",
+            "b.jpg",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        names.extend((0..3 * IN_MEMORY).map(|i| format!("many/{i}.jpg")));
+        for (i, name) in names.iter().enumerate() {
+            let path = photos.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, format!("\u{ff}\u{d8} photo {i}")).unwrap();
+        }
+        crate::library::folders::add(&home, &photos, None).unwrap();
+        let before = home.index.record_count().unwrap() as u64;
+        let first = scan(&home, &mut Silent).unwrap();
+        let n = names.len() as u64;
+        assert_eq!((first.files_seen, first.new_files), (n, n), "{first:?}");
+        assert_eq!(home.index.record_count().unwrap() as u64, before + n);
+
+        for gone in ["a/y/z.jpg", "a0.jpg", "b.jpg", "many/3.jpg"] {
+            fs::remove_file(photos.join(gone)).unwrap();
+        }
+        fs::write(photos.join("a/new.jpg"), "new").unwrap();
+        let second = scan(&home, &mut Silent).unwrap();
+        assert_eq!(
+            (
+                second.new_files,
+                second.unchanged_files,
+                second.missing_files,
+                second.bytes_read
+            ),
+            (1, n - 4, 4, 3),
+            "{second:?}"
+        );
+        // Nothing marked gone that is there: the next scan finds the same four missing.
+        let third = scan(&home, &mut Silent).unwrap();
+        assert_eq!((third.unchanged_files, third.missing_files), (n - 3, 4));
     }
 }

@@ -1,15 +1,21 @@
 //! What `photomesh status` reports about this device: who it is, its folders, its library,
 //! and what the last scan found — read from the home — and, when a node runs on the home,
 //! what it reports live through the control socket: its connections and transfers.
+//!
+//! Its figures come from the counts the index keeps as it changes (`index/tallies.rs`: the
+//! photo records by class, and tallies), so `status` takes the same time at any library size.
+//! What depends on the time is counted in an index of only the records it concerns: copies
+//! whose check is overdue, photos recorded lately. Lists that name photos name at most
+//! [`LISTED`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::messages::StorageReport;
-use photomesh_protocol::seal::BlobId;
+use photomesh_protocol::record::MediaType;
 
 use crate::home::Home;
-use crate::index::{FolderStats, IndexError, ScanSummary};
+use crate::index::{ClassPhoto, FolderStats, IndexError, PhotoClass, ScanSummary};
 use crate::library::copies::Copies;
 pub use crate::library::copies::CopyOf;
 use crate::mesh::DeviceEntry;
@@ -51,8 +57,11 @@ pub struct Status {
     pub hold: &'static str,
     /// What it holds against what its hold policy says it should (on a full device).
     pub holding: Option<Holding>,
-    /// Its own recorded originals found gone from their folders, with where copies are.
+    /// Its own recorded originals found gone from their folders, with where copies are: the
+    /// first [`LISTED`] found gone.
     pub originals_gone: Vec<GoneOriginal>,
+    /// How many of its own recorded originals are gone from their folders or damaged.
+    pub originals_gone_total: u64,
     /// Photos the watcher recorded since the last full scan finished.
     pub recorded_since_scan: u64,
     /// Free bytes on the blob store's disk.
@@ -190,8 +199,10 @@ pub struct Safety {
     pub verified_within_ms: u64,
     /// Photos that have reached the goal.
     pub at_goal: u64,
-    /// Photos below the goal, with their copy counts (fewest first).
+    /// Photos below the goal, with their copy counts (fewest first): at most [`LISTED`].
     pub below_goal: Vec<BelowGoal>,
+    /// How many photos are below the goal.
+    pub below_goal_total: u64,
     /// The photos by kind (`jpeg`, `raf`, `mp4`, `xmp`, `other`, …): count and bytes.
     pub kinds: std::collections::BTreeMap<&'static str, KindCount>,
 }
@@ -220,6 +231,10 @@ pub struct BelowGoal {
 
 /// The replica goal unless configured: every photo on this many distinct devices.
 pub const DEFAULT_REPLICA_GOAL: u64 = 3;
+
+/// The most photos a list of `status` names (below the goal, originals gone); the totals
+/// count them all.
+pub const LISTED: usize = 1000;
 
 /// What `status` is measured against (the configuration's say).
 #[derive(Debug, Clone, Copy)]
@@ -264,29 +279,30 @@ pub fn status(home: &Home) -> Result<Status, IndexError> {
 
 /// Gathers the status from the home's index, measured against `targets`.
 pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> {
-    // What this device holds: read once, for what it should hold and for the copy counts.
-    let held: HashMap<BlobId, u64> = home.index.held_blobs()?.into_iter().collect();
+    let classes = home.index.photo_classes()?;
     let copies = Copies::new(home, targets.verified_within)?;
     let disk_free = home.blobs.free_bytes().ok();
+    let (originals_gone, originals_gone_total) = originals_gone(home, &classes, &copies)?;
     Ok(Status {
         device_id: home.device.device_id().to_string(),
         device_name: home.device_name()?,
         home: home.path.display().to_string(),
         key_epoch: home.keys.current().map(|k| k.epoch()),
         folders: home.index.folder_stats()?,
-        photo_records: home.index.photo_record_count()?,
+        photo_records: classes.iter().map(|c| c.photos).sum(),
         records: home.index.record_count()?,
         last_scan: home.index.last_scan()?,
         peers: peers(home)?,
-        safety: safety(home, &targets, &held, &copies)?,
+        safety: safety(home, &targets, &classes, &copies)?,
         node_running: false,
         listening: None,
         open_connections: None,
         transfers: Vec::new(),
         hold: crate::replicate::held::HoldPolicy::of(home)?.name(),
-        holding: holding(home, &held, targets.retention, targets.purge_hold)?,
-        originals_gone: originals_gone(home, &copies)?,
-        recorded_since_scan: recorded_since_scan(home)?,
+        holding: holding(home, &classes, targets.retention, targets.purge_hold)?,
+        originals_gone,
+        originals_gone_total,
+        recorded_since_scan: recorded_since_scan(home, &classes)?,
         disk_free,
         storage: disk_free
             .map(|free| -> Result<_, IndexError> {
@@ -300,13 +316,10 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
         disk_short: None,
         scrub: crate::library::scrub::status(home)?,
         trash: trash_summary(home, targets.retention)?,
-        versions: {
-            let (earlier, bytes) = home.index.earlier_versions()?;
-            VersionsSummary {
-                earlier,
-                bytes,
-                keep: targets.keep.name(),
-            }
+        versions: VersionsSummary {
+            earlier: classes.iter().filter(|c| c.earlier).map(|c| c.photos).sum(),
+            bytes: classes.iter().filter(|c| c.earlier).map(|c| c.bytes).sum(),
+            keep: targets.keep.name(),
         },
         released: crate::library::free_up::released(home)?,
         free_up_now: crate::library::free_up::would_free(
@@ -337,9 +350,12 @@ fn trash_summary(home: &Home, retention: std::time::Duration) -> Result<TrashSum
     })
 }
 
+/// The blobs of every photo record (or of those this device added, holding its own), each
+/// counted once through its first record, but the originals it released (`free-up-space`)
+/// and what left the trash for good.
 fn holding(
     home: &Home,
-    held: &HashMap<BlobId, u64>,
+    classes: &[PhotoClass],
     retention: std::time::Duration,
     hold: std::time::Duration,
 ) -> Result<Option<Holding>, IndexError> {
@@ -349,27 +365,57 @@ fn holding(
     let me = home.device.device_id();
     let own =
         crate::replicate::held::HoldPolicy::of(home)? == crate::replicate::held::HoldPolicy::Own;
-    // Not what left the trash for good.
+    let counted = |c: &PhotoClass| {
+        !c.blob_released
+            && if own {
+                c.first_of_blob_by_adder && c.added_by == Some(me)
+            } else {
+                c.first_of_blob
+            }
+    };
+    let mut holding = Holding {
+        should_hold: 0,
+        holds: 0,
+    };
+    for class in classes.iter().filter(|c| counted(c)) {
+        holding.should_hold += class.photos;
+        if class.held {
+            holding.holds += class.photos;
+        }
+    }
+    // Not what left the trash for good (the trash is read, not the library).
+    let by_class: HashMap<i64, &PhotoClass> = classes.iter().map(|c| (c.class, c)).collect();
     let retention = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
     let purged = home.index.purgeable_blobs(
         crate::clock::now_ms(),
         retention,
         u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
     )?;
-    let mut should = home.index.photo_blobs(own.then_some(&me))?;
-    should.retain(|b| !purged.contains(b));
-    // Nor the originals it released to free its space (`free-up-space`).
-    let released = home.index.released_blobs()?;
-    should.retain(|b| !released.contains(b));
-    Ok(Some(Holding {
-        should_hold: should.len() as u64,
-        holds: should.iter().filter(|b| held.contains_key(b)).count() as u64,
-    }))
+    for blob in &purged {
+        let first = home.index.first_record_class(blob, own.then_some(&me))?;
+        if let Some(class) = first.and_then(|c| by_class.get(&c)).filter(|c| counted(c)) {
+            holding.should_hold = holding.should_hold.saturating_sub(1);
+            if class.held {
+                holding.holds = holding.holds.saturating_sub(1);
+            }
+        }
+    }
+    Ok(Some(holding))
 }
 
-fn originals_gone(home: &Home, copies: &Copies) -> Result<Vec<GoneOriginal>, IndexError> {
+/// The first [`LISTED`] of its own originals found gone or damaged, and how many there are.
+fn originals_gone(
+    home: &Home,
+    classes: &[PhotoClass],
+    copies: &Copies,
+) -> Result<(Vec<GoneOriginal>, u64), IndexError> {
+    let total = classes
+        .iter()
+        .filter(|c| c.source_gone && !c.trashed)
+        .map(|c| c.photos)
+        .sum();
     let mut out = Vec::new();
-    for gone in home.index.gone_sources()? {
+    for gone in home.index.first_gone_sources(LISTED)? {
         out.push(GoneOriginal {
             stored_here: home.index.blob_stored(&gone.blob)?,
             copies_on: copies
@@ -384,7 +430,7 @@ fn originals_gone(home: &Home, copies: &Copies) -> Result<Vec<GoneOriginal>, Ind
             damaged: gone.damaged,
         });
     }
-    Ok(out)
+    Ok((out, total))
 }
 
 /// One version of a photo, as `photomesh versions` lists it.
@@ -461,12 +507,7 @@ pub fn photo_copies(
         return Ok(None);
     };
     let copies = Copies::new(home, verified_within)?;
-    let held = home
-        .index
-        .held_blobs()?
-        .into_iter()
-        .find(|(b, _)| *b == blob)
-        .map(|(_, at)| at);
+    let held = home.index.held_verified_at(&blob)?;
     let mut all: Vec<CopyOf> = copies.mine(held).into_iter().collect();
     all.extend(copies.of_peers(home, &blob)?);
     Ok(Some(PhotoCopies {
@@ -477,12 +518,18 @@ pub fn photo_copies(
     }))
 }
 
-fn recorded_since_scan(home: &Home) -> Result<u64, IndexError> {
+/// Photo records this device added since the last scan finished (through each of its
+/// classes' records made since: only those are read).
+fn recorded_since_scan(home: &Home, classes: &[PhotoClass]) -> Result<u64, IndexError> {
     let Some(finished) = home.index.last_scan()?.and_then(|s| s.finished_at_ms) else {
         return Ok(0);
     };
-    home.index
-        .photos_added_after(&home.device.device_id(), finished)
+    let me = Some(home.device.device_id());
+    let mut n = 0;
+    for class in classes.iter().filter(|c| c.added_by == me) {
+        n += home.index.recorded_after(class.class, finished)?.0;
+    }
+    Ok(n)
 }
 
 /// Adds what the running node reports live (if one runs): a peer is online exactly when
@@ -584,10 +631,13 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
 /// (`free-up-space`) is safe with the copies its release required, `[storage]
 /// free_up_copies` (or the goal, if lower): a phone that freed its space beside a laptop and
 /// a NAS is where the household means it to be.
+///
+/// Counted by class: the photos of a class have the same copies, but for this device's own
+/// copy, which does not count where its check is overdue (counted in `photos_by_check`).
 fn safety(
     home: &Home,
     targets: &Targets,
-    held: &HashMap<BlobId, u64>,
+    classes: &[PhotoClass],
     copies: &Copies,
 ) -> Result<Option<Safety>, IndexError> {
     if home.keys.current().is_none() {
@@ -595,14 +645,6 @@ fn safety(
     }
     let goal = (copies.members().max(1)).min(targets.goal.max(1));
     let released_goal = goal.min(targets.free_up_copies.max(1));
-    // Released here, or by another member (it said so in a `Release` record).
-    let mut released: std::collections::HashSet<_> = home
-        .index
-        .released_photos()?
-        .into_iter()
-        .map(|(record, _)| record)
-        .collect();
-    released.extend(home.index.released_by(None)?);
     let mut safety = Safety {
         photos: 0,
         bytes: 0,
@@ -610,38 +652,124 @@ fn safety(
         verified_within_ms: copies.within_ms(),
         at_goal: 0,
         below_goal: Vec::new(),
+        below_goal_total: 0,
         kinds: Default::default(),
     };
-    for row in home.index.latest_photos(None)? {
-        let Ok(p) = photomesh_protocol::record::Record::open_photo(&row.sealed, &home.keys) else {
-            continue;
-        };
-        safety.photos += 1;
-        safety.bytes += p.size;
-        let kind = safety.kinds.entry(p.media_type.name()).or_default();
-        kind.photos += 1;
-        kind.bytes += p.size;
-        let mut all = copies.of_peers(home, &p.blob_id)?;
-        all.extend(copies.mine(held.get(&p.blob_id).copied()));
-        let counted = all.iter().filter(|c| c.counts).count() as u64;
-        let needed = if released.contains(&row.record_id) {
+    let mut below = Vec::new();
+    for class in classes.iter().filter(|c| c.current) {
+        safety.photos += class.photos;
+        safety.bytes += class.bytes;
+        add_kinds(home, class, &mut safety.kinds)?;
+        let (peers, counted) = copies.peers_among(&class.holders);
+        let needed = if class.released_here || class.released_by_member {
             released_goal
         } else {
             goal
         };
-        if counted >= needed {
-            safety.at_goal += 1;
+        let parts = if class.held {
+            let late = home
+                .index
+                .overdue_in_class(class.class, copies.since_ms())?;
+            let late = late.min(class.photos);
+            [
+                (Part::Checked, class.photos - late, counted + 1),
+                (Part::Overdue, late, counted),
+            ]
         } else {
-            safety.below_goal.push(BelowGoal {
-                folder: p.folder,
-                path: p.path,
-                copies: counted,
-                unverified: all.len() as u64 - counted,
-            });
+            [(Part::All, class.photos, counted), (Part::All, 0, counted)]
+        };
+        for (part, photos, copies) in parts.into_iter().filter(|(_, n, _)| *n > 0) {
+            if copies >= needed {
+                safety.at_goal += photos;
+            } else {
+                safety.below_goal_total += photos;
+                // Every copy known but those counted: the others' and this device's.
+                let known = peers + u64::from(class.held);
+                below.push((class.class, part, copies, known - copies));
+            }
         }
     }
-    safety.below_goal.sort_by_key(|b| b.copies);
+    safety.below_goal = below_goal(home, below, copies.since_ms())?;
     Ok(Some(safety))
+}
+
+/// Which photos of a class a part of it is.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// Every one (this device holds none of their blobs).
+    All,
+    /// Those whose copy here counts.
+    Checked,
+    /// Those whose copy here is overdue for its check.
+    Overdue,
+}
+
+/// The first [`LISTED`] photos below the goal, fewest copies first, from the parts of
+/// classes below it: `(class, part, copies, unverified)`. At most [`LISTED`] are read of
+/// each part.
+fn below_goal(
+    home: &Home,
+    mut parts: Vec<(i64, Part, u64, u64)>,
+    since_ms: u64,
+) -> Result<Vec<BelowGoal>, IndexError> {
+    parts.sort_by_key(|(_, _, copies, _)| *copies);
+    let mut out: Vec<BelowGoal> = Vec::new();
+    for (class, part, copies, unverified) in parts {
+        if out.len() >= LISTED && out.iter().all(|b| b.copies < copies) {
+            break;
+        }
+        let photos: Vec<ClassPhoto> = match part {
+            Part::All => home.index.photos_of_class(class, LISTED)?,
+            Part::Checked => home
+                .index
+                .checked_photos_of_class(class, since_ms, LISTED)?,
+            Part::Overdue => home
+                .index
+                .overdue_photos_of_class(class, since_ms, LISTED)?,
+        };
+        out.extend(photos.into_iter().map(|p| BelowGoal {
+            folder: p.folder,
+            path: p.path,
+            copies,
+            unverified,
+        }));
+    }
+    out.sort_by(|a, b| (a.copies, &a.folder, &a.path).cmp(&(b.copies, &b.folder, &b.path)));
+    out.truncate(LISTED);
+    Ok(out)
+}
+
+/// Adds a class's photos to the counts by kind. Records indexed before kinds were kept
+/// (until a node has run once since) are opened for theirs.
+fn add_kinds(
+    home: &Home,
+    class: &PhotoClass,
+    kinds: &mut BTreeMap<&'static str, KindCount>,
+) -> Result<(), IndexError> {
+    let mut add = |kind: MediaType, photos: u64, bytes: u64| {
+        let count = kinds.entry(kind.name()).or_default();
+        count.photos += photos;
+        count.bytes += bytes;
+    };
+    if let Some(kind) = &class.kind {
+        add(
+            MediaType::from_name(kind).unwrap_or(MediaType::Other),
+            class.photos,
+            class.bytes,
+        );
+        return Ok(());
+    }
+    let all = usize::try_from(class.photos).unwrap_or(usize::MAX);
+    for photo in home.index.photos_of_class(class.class, all)? {
+        let sealed = home.index.sealed_record(&photo.record_id)?;
+        let opened = sealed.and_then(|sealed| {
+            photomesh_protocol::record::Record::open_photo(&sealed, &home.keys).ok()
+        });
+        if let Some(p) = opened {
+            add(p.media_type, 1, p.size);
+        }
+    }
+    Ok(())
 }
 
 /// One photo as `photomesh photos` lists it: the newest record of its path.
@@ -709,7 +837,179 @@ pub fn photos(home: &Home, folder: Option<&str>) -> Result<(Vec<PhotoEntry>, u64
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    use photomesh_protocol::record::{FileTime, PhotoRecord, Record};
+    use photomesh_protocol::seal::BlobId;
+
     use super::*;
+    use crate::index::{Folder, SourceRow, TrashRow};
+
+    const DAY_MS: u64 = 86_400_000;
+
+    /// A device whose index records `n` photos, scanned two days ago, with the same few
+    /// photos out of the ordinary at any `n`: three originals gone, two whose check is
+    /// overdue, one in the trash, one edited, five that a former member was seen holding.
+    fn library(dir: &std::path::Path, n: u32) -> Home {
+        let home = crate::mesh::create_device(&dir.join("home"), "laptop", None, 1).unwrap();
+        let key = home.keys.current().unwrap().clone();
+        let me = home.device.device_id();
+        let folder = Folder {
+            label: "photos".into(),
+            path: dir.join("photos"),
+        };
+        home.index.add_folder(&folder, 1).unwrap();
+        let then = crate::clock::now_ms() - 2 * DAY_MS;
+        let record = |i: u32, version: u64| {
+            let photo = PhotoRecord {
+                folder: "photos".into(),
+                path: format!("{i:05}.jpg"),
+                size: 1000 + u64::from(i),
+                mtime: FileTime {
+                    seconds: i64::from(i),
+                    nanos: 0,
+                },
+                capture_time: None,
+                media_type: if i.is_multiple_of(2) {
+                    MediaType::Jpeg
+                } else {
+                    MediaType::Heif
+                },
+                plaintext_hash: *blake3::hash(&[i.to_le_bytes(), [version as u8; 4]].concat())
+                    .as_bytes(),
+                blob_id: BlobId(
+                    *blake3::hash(&[i.to_le_bytes(), [version as u8 + 1; 4]].concat()).as_bytes(),
+                ),
+                blob_epoch: key.epoch(),
+                added_by: me,
+                created_at_ms: then + version,
+            };
+            let (id, sealed) = Record::Photo(photo.clone()).seal(&key).unwrap();
+            (id, sealed, photo)
+        };
+        let mut records = Vec::new();
+        home.index
+            .transaction(|ix| -> Result<(), IndexError> {
+                for i in 0..n {
+                    let version = if i == 8 { 2 } else { 1 };
+                    for v in 1..=version {
+                        let (id, sealed, photo) = record(i, v);
+                        ix.add_photo_record(&id, &sealed, &photo, then)?;
+                        ix.add_blob(&photo.blob_id, photo.size + 100, &[])?;
+                        let source = SourceRow {
+                            path: photo.path.clone(),
+                            size: photo.size,
+                            mtime_s: photo.mtime.seconds,
+                            mtime_ns: 0,
+                            inode: u64::from(i),
+                            record_id: id,
+                            gone: false,
+                        };
+                        ix.put_source("photos", &source)?;
+                        records.push((id, photo.blob_id));
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        let path = |i: u32| format!("{i:05}.jpg");
+        let gone: Vec<String> = (1..4).map(path).collect();
+        let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
+        home.index
+            .mark_sources_gone("photos", &gone, then + 10)
+            .unwrap();
+        for i in [4, 5] {
+            home.index
+                .set_source_verified("photos", &path(i), 1)
+                .unwrap();
+        }
+        home.index
+            .set_trash(&[TrashRow {
+                record_id: records[7].0,
+                purged: false,
+                since_ms: then,
+                blob: None,
+            }])
+            .unwrap();
+        let former = DeviceId::from_bytes([7; 20]);
+        let held_there = records[10..15].iter().map(|(_, blob)| *blob);
+        home.index
+            .set_peer_blobs(&former, held_there, then)
+            .unwrap();
+        let scan = home.index.begin_scan(then).unwrap();
+        let summary = ScanSummary {
+            started_at_ms: then,
+            finished_at_ms: Some(then + DAY_MS),
+            files_seen: u64::from(n),
+            ..ScanSummary::default()
+        };
+        home.index.update_scan(scan, &summary).unwrap();
+        home
+    }
+
+    #[test]
+    fn status_does_the_same_work_whatever_the_number_of_photos() {
+        let targets = Targets {
+            goal: 1,
+            ..Targets::default()
+        };
+        let mut work = Vec::new();
+        for n in [200, 2000] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut home = library(dir.path(), n);
+            let steps = home.index.count_steps();
+            let status = status_with(&home, targets).unwrap();
+            let status_steps = steps.swap(0, Ordering::Relaxed);
+            let json = serde_json::to_string(&status).unwrap();
+            assert!(serde_json::to_string(&status).unwrap() == json);
+            // The counter sees a read of every photo: it would see one in `status`.
+            home.index.latest_photos(None).unwrap();
+            let scan_steps = steps.load(Ordering::Relaxed);
+            let safety = status.safety.unwrap();
+            assert_eq!(safety.photos, u64::from(n) - 1, "one in the trash");
+            assert_eq!(status.photo_records, u64::from(n) + 1, "one edited");
+            assert_eq!(status.versions.earlier, 1);
+            assert_eq!(status.originals_gone_total, 3);
+            assert_eq!(status.originals_gone.len(), 3);
+            assert_eq!(safety.below_goal_total, 5, "3 gone, 2 overdue");
+            let below: Vec<(u64, u64, &str)> = safety
+                .below_goal
+                .iter()
+                .map(|b| (b.copies, b.unverified, b.path.as_str()))
+                .collect();
+            assert_eq!(
+                below,
+                [
+                    (0, 0, "00001.jpg"),
+                    (0, 0, "00002.jpg"),
+                    (0, 0, "00003.jpg"),
+                    (0, 1, "00004.jpg"),
+                    (0, 1, "00005.jpg")
+                ]
+            );
+            assert_eq!(safety.at_goal, u64::from(n) - 1 - 5);
+            assert_eq!(
+                safety.kinds["jpeg"].photos + safety.kinds["heif"].photos,
+                safety.photos
+            );
+            let holding = status.holding.unwrap();
+            assert_eq!(
+                (holding.should_hold, holding.holds),
+                (u64::from(n) + 1, u64::from(n) + 1 - 3 - 1),
+                "every version's blob; not the gone ones, nor the edited one's first"
+            );
+            assert_eq!(status.folders[0].photos, u64::from(n) - 3 - 1 + 1);
+            assert_eq!(status.peers.len(), 0, "a former member is no peer");
+            assert_eq!(status.recorded_since_scan, 0);
+            assert_eq!(status.trash.versions, 1);
+            work.push((status_steps, scan_steps));
+        }
+        let [(small, small_scan), (large, large_scan)] = work[..] else {
+            unreachable!("two sizes")
+        };
+        assert!(large_scan > small_scan * 5, "{work:?}");
+        assert_eq!(large, small, "status's work grew with the photos: {work:?}");
+    }
 
     #[test]
     fn a_copy_counts_only_while_its_check_is_within_the_period() {

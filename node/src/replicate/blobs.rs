@@ -5,10 +5,9 @@ use crate::lock::Mutex;
 use std::time::{Duration, Instant};
 
 use photomesh_protocol::messages::Request;
-use std::collections::BTreeSet;
 
 use photomesh_protocol::identity::DeviceId;
-use photomesh_protocol::reconcile::{Bound, Config, FingerprintTree, Session, Store};
+use photomesh_protocol::reconcile::{Bound, Config, Session, Store};
 use photomesh_protocol::seal::BlobId;
 
 use crate::home::Home;
@@ -16,7 +15,7 @@ use crate::net::frame::{self, NetError};
 use crate::replicate::error::SyncError;
 use crate::replicate::fetcher::Helpers;
 use crate::replicate::held::{BlobEngine, HeldBlobs, HoldPolicy};
-use crate::replicate::records::{drive, random_seed};
+use crate::replicate::records::{Keep, drive, random_seed};
 use crate::replicate::restore_fetch::fetch_from;
 use crate::replicate::transfers::Transfers;
 
@@ -48,28 +47,35 @@ pub async fn sync_blobs(
     frame::write_frame(&mut send, &Request::ReconcileBlobs).await?;
     let mut session =
         set.with(|tree| Session::initiate(Config::default(), random_seed(), Duration::ZERO, tree))?;
-    let (missing, peer_missing) =
-        drive(&mut session, &set, &mut send, &mut recv, Instant::now()).await?;
+    let (missing, peer_missing) = drive(
+        &mut session,
+        &set,
+        &mut send,
+        &mut recv,
+        Instant::now(),
+        Keep::Both,
+    )
+    .await?;
     let _ = send.finish();
     // What the peer holds: ours, less what it lacks, plus what we lack.
     let (count, sum) = set.with(|tree| tree.prefix(&Bound::MAX));
     let mut ours = sum.to_bytes().to_vec();
     ours.extend_from_slice(&count.to_le_bytes());
     if known.changed(peer, &ours, !missing.is_empty() || !peer_missing.is_empty()) {
-        let lacks: BTreeSet<[u8; 32]> = peer_missing.iter().map(|i| i.id).collect();
-        let mut holds: BTreeSet<[u8; 32]> = set
-            .with(FingerprintTree::items)
-            .into_iter()
-            .map(|i| i.id)
-            .filter(|id| !lacks.contains(id))
-            .collect();
-        holds.extend(missing.iter().map(|i| i.id));
+        // Read from the session's own snapshot in order, without a copy of it.
+        let mut lacks = peer_missing;
+        lacks.sort_unstable();
         let home = home.lock().await;
-        home.index.set_peer_blobs(
-            peer,
-            holds.iter().map(|id| BlobId(*id)),
-            crate::clock::now_ms(),
-        )?;
+        set.with(|tree| {
+            let ours = (0..tree.len()).filter_map(|rank| tree.item_at(rank));
+            home.index.set_peer_blobs(
+                peer,
+                ours.filter(|item| lacks.binary_search(item).is_err())
+                    .chain(missing.iter().copied())
+                    .map(|item| BlobId(item.id)),
+                crate::clock::now_ms(),
+            )
+        })?;
     }
     let mut wanted: Vec<BlobId> = missing.iter().map(|i| BlobId(i.id)).collect();
     if engine.policy == HoldPolicy::Own && !wanted.is_empty() {
@@ -116,7 +122,15 @@ pub async fn serve_reconcile_blobs(
     held.refresh(&*home.lock().await)?;
     let set = held.snapshot();
     let mut session = Session::respond(Config::default(), random_seed(), Duration::ZERO)?;
-    drive(&mut session, &set, &mut send, &mut recv, Instant::now()).await?;
+    drive(
+        &mut session,
+        &set,
+        &mut send,
+        &mut recv,
+        Instant::now(),
+        Keep::Nothing,
+    )
+    .await?;
     let _ = send.finish();
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::lock::Mutex;
 
-use photomesh_protocol::reconcile::{FingerprintTree, Item};
+use photomesh_protocol::reconcile::{FingerprintTree, Item, Store};
 use photomesh_protocol::record::Record;
 use photomesh_protocol::seal::BlobId;
 
@@ -90,7 +90,6 @@ pub struct HeldBlobs(pub(crate) Mutex<HeldInner>);
 
 pub(crate) struct HeldInner {
     pub(crate) tree: FingerprintTree,
-    pub(crate) ids: HashSet<[u8; 32]>,
     /// The last `records` row whose originals are in the set.
     pub(crate) mark: i64,
     /// The index's count of sources found gone when the set was loaded.
@@ -131,12 +130,12 @@ impl HeldBlobs {
 
     /// Whether the set holds a blob.
     pub fn contains(&self, blob: &BlobId) -> bool {
-        self.0.lock().ids.contains(&blob.0)
+        self.0.lock().tree.contains(&Item::new(0, blob.0))
     }
 
     /// How many blobs the set holds.
     pub fn len(&self) -> usize {
-        self.0.lock().ids.len()
+        usize::try_from(self.0.lock().tree.len()).unwrap_or(usize::MAX)
     }
 
     /// Whether the set is empty.
@@ -145,10 +144,9 @@ impl HeldBlobs {
     }
 
     /// A copy for one reconciliation session, which must see a set that does not change
-    /// under it.
+    /// under it (it shares the set's nodes until either changes).
     pub(crate) fn snapshot(&self) -> RecordSet {
-        let items = self.0.lock().tree.items();
-        RecordSet::from_tree(FingerprintTree::from_items(items))
+        RecordSet::from_tree(self.0.lock().tree.clone())
     }
 }
 
@@ -157,25 +155,18 @@ impl HeldInner {
         // Read first: a change after it reloads again on the next refresh.
         let gone_version = home.index.meta(crate::index::GONE_VERSION)?;
         let mark = home.index.last_record_row()?;
-        let ids: HashSet<[u8; 32]> = home
-            .index
-            .held_blobs()?
-            .into_iter()
-            .map(|(b, _)| b.0)
-            .collect();
-        let tree = FingerprintTree::from_items(ids.iter().map(|id| Item::new(0, *id)));
+        let tree = home.index.with_held_blobs(|blobs| {
+            FingerprintTree::from_sorted(blobs.map(|b| Item::new(0, b.0)))
+        })?;
         Ok(Self {
             tree,
-            ids,
             mark,
             gone_version,
         })
     }
 
     pub(crate) fn add(&mut self, blob: BlobId) {
-        if self.ids.insert(blob.0) {
-            self.tree.insert(Item::new(0, blob.0));
-        }
+        self.tree.insert(Item::new(0, blob.0));
     }
 }
 

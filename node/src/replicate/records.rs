@@ -23,7 +23,7 @@ use photomesh_protocol::element::timestamp_of;
 use photomesh_protocol::lifecycle::LifecycleRecord;
 use photomesh_protocol::membership::MembershipRecord;
 use photomesh_protocol::messages::{MAX_FETCH, ReconcileFrame, Records, Request};
-use photomesh_protocol::reconcile::{Config, Event, FingerprintTree, Item, Session};
+use photomesh_protocol::reconcile::{Config, Event, FingerprintTree, Item, Session, Store};
 use photomesh_protocol::record::{Record, RecordId, record_id};
 
 use crate::clock::now_ms;
@@ -32,6 +32,8 @@ use crate::index::IndexError;
 use crate::net::frame::{self, NetError};
 use crate::replicate::error::SyncError;
 
+/// Records read from the index at once when the set is refreshed.
+const RECORDS_PAGE: i64 = 4096;
 /// Records per `Records` frame when answering a fetch.
 const RECORDS_PER_FRAME: usize = 256;
 /// The most record bytes in one frame (half the frame limit).
@@ -62,19 +64,41 @@ impl RecordSet {
 
     /// Adds the records the index gained since the last refresh. Returns how many.
     pub fn refresh(&self, home: &Home) -> Result<usize, IndexError> {
-        let after = self.tree.lock().1;
-        let new = home.index.records_after(after)?;
+        let mut after = self.tree.lock().1;
+        // An empty set (at start) is built in one go from the items, which are a fifth of
+        // the sealed records' bytes; later ones are inserted.
+        let mut first_load = (self.tree.lock().0.is_empty()).then(Vec::new);
         let mut added = 0;
-        {
-            let mut tree = self.tree.lock();
-            for (rowid, bytes) in new {
-                tree.1 = tree.1.max(rowid);
-                // A record that is not valid never entered the index through sync; one from
-                // a damaged index is simply not offered.
-                if let Ok(item) = item_of(&bytes) {
-                    added += usize::from(tree.0.insert(item));
+        loop {
+            let page = home.index.records_page(after, RECORDS_PAGE)?;
+            let Some(&(last, _)) = page.last() else { break };
+            after = last;
+            // A record that is not valid never entered the index through sync; one from a
+            // damaged index is simply not offered.
+            let items = page.iter().filter_map(|(_, bytes)| item_of(bytes).ok());
+            match first_load.as_mut() {
+                Some(all) => all.extend(items),
+                None => {
+                    let mut tree = self.tree.lock();
+                    for item in items {
+                        added += usize::from(tree.0.insert(item));
+                    }
+                    tree.1 = tree.1.max(after);
                 }
             }
+        }
+        if let Some(all) = first_load {
+            let mut set = self.tree.lock();
+            if set.0.is_empty() {
+                set.0 = FingerprintTree::from_items(all);
+                added = usize::try_from(set.0.len()).unwrap_or(usize::MAX);
+            } else {
+                // A refresh beside this one filled the set first.
+                for item in all {
+                    added += usize::from(set.0.insert(item));
+                }
+            }
+            set.1 = set.1.max(after);
         }
         Ok(added)
     }
@@ -107,7 +131,15 @@ pub async fn sync(
     let start = Instant::now();
     let mut session =
         set.with(|tree| Session::initiate(Config::default(), random_seed(), Duration::ZERO, tree))?;
-    let (missing, _) = drive(&mut session, set, &mut send, &mut recv, start).await?;
+    let (missing, _) = drive(
+        &mut session,
+        set,
+        &mut send,
+        &mut recv,
+        start,
+        Keep::Missing,
+    )
+    .await?;
     let _ = send.finish();
     fetch(home, set, connection, missing).await
 }
@@ -126,35 +158,50 @@ pub async fn serve_reconcile(
     let mut session = Session::respond(Config::default(), random_seed(), Duration::ZERO)?;
     // What the responder lacks, the initiator's fetches will not bring; the responder's own
     // sync over the same connection (each end pulls) covers that direction.
-    let _ = drive(&mut session, set, &mut send, &mut recv, Instant::now()).await?;
+    let _ = drive(
+        &mut session,
+        set,
+        &mut send,
+        &mut recv,
+        Instant::now(),
+        Keep::Nothing,
+    )
+    .await?;
     let _ = send.finish();
     Ok(())
 }
 
+/// Which of a session's findings [`drive`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// The items this side lacks.
+    Missing,
+    /// Those, and the items the peer lacks (for what the peer holds).
+    Both,
+    /// Neither (a responder: its peer fetches what it lacks).
+    Nothing,
+}
+
 /// Runs a session over a stream until it ends; returns the items this side lacks and the
-/// items the peer lacks.
+/// items the peer lacks, as `keep` says. Frames are written one at a time as the session
+/// makes them, so an answer listing a million items is never held whole.
 pub(crate) async fn drive(
     session: &mut Session,
     set: &RecordSet,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
     start: Instant,
+    keep: Keep,
 ) -> Result<(Vec<Item>, Vec<Item>), SyncError> {
     let mut missing = Vec::new();
     let mut peer_missing = Vec::new();
     loop {
         let now = start.elapsed();
-        let frames: Vec<Vec<u8>> =
-            set.with(|tree| std::iter::from_fn(|| session.poll_transmit(now, tree)).collect());
-        for frame in frames {
+        while let Some(frame) = set.with(|tree| session.poll_transmit(now, tree)) {
             frame::write_frame(send, &ReconcileFrame(frame)).await?;
+            take_events(session, keep, &mut missing, &mut peer_missing);
         }
-        while let Some(event) = session.poll_event() {
-            match event {
-                Event::Missing(item) => missing.push(item),
-                Event::PeerMissing(item) => peer_missing.push(item),
-            }
-        }
+        take_events(session, keep, &mut missing, &mut peer_missing);
         if let Some(e) = session.error() {
             return Err(e.clone().into());
         }
@@ -164,6 +211,22 @@ pub(crate) async fn drive(
         let ReconcileFrame(frame) = frame::read_frame(recv).await?;
         let now = start.elapsed();
         set.with(|tree| session.handle_frame(now, tree, &frame))?;
+    }
+}
+
+/// Moves the session's findings into `missing` and `peer_missing`, as `keep` says.
+fn take_events(
+    session: &mut Session,
+    keep: Keep,
+    missing: &mut Vec<Item>,
+    peer_missing: &mut Vec<Item>,
+) {
+    while let Some(event) = session.poll_event() {
+        match event {
+            Event::Missing(item) if keep != Keep::Nothing => missing.push(item),
+            Event::PeerMissing(item) if keep == Keep::Both => peer_missing.push(item),
+            _ => {}
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The [`Store`] a session reads, and [`FingerprintTree`], the in-memory store that caches
 //! ID sums so any range's fingerprint costs O(log n), and keeps the set's [`Sketch`].
 
+use std::sync::Arc;
+
 use super::item::{Bound, IdSum, Item};
 use super::sketch::{CodedSymbol, Sketch};
 
@@ -44,10 +46,15 @@ const INNER_MAX: usize = 32;
 /// A B+-tree of items whose inner nodes cache each child's count and item sum.
 ///
 /// Insertion updates the cached sums on the path from the root, so the tree is built once and
-/// kept up to date as items arrive; no session rebuilds it. Each item costs its 40 bytes in a
-/// leaf plus a share of the per-leaf summary (about 1.3 times 40 bytes in all). The tree also
-/// keeps the set's [`Sketch`] (a fixed 200 KB), updated by the same insert.
-#[derive(Debug)]
+/// kept up to date as items arrive; no session rebuilds it. A built tree holds each item's
+/// 40 bytes in a full leaf plus a share of the per-leaf summary (about 1.04 times 40 bytes in
+/// all; leaves that later split are half full). The tree also keeps the set's [`Sketch`] (a
+/// fixed 200 KB), updated by the same insert.
+///
+/// A clone shares every node with the original (nodes are reference counted): it costs the
+/// root and the sketch, and an insert or removal on either copies only the nodes on its path.
+/// So a session can read a snapshot of a set that keeps growing.
+#[derive(Debug, Clone)]
 pub struct FingerprintTree {
     root: Node,
     len: u64,
@@ -60,9 +67,28 @@ enum Node {
     Inner(Vec<Child>),
 }
 
-#[derive(Debug)]
+impl Clone for Node {
+    /// A copy with room to grow to a full node, so the insert that follows a copy
+    /// (`Arc::make_mut`) does not reallocate past the node's size.
+    fn clone(&self) -> Self {
+        match self {
+            Self::Leaf(items) => {
+                let mut copy = Vec::with_capacity(LEAF_MAX.max(items.len()));
+                copy.extend_from_slice(items);
+                Self::Leaf(copy)
+            }
+            Self::Inner(children) => {
+                let mut copy = Vec::with_capacity((INNER_MAX + 1).max(children.len()));
+                copy.extend(children.iter().cloned());
+                Self::Inner(copy)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 struct Child {
-    node: Box<Node>,
+    node: Arc<Node>,
     count: u64,
     sum: IdSum,
     /// The largest item in the child's subtree.
@@ -89,20 +115,52 @@ impl FingerprintTree {
     pub fn from_items(items: impl IntoIterator<Item = Item>) -> Self {
         let mut items: Vec<Item> = items.into_iter().collect();
         items.sort_unstable();
-        items.dedup();
-        let len = items.len() as u64;
+        Self::from_sorted(items)
+    }
+
+    /// Builds a tree from items in increasing order, in O(n), holding no more than the tree
+    /// itself: a set read in order from an index is never held twice. Repeated items are
+    /// ignored; an item out of order is inserted once the rest is built.
+    pub fn from_sorted(items: impl IntoIterator<Item = Item>) -> Self {
         let mut sketch = Sketch::new();
-        items.iter().for_each(|item| sketch.insert(item));
-        // Leaves are filled to 3/4 so that the first inserts do not split every leaf.
-        let per_leaf = LEAF_MAX * 3 / 4;
-        let mut level: Vec<Child> = items
-            .chunks(per_leaf)
-            .map(|chunk| {
-                let mut leaf = Vec::with_capacity(LEAF_MAX);
-                leaf.extend_from_slice(chunk);
-                Child::new(Node::Leaf(leaf))
-            })
-            .collect();
+        let mut len = 0;
+        let mut late = Vec::new();
+        // Leaves are full and hold no spare room: a set is mostly loaded once and grows
+        // slowly, and a leaf that splits gets room then.
+        let mut level: Vec<Child> = Vec::new();
+        let mut leaf: Vec<Item> = Vec::with_capacity(LEAF_MAX);
+        let mut previous: Option<Item> = None;
+        for item in items {
+            match previous {
+                Some(p) if item == p => continue,
+                Some(p) if item < p => {
+                    late.push(item);
+                    continue;
+                }
+                _ => {}
+            }
+            previous = Some(item);
+            sketch.insert(&item);
+            len += 1;
+            leaf.push(item);
+            if leaf.len() == LEAF_MAX {
+                let full = std::mem::replace(&mut leaf, Vec::with_capacity(LEAF_MAX));
+                level.push(Child::new(Node::Leaf(full)));
+            }
+        }
+        if !leaf.is_empty() {
+            leaf.shrink_to_fit();
+            level.push(Child::new(Node::Leaf(leaf)));
+        }
+        let mut tree = Self::from_leaves(level, len, sketch);
+        for item in late {
+            tree.insert(item);
+        }
+        tree
+    }
+
+    /// The tree over `level`, a row of leaves in order holding `len` items in all.
+    fn from_leaves(mut level: Vec<Child>, len: u64, sketch: Sketch) -> Self {
         if level.is_empty() {
             return Self::new();
         }
@@ -111,7 +169,7 @@ impl FingerprintTree {
             let mut next = Vec::with_capacity(level.len() / per_node + 1);
             let mut rest = level.into_iter().peekable();
             while rest.peek().is_some() {
-                let mut children = Vec::with_capacity(INNER_MAX);
+                let mut children = Vec::with_capacity(INNER_MAX + 1);
                 children.extend(rest.by_ref().take(per_node));
                 next.push(Child::new(Node::Inner(children)));
             }
@@ -119,13 +177,17 @@ impl FingerprintTree {
         }
         let root = level
             .pop()
-            .map(|child| *child.node)
+            .map(|child| Arc::unwrap_or_clone(child.node))
             .unwrap_or(Node::Leaf(Vec::new()));
         Self { root, len, sketch }
     }
 
     /// Inserts `item`; returns `false` if the tree already held it.
     pub fn insert(&mut self, item: Item) -> bool {
+        // Looked up first, so that a present item copies no node shared with a clone.
+        if self.contains(&item) {
+            return false;
+        }
         match insert_into(&mut self.root, item) {
             Inserted::AlreadyPresent => false,
             Inserted::Done => {
@@ -135,7 +197,7 @@ impl FingerprintTree {
             }
             Inserted::Split(right) => {
                 let left = std::mem::replace(&mut self.root, Node::Inner(Vec::new()));
-                let mut children = Vec::with_capacity(INNER_MAX);
+                let mut children = Vec::with_capacity(INNER_MAX + 1);
                 children.push(Child::new(left));
                 children.push(Child::new(right));
                 self.root = Node::Inner(children);
@@ -149,7 +211,7 @@ impl FingerprintTree {
     /// Removes `item`; returns `false` if the tree did not hold it. Nodes are not merged
     /// again (an emptied one is dropped), so a tree that loses many items keeps some slack.
     pub fn remove(&mut self, item: &Item) -> bool {
-        if !remove_from(&mut self.root, item) {
+        if !self.contains(item) || !remove_from(&mut self.root, item) {
             return false;
         }
         self.len -= 1;
@@ -324,7 +386,7 @@ fn insert_into(node: &mut Node, item: Item) -> Inserted {
                 children.push(Child::new(Node::Leaf(vec![item])));
                 return Inserted::Done;
             };
-            match insert_into(&mut child.node, item) {
+            match insert_into(Arc::make_mut(&mut child.node), item) {
                 Inserted::AlreadyPresent => return Inserted::AlreadyPresent,
                 Inserted::Done => {
                     child.count += 1;
@@ -344,7 +406,7 @@ fn insert_into(node: &mut Node, item: Item) -> Inserted {
             if children.len() <= INNER_MAX {
                 return Inserted::Done;
             }
-            let mut right = Vec::with_capacity(INNER_MAX);
+            let mut right = Vec::with_capacity(INNER_MAX + 1);
             right.extend(children.drain(INNER_MAX / 2..));
             Inserted::Split(Node::Inner(right))
         }
@@ -367,7 +429,7 @@ fn remove_from(node: &mut Node, item: &Item) -> bool {
                 return false;
             };
             let child = &mut children[at];
-            if !remove_from(&mut child.node, item) {
+            if !remove_from(Arc::make_mut(&mut child.node), item) {
                 return false;
             }
             child.count -= 1;
@@ -407,7 +469,7 @@ impl Child {
         };
         let last = subtree_last(&node).unwrap_or(Item::new(0, [0; 32]));
         Self {
-            node: Box::new(node),
+            node: Arc::new(node),
             count,
             sum,
             last,
@@ -470,6 +532,71 @@ mod tests {
             expected.iter().for_each(|item| sketch.insert(item));
             prop_assert_eq!(tree.sketch(), sketch.symbols());
         }
+    }
+
+    proptest! {
+        #[test]
+        fn a_clone_is_a_snapshot_that_later_changes_to_either_do_not_reach(
+            built in proptest::collection::vec(arb_item(), 0..500),
+            changes in proptest::collection::vec((any::<bool>(), any::<bool>(), arb_item()), 0..200),
+        ) {
+            let mut tree = FingerprintTree::from_items(built.iter().copied());
+            let snapshot = tree.clone();
+            let before = tree.items();
+            let mut copy = tree.clone();
+            let mut expected: std::collections::BTreeSet<Item> = built.into_iter().collect();
+            for (on_tree, insert, item) in changes {
+                let target = if on_tree { &mut tree } else { &mut copy };
+                if insert { target.insert(item); } else { target.remove(&item); }
+                if on_tree {
+                    if insert { expected.insert(item); } else { expected.remove(&item); }
+                }
+            }
+            prop_assert_eq!(snapshot.items(), before.clone());
+            prop_assert_eq!(snapshot.prefix(&Bound::MAX), naive_prefix(&before, &Bound::MAX));
+            let expected: Vec<Item> = expected.into_iter().collect();
+            prop_assert_eq!(tree.items(), expected.clone());
+            prop_assert_eq!(tree.prefix(&Bound::MAX), naive_prefix(&expected, &Bound::MAX));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn building_from_a_mostly_sorted_stream_gives_the_same_set(
+            mut items in proptest::collection::vec(arb_item(), 0..400),
+            swaps in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..5),
+        ) {
+            items.sort_unstable();
+            // A few out of order, and a few repeated.
+            for (a, b) in swaps {
+                if !items.is_empty() {
+                    let (a, b) = (a.index(items.len()), b.index(items.len()));
+                    items.swap(a, b);
+                    items.push(items[a]);
+                }
+            }
+            let streamed = FingerprintTree::from_sorted(items.iter().copied());
+            let expected: std::collections::BTreeSet<Item> = items.into_iter().collect();
+            let expected: Vec<Item> = expected.into_iter().collect();
+            prop_assert_eq!(streamed.len(), expected.len() as u64);
+            prop_assert_eq!(streamed.items(), expected.clone());
+            prop_assert_eq!(streamed.prefix(&Bound::MAX), naive_prefix(&expected, &Bound::MAX));
+            let mut sketch = Sketch::new();
+            expected.iter().for_each(|item| sketch.insert(item));
+            prop_assert_eq!(streamed.sketch(), sketch.symbols());
+        }
+    }
+
+    #[test]
+    fn a_loaded_tree_holds_about_its_items_bytes() {
+        let items =
+            (0..100_000u64).map(|i| Item::new(i, *blake3::hash(&i.to_le_bytes()).as_bytes()));
+        let tree = FingerprintTree::from_items(items);
+        let per_item = (tree.heap_bytes() - tree.sketch.heap_bytes()) as f64 / 100_000.0;
+        assert!(
+            per_item < 1.1 * size_of::<Item>() as f64,
+            "{per_item} bytes per item"
+        );
     }
 
     #[test]

@@ -603,6 +603,13 @@ mod tests {
                 "{sql}: {steps:?}"
             );
         }
+        // The first originals found gone, read in the order they went, and no others.
+        let steps = crate::index::tests::plan(&ix, super::super::folders::FIRST_GONE_SOURCES, [5]);
+        assert!(
+            steps.iter().any(|s| s.contains("USING INDEX sources_lost"))
+                && !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+            "{steps:?}"
+        );
         for sql in STATUS_QUERIES {
             let n = ix.conn.prepare(sql).unwrap().parameter_count();
             let params: Vec<i64> = vec![1; n];

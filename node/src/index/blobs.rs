@@ -42,6 +42,16 @@ pub struct BlobInfo {
     pub stored: bool,
 }
 
+/// A row of a record ID and a count or size (negative read as 0).
+pub(super) fn record_and_number(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(photomesh_protocol::record::RecordId, u64)> {
+    Ok((
+        photomesh_protocol::record::RecordId(blob_id_from(r.get(0)?)?),
+        r.get::<_, i64>(1)?.max(0) as u64,
+    ))
+}
+
 pub(super) fn blob_id_from(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
     <[u8; 32]>::try_from(bytes).map_err(|_| {
         rusqlite::Error::FromSqlConversionFailure(

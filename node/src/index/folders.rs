@@ -521,12 +521,7 @@ impl Index {
              WHERE s.released_at_ms IS NOT NULL AND {}",
             super::records::CURRENT
         ))?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                RecordId(blob_id_from(r.get(0)?)?),
-                r.get::<_, i64>(1)?.max(0) as u64,
-            ))
-        })?;
+        let rows = stmt.query_map([], super::blobs::record_and_number)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

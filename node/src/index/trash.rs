@@ -72,12 +72,7 @@ impl Index {
             "SELECT record_id, received_at_ms FROM records
              WHERE substr(sealed, 1, 4) = X'706d6c63'",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                RecordId(blob_id_from(r.get(0)?)?),
-                r.get::<_, i64>(1)?.max(0) as u64,
-            ))
-        })?;
+        let rows = stmt.query_map([], super::blobs::record_and_number)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -162,25 +162,17 @@ pub fn scan_skipping(
             if failed.is_some() {
                 return;
             }
-            let previous = match known.take(rel, &mut passed) {
-                Ok(previous) => previous,
-                Err(e) => return failed = Some(e),
-            };
-            if skip(&folder.label, rel) {
-                return;
-            }
+            let (was_gone, work_for) =
+                match look(&mut known, folder, rel, abs, meta, skip, &mut passed) {
+                    Ok(Some(looked)) => looked,
+                    Ok(None) => return,
+                    Err(e) => return failed = Some(e),
+                };
             summary.files_seen += 1;
             *kinds
                 .entry(media::type_from_extension(abs).name())
                 .or_default() += 1;
-            match candidate(
-                &folder.label,
-                &folder.path,
-                rel,
-                abs,
-                meta,
-                previous.as_ref(),
-            ) {
+            match work_for {
                 Some(c) => {
                     to_read += 1;
                     bytes_to_read += c.size;
@@ -192,9 +184,7 @@ pub fn scan_skipping(
                 }
                 None => {
                     summary.unchanged_files += 1;
-                    if previous.is_some_and(|p| p.gone)
-                        && let Err(e) = home.index.mark_source_back(&folder.label, rel)
-                    {
+                    if was_gone && let Err(e) = home.index.mark_source_back(&folder.label, rel) {
                         failed = Some(e);
                     }
                 }
@@ -226,22 +216,10 @@ pub fn scan_skipping(
                     if failed.is_some() {
                         return;
                     }
-                    let previous = match known.take(rel, &mut |_| Ok(())) {
-                        Ok(previous) => previous,
+                    let c = match look(&mut known, folder, rel, abs, meta, skip, &mut |_| Ok(())) {
+                        Ok(Some((_, Some(c)))) => c,
+                        Ok(_) => return,
                         Err(e) => return failed = Some(ScanError::from(e)),
-                    };
-                    if skip(&folder.label, rel) {
-                        return;
-                    }
-                    let Some(c) = candidate(
-                        &folder.label,
-                        &folder.path,
-                        rel,
-                        abs,
-                        meta,
-                        previous.as_ref(),
-                    ) else {
-                        return;
                     };
                     chunk.push(c);
                     if chunk.len() >= IN_MEMORY
@@ -261,6 +239,33 @@ pub fn scan_skipping(
     summary.finished_at_ms = Some(now_ms());
     recorder.finish(&mut summary, &mut problems)?;
     Ok(summary)
+}
+
+/// The walk's next file, `rel` in `folder`, against what the index recorded (`known`, which
+/// hands the sources walked past to `passed`): `None` when `skip` leaves it out; else whether
+/// its recorded original was found gone, and the work to read it if it is new or changed.
+fn look(
+    known: &mut Known<'_>,
+    folder: &crate::index::Folder,
+    rel: &str,
+    abs: &Path,
+    meta: &fs::Metadata,
+    skip: &dyn Fn(&str, &str) -> bool,
+    passed: &mut dyn FnMut(Passed) -> Result<(), IndexError>,
+) -> Result<Option<(bool, Option<Candidate>)>, IndexError> {
+    let previous = known.take(rel, passed)?;
+    if skip(&folder.label, rel) {
+        return Ok(None);
+    }
+    let work = candidate(
+        &folder.label,
+        &folder.path,
+        rel,
+        abs,
+        meta,
+        previous.as_ref(),
+    );
+    Ok(Some((previous.is_some_and(|p| p.gone), work)))
 }
 
 /// Marks the sources at `paths` of `folder` gone, and empties `paths`.

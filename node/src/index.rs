@@ -201,15 +201,18 @@ impl Index {
         check(&self.conn, "quick_check")
     }
 
-    /// Runs `f` in one transaction: all of its writes land, or none.
+    /// Runs `f` in one transaction: all of its writes land, or none. The write lock is taken
+    /// at the start (waiting out another process's writes): a transaction that read first
+    /// and then wrote would fail at once if another process wrote in between.
     pub fn transaction<T, E: From<IndexError>>(
         &self,
         f: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(IndexError::from)?;
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )
+        .map_err(IndexError::from)?;
         let value = f(self)?;
         tx.commit().map_err(IndexError::from)?;
         Ok(value)

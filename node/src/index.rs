@@ -99,6 +99,17 @@ impl From<rusqlite::Error> for IndexError {
     }
 }
 
+/// A 32-byte ID (blob, record, hash) read from a column, or a conversion error naming it.
+fn blob_id_from(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
+    <[u8; 32]>::try_from(bytes).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            "an ID column does not hold 32 bytes".into(),
+        )
+    })
+}
+
 /// The open index.
 pub struct Index {
     conn: Connection,
@@ -410,6 +421,24 @@ pub(crate) mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    #[test]
+    fn sets_that_grow_with_the_library_are_read_in_order_not_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        let page = rusqlite::params![vec![0u8; 20], vec![0u8; 32], 10];
+        for steps in [
+            plan(&ix, super::blobs::STORED_IN_ORDER, []),
+            plan(&ix, super::blobs::ORIGINALS_IN_ORDER, []),
+            plan(&ix, super::peers::PEER_BLOBS_AFTER, page),
+        ] {
+            // A sorter holds every row it sorts (in memory: `temp_store` is MEMORY).
+            assert!(
+                steps.iter().all(|s| !s.contains("TEMP B-TREE")),
+                "{steps:?}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //! - [`home`]: the home directory (keys, index, store) and the configuration file.
 //! - [`blob`]: local blob bytes: the store, direct writes, on-the-fly sealing, blob sources.
 //! - [`index`]: the SQLite index and its migrations.
-//! - [`error`], [`lock`], [`clock`], [`original`], [`ignore`]: what every layer shares.
+//! - [`error`], [`lock`], [`clock`], [`original`], [`ignore`], [`sorted`]: what every layer
+//!   shares.
 
 pub mod blob;
 pub mod clock;
@@ -31,3 +32,4 @@ pub mod net;
 pub mod original;
 pub mod pace;
 pub mod replicate;
+pub mod sorted;

@@ -216,7 +216,8 @@ pub fn index_progress(index: &Path, db: &mut Option<rusqlite::Connection>) -> Re
 }
 
 /// Like [`index_progress`], with every sealed record counted (what a vault, which cannot
-/// read them, receives) instead of photo records.
+/// read them, receives) instead of photo records. Read from the index's tallies, which its
+/// triggers keep: counting a million rows every poll would compete with the nodes measured.
 pub fn index_records_progress(
     index: &Path,
     db: &mut Option<rusqlite::Connection>,
@@ -224,7 +225,8 @@ pub fn index_records_progress(
     count_rows(
         index,
         db,
-        "SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM blobs WHERE stored = 1)",
+        "SELECT (SELECT n FROM tallies WHERE name = 'records'),
+                (SELECT n FROM tallies WHERE name = 'stored')",
     )
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use photomesh_protocol::messages::Request;
 use photomesh_protocol::nquic::NoiseKey;
@@ -17,6 +18,7 @@ use crate::net::close::Close;
 use crate::net::control::Dialler;
 use crate::net::frame;
 use crate::net::transport;
+use crate::replicate::blobs::BlobRound;
 use crate::replicate::records;
 
 use super::hello::{absorb_hello, greet, hello};
@@ -291,8 +293,18 @@ impl NodeHandle {
             };
             let mut wait = SYNC_INTERVAL;
             match round.await {
-                Ok((0, 0)) => {}
-                Ok((records, blobs)) => {
+                Ok((0, BlobRound { stored: 0, .. })) => {}
+                Ok((
+                    records,
+                    BlobRound {
+                        stored: blobs,
+                        more,
+                    },
+                )) => {
+                    // A large backlog is fetched round after round, without a pause.
+                    if more && blobs > 0 {
+                        wait = Duration::ZERO;
+                    }
                     // Only blobs stored show that a paused replication resumed: records keep
                     // arriving while the blob store is full, and nothing arriving proves
                     // nothing (what was wanted may be coming over another link).

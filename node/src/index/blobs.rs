@@ -7,7 +7,7 @@ use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
 use super::records::ADDED_BY;
-use super::{Index, IndexError};
+use super::{Index, IndexError, blob_id_from};
 
 /// The original files whose recorded content is blob `?1` (see [`Index::originals_of`]).
 pub(super) const ORIGINALS_OF: &str = "SELECT f.path, s.path, r.sealed FROM sources s
@@ -52,16 +52,6 @@ pub(super) fn record_and_number(
     ))
 }
 
-pub(super) fn blob_id_from(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
-    <[u8; 32]>::try_from(bytes).map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Blob,
-            "an ID column does not hold 32 bytes".into(),
-        )
-    })
-}
-
 /// Every blob this device holds, stored or as an original that is there, in ID order, with
 /// when it was last verified (the later of the two when both).
 const HELD_BLOBS: &str = "SELECT blob_id, MAX(verified) FROM (
@@ -70,6 +60,16 @@ const HELD_BLOBS: &str = "SELECT blob_id, MAX(verified) FROM (
          SELECT p.blob_id, s.verified_at_ms FROM sources s
          JOIN photos p USING (record_id) WHERE s.gone_since_ms IS NULL)
      GROUP BY blob_id ORDER BY blob_id";
+
+/// The blobs the store holds, in ID order (the table's key: no sort).
+pub(super) const STORED_IN_ORDER: &str =
+    "SELECT blob_id FROM blobs WHERE stored = 1 ORDER BY blob_id";
+/// The blobs of this device's originals that are there, in ID order (`photos_by_blob`: no
+/// sort), once per photo.
+pub(super) const ORIGINALS_IN_ORDER: &str = "SELECT blob_id FROM photos p
+     WHERE EXISTS (SELECT 1 FROM sources s
+                   WHERE s.record_id = p.record_id AND s.gone_since_ms IS NULL)
+     ORDER BY blob_id";
 
 impl Index {
     /// Remembers a blob's verification data (a no-op if it is already known).
@@ -162,24 +162,26 @@ impl Index {
     }
 
     /// Calls `f` with every held blob ([`Index::held_blobs`]) in ID order, read as `f` goes
-    /// rather than gathered first (a million IDs are 32 MB). A row that cannot be read ends
-    /// the blobs `f` sees, and is the error returned.
+    /// rather than gathered first (a million IDs are 32 MB): the stored blobs and the blobs
+    /// of originals that are there, each read in ID order from an index and merged, so
+    /// SQLite sorts nothing (its sorter held 72 MB at a million). A blob may come more than
+    /// once (stored and an original, or the original of two photos). A row that cannot be
+    /// read ends the blobs `f` sees, and is the error returned.
     pub fn with_held_blobs<T>(
         &self,
         f: impl FnOnce(&mut dyn Iterator<Item = BlobId>) -> T,
     ) -> Result<T, IndexError> {
-        let mut stmt = self.conn.prepare(HELD_BLOBS)?;
-        let mut rows = stmt.query_map([], |r| blob_id_from(r.get(0)?))?;
-        let mut failed = None;
-        let mut blobs = std::iter::from_fn(|| match rows.next()? {
-            Ok(id) => Some(BlobId(id)),
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
-        });
+        let mut stored = self.conn.prepare(STORED_IN_ORDER)?;
+        let mut originals = self.conn.prepare(ORIGINALS_IN_ORDER)?;
+        let failed = std::cell::Cell::new(None);
+        let id = |r: &rusqlite::Row<'_>| blob_id_from(r.get(0)?);
+        let read = |row: rusqlite::Result<[u8; 32]>| row.map_err(|e| failed.set(Some(e))).ok();
+        let stored = stored.query_map([], id)?.map_while(read).map(BlobId);
+        let originals = originals.query_map([], id)?.map_while(read).map(BlobId);
+        let mut blobs = crate::sorted::merge(stored, originals);
         let out = f(&mut blobs);
-        match failed {
+        drop(blobs);
+        match failed.take() {
             Some(e) => Err(e.into()),
             None => Ok(out),
         }

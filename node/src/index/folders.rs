@@ -7,7 +7,7 @@ use photomesh_protocol::record::RecordId;
 use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
-use super::blobs::blob_id_from;
+use super::blob_id_from;
 use super::{Index, IndexError, path_text};
 
 /// The sources with size `?1` and plaintext hash `?2`, but released ones (see

@@ -4,8 +4,59 @@
 use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
-use super::blobs::blob_id_from;
+use super::blob_id_from;
 use super::{Index, IndexError};
+
+/// A page of a peer's holdings, in ID order (the table's key: no sort).
+pub(super) const PEER_BLOBS_AFTER: &str = "SELECT blob_id FROM peer_blobs
+     WHERE device_id = ?1 AND blob_id > ?2 ORDER BY blob_id LIMIT ?3";
+
+/// Rows of `peer_blobs` read at once when a peer's holdings are replaced.
+#[cfg(not(test))]
+const PEER_BLOBS_PAGE: i64 = 4096;
+#[cfg(test)]
+const PEER_BLOBS_PAGE: i64 = 3;
+
+/// An ascending stream with the items that broke its order set aside (each one not above
+/// the one before it), to be handled at the end.
+struct Ascending<I: Iterator<Item = Vec<u8>>> {
+    items: std::iter::Peekable<I>,
+    last: Option<Vec<u8>>,
+    late: Vec<Vec<u8>>,
+}
+
+impl<I: Iterator<Item = Vec<u8>>> Ascending<I> {
+    fn new(items: I) -> Self {
+        Self {
+            items: items.peekable(),
+            last: None,
+            late: Vec::new(),
+        }
+    }
+
+    /// The next item if it is in order and `take` accepts it.
+    fn next_if(&mut self, take: impl Fn(&Vec<u8>) -> bool) -> Option<Vec<u8>> {
+        loop {
+            let item = self.items.peek()?;
+            if self.last.as_ref().is_some_and(|last| item <= last) {
+                let late = self.items.next()?;
+                self.late.push(late);
+                continue;
+            }
+            if !take(item) {
+                return None;
+            }
+            let item = self.items.next()?;
+            self.last = Some(item.clone());
+            return Some(item);
+        }
+    }
+
+    /// Every item not yet taken, the late ones included.
+    fn rest(self) -> impl Iterator<Item = Vec<u8>> {
+        self.late.into_iter().chain(self.items)
+    }
+}
 
 /// A peer caught sending blob data that does not match the blob's ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,9 +268,11 @@ impl Index {
             .collect())
     }
 
-    /// Replaces what a peer is known to hold, and notes when it was last synced. Only the
-    /// difference is written (the set goes through a temporary table), so the counts `status`
-    /// reads are refreshed for the blobs that changed hands only.
+    /// Replaces what a peer is known to hold, and notes when it was last synced. `blobs`
+    /// should come in ascending ID order: the rows the index holds for the peer are read
+    /// alongside, a page at a time, and only the difference is written, so the counts
+    /// `status` reads change for the blobs that changed hands only, and memory stays flat
+    /// however many blobs the peer holds. (One out of order is still recorded, at the end.)
     pub fn set_peer_blobs(
         &self,
         device: &photomesh_protocol::identity::DeviceId,
@@ -228,28 +281,49 @@ impl Index {
     ) -> Result<(), IndexError> {
         self.transaction(|ix| -> Result<(), IndexError> {
             let id = &device.as_bytes()[..];
-            ix.conn.execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS new_peer_blobs (blob_id BLOB PRIMARY KEY)
-                 WITHOUT ROWID;
-                 DELETE FROM temp.new_peer_blobs;",
+            let mut page_of = ix.conn.prepare_cached(PEER_BLOBS_AFTER)?;
+            let mut insert = ix.conn.prepare_cached(
+                "INSERT OR IGNORE INTO peer_blobs (device_id, blob_id) VALUES (?1, ?2)",
             )?;
-            let mut insert = ix
+            let mut delete = ix
                 .conn
-                .prepare("INSERT OR IGNORE INTO temp.new_peer_blobs (blob_id) VALUES (?1)")?;
-            for blob in blobs {
-                insert.execute([&blob.0[..]])?;
+                .prepare_cached("DELETE FROM peer_blobs WHERE device_id = ?1 AND blob_id = ?2")?;
+            let mut new = Ascending::new(blobs.map(|b| b.0.to_vec()));
+            let mut after = Vec::new();
+            loop {
+                let page = page_of
+                    .query_map(params![id, after, PEER_BLOBS_PAGE], |r| {
+                        r.get::<_, Vec<u8>>(0)
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let last_page = page.len() < PEER_BLOBS_PAGE as usize;
+                // Rows for this page are written after it is read; a new blob below the
+                // page's last row is never read back by the next page.
+                let (mut adds, mut drops) = (Vec::new(), Vec::new());
+                for old in &page {
+                    while let Some(b) = new.next_if(|b| b < old) {
+                        adds.push(b);
+                    }
+                    if new.next_if(|b| b == old).is_none() {
+                        drops.push(old);
+                    }
+                }
+                for blob in &adds {
+                    insert.execute(params![id, blob])?;
+                }
+                for blob in drops {
+                    delete.execute(params![id, blob])?;
+                }
+                if last_page {
+                    break;
+                }
+                if let Some(last) = page.last() {
+                    after.clone_from(last);
+                }
             }
-            ix.conn.execute(
-                "DELETE FROM peer_blobs WHERE device_id = ?1
-                   AND blob_id NOT IN (SELECT blob_id FROM temp.new_peer_blobs)",
-                [id],
-            )?;
-            ix.conn.execute(
-                "INSERT OR IGNORE INTO peer_blobs (device_id, blob_id)
-                 SELECT ?1, blob_id FROM temp.new_peer_blobs",
-                [id],
-            )?;
-            ix.conn.execute("DELETE FROM temp.new_peer_blobs", [])?;
+            for blob in new.rest() {
+                insert.execute(params![id, blob])?;
+            }
             ix.conn.execute(
                 "INSERT INTO peer_sync (device_id, synced_at_ms) VALUES (?1, ?2)
                  ON CONFLICT(device_id) DO UPDATE SET synced_at_ms = excluded.synced_at_ms",
@@ -358,5 +432,61 @@ impl Index {
             .optional()?
             .unwrap_or(0);
         Ok(Some((count.max(0) as u64, synced as u64)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use photomesh_protocol::identity::DeviceId;
+    use std::collections::BTreeSet;
+
+    fn held(ix: &Index, device: &DeviceId) -> BTreeSet<Vec<u8>> {
+        let mut stmt = ix
+            .conn
+            .prepare("SELECT blob_id FROM peer_blobs WHERE device_id = ?1")
+            .unwrap();
+        stmt.query_map([&device.as_bytes()[..]], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_peers_holdings_become_exactly_the_set_given_across_pages_and_out_of_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        let (peer, other) = (DeviceId::from_bytes([7; 20]), DeviceId::from_bytes([8; 20]));
+        let blob = |n: u16| {
+            let mut id = [0u8; 32];
+            id[..2].copy_from_slice(&n.to_be_bytes());
+            BlobId(id)
+        };
+        let ids = |set: &[u16]| -> BTreeSet<Vec<u8>> {
+            set.iter().map(|&n| blob(n).0.to_vec()).collect()
+        };
+        ix.set_peer_blobs(&other, [1, 2, 50].map(blob).into_iter(), 1)
+            .unwrap();
+        // Each set replaces the one before: sets spanning many pages of three rows, rows
+        // kept, dropped and added in every page, the empty set, and blobs out of order
+        // (given twice, or below ones already given).
+        let sets: [&[u16]; 6] = [
+            &[1, 3, 4, 5, 9, 10, 11, 12, 20, 21, 30],
+            &[0, 1, 4, 6, 9, 11, 13, 14, 15, 16, 17, 21, 31, 40],
+            &[2, 40, 41],
+            &[],
+            &[5, 5, 9, 3, 4, 1, 12, 10, 11, 2],
+            &[12, 1, 40, 2, 41],
+        ];
+        for (i, set) in sets.iter().enumerate() {
+            ix.set_peer_blobs(&peer, set.iter().map(|&n| blob(n)), i as u64)
+                .unwrap();
+            assert_eq!(held(&ix, &peer), ids(set), "after set {i}");
+            assert_eq!(
+                held(&ix, &other),
+                ids(&[1, 2, 50]),
+                "the other peer's, untouched"
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@ use photomesh_protocol::record::{MoveRecord, PhotoRecord, RecordId};
 use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
-use super::blobs::blob_id_from;
+use super::blob_id_from;
 use super::{Index, IndexError};
 
 /// A photo version the index knows: the query fields plus its sealed record.

@@ -10,7 +10,7 @@ use photomesh_protocol::record::RecordId;
 use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
-use super::blobs::blob_id_from;
+use super::blob_id_from;
 use super::{Index, IndexError};
 
 /// The statements `status` runs on every call, for the query-plan test.

@@ -8,7 +8,7 @@ use photomesh_protocol::record::RecordId;
 use photomesh_protocol::seal::BlobId;
 use rusqlite::params;
 
-use super::blobs::blob_id_from;
+use super::blob_id_from;
 use super::records::LIFECYCLE_RECORDS;
 use super::{Index, IndexError};
 

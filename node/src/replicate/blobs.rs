@@ -19,9 +19,23 @@ use crate::replicate::records::{Keep, drive, random_seed};
 use crate::replicate::restore_fetch::fetch_from;
 use crate::replicate::transfers::Transfers;
 
-/// Reconciles the held-blob sets as the initiator and fetches every blob this device lacks
-/// and its hold policy wants, many at once. Every blob received is registered in
-/// `transfers`. Returns the number of blobs stored.
+/// The most blobs one round fetches: a device that lacks more fetches them over several
+/// rounds, one straight after another, so the list it holds stays a few megabytes however
+/// large the library (each round reconciles again, and lists only what is still lacking).
+const MAX_WANTED: usize = 65_536;
+
+/// What a blob round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlobRound {
+    /// Blobs stored.
+    pub stored: usize,
+    /// More were wanted than a round fetches ([`MAX_WANTED`]): the next round is due now.
+    pub more: bool,
+}
+
+/// Reconciles the held-blob sets as the initiator and fetches the blobs this device lacks
+/// and its hold policy wants, many at once, up to [`MAX_WANTED`]. Every blob received is
+/// registered in `transfers`.
 pub async fn sync_blobs(
     home: &tokio::sync::Mutex<Home>,
     connection: &quinn::Connection,
@@ -30,11 +44,11 @@ pub async fn sync_blobs(
     engine: &BlobEngine,
     transfers: &Transfers,
     helpers: Option<Helpers>,
-) -> Result<usize, SyncError> {
+) -> Result<BlobRound, SyncError> {
     let me = {
         let home = home.lock().await;
         if crate::replicate::bad_peer::is_avoided(&home, peer)? {
-            return Ok(0);
+            return Ok(BlobRound::default());
         }
         engine.held.refresh(&home)?;
         home.device.device_id()
@@ -47,7 +61,7 @@ pub async fn sync_blobs(
     frame::write_frame(&mut send, &Request::ReconcileBlobs).await?;
     let mut session =
         set.with(|tree| Session::initiate(Config::default(), random_seed(), Duration::ZERO, tree))?;
-    let (missing, peer_missing) = drive(
+    let (mut missing, lacks) = drive(
         &mut session,
         &set,
         &mut send,
@@ -61,23 +75,25 @@ pub async fn sync_blobs(
     let (count, sum) = set.with(|tree| tree.prefix(&Bound::MAX));
     let mut ours = sum.to_bytes().to_vec();
     ours.extend_from_slice(&count.to_le_bytes());
-    if known.changed(peer, &ours, !missing.is_empty() || !peer_missing.is_empty()) {
-        // Read from the session's own snapshot in order, without a copy of it.
-        let mut lacks = peer_missing;
-        lacks.sort_unstable();
+    // Held-blob items carry no time, so the snapshot is in blob-ID order; so is `missing`
+    // once sorted, and the two never share a blob.
+    missing.sort_unstable();
+    if known.changed(peer, &ours, !missing.is_empty() || !lacks.is_empty()) {
         let home = home.lock().await;
         set.with(|tree| {
-            let ours = (0..tree.len()).filter_map(|rank| tree.item_at(rank));
+            let kept = (0..tree.len())
+                .filter(|&rank| !lacks.contains(rank))
+                .filter_map(|rank| tree.item_at(rank));
             home.index.set_peer_blobs(
                 peer,
-                ours.filter(|item| lacks.binary_search(item).is_err())
-                    .chain(missing.iter().copied())
-                    .map(|item| BlobId(item.id)),
+                crate::sorted::merge(kept.map(|item| item.id), missing.iter().copied()).map(BlobId),
                 crate::clock::now_ms(),
             )
         })?;
     }
-    let mut wanted: Vec<BlobId> = missing.iter().map(|i| BlobId(i.id)).collect();
+    // The fetch below may take hours: it keeps only the list of blobs wanted.
+    drop((lacks, set));
+    let mut wanted: Vec<BlobId> = missing.into_iter().map(BlobId).collect();
     if engine.policy == HoldPolicy::Own && !wanted.is_empty() {
         let own = home.lock().await.index.blobs_added_by(&me)?;
         let before = wanted.len();
@@ -88,7 +104,7 @@ pub async fn sync_blobs(
         );
     }
     if wanted.is_empty() {
-        return Ok(0);
+        return Ok(BlobRound::default());
     }
     // Blobs whose photos left the trash for good are not fetched again.
     {
@@ -105,11 +121,16 @@ pub async fn sync_blobs(
         let released = home.index.released_blobs()?;
         wanted.retain(|b| !released.contains(b));
     }
-    let wanted = engine.fit_to_disk(&*home.lock().await, wanted);
+    let (wanted, more) = engine.fit_to_disk(&*home.lock().await, wanted, MAX_WANTED);
     if wanted.is_empty() {
-        return Ok(0);
+        return Ok(BlobRound::default());
     }
-    fetch_from(home, engine, connection, *peer, transfers, wanted, helpers).await
+    let stored = fetch_from(home, engine, connection, *peer, transfers, wanted, helpers).await;
+    engine.held.compact();
+    Ok(BlobRound {
+        stored: stored?,
+        more,
+    })
 }
 
 /// Answers a peer's blob-set reconciliation.

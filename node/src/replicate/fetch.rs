@@ -192,8 +192,12 @@ pub(crate) async fn store_batch(
             .iter()
             .map(|(blob_id, (len, outboard))| (blob_id, *len, &outboard[..])),
     )?;
-    for (blob_id, _) in &received {
-        engine.held.insert(*blob_id);
+    // In ID order: blobs are asked for in that order, and a set filled in order keeps its
+    // nodes full.
+    let mut ids: Vec<BlobId> = received.iter().map(|(blob_id, _)| *blob_id).collect();
+    ids.sort_unstable();
+    for blob_id in ids {
+        engine.held.insert(blob_id);
     }
     Ok(received.len())
 }

@@ -128,6 +128,12 @@ impl HeldBlobs {
         self.0.lock().add(blob);
     }
 
+    /// Packs the set's nodes after a round that stored many blobs
+    /// ([`FingerprintTree::compact`]).
+    pub(crate) fn compact(&self) {
+        self.0.lock().tree.compact();
+    }
+
     /// Whether the set holds a blob.
     pub fn contains(&self, blob: &BlobId) -> bool {
         self.0.lock().tree.contains(&Item::new(0, blob.0))
@@ -257,9 +263,16 @@ impl BlobEngine {
     }
 
     /// The part of `wanted` that fits on the blob store's disk above the reserve, and within
-    /// the quota (blobs of unknown size are taken while there is room at all). When some do
-    /// not fit, says so once (and in `status`) until they do.
-    pub(crate) fn fit_to_disk(&self, home: &Home, wanted: Vec<BlobId>) -> Vec<BlobId> {
+    /// the quota (blobs of unknown size are taken while there is room at all), at most
+    /// `cap` of them, and whether more fit than that (left for the next round, unchecked
+    /// while none has failed to fit). When some do not fit, says so once (and in `status`)
+    /// until they do.
+    pub(crate) fn fit_to_disk(
+        &self,
+        home: &Home,
+        mut wanted: Vec<BlobId>,
+        cap: usize,
+    ) -> (Vec<BlobId>, bool) {
         // A reserve of 0 turns the disk check off: a full disk is then met as a write error.
         let (free, disk) = match home.blobs.space() {
             Ok(space) if self.reserve != Some(0) => space,
@@ -284,17 +297,26 @@ impl BlobEngine {
         // Which limit binds, for what is said.
         let quota = quota.filter(|_| in_quota < on_disk);
         let (mut used, mut waiting, mut bytes_waiting) = (0u64, 0u64, 0u64);
-        let mut take = Vec::with_capacity(wanted.len());
-        for blob in wanted {
-            let size = home.index.blob_size_hint(&blob).ok().flatten().unwrap_or(0);
+        let (mut taken, mut more) = (0, false);
+        wanted.retain(|blob| {
+            if taken >= cap && waiting == 0 {
+                more = true;
+                return false;
+            }
+            let size = home.index.blob_size_hint(blob).ok().flatten().unwrap_or(0);
             if budget > 0 && used.saturating_add(size) <= budget {
                 used += size;
-                take.push(blob);
+                taken += 1;
+                more |= taken > cap;
+                taken <= cap
             } else {
                 waiting += 1;
                 bytes_waiting += size;
+                false
             }
-        }
+        });
+        wanted.shrink_to_fit();
+        let take = (wanted, more);
         let mut short = self.short.lock();
         if waiting == 0 {
             match short.take() {
@@ -353,5 +375,53 @@ impl Drop for Coordinating {
             let mut set = self.0.lock();
             set.remove(&self.1.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_takes_at_most_its_cap_and_counts_every_blob_that_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::mesh::create_device(&dir.path().join("vault"), "vault", None, 1).unwrap();
+        let mut engine = BlobEngine::load(&home).unwrap();
+        let blobs: Vec<BlobId> = (0..10u8).map(|n| BlobId([n; 32])).collect();
+        for blob in &blobs {
+            home.index.add_blob(blob, 1000, &[]).unwrap();
+        }
+        let waiting = |engine: &BlobEngine| engine.short.lock().map(|s| s.blobs_waiting);
+
+        // Room for all: the cap binds, and the rest is left unchecked for the next round.
+        assert_eq!(
+            engine.fit_to_disk(&home, blobs.clone(), 4),
+            (blobs[..4].to_vec(), true)
+        );
+        assert_eq!(
+            engine.fit_to_disk(&home, blobs.clone(), 10),
+            (blobs.clone(), false)
+        );
+        assert_eq!(waiting(&engine), None);
+
+        // Room for three (a quota): within the cap, what does not fit is counted, every one.
+        engine.quota = Some(3500);
+        assert_eq!(
+            engine.fit_to_disk(&home, blobs.clone(), 10),
+            (blobs[..3].to_vec(), false)
+        );
+        assert_eq!(waiting(&engine), Some(7));
+        // The cap reached while there is room: the rest is not looked at.
+        assert_eq!(
+            engine.fit_to_disk(&home, blobs.clone(), 2),
+            (blobs[..2].to_vec(), true)
+        );
+        // Room for one, cap two: the second does not fit, so every later one is counted.
+        engine.quota = Some(1500);
+        assert_eq!(
+            engine.fit_to_disk(&home, blobs.clone(), 2),
+            (blobs[..1].to_vec(), false)
+        );
+        assert_eq!(waiting(&engine), Some(9));
     }
 }

@@ -23,7 +23,7 @@ use photomesh_protocol::element::timestamp_of;
 use photomesh_protocol::lifecycle::LifecycleRecord;
 use photomesh_protocol::membership::MembershipRecord;
 use photomesh_protocol::messages::{MAX_FETCH, ReconcileFrame, Records, Request};
-use photomesh_protocol::reconcile::{Config, Event, FingerprintTree, Item, Session, Store};
+use photomesh_protocol::reconcile::{Bound, Config, Event, FingerprintTree, Item, Session, Store};
 use photomesh_protocol::record::{Record, RecordId, record_id};
 
 use crate::clock::now_ms;
@@ -36,6 +36,8 @@ use crate::replicate::error::SyncError;
 const RECORDS_PAGE: i64 = 4096;
 /// Records per `Records` frame when answering a fetch.
 const RECORDS_PER_FRAME: usize = 256;
+/// Records fetched in one sync past which the set is compacted.
+const COMPACT_AFTER: usize = 1024;
 /// The most record bytes in one frame (half the frame limit).
 const FRAME_BYTES: usize = photomesh_protocol::messages::MAX_FRAME_LEN / 2;
 
@@ -105,6 +107,11 @@ impl RecordSet {
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&FingerprintTree) -> T) -> T {
         f(&self.tree.lock().0)
+    }
+
+    /// Packs the set's nodes after many records arrived at once ([`FingerprintTree::compact`]).
+    fn compact(&self) {
+        self.tree.lock().0.compact();
     }
 }
 
@@ -182,9 +189,42 @@ pub(crate) enum Keep {
     Nothing,
 }
 
-/// Runs a session over a stream until it ends; returns the items this side lacks and the
-/// items the peer lacks, as `keep` says. Frames are written one at a time as the session
-/// makes them, so an answer listing a million items is never held whole.
+/// The items of a session's snapshot that the peer lacks, as one bit per rank in the
+/// snapshot: an eighth of a byte per item held, where a list of the items took forty (a
+/// source's first sync with a new device lists every item it holds).
+#[derive(Debug, Default)]
+pub(crate) struct Lacks {
+    /// Grown only to set a bit: empty while the peer lacks nothing.
+    bits: Vec<u64>,
+}
+
+impl Lacks {
+    fn add(&mut self, rank: u64) {
+        let Ok(word) = usize::try_from(rank / 64) else {
+            return;
+        };
+        if self.bits.len() <= word {
+            self.bits.resize(word + 1, 0);
+        }
+        self.bits[word] |= 1u64 << (rank % 64);
+    }
+
+    /// Whether the peer lacks the snapshot's item at `rank`.
+    pub(crate) fn contains(&self, rank: u64) -> bool {
+        usize::try_from(rank / 64)
+            .ok()
+            .and_then(|word| self.bits.get(word))
+            .is_some_and(|w| w & (1u64 << (rank % 64)) != 0)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bits.is_empty()
+    }
+}
+
+/// Runs a session over a stream until it ends; returns the IDs of the items this side lacks
+/// and the items of `set` the peer lacks, as `keep` says. Frames are written one at a time as the
+/// session makes them, so an answer listing a million items is never held whole.
 pub(crate) async fn drive(
     session: &mut Session,
     set: &RecordSet,
@@ -192,21 +232,21 @@ pub(crate) async fn drive(
     recv: &mut quinn::RecvStream,
     start: Instant,
     keep: Keep,
-) -> Result<(Vec<Item>, Vec<Item>), SyncError> {
+) -> Result<(Vec<[u8; 32]>, Lacks), SyncError> {
     let mut missing = Vec::new();
-    let mut peer_missing = Vec::new();
+    let mut lacks = Lacks::default();
     loop {
         let now = start.elapsed();
         while let Some(frame) = set.with(|tree| session.poll_transmit(now, tree)) {
             frame::write_frame(send, &ReconcileFrame(frame)).await?;
-            take_events(session, keep, &mut missing, &mut peer_missing);
+            take_events(session, set, keep, &mut missing, &mut lacks);
         }
-        take_events(session, keep, &mut missing, &mut peer_missing);
+        take_events(session, set, keep, &mut missing, &mut lacks);
         if let Some(e) = session.error() {
             return Err(e.clone().into());
         }
         if session.is_done() {
-            return Ok((missing, peer_missing));
+            return Ok((missing, lacks));
         }
         let ReconcileFrame(frame) = frame::read_frame(recv).await?;
         let now = start.elapsed();
@@ -214,39 +254,50 @@ pub(crate) async fn drive(
     }
 }
 
-/// Moves the session's findings into `missing` and `peer_missing`, as `keep` says.
+/// Moves the session's findings into `missing` and `lacks`, as `keep` says.
 fn take_events(
     session: &mut Session,
+    set: &RecordSet,
     keep: Keep,
-    missing: &mut Vec<Item>,
-    peer_missing: &mut Vec<Item>,
+    missing: &mut Vec<[u8; 32]>,
+    lacks: &mut Lacks,
 ) {
-    while let Some(event) = session.poll_event() {
-        match event {
-            Event::Missing(item) if keep != Keep::Nothing => missing.push(item),
-            Event::PeerMissing(item) if keep == Keep::Both => peer_missing.push(item),
-            _ => {}
+    set.with(|tree| {
+        while let Some(event) = session.poll_event() {
+            match event {
+                Event::Missing(item) if keep != Keep::Nothing => missing.push(item.id),
+                // An item the peer lacks is one of this side's: its rank names it.
+                Event::PeerMissing(item) if keep == Keep::Both && tree.contains(&item) => {
+                    lacks.add(tree.prefix(&Bound::at(&item)).0);
+                }
+                _ => {}
+            }
         }
-    }
+    });
 }
 
-/// Fetches records by item and stores the valid ones.
+/// Fetches records by ID and stores the valid ones.
+///
+/// In record-ID order: each fetch then asks for a run of neighbouring IDs, so the serving
+/// index reads its ID index a leaf page after the next rather than one page per record, and
+/// this index adds its IDs next to each other (a new device: at the end) rather than
+/// rewriting a page per record — at a million records, random order made both ends read and
+/// write pages several times per record.
 async fn fetch(
     home: &tokio::sync::Mutex<Home>,
     set: &RecordSet,
     connection: &quinn::Connection,
-    missing: Vec<Item>,
+    mut missing: Vec<[u8; 32]>,
 ) -> Result<usize, SyncError> {
+    missing.sort_unstable();
+    missing.dedup();
     let mut stored = 0;
-    for chunk in missing.chunks(MAX_FETCH) {
-        let wanted: BTreeSet<[u8; 32]> = chunk.iter().map(|i| i.id).collect();
-        let (mut send, mut recv) = connection
-            .open_bi()
-            .await
-            .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
-        frame::write_frame(&mut send, &Request::Fetch(wanted.iter().copied().collect())).await?;
-        let _ = send.finish();
-        let mut left = wanted.clone();
+    let mut chunks = missing.chunks(MAX_FETCH);
+    let mut next = ask(connection, chunks.next()).await?;
+    while let Some((mut left, mut recv)) = next.take() {
+        // The next fetch is asked for before this one's records are stored: the serving
+        // node reads it from its index while this one writes.
+        next = ask(connection, chunks.next()).await?;
         while !left.is_empty() {
             let Records(records) = frame::read_frame(&mut recv).await?;
             if records.is_empty() {
@@ -264,7 +315,27 @@ async fn fetch(
             set.refresh(&home)?;
         }
     }
+    // Fetched by ID, the records entered the set (ordered by time) in random order.
+    if stored > COMPACT_AFTER {
+        set.compact();
+    }
     Ok(stored)
+}
+
+/// Asks the peer for the records of `chunk` (if any) on a stream of its own; returns the IDs
+/// asked for and the stream their records come on.
+async fn ask(
+    connection: &quinn::Connection,
+    chunk: Option<&[[u8; 32]]>,
+) -> Result<Option<(BTreeSet<[u8; 32]>, quinn::RecvStream)>, SyncError> {
+    let Some(chunk) = chunk else { return Ok(None) };
+    let (mut send, recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Connection(frame::describe_lost(&e)))?;
+    frame::write_frame(&mut send, &Request::Fetch(chunk.to_vec())).await?;
+    let _ = send.finish();
+    Ok(Some((chunk.iter().copied().collect(), recv)))
 }
 
 /// Answers a fetch: the records asked for that this node holds, then an empty frame.
@@ -377,6 +448,23 @@ mod tests {
 
     fn device(dir: &std::path::Path, name: &str) -> Home {
         crate::mesh::create_device(&dir.join(name), name, None, 1).unwrap()
+    }
+
+    #[test]
+    fn lacks_hold_each_rank_once() {
+        let mut lacks = Lacks::default();
+        assert!(lacks.is_empty() && !lacks.contains(0));
+        for rank in [0, 63, 64, 1000, 64, 0] {
+            lacks.add(rank);
+        }
+        assert!(!lacks.is_empty());
+        assert_eq!(lacks.bits.iter().map(|w| w.count_ones()).sum::<u32>(), 4);
+        for rank in [0, 63, 64, 1000] {
+            assert!(lacks.contains(rank), "{rank}");
+        }
+        for rank in [1, 62, 65, 999, 1001, u64::MAX] {
+            assert!(!lacks.contains(rank), "{rank}");
+        }
     }
 
     #[test]

@@ -8,17 +8,39 @@
 /// `println!` that hands back the write's error instead of panicking, so that a closed pipe
 /// (`photomesh photos | head -1`) ends the command quietly, as ripgrep does (see `main`).
 macro_rules! out {
+    () => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock())
+    }};
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)
+        // One line: names and paths in it came from the network or from files, so none of
+        // their control characters (a newline, an escape sequence) reaches the terminal.
+        writeln!(std::io::stdout().lock(), "{}", photomesh::shown::escaped(&format!($($arg)*), false))
     }};
+}
+
+/// [`out!`] for a block of lines this program made (JSON, a QR code): its own newlines kept,
+/// every other control character escaped.
+macro_rules! out_block {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), "{}", photomesh::shown::escaped(&format!($($arg)*), true))
+    }};
+}
+
+/// `eprintln!`, escaped as [`out!`] is.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("{}", photomesh::shown::escaped(&format!($($arg)*), true))
+    };
 }
 
 /// `print!` as [`out!`] is `println!`.
 macro_rules! out_part {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        write!(std::io::stdout().lock(), $($arg)*)
+        write!(std::io::stdout().lock(), "{}", photomesh::shown::escaped(&format!($($arg)*), true))
     }};
 }
 
@@ -249,10 +271,12 @@ fn init(
 
 /// Starts logging to standard error at `level` (already checked by the config module). When
 /// standard error is the journal, lines carry no timestamp: the journal adds its own (and
-/// colour is off, as for any standard error that is no terminal).
+/// colour is off, as for any standard error that is no terminal). Every field is escaped
+/// (`photomesh::shown`): what a peer or a file put in a message stays on its one line.
 fn init_logging(level: &str) {
     let journal = photomesh::daemon::notify::stderr_is_journal();
     let subscriber = tracing_subscriber::fmt()
+        .fmt_fields(photomesh::shown::log_fields())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -271,7 +295,7 @@ pub(crate) fn live_status(home: &Path) -> Option<photomesh::net::control::LiveSt
     match photomesh::net::control::live_status(home) {
         Ok(live) => live,
         Err(e) => {
-            eprintln!("warning: {e}");
+            say!("warning: {e}");
             None
         }
     }

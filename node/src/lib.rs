@@ -14,8 +14,8 @@
 //! - [`home`]: the home directory (keys, index, store) and the configuration file.
 //! - [`blob`]: local blob bytes: the store, direct writes, on-the-fly sealing, blob sources.
 //! - [`index`]: the SQLite index and its migrations.
-//! - [`error`], [`lock`], [`clock`], [`original`], [`ignore`], [`sorted`]: what every layer
-//!   shares.
+//! - [`error`], [`lock`], [`clock`], [`original`], [`ignore`], [`sorted`], [`shown`]: what
+//!   every layer shares.
 
 pub mod blob;
 pub mod clock;
@@ -32,4 +32,5 @@ pub mod net;
 pub mod original;
 pub mod pace;
 pub mod replicate;
+pub mod shown;
 pub mod sorted;

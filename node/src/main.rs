@@ -14,7 +14,10 @@ fn main() -> ExitCode {
         // The reader went away (`| head`): nothing is wrong, and nobody is left to tell.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                photomesh::shown::escaped(&format!("{e:#}"), true)
+            );
             ExitCode::from(2)
         }
     }

@@ -478,3 +478,29 @@ fn a_folder_renamed_under_a_running_node_is_recorded_as_moved() {
         "{status}"
     );
 }
+
+#[test]
+fn a_file_name_reaches_the_terminal_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::init(dir.path(), "laptop");
+    let pics = dir.path().join("pics");
+    let written = samples::write_library(&pics, 1, 62);
+    // A name that would clear the screen and forge a line of its own, written as it is.
+    let evil = "evil\n\u{1b}[2JAll photos are safe.jpg";
+    fs::copy(&written[0], pics.join(evil)).unwrap();
+    node.ok(&["folder", "add", pics.to_str().unwrap()]);
+    node.ok(&["scan"]);
+    let text = node.ok(&["photos"]);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("evil\\n\\u{1b}[2JAll photos are safe.jpg")),
+        "{text}"
+    );
+    // The JSON keeps the name as it is (JSON escapes it).
+    let photos = node.json(&["photos"]);
+    assert!(
+        photos.as_array().unwrap().iter().any(|p| p["path"] == evil),
+        "{photos}"
+    );
+}

@@ -14,7 +14,7 @@ pub fn devices(home: &Home, home_path: &Path, json: bool) -> Result<bool> {
     let live = super::live_status(home_path);
     photomesh::library::status::apply_live_devices(&mut devices, live.as_ref());
     if json {
-        out!("{}", serde_json::to_string_pretty(&devices)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&devices)?)?;
     } else {
         for d in &devices {
             let seen = if d.this_device {
@@ -80,7 +80,7 @@ pub fn export_recovery_key(home: &Home, png: Option<PathBuf>, again: bool) -> Re
     out!("keep it somewhere safe, away from your devices. It is the only way back if every full")?;
     out!("device is lost: losing it and all devices loses the photos. photomesh keeps no copy.")?;
     out!()?;
-    out!("{}", photomesh::mesh::qr::to_terminal(&phrase)?)?;
+    out_block!("{}", photomesh::mesh::qr::to_terminal(&phrase)?)?;
     out!("Recovery phrase: {phrase}")?;
     if let Some(png) = png {
         photomesh::mesh::qr::write_png(&phrase, &png)?;

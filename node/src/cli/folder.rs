@@ -20,7 +20,7 @@ pub fn folder(home: &Home, cmd: FolderCommand) -> Result<bool> {
         FolderCommand::List { json } => {
             let folders = home.index.folders()?;
             if json {
-                out!("{}", serde_json::to_string_pretty(&folders)?)?;
+                out_block!("{}", serde_json::to_string_pretty(&folders)?)?;
             } else if folders.is_empty() {
                 out!("No folders yet: add one with `photomesh folder add PATH`.")?;
             } else {

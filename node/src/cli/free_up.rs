@@ -49,7 +49,7 @@ pub fn free_up_space(
         tracing::debug!("could not tell the running node: {e}");
     }
     if args.json {
-        out!("{}", serde_json::to_string_pretty(&report)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         print_report(&report)?;
     }

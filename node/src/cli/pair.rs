@@ -82,7 +82,7 @@ impl photomesh::mesh::pairing::PairObserver for PrintPairing {
         listening: SocketAddr,
     ) {
         if let Ok(qr) = photomesh::mesh::qr::to_terminal(text) {
-            let _ = out!("{qr}");
+            let _ = out_block!("{qr}");
         }
         let _ =
             out!("Scan the QR code with the new device, or type this there: photomesh join CODE");
@@ -102,6 +102,6 @@ impl photomesh::mesh::pairing::PairObserver for PrintPairing {
     }
 
     fn attempt_failed(&mut self, why: &str) {
-        eprintln!("{why}; still waiting");
+        say!("{why}; still waiting");
     }
 }

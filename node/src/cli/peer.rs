@@ -44,7 +44,7 @@ pub fn ping(home: &Home, address: SocketAddr, device: Option<String>, json: bool
         .transpose()?;
     let pong = super::runtime()?.block_on(photomesh::daemon::hello::ping(home, address, device))?;
     if json {
-        out!("{}", serde_json::to_string_pretty(&pong)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&pong)?)?;
     } else {
         out!(
             "{} ({}) answered at {} in {:.1} ms",

@@ -17,7 +17,7 @@ pub fn repair_index(home_path: &Path, name: Option<&str>, json: bool) -> Result<
         Repaired::Sound(index) => {
             if json {
                 let answer = serde_json::json!({ "sound": true, "index": index });
-                out!("{}", serde_json::to_string_pretty(&answer)?)?;
+                out_block!("{}", serde_json::to_string_pretty(&answer)?)?;
             } else {
                 out!(
                     "The index {} passed SQLite's integrity check: nothing to repair, and \
@@ -29,7 +29,7 @@ pub fn repair_index(home_path: &Path, name: Option<&str>, json: bool) -> Result<
         }
         Repaired::Rebuilt(report) => {
             if json {
-                out!("{}", serde_json::to_string_pretty(&report)?)?;
+                out_block!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
                 print_report(&report)?;
             }

@@ -94,7 +94,7 @@ pub fn restore(
     }
     let missing = plan.missing();
     if !missing.is_empty() {
-        eprintln!(
+        say!(
             "Fetching {} this device does not hold from the mesh{}",
             count(missing.len() as u64, "photo"),
             if mesh.through_node() {
@@ -108,7 +108,7 @@ pub fn restore(
     let mut report = restore::run(home, &plan, None, &mut Reporter::for_stderr())?;
     let needs = std::mem::take(&mut report.needs_copy);
     if !needs.is_empty() {
-        eprintln!(
+        say!(
             "This device's copy of {} is missing, changed or damaged: fetching from the mesh",
             count(needs.len() as u64, "photo")
         );
@@ -124,7 +124,7 @@ pub fn restore(
     }
     drop(mesh);
     if json {
-        out!("{}", serde_json::to_string_pretty(&report)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         out!(
             "Restored {} ({}) to {}; {} already there{}.",
@@ -238,12 +238,12 @@ fn device_names(
 fn say(event: &MeshEvent<'_>) {
     match event {
         MeshEvent::Reached { name, new_records } if *new_records > 0 => {
-            eprintln!("Caught up with {name}: {new_records} new records")
+            say!("Caught up with {name}: {new_records} new records")
         }
         MeshEvent::Reached { .. } => {}
-        MeshEvent::Unreachable(why) => eprintln!("  could not fetch from {why}"),
+        MeshEvent::Unreachable(why) => say!("  could not fetch from {why}"),
         MeshEvent::Progress { done, of } if done == of || done % 64 == 0 => {
-            eprintln!("Fetched {done} of {of}")
+            say!("Fetched {done} of {of}")
         }
         MeshEvent::Progress { .. } => {}
     }
@@ -259,7 +259,7 @@ pub fn verify(home: &Home, json: bool) -> Result<bool> {
         tracing::debug!("could not tell the running node: {e}");
     }
     if json {
-        out!("{}", serde_json::to_string_pretty(&report)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         out!(
             "Checked {} and {}: {}",

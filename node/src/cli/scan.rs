@@ -32,7 +32,7 @@ pub fn scan(home: &Home, home_path: &Path, config: &Config, json: bool) -> Resul
         tracing::debug!("could not tell the running node: {e}");
     }
     if json {
-        out!("{}", serde_json::to_string_pretty(&summary)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
         print_scan(&summary)?;
     }

@@ -28,7 +28,7 @@ pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Res
     let mut status = photomesh::library::status::status_with(home, targets)?;
     photomesh::library::status::apply_live(&mut status, super::live_status(home_path));
     if json {
-        out!("{}", serde_json::to_string_pretty(&status)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
         print_status(&status)?;
     }
@@ -52,7 +52,7 @@ pub fn photo(home: &Home, config: &Config, photo: &str, json: bool) -> Result<bo
         );
     };
     if json {
-        out!("{}", serde_json::to_string_pretty(&copies)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&copies)?)?;
         return Ok(true);
     }
     let counted = copies.copies.iter().filter(|c| c.counts).count();
@@ -96,7 +96,7 @@ pub fn versions(home: &Home, photo: &str, json: bool) -> Result<bool> {
         anyhow::bail!("no photo is recorded at {photo:?} (`photomesh photos` lists them)");
     }
     if json {
-        out!("{}", serde_json::to_string_pretty(&versions)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&versions)?)?;
         return Ok(true);
     }
     for v in &versions {
@@ -124,7 +124,7 @@ pub fn versions(home: &Home, photo: &str, json: bool) -> Result<bool> {
 pub fn photos(home: &Home, folder: Option<&str>, json: bool) -> Result<bool> {
     let (photos, unreadable) = photomesh::library::status::photos(home, folder)?;
     if json {
-        out!("{}", serde_json::to_string_pretty(&photos)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&photos)?)?;
     } else {
         for p in &photos {
             let taken = p
@@ -158,7 +158,7 @@ pub fn photos(home: &Home, folder: Option<&str>, json: bool) -> Result<bool> {
         out!("{}", count(photos.len() as u64, "photo"))?;
     }
     if unreadable > 0 {
-        eprintln!("{unreadable} records could not be opened with this device's keys");
+        say!("{unreadable} records could not be opened with this device's keys");
     }
     Ok(unreadable == 0)
 }

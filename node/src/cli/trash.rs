@@ -68,7 +68,7 @@ pub fn delete(home: &Home, home_path: &Path, config: &Config, a: DeleteArgs) -> 
         announce(home_path);
     }
     if a.json {
-        out!("{}", serde_json::to_string_pretty(&done)?)?;
+        out_block!("{}", serde_json::to_string_pretty(&done)?)?;
         return Ok(done.originals_kept.is_empty() || !a.originals);
     }
     print_entries(&done)?;
@@ -114,7 +114,7 @@ pub fn trash(home: &Home, home_path: &Path, config: &Config, cmd: TrashCommand) 
         TrashCommand::List { json } => {
             let list = trash::list(home, retention)?;
             if json {
-                out!("{}", serde_json::to_string_pretty(&list)?)?;
+                out_block!("{}", serde_json::to_string_pretty(&list)?)?;
             } else {
                 print_list(&list, home.keys.current().is_none())?;
             }
@@ -136,7 +136,7 @@ pub fn trash(home: &Home, home_path: &Path, config: &Config, cmd: TrashCommand) 
                 announce(home_path);
             }
             if json {
-                out!("{}", serde_json::to_string_pretty(&done)?)?;
+                out_block!("{}", serde_json::to_string_pretty(&done)?)?;
                 return Ok(true);
             }
             print_entries(&done)?;
@@ -160,7 +160,7 @@ pub fn trash(home: &Home, home_path: &Path, config: &Config, cmd: TrashCommand) 
                 announce(home_path);
             }
             if json {
-                out!("{}", serde_json::to_string_pretty(&done)?)?;
+                out_block!("{}", serde_json::to_string_pretty(&done)?)?;
                 return Ok(true);
             }
             if done.photos.is_empty() {

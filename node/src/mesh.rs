@@ -129,7 +129,7 @@ fn require_full(home: &Home) -> Result<(), MeshError> {
     }
 }
 
-/// Signs and stores an introduce record for a new device (the inviter's side of pairing).
+/// Signs and stores an introduce record for a new device.
 pub fn introduce(
     home: &Home,
     signing_key: [u8; 32],
@@ -138,8 +138,24 @@ pub fn introduce(
     name: &str,
     now_ms: u64,
 ) -> Result<MembershipRecord, MeshError> {
+    let record = sign_introduce(home, signing_key, noise_key, role, name, now_ms)?;
+    home.index
+        .add_record(&record.record_id, &record.bytes, now_ms)?;
+    Ok(record)
+}
+
+/// Signs an introduce record for a new device without storing it: the inviter's side of
+/// pairing stores it once the joiner has confirmed.
+pub fn sign_introduce(
+    home: &Home,
+    signing_key: [u8; 32],
+    noise_key: [u8; 32],
+    role: Role,
+    name: &str,
+    now_ms: u64,
+) -> Result<MembershipRecord, MeshError> {
     require_full(home)?;
-    let record = MembershipRecord::sign(
+    Ok(MembershipRecord::sign(
         &home.device,
         Statement::Introduce(Introduce {
             signing_key,
@@ -148,10 +164,7 @@ pub fn introduce(
             name: name.to_owned(),
             created_at_ms: now_ms,
         }),
-    )?;
-    home.index
-        .add_record(&record.record_id, &record.bytes, now_ms)?;
-    Ok(record)
+    )?)
 }
 
 /// Revokes a member: signs a revoke record that keeps the membership records the device

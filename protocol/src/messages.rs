@@ -63,6 +63,19 @@ pub enum JoinResponse {
     },
 }
 
+/// The joiner's last word in a pairing, after it checked and stored the [`JoinResponse`]:
+/// the inviter records the new member only when it says `Joined`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinConfirm {
+    /// The joiner stored the welcome: it is a member now.
+    Joined,
+    /// The joiner found the welcome invalid and stored nothing.
+    Declined {
+        /// Why, in words for the inviter's user.
+        reason: String,
+    },
+}
+
 /// The first message on a connection between members, each way.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -300,6 +313,7 @@ mod tests {
                 prop_assert_eq!(decode_body::<JoinResponse>(&again[4..]).unwrap(), m);
             }
             let _ = decode_body::<JoinRequest>(&b);
+            let _ = decode_body::<JoinConfirm>(&b);
             let _ = decode_body::<Hello>(&b);
             let _ = decode_body::<Request>(&b);
             let _ = decode_body::<Records>(&b);

@@ -2,8 +2,10 @@
 //! device that wants to join (specified in `PAIRING.md`).
 //!
 //! A code holds the inviter's Noise key (the joiner connects with `IKpsk1` and must know the
-//! responder's static key), a one-time 32-byte secret (the PSK), the offered role, an expiry,
-//! the inviter's addresses and port, a format version and a check value. Its text form is
+//! responder's static key), a one-time 32-byte secret, the offered role, an expiry, the
+//! inviter's addresses and port, a format version and a check value. The Noise PSK is derived
+//! from the whole code, not the secret alone, so a code with any field changed fails the
+//! handshake itself. Its text form is
 //! base32 in groups of eight; parsing ignores case, dashes and spaces, reads 0/1/8 as O/I/B,
 //! and names what is wrong: a foreign character (with its position), a typo (failed check),
 //! a newer format, an expired code.
@@ -19,11 +21,19 @@ use crate::base32;
 use crate::membership::Role;
 
 /// The pairing code format version.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 /// At most this many addresses in a code.
 pub const MAX_ADDRESSES: usize = 4;
-/// BLAKE3 `derive_key` context for the Noise PSK derived from the code's secret.
-pub const PSK_CONTEXT: &str = "photomesh 2026-11-22 pairing psk v1";
+/// BLAKE3 `derive_key` context for the Noise PSK derived from the code (its secret and every
+/// other field).
+pub const PSK_CONTEXT: &str = "photomesh 2026-12-06 pairing psk v2";
+/// The shortest time a code may work, in seconds.
+pub const MIN_LIFETIME_S: u64 = 60;
+/// The longest time a code may work, in seconds (7 days).
+pub const MAX_LIFETIME_S: u64 = 7 * 24 * 3600;
+/// How far the joiner's clock may run behind the inviter's before a code's expiry looks
+/// farther away than [`MAX_LIFETIME_S`], in seconds.
+const CLOCK_SKEW_S: u64 = 24 * 3600;
 /// Bytes of check value at the end of the encoded code.
 const CHECK_LEN: usize = 4;
 
@@ -95,19 +105,36 @@ pub enum PairingCodeError {
         /// Seconds since it expired.
         ago: u64,
     },
+    /// An expiry farther ahead than any code `photomesh pair` makes.
+    #[error(
+        "the pairing code says it works for another {ahead} seconds, longer than the 7 days a code can work: it was changed, or this device's clock is wrong"
+    )]
+    TooFarAhead {
+        /// Seconds until the expiry the code carries.
+        ahead: u64,
+    },
 }
 
 impl PairingCode {
-    /// The Noise PSK for this code's secret.
+    /// The Noise PSK for this code: derived from its whole encoding before the check value
+    /// (the secret and every other field), so that both ends agree on every field or the
+    /// handshake fails.
     pub fn psk(&self) -> [u8; 32] {
-        blake3::derive_key(PSK_CONTEXT, &self.secret)
+        let mut body = self.to_bytes();
+        body.truncate(body.len() - CHECK_LEN);
+        blake3::derive_key(PSK_CONTEXT, &body)
     }
 
-    /// Checks the code has not expired at `now` (seconds since the Unix epoch).
+    /// Checks the code works at `now` (seconds since the Unix epoch): not expired, and not
+    /// claiming to work for longer than any code `photomesh pair` makes.
     pub fn check_expiry(&self, now: u64) -> Result<(), PairingCodeError> {
         if now >= self.expires_at {
             Err(PairingCodeError::Expired {
                 ago: now - self.expires_at,
+            })
+        } else if self.expires_at - now > MAX_LIFETIME_S + CLOCK_SKEW_S {
+            Err(PairingCodeError::TooFarAhead {
+                ahead: self.expires_at - now,
             })
         } else {
             Ok(())
@@ -119,7 +146,7 @@ impl PairingCode {
         let mut b = vec![FORMAT_VERSION, role_byte(self.role)];
         b.extend_from_slice(&self.noise_key);
         b.extend_from_slice(&self.secret);
-        // Seconds fit u32 until 2106; a later expiry is clamped.
+        // Seconds fit u32 until 2106; a later expiry is clamped (codes live a week at most).
         let expires = u32::try_from(self.expires_at).unwrap_or(u32::MAX);
         b.extend_from_slice(&expires.to_le_bytes());
         b.extend_from_slice(&self.port.to_le_bytes());
@@ -294,13 +321,14 @@ mod tests {
     #[test]
     fn another_version_is_named() {
         let mut bytes = sample().to_bytes();
-        bytes[0] = 2;
+        // Version 1: its PSK was derived from the secret alone.
+        bytes[0] = 1;
         let n = bytes.len() - CHECK_LEN;
         let check = blake3::hash(&bytes[..n]);
         bytes[n..].copy_from_slice(&check.as_bytes()[..CHECK_LEN]);
         assert_eq!(
             PairingCode::from_bytes(&bytes),
-            Err(PairingCodeError::Version(2))
+            Err(PairingCodeError::Version(1))
         );
     }
 
@@ -311,6 +339,57 @@ mod tests {
         assert_eq!(
             code.check_expiry(code.expires_at + 5),
             Err(PairingCodeError::Expired { ago: 5 })
+        );
+        // A week and the clock skew allowed: still a code `pair` could have made.
+        let week = MAX_LIFETIME_S + CLOCK_SKEW_S;
+        assert!(code.check_expiry(code.expires_at - week).is_ok());
+        assert_eq!(
+            code.check_expiry(code.expires_at - week - 1),
+            Err(PairingCodeError::TooFarAhead { ahead: week + 1 })
+        );
+    }
+
+    #[test]
+    fn the_psk_binds_every_field_of_the_code() {
+        let code = sample();
+        // A regression vector: the PSK of `sample()` (BLAKE3 derive_key over its encoding).
+        assert_eq!(
+            hex::encode(code.psk()),
+            "488d126320bc379e4ad9e6b20d2e92bf62e5caf77c1300ebd275045f6b8e84a1"
+        );
+        let changed = [
+            PairingCode {
+                role: Role::Vault,
+                ..code.clone()
+            },
+            PairingCode {
+                noise_key: [8; 32],
+                ..code.clone()
+            },
+            PairingCode {
+                secret: [10; 32],
+                ..code.clone()
+            },
+            PairingCode {
+                expires_at: code.expires_at + 1,
+                ..code.clone()
+            },
+            PairingCode {
+                port: code.port + 1,
+                ..code.clone()
+            },
+            PairingCode {
+                addresses: vec!["192.168.1.21".parse().unwrap()],
+                ..code.clone()
+            },
+        ];
+        for other in &changed {
+            assert_ne!(other.psk(), code.psk(), "{other:?}");
+        }
+        // What the joiner reads back derives what the inviter derived.
+        assert_eq!(
+            PairingCode::from_bytes(&code.to_bytes()).unwrap().psk(),
+            code.psk()
         );
     }
 

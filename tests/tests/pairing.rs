@@ -11,6 +11,13 @@ use photomesh_protocol::record::Record;
 use photomesh_tests::{Node, WAIT};
 use serde_json::Value;
 
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 fn device_id(node: &Node) -> String {
     node.json(&["status"])["device_id"]
         .as_str()
@@ -143,8 +150,28 @@ fn a_code_works_once_and_a_wrong_secret_changes_nothing() {
     forged.secret[0] ^= 0xff;
     let run = x.run(&["join", &forged.to_string()]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("secret is wrong"), "{}", run.stderr);
+    assert!(run.stderr.contains("wrong secret"), "{}", run.stderr);
     assert_eq!(devices(&a).len(), 1, "a wrong secret added a device");
+
+    // The right secret in a code with another field changed (and its check value made to
+    // match): the role, or the expiry. Every field is bound into the handshake, so the
+    // inviter refuses on the first message and records nobody.
+    let real: PairingCode = text.parse().unwrap();
+    let other_role = PairingCode {
+        role: photomesh_protocol::membership::Role::Vault,
+        ..real.clone()
+    };
+    let later = PairingCode {
+        expires_at: real.expires_at + 60,
+        ..real
+    };
+    for changed in [other_role, later] {
+        let run = x.run(&["join", &changed.to_string()]);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stderr.contains("refused the pairing"), "{}", run.stderr);
+    }
+    assert_eq!(devices(&a).len(), 1, "a changed code added a device");
+    assert_eq!(devices(&x).len(), 1, "a changed code joined a mesh");
 
     // The invitation survives the failed attempt: the real device still joins.
     b.ok(&["join", &text]);
@@ -171,14 +198,31 @@ fn bad_codes_are_named() {
         Node::init(dir.path(), "phone"),
     );
 
-    // Expired: the joiner refuses before connecting, the inviter gives up.
-    let (pair, text) = a.start_pair(&["--expires", "1s"]);
-    let (code, out) = pair.wait(WAIT);
-    assert_eq!(code, 2, "{out}");
-    assert!(out.contains("expired"), "{out}");
-    let run = b.run(&["join", &text]);
+    // A code may not live less than a minute or more than a week.
+    let run = a.run(&["pair", "--expires", "1s"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("at least 60 seconds"), "{}", run.stderr);
+    let run = a.run(&["pair", "--expires", "99999d"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("at most 7 days"), "{}", run.stderr);
+
+    // Expired, or claiming to work for years: the joiner refuses before connecting.
+    let (pair, text) = a.start_pair(&["--expires", "1m"]);
+    let mut expired: PairingCode = text.parse().unwrap();
+    expired.expires_at = now_s() - 5;
+    let run = b.run(&["join", &expired.to_string()]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("expired"), "{}", run.stderr);
+    let mut forever: PairingCode = text.parse().unwrap();
+    forever.expires_at = u64::from(u32::MAX);
+    let run = b.run(&["join", &forever.to_string()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("longer than the 7 days"),
+        "{}",
+        run.stderr
+    );
+    drop(pair);
 
     // A typo.
     let mut chars: Vec<char> = text.chars().collect();

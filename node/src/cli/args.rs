@@ -45,8 +45,8 @@ pub enum Command {
         /// Also write the QR code to this PNG file.
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
-        /// How long the code works (e.g. 90s, 10m, 1h).
-        #[arg(long, default_value = "10m", value_parser = photomesh::home::config::parse_duration)]
+        /// How long the code works, from 1m to 7d (e.g. 90s, 10m, 1h).
+        #[arg(long, default_value = "10m", value_parser = parse_code_lifetime)]
         expires: std::time::Duration,
         /// Where to listen for the new device.
         #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
@@ -364,4 +364,48 @@ pub enum FolderCommand {
         /// The folder's label.
         label: String,
     },
+}
+
+/// `pair --expires`: a duration from [`MIN_LIFETIME_S`] to [`MAX_LIFETIME_S`], so the code
+/// carries exactly the expiry shown and a forgotten invitation does not stay open for long.
+///
+/// [`MIN_LIFETIME_S`]: photomesh_protocol::pairing::MIN_LIFETIME_S
+/// [`MAX_LIFETIME_S`]: photomesh_protocol::pairing::MAX_LIFETIME_S
+fn parse_code_lifetime(s: &str) -> Result<std::time::Duration, String> {
+    use photomesh_protocol::pairing::{MAX_LIFETIME_S, MIN_LIFETIME_S};
+    let d = photomesh::home::config::parse_duration(s)?;
+    if d.as_secs() < MIN_LIFETIME_S {
+        Err(format!(
+            "a pairing code works for at least {MIN_LIFETIME_S} seconds (1m), long enough to scan it"
+        ))
+    } else if d.as_secs() > MAX_LIFETIME_S {
+        Err(format!(
+            "a pairing code works for at most 7 days ({MAX_LIFETIME_S} seconds); make a new one when it is needed"
+        ))
+    } else {
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_lives_between_a_minute_and_a_week() {
+        assert!(parse_code_lifetime("59s").unwrap_err().contains("at least"));
+        assert_eq!(parse_code_lifetime("1m").unwrap().as_secs(), 60);
+        assert_eq!(parse_code_lifetime("7d").unwrap().as_secs(), 7 * 86_400);
+        assert!(
+            parse_code_lifetime("8d")
+                .unwrap_err()
+                .contains("at most 7 days")
+        );
+        assert!(
+            parse_code_lifetime("99999d")
+                .unwrap_err()
+                .contains("at most")
+        );
+        assert!(parse_code_lifetime("soon").is_err());
+    }
 }

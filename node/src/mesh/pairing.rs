@@ -8,7 +8,9 @@
 //! inviter's) and names itself; the inviter signs an *introduce* record and answers with every
 //! membership record, the mesh's founder, and — for a `full` joiner only — the library keys.
 //! The joiner checks that the records make it a member with the offered role and the inviter
-//! a full member before it stores anything. The exchange is specified in
+//! a full member before it stores anything, and says whether it joined; the inviter stores
+//! the introduction only when it did. The PSK is derived from the whole code, so a code with
+//! a field changed (the role, say) fails the handshake. The exchange is specified in
 //! `protocol/PAIRING.md`.
 //!
 //! A code works once: `pair` stops after the first successful join, and the secret dies with
@@ -22,7 +24,7 @@ use std::time::Duration;
 use photomesh_protocol::identity::{DeviceId, verify_signature};
 use photomesh_protocol::keys::KeyRing;
 use photomesh_protocol::membership::{MembershipRecord, Role, TrustSet};
-use photomesh_protocol::messages::{JoinRequest, JoinResponse, join_proof_message};
+use photomesh_protocol::messages::{JoinConfirm, JoinRequest, JoinResponse, join_proof_message};
 use photomesh_protocol::nquic::{NoiseKey, Suite};
 use photomesh_protocol::pairing::{PairingCode, PairingCodeError};
 
@@ -38,6 +40,10 @@ use crate::net::transport;
 
 /// How long a joiner tries one address of the inviter before the next.
 pub const JOIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the inviter waits for the joiner to say it stored the welcome.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the joiner waits for the inviter to close after its confirmation.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why pairing failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,12 @@ pub enum PairingError {
     /// The inviter refused.
     #[error("the inviting device refused: {0}")]
     Refused(String),
+    /// The joiner found the welcome invalid; nothing was recorded.
+    #[error("the joining device declined the welcome ({0}); it was not added")]
+    Declined(String),
+    /// The joiner did not confirm in time; nothing was recorded.
+    #[error("the joining device did not say whether it joined within {0:?}; it was not added")]
+    Unconfirmed(Duration),
     /// No address of the inviter answered.
     #[error("could not reach the inviting device:\n{0}")]
     Unreachable(String),
@@ -129,17 +141,11 @@ pub async fn pair(
         port: 0,
         addresses: Vec::new(),
     };
-    let config = transport::server_config(
-        home.device.noise_secret(),
-        trust,
-        Some(code.psk()),
-        transport::os_random(),
-    );
-    let endpoint =
-        transport::endpoint(options.listen, Some(config)).map_err(|source| NetError::Bind {
-            addr: options.listen,
-            source,
-        })?;
+    // Bound first: the port and addresses are part of the code, and so of the PSK.
+    let endpoint = transport::endpoint(options.listen, None).map_err(|source| NetError::Bind {
+        addr: options.listen,
+        source,
+    })?;
     let local = endpoint.local_addr().map_err(|source| NetError::Bind {
         addr: options.listen,
         source,
@@ -152,6 +158,12 @@ pub async fn pair(
     };
     code.addresses
         .truncate(photomesh_protocol::pairing::MAX_ADDRESSES);
+    endpoint.set_server_config(Some(transport::server_config(
+        home.device.noise_secret(),
+        trust,
+        Some(code.psk()),
+        transport::os_random(),
+    )));
     let text = code.to_string();
     if let Some(png) = options.png {
         qr::write_png(&text, png)?;
@@ -182,8 +194,7 @@ pub async fn pair(
         };
         match welcome(home, &code, &connection).await {
             Ok(joined) => {
-                // Let the joiner read the answer and close first.
-                let _ = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
+                Close::Done.close(&connection);
                 Close::Done.close_endpoint(&endpoint);
                 endpoint.wait_idle().await;
                 return Ok(joined);
@@ -228,32 +239,52 @@ async fn welcome(
     } else if request.name.len() > photomesh_protocol::membership::MAX_NAME_LEN {
         refuse("the device name is too long".into())
     } else {
-        let now = now_ms();
-        mesh::introduce(
+        let record = mesh::sign_introduce(
             home,
             request.signing_key,
             peer_noise,
             code.role,
             &request.name,
-            now,
+            now_ms(),
         )?;
-        home.index.set_seen(&joiner, now, None, None)?;
-        JoinResponse::Welcome {
+        let mut membership = home.index.membership_records()?;
+        membership.push(record.bytes.clone());
+        let welcome = JoinResponse::Welcome {
             founder: mesh::founder(home)?,
-            membership: home.index.membership_records()?,
+            membership,
             role: code.role,
             library_keys: (code.role == Role::Full).then(|| home.keys.clone()),
+        };
+        frame::write_frame(&mut send, &welcome).await?;
+        let _ = send.finish();
+        // Recorded only once the joiner says it stored the welcome: a joiner that refuses it
+        // (or vanishes) leaves no member behind that would never sync.
+        let confirm: JoinConfirm =
+            tokio::time::timeout(CONFIRM_TIMEOUT, frame::read_frame(&mut recv))
+                .await
+                .map_err(|_| PairingError::Unconfirmed(CONFIRM_TIMEOUT))??;
+        if let JoinConfirm::Declined { reason } = confirm {
+            return Err(PairingError::Declined(
+                crate::shown::Shown(&reason).to_string(),
+            ));
         }
+        let now = now_ms();
+        home.index.transaction(|ix| -> Result<(), PairingError> {
+            ix.add_record(&record.record_id, &record.bytes, now)?;
+            ix.set_seen(&joiner, now, None, None)?;
+            Ok(())
+        })?;
+        return Ok(Joined {
+            device_id: joiner.to_string(),
+            name: request.name,
+            role: code.role.name(),
+        });
     };
     frame::write_frame(&mut send, &answer).await?;
     let _ = send.finish();
     match answer {
-        JoinResponse::Welcome { role, .. } => Ok(Joined {
-            device_id: joiner.to_string(),
-            name: request.name,
-            role: role.name(),
-        }),
         JoinResponse::Refused { reason } => Err(PairingError::Refused(reason)),
+        JoinResponse::Welcome { .. } => Err(PairingError::Refused("no welcome was sent".into())),
     }
 }
 
@@ -368,19 +399,36 @@ async fn try_join(
         )),
     };
     frame::write_frame(&mut send, &request).await?;
-    let _ = send.finish();
     let response: JoinResponse = frame::read_frame(&mut recv).await?;
-    Close::Done.close(&connection);
-    endpoint.wait_idle().await;
-    match response {
-        JoinResponse::Refused { reason } => Err(PairingError::Refused(reason)),
+    let outcome = match response {
+        JoinResponse::Refused { reason } => Err(PairingError::Refused(
+            crate::shown::Shown(&reason).to_string(),
+        )),
         JoinResponse::Welcome {
             founder,
             membership,
             role,
             library_keys,
-        } => accept_welcome(home, code, founder, &membership, role, library_keys, addr),
+        } => accept_welcome(home, code, founder, &membership, role, library_keys),
+    };
+    // Tell the inviter whether this device joined (it records the member only then), and
+    // let it close first so that the answer is not lost with the connection.
+    let confirm = match &outcome {
+        Ok(_) => Some(JoinConfirm::Joined),
+        Err(PairingError::BadWelcome(why)) => Some(JoinConfirm::Declined {
+            reason: why.clone(),
+        }),
+        Err(_) => None,
+    };
+    if let Some(confirm) = confirm
+        && frame::write_frame(&mut send, &confirm).await.is_ok()
+    {
+        let _ = send.finish();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.closed()).await;
     }
+    Close::Done.close(&connection);
+    endpoint.wait_idle().await;
+    outcome
 }
 
 /// Checks the inviter's answer and, only if it all holds, stores it.
@@ -391,7 +439,6 @@ fn accept_welcome(
     membership: &[Vec<u8>],
     role: Role,
     library_keys: Option<KeyRing>,
-    addr: SocketAddr,
 ) -> Result<JoinedMesh, PairingError> {
     let bad = |why: &str| PairingError::BadWelcome(why.to_owned());
     let records: Vec<MembershipRecord> = membership
@@ -421,7 +468,6 @@ fn accept_welcome(
     let now = now_ms();
     let inviter_id = inviter.device;
     let founder_text = founder.to_string();
-    let _ = addr;
     let names = trust.members().map(|m| m.name.clone()).collect();
     // Keys first: if the process dies before the index commits, the device is still fresh
     // and can simply join again.
@@ -451,6 +497,112 @@ fn accept_welcome(
 mod tests {
     use super::*;
     use crate::library::progress::Silent;
+
+    /// What `pair` reported, in order.
+    enum Seen {
+        Ready(PairingCode),
+        Failed(String),
+    }
+
+    struct Report(tokio::sync::mpsc::UnboundedSender<Seen>);
+
+    impl PairObserver for Report {
+        fn ready(&mut self, code: &PairingCode, _text: &str, _listening: SocketAddr) {
+            let _ = self.0.send(Seen::Ready(code.clone()));
+        }
+        fn attempt_failed(&mut self, why: &str) {
+            let _ = self.0.send(Seen::Failed(why.to_owned()));
+        }
+    }
+
+    /// A joiner that reads the welcome and then declines it (`confirm`), or vanishes.
+    async fn join_halfway(
+        home: &Home,
+        code: &PairingCode,
+        confirm: Option<JoinConfirm>,
+    ) -> JoinResponse {
+        let addr = SocketAddr::new(code.addresses[0], code.port);
+        let endpoint = dial::client_endpoint(&addr).unwrap();
+        let config = transport::client_config(
+            home.device.noise_secret(),
+            NoiseKey(code.noise_key),
+            Suite::choose(transport::has_aes_hardware(), None),
+            Some(code.psk()),
+            transport::os_random(),
+        );
+        let connection = dial::connect(&endpoint, config, addr, JOIN_CONNECT_TIMEOUT)
+            .await
+            .unwrap();
+        let (mut send, mut recv) = connection.open_bi().await.unwrap();
+        let request = JoinRequest {
+            signing_key: home.device.signing_public(),
+            name: "phone".into(),
+            proof: home.device.sign(&join_proof_message(
+                &home.device.noise_public(),
+                &code.noise_key,
+            )),
+        };
+        frame::write_frame(&mut send, &request).await.unwrap();
+        let response: JoinResponse = frame::read_frame(&mut recv).await.unwrap();
+        if let Some(confirm) = confirm {
+            frame::write_frame(&mut send, &confirm).await.unwrap();
+            let _ = send.finish();
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.closed()).await;
+        }
+        Close::Done.close(&connection);
+        endpoint.wait_idle().await;
+        response
+    }
+
+    fn members(home: &Home) -> usize {
+        mesh::trust_set(home).unwrap().members().count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_inviter_records_a_member_only_once_the_joiner_confirms() {
+        let dir = tempfile::tempdir().unwrap();
+        let laptop = mesh::create_device(&dir.path().join("laptop"), "laptop", None, 1).unwrap();
+        let mut phone = mesh::create_device(&dir.path().join("phone"), "phone", None, 1).unwrap();
+        let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let options = PairOptions {
+            role: Role::Full,
+            expires_in: Duration::from_secs(60),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            png: None,
+        };
+        let mut report = Report(tx);
+        let inviter = pair(&laptop, options, &mut report);
+        let joiner = async {
+            let Some(Seen::Ready(code)) = seen.recv().await else {
+                panic!("pair did not show a code");
+            };
+            // Declined: the welcome came (with the phone's introduction in it) but nothing
+            // is recorded, and the invitation goes on.
+            let declined = JoinConfirm::Declined {
+                reason: "not the mesh I meant\nINFO forged line".into(),
+            };
+            let welcome = join_halfway(&phone, &code, Some(declined)).await;
+            assert!(matches!(welcome, JoinResponse::Welcome { .. }));
+            let Some(Seen::Failed(why)) = seen.recv().await else {
+                panic!("the declined attempt was not reported");
+            };
+            assert!(why.contains("declined") && why.contains("\\n"), "{why}");
+            assert_eq!(members(&laptop), 1, "a declined joiner was recorded");
+            // Gone after the welcome without a word: not recorded either.
+            join_halfway(&phone, &code, None).await;
+            let Some(Seen::Failed(_)) = seen.recv().await else {
+                panic!("the vanished joiner was not reported");
+            };
+            assert_eq!(members(&laptop), 1, "a joiner that vanished was recorded");
+            // The real join, confirmed: recorded on both sides.
+            join(&mut phone, &code, false, "phone").await.unwrap()
+        };
+        let (joined, mesh) = tokio::join!(inviter, joiner);
+        assert_eq!(joined.unwrap().name, "phone");
+        assert_eq!(mesh.role, "full");
+        assert_eq!(members(&laptop), 2);
+        assert_eq!(members(&phone), 2);
+    }
 
     #[test]
     fn a_code_is_read_from_text_or_refused_with_its_reason() {

@@ -59,8 +59,9 @@ impl DialError {
                  or revoked)"
             ),
             DialFailure::WrongKey if pairing => format!(
-                "the device at {addr} refused the pairing: the code's secret is wrong. Use the \
-                 code it shows now (each `photomesh pair` makes a new one)"
+                "the device at {addr} refused the pairing: the code is not the one it made (a \
+                 wrong secret, or a field changed). Use the code it shows now (each \
+                 `photomesh pair` makes a new one)"
             ),
             DialFailure::WrongKey => {
                 format!("the device at {addr} is not the device expected (its key does not match)")

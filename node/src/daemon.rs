@@ -393,6 +393,7 @@ async fn accept_until(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let gate = crate::net::gate::Gate::default();
     loop {
         let incoming = tokio::select! {
             biased;
@@ -400,10 +401,17 @@ async fn accept_until(
             incoming = endpoint.accept() => incoming,
         };
         let Some(incoming) = incoming else { return };
+        // Past a few handshakes in progress, a stranger proves its address before the
+        // responder does any Diffie-Hellman for it (`net::gate`).
+        let Some((incoming, ticket)) = gate.admit(incoming) else {
+            continue;
+        };
         let node = node.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
-            match incoming.await {
+            let handshake = incoming.await;
+            drop(ticket);
+            match handshake {
                 Ok(connection) => node.adopt(connection, Dialler::There).await,
                 Err(e) => tracing::info!(%remote, "refused a connection: {e}"),
             }

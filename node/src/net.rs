@@ -1,9 +1,11 @@
 //! The network below replication: quinn endpoints with nQUIC crypto ([`transport`]), dialling
 //! another device ([`dial`]), framed messages on streams ([`frame`]), the application close
-//! codes ([`close`]), and the local control socket and its messages ([`control`]).
+//! codes ([`close`]), the local control socket and its messages ([`control`]), and the
+//! bound on incoming handshakes ([`gate`]).
 
 pub mod close;
 pub mod control;
 pub mod dial;
 pub mod frame;
+pub mod gate;
 pub mod transport;

@@ -96,8 +96,18 @@ pub fn server_config(
     }
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport_config());
+    // Connection attempts waiting for the accept loop, and what they may buffer: a flood
+    // queues no more than this (the loop answers most with a Retry at once, `net::gate`);
+    // beyond, quinn refuses them statelessly.
+    config
+        .max_incoming(MAX_INCOMING)
+        .incoming_buffer_size(64 * 1024)
+        .incoming_buffer_size_total(4 * 1024 * 1024);
     config
 }
+
+/// Connection attempts that may wait for the accept loop at once.
+const MAX_INCOMING: usize = 1024;
 
 /// A client configuration to connect to the device whose noise key is `peer`, in `suite`
 /// (see [`Suite::choose`]), as a pairing if `pairing_secret` is set.

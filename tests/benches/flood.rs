@@ -51,6 +51,8 @@ fn main() -> Result<()> {
     let key = Home::open(&a.home)?.device.noise_public();
     let (a_run, addr) = a.start_run();
     let target = addr.parse()?;
+    // The stranger's own address: the members come from 127.0.0.1.
+    let stranger: std::net::SocketAddr = "127.0.0.2:0".parse()?;
 
     // 1. The flood alone.
     let start = Instant::now();
@@ -65,7 +67,7 @@ fn main() -> Result<()> {
         bench::cpu_seconds(a_run.pid())?,
     );
     let start = Instant::now();
-    let answers = flood::flood(target, &packets, Duration::from_secs(1))?;
+    let answers = flood::flood(stranger, target, &packets, Duration::from_secs(1))?;
     let flood_s = start.elapsed().as_secs_f64();
     let (peak_after, cpu_after) = (
         bench::peak_rss_kb(a_run.pid())?,
@@ -98,7 +100,8 @@ fn main() -> Result<()> {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                sent += flood::flood(target, chunk, Duration::from_millis(1)).map_or(0, |a| a.sent);
+                sent += flood::flood(stranger, target, chunk, Duration::from_millis(1))
+                    .map_or(0, |a| a.sent);
                 let due = Duration::from_secs_f64(sent as f64 / pps as f64);
                 std::thread::sleep(due.saturating_sub(start.elapsed()));
             }

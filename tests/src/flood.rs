@@ -62,15 +62,16 @@ pub fn initials(target: SocketAddr, node_key: [u8; 32], n: usize) -> Vec<Vec<u8>
     out
 }
 
-/// Sends `packets` to `target` from one socket, then reads answers until none came for
-/// `quiet`, and counts them by kind.
-pub fn flood(target: SocketAddr, packets: &[Vec<u8>], quiet: Duration) -> std::io::Result<Answers> {
-    let bind: SocketAddr = if target.is_ipv4() {
-        "0.0.0.0:0".parse().map_err(std::io::Error::other)?
-    } else {
-        "[::]:0".parse().map_err(std::io::Error::other)?
-    };
-    let socket = UdpSocket::bind(bind)?;
+/// Sends `packets` to `target` from one socket bound to `from` (on loopback, another address
+/// of 127.0.0.0/8 than the members', as a stranger on a LAN has its own), then reads answers
+/// until none came for `quiet`, and counts them by kind.
+pub fn flood(
+    from: SocketAddr,
+    target: SocketAddr,
+    packets: &[Vec<u8>],
+    quiet: Duration,
+) -> std::io::Result<Answers> {
+    let socket = UdpSocket::bind(from)?;
     socket.set_nonblocking(true)?;
     let mut answers = Answers::default();
     let mut buf = vec![0u8; 65_536];

@@ -10,7 +10,9 @@
 //! answered with a stateless QUIC Retry — no Diffie-Hellman, no connection state — and only
 //! the initiators that return its token are let in, up to [`MAX_HANDSHAKES`] in progress
 //! ([`MAX_PER_ADDRESS`] from one address); past that they are refused. A member's client
-//! follows a Retry on its own, at the cost of one round trip.
+//! follows a Retry on its own, at the cost of one round trip. A Retry costs the node a MAC
+//! and a datagram, so past [`RETRIES_PER_SECOND`] a second ([`RETRIES_PER_ADDRESS`] to one
+//! address) a flood's packets are dropped unanswered.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,6 +28,10 @@ pub const FREE_PER_SECOND: usize = 32;
 /// Unvalidated handshakes let in from one address within a second before the next from there
 /// gets a Retry.
 pub const FREE_PER_ADDRESS_PER_SECOND: usize = 4;
+/// Retries sent within a second before the next unvalidated initiator is dropped unanswered.
+pub const RETRIES_PER_SECOND: usize = 2048;
+/// Retries sent to one address within a second before its next is dropped unanswered.
+pub const RETRIES_PER_ADDRESS: usize = 64;
 /// Addresses whose recent handshakes are remembered; beyond, every unvalidated initiator gets
 /// a Retry until the second is over.
 const REMEMBERED: usize = 4096;
@@ -43,6 +49,8 @@ pub enum Verdict {
     Admit(Ticket),
     /// Answer with a Retry: the initiator must prove its address first.
     Retry,
+    /// Drop it unanswered: more Retries than a member could need went out this second.
+    Ignore,
     /// Refuse it: too many handshakes in progress.
     Refuse,
 }
@@ -60,6 +68,9 @@ struct Counts {
     window_start: Option<Instant>,
     recent: usize,
     recent_by_address: HashMap<IpAddr, usize>,
+    /// Retries sent since `window_start`, in all and by address.
+    retries: usize,
+    retries_by_address: HashMap<IpAddr, usize>,
 }
 
 /// One admitted handshake; dropping it (when the handshake ends, either way) frees its place.
@@ -82,6 +93,8 @@ impl Gate {
             counts.window_start = Some(now);
             counts.recent = 0;
             counts.recent_by_address.clear();
+            counts.retries = 0;
+            counts.retries_by_address.clear();
         }
         let from_there = counts.by_address.get(&address).copied().unwrap_or(0);
         if !validated {
@@ -92,6 +105,15 @@ impl Gate {
                 || recent_there.unwrap_or(0) >= FREE_PER_ADDRESS_PER_SECOND
                 || (recent_there.is_none() && counts.recent_by_address.len() >= REMEMBERED);
             if busy {
+                let retried = counts.retries_by_address.get(&address).copied();
+                if counts.retries >= RETRIES_PER_SECOND
+                    || retried.unwrap_or(0) >= RETRIES_PER_ADDRESS
+                    || (retried.is_none() && counts.retries_by_address.len() >= REMEMBERED)
+                {
+                    return Verdict::Ignore;
+                }
+                counts.retries += 1;
+                *counts.retries_by_address.entry(address).or_default() += 1;
                 return Verdict::Retry;
             }
             counts.recent += 1;
@@ -126,6 +148,10 @@ impl Gate {
             }
             Verdict::Retry | Verdict::Refuse => {
                 incoming.refuse();
+                None
+            }
+            Verdict::Ignore => {
+                incoming.ignore();
                 None
             }
         }
@@ -206,6 +232,27 @@ mod tests {
         let later = now + WINDOW;
         drop(admitted(gate.judge(ip(1), false, later)));
         drop(admitted(gate.judge(ip(200), false, later)));
+    }
+
+    #[test]
+    fn a_flood_past_the_retries_a_member_could_need_is_dropped_unanswered() {
+        let gate = Gate::default();
+        let now = Instant::now();
+        let _busy: Vec<Ticket> = (0..FREE_HANDSHAKES as u8)
+            .map(|i| admitted(gate.judge(ip(100 + i), false, now)))
+            .collect();
+        for _ in 0..RETRIES_PER_ADDRESS {
+            assert!(matches!(gate.judge(ip(1), false, now), Verdict::Retry));
+        }
+        assert!(matches!(gate.judge(ip(1), false, now), Verdict::Ignore));
+        // Another address still gets its Retry, and a proven return still gets in.
+        assert!(matches!(gate.judge(ip(2), false, now), Verdict::Retry));
+        drop(admitted(gate.judge(ip(1), true, now)));
+        // Next second: answered again.
+        assert!(matches!(
+            gate.judge(ip(1), false, now + WINDOW),
+            Verdict::Retry
+        ));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub mod clock;
 pub mod daemon;
 pub mod demo;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod home;
 pub mod ignore;
 pub mod index;

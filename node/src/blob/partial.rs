@@ -119,10 +119,16 @@ pub(crate) fn progress_path(partial: &Path) -> PathBuf {
 /// A progress file that does not parse, or claims ranges out of order, counts as nothing
 /// verified; ranges past the partial file's length on disk are cut to it.
 pub(crate) fn read_progress(partial: &Path) -> (GroupSet, Option<u64>) {
-    let nothing = (GroupSet::default(), None);
     let Ok(text) = fs::read_to_string(progress_path(partial)) else {
-        return nothing;
+        return (GroupSet::default(), None);
     };
+    let on_disk = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+    parse_progress(&text, on_disk)
+}
+
+/// [`read_progress`] of a progress file's `text`, with `on_disk` bytes of the partial file.
+pub(crate) fn parse_progress(text: &str, on_disk: u64) -> (GroupSet, Option<u64>) {
+    let nothing = (GroupSet::default(), None);
     let mut lines = text.lines();
     let Some(sealed_len) = lines
         .next()
@@ -131,7 +137,6 @@ pub(crate) fn read_progress(partial: &Path) -> (GroupSet, Option<u64>) {
     else {
         return nothing;
     };
-    let on_disk = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
     let mut set = GroupSet::default();
     let mut last_end = 0;
     for line in lines {

@@ -222,7 +222,7 @@ pub async fn run(
     if let Err(e) = crate::mesh::trash::refresh(&home) {
         tracing::warn!("bringing the trash up to date: {e}");
     }
-    let discovery_key = crate::daemon::discovery::key(&home);
+    let discovery_keys = crate::daemon::discovery::keys(&home);
     let mut engine = crate::replicate::held::BlobEngine::load(&home)?;
     engine.reserve = options.reserve;
     engine.quota = options.max_bytes;
@@ -257,14 +257,22 @@ pub async fn run(
     }));
     on_listening(&node);
 
-    let discovery = match discovery_key {
-        Ok(key) => start_discovery(&node, &trust, key, options.discovery),
+    // The keys follow the membership records, as the trust set does (`watch_trust`).
+    let keys =
+        discovery_keys.map(|keys| Arc::new(crate::lock::Mutex::new("the discovery keys", keys)));
+    let discovery = match &keys {
+        Ok(keys) => start_discovery(&node, &trust, keys.clone(), options.discovery),
         Err(e) => {
             tracing::warn!("LAN discovery is off: {e}");
             None
         }
     };
-    let watcher = tokio::spawn(watch_trust(home_path.to_owned(), trust, node.clone()));
+    let watcher = tokio::spawn(watch_trust(
+        home_path.to_owned(),
+        trust,
+        keys.ok(),
+        node.clone(),
+    ));
     let folders = options
         .watch
         .filter(|_| !vault)
@@ -345,13 +353,13 @@ fn listen(
 fn start_discovery(
     node: &NodeHandle,
     trust: &Arc<MeshTrust>,
-    key: photomesh_protocol::discovery::DiscoveryKey,
+    keys: Arc<crate::lock::Mutex<photomesh_protocol::discovery::DiscoveryKeys>>,
     settings: crate::daemon::discovery::Settings,
 ) -> Option<crate::daemon::discovery::Discovery> {
     let (finder, members) = (node.clone(), trust.clone());
     crate::daemon::discovery::Discovery::start(
         node.0.device,
-        key,
+        move || keys.lock().clone(),
         node.0.local.port(),
         settings,
         move || members.devices(),

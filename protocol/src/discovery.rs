@@ -6,9 +6,11 @@
 //! and two TXT entries: `v=1` and `t=` followed by the hex of a fresh random nonce, a sealed
 //! flags byte and a 16-byte tag. The tag is keyed BLAKE3 of (nonce, device ID, sealed flags)
 //! under the mesh's [`DiscoveryKey`], which is derived from the ID of the mesh's founding
-//! membership record: every member holds that record (vaults included), and nobody else has
-//! seen it. A member recognises the advertiser by recomputing the tag for each member it knows
-//! ([`Advert::identify`]); a stranger sees random bytes that change at every start.
+//! membership record and rotated with the ID of each revocation ([`DiscoveryKeys`]): every
+//! member holds those records (vaults included), and nobody else — a revoked device included
+//! — has seen the last. A member recognises the advertiser by recomputing the tag for each
+//! member it knows, under each key ([`Advert::identify`]); a stranger sees random bytes that
+//! change at every start.
 //!
 //! The advert is a hint, not a credential: it says "a member of your mesh is at these
 //! addresses". Whether the device there is who it claims is decided by the nQUIC handshake,
@@ -17,7 +19,7 @@
 //! This module draws no randomness: nonces and names come from bytes the caller drew.
 
 use crate::identity::DeviceId;
-use crate::membership::{MembershipRecord, Role, Statement};
+use crate::membership::{MembershipRecord, Role, Statement, TrustSet};
 use crate::record::RecordId;
 
 /// The DNS-SD service type photomesh advertises and browses.
@@ -34,8 +36,10 @@ pub const NONCE_LEN: usize = 16;
 pub const TAG_LEN: usize = 16;
 /// Bytes in the `t` value before hex encoding: nonce, sealed flags, tag.
 pub const ADVERT_LEN: usize = NONCE_LEN + 1 + TAG_LEN;
-/// `derive_key` context of the mesh's discovery key.
+/// `derive_key` context of the mesh's first discovery key.
 pub const DISCOVERY_KEY_CONTEXT: &str = "photomesh 2026-11-22 discovery key v1";
+/// `derive_key` context of the key after each revocation.
+pub const ROTATION_CONTEXT: &str = "photomesh 2026-12-06 discovery key rotation v1";
 
 /// Domain separation inside the keyed hashes: the flags mask.
 const MASK_DOMAIN: u8 = 1;
@@ -83,6 +87,14 @@ impl DiscoveryKey {
             .map(|id| Self::from_founding_record(&id))
     }
 
+    /// The key after this one, rotated by the revocation whose record has this ID.
+    pub fn rotated(&self, revocation: &RecordId) -> Self {
+        let mut input = [0u8; 64];
+        input[..32].copy_from_slice(&self.0);
+        input[32..].copy_from_slice(&revocation.0);
+        Self(blake3::derive_key(ROTATION_CONTEXT, &input))
+    }
+
     /// The key as bytes (for test vectors).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -105,6 +117,61 @@ impl DiscoveryKey {
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&h.finalize().as_bytes()[..TAG_LEN]);
         tag
+    }
+}
+
+/// Every discovery key of a mesh, oldest first: the founding one, then one more after each
+/// revocation. A node advertises under the newest and recognises adverts under any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoveryKeys(Vec<DiscoveryKey>);
+
+impl DiscoveryKeys {
+    /// The keys of the mesh founded by `founder`, from its membership `records`: the founding
+    /// key ([`DiscoveryKey::for_mesh`]) rotated by each revoke record whose device the trust
+    /// set holds revoked, in order of signing time, then record ID. `None` if the records hold
+    /// no founding record.
+    pub fn for_mesh(founder: &DeviceId, records: &[MembershipRecord]) -> Option<Self> {
+        let first = DiscoveryKey::for_mesh(founder, records)?;
+        let trust = TrustSet::evaluate(founder, records);
+        let mut revocations: Vec<(u64, RecordId)> = records
+            .iter()
+            .filter_map(|r| match &r.statement {
+                Statement::Revoke(revoke) if trust.is_revoked(&revoke.device) => {
+                    Some((revoke.created_at_ms, r.record_id))
+                }
+                _ => None,
+            })
+            .collect();
+        revocations.sort_unstable();
+        revocations.dedup();
+        Some(
+            revocations
+                .iter()
+                .fold(Self::one(first), |keys, (_, id)| keys.then(id)),
+        )
+    }
+
+    /// The newest key: the one to advertise under.
+    pub fn current(&self) -> &DiscoveryKey {
+        // Never empty: `for_mesh` puts the founding key first.
+        &self.0[self.0.len() - 1]
+    }
+
+    /// Every key, newest first: the ones an advert is matched against.
+    pub fn newest_first(&self) -> impl Iterator<Item = &DiscoveryKey> {
+        self.0.iter().rev()
+    }
+
+    /// Just one key (a mesh with no revocation, and tests).
+    pub fn one(key: DiscoveryKey) -> Self {
+        Self(vec![key])
+    }
+
+    /// These keys and one more, rotated by the revocation whose record has this ID.
+    pub fn then(mut self, revocation: &RecordId) -> Self {
+        let next = self.current().rotated(revocation);
+        self.0.push(next);
+        self
     }
 }
 
@@ -222,6 +289,17 @@ impl Advert {
         })?;
         let flags = Flags::from_byte(self.sealed_flags ^ key.mask(&self.nonce, device));
         Some((*device, flags))
+    }
+
+    /// [`Advert::identify`] under each of the mesh's `keys`, newest first: an advertiser that
+    /// has not yet heard of the latest revocation is recognised under the key before it.
+    pub fn identify_any(
+        &self,
+        keys: &DiscoveryKeys,
+        candidates: &[&DeviceId],
+    ) -> Option<(DeviceId, Flags)> {
+        keys.newest_first()
+            .find_map(|key| self.identify(key, candidates.iter().copied()))
     }
 }
 

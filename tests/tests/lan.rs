@@ -202,6 +202,70 @@ fn advertising_and_browsing_can_be_turned_off() {
     );
 }
 
+/// A revocation rotates the discovery key: a member that learns of it advertises under the
+/// new key at once; a device that knows the new key finds it (and a member that has not yet
+/// heard, under the old key); the revoked device, which never gets the revocation record,
+/// still finds the member that has not heard, and no longer finds the one that has.
+#[test]
+fn a_revocation_rotates_the_discovery_key() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let lan = Lan::new(3);
+    let (laptop, nas, phone) = (device("laptop"), device("nas"), device("phone"));
+    let ours = [laptop, nas, phone];
+    let mut command = lan.host(0).command(env!("CARGO_BIN_EXE_discover-probe"));
+    command.args(["our mesh", "41001", &laptop.to_string()]);
+    command.args(ours.iter().map(|d| d.to_string()));
+    let (mut laptop_probe, mut laptop_in) = Spawned::start_with_stdin(command);
+    laptop_probe.wait_for_line(WAIT, |l| l == "started");
+    let _nas_probe = probe(&lan, 1, "our mesh", 41002, nas, &ours);
+    let (laptop_at, nas_at) = (
+        format!("{}:41001", lan.host(0).address),
+        format!("{}:41002", lan.host(1).address),
+    );
+
+    // The laptop learns that the phone was revoked: it advertises under the next key.
+    use std::io::Write as _;
+    writeln!(laptop_in, "rotate phone revoked").unwrap();
+    laptop_probe.wait_for_line(WAIT, |l| l.contains("new discovery key"));
+
+    // Knowing the new key: both found, the NAS (not yet told) under the old one.
+    let mut told = probe_with(
+        &lan,
+        2,
+        &["--no-advertise"],
+        "our mesh/phone revoked",
+        41003,
+        device("tablet"),
+        &ours,
+    );
+    wait_found(&mut told, laptop, &laptop_at);
+    wait_found(&mut told, nas, &nas_at);
+    drop(told);
+
+    // The revoked phone knows only the old key: it finds the NAS, and the laptop not, in
+    // the same time and longer (a bounded wait: an absence has no event to await).
+    let mut revoked = probe_with(
+        &lan,
+        2,
+        &["--no-advertise"],
+        "our mesh",
+        41004,
+        phone,
+        &ours,
+    );
+    wait_found(&mut revoked, nas, &nas_at);
+    std::thread::sleep(3 * photomesh::daemon::discovery::RECHECK);
+    let (_, seen) = revoked.terminate();
+    let prefix = format!("found {laptop} ");
+    assert!(
+        !seen.lines().any(|l| l.starts_with(&prefix)),
+        "the revoked device still recognises the laptop's advert:\n{seen}"
+    );
+}
+
 /// Dropping a `Discovery` stops it and withdraws its advert: the others are told at once
 /// (a DNS-SD goodbye), not when the advert would expire.
 #[test]

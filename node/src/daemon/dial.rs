@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use std::time::Instant;
 
+use photomesh_protocol::discovery::DiscoveryKeys;
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::membership::Member;
 use photomesh_protocol::nquic::{NoiseKey, Suite};
@@ -19,11 +20,12 @@ use crate::net::control::Dialler;
 use crate::net::dial;
 use crate::net::transport;
 
-/// Reloads the trust set when the index changes, and closes connections of devices that are
-/// no longer trusted.
+/// Reloads the trust set (and the discovery keys, which a revocation rotates) when the index
+/// changes, and closes connections of devices that are no longer trusted.
 pub(super) async fn watch_trust(
     home_path: std::path::PathBuf,
     trust: Arc<MeshTrust>,
+    discovery_keys: Option<Arc<crate::lock::Mutex<DiscoveryKeys>>>,
     node: NodeHandle,
 ) {
     let Ok(home) = Home::open(&home_path) else {
@@ -41,6 +43,9 @@ pub(super) async fn watch_trust(
             continue;
         };
         trust.update(current.clone());
+        if let (Some(shared), Ok(keys)) = (&discovery_keys, crate::daemon::discovery::keys(&home)) {
+            *shared.lock() = keys;
+        }
         {
             let mut registry = node.0.registry.lock();
             registry.retain(|key, link| {

@@ -7,6 +7,8 @@
 //! the caller's closure at every advert and every [`RECHECK`], since devices are introduced
 //! and revoked while the node runs — and each member found is reported with its addresses
 //! through the caller's `on_found(device, addresses)`, again whenever its addresses change.
+//! The mesh's discovery keys are re-read the same way: after a revocation the node advertises
+//! under the new key, and still recognises adverts under the older ones.
 //!
 //! What is in an advert, and why a stranger can do nothing with it, is specified in
 //! `protocol/DISCOVERY.md`; the format lives in `photomesh_protocol::discovery`. This module
@@ -24,7 +26,8 @@ use std::time::Duration;
 
 use mdns_sd::{ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 use photomesh_protocol::discovery::{
-    Advert, AdvertNames, DiscoveryKey, Flags, NONCE_LEN, SERVICE_TYPE, TAG_KEY, VERSION_KEY,
+    Advert, AdvertNames, DiscoveryKey, DiscoveryKeys, Flags, NONCE_LEN, SERVICE_TYPE, TAG_KEY,
+    VERSION_KEY,
 };
 use photomesh_protocol::identity::DeviceId;
 use tracing::{debug, info, trace, warn};
@@ -82,11 +85,11 @@ pub enum DiscoveryError {
     NoFoundingRecord,
 }
 
-/// This device's mesh's discovery key, from the membership records in its index.
-pub fn key(home: &Home) -> Result<DiscoveryKey, DiscoveryError> {
+/// This device's mesh's discovery keys, from the membership records in its index.
+pub fn keys(home: &Home) -> Result<DiscoveryKeys, DiscoveryError> {
     let founder = mesh::founder(home)?;
     let records = mesh::records(home)?;
-    DiscoveryKey::for_mesh(&founder, &records).ok_or(DiscoveryError::NoFoundingRecord)
+    DiscoveryKeys::for_mesh(&founder, &records).ok_or(DiscoveryError::NoFoundingRecord)
 }
 
 /// Looks on the LAN for the members of the home's mesh, without advertising, for at most
@@ -104,7 +107,7 @@ pub fn browse_members(
         Err(_) => return Default::default(),
     };
     let others = members.iter().filter(|d| **d != me).count();
-    let Ok(key) = key(home) else {
+    let Ok(keys) = keys(home) else {
         return Default::default();
     };
     if others == 0 {
@@ -114,7 +117,7 @@ pub fn browse_members(
     let listed = members.clone();
     let started = Discovery::start(
         me,
-        key,
+        move || keys.clone(),
         0,
         Settings {
             advertise: false,
@@ -153,21 +156,67 @@ pub struct Discovery {
     browser: Option<JoinHandle<()>>,
 }
 
+/// This node's advert, kept so that it can be published again under a new key.
+struct Advertiser {
+    daemon: ServiceDaemon,
+    me: DeviceId,
+    names: AdvertNames,
+    port: u16,
+    flags: Flags,
+    nonce: [u8; NONCE_LEN],
+    /// The key it is published under.
+    key: DiscoveryKey,
+}
+
+impl Advertiser {
+    /// Publishes the advert under `self.key` (again: the same names, a new tag); returns its
+    /// full name.
+    fn publish(&self) -> Result<String, DiscoveryError> {
+        let advert = Advert::new(&self.key, &self.me, self.flags, self.nonce);
+        let info = ServiceInfo::new(
+            SERVICE_TYPE,
+            &self.names.instance,
+            &self.names.host,
+            (),
+            self.port,
+            &advert.txt()[..],
+        )?
+        .enable_addr_auto();
+        let fullname = info.get_fullname().to_owned();
+        self.daemon.register(info)?;
+        Ok(fullname)
+    }
+
+    /// Publishes the advert again if the mesh's newest key is not the one it is under.
+    fn follow(&mut self, keys: &DiscoveryKeys) {
+        if *keys.current() == self.key {
+            return;
+        }
+        self.key = keys.current().clone();
+        match self.publish() {
+            Ok(_) => info!("advertising under the mesh's new discovery key (a device was revoked)"),
+            Err(e) => warn!("could not advertise under the mesh's new discovery key: {e}"),
+        }
+    }
+}
+
 impl Discovery {
     /// Starts advertising `me` (listening on `port`) and/or browsing, as `settings` say.
-    /// `members` returns the current members' device IDs (it may include `me`; it is called
-    /// from the browser thread, so keep it cheap — e.g. a read of the node's trust set).
-    /// `on_found` is called from the browser thread for each member found, and again when
-    /// the addresses it advertises change.
-    pub fn start<M, F>(
+    /// `keys` returns the mesh's discovery keys and `members` the current members' device
+    /// IDs (it may include `me`); both are called from the discovery thread at every advert
+    /// and every [`RECHECK`], so keep them cheap — e.g. a read of the node's trust set.
+    /// `on_found` is called from that thread for each member found, and again when the
+    /// addresses it advertises change.
+    pub fn start<K, M, F>(
         me: DeviceId,
-        key: DiscoveryKey,
+        keys: K,
         port: u16,
         settings: Settings,
         members: M,
         on_found: F,
     ) -> Result<Self, DiscoveryError>
     where
+        K: Fn() -> DiscoveryKeys + Send + 'static,
         M: Fn() -> Vec<DeviceId> + Send + 'static,
         F: FnMut(DeviceId, Vec<SocketAddr>) + Send + 'static,
     {
@@ -187,6 +236,7 @@ impl Discovery {
         // Dropping `discovery` from here on shuts the daemon down.
         discovery.daemon = Some(daemon.clone());
 
+        let mut advertiser = None;
         if settings.advertise {
             let mut random = [0u8; NONCE_LEN + 8];
             getrandom::fill(&mut random).map_err(|e| DiscoveryError::Random(e.to_string()))?;
@@ -194,53 +244,62 @@ impl Discovery {
             nonce.copy_from_slice(&random[..NONCE_LEN]);
             let mut name_bytes = [0u8; 8];
             name_bytes.copy_from_slice(&random[NONCE_LEN..]);
-            let flags = Flags {
-                aes: crate::net::transport::has_aes_hardware(),
-            };
-            let advert = Advert::new(&key, &me, flags, nonce);
             let names = AdvertNames::new(name_bytes);
-            let info = ServiceInfo::new(
-                SERVICE_TYPE,
-                &names.instance,
-                &names.host,
-                (),
+            let instance = names.instance.clone();
+            let publisher = Advertiser {
+                daemon: daemon.clone(),
+                me,
+                names,
                 port,
-                &advert.txt()[..],
-            )?
-            .enable_addr_auto();
-            discovery.advert_fullname = Some(info.get_fullname().to_owned());
-            daemon.register(info)?;
-            info!(instance = %names.instance, port, "advertising on mDNS");
+                flags: Flags {
+                    aes: crate::net::transport::has_aes_hardware(),
+                },
+                nonce,
+                key: keys().current().clone(),
+            };
+            discovery.advert_fullname = Some(publisher.publish()?);
+            info!(%instance, port, "advertising on mDNS");
+            advertiser = Some(publisher);
         }
 
-        if settings.browse {
-            let events = daemon.browse(SERVICE_TYPE)?;
-            let own = discovery.advert_fullname.clone();
-            let mut browser = Browser {
-                me,
-                key,
-                own,
-                members,
-                on_found,
-                seen: BTreeMap::new(),
-            };
-            let handle = std::thread::Builder::new()
-                .name("photomesh-discovery".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match events.recv_timeout(RECHECK) {
-                            Ok(event) => browser.handle(event),
+        let events = if settings.browse {
+            info!("browsing mDNS for members");
+            Some(daemon.browse(SERVICE_TYPE)?)
+        } else {
+            None
+        };
+        let mut browser = Browser {
+            me,
+            keys,
+            own: discovery.advert_fullname.clone(),
+            members,
+            on_found,
+            seen: BTreeMap::new(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("photomesh-discovery".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match &events {
+                        Some(events) => match events.recv_timeout(RECHECK) {
+                            Ok(event) => {
+                                browser.handle(event);
+                                continue;
+                            }
                             // Disconnected: the daemon has shut down.
                             Err(_) if events.is_disconnected() => break,
                             Err(_) => browser.recheck(),
-                        }
+                        },
+                        None => std::thread::sleep(RECHECK),
                     }
-                    debug!("mDNS browser stopped");
-                })
-                .map_err(DiscoveryError::Thread)?;
-            discovery.browser = Some(handle);
-            info!("browsing mDNS for members");
-        }
+                    if let Some(advertiser) = &mut advertiser {
+                        advertiser.follow(&(browser.keys)());
+                    }
+                }
+                debug!("mDNS discovery thread stopped");
+            })
+            .map_err(DiscoveryError::Thread)?;
+        discovery.browser = Some(handle);
         Ok(discovery)
     }
 }
@@ -277,9 +336,9 @@ struct Seen {
 }
 
 /// The browser thread's state.
-struct Browser<M, F> {
+struct Browser<K, M, F> {
     me: DeviceId,
-    key: DiscoveryKey,
+    keys: K,
     own: Option<String>,
     members: M,
     on_found: F,
@@ -287,8 +346,9 @@ struct Browser<M, F> {
     seen: BTreeMap<String, Seen>,
 }
 
-impl<M, F> Browser<M, F>
+impl<K, M, F> Browser<K, M, F>
 where
+    K: Fn() -> DiscoveryKeys,
     M: Fn() -> Vec<DeviceId>,
     F: FnMut(DeviceId, Vec<SocketAddr>),
 {
@@ -347,8 +407,8 @@ where
             entry.reported = None;
         }
         entry.addresses = addresses;
-        let members = (self.members)();
-        Self::match_one(&self.me, &self.key, &members, entry, &mut self.on_found);
+        let (keys, members) = ((self.keys)(), (self.members)());
+        Self::match_one(&self.me, &keys, &members, entry, &mut self.on_found);
     }
 
     /// Matches every advert again against the current members.
@@ -356,22 +416,21 @@ where
         if self.seen.is_empty() {
             return;
         }
-        let members = (self.members)();
+        let (keys, members) = ((self.keys)(), (self.members)());
         for entry in self.seen.values_mut() {
-            Self::match_one(&self.me, &self.key, &members, entry, &mut self.on_found);
+            Self::match_one(&self.me, &keys, &members, entry, &mut self.on_found);
         }
     }
 
     fn match_one(
         me: &DeviceId,
-        key: &DiscoveryKey,
+        keys: &DiscoveryKeys,
         members: &[DeviceId],
         entry: &mut Seen,
         on_found: &mut F,
     ) {
-        let found = entry
-            .advert
-            .identify(key, members.iter().filter(|d| *d != me));
+        let others: Vec<&DeviceId> = members.iter().filter(|d| *d != me).collect();
+        let found = entry.advert.identify_any(keys, &others);
         let Some((device, flags)) = found else {
             entry.reported = None;
             return;
@@ -433,7 +492,7 @@ mod tests {
     fn both_off_opens_nothing_and_drops_cleanly() {
         let d = Discovery::start(
             device(1),
-            test_key(1),
+            || DiscoveryKeys::one(test_key(1)),
             1,
             Settings {
                 advertise: false,
@@ -456,8 +515,11 @@ mod tests {
 
     type Reports = std::rc::Rc<std::cell::RefCell<Vec<(DeviceId, Vec<SocketAddr>)>>>;
     type Members = std::rc::Rc<std::cell::RefCell<Vec<DeviceId>>>;
-    type TestBrowser =
-        Browser<Box<dyn Fn() -> Vec<DeviceId>>, Box<dyn FnMut(DeviceId, Vec<SocketAddr>)>>;
+    type TestBrowser = Browser<
+        Box<dyn Fn() -> DiscoveryKeys>,
+        Box<dyn Fn() -> Vec<DeviceId>>,
+        Box<dyn FnMut(DeviceId, Vec<SocketAddr>)>,
+    >;
 
     /// A browser for device 1 of mesh 1, with the given members, recording what it reports.
     fn browser(members: &[u8]) -> (TestBrowser, Members, Reports) {
@@ -468,7 +530,7 @@ mod tests {
         let (m, r) = (current.clone(), reports.clone());
         let browser: TestBrowser = Browser {
             me: device(1),
-            key: test_key(1),
+            keys: Box::new(|| DiscoveryKeys::one(test_key(1))),
             own: Some("pm-own._photomesh._udp.local.".into()),
             members: Box::new(move || m.borrow().clone()),
             on_found: Box::new(move |d, a| r.borrow_mut().push((d, a))),

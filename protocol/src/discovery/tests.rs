@@ -37,6 +37,11 @@ fn fixed_vectors() {
         t,
         "33333333333333333333333333333333fddb9e03450e14075189d6bb47478952bb"
     );
+    // After one revocation (regression vector: `DiscoveryKey::rotated`).
+    assert_eq!(
+        hex_lower(k.rotated(&RecordId([0x55; 32])).as_bytes()),
+        "94e96b352462985a2c34570f9a39cc5d8d704a27ea1cfb12700964dbc624bc1a"
+    );
     let names = AdvertNames::new([0x44; 8]);
     assert_eq!(names.instance, "pm-4444444444444444");
     assert_eq!(names.host, "pm-4444444444444444.local.");
@@ -162,6 +167,97 @@ fn the_key_comes_from_the_founding_record() {
         DiscoveryKey::for_mesh(&founder.device_id(), &records[..3]),
         None
     );
+}
+
+#[test]
+fn every_revocation_rotates_the_key_and_a_revoked_device_recognises_nobody_after() {
+    let founder = DeviceKeys::from_secrets([1; 32], [2; 32]);
+    let (nas, phone, tablet) = (
+        DeviceKeys::from_secrets([3; 32], [4; 32]),
+        DeviceKeys::from_secrets([5; 32], [6; 32]),
+        DeviceKeys::from_secrets([7; 32], [8; 32]),
+    );
+    let sign = |signer: &DeviceKeys, statement| MembershipRecord::sign(signer, statement).unwrap();
+    let introduce = |who: &DeviceKeys, at| {
+        sign(
+            &founder,
+            Statement::Introduce(Introduce {
+                signing_key: who.signing_public(),
+                noise_key: who.noise_public(),
+                role: Role::Full,
+                name: "x".into(),
+                created_at_ms: at,
+            }),
+        )
+    };
+    let revoke = |signer: &DeviceKeys, who: &DeviceKeys, at| {
+        sign(
+            signer,
+            Statement::Revoke(Revoke {
+                device: who.device_id(),
+                keep: vec![],
+                created_at_ms: at,
+            }),
+        )
+    };
+    let f = founder.device_id();
+    let before = vec![
+        introduce(&founder, 1),
+        introduce(&nas, 2),
+        introduce(&phone, 3),
+        introduce(&tablet, 4),
+    ];
+    let k0 = DiscoveryKeys::for_mesh(&f, &before).unwrap();
+    assert_eq!(
+        k0,
+        DiscoveryKeys::one(DiscoveryKey::for_mesh(&f, &before).unwrap())
+    );
+
+    // The phone is revoked: one more key, derived from that revocation's record.
+    let phone_out = revoke(&founder, &phone, 10);
+    let mut after = before.clone();
+    after.push(phone_out.clone());
+    let k1 = DiscoveryKeys::for_mesh(&f, &after).unwrap();
+    assert_eq!(k1.newest_first().count(), 2);
+    assert_eq!(*k1.current(), k0.current().rotated(&phone_out.record_id));
+    // A record order or a copy changes nothing.
+    let mut shuffled = after.clone();
+    shuffled.reverse();
+    shuffled.push(phone_out.clone());
+    assert_eq!(DiscoveryKeys::for_mesh(&f, &shuffled), Some(k1.clone()));
+
+    let members = [&nas.device_id(), &founder.device_id()];
+    let nas_advert = Advert::new(k1.current(), &nas.device_id(), Flags::default(), [1; 16]);
+    // The phone holds the records up to its revocation, not that one: it knows only the
+    // old key, and the NAS's advert is random bytes to it.
+    assert_eq!(nas_advert.identify_any(&k0, &members), None);
+    // A member that has heard of it recognises the NAS; and a member that has not yet heard
+    // of it is still recognised under the key before.
+    assert_eq!(
+        nas_advert.identify_any(&k1, &members).map(|(d, _)| d),
+        Some(nas.device_id())
+    );
+    let late = Advert::new(
+        k0.current(),
+        &founder.device_id(),
+        Flags::default(),
+        [2; 16],
+    );
+    assert_eq!(
+        late.identify_any(&k1, &members).map(|(d, _)| d),
+        Some(founder.device_id())
+    );
+
+    // A revocation signed by the revoked phone itself counts for nothing: no new key. A
+    // second genuine one: a third key.
+    let mut more = after.clone();
+    more.push(revoke(&phone, &nas, 11));
+    assert_eq!(DiscoveryKeys::for_mesh(&f, &more), Some(k1.clone()));
+    let tablet_out = revoke(&founder, &tablet, 12);
+    more.push(tablet_out.clone());
+    let k2 = DiscoveryKeys::for_mesh(&f, &more).unwrap();
+    assert_eq!(*k2.current(), k1.current().rotated(&tablet_out.record_id));
+    assert_eq!(k2.newest_first().count(), 3);
 }
 
 proptest! {

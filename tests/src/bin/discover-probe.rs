@@ -2,17 +2,21 @@
 //! multi-host tests: `discover-probe [--no-advertise] [--no-browse] [--stop-at-eof] MESH
 //! PORT ME [MEMBER…]`.
 //!
-//! `MESH` is any string naming a test mesh (its discovery key is derived from it as if it
-//! were the founding record), `PORT` the port to advertise, `ME` and `MEMBER` device IDs.
-//! Prints `started`, then `found DEVICE ADDRESS…` lines; logs (`PHOTOMESH_LOG`, default
-//! `photomesh=trace`) go to standard error. Runs until killed, or with `--stop-at-eof` until
-//! its standard input closes: then it drops the `Discovery`, prints `stopped` and exits.
+//! `MESH` is any string naming a test mesh (its first discovery key is derived from it as if
+//! it were the founding record); each `/NAME` after it rotates the key as a revocation whose
+//! record ID is the hash of NAME would. `PORT` is the port to advertise, `ME` and `MEMBER`
+//! device IDs. A line `rotate NAME` on standard input rotates the keys the same way while it
+//! runs (the node does so when it learns of a revocation). Prints `started`, then `found
+//! DEVICE ADDRESS…` lines; logs (`PHOTOMESH_LOG`, default `photomesh=trace`) go to standard
+//! error. Runs until killed, or with `--stop-at-eof` until its standard input closes: then it
+//! drops the `Discovery`, prints `stopped` and exits.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use photomesh::daemon::discovery::{Discovery, Settings};
-use photomesh_protocol::discovery::DiscoveryKey;
+use photomesh_protocol::discovery::{DiscoveryKey, DiscoveryKeys};
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::record::RecordId;
 
@@ -43,11 +47,24 @@ fn main() -> anyhow::Result<std::convert::Infallible> {
     let members = args
         .map(|a| a.parse::<DeviceId>().with_context(|| format!("MEMBER {a}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let key =
-        DiscoveryKey::from_founding_record(&RecordId(*blake3::hash(mesh.as_bytes()).as_bytes()));
+    let id = |name: &str| RecordId(*blake3::hash(name.as_bytes()).as_bytes());
+    let mut parts = mesh.split('/');
+    let mut keys = DiscoveryKeys::one(DiscoveryKey::from_founding_record(&id(parts
+        .next()
+        .unwrap_or(""))));
+    for revocation in parts {
+        keys = keys.then(&id(revocation));
+    }
+    let keys = Arc::new(Mutex::new(keys));
+    let read_keys = keys.clone();
     let discovery = Discovery::start(
         me,
-        key,
+        move || {
+            read_keys
+                .lock()
+                .map(|k| k.clone())
+                .unwrap_or_else(|e| e.into_inner().clone())
+        },
         port,
         settings,
         move || members.clone(),
@@ -59,8 +76,14 @@ fn main() -> anyhow::Result<std::convert::Infallible> {
         },
     )?;
     println!("started");
+    let mut lines = std::io::stdin().lock().lines();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(name) = line.strip_prefix("rotate ") {
+            let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
+            *keys = keys.clone().then(&id(name.trim()));
+        }
+    }
     if stop_at_eof {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
         drop(discovery);
         println!("stopped");
         std::process::exit(0);

@@ -15,6 +15,9 @@ pub struct Scenario {
     pub photos_added: u64,
     /// Chance that a message is lost on the way.
     pub loss: f64,
+    /// Chance that a message is held up on the way (up to four times its link's latency),
+    /// so that later messages overtake it.
+    pub reorder: f64,
     /// Per-link one-way latency, drawn per link from this range, in milliseconds.
     pub latency_ms: (u64, u64),
     /// Per-link bandwidth, drawn per link from this range, in kilobytes per second.
@@ -26,6 +29,9 @@ pub struct Scenario {
     pub crashes: u64,
     /// Devices that join after the start with an empty set.
     pub late_joiners: u64,
+    /// At this second, two full devices on either side of the partition revoke each other,
+    /// each before it can hear of the other's revocation (real signed membership records).
+    pub revocation_race_s: Option<u64>,
 }
 
 const BASE: Scenario = Scenario {
@@ -35,11 +41,13 @@ const BASE: Scenario = Scenario {
     initial_share: 0.8,
     photos_added: 60,
     loss: 0.0,
+    reorder: 0.0,
     latency_ms: (1, 20),
     bandwidth_kbps: (2_000, 50_000),
     partition_s: None,
     crashes: 0,
     late_joiners: 0,
+    revocation_race_s: None,
 };
 
 /// Every scenario, by name.
@@ -72,9 +80,28 @@ pub const SCENARIOS: &[Scenario] = &[
         ..BASE
     },
     Scenario {
+        name: "reorder",
+        description: "a tenth of the messages overtaken by later ones, 2% loss",
+        loss: 0.02,
+        reorder: 0.1,
+        latency_ms: (5, 200),
+        ..BASE
+    },
+    Scenario {
+        name: "revoke-race",
+        description: "two full devices revoke each other at once across a partition; every device ends with one trust set",
+        partition_s: Some((5, 40)),
+        revocation_race_s: Some(10),
+        loss: 0.02,
+        reorder: 0.05,
+        crashes: 3,
+        ..BASE
+    },
+    Scenario {
         name: "chaos",
-        description: "loss, slow links, a partition, crashes and late joiners at once",
+        description: "loss, reordering, slow links, a partition, crashes and late joiners at once",
         loss: 0.03,
+        reorder: 0.05,
         latency_ms: (5, 300),
         bandwidth_kbps: (100, 10_000),
         partition_s: Some((10, 35)),

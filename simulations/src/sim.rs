@@ -5,12 +5,21 @@
 //! crash) and reconciles with two random peers every couple of seconds. What a session reports
 //! missing is fetched from that peer with a `Fetch` message and arrives in a `Records` message,
 //! so a record is only held once it crossed the network. Time is microseconds since the start.
+//!
+//! Device 0 founds the mesh: its real signed membership records (an introduction of every
+//! device as `full`) are among the initial records, and a scenario may have two devices
+//! revoke each other at once; at the end every live device evaluates the trust set from the
+//! membership records it holds, and all must agree.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use photomesh_protocol::identity::{DeviceId, DeviceKeys};
+use photomesh_protocol::membership::{
+    Introduce, MembershipRecord, Revoke, Role, Statement, TrustSet,
+};
 use photomesh_protocol::reconcile::{
     Bound, Config, Event, FingerprintTree, IdSum, Item, Session, Store,
 };
@@ -89,6 +98,9 @@ pub enum Failure {
         /// Which devices lacked how many records.
         detail: String,
     },
+    /// Two live devices evaluate different trust sets from their membership records.
+    #[error("devices disagree on who is in the mesh: {0}")]
+    TrustDiffers(String),
     /// A device holds a record that was never added (a forged or corrupted item).
     #[error("device {device} holds {count} records nobody added")]
     UnknownRecords {
@@ -155,6 +167,11 @@ enum Action {
     },
     Partition,
     Heal,
+    /// Each device revokes the other, before either can hear of the other's revocation.
+    RevokeEachOther {
+        a: usize,
+        b: usize,
+    },
 }
 
 impl Action {
@@ -198,6 +215,9 @@ struct Sim<'a> {
     /// Disruptions still in the queue; convergence is judged once none is left.
     disruptions_pending: usize,
     config: Config,
+    /// Every device's keys, and the membership records by record ID.
+    keys: Vec<DeviceKeys>,
+    membership: BTreeMap<[u8; 32], MembershipRecord>,
 }
 
 impl<'a> Sim<'a> {
@@ -218,6 +238,31 @@ impl<'a> Sim<'a> {
                 if device == owner || rng.chance(scenario.initial_share) {
                     held.push(item);
                 }
+            }
+        }
+        // The mesh: device 0 founds it and introduces every other device as a full member.
+        let keys: Vec<DeviceKeys> = (0..nodes)
+            .map(|_| DeviceKeys::from_secrets(rng.bytes32(), rng.bytes32()))
+            .collect();
+        let mut membership = BTreeMap::new();
+        for (i, device) in keys.iter().enumerate() {
+            let record = MembershipRecord::sign(
+                &keys[0],
+                Statement::Introduce(Introduce {
+                    signing_key: device.signing_public(),
+                    noise_key: device.noise_public(),
+                    role: Role::Full,
+                    name: format!("device {i}"),
+                    created_at_ms: 1_500_000_000_000 + i as u64,
+                }),
+            );
+            if let Ok(record) = record {
+                let item = Item::new(record.timestamp_ms(), record.record_id.0);
+                all_records.insert(item);
+                for held in initial.iter_mut().take(present) {
+                    held.push(item);
+                }
+                membership.insert(record.record_id.0, record);
             }
         }
         let devices = initial
@@ -268,6 +313,8 @@ impl<'a> Sim<'a> {
             last_disruption: 0,
             disruptions_pending: 0,
             config,
+            keys,
+            membership,
         };
         sim.schedule_scenario(nodes, present);
         sim
@@ -312,6 +359,14 @@ impl<'a> Sim<'a> {
         for device in present..nodes {
             let at = self.rng.range(5_000_000, ADD_WINDOW_US);
             self.schedule(at, Action::Join { device });
+        }
+        if let Some(at_s) = s.revocation_race_s {
+            // Device 1 and the first device of the other half (device 0, the founder, stays
+            // out of it), which a partition keeps apart.
+            let (a, b) = (1.min(nodes - 1), (nodes / 2).max(1));
+            if a != b {
+                self.schedule(at_s * 1_000_000, Action::RevokeEachOther { a, b });
+            }
         }
     }
 
@@ -399,6 +454,34 @@ impl<'a> Sim<'a> {
                 });
             }
         }
+        // One trust set everywhere; after a race, exactly one of the two is revoked.
+        let alive: Vec<usize> = (0..self.devices.len())
+            .filter(|d| self.devices[*d].alive)
+            .collect();
+        if let Some(&first) = alive.first() {
+            let expected = self.trust(first);
+            for &device in &alive[1..] {
+                if self.trust(device) != expected {
+                    return Err(Failure::TrustDiffers(format!(
+                        "device {device} and device {first} evaluate different trust sets"
+                    )));
+                }
+            }
+            let revoked = expected.1.len();
+            let raced = self.scenario.revocation_race_s.is_some();
+            let members = expected.0.len();
+            if (raced && revoked != 1)
+                || (!raced && revoked != 0)
+                || members + revoked != self.devices.len()
+            {
+                return Err(Failure::TrustDiffers(format!(
+                    "{members} members and {revoked} revoked of {} devices, where {} should be \
+                     revoked",
+                    self.devices.len(),
+                    usize::from(raced)
+                )));
+            }
+        }
         Ok(Report {
             seed: self.seed,
             scenario: self.scenario.name,
@@ -428,6 +511,9 @@ impl<'a> Sim<'a> {
         if !self.reachable(from, to) || self.rng.chance(self.scenario.loss) {
             return;
         }
+        // Drawn only when the scenario reorders, so that the others replay as before.
+        let held_up = self.scenario.reorder > 0.0 && self.rng.chance(self.scenario.reorder);
+        let jitter = if held_up { self.rng.range(1, 5) } else { 0 };
         let now = self.now;
         let Some(link) = self.links.get_mut(&(from, to)) else {
             return;
@@ -435,7 +521,7 @@ impl<'a> Sim<'a> {
         let start = link.busy_until_us.max(now);
         let transmit = size * 1_000_000 / link.bytes_per_s.max(1);
         link.busy_until_us = start + transmit;
-        let at = start + transmit + link.latency_us;
+        let at = start + transmit + link.latency_us * (1 + jitter);
         self.schedule(at, Action::Deliver { from, to, message });
     }
 
@@ -482,7 +568,49 @@ impl<'a> Sim<'a> {
                 self.devices[device].alive = true
             }
             Action::Heal => self.partitioned = false,
+            Action::RevokeEachOther { a, b } => {
+                self.revoke(a, b);
+                self.revoke(b, a);
+            }
         }
+    }
+
+    /// `by` signs a revocation of `target`, keeping nothing it signed, and stores it.
+    fn revoke(&mut self, by: usize, target: usize) {
+        let Ok(record) = MembershipRecord::sign(
+            &self.keys[by],
+            Statement::Revoke(Revoke {
+                device: self.keys[target].device_id(),
+                keep: Vec::new(),
+                created_at_ms: 1_700_000_000_000 + self.now / 1_000,
+            }),
+        ) else {
+            return;
+        };
+        let item = Item::new(record.timestamp_ms(), record.record_id.0);
+        self.all_records.insert(item);
+        self.devices[by].store.insert(item);
+        self.membership.insert(record.record_id.0, record);
+    }
+
+    /// The trust set `device` evaluates from the membership records it holds: the members'
+    /// device IDs, and the revoked ones.
+    fn trust(&self, device: usize) -> (BTreeSet<DeviceId>, BTreeSet<DeviceId>) {
+        let records: Vec<MembershipRecord> = self.devices[device]
+            .store
+            .items()
+            .iter()
+            .filter_map(|item| self.membership.get(&item.id).cloned())
+            .collect();
+        let trust = TrustSet::evaluate(&self.keys[0].device_id(), &records);
+        let members = trust.members().map(|m| m.device).collect();
+        let revoked = self
+            .keys
+            .iter()
+            .map(DeviceKeys::device_id)
+            .filter(|d| trust.is_revoked(d))
+            .collect();
+        (members, revoked)
     }
 
     /// Times out stale sessions and opens new ones with random peers.

@@ -54,6 +54,18 @@ fn chaos_with_twenty_devices_converges() {
 }
 
 #[test]
+fn reordered_messages_converge() {
+    converges("reorder", 8, 12);
+}
+
+#[test]
+fn two_devices_revoking_each_other_at_once_leave_one_trust_set() {
+    // The run checks that every device evaluates the same trust set, with exactly one of
+    // the two revoked.
+    converges("revoke-race", 9, 20);
+}
+
+#[test]
 fn a_seed_replays_exactly() {
     let first = run(scenario("chaos"), 77, 9).expect("converges");
     let second = run(scenario("chaos"), 77, 9).expect("converges");

@@ -154,6 +154,66 @@ impl Lan {
         host.address = address;
     }
 
+    /// Splits the LAN in two: nothing crosses the bridge between a host of `one` and a host
+    /// of `other` (unicast or multicast), while each side still reaches its own. Needs `nft`
+    /// (nftables). [`Lan::heal`] undoes it.
+    pub fn partition(&self, one: &[usize], other: &[usize]) {
+        let ports = |hosts: &[usize]| {
+            hosts
+                .iter()
+                .map(|i| format!("\"p{i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (a, b) = (ports(one), ports(other));
+        self.nft(&format!(
+            "add rule bridge pmtest partition iifname {{ {a} }} oifname {{ {b} }} drop\n\
+             add rule bridge pmtest partition iifname {{ {b} }} oifname {{ {a} }} drop\n"
+        ));
+    }
+
+    /// Joins the halves of a [`Lan::partition`] again.
+    pub fn heal(&self) {
+        self.nft("flush chain bridge pmtest partition\n");
+    }
+
+    /// Drops `percent` % of the frames host `i` sends or is sent, at random (nftables
+    /// `numgen random`: this kernel has no netem).
+    pub fn lossy(&self, i: usize, percent: u32) {
+        let chance = if percent >= 100 {
+            String::new()
+        } else {
+            format!("numgen random mod 100 < {percent} ")
+        };
+        self.nft(&format!(
+            "add rule bridge pmtest loss iifname \"p{i}\" {chance}drop\n\
+             add rule bridge pmtest loss oifname \"p{i}\" {chance}drop\n"
+        ));
+    }
+
+    /// Runs an nft script in the bridge's namespace, after making the table it uses.
+    fn nft(&self, script: &str) {
+        use std::io::Write as _;
+        let table = "add table bridge pmtest\n\
+            add chain bridge pmtest partition { type filter hook forward priority 0; policy accept; }\n\
+            add chain bridge pmtest loss { type filter hook forward priority 1; policy accept; }\n";
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.bridge_netns, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run `nft` (is nftables installed?): {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(format!("{table}{script}").as_bytes());
+        }
+        let out = child.wait_with_output().expect("nft runs");
+        assert!(
+            out.status.success(),
+            "nft failed on {script:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
     fn add_netns(&mut self, name: &str) {
         ip(&["netns", "add", name]);
         self.made.push(name.to_owned());

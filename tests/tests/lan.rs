@@ -346,6 +346,54 @@ fn a_link_goes_down_and_comes_back() {
     }
 }
 
+/// The LAN helper's nftables rules: a partition cuts the halves apart and keeps each whole,
+/// and heals; a link dropping every frame is cut off.
+#[test]
+fn a_partition_splits_the_lan_and_heals() {
+    if !is_root() {
+        eprintln!("SKIPPED: making network namespaces needs root; run the tests as root");
+        return;
+    }
+    let lan = Lan::new(3);
+    let _servers: Vec<Spawned> = (0..3)
+        .map(|host| {
+            let mut server = Spawned::start({
+                let mut c = lan.host(host).command(env!("CARGO_BIN_EXE_udp-echo"));
+                c.args(["serve", "7"]);
+                c
+            });
+            server.wait_for_line(WAIT, |l| l == "serving");
+            server
+        })
+        .collect();
+    let ping = |from: usize, to: usize| {
+        lan.host(from)
+            .command(env!("CARGO_BIN_EXE_udp-echo"))
+            .arg("ask")
+            .arg(format!("{}:7", lan.host(to).address))
+            .status()
+            .expect("udp-echo runs")
+            .success()
+    };
+    let reaches = |from: usize, to: usize| {
+        wait_until(&format!("host {from} reaches host {to}"), || {
+            ping(from, to)
+                .then_some(())
+                .ok_or_else(|| "no answer".to_owned())
+        })
+    };
+    reaches(0, 2);
+    lan.partition(&[0, 1], &[2]);
+    reaches(0, 1);
+    assert!(!ping(0, 2), "host 2 answered across the partition");
+    assert!(!ping(2, 1), "host 1 answered across the partition");
+    lan.heal();
+    reaches(0, 2);
+    lan.lossy(1, 100);
+    assert!(!ping(0, 1), "host 1 answered with every frame dropped");
+    reaches(0, 2);
+}
+
 /// Runs `photomesh --home HOME ARGS…` on `host` and returns the process.
 fn photomesh_on(lan: &Lan, host: usize, node: &photomesh_tests::Node, args: &[&str]) -> Spawned {
     let mut command = lan.host(host).command(photomesh_tests::photomesh_bin());

@@ -224,7 +224,6 @@ async fn welcome(
         .await
         .map_err(|e| NetError::Connection(e.to_string()))?;
     let request: JoinRequest = frame::read_frame(&mut recv).await?;
-    let refuse = |reason: String| JoinResponse::Refused { reason };
     let proof_ok = verify_signature(
         &request.signing_key,
         &join_proof_message(&peer_noise, &code.noise_key),
@@ -232,60 +231,62 @@ async fn welcome(
     );
     let joiner = DeviceId::from_signing_key(&request.signing_key);
     let trust = mesh::trust_set(home)?;
-    let answer = if !proof_ok {
-        refuse("the joining device's proof of its key does not verify".into())
+    let refusal = if !proof_ok {
+        Some("the joining device's proof of its key does not verify")
     } else if trust.is_revoked(&joiner) {
-        refuse("this device was revoked from the mesh and cannot join again".into())
+        Some("this device was revoked from the mesh and cannot join again")
     } else if request.name.len() > photomesh_protocol::membership::MAX_NAME_LEN {
-        refuse("the device name is too long".into())
+        Some("the device name is too long")
     } else {
-        let record = mesh::sign_introduce(
-            home,
-            request.signing_key,
-            peer_noise,
-            code.role,
-            &request.name,
-            now_ms(),
-        )?;
-        let mut membership = home.index.membership_records()?;
-        membership.push(record.bytes.clone());
-        let welcome = JoinResponse::Welcome {
-            founder: mesh::founder(home)?,
-            membership,
-            role: code.role,
-            library_keys: (code.role == Role::Full).then(|| home.keys.clone()),
-        };
-        frame::write_frame(&mut send, &welcome).await?;
-        let _ = send.finish();
-        // Recorded only once the joiner says it stored the welcome: a joiner that refuses it
-        // (or vanishes) leaves no member behind that would never sync.
-        let confirm: JoinConfirm =
-            tokio::time::timeout(CONFIRM_TIMEOUT, frame::read_frame(&mut recv))
-                .await
-                .map_err(|_| PairingError::Unconfirmed(CONFIRM_TIMEOUT))??;
-        if let JoinConfirm::Declined { reason } = confirm {
-            return Err(PairingError::Declined(
-                crate::shown::Shown(&reason).to_string(),
-            ));
-        }
-        let now = now_ms();
-        home.index.transaction(|ix| -> Result<(), PairingError> {
-            ix.add_record(&record.record_id, &record.bytes, now)?;
-            ix.set_seen(&joiner, now, None, None)?;
-            Ok(())
-        })?;
-        return Ok(Joined {
-            device_id: joiner.to_string(),
-            name: request.name,
-            role: code.role.name(),
-        });
+        None
     };
-    frame::write_frame(&mut send, &answer).await?;
-    let _ = send.finish();
-    match answer {
-        JoinResponse::Refused { reason } => Err(PairingError::Refused(reason)),
-        JoinResponse::Welcome { .. } => Err(PairingError::Refused("no welcome was sent".into())),
+    if let Some(reason) = refusal {
+        let answer = JoinResponse::Refused {
+            reason: reason.to_owned(),
+        };
+        frame::write_frame(&mut send, &answer).await?;
+        let _ = send.finish();
+        return Err(PairingError::Refused(reason.to_owned()));
     }
+    let record = mesh::sign_introduce(
+        home,
+        request.signing_key,
+        peer_noise,
+        code.role,
+        &request.name,
+        now_ms(),
+    )?;
+    let mut membership = home.index.membership_records()?;
+    membership.push(record.bytes.clone());
+    let welcome = JoinResponse::Welcome {
+        founder: mesh::founder(home)?,
+        membership,
+        role: code.role,
+        library_keys: (code.role == Role::Full).then(|| home.keys.clone()),
+    };
+    frame::write_frame(&mut send, &welcome).await?;
+    let _ = send.finish();
+    // Recorded only once the joiner says it stored the welcome: a joiner that refuses it (or
+    // vanishes) leaves no member behind that would never sync.
+    let confirm: JoinConfirm = tokio::time::timeout(CONFIRM_TIMEOUT, frame::read_frame(&mut recv))
+        .await
+        .map_err(|_| PairingError::Unconfirmed(CONFIRM_TIMEOUT))??;
+    if let JoinConfirm::Declined { reason } = confirm {
+        return Err(PairingError::Declined(
+            crate::shown::Shown(&reason).to_string(),
+        ));
+    }
+    let now = now_ms();
+    home.index.transaction(|ix| -> Result<(), PairingError> {
+        ix.add_record(&record.record_id, &record.bytes, now)?;
+        ix.set_seen(&joiner, now, None, None)?;
+        Ok(())
+    })?;
+    Ok(Joined {
+        device_id: joiner.to_string(),
+        name: request.name,
+        role: code.role.name(),
+    })
 }
 
 /// Reads a pairing code from its text or from a PNG of its QR code.

@@ -102,7 +102,8 @@ fn sweep(args: &Args, count: u64) -> ExitCode {
                     converged += 1;
                     let after = report
                         .converged_at_us
-                        .saturating_sub(report.last_disruption_us) as f64
+                        .saturating_sub(report.last_disruption_us)
+                        as f64
                         / 1e6;
                     if after > slowest.0 {
                         slowest = (after, seed);

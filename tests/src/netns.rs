@@ -57,6 +57,19 @@ impl Host {
     }
 }
 
+/// Runs `photomesh --home HOME ARGS…` for `node` on `host` (logging at info) and returns
+/// the process.
+pub fn photomesh_on(lan: &Lan, host: usize, node: &crate::Node, args: &[&str]) -> crate::Spawned {
+    let mut command = lan.host(host).command(crate::photomesh_bin());
+    command
+        .arg("--home")
+        .arg(&node.home)
+        .args(args)
+        .env_remove("PHOTOMESH_HOME")
+        .env("PHOTOMESH_LOG", "photomesh=info");
+    crate::Spawned::start(command)
+}
+
 /// A test LAN: a bridge and hosts, each in its own namespace. Removed on drop.
 #[derive(Debug)]
 pub struct Lan {

@@ -26,3 +26,13 @@ pub fn write_library(dir: &Path, photos: usize, seed: u64) -> Vec<PathBuf> {
     photomesh::demo::samples::write_library(dir, photos, seed)
         .expect("the sample library is written")
 }
+
+/// Writes a 320×240 photo into `folder` the way a camera app does: under a temporary name,
+/// then renamed into place (over an existing photo, an edit).
+pub fn take_photo(folder: &Path, name: &str, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let bytes = jpeg_with_exif(&mut rng, 320, 240, "2025:07:01 12:00:00", None);
+    let part = folder.join(format!(".{name}.part"));
+    std::fs::write(&part, bytes).expect("the photo is written");
+    std::fs::rename(&part, folder.join(name)).expect("the photo is renamed into place");
+}

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use photomesh_protocol::identity::DeviceId;
-use photomesh_tests::netns::{Lan, is_root};
+use photomesh_tests::netns::{Lan, is_root, photomesh_on};
 use photomesh_tests::{Spawned, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -303,21 +303,8 @@ fn a_link_goes_down_and_comes_back() {
     }
     let lan = Lan::new(2);
     let names: Vec<String> = lan.hosts().iter().map(|h| h.netns.clone()).collect();
-    let mut server = Spawned::start({
-        let mut c = lan.host(1).command(env!("CARGO_BIN_EXE_udp-echo"));
-        c.args(["serve", "7"]);
-        c
-    });
-    server.wait_for_line(WAIT, |l| l == "serving");
-    let ping = |from: usize, to: usize| {
-        lan.host(from)
-            .command(env!("CARGO_BIN_EXE_udp-echo"))
-            .arg("ask")
-            .arg(format!("{}:7", lan.host(to).address))
-            .status()
-            .expect("udp-echo runs")
-            .success()
-    };
+    let server = echo_servers(&lan, &[1]);
+    let ping = |from, to| echo(&lan, from, to);
     wait_until("host 0 reaches host 1", || {
         ping(0, 1)
             .then_some(())
@@ -346,6 +333,33 @@ fn a_link_goes_down_and_comes_back() {
     }
 }
 
+/// Starts `udp-echo serve 7` on each of `hosts`.
+fn echo_servers(lan: &Lan, hosts: &[usize]) -> Vec<Spawned> {
+    hosts
+        .iter()
+        .map(|host| {
+            let mut server = Spawned::start({
+                let mut c = lan.host(*host).command(env!("CARGO_BIN_EXE_udp-echo"));
+                c.args(["serve", "7"]);
+                c
+            });
+            server.wait_for_line(WAIT, |l| l == "serving");
+            server
+        })
+        .collect()
+}
+
+/// Whether host `to`'s echo server answers host `from`.
+fn echo(lan: &Lan, from: usize, to: usize) -> bool {
+    lan.host(from)
+        .command(env!("CARGO_BIN_EXE_udp-echo"))
+        .arg("ask")
+        .arg(format!("{}:7", lan.host(to).address))
+        .status()
+        .expect("udp-echo runs")
+        .success()
+}
+
 /// The LAN helper's nftables rules: a partition cuts the halves apart and keeps each whole,
 /// and heals; a link dropping every frame is cut off.
 #[test]
@@ -355,26 +369,8 @@ fn a_partition_splits_the_lan_and_heals() {
         return;
     }
     let lan = Lan::new(3);
-    let _servers: Vec<Spawned> = (0..3)
-        .map(|host| {
-            let mut server = Spawned::start({
-                let mut c = lan.host(host).command(env!("CARGO_BIN_EXE_udp-echo"));
-                c.args(["serve", "7"]);
-                c
-            });
-            server.wait_for_line(WAIT, |l| l == "serving");
-            server
-        })
-        .collect();
-    let ping = |from: usize, to: usize| {
-        lan.host(from)
-            .command(env!("CARGO_BIN_EXE_udp-echo"))
-            .arg("ask")
-            .arg(format!("{}:7", lan.host(to).address))
-            .status()
-            .expect("udp-echo runs")
-            .success()
-    };
+    let _servers = echo_servers(&lan, &[0, 1, 2]);
+    let ping = |from, to| echo(&lan, from, to);
     let reaches = |from: usize, to: usize| {
         wait_until(&format!("host {from} reaches host {to}"), || {
             ping(from, to)
@@ -394,18 +390,6 @@ fn a_partition_splits_the_lan_and_heals() {
     reaches(0, 2);
 }
 
-/// Runs `photomesh --home HOME ARGS…` on `host` and returns the process.
-fn photomesh_on(lan: &Lan, host: usize, node: &photomesh_tests::Node, args: &[&str]) -> Spawned {
-    let mut command = lan.host(host).command(photomesh_tests::photomesh_bin());
-    command
-        .arg("--home")
-        .arg(&node.home)
-        .args(args)
-        .env_remove("PHOTOMESH_HOME")
-        .env("PHOTOMESH_LOG", "photomesh=info");
-    Spawned::start(command)
-}
-
 /// Waits until `node` holds `want` blobs, every one verified.
 fn wait_for_verified_blobs(node: &photomesh_tests::Node, want: u64) {
     wait_until(
@@ -421,17 +405,6 @@ fn wait_for_verified_blobs(node: &photomesh_tests::Node, want: u64) {
             }
         },
     );
-}
-
-/// Writes a photo into `folder` the way a camera app does: under a temporary name, then
-/// renamed into place.
-fn take_photo(folder: &std::path::Path, name: &str, seed: u64) {
-    let mut rng = photomesh_tests::samples::Rng::new(seed);
-    let bytes =
-        photomesh_tests::samples::jpeg_with_exif(&mut rng, 640, 480, "2025:07:01 12:00:00", None);
-    let part = folder.join(format!(".{name}.part"));
-    std::fs::write(&part, bytes).unwrap();
-    std::fs::rename(&part, folder.join(name)).unwrap();
 }
 
 /// Issue 7: three hosts on a LAN, each running a real node with no configured peers. They
@@ -515,14 +488,14 @@ fn issue_7_nodes_on_a_lan_discover_pair_replicate_and_catch_up_after_a_link_outa
     );
 
     // A photo written into the phone's watched folder reaches the laptop and the vault.
-    take_photo(&camera, "IMG_0001.JPG", 1);
+    photomesh_tests::samples::take_photo(&camera, "IMG_0001.JPG", 1);
     wait_for_verified_blobs(&laptop, 1);
     wait_for_verified_blobs(&nas, 1);
     assert_eq!(laptop.json(&["status"])["photo_records"], 1);
 
     // The NAS's link goes down; a photo taken meanwhile reaches the laptop only …
     lan.link_down(2);
-    take_photo(&camera, "IMG_0002.JPG", 2);
+    photomesh_tests::samples::take_photo(&camera, "IMG_0002.JPG", 2);
     wait_for_verified_blobs(&laptop, 2);
     assert_eq!(nas.json(&["verify"])["blobs_checked"], 1);
     // … and the NAS catches up once its link is back.

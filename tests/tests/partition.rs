@@ -6,10 +6,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use photomesh_tests::netns::{Lan, is_root};
+use photomesh_tests::netns::{Lan, is_root, photomesh_on};
+use photomesh_tests::samples::take_photo;
 use photomesh_tests::{Node, Spawned};
 
 /// How long the mesh may take to get somewhere: a dial that failed through a partition backs
@@ -31,28 +31,11 @@ fn settle<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
 }
 
 fn run_on(lan: &Lan, host: usize, node: &Node, extra: &[&str]) -> Spawned {
-    let mut command = lan.host(host).command(photomesh_tests::photomesh_bin());
-    command
-        .arg("--home")
-        .arg(&node.home)
-        .arg("run")
-        .args(extra)
-        .env_remove("PHOTOMESH_HOME")
-        .env("PHOTOMESH_LOG", "photomesh=info");
-    let mut run = Spawned::start(command);
+    let mut args = vec!["run"];
+    args.extend_from_slice(extra);
+    let mut run = photomesh_on(lan, host, node, &args);
     run.wait_for_line(photomesh_tests::WAIT, |l| l.contains("listening on"));
     run
-}
-
-/// Writes a photo the way a camera app does (a temporary name, then renamed into place);
-/// over an existing one, it is an edit.
-fn take_photo(folder: &Path, name: &str, seed: u64) {
-    let mut rng = photomesh_tests::samples::Rng::new(seed);
-    let bytes =
-        photomesh_tests::samples::jpeg_with_exif(&mut rng, 320, 240, "2025:07:01 12:00:00", None);
-    let part = folder.join(format!(".{name}.part"));
-    std::fs::write(&part, bytes).unwrap();
-    std::fs::rename(&part, folder.join(name)).unwrap();
 }
 
 /// What `node` holds, once its `verify` found nothing wrong: the photo records it can read

@@ -365,13 +365,7 @@ async fn try_join(
     name: &str,
 ) -> Result<JoinedMesh, PairingError> {
     let endpoint = dial::client_endpoint(&addr)?;
-    let config = transport::client_config(
-        home.device.noise_secret(),
-        NoiseKey(code.noise_key),
-        Suite::choose(transport::has_aes_hardware(), None),
-        Some(code.psk()),
-        transport::os_random(),
-    );
+    let config = joiner_config(home, code);
     let connection = match dial::connect(&endpoint, config, addr, JOIN_CONNECT_TIMEOUT).await {
         Ok(c) => c,
         Err(DialError {
@@ -430,6 +424,18 @@ async fn try_join(
     Close::Done.close(&connection);
     endpoint.wait_idle().await;
     outcome
+}
+
+/// The joiner's client configuration for the inviter that showed `code`: `IKpsk1` to its key,
+/// with the code's PSK.
+fn joiner_config(home: &Home, code: &PairingCode) -> quinn::ClientConfig {
+    transport::client_config(
+        home.device.noise_secret(),
+        NoiseKey(code.noise_key),
+        Suite::choose(transport::has_aes_hardware(), None),
+        Some(code.psk()),
+        transport::os_random(),
+    )
 }
 
 /// Checks the inviter's answer and, only if it all holds, stores it.
@@ -524,16 +530,14 @@ mod tests {
     ) -> JoinResponse {
         let addr = SocketAddr::new(code.addresses[0], code.port);
         let endpoint = dial::client_endpoint(&addr).unwrap();
-        let config = transport::client_config(
-            home.device.noise_secret(),
-            NoiseKey(code.noise_key),
-            Suite::choose(transport::has_aes_hardware(), None),
-            Some(code.psk()),
-            transport::os_random(),
-        );
-        let connection = dial::connect(&endpoint, config, addr, JOIN_CONNECT_TIMEOUT)
-            .await
-            .unwrap();
+        let connection = dial::connect(
+            &endpoint,
+            joiner_config(home, code),
+            addr,
+            JOIN_CONNECT_TIMEOUT,
+        )
+        .await
+        .unwrap();
         let (mut send, mut recv) = connection.open_bi().await.unwrap();
         let request = JoinRequest {
             signing_key: home.device.signing_public(),

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Handshakes in progress before an unvalidated initiator gets a Retry.
@@ -56,8 +56,17 @@ pub enum Verdict {
 }
 
 /// The count of handshakes in progress, shared by every task that runs one.
-#[derive(Clone, Debug, Default)]
-pub struct Gate(Arc<Mutex<Counts>>);
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<crate::lock::Mutex<Counts>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(Arc::new(crate::lock::Mutex::new(
+            "the handshakes in progress",
+            Counts::default(),
+        )))
+    }
+}
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -84,7 +93,7 @@ impl Gate {
     /// Judges a new handshake from `address` at `now`; `validated` when it carries a token
     /// from a Retry (quinn's `Incoming::remote_address_validated`).
     pub fn judge(&self, address: IpAddr, validated: bool, now: Instant) -> Verdict {
-        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = self.0.lock();
         let counts = &mut *counts;
         if counts
             .window_start
@@ -131,7 +140,7 @@ impl Gate {
 
     /// Handshakes in progress now.
     pub fn in_progress(&self) -> usize {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).total
+        self.0.lock().total
     }
 
     /// Lets `incoming` in, answers it with a Retry, or refuses it, as [`Gate::judge`] says.
@@ -160,7 +169,7 @@ impl Gate {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut counts = self.gate.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = self.gate.0.lock();
         counts.total = counts.total.saturating_sub(1);
         if let Some(n) = counts.by_address.get_mut(&self.address) {
             *n -= 1;
@@ -273,6 +282,6 @@ mod tests {
         assert!(matches!(gate.judge(ip(2), false, now), Verdict::Retry));
         drop((from_one, rest));
         assert_eq!(gate.in_progress(), 0);
-        assert!(gate.0.lock().unwrap().by_address.is_empty());
+        assert!(gate.0.lock().by_address.is_empty());
     }
 }

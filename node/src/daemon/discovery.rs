@@ -279,20 +279,22 @@ impl Discovery {
         let handle = std::thread::Builder::new()
             .name("photomesh-discovery".into())
             .spawn(move || {
+                let mut followed = std::time::Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     match &events {
                         Some(events) => match events.recv_timeout(RECHECK) {
-                            Ok(event) => {
-                                browser.handle(event);
-                                continue;
-                            }
+                            Ok(event) => browser.handle(event),
                             // Disconnected: the daemon has shut down.
                             Err(_) if events.is_disconnected() => break,
                             Err(_) => browser.recheck(),
                         },
                         None => std::thread::sleep(RECHECK),
                     }
-                    if let Some(advertiser) = &mut advertiser {
+                    // Once a RECHECK, however busy the LAN's adverts keep the thread.
+                    if let Some(advertiser) = &mut advertiser
+                        && followed.elapsed() >= RECHECK
+                    {
+                        followed = std::time::Instant::now();
                         advertiser.follow(&(browser.keys)());
                     }
                 }

@@ -39,11 +39,15 @@ pub(super) async fn watch_trust(
             continue;
         }
         version = now;
-        let Ok(current) = mesh::trust_set(&home) else {
+        // The membership records, read once for the trust set and the discovery keys.
+        let (Ok(founder), Ok(records)) = (mesh::founder(&home), mesh::records(&home)) else {
             continue;
         };
+        let current = photomesh_protocol::membership::TrustSet::evaluate(&founder, &records);
         trust.update(current.clone());
-        if let (Some(shared), Ok(keys)) = (&discovery_keys, crate::daemon::discovery::keys(&home)) {
+        if let (Some(shared), Some(keys)) =
+            (&discovery_keys, DiscoveryKeys::for_mesh(&founder, &records))
+        {
             *shared.lock() = keys;
         }
         {

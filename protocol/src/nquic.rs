@@ -30,7 +30,7 @@ mod keys;
 mod schedule;
 mod session;
 
-pub use session::{HandshakeData, HandshakeError};
+pub use session::{HandshakeData, HandshakeError, MAX_RECOVERY_KEYS, RecoveryKeys};
 
 /// The QUIC version of the `ChaChaPoly` suite (`NQUIC.md` §2).
 pub const VERSION_CHACHA_POLY: u32 = 0x504d_4e01;
@@ -192,6 +192,7 @@ pub struct ClientConfig {
     static_key: Arc<dh::StaticKey>,
     peer: Option<NoiseKey>,
     pairing_secret: Option<[u8; 32]>,
+    recovery: bool,
     rng: RandomSource,
 }
 
@@ -203,6 +204,7 @@ impl ClientConfig {
             static_key: Arc::new(static_key(&private_key)),
             peer: None,
             pairing_secret: None,
+            recovery: false,
             rng,
         }
     }
@@ -219,6 +221,14 @@ impl ClientConfig {
     /// Makes every connection a pairing (`IKpsk1`) with the one-time secret as PSK.
     pub fn with_pairing_secret(mut self, secret: [u8; 32]) -> Self {
         self.pairing_secret = Some(secret);
+        self
+    }
+
+    /// Makes every connection a recovery (type `0x06`): the peer given to
+    /// [`Self::with_peer`] is the mesh's recovery responder key, and this config's key is
+    /// the recovery identity's (`PAIRING.md`, "Recovery identity").
+    pub fn with_recovery(mut self) -> Self {
+        self.recovery = true;
         self
     }
 }
@@ -242,6 +252,7 @@ impl crypto::ClientConfig for ClientConfig {
             self.static_key.clone(),
             &peer,
             self.pairing_secret.as_ref(),
+            self.recovery,
             self.rng.clone(),
             params,
         )
@@ -257,6 +268,7 @@ pub struct ServerConfig {
     static_key: Arc<dh::StaticKey>,
     trust: Arc<dyn TrustSet>,
     pairing_secret: Option<[u8; 32]>,
+    recovery: Option<Arc<dyn RecoveryKeys>>,
     rng: RandomSource,
 }
 
@@ -268,6 +280,7 @@ impl ServerConfig {
             static_key: Arc::new(static_key(&private_key)),
             trust,
             pairing_secret: None,
+            recovery: None,
             rng,
         }
     }
@@ -275,6 +288,13 @@ impl ServerConfig {
     /// Also accepts pairings (`IKpsk1`) with this one-time secret, from any noise key.
     pub fn with_pairing_secret(mut self, secret: [u8; 32]) -> Self {
         self.pairing_secret = Some(secret);
+        self
+    }
+
+    /// Also answers recoveries (type `0x06`) addressed to any of these responder keys, from
+    /// initiators `trust` accepts.
+    pub fn with_recovery_keys(mut self, keys: Arc<dyn RecoveryKeys>) -> Self {
+        self.recovery = Some(keys);
         self
     }
 }
@@ -307,6 +327,7 @@ impl crypto::ServerConfig for ServerConfig {
             self.static_key.clone(),
             self.trust.clone(),
             self.pairing_secret,
+            self.recovery.clone(),
             self.rng.clone(),
             params,
         ))

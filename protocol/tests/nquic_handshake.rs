@@ -49,6 +49,10 @@ struct Setup {
     client_psk: Option<[u8; 32]>,
     server_psk: Option<[u8; 32]>,
     trusted: Vec<[u8; 32]>,
+    /// The initiator runs a recovery (type `0x06`) to `expected_server`.
+    client_recovery: bool,
+    /// The recovery responder keys the responder holds (`None`: it answers no recovery).
+    server_recovery: Option<Vec<[u8; 32]>>,
 }
 
 impl Setup {
@@ -60,6 +64,8 @@ impl Setup {
             client_psk: None,
             server_psk: None,
             trusted: vec![CLIENT_KEY],
+            client_recovery: false,
+            server_recovery: None,
         }
     }
 
@@ -67,6 +73,9 @@ impl Setup {
         let mut client = ClientConfig::new(self.client_key, seeded(1));
         if let Some(psk) = self.client_psk {
             client = client.with_pairing_secret(psk);
+        }
+        if self.client_recovery {
+            client = client.with_recovery();
         }
         let client = Arc::new(client)
             .start_session(
@@ -78,6 +87,9 @@ impl Setup {
         let mut server = ServerConfig::new(SERVER_KEY, trust(&self.trusted), seeded(2));
         if let Some(psk) = self.server_psk {
             server = server.with_pairing_secret(psk);
+        }
+        if let Some(keys) = &self.server_recovery {
+            server = server.with_recovery_keys(Arc::new(keys.clone()));
         }
         let server =
             Arc::new(server).start_session(self.suite.version(), &empty_params(Side::Server));
@@ -306,6 +318,90 @@ fn pairing_is_refused_by_a_responder_that_is_not_pairing() {
     setup.client_psk = Some(PSK);
     let err = handshake(&setup).err().expect("refused");
     assert_eq!(err, TransportErrorCode::crypto(49));
+}
+
+const RESPONDER_KEY: [u8; 32] = [0x66; 32];
+
+/// A recovery to the mesh's responder key, held among other keys, from a trusted initiator.
+fn recovery_setup(suite: Suite) -> Setup {
+    let mut setup = Setup::new(suite);
+    setup.client_recovery = true;
+    setup.expected_server = NoiseKey::from_private(&RESPONDER_KEY);
+    setup.server_recovery = Some(vec![[0x67; 32], RESPONDER_KEY]);
+    setup
+}
+
+#[test]
+fn recovery_to_a_held_responder_key_completes_in_both_suites() {
+    for suite in [Suite::ChaChaPoly, Suite::AesGcm] {
+        let done = handshake(&recovery_setup(suite)).expect("recovery handshake");
+        let data = done
+            .server
+            .handshake_data()
+            .expect("data")
+            .downcast::<HandshakeData>()
+            .expect("nQUIC handshake data");
+        assert!(data.recovery && !data.pairing, "{data:?}");
+        assert_eq!(data.peer, NoiseKey::from_private(&CLIENT_KEY));
+        let client = done
+            .client
+            .handshake_data()
+            .expect("data")
+            .downcast::<HandshakeData>()
+            .expect("nQUIC handshake data");
+        assert!(client.recovery);
+        assert_eq!(client.peer, NoiseKey::from_private(&RESPONDER_KEY));
+        round_trip(
+            &*done.client_1rtt.packet.local,
+            &*done.server_1rtt.packet.remote,
+            0,
+        );
+    }
+}
+
+#[test]
+fn recovery_is_refused_without_the_key_or_the_trust_or_any_key() {
+    // A responder key the responder does not hold: Noise fails on message 1.
+    let mut setup = recovery_setup(Suite::ChaChaPoly);
+    setup.server_recovery = Some(vec![[0x67; 32]]);
+    assert_eq!(
+        handshake(&setup).err(),
+        Some(TransportErrorCode::crypto(51))
+    );
+    // The right key, but an initiator (recovery identity) the mesh does not trust.
+    let mut setup = recovery_setup(Suite::ChaChaPoly);
+    setup.trusted = vec![];
+    assert_eq!(
+        handshake(&setup).err(),
+        Some(TransportErrorCode::crypto(49))
+    );
+    // A responder that holds no responder key refuses outright.
+    let mut setup = recovery_setup(Suite::ChaChaPoly);
+    setup.server_recovery = None;
+    assert_eq!(
+        handshake(&setup).err(),
+        Some(TransportErrorCode::crypto(49))
+    );
+    setup.server_recovery = Some(vec![]);
+    assert_eq!(
+        handshake(&setup).err(),
+        Some(TransportErrorCode::crypto(49))
+    );
+    // A plain IK initiator that names the responder key (not the device key) fails: the
+    // responder uses its device key for type 0x01.
+    let mut setup = recovery_setup(Suite::ChaChaPoly);
+    setup.client_recovery = false;
+    assert_eq!(
+        handshake(&setup).err(),
+        Some(TransportErrorCode::crypto(51))
+    );
+    // A recovery initiator that names the device key fails: type 0x06 uses responder keys.
+    let mut setup = recovery_setup(Suite::ChaChaPoly);
+    setup.expected_server = NoiseKey::from_private(&SERVER_KEY);
+    assert_eq!(
+        handshake(&setup).err(),
+        Some(TransportErrorCode::crypto(51))
+    );
 }
 
 #[test]

@@ -40,6 +40,28 @@ mod msg {
     pub(super) const RESPONDER_HELLO: u8 = 0x03;
     pub(super) const RESPONDER_FINISHED: u8 = 0x04;
     pub(super) const INITIATOR_FINISHED: u8 = 0x05;
+    pub(super) const INITIATOR_HELLO_RECOVERY: u8 = 0x06;
+}
+
+/// Which handshake a connection runs (`NQUIC.md` §3), named by message 1's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `Noise_IK` to a device's noise key.
+    Normal,
+    /// `Noise_IKpsk1` with a pairing code's PSK.
+    Pairing,
+    /// `Noise_IK` to the mesh's recovery responder key.
+    Recovery,
+}
+
+impl Kind {
+    const fn first_message(self) -> u8 {
+        match self {
+            Self::Normal => msg::INITIATOR_HELLO,
+            Self::Pairing => msg::INITIATOR_HELLO_PSK,
+            Self::Recovery => msg::INITIATOR_HELLO_RECOVERY,
+        }
+    }
 }
 
 /// Why an nQUIC handshake failed. Each maps to the QUIC error `NQUIC.md` §4 names.
@@ -61,6 +83,9 @@ pub enum HandshakeError {
     /// A pairing handshake arrived but this responder is not pairing.
     #[error("pairing attempt refused: this device has no pairing secret set")]
     NotPairing,
+    /// A recovery handshake arrived but this responder holds no recovery responder key.
+    #[error("recovery attempt refused: this device holds no recovery responder key")]
+    NotRecovering,
     /// The peer's confirmation tag was wrong.
     #[error("nQUIC confirmation tag mismatch")]
     BadFinished,
@@ -77,9 +102,9 @@ impl From<HandshakeError> for TransportError {
             HandshakeError::Noise(_) | HandshakeError::BadFinished => {
                 TransportErrorCode::crypto(51)
             }
-            HandshakeError::Untrusted(_) | HandshakeError::NotPairing => {
-                TransportErrorCode::crypto(49)
-            }
+            HandshakeError::Untrusted(_)
+            | HandshakeError::NotPairing
+            | HandshakeError::NotRecovering => TransportErrorCode::crypto(49),
             HandshakeError::TransportParameters(inner) => return inner.clone(),
         };
         Self {
@@ -97,6 +122,8 @@ pub struct HandshakeData {
     pub suite: Suite,
     /// Whether this was a pairing (`IKpsk1`) handshake.
     pub pairing: bool,
+    /// Whether the initiator addressed the mesh's recovery responder key (type `0x06`).
+    pub recovery: bool,
     /// The peer's noise key (also `peer_identity()`).
     pub peer: NoiseKey,
 }
@@ -133,7 +160,7 @@ pub(crate) struct NquicSession {
     local_params: Vec<u8>,
     peer_params: Option<TransportParameters>,
     peer: Option<NoiseKey>,
-    pairing: bool,
+    kind: Kind,
     secrets: Option<HandshakeSecrets>,
     /// The current 1-RTT secrets `(local, remote)`, advanced by each key update.
     one_rtt: Option<(Secret, Secret)>,
@@ -146,7 +173,24 @@ struct ResponderConfig {
     static_key: Arc<StaticKey>,
     trust: Arc<dyn TrustSet>,
     pairing_secret: Option<[u8; 32]>,
+    recovery: Option<Arc<dyn RecoveryKeys>>,
     rng: RandomSource,
+}
+
+/// Most recovery responder keys a responder tries on one message 1 (`NQUIC.md` §3).
+pub const MAX_RECOVERY_KEYS: usize = 4;
+
+/// The recovery responder keys a responder holds now (private X25519 keys, newest first).
+/// The node reads them from the key shares it holds, so they change while it runs.
+pub trait RecoveryKeys: Send + Sync {
+    /// The keys; only the first [`MAX_RECOVERY_KEYS`] are tried.
+    fn responder_keys(&self) -> Vec<[u8; 32]>;
+}
+
+impl RecoveryKeys for Vec<[u8; 32]> {
+    fn responder_keys(&self) -> Vec<[u8; 32]> {
+        self.clone()
+    }
 }
 
 impl NquicSession {
@@ -156,14 +200,16 @@ impl NquicSession {
         static_key: Arc<StaticKey>,
         peer: &NoiseKey,
         pairing_secret: Option<&[u8; 32]>,
+        recovery: bool,
         rng: RandomSource,
         params: &TransportParameters,
     ) -> Result<Self, snow::Error> {
-        let first = if pairing_secret.is_some() {
-            msg::INITIATOR_HELLO_PSK
-        } else {
-            msg::INITIATOR_HELLO
+        let kind = match (pairing_secret.is_some(), recovery) {
+            (true, _) => Kind::Pairing,
+            (false, true) => Kind::Recovery,
+            (false, false) => Kind::Normal,
         };
+        let first = kind.first_message();
         let prologue = prologue(suite, first);
         let mut builder = snow::Builder::with_resolver(
             noise_params(suite, pairing_secret.is_some()),
@@ -187,7 +233,7 @@ impl NquicSession {
             local_params: encode_params(params),
             peer_params: None,
             peer: Some(*peer),
-            pairing: pairing_secret.is_some(),
+            kind,
             secrets: None,
             one_rtt: None,
             peer_finished: false,
@@ -202,6 +248,7 @@ impl NquicSession {
         static_key: Arc<StaticKey>,
         trust: Arc<dyn TrustSet>,
         pairing_secret: Option<[u8; 32]>,
+        recovery: Option<Arc<dyn RecoveryKeys>>,
         rng: RandomSource,
         params: &TransportParameters,
     ) -> Self {
@@ -213,12 +260,13 @@ impl NquicSession {
                 static_key,
                 trust,
                 pairing_secret,
+                recovery,
                 rng,
             }),
             local_params: encode_params(params),
             peer_params: None,
             peer: None,
-            pairing: false,
+            kind: Kind::Normal,
             secrets: None,
             one_rtt: None,
             peer_finished: false,
@@ -231,7 +279,10 @@ impl NquicSession {
     /// available.
     fn handle_message(&mut self, ty: u8, body: &[u8]) -> Result<bool, HandshakeError> {
         match (std::mem::replace(&mut self.step, Step::Failed), ty) {
-            (Step::ResponderAwaitHello, msg::INITIATOR_HELLO | msg::INITIATOR_HELLO_PSK) => {
+            (
+                Step::ResponderAwaitHello,
+                msg::INITIATOR_HELLO | msg::INITIATOR_HELLO_PSK | msg::INITIATOR_HELLO_RECOVERY,
+            ) => {
                 self.handle_initiator_hello(ty, body)?;
                 Ok(true)
             }
@@ -263,7 +314,7 @@ impl NquicSession {
                 self.step = Step::Sent;
                 Ok(false)
             }
-            (_, msg::INITIATOR_HELLO..=msg::INITIATOR_FINISHED) => {
+            (_, msg::INITIATOR_HELLO..=msg::INITIATOR_HELLO_RECOVERY) => {
                 Err(HandshakeError::Unexpected(ty))
             }
             _ => Err(HandshakeError::Malformed("unknown message type")),
@@ -275,47 +326,58 @@ impl NquicSession {
             .responder
             .take()
             .ok_or(HandshakeError::Unexpected(ty))?;
-        let pairing = ty == msg::INITIATOR_HELLO_PSK;
-        let psk = match (pairing, config.pairing_secret) {
-            (true, None) => return Err(HandshakeError::NotPairing),
-            (true, Some(psk)) => Some(psk),
-            (false, _) => None,
+        let (kind, psk) = match (ty, config.pairing_secret) {
+            (msg::INITIATOR_HELLO_PSK, None) => return Err(HandshakeError::NotPairing),
+            (msg::INITIATOR_HELLO_PSK, Some(psk)) => (Kind::Pairing, Some(psk)),
+            (msg::INITIATOR_HELLO_RECOVERY, _) => (Kind::Recovery, None),
+            _ => (Kind::Normal, None),
         };
-        let prologue = prologue(self.suite, ty);
-        let mut builder = snow::Builder::with_resolver(
-            noise_params(self.suite, pairing),
-            Box::new(Resolver {
-                rng: config.rng,
-                static_key: config.static_key.clone(),
-            }),
-        )
-        .local_private_key(config.static_key.private_bytes())
-        .and_then(|b| b.prologue(&prologue))
-        .map_err(HandshakeError::Noise)?;
-        if let Some(psk) = psk.as_ref() {
-            builder = builder.psk(1, psk).map_err(HandshakeError::Noise)?;
+        // The static keys to try: the device's own, or each recovery responder key.
+        let keys: Vec<Arc<StaticKey>> = if kind == Kind::Recovery {
+            let held = config
+                .recovery
+                .as_ref()
+                .map(|r| r.responder_keys())
+                .unwrap_or_default();
+            let keys: Vec<_> = held
+                .iter()
+                .take(MAX_RECOVERY_KEYS)
+                .filter_map(|k| StaticKey::new(k).ok().map(Arc::new))
+                .collect();
+            if keys.is_empty() {
+                return Err(HandshakeError::NotRecovering);
+            }
+            keys
+        } else {
+            vec![config.static_key.clone()]
+        };
+        let mut failure = None;
+        for static_key in keys {
+            match read_hello(
+                self.suite,
+                ty,
+                kind,
+                psk.as_ref(),
+                &config.rng,
+                static_key,
+                body,
+            ) {
+                Ok((hs, remote, params)) => {
+                    if kind != Kind::Pairing && !config.trust.is_trusted(remote.as_bytes()) {
+                        return Err(HandshakeError::Untrusted(remote));
+                    }
+                    self.peer_params = Some(params);
+                    self.peer = Some(remote);
+                    self.kind = kind;
+                    self.step = Step::ResponderSendHello(Box::new(hs));
+                    return Ok(());
+                }
+                // Only a key that could not open message 1 makes way for the next.
+                Err(e @ HandshakeError::Noise(_)) => failure = Some(e),
+                Err(e) => return Err(e),
+            }
         }
-        let mut hs = builder.build_responder().map_err(HandshakeError::Noise)?;
-        let mut payload = vec![0; body.len()];
-        let len = hs
-            .read_message(body, &mut payload)
-            .map_err(HandshakeError::Noise)?;
-        let remote = hs
-            .get_remote_static()
-            .and_then(|key| <[u8; 32]>::try_from(key).ok())
-            .map(NoiseKey)
-            .ok_or(HandshakeError::Malformed("no initiator static key"))?;
-        if !pairing && !config.trust.is_trusted(remote.as_bytes()) {
-            return Err(HandshakeError::Untrusted(remote));
-        }
-        self.peer_params = Some(
-            TransportParameters::read(Side::Server, &mut &payload[..len])
-                .map_err(|e| HandshakeError::TransportParameters(e.into()))?,
-        );
-        self.peer = Some(remote);
-        self.pairing = pairing;
-        self.step = Step::ResponderSendHello(Box::new(hs));
-        Ok(())
+        Err(failure.unwrap_or(HandshakeError::NotRecovering))
     }
 
     fn check_finished(&mut self, initiator: bool, body: &[u8]) -> Result<(), HandshakeError> {
@@ -334,7 +396,7 @@ impl NquicSession {
     fn read_messages(&mut self) -> Result<bool, HandshakeError> {
         let mut ready = false;
         while let Some(&[ty, hi, lo]) = self.inbuf.get(..FRAME_HEADER) {
-            if !(msg::INITIATOR_HELLO..=msg::INITIATOR_FINISHED).contains(&ty) {
+            if !(msg::INITIATOR_HELLO..=msg::INITIATOR_HELLO_RECOVERY).contains(&ty) {
                 return Err(HandshakeError::Malformed("unknown message type"));
             }
             let len = usize::from(u16::from_be_bytes([hi, lo]));
@@ -379,7 +441,8 @@ impl crypto::Session for NquicSession {
         }
         Some(Box::new(HandshakeData {
             suite: self.suite,
-            pairing: self.pairing,
+            pairing: self.kind == Kind::Pairing,
+            recovery: self.kind == Kind::Recovery,
             peer: self.peer?,
         }))
     }
@@ -434,11 +497,7 @@ impl crypto::Session for NquicSession {
     fn write_handshake(&mut self, buf: &mut Vec<u8>) -> Option<Keys> {
         match std::mem::replace(&mut self.step, Step::Failed) {
             Step::InitiatorSendHello(mut hs) => {
-                let first = if self.pairing {
-                    msg::INITIATOR_HELLO_PSK
-                } else {
-                    msg::INITIATOR_HELLO
-                };
+                let first = self.kind.first_message();
                 // Writing message 1 fails only if the payload exceeds a Noise message; our
                 // transport parameters are a few hundred bytes. On failure the step stays
                 // `Failed` and the handshake times out rather than panics.
@@ -554,6 +613,46 @@ pub(crate) fn retry_tag(suite: Suite, orig_dst_cid: &ConnectionId, packet: &[u8]
     let mut out = [0; 16];
     out.copy_from_slice(tag.as_ref());
     out
+}
+
+/// The responder's reading of message 1 with one static key: the handshake state, the
+/// initiator's noise key and transport parameters.
+fn read_hello(
+    suite: Suite,
+    ty: u8,
+    kind: Kind,
+    psk: Option<&[u8; 32]>,
+    rng: &RandomSource,
+    static_key: Arc<StaticKey>,
+    body: &[u8],
+) -> Result<(snow::HandshakeState, NoiseKey, TransportParameters), HandshakeError> {
+    let prologue = prologue(suite, ty);
+    let mut builder = snow::Builder::with_resolver(
+        noise_params(suite, kind == Kind::Pairing),
+        Box::new(Resolver {
+            rng: rng.clone(),
+            static_key: static_key.clone(),
+        }),
+    )
+    .local_private_key(static_key.private_bytes())
+    .and_then(|b| b.prologue(&prologue))
+    .map_err(HandshakeError::Noise)?;
+    if let Some(psk) = psk {
+        builder = builder.psk(1, psk).map_err(HandshakeError::Noise)?;
+    }
+    let mut hs = builder.build_responder().map_err(HandshakeError::Noise)?;
+    let mut payload = vec![0; body.len()];
+    let len = hs
+        .read_message(body, &mut payload)
+        .map_err(HandshakeError::Noise)?;
+    let remote = hs
+        .get_remote_static()
+        .and_then(|key| <[u8; 32]>::try_from(key).ok())
+        .map(NoiseKey)
+        .ok_or(HandshakeError::Malformed("no initiator static key"))?;
+    let params = TransportParameters::read(Side::Server, &mut &payload[..len])
+        .map_err(|e| HandshakeError::TransportParameters(e.into()))?;
+    Ok((hs, remote, params))
 }
 
 fn noise_params(suite: Suite, pairing: bool) -> snow::params::NoiseParams {

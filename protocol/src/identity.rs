@@ -78,7 +78,7 @@ impl DeviceId {
     }
 
     /// Wraps raw ID bytes (as stored in a record).
-    pub fn from_bytes(bytes: [u8; DEVICE_ID_LEN]) -> Self {
+    pub const fn from_bytes(bytes: [u8; DEVICE_ID_LEN]) -> Self {
         Self(bytes)
     }
 

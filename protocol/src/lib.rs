@@ -33,5 +33,7 @@ pub mod nquic;
 pub mod pairing;
 pub mod reconcile;
 pub mod record;
+pub mod recovery;
 pub mod seal;
+pub mod share;
 mod signed;

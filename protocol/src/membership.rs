@@ -51,6 +51,9 @@ pub enum Role {
     Full,
     /// Holds only ciphertext: stores and serves, reads nothing.
     Vault,
+    /// The mesh's recovery identity, whose keys derive from the recovery phrase: introduces
+    /// a device that recovers the mesh; never dialed, never holds copies (`PAIRING.md`).
+    Recovery,
 }
 
 impl Role {
@@ -59,7 +62,18 @@ impl Role {
         match self {
             Self::Full => "full",
             Self::Vault => "vault",
+            Self::Recovery => "recovery",
         }
+    }
+
+    /// Whether membership records signed by a device of this role can count.
+    pub fn may_introduce(self) -> bool {
+        matches!(self, Self::Full | Self::Recovery)
+    }
+
+    /// Whether it is a device that stores and serves photos (not the recovery identity).
+    pub fn is_device(self) -> bool {
+        matches!(self, Self::Full | Self::Vault)
     }
 }
 
@@ -96,6 +110,8 @@ pub enum Statement {
     Introduce(Introduce),
     /// A device is expelled.
     Revoke(Revoke),
+    /// A secret sealed to one member (`crate::share`).
+    Share(crate::share::Share),
 }
 
 /// A signed membership record, checked: its signature verified and its signer known.
@@ -171,6 +187,7 @@ impl MembershipRecord {
         match &self.statement {
             Statement::Introduce(i) => i.created_at_ms,
             Statement::Revoke(r) => r.created_at_ms,
+            Statement::Share(s) => s.created_at_ms,
         }
     }
 
@@ -319,7 +336,7 @@ fn signer_counts(
     let Some(signer) = members.get(&record.signer) else {
         return false;
     };
-    signer.role == Role::Full
+    signer.role.may_introduce()
         && signer.signing_key == record.signer_key
         && revoked
             .get(&record.signer)
@@ -406,7 +423,7 @@ fn apply_revocations(
             Statement::Revoke(v) => members
                 .get(&r.signer)
                 .map(|m| (m.depth, r.signer, r.record_id, v, *r)),
-            Statement::Introduce(_) => None,
+            Statement::Introduce(_) | Statement::Share(_) => None,
         })
         .collect();
     revokes.sort_by_key(|(depth, signer, id, ..)| (*depth, *signer, *id));
@@ -469,6 +486,50 @@ pub(crate) mod tests {
 
     fn ids(t: &TrustSet) -> Vec<DeviceId> {
         t.members().map(|m| m.device).collect()
+    }
+
+    #[test]
+    fn a_recovery_identity_introduces_and_revokes_but_signs_nothing_else_that_counts() {
+        let (a, r, n, b) = (device(1), device(2), device(3), device(4));
+        let share = MembershipRecord::sign(
+            &a,
+            Statement::Share(
+                crate::share::Share::seal(
+                    r.device_id(),
+                    &r.noise_public(),
+                    crate::share::Item::LibraryKey(1),
+                    &[1; 32],
+                    [2; 32],
+                    5,
+                )
+                .unwrap(),
+            ),
+        )
+        .unwrap();
+        let decoded = MembershipRecord::decode(&share.bytes).unwrap();
+        assert_eq!(decoded, share, "a share record round-trips");
+        let recs = vec![
+            introduce(&a, &a, Role::Full, 1),
+            introduce(&a, &r, Role::Recovery, 2),
+            introduce(&a, &b, Role::Full, 2),
+            introduce(&r, &n, Role::Full, 3),
+            revoke(&r, &b, vec![]),
+            share,
+        ];
+        let t = TrustSet::evaluate(&a.device_id(), &recs);
+        let recovery = t
+            .get(&r.device_id())
+            .expect("recovery identity is a member");
+        assert_eq!(recovery.role, Role::Recovery);
+        assert!(!recovery.role.is_device() && recovery.role.may_introduce());
+        assert!(t.get(&n.device_id()).is_some(), "its introduction counts");
+        assert!(t.is_revoked(&b.device_id()), "its revocation counts");
+        let some_record = RecordId([7; 32]);
+        assert!(
+            !t.counts(&r.device_id(), &some_record),
+            "its lifecycle records do not"
+        );
+        assert!(t.counts(&a.device_id(), &some_record));
     }
 
     #[test]

@@ -221,6 +221,8 @@ fn role_byte(role: Role) -> u8 {
     match role {
         Role::Full => 0,
         Role::Vault => 1,
+        // Never offered (`pair` invites full or vault devices); a reader refuses it.
+        Role::Recovery => 2,
     }
 }
 

@@ -113,7 +113,9 @@ pub fn run(cli: Cli) -> Result<bool> {
             )?;
             Ok(true)
         }
-        Command::Init { recover, .. } => init(&home_path, &config_path, &loaded, recover),
+        Command::Init { recover, from, .. } => {
+            init(&home_path, &config_path, &loaded, recover.zip(from))
+        }
         // Before the home is opened: its index may not open.
         Command::RepairIndex { name, json } => {
             let name = name.or_else(|| loaded.config.node.name.clone());
@@ -143,6 +145,9 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
         } => pair::join(home, code, qr.as_deref(), leave_current_mesh),
         Command::Devices { json } => devices::devices(&home, home_path, json),
         Command::Revoke { device } => devices::revoke(home, &device),
+        Command::RecoveryKey(RecoveryCommand::Rotate { png }) => {
+            devices::rotate_recovery_key(home, png)
+        }
         Command::RecoveryKey(RecoveryCommand::Export { png, again }) => {
             devices::export_recovery_key(&home, png, again)
         }
@@ -247,8 +252,9 @@ fn init(
     home_path: &Path,
     config_path: &Path,
     loaded: &Loaded,
-    recover: Option<String>,
+    recover: Option<(String, String)>,
 ) -> Result<bool> {
+    use photomesh_protocol::recovery::Phrase;
     let Some(name) = loaded.config.node.name.as_deref() else {
         bail!(
             "give the device a name with --name NAME (or `name` under [node] in {})",
@@ -256,10 +262,12 @@ fn init(
         );
     };
     let recovered = match recover {
-        Some(phrase) => Some(
-            photomesh_protocol::keys::KeyRing::from_recovery_phrase(&phrase)
-                .context("the recovery phrase was not accepted")?,
-        ),
+        Some((phrase, from)) => {
+            match Phrase::parse(&phrase).context("the recovery phrase was not accepted")? {
+                Phrase::KeyRing(ring) => Some(ring),
+                Phrase::Recovery(key) => return devices::recover(home_path, name, &key, &from),
+            }
+        }
         None => None,
     };
     let home = photomesh::mesh::create_device(home_path, name, recovered, now_ms())?;

@@ -42,7 +42,7 @@ use crate::daemon::registry::{Backoff, Link, Registry};
 use crate::error::{Blame, Fault};
 use crate::home::{Home, HomeError};
 use crate::index::IndexError;
-use crate::mesh::{self, MeshError, MeshTrust};
+use crate::mesh::{self, MeshError, MeshTrust, ResponderKeys};
 use crate::net::close::Close;
 use crate::net::control::Dialler;
 use crate::net::control::{ControlError, ControlSocket, FetchJob, LiveConnection, LiveStatus};
@@ -209,11 +209,12 @@ pub async fn run(
     on_listening: impl FnOnce(&NodeHandle),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let home = Home::open(home_path)?;
+    let mut home = Home::open(home_path)?;
     // Before anything else: a second node on this home is refused here.
     let control = ControlSocket::bind(home_path)?;
+    let responders = Arc::new(ResponderKeys::new(keep_keys(&mut home, true)));
     let trust = Arc::new(MeshTrust::new(mesh::trust_set(&home)?));
-    let (endpoint, local) = listen(&home, &trust, options.listen)?;
+    let (endpoint, local) = listen(&home, &trust, &responders, options.listen)?;
     tracing::info!(%local, device = %home.device.device_id().short(), "listening");
 
     let set = RecordSet::load(&home)?;
@@ -270,6 +271,7 @@ pub async fn run(
     let watcher = tokio::spawn(watch_trust(
         home_path.to_owned(),
         trust,
+        responders,
         keys.ok(),
         node.clone(),
     ));
@@ -327,16 +329,53 @@ pub async fn run(
     Ok(())
 }
 
+/// Keeps the keys in step with the key shares, at start and whenever membership records
+/// change: takes the library keys shared with this device, writes the shares members lack
+/// and, at start (`at_start`), gives a mesh without a recovery key one (a mesh founded before
+/// them; said loudly, since its phrase must be exported). Only at start: while records
+/// arrive, a rotation's revocation may come before its new introduction. Returns the
+/// recovery responder keys this device holds. Failures are logged: the node runs on with
+/// what it has.
+pub(crate) fn keep_keys(home: &mut Home, at_start: bool) -> Vec<[u8; 32]> {
+    let now = now_ms();
+    if let Err(e) = mesh::shares::absorb(home) {
+        tracing::warn!("opening the key shares sealed to this device: {e}");
+    }
+    let made = if at_start {
+        mesh::recovery::ensure(home, now)
+    } else {
+        Ok(false)
+    };
+    match made {
+        Ok(true) => tracing::warn!(
+            "this mesh had no recovery key: made one. Export the recovery phrase now with \
+             `photomesh recovery-key export`: until then nothing recovers the mesh if every \
+             full device is lost"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("making a recovery key: {e}"),
+    }
+    if let Err(e) = mesh::shares::fill(home, now) {
+        tracing::warn!("writing key shares: {e}");
+    }
+    mesh::shares::responder_keys(home).unwrap_or_else(|e| {
+        tracing::warn!("reading the recovery responder keys: {e}");
+        Vec::new()
+    })
+}
+
 /// The node's endpoint, accepting the members of `trust`, and the address it listens on.
 fn listen(
     home: &Home,
     trust: &Arc<MeshTrust>,
+    responders: &Arc<ResponderKeys>,
     listen: SocketAddr,
 ) -> Result<(quinn::Endpoint, SocketAddr), DaemonError> {
     let config = transport::server_config(
         home.device.noise_secret(),
         trust.clone(),
         None,
+        Some(responders.clone()),
         transport::os_random(),
     );
     let bind_failed = |source| NetError::Bind {

@@ -4,6 +4,7 @@
 //! HOME/
 //!   device.key      the device's Ed25519 and X25519 secrets (mode 0600)
 //!   library.keys    every epoch of the library key this device holds (mode 0600)
+//!   recovery.key    the recovery phrase's seed, on the device that made it (mode 0600)
 //!   index.sqlite    the SQLite index (WAL mode; -wal and -shm beside it)
 //!   blobs/          the content-addressed blob store
 //! ```
@@ -22,11 +23,14 @@ use std::path::{Path, PathBuf};
 
 use photomesh_protocol::identity::DeviceKeys;
 use photomesh_protocol::keys::{KeyRing, LibraryKey};
+use photomesh_protocol::recovery::RecoveryKey;
 
 use crate::blob::store::{BlobStore, BlobStoreError};
 use crate::index::{Index, IndexError};
 
 const DEVICE_KEY_FILE: &str = "device.key";
+/// The file in a home that holds the recovery key, on the device that made it.
+pub const RECOVERY_KEY_FILE: &str = "recovery.key";
 /// The file in a home that holds the library key ring.
 pub const LIBRARY_KEYS_FILE: &str = "library.keys";
 const INDEX_FILE: &str = "index.sqlite";
@@ -109,7 +113,8 @@ pub struct Home {
     pub blobs: BlobStore,
 }
 
-fn random32() -> Result<[u8; 32], HomeError> {
+/// 32 bytes from the OS's cryptographic generator.
+pub fn random32() -> Result<[u8; 32], HomeError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| HomeError::Random(e.to_string()))?;
     Ok(bytes)
@@ -126,6 +131,12 @@ impl Home {
         recovered: Option<KeyRing>,
         now_ms: u64,
     ) -> Result<Self, HomeError> {
+        let device = DeviceKeys::from_secrets(random32()?, random32()?);
+        Self::create_with(path, name, device, recovered, now_ms)
+    }
+
+    /// Refuses a path where [`Home::create`] could not make a home.
+    pub fn check_free(path: &Path) -> Result<(), HomeError> {
         if path.join(DEVICE_KEY_FILE).exists() {
             return Err(HomeError::IsHome(path.to_owned()));
         }
@@ -147,6 +158,19 @@ impl Home {
             }
             Err(e) => return Err(io_err(path)(e)),
         }
+        Ok(())
+    }
+
+    /// [`Home::create`] with device keys made beforehand (a recovery signs the device's
+    /// introduction before its home exists).
+    pub fn create_with(
+        path: &Path,
+        name: &str,
+        device: DeviceKeys,
+        recovered: Option<KeyRing>,
+        now_ms: u64,
+    ) -> Result<Self, HomeError> {
+        Self::check_free(path)?;
         fs::create_dir_all(path).map_err(io_err(path))?;
         // The index names every file and its plaintext hash: created private, not 0644.
         OpenOptions::new()
@@ -155,7 +179,6 @@ impl Home {
             .mode(0o600)
             .open(path.join(INDEX_FILE))
             .map_err(io_err(&path.join(INDEX_FILE)))?;
-        let device = DeviceKeys::from_secrets(random32()?, random32()?);
         let keys = match recovered {
             Some(ring) => ring,
             None => KeyRing::new(LibraryKey::new(1, random32()?)),
@@ -247,6 +270,52 @@ impl Home {
             &self.path.join(LIBRARY_KEYS_FILE),
             &encode_key_ring(&self.keys),
         )
+    }
+
+    /// The recovery key this device made (`recovery.key`), if it made one.
+    pub fn recovery_key(&self) -> Result<Option<RecoveryKey>, HomeError> {
+        let path = self.path.join(RECOVERY_KEY_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let lines = read_key_lines(&path)?;
+        let find = |name: &str| {
+            lines
+                .iter()
+                .find(|l| l.first().map(String::as_str) == Some(name))
+                .and_then(|l| l.get(1))
+        };
+        let seed = parse_secret(&path, find("seed"))?;
+        let founder = find("founder")
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| HomeError::BadKeyFile {
+                path: path.clone(),
+                problem: "the `founder` line is not a device ID".into(),
+            })?;
+        Ok(Some(RecoveryKey::new(seed, founder)))
+    }
+
+    /// Writes `recovery.key` (atomically), replacing the one there.
+    pub fn save_recovery_key(&self, key: &RecoveryKey) -> Result<(), HomeError> {
+        write_secret_file(
+            &self.path.join(RECOVERY_KEY_FILE),
+            &format!(
+                "# photomesh recovery key: whoever has this can rejoin the mesh and read \
+                 every photo\nversion 1\nseed {}\nfounder {}\n",
+                hex::encode(key.seed()),
+                key.founder()
+            ),
+        )
+    }
+
+    /// Removes `recovery.key` (after joining another mesh, whose recovery key this device did
+    /// not make).
+    pub fn forget_recovery_key(&self) -> Result<(), HomeError> {
+        let path = self.path.join(RECOVERY_KEY_FILE);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+            _ => Ok(()),
+        }
     }
 
     /// The device's name, as given to `init`.

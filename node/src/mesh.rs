@@ -9,6 +9,9 @@
 
 pub mod pairing;
 pub mod qr;
+pub mod recover;
+pub mod recovery;
+pub mod shares;
 pub mod trash;
 
 use photomesh_protocol::identity::{DeviceId, DeviceIdError};
@@ -89,7 +92,9 @@ pub fn found(home: &Home, name: &str, now_ms: u64) -> Result<(), MeshError> {
         ix.add_record(&record.record_id, &record.bytes, now_ms)?;
         ix.set_meta(FOUNDER_KEY, &home.device.device_id().to_string())?;
         Ok(())
-    })
+    })?;
+    recovery::create(home, now_ms)?;
+    Ok(())
 }
 
 /// The founder of this device's mesh.
@@ -124,7 +129,7 @@ pub fn my_role(home: &Home) -> Result<Option<Role>, MeshError> {
 fn require_full(home: &Home) -> Result<(), MeshError> {
     match my_role(home)? {
         Some(Role::Full) => Ok(()),
-        Some(Role::Vault) => Err(MeshError::NotFull("vault")),
+        Some(role) => Err(MeshError::NotFull(role.name())),
         None => Err(MeshError::NotMember),
     }
 }
@@ -167,10 +172,22 @@ pub fn sign_introduce(
     )?)
 }
 
+/// What [`revoke`] did.
+#[derive(Debug)]
+pub struct Revoked {
+    /// The library key epoch that seals from now on.
+    pub epoch: u32,
+    /// Whether the recovery key was rotated too (the device had made it): the phrase must be
+    /// exported again.
+    pub recovery_rotated: bool,
+}
+
 /// Revokes a member: signs a revoke record that keeps the membership records the device
-/// signed so far, and rotates the library key so that what is added from now on is sealed
-/// under an epoch the revoked device never had. Returns the new epoch.
-pub fn revoke(home: &mut Home, device: &DeviceId, now_ms: u64) -> Result<u32, MeshError> {
+/// signed so far, rotates the library key so that what is added from now on is sealed
+/// under an epoch the revoked device never had, and shares the new key with every remaining
+/// full member and recovery identity. When the device made the recovery key (and so may hold
+/// its seed), the recovery key is rotated too.
+pub fn revoke(home: &mut Home, device: &DeviceId, now_ms: u64) -> Result<Revoked, MeshError> {
     require_full(home)?;
     if *device == home.device.device_id() {
         return Err(MeshError::RevokeSelf);
@@ -198,7 +215,16 @@ pub fn revoke(home: &mut Home, device: &DeviceId, now_ms: u64) -> Result<u32, Me
     )?;
     home.index
         .add_record(&record.record_id, &record.bytes, now_ms)?;
-    Ok(home.rotate_library_key()?)
+    let epoch = home.rotate_library_key()?;
+    let recovery_rotated = recovery::held_by(&trust, device);
+    if recovery_rotated {
+        recovery::rotate(home, now_ms)?;
+    }
+    shares::fill(home, now_ms)?;
+    Ok(Revoked {
+        epoch,
+        recovery_rotated,
+    })
 }
 
 /// One device as `photomesh devices` lists it.
@@ -285,7 +311,7 @@ impl MeshTrust {
     pub fn devices(&self) -> Vec<DeviceId> {
         self.members
             .lock()
-            .members()
+            .devices()
             .map(|member| member.device)
             .collect()
     }
@@ -294,6 +320,32 @@ impl MeshTrust {
 impl nquic::TrustSet for MeshTrust {
     fn is_trusted(&self, noise_key: &[u8; 32]) -> bool {
         self.members.lock().by_noise_key(noise_key).is_some()
+    }
+}
+
+/// The recovery responder keys as the nQUIC layer consults them (`NQUIC.md` §3): they follow
+/// the key shares this device holds.
+pub struct ResponderKeys {
+    keys: crate::lock::Mutex<Vec<[u8; 32]>>,
+}
+
+impl ResponderKeys {
+    /// Holding `keys`.
+    pub fn new(keys: Vec<[u8; 32]>) -> Self {
+        Self {
+            keys: crate::lock::Mutex::new("the recovery responder keys", keys),
+        }
+    }
+
+    /// Replaces the keys (after shares arrived or a recovery key was rotated).
+    pub fn update(&self, keys: Vec<[u8; 32]>) {
+        *self.keys.lock() = keys;
+    }
+}
+
+impl nquic::RecoveryKeys for ResponderKeys {
+    fn responder_keys(&self) -> Vec<[u8; 32]> {
+        self.keys.lock().clone()
     }
 }
 
@@ -328,7 +380,7 @@ mod tests {
         .unwrap();
         let b_id = b.device.device_id();
         assert!(trust_set(&home).unwrap().get(&b_id).is_some());
-        assert_eq!(revoke(&mut home, &b_id, 3).unwrap(), 2);
+        assert_eq!(revoke(&mut home, &b_id, 3).unwrap().epoch, 2);
         let trust = trust_set(&home).unwrap();
         assert!(trust.is_revoked(&b_id));
         assert!(!nquic::TrustSet::is_trusted(

@@ -299,6 +299,12 @@ impl TrustSet {
         self.members.values()
     }
 
+    /// Every current member that is a device (`full` or `vault`): what is dialed, found,
+    /// and counted as holding copies. The recovery identity is a member but no device.
+    pub fn devices(&self) -> impl Iterator<Item = &Member> {
+        self.members.values().filter(|m| m.role.is_device())
+    }
+
     /// Every revoked device, by device ID.
     pub fn revoked(&self) -> impl Iterator<Item = &Member> {
         self.revoked.values()

@@ -321,7 +321,7 @@ fn pair(stack: Stack) -> Result<Pair> {
                 [*NoiseKey::from_private(&CLIENT_KEY).as_bytes()].into();
             let trust: Arc<dyn TrustSet> = Arc::new(trust);
             let server_config =
-                transport::server_config(SERVER_KEY, trust, None, transport::os_random());
+                transport::server_config(SERVER_KEY, trust, None, None, transport::os_random());
             let server = transport::endpoint(any, Some(server_config))?;
             let client = transport::endpoint(any, None)?;
             let config = transport::client_config(

@@ -156,6 +156,7 @@ fn a_peer_serving_corrupted_blobs_is_caught_recorded_and_avoided() {
         bad_home.device.noise_secret(),
         trust,
         None,
+        None,
         transport::os_random(),
     );
     let bad_addr: SocketAddr = {

@@ -324,7 +324,7 @@ impl Server {
 
     /// Like `start`, but sends every client a Retry first if `retry` is set.
     fn start_with(trust: Arc<dyn TrustSet>, psk: Option<[u8; 32]>, retry: bool) -> Result<Self> {
-        let config = transport::server_config(SERVER_KEY, trust, psk, transport::os_random());
+        let config = transport::server_config(SERVER_KEY, trust, psk, None, transport::os_random());
         let endpoint = transport::endpoint("127.0.0.1:0".parse()?, Some(config))?;
         let addr = endpoint.local_addr()?;
         let accepted = Arc::new(AtomicUsize::new(0));

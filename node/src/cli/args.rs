@@ -32,10 +32,13 @@ pub enum Command {
         /// `[node] name` in the configuration file].
         #[arg(long)]
         name: Option<String>,
-        /// Start from a recovery phrase (from `recovery-key export`) instead of a new
-        /// library key.
-        #[arg(long, value_name = "PHRASE")]
+        /// Rejoin the mesh of a recovery phrase (from `recovery-key export`), through the
+        /// member at --from, instead of founding a new mesh.
+        #[arg(long, value_name = "PHRASE", requires = "from")]
         recover: Option<String>,
+        /// The address of a surviving member (a vault is enough), HOST:PORT, for --recover.
+        #[arg(long, value_name = "HOST:PORT", requires = "recover")]
+        from: Option<String>,
     },
     /// Invite a device into the mesh: show a QR code and wait for it to join.
     Pair {
@@ -294,6 +297,12 @@ pub enum RecoveryCommand {
         /// Print it again although it was exported before.
         #[arg(long)]
         again: bool,
+    },
+    /// Make a new recovery phrase; the old one stops working (e.g. it was seen by someone).
+    Rotate {
+        /// Also write the new phrase's QR code to this PNG file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
     },
 }
 

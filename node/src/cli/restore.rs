@@ -72,7 +72,7 @@ pub fn restore(
     let mut mesh = Mesh::connect(home_path, &config.peers.resolve(), &found, &mut |e| say(&e))?;
     let me = home.device.device_id();
     let members = photomesh::mesh::trust_set(home)?
-        .members()
+        .devices()
         .filter(|m| m.device != me)
         .count();
     let plan = restore::plan(home, to, selection)?;

@@ -25,13 +25,15 @@ use crate::net::transport;
 pub(super) async fn watch_trust(
     home_path: std::path::PathBuf,
     trust: Arc<MeshTrust>,
+    responders: Arc<crate::mesh::ResponderKeys>,
     discovery_keys: Option<Arc<crate::lock::Mutex<DiscoveryKeys>>>,
     node: NodeHandle,
 ) {
-    let Ok(home) = Home::open(&home_path) else {
+    let Ok(mut home) = Home::open(&home_path) else {
         return;
     };
     let mut version = home.index.data_version().ok();
+    let mut membership: Vec<photomesh_protocol::record::RecordId> = Vec::new();
     loop {
         tokio::time::sleep(TRUST_POLL).await;
         let now = home.index.data_version().ok();
@@ -45,6 +47,16 @@ pub(super) async fn watch_trust(
         };
         let current = photomesh_protocol::membership::TrustSet::evaluate(&founder, &records);
         trust.update(current.clone());
+        let ids: Vec<_> = records.iter().map(|r| r.record_id).collect();
+        if ids != membership {
+            membership = ids;
+            // Keys shared with this device, shares members lack, the responder keys.
+            let epochs = home.keys.iter().count();
+            responders.update(super::keep_keys(&mut home, false));
+            if home.keys.iter().count() != epochs {
+                node.0.home.lock().await.keys = home.keys.clone();
+            }
+        }
         if let (Some(shared), Some(keys)) =
             (&discovery_keys, DiscoveryKeys::for_mesh(&founder, &records))
         {
@@ -163,7 +175,7 @@ async fn dial_targets(node: &NodeHandle) -> Result<Vec<(Member, SocketAddr)>, Da
         }
     }
     let mut seen_at = BTreeMap::new();
-    for member in trust.members() {
+    for member in trust.devices() {
         if let Some(addr) = home.index.last_known_address(&member.device)? {
             seen_at.insert(member.device, addr);
         }
@@ -178,13 +190,13 @@ async fn dial_targets(node: &NodeHandle) -> Result<Vec<(Member, SocketAddr)>, Da
     let held: BTreeSet<[u8; 32]> = {
         let registry = node.0.registry.lock();
         trust
-            .members()
+            .devices()
             .map(|m| m.noise_key)
             .filter(|k| registry.holds(k))
             .collect()
     };
     let mut targets = Vec::new();
-    for member in trust.members() {
+    for member in trust.devices() {
         if member.device == me || held.contains(&member.noise_key) {
             continue;
         }

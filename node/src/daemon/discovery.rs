@@ -103,7 +103,7 @@ pub fn browse_members(
     use std::sync::mpsc;
     let me = home.device.device_id();
     let members: Vec<DeviceId> = match mesh::trust_set(home) {
-        Ok(trust) => trust.members().map(|m| m.device).collect(),
+        Ok(trust) => trust.devices().map(|m| m.device).collect(),
         Err(_) => return Default::default(),
     };
     let others = members.iter().filter(|d| **d != me).count();

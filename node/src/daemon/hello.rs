@@ -49,7 +49,11 @@ pub(super) fn absorb_hello(
 ) -> Result<(), DaemonError> {
     let now = now_ms();
     let before = mesh::trust_set(home)?;
-    let claimed = before.by_noise_key(&peer.0).map(|m| m.device);
+    // What a device says of itself is noted; the recovery identity is no device.
+    let claimed = before
+        .by_noise_key(&peer.0)
+        .filter(|m| m.role.is_device())
+        .map(|m| m.device);
     let mut new_membership = false;
     home.index.transaction(|ix| -> Result<(), DaemonError> {
         for bytes in &hello.membership {
@@ -146,7 +150,7 @@ pub async fn ping(
     let trust = mesh::trust_set(home)?;
     let me = home.device.device_id();
     let candidates: Vec<_> = trust
-        .members()
+        .devices()
         .filter(|m| m.device != me && device.is_none_or(|d| d == m.device))
         .cloned()
         .collect();

@@ -62,13 +62,13 @@ impl NodeHandle {
             Close::ProtocolError.close(&connection);
             return;
         };
-        let device = {
+        let member = {
             let home = self.0.home.lock().await;
             mesh::trust_set(&home)
                 .ok()
-                .and_then(|t| t.by_noise_key(&peer.0).map(|m| m.device))
+                .and_then(|t| t.by_noise_key(&peer.0).map(|m| (m.device, m.role)))
         };
-        let Some(device) = device else {
+        let Some((device, role)) = member else {
             Close::Revoked.close(&connection);
             return;
         };
@@ -80,6 +80,14 @@ impl NodeHandle {
             since_ms: now_ms(),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
+        if !role.is_device() {
+            // The recovery identity: a device recovering the mesh (`PAIRING.md`). Its
+            // requests are answered; it is no device to sync with or to keep connected.
+            tracing::info!(remote = %link.connection.remote_address(), "a recovery connected");
+            let node = self.clone();
+            tokio::spawn(async move { node.serve(&peer, &link).await });
+            return;
+        }
         let offered = self
             .0
             .registry

@@ -43,7 +43,7 @@ impl Copies {
         verified_within: std::time::Duration,
     ) -> Result<Self, IndexError> {
         let names: HashMap<DeviceId, String> = crate::mesh::trust_set(home)
-            .map(|t| t.members().map(|m| (m.device, m.name.clone())).collect())
+            .map(|t| t.devices().map(|m| (m.device, m.name.clone())).collect())
             .unwrap_or_default();
         let mut verified_since = HashMap::new();
         for device in names.keys() {

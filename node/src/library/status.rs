@@ -603,7 +603,7 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
     let me = home.device.device_id();
     let now = crate::clock::now_ms();
     let mut out = Vec::new();
-    for m in trust.members().filter(|m| m.device != me) {
+    for m in trust.devices().filter(|m| m.device != me) {
         let sync = home.index.peer_sync(&m.device)?;
         out.push(PeerStatus {
             device_id: m.device.to_string(),

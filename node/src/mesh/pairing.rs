@@ -162,6 +162,7 @@ pub async fn pair(
         home.device.noise_secret(),
         trust,
         Some(code.psk()),
+        None,
         transport::os_random(),
     )));
     let text = code.to_string();
@@ -282,6 +283,11 @@ async fn welcome(
         ix.set_seen(&joiner, now, None, None)?;
         Ok(())
     })?;
+    // The recovery responder key (and, for a full joiner, the library keys) as shares: they
+    // reach the new member through whichever member it syncs with first.
+    if let Err(e) = mesh::shares::fill(home, now) {
+        tracing::warn!("writing key shares for the new member: {e}");
+    }
     Ok(Joined {
         device_id: joiner.to_string(),
         name: request.name,
@@ -346,7 +352,7 @@ fn check_fresh(home: &Home, force: bool) -> Result<(), PairingError> {
         )));
     }
     let others = mesh::trust_set(home)?
-        .members()
+        .devices()
         .filter(|m| m.device != home.device.device_id())
         .count();
     if others > 0 && !force {
@@ -471,6 +477,7 @@ fn accept_welcome(
         (Role::Full, _) => return Err(bad("a full member needs the library key, and none came")),
         (Role::Vault, None) => KeyRing::default(),
         (Role::Vault, Some(_)) => return Err(bad("a vault must not receive the library key")),
+        (Role::Recovery, _) => return Err(bad("no device joins as the recovery identity")),
     };
     let now = now_ms();
     let inviter_id = inviter.device;
@@ -493,6 +500,8 @@ fn accept_welcome(
         ix.set_seen(&inviter_id, now, None, None)?;
         Ok(())
     })?;
+    // The recovery key of the mesh of one this device founded at `init` recovers nothing now.
+    home.forget_recovery_key()?;
     Ok(JoinedMesh {
         role: role.name(),
         founder: founder_text,
@@ -560,7 +569,7 @@ mod tests {
     }
 
     fn members(home: &Home) -> usize {
-        mesh::trust_set(home).unwrap().members().count()
+        mesh::trust_set(home).unwrap().devices().count()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,17 +82,22 @@ pub fn endpoint_config() -> quinn::EndpointConfig {
     config
 }
 
-/// A server configuration for this device: accepts IK initiators that `trust` accepts and,
-/// with `pairing_secret`, pairings with that one-time secret.
+/// A server configuration for this device: accepts IK initiators that `trust` accepts;
+/// with `pairing_secret`, pairings with that one-time secret; with `recovery`, recoveries
+/// addressed to the responder keys it holds (`NQUIC.md` §3).
 pub fn server_config(
     private_key: [u8; 32],
     trust: Arc<dyn TrustSet>,
     pairing_secret: Option<[u8; 32]>,
+    recovery: Option<Arc<dyn nquic::RecoveryKeys>>,
     rng: nquic::RandomSource,
 ) -> quinn::ServerConfig {
     let mut crypto = nquic::ServerConfig::new(private_key, trust, rng);
     if let Some(secret) = pairing_secret {
         crypto = crypto.with_pairing_secret(secret);
+    }
+    if let Some(keys) = recovery {
+        crypto = crypto.with_recovery_keys(keys);
     }
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport_config());
@@ -126,6 +131,23 @@ pub fn client_config(
     if let Some(secret) = pairing_secret {
         crypto = crypto.with_pairing_secret(secret);
     }
+    quinn_client(crypto, suite)
+}
+
+/// A client configuration for a recovery: the recovery identity's key `private_key`, to the
+/// mesh's recovery responder key `responder` (`NQUIC.md` §3).
+pub fn recovery_client_config(
+    private_key: [u8; 32],
+    responder: NoiseKey,
+    suite: Suite,
+) -> quinn::ClientConfig {
+    let crypto = nquic::ClientConfig::new(private_key, os_random())
+        .with_peer(responder)
+        .with_recovery();
+    quinn_client(crypto, suite)
+}
+
+fn quinn_client(crypto: nquic::ClientConfig, suite: Suite) -> quinn::ClientConfig {
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.version(suite.version());
     config.transport_config(transport_config());

@@ -251,7 +251,7 @@ async fn dial_members(
         let mut peers = home.index.peer_addresses()?;
         peers.extend(extra.iter().copied());
         let mut targets = Vec::new();
-        for member in trust.members().filter(|m| m.device != me) {
+        for member in trust.devices().filter(|m| m.device != me) {
             let mut addrs: Vec<SocketAddr> = found.get(&member.device).cloned().unwrap_or_default();
             if let Some(a) = home.index.last_known_address(&member.device)?
                 && !addrs.contains(&a)

@@ -1,0 +1,132 @@
+//! The recovery key on a running mesh (`PAIRING.md`, "Recovery identity and recovery
+//! phrase"): made at founding (or for a mesh founded before recovery identities), rotated
+//! by `recovery-key rotate` or when the device that holds it is revoked.
+//!
+//! Recovering from the phrase on a new device is `super::recover`.
+
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::membership::{MembershipRecord, Role, Statement, TrustSet};
+use photomesh_protocol::recovery::{IDENTITY_NAME, RecoveryKey};
+
+use super::{MeshError, founder, introduce, records, require_full, shares};
+use crate::home::{Home, random32};
+
+/// The `meta` key that notes when the current phrase was last printed.
+pub const EXPORTED_META: &str = "recovery_exported_at_ms";
+
+/// The current recovery identities of a trust set.
+pub fn identities(trust: &TrustSet) -> Vec<DeviceId> {
+    trust
+        .members()
+        .filter(|m| m.role == Role::Recovery)
+        .map(|m| m.device)
+        .collect()
+}
+
+/// Makes a new recovery key for this device's mesh: a fresh seed kept in `recovery.key`, the
+/// recovery identity introduced, and the shares it and the members need. The phrase must be
+/// exported again.
+pub fn create(home: &Home, now_ms: u64) -> Result<RecoveryKey, MeshError> {
+    require_full(home)?;
+    let key = RecoveryKey::new(random32()?, founder(home)?);
+    // The seed first: a crash before the introduction leaves a seed no member knows, and
+    // the next start makes another.
+    home.save_recovery_key(&key)?;
+    let identity = key.identity();
+    introduce(
+        home,
+        identity.signing_public(),
+        identity.noise_public(),
+        Role::Recovery,
+        IDENTITY_NAME,
+        now_ms,
+    )?;
+    home.index.delete_meta(EXPORTED_META)?;
+    shares::fill(home, now_ms)?;
+    Ok(key)
+}
+
+/// Gives a mesh with no current recovery identity (founded before them, or whose recovery
+/// identity was revoked without a new one) a recovery key, on a `full` device. Returns
+/// whether it made one.
+pub fn ensure(home: &Home, now_ms: u64) -> Result<bool, MeshError> {
+    let trust = super::trust_set(home)?;
+    let me = trust.get(&home.device.device_id()).map(|m| m.role);
+    if me != Some(Role::Full) || !identities(&trust).is_empty() {
+        return Ok(false);
+    }
+    create(home, now_ms)?;
+    Ok(true)
+}
+
+/// What [`rotate`] did.
+#[derive(Debug)]
+pub struct Rotated {
+    /// The new key.
+    pub key: RecoveryKey,
+    /// The recovery identities revoked.
+    pub revoked: Vec<DeviceId>,
+    /// Devices a revoked recovery identity introduced: recoveries made with an old phrase.
+    pub introduced_by_old: Vec<(DeviceId, String)>,
+}
+
+/// `recovery-key rotate`: a new recovery key, and every other recovery identity revoked
+/// (keeping what it signed, as for any revoked device). The caller rotates the library key.
+pub fn rotate(home: &Home, now_ms: u64) -> Result<Rotated, MeshError> {
+    require_full(home)?;
+    let old = identities(&super::trust_set(home)?);
+    let key = create(home, now_ms)?;
+    let all = records(home)?;
+    for device in &old {
+        let keep = all
+            .iter()
+            .filter(|r| r.signer == *device)
+            .map(|r| r.record_id)
+            .collect();
+        let record = MembershipRecord::sign(
+            &home.device,
+            Statement::Revoke(photomesh_protocol::membership::Revoke {
+                device: *device,
+                keep,
+                created_at_ms: now_ms,
+            }),
+        )?;
+        home.index
+            .add_record(&record.record_id, &record.bytes, now_ms)?;
+    }
+    let trust = super::trust_set(home)?;
+    let introduced_by_old = trust
+        .devices()
+        .filter(|m| old.contains(&m.introduced_by))
+        .map(|m| (m.device, m.name.clone()))
+        .collect();
+    Ok(Rotated {
+        key,
+        revoked: old,
+        introduced_by_old,
+    })
+}
+
+/// Whether `device` introduced a current recovery identity: it made that seed and may hold
+/// it, so revoking it must rotate the recovery key.
+pub fn held_by(trust: &TrustSet, device: &DeviceId) -> bool {
+    trust
+        .members()
+        .any(|m| m.role == Role::Recovery && m.introduced_by == *device)
+}
+
+/// The name of the device that made the current recovery key (it introduced the recovery
+/// identity), if known.
+pub fn made_by(home: &Home) -> Result<Option<String>, MeshError> {
+    let trust = super::trust_set(home)?;
+    Ok(trust
+        .members()
+        .filter(|m| m.role == Role::Recovery)
+        .max_by_key(|m| m.introduced_at_ms)
+        .and_then(|m| {
+            trust
+                .get(&m.introduced_by)
+                .or_else(|| trust.revoked().find(|r| r.device == m.introduced_by))
+        })
+        .map(|m| m.name.clone()))
+}

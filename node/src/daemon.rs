@@ -338,8 +338,10 @@ pub async fn run(
 /// what it has.
 pub(crate) fn keep_keys(home: &mut Home, at_start: bool) -> Vec<[u8; 32]> {
     let now = now_ms();
-    if let Err(e) = mesh::shares::absorb(home) {
-        tracing::warn!("opening the key shares sealed to this device: {e}");
+    match mesh::shares::absorb(home) {
+        Ok(added) if !added.is_empty() => open_held_records(home),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("opening the key shares sealed to this device: {e}"),
     }
     let made = if at_start {
         mesh::recovery::ensure(home, now)
@@ -362,6 +364,23 @@ pub(crate) fn keep_keys(home: &mut Home, at_start: bool) -> Vec<[u8; 32]> {
         tracing::warn!("reading the recovery responder keys: {e}");
         Vec::new()
     })
+}
+
+/// Opens the records kept sealed for want of an epoch this device now holds.
+pub(crate) fn open_held_records(home: &Home) {
+    match crate::replicate::records::open_held_records(home) {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(
+                records = n,
+                "opened records sealed under a newly received key"
+            );
+            if let Err(e) = crate::mesh::trash::refresh(home) {
+                tracing::warn!("bringing the trash up to date: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("opening records under a newly received key: {e}"),
+    }
 }
 
 /// The node's endpoint, accepting the members of `trust`, and the address it listens on.

@@ -486,3 +486,47 @@ pub fn progress_verified(text: &str) -> u64 {
         })
         .sum()
 }
+
+/// Where `scripts/fetch-corpus` put the real-file corpus (`tests/corpus/`): the target
+/// directory's `corpus/files`.
+pub fn corpus_files() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                workspace.join(t)
+            }
+        })
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("corpus/files")
+}
+
+/// Copies every file of the real-file corpus into `dir` (its folders kept), for tests that
+/// need camera and phone files of every kind. Fails when the corpus was not fetched.
+pub fn copy_corpus(dir: &Path) -> usize {
+    fn walk(from: &Path, to: &Path, copied: &mut usize) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), &target, copied);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+                *copied += 1;
+            }
+        }
+    }
+    let files = corpus_files();
+    assert!(
+        files.is_dir(),
+        "the real-file corpus is not fetched ({}): run `scripts/fetch-corpus` first",
+        files.display()
+    );
+    let mut copied = 0;
+    walk(&files, dir, &mut copied);
+    copied
+}

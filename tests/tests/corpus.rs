@@ -26,17 +26,7 @@ fn workspace() -> PathBuf {
 
 /// The fetched corpus and its manifest; fails (never skips) when it was not fetched.
 fn corpus() -> (PathBuf, Vec<Entry>) {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| {
-            if t.is_absolute() {
-                t
-            } else {
-                workspace().join(t)
-            }
-        })
-        .unwrap_or_else(|| workspace().join("target"));
-    let files = target.join("corpus/files");
+    let files = photomesh_tests::corpus_files();
     let manifest = fs::read_to_string(workspace().join("tests/corpus/manifest.tsv")).unwrap();
     let entries: Vec<Entry> = manifest
         .lines()

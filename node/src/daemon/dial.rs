@@ -55,6 +55,8 @@ pub(super) async fn watch_trust(
             responders.update(super::keep_keys(&mut home, false));
             if home.keys.iter().count() != epochs {
                 node.0.home.lock().await.keys = home.keys.clone();
+                // Records that came between the key's arrival and now were stored sealed.
+                super::open_held_records(&home);
             }
         }
         if let (Some(shared), Some(keys)) =

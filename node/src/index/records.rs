@@ -69,6 +69,31 @@ impl Index {
         Ok(added == 1)
     }
 
+    /// Sealed photo and move records after row `after` that are kept sealed, not opened
+    /// into the query tables (a vault's, or of an epoch this device did not hold when they
+    /// came), at most `limit`, in order: `(rowid, record ID, bytes)`.
+    pub fn unopened_records(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, RecordId, Vec<u8>)>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.rowid, r.record_id, r.sealed FROM records r
+             WHERE r.rowid > ?1 AND substr(r.sealed, 1, 4) = CAST('pmsr' AS BLOB)
+               AND NOT EXISTS (SELECT 1 FROM photos p WHERE p.record_id = r.record_id)
+               AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.record_id = r.record_id)
+             ORDER BY r.rowid LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit], |r| {
+            Ok((
+                r.get(0)?,
+                RecordId(super::blob_id_from(r.get(1)?)?),
+                r.get(2)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records added after row `after` (the table's rowid), in order: `(rowid, bytes)`.
     pub fn records_after(&self, after: i64) -> Result<Vec<(i64, Vec<u8>)>, IndexError> {
         self.records_page(after, i64::MAX)

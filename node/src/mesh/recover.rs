@@ -64,8 +64,9 @@ pub enum RecoverError {
 fn recovery_refusal(e: &DialError) -> String {
     match e.failure {
         dial::DialFailure::WrongKey => format!(
-            "the device at {} does not hold this recovery phrase's responder key: the phrase is \
-             wrong (or of another mesh), or the device is not a member of the phrase's mesh",
+            "the device at {} does not answer to this recovery phrase: the phrase is of another \
+             mesh, or was replaced by a newer one (`recovery-key rotate`), or that device is not \
+             a member of the phrase's mesh",
             e.addr
         ),
         dial::DialFailure::Untrusted => format!(

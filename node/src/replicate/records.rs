@@ -431,6 +431,33 @@ pub fn store_records<B: AsRef<[u8]>>(home: &Home, records: &[B]) -> Result<usize
     Ok(stored)
 }
 
+/// Opens the photo and move records kept sealed because this device lacked their epoch
+/// when they came, after new epochs arrived by key share. Walks the sealed ones a page at a
+/// time; returns how many it opened.
+pub fn open_held_records(home: &Home) -> Result<u64, IndexError> {
+    const PAGE: i64 = 1024;
+    let now = now_ms();
+    let (mut after, mut opened) = (0, 0);
+    loop {
+        let page = home.index.unopened_records(after, PAGE)?;
+        let Some(&(last, ..)) = page.last() else {
+            return Ok(opened);
+        };
+        home.index.transaction(|index| -> Result<(), IndexError> {
+            for (_, id, bytes) in &page {
+                match Record::open(bytes, &home.keys) {
+                    Ok(Record::Photo(photo)) => index.add_photo_record(id, bytes, &photo, now)?,
+                    Ok(Record::Move(moved)) => index.add_move_record(id, bytes, &moved, now)?,
+                    Err(_) => continue,
+                }
+                opened += 1;
+            }
+            Ok(())
+        })?;
+        after = last;
+    }
+}
+
 /// A seed for a session's split points: they only need to differ between sessions.
 pub(crate) fn random_seed() -> u64 {
     let mut b = [0u8; 8];

@@ -47,6 +47,7 @@ macro_rules! out_part {
 pub mod args;
 mod demo;
 mod devices;
+mod drill;
 mod folder;
 mod format;
 mod free_up;
@@ -238,6 +239,7 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
             },
         ),
         Command::Verify { json } => restore::verify(&home, json),
+        Command::Drill { sample, json } => drill::drill(home_path, sample, json),
         Command::Init { .. }
         | Command::Config(_)
         | Command::Demo { .. }
@@ -274,6 +276,10 @@ fn init(
     out!("Created device {:?} in {}", name, home_path.display())?;
     out!("Device ID: {}", home.device.device_id())?;
     out!("Next: photomesh folder add PATH, then photomesh scan")?;
+    out!(
+        "And write down the recovery phrase (the only way back if every full device is lost): \
+         photomesh recovery-key export"
+    )?;
     Ok(true)
 }
 

@@ -18,6 +18,7 @@
 mod control;
 mod dial;
 pub mod discovery;
+mod drill;
 pub mod hello;
 mod link;
 pub mod notify;
@@ -142,6 +143,8 @@ pub struct RunOptions {
     pub keep_versions: crate::home::config::Keep,
     /// How the stored blobs are re-verified (`[scrub]`).
     pub scrub: crate::daemon::scrub::ScrubOptions,
+    /// How often a restore drill runs by itself (`[drill] interval`); `None`: never.
+    pub drill_every: Option<std::time::Duration>,
 }
 
 impl Default for RunOptions {
@@ -157,6 +160,7 @@ impl Default for RunOptions {
             purge_hold: crate::home::config::DEFAULT_PURGE_HOLD,
             keep_versions: crate::home::config::Keep::All,
             scrub: crate::daemon::scrub::ScrubOptions::default(),
+            drill_every: None,
         }
     }
 }
@@ -176,6 +180,8 @@ struct Shared {
     engine: Arc<crate::replicate::held::BlobEngine>,
     /// The fetch a local command (`restore`) asked for, running or last finished.
     fetch_job: Mutex<Option<FetchJob>>,
+    /// The restore drill a local command asked for, if any (`daemon::drill`).
+    drill_job: Mutex<Option<crate::net::control::DrillJob>>,
     transfers: Transfers,
     own_key: [u8; 32],
     device: DeviceId,
@@ -242,6 +248,7 @@ pub async fn run(
         holdings: crate::replicate::blobs::PeerHoldings::default(),
         engine,
         fetch_job: Mutex::default(),
+        drill_job: Mutex::default(),
         transfers: Transfers::default(),
         endpoint: endpoint.clone(),
         local,
@@ -284,6 +291,10 @@ pub async fn run(
         node.clone(),
         options.scrub,
     ));
+    let driller = tokio::spawn(crate::daemon::drill::drill_loop(
+        node.clone(),
+        options.drill_every,
+    ));
     let purger = tokio::spawn(crate::daemon::trash::purge_loop(
         node.clone(),
         options.trash_retention,
@@ -309,6 +320,7 @@ pub async fn run(
     dialer.abort();
     scrubber.abort();
     purger.abort();
+    driller.abort();
     controller.abort();
     if let Some(folders) = folders {
         // Dropping the watcher's future stops its thread.

@@ -5,6 +5,7 @@
 
 pub mod bad_peer;
 pub mod blobs;
+pub mod drill;
 pub mod error;
 pub mod fetch;
 pub mod fetcher;

@@ -245,6 +245,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Restore drill: fetch a random sample of photos from every other device (vaults too)
+    /// and check each as a restore would, writing nothing. Needs the node running.
+    Drill {
+        /// Photos checked on each device.
+        #[arg(long, default_value_t = 8)]
+        sample: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every original and stored blob against its record.
     Verify {
         /// Print the report as JSON.

@@ -163,6 +163,22 @@ pub fn photos(home: &Home, folder: Option<&str>, json: bool) -> Result<bool> {
     Ok(unreadable == 0)
 }
 
+fn print_recovery(r: &photomesh::mesh::recovery::Summary) -> std::io::Result<()> {
+    let by = r.made_by.as_deref().unwrap_or("another device");
+    match (r.in_place, r.held_here, r.exported_at_ms) {
+        (false, ..) => out!(
+            "Recovery WARNING: this mesh has no recovery key yet; the node makes one when it \
+             starts. Then export it: photomesh recovery-key export"
+        ),
+        (true, true, None) => out!(
+            "Recovery WARNING: the recovery phrase was never exported. Nothing brings the \
+             photos back if every full device is lost: photomesh recovery-key export"
+        ),
+        (true, true, Some(at)) => out!("Recovery phrase exported {}", utc(at as i64)),
+        (true, false, _) => out!("Recovery phrase made on {by} (export it there)"),
+    }
+}
+
 fn print_status(s: &Status) -> std::io::Result<()> {
     out!("Device   {} ({})", s.device_name, s.device_id)?;
     out!("Home     {}", s.home)?;
@@ -188,6 +204,9 @@ fn print_status(s: &Status) -> std::io::Result<()> {
     }
     if let Some(safety) = &s.safety {
         print_safety(safety)?;
+    }
+    if let Some(recovery) = &s.recovery {
+        print_recovery(recovery)?;
     }
     print_node(s)?;
     print_devices(&s.peers)?;
@@ -499,6 +518,25 @@ fn print_devices(peers: &[PeerStatus]) -> std::io::Result<()> {
             )?;
             if let Some(storage) = &p.storage {
                 out!("    {}", describe_storage(storage))?;
+            }
+            match &p.drill {
+                Some(d) if d.passed() => out!(
+                    "    restore drill passed {}: {} of {} photos intact",
+                    utc(d.at_ms as i64),
+                    d.passed,
+                    d.checked
+                )?,
+                Some(d) => out!(
+                    "    restore drill FAILED {}: {}",
+                    utc(d.at_ms as i64),
+                    d.unreachable.clone().unwrap_or_else(|| format!(
+                        "{} of {} photos intact; {}",
+                        d.passed,
+                        d.checked,
+                        d.problems.first().cloned().unwrap_or_default()
+                    ))
+                )?,
+                None => {}
             }
             if let Some(bad) = &p.bad_data {
                 out!(

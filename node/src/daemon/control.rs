@@ -44,9 +44,21 @@ impl NodeHandle {
                 let job = self.0.fetch_job.lock();
                 serde_json::to_value(&*job).map_err(|e| e.to_string())
             }
+            "drill" => {
+                let sample = args
+                    .get("sample")
+                    .and_then(serde_json::Value::as_u64)
+                    .map_or(crate::replicate::drill::DEFAULT_SAMPLE, |n| n as usize);
+                self.start_drill(sample)?;
+                Ok(serde_json::Value::Null)
+            }
+            "drill_progress" => {
+                let job = self.0.drill_job.lock();
+                serde_json::to_value(&*job).map_err(|e| e.to_string())
+            }
             other => Err(format!(
-                "unknown verb {other:?}; this node answers \"status\", \"announce\", \"fetch\" \
-                 and \"fetch_progress\""
+                "unknown verb {other:?}; this node answers \"status\", \"announce\", \"fetch\", \
+                 \"fetch_progress\", \"drill\" and \"drill_progress\""
             )),
         }
     }

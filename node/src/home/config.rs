@@ -98,6 +98,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[scrub]`: re-verifying what this device stores.
     pub scrub: ScrubConfig,
+    /// `[drill]`: restore drills.
+    pub drill: DrillConfig,
     /// `[trash]`: how long deleted photos are kept.
     pub trash: TrashConfig,
     /// `[versions]`: which earlier versions of edited photos are kept.
@@ -376,6 +378,24 @@ impl Default for ScrubConfig {
         Self {
             period: DEFAULT_SCRUB_PERIOD,
             max_rate: Some(10 << 20),
+        }
+    }
+}
+
+/// `[drill]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrillConfig {
+    /// How often the running node runs a restore drill by itself; zero: never. Default 30
+    /// days.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+}
+
+impl Default for DrillConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30 * 86_400),
         }
     }
 }

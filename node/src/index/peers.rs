@@ -333,6 +333,36 @@ impl Index {
         })
     }
 
+    /// A photo whose blob `device` is known to hold, for a restore drill: the first such
+    /// blob at or after `from` (a random point, so repeated calls sample the holdings), of
+    /// a photo of at most `max_size` bytes, with that photo's sealed record. Wraps around.
+    pub fn held_photo_from(
+        &self,
+        device: &photomesh_protocol::identity::DeviceId,
+        from: &[u8; 32],
+        max_size: u64,
+    ) -> Result<Option<(BlobId, Vec<u8>)>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT pb.blob_id, r.sealed FROM peer_blobs pb
+             JOIN photos p ON p.blob_id = pb.blob_id
+             JOIN records r ON r.record_id = p.record_id
+             WHERE pb.device_id = ?1 AND pb.blob_id >= ?2 AND p.size <= ?3
+             ORDER BY pb.blob_id LIMIT 1",
+        )?;
+        let id = &device.as_bytes()[..];
+        for start in [&from[..], &[0u8; 32][..]] {
+            let row = stmt
+                .query_row(params![id, start, max_size as i64], |r| {
+                    Ok((BlobId(super::blob_id_from(r.get(0)?)?), r.get(1)?))
+                })
+                .optional()?;
+            if row.is_some() {
+                return Ok(row);
+            }
+        }
+        Ok(None)
+    }
+
     /// The devices known to hold a blob.
     pub fn blob_holders(
         &self,

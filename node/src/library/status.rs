@@ -81,6 +81,8 @@ pub struct Status {
     pub released: crate::library::free_up::Amount,
     /// What `free-up-space` would free now (with the default `--older-than`).
     pub free_up_now: crate::library::free_up::Amount,
+    /// The recovery key (on a full device).
+    pub recovery: Option<crate::mesh::recovery::Summary>,
 }
 
 /// Earlier versions of edited photos, in figures.
@@ -166,6 +168,8 @@ pub struct PeerStatus {
     pub connection: Option<LiveConnection>,
     /// The last time it sent blob data that failed verification, if ever.
     pub bad_data: Option<BadData>,
+    /// Its last restore drill, if one ran (`photomesh drill`).
+    pub drill: Option<crate::replicate::drill::DeviceDrill>,
     /// What it last said of its storage (in its hello).
     pub storage: Option<StorageReport>,
 }
@@ -316,6 +320,7 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
         disk_short: None,
         scrub: crate::library::scrub::status(home)?,
         trash: trash_summary(home, targets.retention)?,
+        recovery: crate::mesh::recovery::summary(home),
         versions: VersionsSummary {
             earlier: classes.iter().filter(|c| c.earlier).map(|c| c.photos).sum(),
             bytes: classes.iter().filter(|c| c.earlier).map(|c| c.bytes).sum(),
@@ -602,6 +607,11 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
     };
     let me = home.device.device_id();
     let now = crate::clock::now_ms();
+    let mut drills: HashMap<String, crate::replicate::drill::DeviceDrill> =
+        crate::replicate::drill::last(home)?
+            .into_iter()
+            .map(|d| (d.device_id.clone(), d))
+            .collect();
     let mut out = Vec::new();
     for m in trust.devices().filter(|m| m.device != me) {
         let sync = home.index.peer_sync(&m.device)?;
@@ -620,6 +630,7 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
                 blob: b.blob.to_hex(),
                 reason: b.reason,
             }),
+            drill: drills.remove(&m.device.to_string()),
         });
     }
     Ok(out)
@@ -1077,6 +1088,7 @@ mod tests {
             blobs_held: 0,
             connection: None,
             bad_data: None,
+            drill: None,
             storage: None,
         };
         let mut t = TransferStatus {

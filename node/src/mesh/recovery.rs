@@ -130,3 +130,35 @@ pub fn made_by(home: &Home) -> Result<Option<String>, MeshError> {
         })
         .map(|m| m.name.clone()))
 }
+
+/// The recovery key as `status` shows it (on a full device).
+#[derive(Debug, serde::Serialize)]
+pub struct Summary {
+    /// Whether the mesh has a current recovery identity.
+    pub in_place: bool,
+    /// Whether this device holds the recovery key (and so can print the phrase).
+    pub held_here: bool,
+    /// When this device last printed the phrase (ms since the epoch).
+    pub exported_at_ms: Option<u64>,
+    /// The device that made the current recovery key.
+    pub made_by: Option<String>,
+}
+
+/// The recovery key's state, on a full device; `None` on a vault, or when it cannot be read.
+pub fn summary(home: &Home) -> Option<Summary> {
+    home.keys.current()?;
+    let trust = super::trust_set(home).ok()?;
+    let held = home.recovery_key().ok()?;
+    let identities = identities(&trust);
+    Some(Summary {
+        in_place: !identities.is_empty(),
+        held_here: held.is_some_and(|k| identities.contains(&k.identity().device_id())),
+        exported_at_ms: home
+            .index
+            .meta(EXPORTED_META)
+            .ok()
+            .flatten()
+            .and_then(|t| t.parse().ok()),
+        made_by: made_by(home).ok().flatten(),
+    })
+}

@@ -113,6 +113,18 @@ pub struct FetchJob {
     pub problems: Vec<String>,
 }
 
+/// A restore drill a local command asked the running node for (control verbs `drill` and
+/// `drill_progress`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DrillJob {
+    /// Whether it is still running.
+    pub running: bool,
+    /// Each device's result, once done.
+    pub devices: Vec<crate::replicate::drill::DeviceDrill>,
+    /// Why the drill could not run at all, if so.
+    pub problem: Option<String>,
+}
+
 /// What a running node reports live: its connections and transfers in progress.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LiveStatus {

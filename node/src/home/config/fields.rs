@@ -164,6 +164,15 @@ pub const FIELDS: &[Field] = &[
         value: |c| c.scrub.max_rate.map(|r| quoted(&format_size(r))),
     },
     Field {
+        section: "drill",
+        key: "interval",
+        doc: "How often the running node runs a restore drill by itself (a sample of photos\n\
+              fetched from every other device and checked, as `photomesh drill` does): a\n\
+              duration such as \"30d\"; \"0s\" for never.",
+        unset: "",
+        value: |c| Some(quoted(&format_duration(c.drill.interval))),
+    },
+    Field {
         section: "trash",
         key: "retention",
         doc: "How long a deleted photo stays in the trash (`photomesh trash restore` brings it\n\

@@ -64,8 +64,9 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// the same peer replaces it (the peer restarted and forgot the old one).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Where `photomesh run` listens unless told otherwise.
+/// Every address, IPv6 and IPv4 (one dual-stack socket); IPv4 alone where there is no IPv6.
 pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 7447);
+    SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 7447);
 
 /// How long a link waits before it tries again after a failure on this device (a full disk,
 /// an index error) or a failed exchange on a connection that is still up.
@@ -128,8 +129,9 @@ pub struct RunOptions {
     pub watch: Option<crate::library::watch::WatchOptions>,
     /// Whether to advertise this device and look for members on the LAN (mDNS).
     pub discovery: crate::daemon::discovery::Settings,
-    /// Addresses from the configuration file, dialled like those of `peer add`.
-    pub peers: Vec<SocketAddr>,
+    /// Addresses (`HOST:PORT`) from the configuration file, dialled like those of `peer add`
+    /// and, like them, resolved again at every dial.
+    pub peers: Vec<String>,
     /// Free space kept on the blob store's disk (`[storage] reserve`); `None`: 5% of the
     /// disk, at most 1 GiB.
     pub reserve: Option<u64>,
@@ -194,7 +196,7 @@ struct Shared {
     /// Addresses discovery found, by device.
     found: Mutex<BTreeMap<DeviceId, Vec<SocketAddr>>>,
     /// Peer addresses from the configuration file.
-    configured: Vec<SocketAddr>,
+    configured: Vec<String>,
     dial_now: tokio::sync::Notify,
     next_link: AtomicU64,
     /// The tasks answering blob requests.
@@ -413,7 +415,16 @@ fn listen(
         addr: listen,
         source,
     };
-    let endpoint = transport::node_endpoint(listen, Some(config)).map_err(bind_failed)?;
+    let endpoint = match transport::node_endpoint(listen, Some(config.clone())) {
+        // The IPv6 wildcard on a host without IPv6: the IPv4 one, on the same port.
+        Err(e) if listen.is_ipv6() && listen.ip().is_unspecified() => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], listen.port()));
+            tracing::info!("no IPv6 here ({e}): listening on IPv4 only");
+            transport::node_endpoint(v4, Some(config))
+                .map_err(|source| NetError::Bind { addr: v4, source })?
+        }
+        bound => bound.map_err(bind_failed)?,
+    };
     let local = endpoint.local_addr().map_err(bind_failed)?;
     Ok((endpoint, local))
 }
@@ -486,7 +497,7 @@ async fn accept_until(
         };
         let node = node.clone();
         tokio::spawn(async move {
-            let remote = incoming.remote_address();
+            let remote = transport::canonical(incoming.remote_address());
             let handshake = incoming.await;
             drop(ticket);
             match handshake {
@@ -648,7 +659,7 @@ impl NodeHandle {
                 .map(|l| LiveConnection {
                     device_id: l.device.to_string(),
                     connection_id: connection_id(&l.connection),
-                    address: l.connection.remote_address().to_string(),
+                    address: transport::remote(&l.connection).to_string(),
                     since_ms: l.since_ms,
                     dialled: l.dialler,
                 })

@@ -85,7 +85,7 @@ pub enum Command {
     /// Run the node: accept connections from the mesh's devices until stopped.
     Run {
         /// Where to listen [default: `[node] listen` in the configuration file, else
-        /// 0.0.0.0:7447].
+        /// [::]:7447, every IPv6 and IPv4 address].
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
         /// Which blobs to keep copies of: `all`, or only the photos this device added

@@ -2,26 +2,31 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use photomesh::clock::now_ms;
 use photomesh::home::Home;
 
 /// `photomesh peer add`.
 pub fn add(home: &Home, address: &str) -> Result<bool> {
     use std::net::ToSocketAddrs;
-    let resolved: Vec<SocketAddr> = address
-        .to_socket_addrs()
-        .with_context(|| {
-            format!("{address:?} is not an address like 192.168.1.20:7447 or nas.local:7447")
-        })?
-        .collect();
-    let Some(first) = resolved.first() else {
-        bail!("{address:?} resolves to no address");
+    let address = photomesh::net::resolve::host_port(address).map_err(anyhow::Error::msg)?;
+    // A name is kept as a name, and resolved again at every dial; say now if it does not
+    // resolve, but keep it (the resolver may be down, the name not yet published).
+    let now = match address.to_socket_addrs() {
+        Ok(resolved) => {
+            let resolved: Vec<String> = resolved.map(|a| a.to_string()).collect();
+            if resolved == [address.clone()] {
+                String::new()
+            } else {
+                format!(" (now {})", resolved.join(", "))
+            }
+        }
+        Err(e) => format!(" (it does not resolve now: {e}; it is tried again at every dial)"),
     };
-    if home.index.add_peer(&first.to_string(), now_ms())? {
-        out!("Added peer {first}. A running node dials it within a second.")?;
+    if home.index.add_peer(&address, now_ms())? {
+        out!("Added peer {address}{now}. A running node dials it within a second.")?;
     } else {
-        out!("{first} was already a configured peer.")?;
+        out!("{address} was already a configured peer.")?;
     }
     Ok(true)
 }

@@ -15,7 +15,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
     drop(home);
     let options = photomesh::daemon::RunOptions {
         listen: config.node.listen,
-        peers: config.peers.resolve(),
+        peers: config.peers.addresses.clone(),
         reserve: config.storage.reserve,
         max_bytes: config.storage.max_bytes,
         trash_retention: config.trash.retention,

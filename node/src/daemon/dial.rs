@@ -170,12 +170,8 @@ async fn dial_targets(node: &NodeHandle) -> Result<Vec<(Member, SocketAddr)>, Da
     let home = node.0.home.lock().await;
     let trust = mesh::trust_set(&home)?;
     let me = home.device.device_id();
-    let mut peers = home.index.peer_addresses()?;
-    for addr in &node.0.configured {
-        if !peers.contains(addr) {
-            peers.push(*addr);
-        }
-    }
+    let mut names = home.index.peers()?;
+    names.extend(node.0.configured.iter().cloned());
     let mut seen_at = BTreeMap::new();
     for member in trust.devices() {
         if let Some(addr) = home.index.last_known_address(&member.device)? {
@@ -183,6 +179,8 @@ async fn dial_targets(node: &NodeHandle) -> Result<Vec<(Member, SocketAddr)>, Da
         }
     }
     drop(home);
+    // Names are resolved at every round: an address behind a name may have changed.
+    let peers = crate::net::resolve::resolve_all(&names).await;
     let found = node.0.found.lock().clone();
     let claimed: BTreeSet<SocketAddr> = seen_at
         .values()

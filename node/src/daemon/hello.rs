@@ -123,7 +123,7 @@ pub(super) async fn greet(
         &home,
         &theirs,
         peer,
-        addr.or(Some(connection.remote_address())),
+        addr.or(Some(transport::remote(connection))),
     )
 }
 

@@ -83,7 +83,7 @@ impl NodeHandle {
         if !role.is_device() {
             // The recovery identity: a device recovering the mesh (`PAIRING.md`). Its
             // requests are answered; it is no device to sync with or to keep connected.
-            tracing::info!(remote = %link.connection.remote_address(), "a recovery connected");
+            tracing::info!(remote = %transport::remote(&link.connection), "a recovery connected");
             let node = self.clone();
             tokio::spawn(async move { node.serve(&peer, &link).await });
             return;
@@ -129,7 +129,7 @@ impl NodeHandle {
         }
         tracing::info!(
             peer = %device.short(),
-            remote = %link.connection.remote_address(),
+            remote = %transport::remote(&link.connection),
             dialled = ?dialler,
             "connected"
         );
@@ -209,7 +209,7 @@ impl NodeHandle {
             Request::Hello(theirs) => {
                 let ours = {
                     let home = home.lock().await;
-                    absorb_hello(&home, &theirs, peer, Some(connection.remote_address()))?;
+                    absorb_hello(&home, &theirs, peer, Some(transport::remote(connection)))?;
                     hello(&home, Some(&self.0.engine))?
                 };
                 frame::write_frame(&mut send, &ours).await?;

@@ -114,7 +114,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
-    /// Where `photomesh run` listens (`--listen`). Default `0.0.0.0:7447`.
+    /// Where `photomesh run` listens (`--listen`). Default `[::]:7447`: every address, IPv6
+    /// and IPv4 (IPv4 alone where there is no IPv6).
     #[serde(deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
     /// The name `photomesh init` gives the device when `--name` is not given. `None`: `init`
@@ -125,7 +126,7 @@ pub struct NodeConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 7447)),
+            listen: crate::daemon::DEFAULT_LISTEN,
             name: None,
         }
     }
@@ -852,7 +853,7 @@ mod tests {
         let loaded = Loaded::load(&dir.path().join(FILE_NAME), Overrides::default()).unwrap();
         assert!(!loaded.file_exists);
         assert_eq!(loaded.config, Config::default());
-        assert_eq!(loaded.config.node.listen.to_string(), "0.0.0.0:7447");
+        assert_eq!(loaded.config.node.listen.to_string(), "[::]:7447");
         assert_eq!(loaded.config.storage.hold, Hold::All);
         assert_eq!(loaded.config.status.replica_goal, None);
         assert_eq!(loaded.source("node.listen"), Source::Default);

@@ -183,7 +183,7 @@ pub async fn pair(
         let Some(incoming) = incoming else {
             return Err(PairingError::Expired);
         };
-        let remote = incoming.remote_address();
+        let remote = transport::canonical(incoming.remote_address());
         let connection = match incoming.await {
             Ok(c) => c,
             Err(e) => {

@@ -147,7 +147,8 @@ impl Gate {
     /// Returns the ticket of an admitted handshake, to hold until it ends.
     pub fn admit(&self, incoming: quinn::Incoming) -> Option<(quinn::Incoming, Ticket)> {
         let validated = incoming.remote_address_validated();
-        match self.judge(incoming.remote_address().ip(), validated, Instant::now()) {
+        let ip = incoming.remote_address().ip().to_canonical();
+        match self.judge(ip, validated, Instant::now()) {
             Verdict::Admit(ticket) => Some((incoming, ticket)),
             Verdict::Retry if incoming.may_retry() => {
                 if let Err(e) = incoming.retry() {

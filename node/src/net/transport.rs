@@ -187,12 +187,36 @@ fn bind_endpoint(
     bind: SocketAddr,
     server: Option<quinn::ServerConfig>,
 ) -> io::Result<(quinn::Endpoint, usize)> {
-    let socket = std::net::UdpSocket::bind(bind)?;
+    let socket = bind_udp(bind)?;
     let granted = widen_buffers(&socket);
     let runtime = quinn::default_runtime()
         .ok_or_else(|| io::Error::other("no async runtime found; run inside tokio"))?;
     let endpoint = quinn::Endpoint::new(endpoint_config(), server, socket, runtime)?;
     Ok((endpoint, granted))
+}
+
+/// A UDP socket on `bind`. On the IPv6 wildcard (`[::]`) it takes IPv4 too (dual stack,
+/// whatever `net.ipv6.bindv6only` says): one socket, so one endpoint, reaches both.
+fn bind_udp(bind: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    if !(bind.is_ipv6() && bind.ip().is_unspecified()) {
+        return std::net::UdpSocket::bind(bind);
+    }
+    let socket = rustix::net::socket(AddressFamily::INET6, SocketType::DGRAM, None)?;
+    sockopt::set_ipv6_v6only(&socket, false)?;
+    rustix::net::bind(&socket, &bind)?;
+    Ok(std::net::UdpSocket::from(socket))
+}
+
+/// The peer's address as people write it: an IPv4 peer reached through a dual-stack socket
+/// shows as `192.0.2.7:7447`, not `[::ffff:192.0.2.7]:7447`.
+pub fn remote(connection: &quinn::Connection) -> SocketAddr {
+    canonical(connection.remote_address())
+}
+
+/// `addr` with an IPv4-mapped IPv6 address written as IPv4.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// What the node asks of the kernel for each UDP socket's receive and send buffers.

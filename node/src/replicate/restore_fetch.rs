@@ -250,6 +250,17 @@ async fn dial_members(
         let me = home.device.device_id();
         let mut peers = home.index.peer_addresses()?;
         peers.extend(extra.iter().copied());
+        let names: Vec<String> = home
+            .index
+            .peers()?
+            .into_iter()
+            .filter(|p| p.parse::<SocketAddr>().is_err())
+            .collect();
+        for addr in crate::net::resolve::resolve_all(&names).await {
+            if !peers.contains(&addr) {
+                peers.push(addr);
+            }
+        }
         let mut targets = Vec::new();
         for member in trust.devices().filter(|m| m.device != me) {
             let mut addrs: Vec<SocketAddr> = found.get(&member.device).cloned().unwrap_or_default();

@@ -29,8 +29,9 @@ pub const FIELDS: &[Field] = &[
     Field {
         section: "node",
         key: "listen",
-        doc: "Where `photomesh run` listens for the mesh's devices: IP:PORT. Port 0 picks a free\n\
-              port. Flag: `run --listen`.",
+        doc: "Where `photomesh run` listens for the mesh's devices: IP:PORT. \"[::]:7447\" is\n\
+              every address, IPv6 and IPv4 (IPv4 alone where there is no IPv6). Port 0 picks a\n\
+              free port. Flag: `run --listen`.",
         unset: "",
         value: |c| Some(quoted(&c.node.listen.to_string())),
     },

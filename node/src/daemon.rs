@@ -147,6 +147,9 @@ pub struct RunOptions {
     pub scrub: crate::daemon::scrub::ScrubOptions,
     /// How often a restore drill runs by itself (`[drill] interval`); `None`: never.
     pub drill_every: Option<std::time::Duration>,
+    /// Whether to ask the router for a port mapping (`[nat] map_port`), and which router
+    /// (`None` inside: the default gateway).
+    pub map_port: Option<Option<std::net::IpAddr>>,
 }
 
 impl Default for RunOptions {
@@ -163,6 +166,7 @@ impl Default for RunOptions {
             keep_versions: crate::home::config::Keep::All,
             scrub: crate::daemon::scrub::ScrubOptions::default(),
             drill_every: None,
+            map_port: None,
         }
     }
 }
@@ -184,6 +188,10 @@ struct Shared {
     fetch_job: Mutex<Option<FetchJob>>,
     /// The restore drill a local command asked for, if any (`daemon::drill`).
     drill_job: Mutex<Option<crate::net::control::DrillJob>>,
+    /// The router's port mapping, when one is asked for (`net::portmap`).
+    port_map: Option<Arc<crate::net::portmap::PortMap>>,
+    /// Why the last dial of each member not connected failed, for `status`.
+    unreached: Mutex<std::collections::BTreeMap<DeviceId, String>>,
     transfers: Transfers,
     own_key: [u8; 32],
     device: DeviceId,
@@ -251,6 +259,10 @@ pub async fn run(
         engine,
         fetch_job: Mutex::default(),
         drill_job: Mutex::default(),
+        port_map: options
+            .map_port
+            .map(|_| Arc::new(crate::net::portmap::PortMap::default())),
+        unreached: Mutex::default(),
         transfers: Transfers::default(),
         endpoint: endpoint.clone(),
         local,
@@ -293,6 +305,15 @@ pub async fn run(
         node.clone(),
         options.scrub,
     ));
+    let mapper = match (options.map_port, &node.0.port_map) {
+        (Some(gateway), Some(state)) => Some(tokio::spawn(crate::net::portmap::keep_mapped(
+            local.port(),
+            gateway,
+            state.clone(),
+            node.0.stopping.clone(),
+        ))),
+        _ => None,
+    };
     let driller = tokio::spawn(crate::daemon::drill::drill_loop(
         node.clone(),
         options.drill_every,
@@ -333,6 +354,10 @@ pub async fn run(
     drop(discovery);
     let _ = controller.await;
     node.stop_serving().await;
+    // The port mapping is removed from the router (the token stopped it; bounded).
+    if let Some(mapper) = mapper {
+        let _ = mapper.await;
+    }
     Close::Done.close_endpoint(&endpoint);
     endpoint.wait_idle().await;
     // The socket file goes with the last reference (the server task's is gone).
@@ -666,6 +691,14 @@ impl NodeHandle {
                 .collect(),
             transfers: self.0.transfers.snapshot(),
             disk_short: *self.0.engine.short.lock(),
+            port_mapping: self.0.port_map.as_ref().and_then(|m| m.state()),
+            unreached: self
+                .0
+                .unreached
+                .lock()
+                .iter()
+                .map(|(device, why)| (device.to_string(), why.clone()))
+                .collect(),
         }
     }
 }

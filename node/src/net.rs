@@ -8,5 +8,6 @@ pub mod control;
 pub mod dial;
 pub mod frame;
 pub mod gate;
+pub mod portmap;
 pub mod resolve;
 pub mod transport;

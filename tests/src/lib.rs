@@ -16,6 +16,7 @@ use std::process::Command;
 
 pub mod bench;
 pub mod flood;
+pub mod nat;
 pub mod netns;
 pub mod samples;
 

@@ -29,6 +29,7 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
                 rate => rate.unwrap_or(10 << 20),
             },
         },
+        map_port: config.nat.map_port.then_some(config.nat.gateway),
         drill_every: (!config.drill.interval.is_zero()).then_some(config.drill.interval),
         discovery: photomesh::daemon::discovery::Settings {
             advertise: config.discovery.advertise,

@@ -477,6 +477,28 @@ fn print_node(s: &Status) -> std::io::Result<()> {
         None => out!(
             "Node     not running: this is what the home records (start it with `photomesh run`)"
         ),
+    }?;
+    use photomesh::net::portmap::MapState;
+    match &s.port_mapping {
+        None => Ok(()),
+        Some(MapState::Asking { gateway }) => {
+            out!("Outside  asking the router {gateway} for a port mapping")
+        }
+        Some(MapState::Mapped {
+            external,
+            protocol,
+            gateway,
+            lifetime_s,
+            ..
+        }) => out!(
+            "Outside  reachable at {external}: port mapped by the router {gateway} ({protocol}, \
+             renewed every {} min)",
+            lifetime_s / 120
+        ),
+        Some(MapState::Failed { why, at_ms, .. }) => out!(
+            "Outside  NOT reachable from beyond the router: no port mapping ({why}; {})",
+            utc(*at_ms as i64)
+        ),
     }
 }
 
@@ -516,6 +538,9 @@ fn print_devices(peers: &[PeerStatus]) -> std::io::Result<()> {
                 p.blobs_held,
                 state
             )?;
+            if let Some(why) = &p.unreachable {
+                out!("    unreachable: {why}")?;
+            }
             if let Some(storage) = &p.storage {
                 out!("    {}", describe_storage(storage))?;
             }

@@ -139,7 +139,9 @@ pub(super) async fn dial_loop(node: NodeHandle) {
             Some(Ok((member, addr, result))) = attempts.join_next(), if !attempts.is_empty() => {
                 attempting.remove(&(member.device, addr));
                 match result {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        node.0.unreached.lock().remove(&member.device);
+                    }
                     Err(e) => {
                         let wait = node
                             .0
@@ -147,6 +149,7 @@ pub(super) async fn dial_loop(node: NodeHandle) {
                             .lock()
                             .failed(member.device, addr, Instant::now(), jitter());
                         tracing::debug!(%addr, peer = %member.device.short(), ?wait, "dial failed: {e}");
+                        node.0.unreached.lock().insert(member.device, e.to_string());
                     }
                 }
             }

@@ -127,6 +127,7 @@ impl NodeHandle {
             let mut backoff = self.0.backoff.lock();
             backoff.reset(&device);
         }
+        self.0.unreached.lock().remove(&device);
         tracing::info!(
             peer = %device.short(),
             remote = %transport::remote(&link.connection),

@@ -100,6 +100,8 @@ pub struct Config {
     pub scrub: ScrubConfig,
     /// `[drill]`: restore drills.
     pub drill: DrillConfig,
+    /// `[nat]`: being reached from beyond the home router.
+    pub nat: NatConfig,
     /// `[trash]`: how long deleted photos are kept.
     pub trash: TrashConfig,
     /// `[versions]`: which earlier versions of edited photos are kept.
@@ -381,6 +383,17 @@ impl Default for ScrubConfig {
             max_rate: Some(10 << 20),
         }
     }
+}
+
+/// `[nat]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatConfig {
+    /// Whether the running node asks the router to map its port (PCP, else NAT-PMP), so
+    /// that devices beyond the router reach it. Default false.
+    pub map_port: bool,
+    /// The router to ask; default: the default gateway.
+    pub gateway: Option<std::net::IpAddr>,
 }
 
 /// `[drill]`.

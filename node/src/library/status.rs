@@ -83,6 +83,8 @@ pub struct Status {
     pub free_up_now: crate::library::free_up::Amount,
     /// The recovery key (on a full device).
     pub recovery: Option<crate::mesh::recovery::Summary>,
+    /// The router's port mapping, when the running node asks for one (`[nat] map_port`).
+    pub port_mapping: Option<crate::net::portmap::MapState>,
 }
 
 /// Earlier versions of edited photos, in figures.
@@ -170,6 +172,8 @@ pub struct PeerStatus {
     pub bad_data: Option<BadData>,
     /// Its last restore drill, if one ran (`photomesh drill`).
     pub drill: Option<crate::replicate::drill::DeviceDrill>,
+    /// Why the running node's last dial of it failed, when it is not connected.
+    pub unreachable: Option<String>,
     /// What it last said of its storage (in its hello).
     pub storage: Option<StorageReport>,
 }
@@ -321,6 +325,7 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
         scrub: crate::library::scrub::status(home)?,
         trash: trash_summary(home, targets.retention)?,
         recovery: crate::mesh::recovery::summary(home),
+        port_mapping: None,
         versions: VersionsSummary {
             earlier: classes.iter().filter(|c| c.earlier).map(|c| c.photos).sum(),
             bytes: classes.iter().filter(|c| c.earlier).map(|c| c.bytes).sum(),
@@ -546,6 +551,7 @@ pub fn apply_live(status: &mut Status, live: Option<LiveStatus>) {
     status.open_connections = Some(live.open_connections);
     status.transfers = live.transfers;
     status.disk_short = live.disk_short;
+    status.port_mapping = live.port_mapping;
     for peer in &mut status.peers {
         peer.connection = live
             .connections
@@ -553,6 +559,11 @@ pub fn apply_live(status: &mut Status, live: Option<LiveStatus>) {
             .find(|c| c.device_id == peer.device_id)
             .cloned();
         peer.online = peer.connection.is_some();
+        peer.unreachable = live
+            .unreached
+            .iter()
+            .find(|(id, _)| *id == peer.device_id && peer.connection.is_none())
+            .map(|(_, why)| why.clone());
     }
 }
 
@@ -631,6 +642,7 @@ fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
                 reason: b.reason,
             }),
             drill: drills.remove(&m.device.to_string()),
+            unreachable: None,
         });
     }
     Ok(out)
@@ -1089,6 +1101,7 @@ mod tests {
             connection: None,
             bad_data: None,
             drill: None,
+            unreachable: None,
             storage: None,
         };
         let mut t = TransferStatus {

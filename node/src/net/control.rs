@@ -143,6 +143,12 @@ pub struct LiveStatus {
     /// Blobs waiting because the disk is nearly full, if any are.
     #[serde(default)]
     pub disk_short: Option<DiskShort>,
+    /// The router's port mapping, when `[nat] map_port` asks for one.
+    #[serde(default)]
+    pub port_mapping: Option<crate::net::portmap::MapState>,
+    /// Members not connected now, with why the last dial of each failed.
+    #[serde(default)]
+    pub unreached: Vec<(String, String)>,
 }
 
 /// Blobs a node does not fetch because they would eat into its free-space reserve.

@@ -165,6 +165,24 @@ pub const FIELDS: &[Field] = &[
         value: |c| c.scrub.max_rate.map(|r| quoted(&format_size(r))),
     },
     Field {
+        section: "nat",
+        key: "map_port",
+        doc: "Whether the running node asks the router for a port mapping (PCP, else NAT-PMP,\n\
+              which routers often call UPnP), so devices beyond it reach this one: turn it on\n\
+              for a device at another house, such as the offsite vault. `status` says whether\n\
+              the mapping is in place.",
+        unset: "",
+        value: |c| Some(c.nat.map_port.to_string()),
+    },
+    Field {
+        section: "nat",
+        key: "gateway",
+        doc: "The router to ask for the port mapping: an IP address. Default: the default\n\
+              gateway.",
+        unset: "the default gateway",
+        value: |c| c.nat.gateway.map(|g| quoted(&g.to_string())),
+    },
+    Field {
         section: "drill",
         key: "interval",
         doc: "How often the running node runs a restore drill by itself (a sample of photos\n\

@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::Init { recover, from, .. } => {
-            init(&home_path, &config_path, &loaded, recover.zip(from))
+            init(&home_path, &config_path, &loaded, recover, from)
         }
         // Before the home is opened: its index may not open.
         Command::RepairIndex { name, json } => {
@@ -254,7 +254,8 @@ fn init(
     home_path: &Path,
     config_path: &Path,
     loaded: &Loaded,
-    recover: Option<(String, String)>,
+    recover: Option<String>,
+    from: Option<String>,
 ) -> Result<bool> {
     use photomesh_protocol::recovery::Phrase;
     let Some(name) = loaded.config.node.name.as_deref() else {
@@ -264,10 +265,19 @@ fn init(
         );
     };
     let recovered = match recover {
-        Some((phrase, from)) => {
+        Some(phrase) => {
             match Phrase::parse(&phrase).context("the recovery phrase was not accepted")? {
                 Phrase::KeyRing(ring) => Some(ring),
-                Phrase::Recovery(key) => return devices::recover(home_path, name, &key, &from),
+                Phrase::Recovery(key) => {
+                    let Some(from) = from else {
+                        bail!(
+                            "the recovery phrase rejoins its mesh through a device of it that \
+                             survives (an offsite vault is enough): add --from HOST:PORT, its \
+                             address"
+                        );
+                    };
+                    return devices::recover(home_path, name, &key, &from);
+                }
             }
         }
         None => None,

@@ -295,8 +295,17 @@ impl Home {
         Ok(Some(RecoveryKey::new(seed, founder)))
     }
 
-    /// Writes `recovery.key` (atomically), replacing the one there.
+    /// Writes `recovery.key` (atomically). One of another mesh (`repair-index` founded a new
+    /// mesh of one, say) is first moved aside to `recovery.key.replaced`, not lost: its phrase
+    /// may be the only way back into that mesh.
     pub fn save_recovery_key(&self, key: &RecoveryKey) -> Result<(), HomeError> {
+        if let Ok(Some(old)) = self.recovery_key()
+            && old.founder() != key.founder()
+        {
+            let from = self.path.join(RECOVERY_KEY_FILE);
+            let to = self.path.join(format!("{RECOVERY_KEY_FILE}.replaced"));
+            fs::rename(&from, &to).map_err(io_err(&from))?;
+        }
         write_secret_file(
             &self.path.join(RECOVERY_KEY_FILE),
             &format!(

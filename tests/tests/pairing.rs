@@ -31,6 +31,8 @@ fn devices(node: &Node) -> Vec<(String, String, String, bool)> {
         .as_array()
         .unwrap()
         .iter()
+        // The recovery identity is a member but no device: not listed here.
+        .filter(|d| d["role"] != "recovery")
         .map(|d| {
             (
                 d["device_id"].as_str().unwrap().to_owned(),
@@ -324,11 +326,11 @@ fn a_vault_joins_without_the_library_key_and_cannot_open_a_record() {
 }
 
 #[test]
-fn recovery_phrase_starts_a_device_with_the_same_library_keys() {
+fn recovery_phrase_is_printed_once_and_a_format_1_phrase_still_starts_a_device() {
     let dir = tempfile::tempdir().unwrap();
     let a = Node::init(dir.path(), "laptop");
     let export = a.ok(&["recovery-key", "export"]);
-    assert!(export.contains("Whoever has this phrase can read every photo"));
+    assert!(export.contains("Whoever has this phrase can rejoin the mesh and read every photo"));
     let phrase = export
         .lines()
         .find_map(|l| l.strip_prefix("Recovery phrase: "))
@@ -339,9 +341,17 @@ fn recovery_phrase_starts_a_device_with_the_same_library_keys() {
     assert_eq!(again.code, 2);
     assert!(again.stderr.contains("--again"), "{}", again.stderr);
 
+    // The phrase rejoins its mesh through a member: without one to ask, it says so.
     let r = Node::at(dir.path().join("recovered"));
-    r.ok(&["init", "--name", "new-laptop", "--recover", &phrase]);
+    let run = r.run(&["init", "--name", "new-laptop", "--recover", &phrase]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--from HOST:PORT"), "{}", run.stderr);
+    assert!(!r.home.exists());
+    // A format 1 phrase (the key ring itself, from before recovery identities) still starts
+    // a new device holding those keys, as it did.
     let original = Home::open(&a.home).unwrap();
+    let old_phrase = original.keys.to_recovery_phrase();
+    r.ok(&["init", "--name", "new-laptop", "--recover", &old_phrase]);
     let recovered = Home::open(&r.home).unwrap();
     assert_eq!(original.keys, recovered.keys);
 

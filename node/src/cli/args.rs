@@ -34,7 +34,7 @@ pub enum Command {
         name: Option<String>,
         /// Rejoin the mesh of a recovery phrase (from `recovery-key export`), through the
         /// member at --from, instead of founding a new mesh.
-        #[arg(long, value_name = "PHRASE", requires = "from")]
+        #[arg(long, value_name = "PHRASE")]
         recover: Option<String>,
         /// The address of a surviving member (a vault is enough), HOST:PORT, for --recover.
         #[arg(long, value_name = "HOST:PORT", requires = "recover")]

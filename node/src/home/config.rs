@@ -1049,7 +1049,7 @@ mod tests {
             .collect();
         let (config, keys) = parse(&uncommented).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(keys.len(), FIELDS.len() - 4, "all but the four unset ones");
+        assert_eq!(keys.len(), FIELDS.len() - 5, "all but the five unset ones");
     }
 
     #[test]

@@ -162,3 +162,109 @@ pub fn summary(home: &Home) -> Option<Summary> {
         made_by: made_by(home).ok().flatten(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::{create_device, trust_set};
+    use photomesh_protocol::membership::{Introduce, Statement};
+
+    #[test]
+    fn a_mesh_founded_before_recovery_keys_gets_one_from_its_first_full_device() {
+        let dir = tempfile::tempdir().unwrap();
+        // A mesh of one as `init` made it before recovery identities: the founding record only.
+        let home = Home::create(dir.path(), "laptop", None, 1).unwrap();
+        let founding = MembershipRecord::sign(
+            &home.device,
+            Statement::Introduce(Introduce {
+                signing_key: home.device.signing_public(),
+                noise_key: home.device.noise_public(),
+                role: Role::Full,
+                name: "laptop".into(),
+                created_at_ms: 1,
+            }),
+        )
+        .unwrap();
+        home.index
+            .add_record(&founding.record_id, &founding.bytes, 1)
+            .unwrap();
+        home.index
+            .set_meta("founder", &home.device.device_id().to_string())
+            .unwrap();
+        assert!(identities(&trust_set(&home).unwrap()).is_empty());
+        assert!(summary(&home).is_some_and(|s| !s.in_place));
+
+        assert!(ensure(&home, 2).unwrap(), "it makes one");
+        let key = home.recovery_key().unwrap().expect("recovery.key written");
+        assert_eq!(
+            identities(&trust_set(&home).unwrap()),
+            vec![key.identity().device_id()]
+        );
+        let s = summary(&home).unwrap();
+        assert!(
+            s.in_place && s.held_here && s.exported_at_ms.is_none(),
+            "{s:?}"
+        );
+        assert!(!ensure(&home, 3).unwrap(), "and only once");
+        // The library key is shared with the new recovery identity.
+        let all = records(&home).unwrap();
+        let opened = shares::open(
+            &trust_set(&home).unwrap(),
+            &all,
+            key.identity().device_id(),
+            &key.identity().noise_secret(),
+        );
+        assert_eq!(opened.keys, vec![home.keys.current().unwrap().clone()]);
+    }
+
+    #[test]
+    fn rotating_revokes_the_old_identity_and_names_what_it_introduced() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = create_device(dir.path(), "laptop", None, 1).unwrap();
+        let old = home.recovery_key().unwrap().unwrap();
+        // A device recovered with the old phrase (introduced by the recovery identity).
+        let stranger = photomesh_protocol::identity::DeviceKeys::from_secrets([4; 32], [5; 32]);
+        let intro = MembershipRecord::sign(
+            &old.identity(),
+            Statement::Introduce(Introduce {
+                signing_key: stranger.signing_public(),
+                noise_key: stranger.noise_public(),
+                role: Role::Full,
+                name: "someone's laptop".into(),
+                created_at_ms: 2,
+            }),
+        )
+        .unwrap();
+        home.index
+            .add_record(&intro.record_id, &intro.bytes, 2)
+            .unwrap();
+        let rotated = rotate(&home, 3).unwrap();
+        assert_eq!(rotated.revoked, vec![old.identity().device_id()]);
+        assert_eq!(
+            rotated.introduced_by_old,
+            vec![(stranger.device_id(), "someone's laptop".to_owned())]
+        );
+        let trust = trust_set(&home).unwrap();
+        assert!(trust.is_revoked(&old.identity().device_id()));
+        assert!(
+            trust.get(&stranger.device_id()).is_some(),
+            "kept until revoked by hand"
+        );
+        assert_eq!(
+            home.recovery_key().unwrap().unwrap().identity().device_id(),
+            rotated.key.identity().device_id()
+        );
+    }
+
+    #[test]
+    fn a_recovery_key_of_another_mesh_is_moved_aside_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = create_device(dir.path(), "laptop", None, 1).unwrap();
+        let first = home.recovery_key().unwrap().unwrap();
+        let other = RecoveryKey::new([9; 32], DeviceId::from_bytes([1; 20]));
+        home.save_recovery_key(&other).unwrap();
+        let kept = std::fs::read_to_string(dir.path().join("recovery.key.replaced")).unwrap();
+        assert!(kept.contains(&hex::encode(first.seed())));
+        assert_eq!(home.recovery_key().unwrap(), Some(other));
+    }
+}

@@ -172,6 +172,34 @@ pub fn sign_introduce(
     )?)
 }
 
+/// Signs and stores a revocation of `device` that keeps what it signed among `all`: its
+/// membership records only. Its deletions stop counting (what it put in the trash comes
+/// back, unless already purged): a device is revoked because it was lost or stolen, and a
+/// thief's word should not stand.
+fn add_revocation(
+    home: &Home,
+    all: &[MembershipRecord],
+    device: &DeviceId,
+    now_ms: u64,
+) -> Result<(), MeshError> {
+    let keep = all
+        .iter()
+        .filter(|r| r.signer == *device)
+        .map(|r| r.record_id)
+        .collect();
+    let record = MembershipRecord::sign(
+        &home.device,
+        Statement::Revoke(Revoke {
+            device: *device,
+            keep,
+            created_at_ms: now_ms,
+        }),
+    )?;
+    home.index
+        .add_record(&record.record_id, &record.bytes, now_ms)?;
+    Ok(())
+}
+
 /// What [`revoke`] did.
 #[derive(Debug)]
 pub struct Revoked {
@@ -197,24 +225,7 @@ pub fn revoke(home: &mut Home, device: &DeviceId, now_ms: u64) -> Result<Revoked
     if trust.get(device).is_none() {
         return Err(MeshError::UnknownDevice(*device));
     }
-    // What it signed that stays valid: its membership records only. Its deletions stop
-    // counting (what it put in the trash comes back, unless already purged): a device is
-    // revoked because it was lost or stolen, and a thief's word should not stand.
-    let keep = all
-        .iter()
-        .filter(|r| r.signer == *device)
-        .map(|r| r.record_id)
-        .collect();
-    let record = MembershipRecord::sign(
-        &home.device,
-        Statement::Revoke(Revoke {
-            device: *device,
-            keep,
-            created_at_ms: now_ms,
-        }),
-    )?;
-    home.index
-        .add_record(&record.record_id, &record.bytes, now_ms)?;
+    add_revocation(home, &all, device, now_ms)?;
     let epoch = home.rotate_library_key()?;
     let recovery_rotated = recovery::held_by(&trust, device);
     if recovery_rotated {

@@ -226,6 +226,22 @@ pub enum RecoveryPhraseError {
 /// Recovery phrase format version.
 const RECOVERY_VERSION: u8 = 1;
 
+/// A phrase's bytes (base32, any case, dashes and spaces ignored) and how many characters it
+/// had, or what is wrong with its characters.
+pub(crate) fn decode_phrase(phrase: &str) -> Result<(Vec<u8>, usize), RecoveryPhraseError> {
+    use crate::base32::{Base32Error, decode};
+    decode(phrase).map_err(|e| match e {
+        Base32Error::Character {
+            position,
+            character,
+        } => RecoveryPhraseError::Character {
+            position,
+            character,
+        },
+        Base32Error::Length(n) => RecoveryPhraseError::Length(n),
+    })
+}
+
 impl KeyRing {
     /// The ring as a recovery phrase: base32 in groups of five, with a check value. It holds
     /// every epoch's key, so whoever has it can read the whole library.
@@ -242,17 +258,7 @@ impl KeyRing {
 
     /// Reads a recovery phrase back.
     pub fn from_recovery_phrase(phrase: &str) -> Result<Self, RecoveryPhraseError> {
-        use crate::base32::{Base32Error, decode};
-        let (bytes, chars) = decode(phrase).map_err(|e| match e {
-            Base32Error::Character {
-                position,
-                character,
-            } => RecoveryPhraseError::Character {
-                position,
-                character,
-            },
-            Base32Error::Length(n) => RecoveryPhraseError::Length(n),
-        })?;
+        let (bytes, chars) = decode_phrase(phrase)?;
         if bytes.len() < 1 + 36 + 4 || (bytes.len() - 5) % 36 != 0 {
             return Err(RecoveryPhraseError::Length(chars));
         }

@@ -88,17 +88,7 @@ impl Phrase {
     /// Reads a phrase of either version. Any text gives a phrase or an error naming the
     /// problem (a foreign character, a missing group, a typo, an unknown version).
     pub fn parse(text: &str) -> Result<Self, RecoveryPhraseError> {
-        use crate::base32::{Base32Error, decode};
-        let (bytes, chars) = decode(text).map_err(|e| match e {
-            Base32Error::Character {
-                position,
-                character,
-            } => RecoveryPhraseError::Character {
-                position,
-                character,
-            },
-            Base32Error::Length(n) => RecoveryPhraseError::Length(n),
-        })?;
+        let (bytes, chars) = crate::keys::decode_phrase(text)?;
         if bytes.len() < 5 {
             return Err(RecoveryPhraseError::Length(chars));
         }

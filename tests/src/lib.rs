@@ -531,3 +531,35 @@ pub fn copy_corpus(dir: &Path) -> usize {
     walk(&files, dir, &mut copied);
     copied
 }
+
+/// Waits until `node` stores `want` blobs and `verify` finds nothing wrong with any.
+pub fn wait_for_verified_blobs(node: &Node, want: u64) {
+    wait_until(
+        &format!("{} holds {want} blobs", node.home.display()),
+        || {
+            let report = node.json(&["verify"]);
+            if report["blobs_checked"] == want && report["findings"].as_array().unwrap().is_empty()
+            {
+                Ok(())
+            } else {
+                Err(report.to_string())
+            }
+        },
+    );
+}
+
+/// Waits until every one of `nodes` holds the same number of records (photos, members and
+/// key shares alike), and returns it.
+pub fn wait_same_records(nodes: &[&Node]) -> u64 {
+    wait_until("the devices hold the same records", || {
+        let counts: Vec<u64> = nodes
+            .iter()
+            .map(|n| n.json(&["status"])["records"].as_u64().unwrap())
+            .collect();
+        if counts.iter().all(|c| *c == counts[0]) {
+            Ok(counts[0])
+        } else {
+            Err(format!("{counts:?}"))
+        }
+    })
+}

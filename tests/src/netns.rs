@@ -60,7 +60,12 @@ impl Host {
 /// Runs `photomesh --home HOME ARGS…` for `node` on `host` (logging at info) and returns
 /// the process.
 pub fn photomesh_on(lan: &Lan, host: usize, node: &crate::Node, args: &[&str]) -> crate::Spawned {
-    let mut command = lan.host(host).command(crate::photomesh_bin());
+    photomesh_in(lan.host(host), node, args)
+}
+
+/// [`photomesh_on`] for any host (a namespace of another topology, `crate::nat`).
+pub fn photomesh_in(host: &Host, node: &crate::Node, args: &[&str]) -> crate::Spawned {
+    let mut command = host.command(crate::photomesh_bin());
     command
         .arg("--home")
         .arg(&node.home)

@@ -7,19 +7,7 @@
 
 use std::fs;
 
-use photomesh_tests::{Node, samples, stored_blob, wait_until};
-
-/// Waits until `node`'s blob store holds `want` blobs and every one verifies.
-fn wait_healed(node: &Node, want: u64) {
-    wait_until(&format!("{} healed", node.home.display()), || {
-        let report = node.json(&["verify"]);
-        if report["blobs_checked"] == want && report["findings"].as_array().unwrap().is_empty() {
-            Ok(())
-        } else {
-            Err(report.to_string())
-        }
-    });
-}
+use photomesh_tests::{Node, samples, stored_blob, wait_for_verified_blobs, wait_until};
 
 /// A phone with a folder of sample photos and a laptop (with `laptop_config` as its
 /// configuration file), both running, the laptop holding every blob.
@@ -44,7 +32,7 @@ fn synced(dir: &std::path::Path, seed: u64, laptop_config: &str) -> Synced {
     laptop.ok(&["peer", "add", &addr]);
     fs::write(laptop.home.join("config.toml"), laptop_config).unwrap();
     let (laptop_run, _) = laptop.start_run();
-    wait_healed(&laptop, n);
+    wait_for_verified_blobs(&laptop, n);
     Synced {
         phone,
         laptop,
@@ -90,7 +78,7 @@ fn verify_quarantines_a_rotten_and_a_missing_blob_and_the_node_fetches_them_agai
         "the rotten copy is kept aside"
     );
     // The running node fetches both again from the phone, verified.
-    wait_healed(&laptop, n);
+    wait_for_verified_blobs(&laptop, n);
     let mut back = Vec::new();
     fs::File::open(stored_blob(&laptop.home, blobs[0]))
         .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut back))
@@ -117,7 +105,7 @@ fn a_server_whose_copy_rotted_sets_it_aside_and_sends_no_bad_data() {
     {
         let (_phone_run, phone_addr) = phone.start_run();
         laptop.ok(&["peer", "add", &phone_addr]);
-        wait_healed(&laptop, n);
+        wait_for_verified_blobs(&laptop, n);
     }
     // The phone is away. One of the laptop's stored blobs rots, unnoticed; the tablet
     // fetches everything from the laptop.
@@ -296,7 +284,7 @@ fn a_vault_s_damaged_copies_drop_the_count_and_come_back() {
     };
     {
         let (_vault_run, _) = vault.start_run();
-        wait_healed(&vault, n);
+        wait_for_verified_blobs(&vault, n);
         at_goal(n);
     }
     // Its quota is what it stores now, less a byte: nothing more fits.
@@ -330,6 +318,6 @@ fn a_vault_s_damaged_copies_drop_the_count_and_come_back() {
     // Room again: the vault fetches good copies, and the count comes back.
     fs::remove_file(vault.home.join("config.toml")).unwrap();
     let (_vault_run, _) = vault.start_run();
-    wait_healed(&vault, n);
+    wait_for_verified_blobs(&vault, n);
     at_goal(n);
 }

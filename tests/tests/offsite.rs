@@ -10,24 +10,12 @@
 use std::fs;
 
 use photomesh_tests::nat::{Nat, ROUTER_OUTSIDE};
-use photomesh_tests::netns::{Host, is_root};
+use photomesh_tests::netns::{Host, is_root, photomesh_in};
 use photomesh_tests::{Node, Spawned, WAIT, samples, wait_until};
-
-/// `photomesh ARGS…` for `node`, inside `host`'s namespace.
-fn on(host: &Host, node: &Node, args: &[&str]) -> Spawned {
-    let mut command = host.command(photomesh_tests::photomesh_bin());
-    command
-        .arg("--home")
-        .arg(&node.home)
-        .args(args)
-        .env_remove("PHOTOMESH_HOME")
-        .env("PHOTOMESH_LOG", "photomesh=info");
-    Spawned::start(command)
-}
 
 /// Starts the node of `node` in `host` at `listen`; returns it once it listens.
 fn run_on(host: &Host, node: &Node, listen: &str) -> Spawned {
-    let mut run = on(host, node, &["run", "--listen", listen]);
+    let mut run = photomesh_in(host, node, &["run", "--listen", listen]);
     run.wait_for_line(WAIT, |l| l.contains("listening on"));
     run
 }
@@ -53,7 +41,7 @@ fn a_vault_behind_a_nat_router_maps_its_port_and_is_reached_from_outside() {
     // vault dials out (masqueraded), as a phone scanning the code would.
     let png = dir.path().join("code.png");
     let png_arg = png.to_str().unwrap();
-    let mut pair = on(
+    let mut pair = photomesh_in(
         &nat.outside,
         &laptop,
         &[
@@ -67,7 +55,7 @@ fn a_vault_behind_a_nat_router_maps_its_port_and_is_reached_from_outside() {
         ],
     );
     pair.wait_for_line(WAIT, |l| l.contains("listening on"));
-    let (code, out) = on(&nat.inside, &vault, &["join", "--qr", png_arg]).wait(WAIT);
+    let (code, out) = photomesh_in(&nat.inside, &vault, &["join", "--qr", png_arg]).wait(WAIT);
     assert_eq!(code, 0, "join: {out}");
     let (code, out) = pair.wait(WAIT);
     assert_eq!(code, 0, "pair: {out}");

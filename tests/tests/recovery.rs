@@ -8,7 +8,9 @@
 use std::fs;
 use std::path::Path;
 
-use photomesh_tests::{Node, samples, snapshot, wait_until};
+use photomesh_tests::{
+    Node, samples, snapshot, wait_for_verified_blobs, wait_same_records, wait_until,
+};
 
 /// Waits until `status` shows `field` at `want`.
 fn wait_for_status(node: &Node, field: &str, want: u64) {
@@ -20,22 +22,6 @@ fn wait_for_status(node: &Node, field: &str, want: u64) {
             Err(status.to_string())
         }
     });
-}
-
-/// Waits until `node` stores `want` blobs, every one verified.
-fn wait_for_blobs(node: &Node, want: u64) {
-    wait_until(
-        &format!("{} holds {want} blobs", node.home.display()),
-        || {
-            let report = node.json(&["verify"]);
-            if report["blobs_checked"] == want && report["findings"].as_array().unwrap().is_empty()
-            {
-                Ok(())
-            } else {
-                Err(report.to_string())
-            }
-        },
-    );
 }
 
 /// The phrase `recovery-key export` (or `rotate`) printed.
@@ -97,17 +83,7 @@ fn the_phrase_and_a_surviving_vault_bring_back_the_same_mesh_and_every_photo() {
     phone.ok(&["peer", "add", &vault_addr]);
     let laptop_run = laptop.start_run().0;
     let phone_run = phone.start_run().0;
-    let records = wait_until("the laptop and the phone hold the same records", || {
-        let (a, b) = (
-            laptop.json(&["status"])["records"].as_u64().unwrap(),
-            phone.json(&["status"])["records"].as_u64().unwrap(),
-        );
-        if a == b {
-            Ok(a)
-        } else {
-            Err(format!("{a} / {b}"))
-        }
-    });
+    let records = wait_same_records(&[&laptop, &phone]);
     wait_for_status(&vault, "records", records);
     // Every photo's blob (two photos may share one).
     let blobs = laptop
@@ -118,7 +94,7 @@ fn the_phrase_and_a_surviving_vault_bring_back_the_same_mesh_and_every_photo() {
         .map(|p| p["blob_id"].as_str().unwrap().to_owned())
         .collect::<std::collections::BTreeSet<_>>()
         .len() as u64;
-    wait_for_blobs(&vault, blobs);
+    wait_for_verified_blobs(&vault, blobs);
 
     // The house burns down: both full devices are gone, with their homes.
     drop((laptop_run, phone_run));
@@ -185,7 +161,7 @@ fn the_phrase_and_a_surviving_vault_bring_back_the_same_mesh_and_every_photo() {
     }
     let _new_run = new.start_run().0;
     wait_for_status(&new, "photo_records", photos);
-    wait_for_blobs(&new, blobs);
+    wait_for_verified_blobs(&new, blobs);
     let out = dir.path().join("restored");
     let report = new.json(&["restore", "--to", out.to_str().unwrap()]);
     assert_eq!(report["restored"], photos, "{report}");
@@ -263,7 +239,7 @@ fn photos_added_after_a_revocation_are_readable_on_the_other_full_device_only() 
             .unwrap()
             .contains("epoch 2")
     );
-    wait_for_blobs(&nas, photos);
+    wait_for_verified_blobs(&nas, photos);
     let out = dir.path().join("restored");
     let report = nas.json(&["restore", "--to", out.to_str().unwrap()]);
     assert_eq!(report["restored"], photos, "{report}");

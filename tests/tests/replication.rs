@@ -54,17 +54,7 @@ fn records_reach_a_full_peer_and_a_vault_and_new_ones_follow() {
     wait_for_status(&nas, "photo_records", FILES);
     // Every record on all three (the photos', the members', and the key shares the NAS
     // writes for the laptop once it runs).
-    let records = wait_until("the three hold the same records", || {
-        let counts: Vec<u64> = [&laptop, &nas, &pi]
-            .iter()
-            .map(|n| n.json(&["status"])["records"].as_u64().unwrap())
-            .collect();
-        if counts.iter().all(|c| *c == counts[0]) {
-            Ok(counts[0])
-        } else {
-            Err(format!("{counts:?}"))
-        }
-    });
+    let records = photomesh_tests::wait_same_records(&[&laptop, &nas, &pi]);
     assert_eq!(pi.json(&["status"])["photo_records"], 0);
     assert_lists_photo(&nas, "2024/01/IMG_0000.JPG");
 
@@ -277,17 +267,7 @@ fn a_device_paired_elsewhere_is_learned_and_reached_and_a_revocation_reaches_all
     let (_laptop_run, laptop_addr) = laptop.start_run();
     nas.ok(&["peer", "add", &laptop_addr]);
     let (_nas_run, nas_addr) = nas.start_run();
-    wait_until("the laptop and the NAS hold the same records", || {
-        let (a, b) = (
-            laptop.json(&["status"])["records"].as_u64().unwrap(),
-            nas.json(&["status"])["records"].as_u64().unwrap(),
-        );
-        if a == b {
-            Ok(())
-        } else {
-            Err(format!("{a} / {b}"))
-        }
-    });
+    photomesh_tests::wait_same_records(&[&laptop, &nas]);
 
     // The tablet is paired by the NAS only, and knows only where the NAS runs.
     nas.invite(&tablet, "full");

@@ -9,9 +9,10 @@ use crate::replicate::drill;
 
 use super::NodeHandle;
 
-/// How often the loop looks whether a drill is due.
+/// How often the loop looks whether a drill is due (more often for a shorter interval).
 const LOOK_EVERY: Duration = Duration::from_secs(3600);
-/// How long after the node starts the loop looks first: the connections come up first.
+/// How long after the node starts the loop looks first, so the connections come up first
+/// (less for a shorter interval).
 const FIRST_LOOK: Duration = Duration::from_secs(120);
 
 impl NodeHandle {
@@ -80,7 +81,7 @@ pub(super) async fn drill_loop(node: NodeHandle, interval: Option<Duration>) {
     let Some(interval) = interval else {
         return;
     };
-    tokio::time::sleep(FIRST_LOOK).await;
+    tokio::time::sleep(FIRST_LOOK.min(interval)).await;
     loop {
         let last = {
             let home = node.0.home.lock().await;
@@ -110,6 +111,6 @@ pub(super) async fn drill_loop(node: NodeHandle, interval: Option<Duration>) {
                 Err(e) => tracing::warn!("drill: {e}"),
             }
         }
-        tokio::time::sleep(LOOK_EVERY).await;
+        tokio::time::sleep(LOOK_EVERY.min(interval)).await;
     }
 }

@@ -5,7 +5,7 @@
 //! Recovering from the phrase on a new device is `super::recover`.
 
 use photomesh_protocol::identity::DeviceId;
-use photomesh_protocol::membership::{MembershipRecord, Role, Statement, TrustSet};
+use photomesh_protocol::membership::{Role, TrustSet};
 use photomesh_protocol::recovery::{IDENTITY_NAME, RecoveryKey};
 
 use super::{MeshError, founder, introduce, records, require_full, shares};
@@ -78,21 +78,7 @@ pub fn rotate(home: &Home, now_ms: u64) -> Result<Rotated, MeshError> {
     let key = create(home, now_ms)?;
     let all = records(home)?;
     for device in &old {
-        let keep = all
-            .iter()
-            .filter(|r| r.signer == *device)
-            .map(|r| r.record_id)
-            .collect();
-        let record = MembershipRecord::sign(
-            &home.device,
-            Statement::Revoke(photomesh_protocol::membership::Revoke {
-                device: *device,
-                keep,
-                created_at_ms: now_ms,
-            }),
-        )?;
-        home.index
-            .add_record(&record.record_id, &record.bytes, now_ms)?;
+        super::add_revocation(home, &all, device, now_ms)?;
     }
     let trust = super::trust_set(home)?;
     let introduced_by_old = trust
@@ -167,7 +153,7 @@ pub fn summary(home: &Home) -> Option<Summary> {
 mod tests {
     use super::*;
     use crate::mesh::{create_device, trust_set};
-    use photomesh_protocol::membership::{Introduce, Statement};
+    use photomesh_protocol::membership::{Introduce, MembershipRecord, Statement};
 
     #[test]
     fn a_mesh_founded_before_recovery_keys_gets_one_from_its_first_full_device() {

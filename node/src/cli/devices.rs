@@ -155,7 +155,7 @@ pub fn export_recovery_key(home: &Home, png: Option<PathBuf>, again: bool) -> Re
         );
     }
     let Some(key) = home.recovery_key()? else {
-        let made_by = photomesh::mesh::recovery::made_by(home)?;
+        let made_by = photomesh::mesh::recovery::made_by(&photomesh::mesh::trust_set(home)?);
         bail!(
             "the recovery key was made on {}, and only that device holds it: export it there, \
              or run `photomesh recovery-key rotate` here to make a new one (the old phrase then \

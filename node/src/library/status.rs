@@ -291,6 +291,8 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
     let copies = Copies::new(home, targets.verified_within)?;
     let disk_free = home.blobs.free_bytes().ok();
     let (originals_gone, originals_gone_total) = originals_gone(home, &classes, &copies)?;
+    // Read once: the peers and the recovery key are both shown from it.
+    let trust = crate::mesh::trust_set(home).ok();
     Ok(Status {
         device_id: home.device.device_id().to_string(),
         device_name: home.device_name()?,
@@ -300,7 +302,7 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
         photo_records: classes.iter().map(|c| c.photos).sum(),
         records: home.index.record_count()?,
         last_scan: home.index.last_scan()?,
-        peers: peers(home)?,
+        peers: peers(home, trust.as_ref())?,
         safety: safety(home, &targets, &classes, &copies)?,
         node_running: false,
         listening: None,
@@ -324,7 +326,9 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
         disk_short: None,
         scrub: crate::library::scrub::status(home)?,
         trash: trash_summary(home, targets.retention)?,
-        recovery: crate::mesh::recovery::summary(home),
+        recovery: trust
+            .as_ref()
+            .and_then(|t| crate::mesh::recovery::summary(home, t)),
         port_mapping: None,
         versions: VersionsSummary {
             earlier: classes.iter().filter(|c| c.earlier).map(|c| c.photos).sum(),
@@ -612,8 +616,11 @@ pub fn apply_live_devices(devices: &mut [DeviceEntry], live: Option<&LiveStatus>
     }
 }
 
-fn peers(home: &Home) -> Result<Vec<PeerStatus>, IndexError> {
-    let Ok(trust) = crate::mesh::trust_set(home) else {
+fn peers(
+    home: &Home,
+    trust: Option<&photomesh_protocol::membership::TrustSet>,
+) -> Result<Vec<PeerStatus>, IndexError> {
+    let Some(trust) = trust else {
         return Ok(Vec::new());
     };
     let me = home.device.device_id();

@@ -103,9 +103,8 @@ pub fn held_by(trust: &TrustSet, device: &DeviceId) -> bool {
 
 /// The name of the device that made the current recovery key (it introduced the recovery
 /// identity), if known.
-pub fn made_by(home: &Home) -> Result<Option<String>, MeshError> {
-    let trust = super::trust_set(home)?;
-    Ok(trust
+pub fn made_by(trust: &TrustSet) -> Option<String> {
+    trust
         .members()
         .filter(|m| m.role == Role::Recovery)
         .max_by_key(|m| m.introduced_at_ms)
@@ -114,7 +113,7 @@ pub fn made_by(home: &Home) -> Result<Option<String>, MeshError> {
                 .get(&m.introduced_by)
                 .or_else(|| trust.revoked().find(|r| r.device == m.introduced_by))
         })
-        .map(|m| m.name.clone()))
+        .map(|m| m.name.clone())
 }
 
 /// The recovery key as `status` shows it (on a full device).
@@ -130,12 +129,12 @@ pub struct Summary {
     pub made_by: Option<String>,
 }
 
-/// The recovery key's state, on a full device; `None` on a vault, or when it cannot be read.
-pub fn summary(home: &Home) -> Option<Summary> {
+/// The recovery key's state in `trust` (the home's trust set), on a full device; `None` on a
+/// vault, or when it cannot be read.
+pub fn summary(home: &Home, trust: &TrustSet) -> Option<Summary> {
     home.keys.current()?;
-    let trust = super::trust_set(home).ok()?;
     let held = home.recovery_key().ok()?;
-    let identities = identities(&trust);
+    let identities = identities(trust);
     Some(Summary {
         in_place: !identities.is_empty(),
         held_here: held.is_some_and(|k| identities.contains(&k.identity().device_id())),
@@ -145,7 +144,7 @@ pub fn summary(home: &Home) -> Option<Summary> {
             .ok()
             .flatten()
             .and_then(|t| t.parse().ok()),
-        made_by: made_by(home).ok().flatten(),
+        made_by: made_by(trust),
     })
 }
 
@@ -178,7 +177,7 @@ mod tests {
             .set_meta("founder", &home.device.device_id().to_string())
             .unwrap();
         assert!(identities(&trust_set(&home).unwrap()).is_empty());
-        assert!(summary(&home).is_some_and(|s| !s.in_place));
+        assert!(summary(&home, &trust_set(&home).unwrap()).is_some_and(|s| !s.in_place));
 
         assert!(ensure(&home, 2).unwrap(), "it makes one");
         let key = home.recovery_key().unwrap().expect("recovery.key written");
@@ -186,7 +185,7 @@ mod tests {
             identities(&trust_set(&home).unwrap()),
             vec![key.identity().device_id()]
         );
-        let s = summary(&home).unwrap();
+        let s = summary(&home, &trust_set(&home).unwrap()).unwrap();
         assert!(
             s.in_place && s.held_here && s.exported_at_ms.is_none(),
             "{s:?}"

@@ -323,6 +323,9 @@ mod tests {
         let mut epochs: Vec<u32> = opened.keys.iter().map(LibraryKey::epoch).collect();
         epochs.sort_unstable();
         assert_eq!(epochs, vec![1, 2]);
-        assert_eq!(recovery::made_by(&nas).unwrap().as_deref(), Some("nas"));
+        assert_eq!(
+            recovery::made_by(&trust_set(&nas).unwrap()).as_deref(),
+            Some("nas")
+        );
     }
 }

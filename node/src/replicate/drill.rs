@@ -10,7 +10,7 @@
 //! lookups however many photos there are. Photos larger than [`MAX_SIZE`] are not drawn:
 //! they would be held whole in memory, and the device's own scrub checks them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::messages::{BlobHeader, Request};
@@ -273,18 +273,11 @@ pub fn last_run_ms(home: &Home) -> Result<Option<u64>, IndexError> {
     Ok(home.index.meta(LAST_META)?.and_then(|t| t.parse().ok()))
 }
 
-/// The latest drill of each device (of the current members only).
+/// The latest drill of each device drilled (callers look up the members they show).
 pub fn last(home: &Home) -> Result<Vec<DeviceDrill>, IndexError> {
-    let kept: Vec<DeviceDrill> = home
+    Ok(home
         .index
         .meta(META)?
         .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default();
-    let members: BTreeSet<String> = crate::mesh::trust_set(home)
-        .map(|t| t.devices().map(|m| m.device.to_string()).collect())
-        .unwrap_or_default();
-    Ok(kept
-        .into_iter()
-        .filter(|d| members.contains(&d.device_id))
-        .collect())
+        .unwrap_or_default())
 }

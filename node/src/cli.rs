@@ -59,6 +59,7 @@ mod run;
 mod scan;
 mod status;
 mod trash;
+mod web;
 
 use std::path::Path;
 
@@ -67,7 +68,7 @@ use photomesh::clock::now_ms;
 use photomesh::home::config::{self, Loaded, Overrides};
 use photomesh::home::{Home, default_home};
 
-use args::{Cli, Command, ConfigCommand, PeerCommand, RecoveryCommand};
+use args::{Cli, Command, ConfigCommand, PeerCommand, RecoveryCommand, WebCommand};
 
 /// Runs a command; `Ok(false)` means it ran but found problems.
 pub fn run(cli: Cli) -> Result<bool> {
@@ -152,7 +153,7 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
         Command::RecoveryKey(RecoveryCommand::Export { png, again }) => {
             devices::export_recovery_key(&home, png, again)
         }
-        Command::Run { hold, .. } => run::run(home, home_path, &loaded.config, hold),
+        Command::Run { hold, web, .. } => run::run(home, home_path, &loaded.config, hold, web),
         Command::Peer(PeerCommand::Add { address }) => peer::add(&home, &address),
         Command::Peer(PeerCommand::List) => peer::list(&home),
         Command::Ping {
@@ -240,6 +241,8 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
         ),
         Command::Verify { json } => restore::verify(&home, json),
         Command::Drill { sample, json } => drill::drill(home_path, sample, json),
+        Command::Web(WebCommand::Password) => web::password(home_path),
+        Command::Open { print } => web::open(&loaded.config, print),
         Command::Init { .. }
         | Command::Config(_)
         | Command::Demo { .. }

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! The folders are the layers; arrows run downwards only.
+//! - [`web`]: the page the running node serves (overview, devices, trash).
 //! - [`daemon`]: the running node (`run`): links, the dialler, discovery, the hello.
 //! - [`demo`]: `photomesh demo`, and the sample libraries it and the tests use.
 //! - [`library`]: the photo folders: scan, media kinds, watch, restore, verify, status.
@@ -36,3 +37,4 @@ pub mod pace;
 pub mod replicate;
 pub mod shown;
 pub mod sorted;
+pub mod web;

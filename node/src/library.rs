@@ -16,6 +16,7 @@ pub mod restore;
 pub mod scan;
 pub mod scrub;
 pub mod status;
+pub mod thumbs;
 pub mod trash;
 pub mod verify;
 pub mod watch;

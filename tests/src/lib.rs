@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod bench;
+pub mod browser;
 pub mod flood;
+pub mod http;
 pub mod nat;
 pub mod netns;
 pub mod samples;
@@ -178,6 +180,20 @@ impl Node {
         let line = run.wait_for_line(WAIT, |l| l.contains("listening on"));
         let addr = line.rsplit(' ').next().unwrap_or_default().to_owned();
         (run, addr)
+    }
+
+    /// Starts the node (`run`) on loopback with its page at `web` (`127.0.0.1:0`: any free
+    /// port), and returns the process, its QUIC address and the page's `HOST:PORT`.
+    pub fn start_run_web(&self, web: &str) -> (Spawned, String, String) {
+        let mut run = self.spawn(&["run", "--listen", "127.0.0.1:0", "--web", web]);
+        let line = run.wait_for_line(WAIT, |l| l.contains("listening on"));
+        let addr = line.rsplit(' ').next().unwrap_or_default().to_owned();
+        let page = run.wait_for_line(WAIT, |l| l.starts_with("The page: "));
+        let page = page
+            .trim_start_matches("The page: http://")
+            .trim_end_matches('/')
+            .to_owned();
+        (run, addr, page)
     }
 
     /// Sends one raw line to the running node's control socket and returns the answer line.

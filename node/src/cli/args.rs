@@ -79,6 +79,15 @@ pub enum Command {
         /// The device ID (from `photomesh devices`).
         device: String,
     },
+    /// The page the running node serves (`[web]`).
+    #[command(subcommand)]
+    Web(WebCommand),
+    /// Open the running node's page in this computer's browser.
+    Open {
+        /// Only print the page's address.
+        #[arg(long)]
+        print: bool,
+    },
     /// The recovery key: the only way back if every full device is lost.
     #[command(subcommand, name = "recovery-key")]
     RecoveryKey(RecoveryCommand),
@@ -93,6 +102,10 @@ pub enum Command {
         /// holds all. [default: `[storage] hold` in the configuration file, else all]
         #[arg(long, value_name = "all|own")]
         hold: Option<String>,
+        /// Where to serve the page [default: `[web] listen` in the configuration file, else
+        /// 127.0.0.1:8470].
+        #[arg(long, value_name = "ADDR")]
+        web: Option<SocketAddr>,
     },
     /// The configuration file: show the effective settings, or write a documented default.
     #[command(subcommand)]
@@ -295,6 +308,13 @@ pub enum ConfigCommand {
     /// Write a fully commented default configuration file (HOME/config.toml, or the file
     /// --config names). Refuses to overwrite one.
     Init,
+}
+
+#[derive(Subcommand)]
+pub enum WebCommand {
+    /// Set the page's password (needed to serve it beyond this computer). Asked for twice on
+    /// a terminal; otherwise read as one line from standard input.
+    Password,
 }
 
 #[derive(Subcommand)]

@@ -7,7 +7,13 @@ use photomesh::home::Home;
 use photomesh::home::config::Config;
 
 /// `photomesh run`.
-pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) -> Result<bool> {
+pub fn run(
+    home: Home,
+    home_path: &Path,
+    config: &Config,
+    hold: Option<String>,
+    web: Option<std::net::SocketAddr>,
+) -> Result<bool> {
     let hold = hold.unwrap_or_else(|| config.storage.hold.name().to_owned());
     let policy = photomesh::replicate::held::HoldPolicy::parse(&hold)
         .ok_or_else(|| anyhow::anyhow!("--hold {hold:?}: say `all` (the default) or `own`"))?;
@@ -46,11 +52,47 @@ pub fn run(home: Home, home_path: &Path, config: &Config, hold: Option<String>) 
                 ..Default::default()
             }),
     };
-    super::runtime()?.block_on(photomesh::daemon::run(
+    let runtime = super::runtime()?;
+    // Bound before the node starts: a page that cannot be served stops `run` here, saying why.
+    // A page whose port is taken (another node on this computer has it) is only a warning:
+    // the backups matter more. A page that would be open without a password is an error.
+    let web = if config.web.enabled {
+        let options = photomesh::web::WebOptions {
+            listen: web.unwrap_or(config.web.listen),
+            hosts: config.web.hosts.clone(),
+            targets: super::status::targets(config),
+            uploads: config
+                .web
+                .uploads
+                .clone()
+                .unwrap_or_else(|| home_path.join("Uploads")),
+            selection: config.folders.selection(),
+        };
+        match photomesh::web::bind(home_path, options) {
+            Ok(bound) => Some(bound),
+            Err(e @ photomesh::web::WebError::Bind { .. }) => {
+                say!("warning: {e}");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    runtime.block_on(photomesh::daemon::run(
         home_path,
         options,
         |node| {
             let _ = out!("photomesh is running; listening on {}", node.local_addr());
+            if let Some(web) = web {
+                let address = super::web::address(web.local_addr());
+                match web.serve(node.clone()) {
+                    Ok(_) => {
+                        let _ = out!("The page: {address}");
+                    }
+                    Err(e) => say!("warning: the page is not served: {e}"),
+                }
+            }
         },
         super::shutdown_signal(),
     ))?;

@@ -13,7 +13,20 @@ use super::scan::print_scan;
 
 /// `photomesh status`.
 pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Result<bool> {
-    let targets = photomesh::library::status::Targets {
+    let targets = targets(config);
+    let mut status = photomesh::library::status::status_with(home, targets)?;
+    photomesh::library::status::apply_live(&mut status, super::live_status(home_path));
+    if json {
+        out_block!("{}", serde_json::to_string_pretty(&status)?)?;
+    } else {
+        print_status(&status)?;
+    }
+    Ok(true)
+}
+
+/// What `status` (and the page) measure against, as the configuration says.
+pub fn targets(config: &Config) -> photomesh::library::status::Targets {
+    photomesh::library::status::Targets {
         goal: config
             .status
             .replica_goal
@@ -24,15 +37,7 @@ pub fn status(home: &Home, home_path: &Path, config: &Config, json: bool) -> Res
         purge_hold: config.trash.purge_hold,
         keep: config.versions.keep,
         free_up_copies: u64::from(config.storage.free_up_copies),
-    };
-    let mut status = photomesh::library::status::status_with(home, targets)?;
-    photomesh::library::status::apply_live(&mut status, super::live_status(home_path));
-    if json {
-        out_block!("{}", serde_json::to_string_pretty(&status)?)?;
-    } else {
-        print_status(&status)?;
     }
-    Ok(true)
 }
 
 /// `photomesh status --photo LABEL/PATH`: where the photo's copies are and when each was last

@@ -102,6 +102,8 @@ pub struct Config {
     pub drill: DrillConfig,
     /// `[nat]`: being reached from beyond the home router.
     pub nat: NatConfig,
+    /// `[web]`: the page the running node serves.
+    pub web: WebConfig,
     /// `[trash]`: how long deleted photos are kept.
     pub trash: TrashConfig,
     /// `[versions]`: which earlier versions of edited photos are kept.
@@ -394,6 +396,39 @@ pub struct NatConfig {
     pub map_port: bool,
     /// The router to ask; default: the default gateway.
     pub gateway: Option<std::net::IpAddr>,
+}
+
+/// `[web]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Whether `photomesh run` serves the page. Default true.
+    pub enabled: bool,
+    /// Where the page is served. Default `127.0.0.1:8470`, this computer only; any other
+    /// address needs a password (`photomesh web password`).
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// Host names the page answers to besides IP addresses, `localhost` and this computer's
+    /// own name (with and without `.local`): a guard against DNS rebinding.
+    pub hosts: Vec<String>,
+    /// Where photos added from a browser go (in a folder per phone) unless a folder
+    /// labelled `Uploads` exists. `None`: `HOME/Uploads`.
+    pub uploads: Option<PathBuf>,
+}
+
+/// Where the page is served unless configured.
+pub const DEFAULT_WEB_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8470);
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: DEFAULT_WEB_LISTEN,
+            hosts: Vec::new(),
+            uploads: None,
+        }
+    }
 }
 
 /// `[drill]`.
@@ -1049,7 +1084,7 @@ mod tests {
             .collect();
         let (config, keys) = parse(&uncommented).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(keys.len(), FIELDS.len() - 5, "all but the five unset ones");
+        assert_eq!(keys.len(), FIELDS.len() - 6, "all but the six unset ones");
     }
 
     #[test]

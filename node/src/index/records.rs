@@ -231,6 +231,48 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Which of `hashes` (plaintext BLAKE3 hashes) some photo record has: what a browser
+    /// need not upload. The `photos` table has no index on the hash (it would cost every
+    /// record 40 bytes for a rare question), so this reads it once per 500 hashes.
+    pub fn known_plaintext_hashes(
+        &self,
+        hashes: &[[u8; 32]],
+    ) -> Result<std::collections::HashSet<[u8; 32]>, IndexError> {
+        let mut known = std::collections::HashSet::new();
+        for group in hashes.chunks(500) {
+            let marks = vec!["?"; group.len()].join(",");
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT DISTINCT plaintext_hash FROM photos WHERE plaintext_hash IN ({marks})"
+            ))?;
+            let rows = stmt.query_map(
+                rusqlite::params_from_iter(group.iter().map(|h| &h[..])),
+                |r| r.get::<_, Vec<u8>>(0),
+            )?;
+            for row in rows {
+                if let Ok(hash) = <[u8; 32]>::try_from(row?) {
+                    known.insert(hash);
+                }
+            }
+        }
+        Ok(known)
+    }
+
+    /// The current record of the photos added last, newest first: at most `limit`.
+    pub fn newest_photos(&self, limit: usize) -> Result<Vec<PhotoRow>, IndexError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
+             WHERE {CURRENT}
+             ORDER BY p.created_at_ms DESC, p.folder, p.path LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(PhotoRow {
+                record_id: RecordId(blob_id_from(r.get(0)?)?),
+                sealed: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Photo records this device added after `after_ms` (what the watcher recorded since a
     /// scan).
     pub fn photos_added_after(

@@ -532,6 +532,57 @@ pub fn photo_copies(
     }))
 }
 
+/// A photo as the page's photo grid shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct NewPhoto {
+    /// Its current record (hex): what its thumbnail is asked by.
+    pub record_id: String,
+    /// Its folder label.
+    pub folder: String,
+    /// Its path.
+    pub path: String,
+    /// Its kind (`jpeg`, `mp4`, …).
+    pub kind: MediaType,
+    /// Its size.
+    pub size: u64,
+    /// When it was taken, local wall-clock seconds since 1970, if known.
+    pub taken_local_seconds: Option<i64>,
+    /// Copies on distinct devices verified within the scrub period (this one included).
+    pub copies: u64,
+    /// Its versions (this one included).
+    pub versions: u64,
+}
+
+/// The photos added last, newest first (at most `limit`), with their copies and versions.
+pub fn newest(
+    home: &Home,
+    limit: usize,
+    verified_within: std::time::Duration,
+) -> Result<Vec<NewPhoto>, IndexError> {
+    let copies = Copies::new(home, verified_within)?;
+    let mut out = Vec::new();
+    for row in home.index.newest_photos(limit)? {
+        let Ok(p) = photomesh_protocol::record::Record::open_photo(&row.sealed, &home.keys) else {
+            continue;
+        };
+        let held = home.index.held_verified_at(&p.blob_id)?;
+        let mut all: Vec<CopyOf> = copies.mine(held).into_iter().collect();
+        all.extend(copies.of_peers(home, &p.blob_id)?);
+        let versions = versions(home, &p.folder, &p.path)?.len() as u64;
+        out.push(NewPhoto {
+            record_id: row.record_id.to_hex(),
+            kind: p.media_type,
+            size: p.size,
+            taken_local_seconds: p.capture_time.map(|c| c.local_seconds),
+            copies: all.iter().filter(|c| c.counts).count() as u64,
+            versions,
+            folder: p.folder,
+            path: p.path,
+        });
+    }
+    Ok(out)
+}
+
 /// Photo records this device added since the last scan finished (through each of its
 /// classes' records made since: only those are read).
 fn recorded_since_scan(home: &Home, classes: &[PhotoClass]) -> Result<u64, IndexError> {

@@ -72,6 +72,26 @@ pub fn to_terminal(text: &str) -> Result<String, QrError> {
     Ok(out)
 }
 
+/// The QR code of `text` as an SVG image: one path of dark modules on a light square with
+/// a quiet zone, drawn crisp at any size (the page shows it).
+pub fn to_svg(text: &str) -> Result<String, QrError> {
+    let code = code(text)?;
+    let width = code.width();
+    let side = width + 2 * QUIET;
+    let mut path = String::new();
+    for (i, c) in code.to_colors().iter().enumerate() {
+        if *c == Color::Dark {
+            let (x, y) = (i % width + QUIET, i / width + QUIET);
+            path.push_str(&format!("M{x} {y}h1v1h-1z"));
+        }
+    }
+    Ok(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {side} {side}\" \
+         shape-rendering=\"crispEdges\"><rect width=\"{side}\" height=\"{side}\" \
+         fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
+    ))
+}
+
 /// Writes the QR code of `text` as a greyscale PNG.
 pub fn write_png(text: &str, path: &Path) -> Result<(), QrError> {
     let code = code(text)?;

@@ -183,6 +183,56 @@ pub const FIELDS: &[Field] = &[
         value: |c| c.nat.gateway.map(|g| quoted(&g.to_string())),
     },
     Field {
+        section: "web",
+        key: "enabled",
+        doc: "Whether `photomesh run` serves the page (`photomesh open` opens it): what is safe,\n\
+              who is online, adding a device, the trash, uploads from a phone's browser.",
+        unset: "",
+        value: |c| Some(c.web.enabled.to_string()),
+    },
+    Field {
+        section: "web",
+        key: "listen",
+        doc: "Where the page is served: IP:PORT. \"127.0.0.1:8470\" is this computer only. Any\n\
+              other address (\"0.0.0.0:8470\" for the LAN) needs a password first: `photomesh\n\
+              web password`.",
+        unset: "",
+        value: |c| Some(quoted(&c.web.listen.to_string())),
+    },
+    Field {
+        section: "web",
+        key: "hosts",
+        doc: "Host names the page answers to besides IP addresses, `localhost` and this\n\
+              computer's own name (with and without `.local`), such as [\"nas.example.net\"].\n\
+              Any other Host header is refused (a guard against DNS rebinding).",
+        unset: "",
+        value: |c| {
+            Some(format!(
+                "[{}]",
+                c.web
+                    .hosts
+                    .iter()
+                    .map(|h| quoted(h))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        },
+    },
+    Field {
+        section: "web",
+        key: "uploads",
+        doc: "Where photos added from a phone's browser go, in a folder per phone, unless a\n\
+              folder labelled \"Uploads\" is backed up already: a path. Added as the folder\n\
+              \"Uploads\" on the first upload.",
+        unset: "HOME/Uploads",
+        value: |c| {
+            c.web
+                .uploads
+                .as_ref()
+                .map(|p| quoted(&p.display().to_string()))
+        },
+    },
+    Field {
         section: "drill",
         key: "interval",
         doc: "How often the running node runs a restore drill by itself (a sample of photos\n\

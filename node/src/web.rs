@@ -1,0 +1,860 @@
+//! The page every running node serves (`[web]`, default `127.0.0.1:8470`): is every photo
+//! safe, who is online, what is being copied; add a device by showing its QR code, revoke
+//! one, the trash.
+//!
+//! A small axum server on the node's runtime. HTML is rendered on the server ([`pages`],
+//! maud: templates checked when the node is compiled); the one script keeps the overview
+//! live from server-sent events (`/events`) and needs no build step. Every asset is in the
+//! binary. Who may use it, and how each request is checked: [`auth`].
+//!
+//! The page reads and writes the home through its own handle (a second SQLite connection,
+//! as a command would), on blocking threads; it asks the running node only for what is
+//! live (connections, transfers).
+
+mod auth;
+mod invite;
+mod pages;
+mod upload;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Form, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use photomesh_protocol::identity::DeviceId;
+use photomesh_protocol::membership::Role;
+use photomesh_protocol::record::RecordId;
+
+pub use auth::{AuthError, MIN_PASSWORD_LEN, password_file, set_password};
+
+use crate::daemon::NodeHandle;
+use crate::home::{Home, HomeError};
+use crate::library::status::Targets;
+use crate::lock::Mutex;
+
+/// How often the live parts of the page are looked at again.
+pub const REFRESH: Duration = Duration::from_secs(1);
+/// The longest a form's body may be.
+const FORM_LIMIT: usize = 64 << 10;
+
+/// How the page is served.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Host names answered besides IP addresses, `localhost` and this computer's names.
+    pub hosts: Vec<String>,
+    /// What safety is measured against, as `status` measures it.
+    pub targets: Targets,
+    /// Where uploads from a browser go unless a folder labelled `Uploads` exists.
+    pub uploads: PathBuf,
+    /// What in the folders is backed up (`[folders] ignore`), for uploads.
+    pub selection: crate::ignore::Selection,
+}
+
+/// Why the page could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// Beyond loopback without a password.
+    #[error(
+        "the page would listen on {0}, beyond this computer, and no password is set: set one \
+         with `photomesh web password`, or listen on 127.0.0.1 (`[web] listen`)"
+    )]
+    NeedsPassword(SocketAddr),
+    /// The address could not be bound.
+    #[error(
+        "the page cannot listen on {addr}: {source} (another program uses it? set `[web] \
+         listen`, or `[web] enabled = false`)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The password file could not be read.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The home could not be opened.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+}
+
+/// The page's socket, bound, with what it serves: made before the node starts, so that a
+/// page that cannot be served stops `photomesh run` with a clear message.
+pub struct Bound {
+    listener: std::net::TcpListener,
+    local: SocketAddr,
+    home_path: PathBuf,
+    home: Home,
+    options: WebOptions,
+}
+
+/// Checks the page may be served as `options` say, and binds its socket.
+pub fn bind(home_path: &Path, options: WebOptions) -> Result<Bound, WebError> {
+    if !options.listen.ip().is_loopback() && auth::password_hash(home_path)?.is_none() {
+        return Err(WebError::NeedsPassword(options.listen));
+    }
+    let addr = options.listen;
+    let bind_err = |source| WebError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    Ok(Bound {
+        listener,
+        local,
+        home_path: home_path.to_owned(),
+        home: Home::open(home_path)?,
+        options,
+    })
+}
+
+impl Bound {
+    /// Where the page is served.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Serves the page for `node` on the current runtime until the task is dropped or the
+    /// runtime ends.
+    pub fn serve(self, node: NodeHandle) -> Result<tokio::task::JoinHandle<()>, WebError> {
+        let addr = self.local;
+        let listener = tokio::net::TcpListener::from_std(self.listener)
+            .map_err(|source| WebError::Bind { addr, source })?;
+        let mut names = auth::own_names();
+        names.extend(self.options.hosts.iter().map(|h| h.to_ascii_lowercase()));
+        let web = Arc::new(Web {
+            node,
+            loopback: self.local.ip().is_loopback(),
+            home_path: self.home_path,
+            home: Arc::new(Mutex::new("the page's home", self.home)),
+            names,
+            targets: self.options.targets,
+            uploads: self.options.uploads,
+            selection: self.options.selection,
+            receiving: upload::Receiving::default(),
+            auth: auth::Auth::default(),
+            invitations: invite::Invitations::default(),
+        });
+        let app = router(web);
+        Ok(tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, service).await {
+                tracing::warn!("the page stopped: {e}");
+            }
+        }))
+    }
+}
+
+struct Web {
+    node: NodeHandle,
+    loopback: bool,
+    home_path: PathBuf,
+    home: Arc<Mutex<Home>>,
+    names: Vec<String>,
+    targets: Targets,
+    uploads: PathBuf,
+    selection: crate::ignore::Selection,
+    receiving: upload::Receiving,
+    auth: auth::Auth,
+    invitations: invite::Invitations,
+}
+
+type Shared = Arc<Web>;
+
+impl Web {
+    /// Whether a session needs a login: beyond loopback always; on loopback once a password
+    /// is set. A password file that cannot be read counts as set.
+    fn login_required(&self) -> bool {
+        !self.loopback || !matches!(auth::password_hash(&self.home_path), Ok(None))
+    }
+
+    /// Runs `f` with the page's home on a blocking thread.
+    async fn with_home<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Home) -> T + Send + 'static,
+    ) -> Result<T, PageError> {
+        let home = self.home.clone();
+        tokio::task::spawn_blocking(move || f(&mut home.lock()))
+            .await
+            .map_err(|e| PageError::internal(format!("the page's worker failed: {e}")))
+    }
+
+    /// The overview's live part, rendered.
+    async fn overview(&self) -> Result<pages::Overview, PageError> {
+        let targets = self.targets;
+        let live = self.node.live();
+        self.with_home(move |home| -> Result<pages::Overview, PageError> {
+            let mut status = crate::library::status::status_with(home, targets)
+                .map_err(|e| PageError::internal(e.to_string()))?;
+            crate::library::status::apply_live(&mut status, Some(live));
+            Ok(pages::Overview {
+                vault: home.keys.current().is_none(),
+                status,
+                now_ms: crate::clock::now_ms(),
+            })
+        })
+        .await?
+    }
+}
+
+fn router(web: Shared) -> Router {
+    Router::new()
+        .route("/", get(overview))
+        .route("/events", get(events))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/photos", get(photos))
+        .route("/thumb/{record}", get(thumb))
+        .route("/upload", get(upload_page))
+        .route("/upload/check", post(upload_check))
+        .route(
+            "/upload/{hash}",
+            axum::routing::put(upload_chunk).layer(axum::extract::DefaultBodyLimit::max(
+                upload::MAX_CHUNK + 4096,
+            )),
+        )
+        .route("/devices", get(devices))
+        .route("/devices/invite", get(invitation).post(invite))
+        .route("/devices/invite/cancel", post(cancel_invite))
+        .route("/devices/revoke", get(revoke_page).post(revoke))
+        .route("/trash", get(trash))
+        .route("/trash/restore", post(trash_restore))
+        .route("/trash/empty", get(trash_empty_page).post(trash_empty))
+        .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
+        .layer(axum::middleware::from_fn_with_state(web.clone(), guard))
+        .with_state(web)
+}
+
+/// A page that went wrong: its status and what to say.
+#[derive(Debug)]
+struct PageError(StatusCode, String);
+
+impl PageError {
+    fn internal(why: String) -> Self {
+        Self(StatusCode::INTERNAL_SERVER_ERROR, why)
+    }
+    fn bad(why: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, why.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        (self.0, Html(pages::problem(self.0, &self.1).into_string())).into_response()
+    }
+}
+
+fn refuse(code: StatusCode, why: &str) -> Response {
+    PageError(code, why.to_owned()).into_response()
+}
+
+/// Every request passes here first (the rules: [`auth`]).
+async fn guard(
+    State(web): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(auth::host_name);
+    let Some(host) = host.filter(|h| auth::host_allowed(h, &web.names)) else {
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this page answers only to its own address; open it by IP address or by this \
+             computer's name",
+        );
+    };
+    let path = request.uri().path().to_owned();
+    if path.starts_with("/static/") {
+        return next.run(request).await;
+    }
+    let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
+    if changes && !same_origin(&request, &host) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "a form from another site was refused",
+        );
+    }
+    let cookie = request
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| auth::cookie(c, auth::COOKIE))
+        .map(str::to_owned);
+    let mut session = cookie.as_deref().and_then(|id| web.auth.get(id));
+    let mut new_cookie = None;
+    if session.is_none() && !web.login_required() {
+        match web.auth.open(false) {
+            Ok((id, s)) => {
+                new_cookie = Some(auth::set_cookie(&id));
+                session = Some(s);
+            }
+            Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        }
+    }
+    let mut request = request;
+    if path == "/login" {
+        request.extensions_mut().insert(LoginFrom(peer));
+        return next.run(request).await;
+    }
+    let Some(session) = session else {
+        return if request.method() == Method::GET {
+            Redirect::to("/login").into_response()
+        } else {
+            refuse(StatusCode::UNAUTHORIZED, "log in first")
+        };
+    };
+    if changes {
+        let (ok, rebuilt) = carries_csrf(request, &session.csrf).await;
+        if !ok {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "this form is out of date or came from elsewhere (no valid CSRF token): reload \
+                 the page and try again",
+            );
+        }
+        request = rebuilt;
+    }
+    request.extensions_mut().insert(session);
+    if let Some(id) = cookie.filter(|_| new_cookie.is_none()) {
+        request.extensions_mut().insert(SessionId(id));
+    }
+    let mut response = next.run(request).await;
+    if let Some(cookie) = new_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The session cookie's value, for `logout`.
+#[derive(Clone)]
+struct SessionId(String);
+/// Who is logging in, for the rate limit.
+#[derive(Clone, Copy)]
+struct LoginFrom(SocketAddr);
+
+/// An `Origin` header, when the browser sends one, names this page's host.
+fn same_origin(request: &Request, host: &str) -> bool {
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    rest.and_then(auth::host_name).is_some_and(|h| h == host)
+}
+
+/// Whether a request that changes something carries `csrf`, in its `X-CSRF-Token` header or its form's `csrf` field;
+/// the request comes back whole (its body read into memory, at most [`FORM_LIMIT`]).
+async fn carries_csrf(request: Request, csrf: &str) -> (bool, Request) {
+    if let Some(token) = request.headers().get("x-csrf-token") {
+        let ok = token.to_str().is_ok_and(|t| auth::same(t, csrf));
+        return (ok, request);
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+        return (false, Request::from_parts(parts, Body::empty()));
+    };
+    let ok = bytes.split(|b| *b == b'&').any(|pair| {
+        pair.strip_prefix(b"csrf=")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .is_some_and(|v| auth::same(v, csrf))
+    });
+    (ok, Request::from_parts(parts, Body::from(bytes)))
+}
+
+type Session = axum::Extension<auth::Session>;
+
+async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        pages::CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        pages::JS,
+    )
+}
+
+async fn overview(State(web): State<Shared>, session: Session) -> Result<Html<String>, PageError> {
+    let overview = web.overview().await?;
+    Ok(Html(
+        pages::overview_page(&overview, &session).into_string(),
+    ))
+}
+
+/// The live parts, as server-sent events: `overview` (the overview's live part) and
+/// `invite` (the invitation shown), each sent when it changed.
+async fn events(State(web): State<Shared>) -> impl IntoResponse {
+    struct Last {
+        overview: String,
+        invite: String,
+        first: bool,
+    }
+    let state = (
+        web,
+        Last {
+            overview: String::new(),
+            invite: String::new(),
+            first: true,
+        },
+    );
+    let stream = futures_util::stream::unfold(state, |(web, mut last)| async move {
+        loop {
+            if !last.first {
+                tokio::time::sleep(REFRESH).await;
+            }
+            last.first = false;
+            let mut event = None;
+            let invite = web
+                .invitations
+                .current()
+                .map(|i| pages::invitation_live(&i).into_string())
+                .unwrap_or_default();
+            if invite != last.invite {
+                last.invite.clone_from(&invite);
+                event = Some(Event::default().event("invite").data(invite));
+            } else if let Ok(overview) = web.overview().await {
+                let html = pages::overview_live(&overview).into_string();
+                if html != last.overview {
+                    last.overview.clone_from(&html);
+                    event = Some(Event::default().event("overview").data(html));
+                }
+            }
+            if let Some(event) = event {
+                return Some((Ok::<_, std::convert::Infallible>(event), (web, last)));
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    password: String,
+}
+
+async fn login_page(State(web): State<Shared>) -> Response {
+    if !web.login_required() {
+        return Redirect::to("/").into_response();
+    }
+    Html(pages::login(None).into_string()).into_response()
+}
+
+async fn login(
+    State(web): State<Shared>,
+    axum::Extension(LoginFrom(from)): axum::Extension<LoginFrom>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if let Some(wait) = web.auth.login_wait(from.ip()) {
+        let why = format!(
+            "too many wrong passwords from {}: wait {} s and try again",
+            from.ip(),
+            wait.as_secs().max(1)
+        );
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(pages::login(Some(&why)).into_string()),
+        )
+            .into_response();
+    }
+    let hash = match auth::password_hash(&web.home_path) {
+        Ok(Some(hash)) => hash,
+        Ok(None) => return Redirect::to("/").into_response(),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let ok = tokio::task::spawn_blocking(move || auth::verify(&hash, &form.password))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        web.auth.failed_login(from.ip());
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(pages::login(Some("that is not the password")).into_string()),
+        )
+            .into_response();
+    }
+    match web.auth.open(true) {
+        Ok((id, _)) => (
+            [(header::SET_COOKIE, auth::set_cookie(&id))],
+            Redirect::to("/"),
+        )
+            .into_response(),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn logout(State(web): State<Shared>, request: Request) -> Response {
+    if let Some(SessionId(id)) = request.extensions().get::<SessionId>() {
+        web.auth.close(id);
+    }
+    (
+        [(header::SET_COOKIE, auth::clear_cookie())],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+/// How many of the newest photos the photo page shows.
+const NEWEST: usize = 60;
+
+async fn photos(State(web): State<Shared>, session: Session) -> Result<Html<String>, PageError> {
+    let targets = web.targets;
+    let (newest, status, vault) = web
+        .with_home(move |home| {
+            let vault = home.keys.current().is_none();
+            let newest = if vault {
+                Ok(Vec::new())
+            } else {
+                crate::library::status::newest(home, NEWEST, targets.verified_within)
+            };
+            (
+                newest,
+                crate::library::status::status_with(home, targets),
+                vault,
+            )
+        })
+        .await?;
+    let err = |e: crate::index::IndexError| PageError::internal(e.to_string());
+    let (newest, status) = (newest.map_err(err)?, status.map_err(err)?);
+    Ok(Html(
+        pages::photos(&newest, &status, vault, &session).into_string(),
+    ))
+}
+
+async fn thumb(
+    State(web): State<Shared>,
+    axum::extract::Path(record): axum::extract::Path<String>,
+) -> Response {
+    let id = hex::decode(record.trim_end_matches(".jpg"))
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(RecordId);
+    let Some(id) = id else {
+        return refuse(StatusCode::NOT_FOUND, "no such photo");
+    };
+    match web
+        .with_home(move |home| crate::library::thumbs::thumbnail(home, &id))
+        .await
+    {
+        Ok(Ok(jpeg)) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "private, max-age=86400"),
+            ],
+            jpeg,
+        )
+            .into_response(),
+        Ok(Err(e)) => refuse(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn upload_page(
+    State(web): State<Shared>,
+    session: Session,
+) -> Result<Html<String>, PageError> {
+    let vault = web.with_home(|home| home.keys.current().is_none()).await?;
+    Ok(Html(pages::upload(vault, &session).into_string()))
+}
+
+fn json_answer<T: serde::Serialize>(code: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn upload_failed(e: &upload::UploadError) -> Response {
+    let code = match e {
+        upload::UploadError::Bad(_) => StatusCode::BAD_REQUEST,
+        upload::UploadError::Offset { .. } | upload::UploadError::Busy => StatusCode::CONFLICT,
+        upload::UploadError::Damaged => StatusCode::UNPROCESSABLE_ENTITY,
+        upload::UploadError::Vault => StatusCode::FORBIDDEN,
+        upload::UploadError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let have = match e {
+        upload::UploadError::Offset { have } => Some(*have),
+        _ => None,
+    };
+    json_answer(
+        code,
+        &serde_json::json!({ "error": e.to_string(), "have": have }),
+    )
+}
+
+async fn upload_check(State(web): State<Shared>, body: axum::body::Bytes) -> Response {
+    let picks: Vec<upload::Pick> = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return upload_failed(&upload::UploadError::Bad(format!(
+                "not a list of picks: {e}"
+            )));
+        }
+    };
+    match web.with_home(move |home| upload::check(home, &picks)).await {
+        Ok(Ok(states)) => json_answer(StatusCode::OK, &states),
+        Ok(Err(e)) => upload_failed(&e),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn header_text(headers: &axum::http::HeaderMap, name: &str) -> Result<String, upload::UploadError> {
+    let raw = headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| upload::UploadError::Bad(format!("the header {name} is missing")))?;
+    upload::percent_decode(raw).ok_or_else(|| {
+        upload::UploadError::Bad(format!("the header {name} is not percent-encoded UTF-8"))
+    })
+}
+
+fn header_number(headers: &axum::http::HeaderMap, name: &str) -> Result<u64, upload::UploadError> {
+    header_text(headers, name)?
+        .parse()
+        .map_err(|_| upload::UploadError::Bad(format!("the header {name} is not a number")))
+}
+
+async fn upload_chunk(
+    State(web): State<Shared>,
+    axum::extract::Path(hash): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let chunk = (|| {
+        Ok::<_, upload::UploadError>(upload::Chunk {
+            hash: upload::parse_hash(&hash)?,
+            offset: header_number(&headers, "x-upload-offset")?,
+            size: header_number(&headers, "x-upload-size")?,
+            name: header_text(&headers, "x-upload-name")?,
+            mtime_ms: header_number(&headers, "x-upload-mtime")?,
+            device: header_text(&headers, "x-upload-device")?,
+        })
+    })();
+    let chunk = match chunk {
+        Ok(c) => c,
+        Err(e) => return upload_failed(&e),
+    };
+    let home_path = web.home_path.clone();
+    let receiver = web.clone();
+    let hash = chunk.hash;
+    let appended = tokio::task::spawn_blocking(move || {
+        let (have, whole) = upload::append(&home_path, &receiver.receiving, &chunk, &body)?;
+        if whole {
+            upload::verify_whole(&home_path, &chunk.hash)?;
+        }
+        Ok::<_, upload::UploadError>((have, whole))
+    })
+    .await;
+    let (have, whole) = match appended {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return upload_failed(&e),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let mut done = upload::ChunkDone {
+        have,
+        placed: None,
+        recorded: false,
+    };
+    if whole {
+        let (folder, selection) = (web.uploads.clone(), web.selection.clone());
+        match web
+            .with_home(move |home| upload::place(home, &hash, &folder, &selection))
+            .await
+        {
+            Ok(Ok((placed, recorded))) => {
+                done.placed = Some(placed);
+                done.recorded = recorded;
+                web.node.announce();
+            }
+            Ok(Err(e)) => return upload_failed(&e),
+            Err(e) => return e.into_response(),
+        }
+    }
+    json_answer(StatusCode::OK, &done)
+}
+
+async fn devices(State(web): State<Shared>, session: Session) -> Result<Html<String>, PageError> {
+    let live = web.node.live();
+    let (devices, full) = web
+        .with_home(move |home| {
+            let mut devices = crate::mesh::devices(home)?;
+            crate::library::status::apply_live_devices(&mut devices, Some(&live));
+            let full = crate::mesh::my_role(home)? == Some(Role::Full);
+            Ok::<_, crate::mesh::MeshError>((devices, full))
+        })
+        .await?
+        .map_err(|e| PageError::internal(e.to_string()))?;
+    Ok(Html(
+        pages::devices(&devices, full, web.invitations.current().as_ref(), &session).into_string(),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct InviteForm {
+    role: String,
+    expires: String,
+}
+
+async fn invite(
+    State(web): State<Shared>,
+    Form(form): Form<InviteForm>,
+) -> Result<Redirect, PageError> {
+    let role = match form.role.as_str() {
+        "full" => Role::Full,
+        "vault" => Role::Vault,
+        other => {
+            return Err(PageError::bad(format!(
+                "{other:?} is not a role: full or vault"
+            )));
+        }
+    };
+    let expires = crate::home::config::parse_duration(&form.expires)
+        .map_err(|e| PageError::bad(format!("expires: {e}")))?;
+    let (min, max) = (
+        photomesh_protocol::pairing::MIN_LIFETIME_S,
+        photomesh_protocol::pairing::MAX_LIFETIME_S,
+    );
+    if !(min..=max).contains(&expires.as_secs()) {
+        return Err(PageError::bad(
+            "an invitation works for at least a minute and at most 7 days",
+        ));
+    }
+    web.invitations.start(web.home_path.clone(), role, expires);
+    Ok(Redirect::to("/devices/invite"))
+}
+
+async fn invitation(
+    State(web): State<Shared>,
+    session: Session,
+) -> Result<Html<String>, PageError> {
+    let current = web.invitations.current();
+    Ok(Html(
+        pages::invitation_page(current.as_ref(), &session).into_string(),
+    ))
+}
+
+async fn cancel_invite(State(web): State<Shared>) -> Redirect {
+    web.invitations.cancel();
+    Redirect::to("/devices")
+}
+
+#[derive(serde::Deserialize)]
+struct DeviceForm {
+    device: String,
+}
+
+fn device_id(text: &str) -> Result<DeviceId, PageError> {
+    text.parse()
+        .map_err(|_| PageError::bad(format!("{text:?} is not a device ID")))
+}
+
+async fn revoke_page(
+    State(web): State<Shared>,
+    session: Session,
+    Query(form): Query<DeviceForm>,
+) -> Result<Html<String>, PageError> {
+    let id = device_id(&form.device)?;
+    let entry = web
+        .with_home(move |home| crate::mesh::devices(home))
+        .await?
+        .map_err(|e| PageError::internal(e.to_string()))?
+        .into_iter()
+        .find(|d| d.device_id == id.to_string() && !d.revoked)
+        .ok_or_else(|| PageError::bad("no such member"))?;
+    Ok(Html(pages::revoke_page(&entry, &session).into_string()))
+}
+
+async fn revoke(
+    State(web): State<Shared>,
+    Form(form): Form<DeviceForm>,
+) -> Result<Html<String>, PageError> {
+    let id = device_id(&form.device)?;
+    let revoked = web
+        .with_home(move |home| crate::mesh::revoke(home, &id, crate::clock::now_ms()))
+        .await?
+        .map_err(|e| PageError::bad(e.to_string()))?;
+    Ok(Html(pages::revoked(&id, &revoked).into_string()))
+}
+
+async fn trash(State(web): State<Shared>, session: Session) -> Result<Html<String>, PageError> {
+    let retention = web.targets.retention;
+    let (list, vault) = web
+        .with_home(move |home| {
+            (
+                crate::library::trash::list(home, retention),
+                home.keys.current().is_none(),
+            )
+        })
+        .await?;
+    let list = list.map_err(|e| PageError::internal(e.to_string()))?;
+    Ok(Html(pages::trash(&list, vault, &session).into_string()))
+}
+
+#[derive(serde::Deserialize)]
+struct RestoreForm {
+    records: String,
+}
+
+async fn trash_restore(
+    State(web): State<Shared>,
+    Form(form): Form<RestoreForm>,
+) -> Result<Redirect, PageError> {
+    let ids = form
+        .records
+        .split(',')
+        .map(|r| {
+            hex::decode(r.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(RecordId)
+                .ok_or_else(|| PageError::bad(format!("{r:?} is not a record ID")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    web.with_home(move |home| {
+        crate::library::trash::restore(
+            home,
+            &crate::library::restore::Selection::default(),
+            &ids,
+            false,
+            false,
+        )
+    })
+    .await?
+    .map_err(|e| PageError::bad(e.to_string()))?;
+    Ok(Redirect::to("/trash"))
+}
+
+async fn trash_empty_page(
+    State(web): State<Shared>,
+    session: Session,
+) -> Result<Html<String>, PageError> {
+    let retention = web.targets.retention;
+    let list = web
+        .with_home(move |home| crate::library::trash::list(home, retention))
+        .await?
+        .map_err(|e| PageError::internal(e.to_string()))?;
+    Ok(Html(pages::trash_empty_page(&list, &session).into_string()))
+}
+
+async fn trash_empty(State(web): State<Shared>) -> Result<Redirect, PageError> {
+    web.with_home(|home| crate::library::trash::empty(home, None, false))
+        .await?
+        .map_err(|e| PageError::bad(e.to_string()))?;
+    Ok(Redirect::to("/trash"))
+}

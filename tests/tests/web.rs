@@ -482,3 +482,127 @@ fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
             .is_none()
     );
 }
+
+#[test]
+fn the_trash_is_restored_and_emptied_from_the_page_and_a_vault_shows_counts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let laptop = Node::init(dir.path(), "laptop");
+    let vault = Node::init(dir.path(), "vault");
+    laptop.invite(&vault, "vault");
+    let pics = dir.path().join("pics");
+    std::fs::create_dir_all(&pics).unwrap();
+    for (i, name) in ["a.jpg", "b.jpg", "c.jpg"].iter().enumerate() {
+        take_photo(&pics, name, 10 + i as u64);
+    }
+    laptop.ok(&["folder", "add", pics.to_str().unwrap()]);
+    laptop.ok(&["scan"]);
+    laptop.ok(&["delete", "pics/a.jpg", "pics/b.jpg"]);
+    let (_laptop_run, laptop_addr, page) = laptop.start_run_web("127.0.0.1:0");
+    let base = format!("http://{page}");
+    let in_trash = |node: &Node| node.json(&["trash", "list"])["versions"].as_u64().unwrap();
+
+    let browser = Browser::start(1000, 1000);
+    browser.go(&format!("{base}/trash"));
+    let listed = browser.text("#trash");
+    assert!(
+        listed.contains("pics/a.jpg") && listed.contains("pics/b.jpg"),
+        "{listed}"
+    );
+    browser.screenshot(&screenshot_path("trash"));
+    // Restore a.jpg: it leaves the trash, here and in the CLI's view of the same home.
+    browser.click("#trash tbody tr:first-child button");
+    let left = browser.wait_text("#trash", "a.jpg restored", |t| !t.contains("a.jpg"));
+    assert!(left.contains("pics/b.jpg"), "{left}");
+    assert_eq!(in_trash(&laptop), 1);
+    // Empty it: the page asks first and says it cannot be undone.
+    browser.click("a.danger");
+    assert!(browser.text("main").contains("cannot be undone"));
+    browser.click("button.danger");
+    browser.wait_text("#empty", "an empty trash", |t| t == "The trash is empty.");
+    assert_eq!(in_trash(&laptop), 0);
+
+    // A vault's page: counts only, no photo named, no thumbnails.
+    vault.ok(&["peer", "add", &laptop_addr]);
+    let (_vault_run, _, vault_page) = vault.start_run_web("127.0.0.1:0");
+    wait_until("the vault to hold the records", || {
+        let records = vault.json(&["status"])["records"].as_u64().unwrap();
+        let want = laptop.json(&["status"])["records"].as_u64().unwrap();
+        if records == want {
+            Ok(())
+        } else {
+            Err(format!("{records} of {want}"))
+        }
+    });
+    browser.go(&format!("http://{vault_page}/"));
+    let sentence = browser.text("#sentence");
+    assert!(sentence.starts_with("This is a vault"), "{sentence}");
+    browser.go(&format!("http://{vault_page}/photos"));
+    let photos = browser.text("main");
+    assert!(photos.contains("cannot read"), "{photos}");
+    assert!(!photos.contains(".jpg"), "{photos}");
+    assert!(browser.find_all("#grid img").is_empty());
+    browser.go(&format!("http://{vault_page}/upload"));
+    assert!(browser.text("main").contains("This device is a vault"));
+    browser.screenshot(&screenshot_path("vault"));
+
+    // `open --print` names the configured page.
+    let config = laptop.home.join("config.toml");
+    std::fs::write(&config, "[web]\nlisten = \"0.0.0.0:8471\"\n").unwrap();
+    assert_eq!(
+        laptop.ok(&["open", "--print"]).trim(),
+        "http://127.0.0.1:8471/"
+    );
+    std::fs::write(&config, "[web]\nenabled = false\n").unwrap();
+    let off = laptop.run(&["open"]);
+    assert_eq!(off.code, 2);
+    assert!(off.stderr.contains("enabled = false"), "{}", off.stderr);
+}
+
+#[test]
+fn every_corpus_picture_of_a_drawn_kind_gets_a_thumbnail_or_a_reason() {
+    use photomesh::library::thumbs::{self, ThumbError};
+    let mut drawn = Vec::new();
+    let mut refused = Vec::new();
+    let mut stack = vec![photomesh_tests::corpus_files()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let kind = photomesh::library::media::type_from_extension(&path);
+            if !thumbs::drawn(kind) {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            match thumbs::make(&bytes, kind) {
+                Ok(jpeg) => {
+                    assert!(jpeg.starts_with(&[0xff, 0xd8]), "{name}: not a JPEG");
+                    drawn.push(name);
+                }
+                Err(e @ (ThumbError::Decode(_) | ThumbError::TooLarge)) => {
+                    refused.push(format!("{name}: {e}"));
+                }
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+    }
+    // Camera JPEGs, phone JPEGs with gain maps, the MPOs, the PNGs and the WebPs.
+    for must in [
+        "gexiv2-canon-g11.jpeg",
+        "pillow-pixel6-ultrahdr.jpg",
+        "libavif-iphone13mini-gainmap.jpg",
+        "pillow-nintendo-3ds.mpo",
+        "libavif-pixel4a-exif-chunk.png",
+        "exiv2-nikon-d5300.webp",
+        "pillow-canon-s40.webp",
+    ] {
+        assert!(drawn.iter().any(|d| d == must), "{must}: {refused:?}");
+    }
+    // Every one of the 24 draws today; a file that cannot (a metadata-only sample) must be
+    // refused with a reason, never a panic.
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(drawn.len(), 24, "{drawn:?}");
+}

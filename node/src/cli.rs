@@ -147,6 +147,7 @@ fn with_home(command: Command, home: Home, home_path: &Path, loaded: &Loaded) ->
         } => pair::join(home, code, qr.as_deref(), leave_current_mesh),
         Command::Devices { json } => devices::devices(&home, home_path, json),
         Command::Revoke { device } => devices::revoke(home, &device),
+        Command::Rename { device, name } => devices::rename(&home, &device, &name),
         Command::RecoveryKey(RecoveryCommand::Rotate { png }) => {
             devices::rotate_recovery_key(home, png)
         }

@@ -16,7 +16,7 @@ pub mod trash;
 
 use photomesh_protocol::identity::{DeviceId, DeviceIdError};
 use photomesh_protocol::membership::{
-    Introduce, MembershipError, MembershipRecord, Revoke, Role, Statement, TrustSet,
+    Introduce, MembershipError, MembershipRecord, Rename, Revoke, Role, Statement, TrustSet,
 };
 use photomesh_protocol::nquic;
 
@@ -47,7 +47,13 @@ pub enum MeshError {
     /// No member with that ID.
     #[error("no member of this mesh has the device ID {0}; `photomesh devices` lists them")]
     UnknownDevice(DeviceId),
-    /// A device cannot revoke itself.
+    /// No member has the name.
+    #[error("no member is called {0:?}; give its device ID (`photomesh devices` lists them)")]
+    NoSuchName(String),
+    /// More than one member has the name.
+    #[error("more than one member is called {0:?}; give its device ID (`photomesh devices`)")]
+    AmbiguousName(String),
+    /// Revoking oneself.
     #[error("a device cannot revoke itself; revoke it from another full device")]
     RevokeSelf,
     /// The key files could not be written.
@@ -236,6 +242,52 @@ pub fn revoke(home: &mut Home, device: &DeviceId, now_ms: u64) -> Result<Revoked
         epoch,
         recovery_rotated,
     })
+}
+
+/// Renames a member: signs a rename record (`PAIRING.md`, step 5). A full device renames
+/// any member; any device renames itself. Every member shows the new name once the record
+/// reaches it.
+pub fn rename(home: &Home, device: &DeviceId, name: &str, now_ms: u64) -> Result<(), MeshError> {
+    let me = home.device.device_id();
+    if *device != me {
+        require_full(home)?;
+    }
+    if trust_set(home)?.get(device).is_none() {
+        return Err(MeshError::UnknownDevice(*device));
+    }
+    let name = name.trim();
+    let record = MembershipRecord::sign(
+        &home.device,
+        Statement::Rename(Rename {
+            device: *device,
+            name: name.to_owned(),
+            created_at_ms: now_ms,
+        }),
+    )?;
+    home.index
+        .add_record(&record.record_id, &record.bytes, now_ms)?;
+    if *device == me {
+        home.index.set_meta("device_name", name)?;
+    }
+    Ok(())
+}
+
+/// The member `text` names: its device ID, or its name (exactly, and only one member's).
+pub fn find_member(home: &Home, text: &str) -> Result<DeviceId, MeshError> {
+    if let Ok(id) = text.parse::<DeviceId>() {
+        return Ok(id);
+    }
+    let trust = trust_set(home)?;
+    let named: Vec<DeviceId> = trust
+        .members()
+        .filter(|m| m.name == text)
+        .map(|m| m.device)
+        .collect();
+    match named.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(MeshError::NoSuchName(text.to_owned())),
+        _ => Err(MeshError::AmbiguousName(text.to_owned())),
+    }
 }
 
 /// One device as `photomesh devices` lists it.

@@ -226,6 +226,7 @@ fn router(web: Shared) -> Router {
         .route("/devices/invite", get(invitation).post(invite))
         .route("/devices/invite/cancel", post(cancel_invite))
         .route("/devices/revoke", get(revoke_page).post(revoke))
+        .route("/devices/rename", get(rename_page).post(rename))
         .route("/trash", get(trash))
         .route("/trash/restore", post(trash_restore))
         .route("/trash/empty", get(trash_empty_page).post(trash_empty))
@@ -778,6 +779,39 @@ async fn revoke_page(
         .find(|d| d.device_id == id.to_string() && !d.revoked)
         .ok_or_else(|| PageError::bad("no such member"))?;
     Ok(Html(pages::revoke_page(&entry, &session).into_string()))
+}
+
+async fn rename_page(
+    State(web): State<Shared>,
+    session: Session,
+    Query(form): Query<DeviceForm>,
+) -> Result<Html<String>, PageError> {
+    let id = device_id(&form.device)?;
+    let entry = web
+        .with_home(move |home| crate::mesh::devices(home))
+        .await?
+        .map_err(|e| PageError::internal(e.to_string()))?
+        .into_iter()
+        .find(|d| d.device_id == id.to_string() && !d.revoked)
+        .ok_or_else(|| PageError::bad("no such member"))?;
+    Ok(Html(pages::rename_page(&entry, &session).into_string()))
+}
+
+#[derive(serde::Deserialize)]
+struct RenameForm {
+    device: String,
+    name: String,
+}
+
+async fn rename(
+    State(web): State<Shared>,
+    Form(form): Form<RenameForm>,
+) -> Result<Redirect, PageError> {
+    let id = device_id(&form.device)?;
+    web.with_home(move |home| crate::mesh::rename(home, &id, &form.name, crate::clock::now_ms()))
+        .await?
+        .map_err(|e| PageError::bad(e.to_string()))?;
+    Ok(Redirect::to("/devices"))
 }
 
 async fn revoke(

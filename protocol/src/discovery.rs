@@ -80,7 +80,7 @@ impl DiscoveryKey {
                         && DeviceId::from_signing_key(&i.signing_key) == *founder
                         && i.role == Role::Full
                 }
-                Statement::Revoke(_) | Statement::Share(_) => false,
+                Statement::Revoke(_) | Statement::Share(_) | Statement::Rename(_) => false,
             })
             .map(|r| r.record_id)
             .min()

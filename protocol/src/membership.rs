@@ -112,6 +112,19 @@ pub enum Statement {
     Revoke(Revoke),
     /// A secret sealed to one member (`crate::share`).
     Share(crate::share::Share),
+    /// A member's new name (`PAIRING.md`, step 5).
+    Rename(Rename),
+}
+
+/// A device's new name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rename {
+    /// The device renamed.
+    pub device: DeviceId,
+    /// Its new name.
+    pub name: String,
+    /// When the rename was signed, in ms since the Unix epoch: the newest rename wins.
+    pub created_at_ms: u64,
 }
 
 /// A signed membership record, checked: its signature verified and its signer known.
@@ -188,6 +201,7 @@ impl MembershipRecord {
             Statement::Introduce(i) => i.created_at_ms,
             Statement::Revoke(r) => r.created_at_ms,
             Statement::Share(s) => s.created_at_ms,
+            Statement::Rename(r) => r.created_at_ms,
         }
     }
 
@@ -200,6 +214,10 @@ impl MembershipRecord {
 fn check_statement(statement: &Statement) -> Result<(), MembershipError> {
     match statement {
         Statement::Introduce(i) if i.name.len() > MAX_NAME_LEN => Err(MembershipError::NameTooLong),
+        Statement::Rename(r) if r.name.len() > MAX_NAME_LEN => Err(MembershipError::NameTooLong),
+        Statement::Rename(r) if r.name.trim().is_empty() => {
+            Err(MembershipError::Decode("an empty name".into()))
+        }
         _ => Ok(()),
     }
 }
@@ -272,6 +290,7 @@ impl TrustSet {
             }
             revoked = next;
         }
+        rename(&records, &mut members, &revoked);
         let mut trust = Self::default();
         for (device, member) in members {
             if let Some(keep) = revoked.remove(&device) {
@@ -418,6 +437,40 @@ fn member(device: DeviceId, i: &Introduce, by: DeviceId, depth: u32) -> Member {
     }
 }
 
+/// Gives each member the name of the newest rename of it that counts: signed by a full
+/// member whose signature counts, or by the device itself (`PAIRING.md`, step 5).
+fn rename(
+    records: &BTreeMap<RecordId, &MembershipRecord>,
+    members: &mut BTreeMap<DeviceId, Member>,
+    revoked: &BTreeMap<DeviceId, BTreeSet<RecordId>>,
+) {
+    let mut newest: BTreeMap<DeviceId, (u64, RecordId, &str)> = BTreeMap::new();
+    for r in records.values() {
+        let Statement::Rename(n) = &r.statement else {
+            continue;
+        };
+        if !members.contains_key(&n.device) {
+            continue;
+        }
+        let by_itself = r.signer == n.device && !revoked.contains_key(&n.device);
+        if !by_itself && !signer_counts(r, members, revoked) {
+            continue;
+        }
+        let candidate = (n.created_at_ms, r.record_id, n.name.as_str());
+        if newest
+            .get(&n.device)
+            .is_none_or(|(t, id, _)| (*t, *id) < (candidate.0, candidate.1))
+        {
+            newest.insert(n.device, candidate);
+        }
+    }
+    for (device, (_, _, name)) in newest {
+        if let Some(m) = members.get_mut(&device) {
+            name.clone_into(&mut m.name);
+        }
+    }
+}
+
 /// Applies revocations in order of the signer's seniority (depth, device ID, record ID).
 fn apply_revocations(
     records: &BTreeMap<RecordId, &MembershipRecord>,
@@ -429,7 +482,7 @@ fn apply_revocations(
             Statement::Revoke(v) => members
                 .get(&r.signer)
                 .map(|m| (m.depth, r.signer, r.record_id, v, *r)),
-            Statement::Introduce(_) | Statement::Share(_) => None,
+            Statement::Introduce(_) | Statement::Share(_) | Statement::Rename(_) => None,
         })
         .collect();
     revokes.sort_by_key(|(depth, signer, id, ..)| (*depth, *signer, *id));
@@ -492,6 +545,79 @@ pub(crate) mod tests {
 
     fn ids(t: &TrustSet) -> Vec<DeviceId> {
         t.members().map(|m| m.device).collect()
+    }
+
+    fn rename(by: &DeviceKeys, who: &DeviceKeys, name: &str, at: u64) -> MembershipRecord {
+        MembershipRecord::sign(
+            by,
+            Statement::Rename(Rename {
+                device: who.device_id(),
+                name: name.into(),
+                created_at_ms: at,
+            }),
+        )
+        .unwrap()
+    }
+
+    fn name_of(t: &TrustSet, who: &DeviceKeys) -> String {
+        t.get(&who.device_id()).unwrap().name.clone()
+    }
+
+    #[test]
+    fn the_newest_rename_by_a_full_member_or_the_device_itself_names_it() {
+        let (a, b, v, x) = (device(1), device(2), device(3), device(4));
+        let base = vec![
+            introduce(&a, &a, Role::Full, 1),
+            introduce(&a, &b, Role::Full, 2),
+            introduce(&a, &v, Role::Vault, 3),
+        ];
+        let founder = a.device_id();
+        let with = |extra: Vec<MembershipRecord>| {
+            let mut all = base.clone();
+            all.extend(extra);
+            TrustSet::evaluate(&founder, &all)
+        };
+        let introduced = name_of(&with(vec![]), &b);
+        // A full member renames b; b renames itself later: the newest wins, in any order.
+        let t = with(vec![
+            rename(&b, &b, "Tablet", 20),
+            rename(&a, &b, "Kids' tablet", 10),
+        ]);
+        assert_eq!(name_of(&t, &b), "Tablet");
+        let t = with(vec![
+            rename(&a, &b, "Kids' tablet", 30),
+            rename(&b, &b, "Tablet", 20),
+        ]);
+        assert_eq!(name_of(&t, &b), "Kids' tablet");
+        // A vault may rename itself, but nobody else; a stranger renames nobody.
+        let t = with(vec![
+            rename(&v, &v, "Offsite", 5),
+            rename(&v, &b, "pwned", 50),
+        ]);
+        assert_eq!(name_of(&t, &v), "Offsite");
+        assert_eq!(name_of(&t, &b), introduced);
+        let t = with(vec![rename(&x, &b, "pwned", 60)]);
+        assert_eq!(name_of(&t, &b), introduced);
+        // A revoked device's later renames do not count.
+        let revocation = revoke(&a, &b, vec![]);
+        let t = with(vec![revocation, rename(&b, &b, "still me", 70)]);
+        assert!(t.is_revoked(&b.device_id()));
+        assert_eq!(t.revoked().next().unwrap().name, introduced);
+        // The record round-trips; an empty or too long name is refused (the same check
+        // runs when a record is decoded).
+        let r = rename(&a, &b, "Tablet", 1);
+        assert_eq!(MembershipRecord::decode(&r.bytes).unwrap(), r);
+        for bad in [" ".to_owned(), "x".repeat(MAX_NAME_LEN + 1)] {
+            let signed = MembershipRecord::sign(
+                &a,
+                Statement::Rename(Rename {
+                    device: b.device_id(),
+                    name: bad.clone(),
+                    created_at_ms: 1,
+                }),
+            );
+            assert!(signed.is_err(), "{}", bad.len());
+        }
     }
 
     #[test]

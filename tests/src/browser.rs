@@ -166,6 +166,13 @@ impl Browser {
         );
     }
 
+    /// Replaces the text of the first input `css` selects with `text`.
+    pub fn fill(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.session_call("POST", &format!("/element/{id}/clear"), Some(json!({})));
+        self.type_into(css, text);
+    }
+
     /// Runs `script` (a function body; `return` gives its value) in the page.
     pub fn script(&self, script: &str) -> Value {
         self.session_call(

@@ -33,7 +33,7 @@ fn wait_until_refused(node: &Node, addr: &str) -> String {
 }
 
 #[test]
-fn the_overview_is_live_a_device_joins_by_its_qr_code_and_one_is_revoked() {
+fn the_overview_is_live_a_device_joins_by_its_qr_code_is_renamed_and_one_is_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let laptop = Node::init(dir.path(), "laptop");
     let pics = dir.path().join("pics");
@@ -96,6 +96,21 @@ fn the_overview_is_live_a_device_joins_by_its_qr_code_and_one_is_revoked() {
     });
     assert!(sentence.contains("not yet safe"), "{sentence}");
     assert_eq!(browser.script("return window.sameDocument;"), 42);
+
+    // Rename the phone from the page: every device calls it so, the phone too.
+    browser.go(&format!("{base}/devices"));
+    browser.click(&format!("tr[data-device=\"{phone_id}\"] a.rename"));
+    browser.fill("#rename input[name=name]", "Anna's phone");
+    browser.click("#rename button[type=submit]");
+    browser.wait_text("#members", "the new name", |t| t.contains("Anna's phone"));
+    wait_until("the phone to know its new name", || {
+        let name = phone.json(&["status"])["device_name"].clone();
+        if name == "Anna's phone" {
+            Ok(())
+        } else {
+            Err(name.to_string())
+        }
+    });
 
     // Revoke the tablet from the page: it says what revoking does, and then every node
     // refuses the tablet. Before, both let it in (the laptop's hello told it of the phone).
@@ -521,7 +536,17 @@ fn the_trash_is_restored_and_emptied_from_the_page_and_a_vault_shows_counts_only
     browser.wait_text("#empty", "an empty trash", |t| t == "The trash is empty.");
     assert_eq!(in_trash(&laptop), 0);
 
-    // A vault's page: counts only, no photo named, no thumbnails.
+    // A vault's page: counts only, no photo named, no thumbnails. (Renamed from the laptop's
+    // command line first: the vault's page uses the new name.)
+    let out = laptop.ok(&["rename", "vault", "Offsite vault"]);
+    assert!(out.contains("\"Offsite vault\""), "{out}");
+    let ambiguous = laptop.run(&["rename", "nobody", "x"]);
+    assert_eq!(ambiguous.code, 2);
+    assert!(
+        ambiguous.stderr.contains("no member is called"),
+        "{}",
+        ambiguous.stderr
+    );
     vault.ok(&["peer", "add", &laptop_addr]);
     let (_vault_run, _, vault_page) = vault.start_run_web("127.0.0.1:0");
     wait_until("the vault to hold the records", || {
@@ -534,6 +559,7 @@ fn the_trash_is_restored_and_emptied_from_the_page_and_a_vault_shows_counts_only
         }
     });
     browser.go(&format!("http://{vault_page}/"));
+    browser.wait_text("h1", "the vault's new name", |t| t == "Offsite vault");
     let sentence = browser.text("#sentence");
     assert!(sentence.starts_with("This is a vault"), "{sentence}");
     browser.go(&format!("http://{vault_page}/photos"));

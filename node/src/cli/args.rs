@@ -79,6 +79,14 @@ pub enum Command {
         /// The device ID (from `photomesh devices`).
         device: String,
     },
+    /// Rename a device, on every device of the mesh (a full device renames any member; any
+    /// device renames itself).
+    Rename {
+        /// The device: its ID, or its name now (from `photomesh devices`).
+        device: String,
+        /// Its new name.
+        name: String,
+    },
     /// The page the running node serves (`[web]`).
     #[command(subcommand)]
     Web(WebCommand),

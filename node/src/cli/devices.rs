@@ -51,6 +51,18 @@ pub fn devices(home: &Home, home_path: &Path, json: bool) -> Result<bool> {
     Ok(true)
 }
 
+/// `photomesh rename`.
+pub fn rename(home: &Home, device: &str, name: &str) -> Result<bool> {
+    let id = photomesh::mesh::find_member(home, device)?;
+    photomesh::mesh::rename(home, &id, name, now_ms())?;
+    out!(
+        "{} is now called {:?}, here and on every device as the mesh syncs.",
+        id.short(),
+        name.trim()
+    )?;
+    Ok(true)
+}
+
 /// `photomesh revoke`.
 pub fn revoke(mut home: Home, device: &str) -> Result<bool> {
     let id: photomesh_protocol::identity::DeviceId = device

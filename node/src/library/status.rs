@@ -295,7 +295,11 @@ pub fn status_with(home: &Home, targets: Targets) -> Result<Status, IndexError> 
     let trust = crate::mesh::trust_set(home).ok();
     Ok(Status {
         device_id: home.device.device_id().to_string(),
-        device_name: home.device_name()?,
+        // As the mesh calls it (a rename from another device), else as given to `init`.
+        device_name: match trust.as_ref().and_then(|t| t.get(&home.device.device_id())) {
+            Some(me) => me.name.clone(),
+            None => home.device_name()?,
+        },
         home: home.path.display().to_string(),
         key_epoch: home.keys.current().map(|k| k.epoch()),
         folders: home.index.folder_stats()?,

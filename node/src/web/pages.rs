@@ -475,9 +475,12 @@ pub fn devices(
                                 @else { span.off { "offline" } }
                             }
                             td { (d.last_seen_ms.map_or("never".to_owned(), |t| ago(crate::clock::now_ms(), Some(t)))) }
-                            td {
+                            td.actions {
+                                @if !d.revoked && d.role != "recovery" && (full || d.this_device) {
+                                    a.rename href=(format!("/devices/rename?device={}", d.device_id)) { "Rename…" }
+                                }
                                 @if full && !d.revoked && !d.this_device && d.role != "recovery" {
-                                    a.revoke href=(format!("/devices/revoke?device={}", d.device_id)) { "Revoke…" }
+                                    " " a.revoke href=(format!("/devices/revoke?device={}", d.device_id)) { "Revoke…" }
                                 }
                             }
                         }
@@ -589,6 +592,26 @@ pub fn revoke_page(d: &DeviceEntry, s: &Session) -> Markup {
                 button type="submit" class="danger" { "Revoke " (d.name) }
                 " " a href="/devices" { "Cancel" }
             }
+        },
+    )
+}
+
+/// "Rename this device".
+pub fn rename_page(d: &DeviceEntry, s: &Session) -> Markup {
+    layout(
+        "Rename",
+        "Devices",
+        Some(s),
+        html! {
+            h1 { "Rename " (d.name) }
+            form #rename method="post" action="/devices/rename" {
+                input type="hidden" name="csrf" value=(s.csrf);
+                input type="hidden" name="device" value=(d.device_id);
+                label { "New name " input type="text" name="name" value=(d.name) maxlength="100" required autofocus; }
+                button type="submit" { "Rename" }
+                " " a href="/devices" { "Cancel" }
+            }
+            p.small { "Every device of the mesh shows the new name once it hears of it." }
         },
     )
 }

@@ -7,8 +7,8 @@
 //! any run of characters but `/`, `**` any run at all, `?` one character. Matching ignores
 //! ASCII case, as the file systems these names come from do (`Thumbs.db`, `THUMBS.DB`).
 //!
-//! Photomesh's own temporary files (a restore's `.NAME.photomesh-restore`) are always left
-//! out, whatever the patterns say.
+//! Photomesh's own temporary files (a restore's `.NAME.photomesh-restore`, an upload's
+//! `.HASH.photomesh-upload`) are always left out, whatever the patterns say.
 
 /// The default ignore patterns (`config show` prints them).
 pub const DEFAULT_IGNORE: &[&str] = &[
@@ -32,6 +32,9 @@ pub const DEFAULT_IGNORE: &[&str] = &[
 
 /// The suffix of the temporary files a restore writes before linking them into place.
 pub const RESTORE_TMP_SUFFIX: &str = ".photomesh-restore";
+/// The suffix of the copy an upload from a browser writes beside its place (the uploads
+/// folder on another disk than the home) before linking it into place.
+pub const UPLOAD_TMP_SUFFIX: &str = ".photomesh-upload";
 
 /// The compiled ignore patterns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +89,7 @@ impl Selection {
     /// ignored folder itself.
     pub fn ignores(&self, rel: &str) -> bool {
         let name = rel.rsplit('/').next().unwrap_or(rel);
-        if name.ends_with(RESTORE_TMP_SUFFIX) {
+        if name.ends_with(RESTORE_TMP_SUFFIX) || name.ends_with(UPLOAD_TMP_SUFFIX) {
             return true;
         }
         let name = name.to_ascii_lowercase();
@@ -167,6 +170,7 @@ mod tests {
             "DCIM/Camera/.pending-1735689600-IMG_2.jpg",
             "@eaDir",
             "a/.IMG_1.jpg.photomesh-restore",
+            "Anna/.0a1b.photomesh-upload",
         ] {
             assert!(s.ignores(litter), "{litter}");
         }

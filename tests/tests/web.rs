@@ -174,6 +174,10 @@ fn beyond_loopback_the_page_needs_a_password_a_login_its_token_and_its_own_host(
     assert_eq!(get.header("location"), Some("/login"));
     let post = http::request(&page, "POST", "/trash/empty", &[], b"").unwrap();
     assert_eq!(post.status, 401, "{post:?}");
+    let login = http::request(&page, "GET", "/login", &[], b"").unwrap();
+    assert_eq!(login.header("x-frame-options"), Some("DENY"));
+    let policy = login.header("content-security-policy").unwrap();
+    assert!(policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'self'"));
     let rebound = http::request(&page, "GET", "/login", &[("Host", "evil.example")], b"").unwrap();
     assert_eq!(rebound.status, 421, "{rebound:?}");
 
@@ -415,6 +419,24 @@ fn session(page: &str) -> (String, String) {
 fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
     let dir = tempfile::tempdir().unwrap();
     let nas = Node::init(dir.path(), "nas");
+    // The uploads folder on another file system than the home (a tmpfs): the upload is
+    // copied across, not linked.
+    let other_disk = tempfile::tempdir_in("/dev/shm").unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &std::path::Path| std::fs::metadata(p).unwrap().dev();
+        assert_ne!(
+            dev(other_disk.path()),
+            dev(&nas.home),
+            "/dev/shm is not a tmpfs here"
+        );
+    }
+    let uploads = other_disk.path().join("Uploads");
+    std::fs::write(
+        nas.home.join("config.toml"),
+        format!("[web]\nuploads = {:?}\n", uploads.display().to_string()),
+    )
+    .unwrap();
     let (_run, _, page) = nas.start_run_web("127.0.0.1:0");
     let (cookie, csrf) = session(&page);
     let file =
@@ -480,8 +502,13 @@ fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
     assert_eq!(done["placed"], "Uploads/Tom’s phone/IMG 0042.HEIC");
     assert_eq!(done["recorded"], true);
     assert_eq!(check(&hash)["backed_up"], true);
-    let placed = nas.home.join("Uploads/Tom’s phone/IMG 0042.HEIC");
+    let placed = uploads.join("Tom’s phone/IMG 0042.HEIC");
     assert_eq!(std::fs::read(&placed).unwrap(), file);
+    let left: Vec<_> = std::fs::read_dir(uploads.join("Tom’s phone"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "no copy left beside it: {left:?}");
     assert_eq!(uploaded(&nas).len(), 1);
 
     // Bytes that do not hash to what the page said: refused whole, and started over.

@@ -63,8 +63,25 @@ fn cache_path(home: &Home, photo: &PhotoRecord) -> PathBuf {
         .join(format!("{}.jpg", photo.blob_id.to_hex()))
 }
 
-/// The thumbnail of photo record `id` as JPEG bytes: from the cache, else made and cached.
-pub fn thumbnail(home: &Home, id: &RecordId) -> Result<Vec<u8>, ThumbError> {
+/// A thumbnail found in the cache, or what is needed to make it.
+pub enum Prepared {
+    /// Cached: the JPEG.
+    Cached(Vec<u8>),
+    /// To make ([`Prepared::finish`]): the photo's content, its kind, and where to cache it.
+    Make {
+        /// The photo's verified content.
+        content: Vec<u8>,
+        /// Its kind.
+        kind: MediaType,
+        /// The cache file.
+        cache: PathBuf,
+    },
+}
+
+/// Reads what the thumbnail of photo record `id` needs from the home: the cached one, or
+/// the photo's content. The decoding is left to [`Prepared::finish`], which needs no home
+/// (so a page does not hold the home while a large picture decodes).
+pub fn prepare(home: &Home, id: &RecordId) -> Result<Prepared, ThumbError> {
     let sealed = home
         .index
         .sealed_record(id)
@@ -74,23 +91,48 @@ pub fn thumbnail(home: &Home, id: &RecordId) -> Result<Vec<u8>, ThumbError> {
     if !drawn(photo.media_type) {
         return Err(ThumbError::Kind(photo.media_type.name()));
     }
-    let path = cache_path(home, &photo);
-    if let Ok(cached) = std::fs::read(&path) {
-        return Ok(cached);
+    let cache = cache_path(home, &photo);
+    if let Ok(cached) = std::fs::read(&cache) {
+        return Ok(Prepared::Cached(cached));
     }
     if photo.size > MAX_BYTES {
         return Err(ThumbError::TooLarge);
     }
-    let bytes = plaintext(home, &photo)?;
-    let jpeg = make(&bytes, photo.media_type)?;
-    let io = |e: std::io::Error| ThumbError::Io(format!("{}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    Ok(Prepared::Make {
+        content: plaintext(home, &photo)?,
+        kind: photo.media_type,
+        cache,
+    })
+}
+
+impl Prepared {
+    /// The thumbnail: the cached one, or made now and cached.
+    pub fn finish(self) -> Result<Vec<u8>, ThumbError> {
+        let (content, kind, cache) = match self {
+            Prepared::Cached(jpeg) => return Ok(jpeg),
+            Prepared::Make {
+                content,
+                kind,
+                cache,
+            } => (content, kind, cache),
+        };
+        let jpeg = make(&content, kind)?;
+        let io = |e: std::io::Error| ThumbError::Io(format!("{}: {e}", cache.display()));
+        if let Some(dir) = cache.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        // A name of its own: two requests may make the same thumbnail at once.
+        let nonce = crate::home::random32().map_err(|e| ThumbError::Io(e.to_string()))?;
+        let tmp = cache.with_extension(format!("{}.tmp", hex::encode(&nonce[..8])));
+        std::fs::write(&tmp, &jpeg).map_err(io)?;
+        std::fs::rename(&tmp, &cache).map_err(io)?;
+        Ok(jpeg)
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &jpeg).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(jpeg)
+}
+
+/// The thumbnail of photo record `id` as JPEG bytes: from the cache, else made and cached.
+pub fn thumbnail(home: &Home, id: &RecordId) -> Result<Vec<u8>, ThumbError> {
+    prepare(home, id)?.finish()
 }
 
 /// The photo's content, checked against its record, from wherever this device holds it.

@@ -28,6 +28,10 @@ pub const MAX_CHECK: usize = 2000;
 pub const LABEL: &str = "Uploads";
 /// The home's folder of uploads under way.
 pub const PARTIAL_DIR: &str = "uploads.partial";
+/// An upload not touched for this long is given up (its bytes removed).
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(7 * 86_400);
+/// Free space an upload leaves on the home's disk, beyond its own size.
+pub const KEEP_FREE: u64 = 256 << 20;
 
 /// Why an upload step failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +48,18 @@ pub enum UploadError {
     /// The whole file does not match its hash.
     #[error("the file arrived damaged (its hash does not match); it is sent again from the start")]
     Damaged,
+    /// The disk has no room for it.
+    #[error(
+        "this device has {free} MB free and the file needs {needs} MB (and {keep} MB kept \
+         free): make room on it, or upload to another device",
+        free = free >> 20, needs = needs >> 20, keep = KEEP_FREE >> 20
+    )]
+    NoRoom {
+        /// Free bytes.
+        free: u64,
+        /// The file's size.
+        needs: u64,
+    },
     /// Another request works on the same file.
     #[error("this file is being received by another request")]
     Busy,
@@ -196,6 +212,7 @@ fn partial_paths(home: &Path, hash: &[u8; 32]) -> (PathBuf, PathBuf) {
 
 /// Where each pick stands: backed up (by content), or how much of it is here.
 pub fn check(home: &Home, picks: &[Pick]) -> Result<Vec<PickState>, UploadError> {
+    forget_abandoned(&home.path.join(PARTIAL_DIR), ABANDONED_AFTER);
     if picks.len() > MAX_CHECK {
         return Err(UploadError::Bad(format!(
             "at most {MAX_CHECK} files at a time"
@@ -226,6 +243,24 @@ pub fn check(home: &Home, picks: &[Pick]) -> Result<Vec<PickState>, UploadError>
             }
         })
         .collect())
+}
+
+/// Removes the uploads under way in `dir` that nothing touched for `after`.
+fn forget_abandoned(dir: &Path, after: Duration) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > after);
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Appends a chunk to its upload. Returns the bytes held now and whether the file is whole.
@@ -259,6 +294,15 @@ pub fn append(
     };
     let have = fs::metadata(&part).map_or(0, |m| m.len());
     if have == 0 {
+        let free = rustix::fs::statvfs(&dir)
+            .map(|st| st.f_bavail.saturating_mul(st.f_frsize))
+            .unwrap_or(u64::MAX);
+        if free < chunk.size.saturating_add(KEEP_FREE) {
+            return Err(UploadError::NoRoom {
+                free,
+                needs: chunk.size,
+            });
+        }
         let text = serde_json::to_vec(&meta).map_err(|e| UploadError::Io(e.to_string()))?;
         fs::write(&meta_path, text).map_err(io_err(&meta_path))?;
     } else {
@@ -351,6 +395,10 @@ pub fn place(
     fs::File::open(&part)
         .and_then(|f| f.set_modified(mtime))
         .map_err(io_err(&part))?;
+    // The uploads folder may be on another disk than the home: then the bytes are copied
+    // beside their place first (a hidden name the scan leaves alone).
+    let mut source = part.clone();
+    let mut copied = None;
     let mut n = 1;
     let target = loop {
         let candidate = if n == 1 {
@@ -359,12 +407,28 @@ pub fn place(
             dir.join(format!("{stem} ({n}){ext}"))
         };
         // A hard link never replaces a file that is there.
-        match fs::hard_link(&part, &candidate) {
+        match fs::hard_link(&source, &candidate) {
             Ok(()) => break candidate,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices && copied.is_none() => {
+                let tmp = dir.join(format!(
+                    ".{}{}",
+                    hex::encode(hash),
+                    crate::ignore::UPLOAD_TMP_SUFFIX
+                ));
+                copy_synced(&part, &tmp).map_err(io_err(&tmp))?;
+                fs::File::open(&tmp)
+                    .and_then(|f| f.set_modified(mtime))
+                    .map_err(io_err(&tmp))?;
+                source = tmp.clone();
+                copied = Some(tmp);
+            }
             Err(e) => return Err(io_err(&candidate)(e)),
         }
     };
+    if let Some(tmp) = copied {
+        let _ = fs::remove_file(tmp);
+    }
     if let Ok(d) = File::open(&dir) {
         let _ = d.sync_all();
     }
@@ -388,6 +452,12 @@ pub fn place(
     )
     .map_err(|e| UploadError::Io(e.to_string()))?;
     Ok((format!("{LABEL}/{rel_path}"), summary.new_files > 0))
+}
+
+fn copy_synced(from: &Path, to: &Path) -> io::Result<()> {
+    let mut out = File::create(to)?;
+    io::copy(&mut File::open(from)?, &mut out)?;
+    out.sync_all()
 }
 
 #[cfg(test)]

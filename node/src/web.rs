@@ -1,19 +1,25 @@
 //! The page every running node serves (`[web]`, default `127.0.0.1:8470`): is every photo
-//! safe, who is online, what is being copied; add a device by showing its QR code, revoke
-//! one, the trash.
+//! safe, who is online, what is being copied; the photos; photos added from a phone's
+//! browser; add, rename or revoke a device; the trash.
 //!
-//! A small axum server on the node's runtime. HTML is rendered on the server ([`pages`],
-//! maud: templates checked when the node is compiled); the one script keeps the overview
-//! live from server-sent events (`/events`) and needs no build step. Every asset is in the
-//! binary. Who may use it, and how each request is checked: [`auth`].
+//! A small axum server on the node's runtime. This file holds the server, the overview, the
+//! login and the checks every request passes ([`auth`] says which); each other section has
+//! its handlers in a file ([`devices`], [`library`]: photos and trash, [`receive`]: uploads,
+//! kept on disk by [`upload`]). HTML is rendered on the server ([`pages`], maud: templates
+//! checked when the node is compiled); the one script keeps the overview live from
+//! server-sent events (`/events`) and hashes uploads, with no build step. Every asset is in
+//! the binary.
 //!
 //! The page reads and writes the home through its own handle (a second SQLite connection,
 //! as a command would), on blocking threads; it asks the running node only for what is
 //! live (connections, transfers).
 
 mod auth;
+mod devices;
 mod invite;
+mod library;
 mod pages;
+mod receive;
 mod upload;
 
 use std::net::SocketAddr;
@@ -23,15 +29,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Form, Query, Request, State};
+use axum::extract::{ConnectInfo, Form, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use photomesh_protocol::identity::DeviceId;
-use photomesh_protocol::membership::Role;
-use photomesh_protocol::record::RecordId;
 
 pub use auth::{AuthError, MIN_PASSWORD_LEN, password_file, set_password};
 
@@ -212,24 +215,36 @@ fn router(web: Shared) -> Router {
         .route("/events", get(events))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
-        .route("/photos", get(photos))
-        .route("/thumb/{record}", get(thumb))
-        .route("/upload", get(upload_page))
-        .route("/upload/check", post(upload_check))
+        .route("/photos", get(library::photos))
+        .route("/thumb/{record}", get(library::thumb))
+        .route("/upload", get(receive::upload_page))
+        .route("/upload/check", post(receive::upload_check))
         .route(
             "/upload/{hash}",
-            axum::routing::put(upload_chunk).layer(axum::extract::DefaultBodyLimit::max(
+            axum::routing::put(receive::upload_chunk).layer(axum::extract::DefaultBodyLimit::max(
                 upload::MAX_CHUNK + 4096,
             )),
         )
-        .route("/devices", get(devices))
-        .route("/devices/invite", get(invitation).post(invite))
-        .route("/devices/invite/cancel", post(cancel_invite))
-        .route("/devices/revoke", get(revoke_page).post(revoke))
-        .route("/devices/rename", get(rename_page).post(rename))
-        .route("/trash", get(trash))
-        .route("/trash/restore", post(trash_restore))
-        .route("/trash/empty", get(trash_empty_page).post(trash_empty))
+        .route("/devices", get(devices::devices))
+        .route(
+            "/devices/invite",
+            get(devices::invitation).post(devices::invite),
+        )
+        .route("/devices/invite/cancel", post(devices::cancel_invite))
+        .route(
+            "/devices/revoke",
+            get(devices::revoke_page).post(devices::revoke),
+        )
+        .route(
+            "/devices/rename",
+            get(devices::rename_page).post(devices::rename),
+        )
+        .route("/trash", get(library::trash))
+        .route("/trash/restore", post(library::trash_restore))
+        .route(
+            "/trash/empty",
+            get(library::trash_empty_page).post(library::trash_empty),
+        )
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .layer(axum::middleware::from_fn_with_state(web.clone(), guard))
@@ -386,8 +401,9 @@ fn same_origin(request: &Request, host: &str) -> bool {
     rest.and_then(auth::host_name).is_some_and(|h| h == host)
 }
 
-/// Whether a request that changes something carries `csrf`, in its `X-CSRF-Token` header or its form's `csrf` field;
-/// the request comes back whole (its body read into memory, at most [`FORM_LIMIT`]).
+/// Whether a request that changes something carries `csrf`, in its `X-CSRF-Token` header
+/// or its form's `csrf` field; the request comes back whole (its body read into memory, at
+/// most [`FORM_LIMIT`]).
 async fn carries_csrf(request: Request, csrf: &str) -> (bool, Request) {
     if let Some(token) = request.headers().get("x-csrf-token") {
         let ok = token.to_str().is_ok_and(|t| auth::same(t, csrf));
@@ -538,393 +554,4 @@ async fn logout(State(web): State<Shared>, request: Request) -> Response {
         Redirect::to("/login"),
     )
         .into_response()
-}
-
-/// How many of the newest photos the photo page shows.
-const NEWEST: usize = 60;
-
-async fn photos(State(web): State<Shared>, session: Session) -> Result<Html<String>, PageError> {
-    let targets = web.targets;
-    let (newest, status, vault) = web
-        .with_home(move |home| {
-            let vault = home.keys.current().is_none();
-            let newest = if vault {
-                Ok(Vec::new())
-            } else {
-                crate::library::status::newest(home, NEWEST, targets.verified_within)
-            };
-            (
-                newest,
-                crate::library::status::status_with(home, targets),
-                vault,
-            )
-        })
-        .await?;
-    let err = |e: crate::index::IndexError| PageError::internal(e.to_string());
-    let (newest, status) = (newest.map_err(err)?, status.map_err(err)?);
-    Ok(Html(
-        pages::photos(&newest, &status, vault, &session).into_string(),
-    ))
-}
-
-async fn thumb(
-    State(web): State<Shared>,
-    axum::extract::Path(record): axum::extract::Path<String>,
-) -> Response {
-    let id = hex::decode(record.trim_end_matches(".jpg"))
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .map(RecordId);
-    let Some(id) = id else {
-        return refuse(StatusCode::NOT_FOUND, "no such photo");
-    };
-    // The home is held only to read; the picture decodes without it.
-    let made = match web
-        .with_home(move |home| crate::library::thumbs::prepare(home, &id))
-        .await
-    {
-        Ok(Ok(prepared)) => tokio::task::spawn_blocking(move || prepared.finish())
-            .await
-            .map_err(|e| PageError::internal(e.to_string())),
-        Ok(Err(e)) => Ok(Err(e)),
-        Err(e) => Err(e),
-    };
-    match made {
-        Ok(Ok(jpeg)) => (
-            [
-                (header::CONTENT_TYPE, "image/jpeg"),
-                (header::CACHE_CONTROL, "private, max-age=86400"),
-            ],
-            jpeg,
-        )
-            .into_response(),
-        Ok(Err(e)) => refuse(StatusCode::NOT_FOUND, &e.to_string()),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn upload_page(
-    State(web): State<Shared>,
-    session: Session,
-) -> Result<Html<String>, PageError> {
-    let vault = web.with_home(|home| home.keys.current().is_none()).await?;
-    Ok(Html(pages::upload(vault, &session).into_string()))
-}
-
-fn json_answer<T: serde::Serialize>(code: StatusCode, value: &T) -> Response {
-    let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());
-    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn upload_failed(e: &upload::UploadError) -> Response {
-    let code = match e {
-        upload::UploadError::Bad(_) => StatusCode::BAD_REQUEST,
-        upload::UploadError::Offset { .. } | upload::UploadError::Busy => StatusCode::CONFLICT,
-        upload::UploadError::Damaged => StatusCode::UNPROCESSABLE_ENTITY,
-        upload::UploadError::Vault => StatusCode::FORBIDDEN,
-        upload::UploadError::NoRoom { .. } => StatusCode::INSUFFICIENT_STORAGE,
-        upload::UploadError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let have = match e {
-        upload::UploadError::Offset { have } => Some(*have),
-        _ => None,
-    };
-    json_answer(
-        code,
-        &serde_json::json!({ "error": e.to_string(), "have": have }),
-    )
-}
-
-async fn upload_check(State(web): State<Shared>, body: axum::body::Bytes) -> Response {
-    let picks: Vec<upload::Pick> = match serde_json::from_slice(&body) {
-        Ok(p) => p,
-        Err(e) => {
-            return upload_failed(&upload::UploadError::Bad(format!(
-                "not a list of picks: {e}"
-            )));
-        }
-    };
-    match web.with_home(move |home| upload::check(home, &picks)).await {
-        Ok(Ok(states)) => json_answer(StatusCode::OK, &states),
-        Ok(Err(e)) => upload_failed(&e),
-        Err(e) => e.into_response(),
-    }
-}
-
-fn header_text(headers: &axum::http::HeaderMap, name: &str) -> Result<String, upload::UploadError> {
-    let raw = headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| upload::UploadError::Bad(format!("the header {name} is missing")))?;
-    upload::percent_decode(raw).ok_or_else(|| {
-        upload::UploadError::Bad(format!("the header {name} is not percent-encoded UTF-8"))
-    })
-}
-
-fn header_number(headers: &axum::http::HeaderMap, name: &str) -> Result<u64, upload::UploadError> {
-    header_text(headers, name)?
-        .parse()
-        .map_err(|_| upload::UploadError::Bad(format!("the header {name} is not a number")))
-}
-
-async fn upload_chunk(
-    State(web): State<Shared>,
-    axum::extract::Path(hash): axum::extract::Path<String>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let chunk = (|| {
-        Ok::<_, upload::UploadError>(upload::Chunk {
-            hash: upload::parse_hash(&hash)?,
-            offset: header_number(&headers, "x-upload-offset")?,
-            size: header_number(&headers, "x-upload-size")?,
-            name: header_text(&headers, "x-upload-name")?,
-            mtime_ms: header_number(&headers, "x-upload-mtime")?,
-            device: header_text(&headers, "x-upload-device")?,
-        })
-    })();
-    let chunk = match chunk {
-        Ok(c) => c,
-        Err(e) => return upload_failed(&e),
-    };
-    let home_path = web.home_path.clone();
-    let receiver = web.clone();
-    let hash = chunk.hash;
-    let appended = tokio::task::spawn_blocking(move || {
-        let (have, whole) = upload::append(&home_path, &receiver.receiving, &chunk, &body)?;
-        if whole {
-            upload::verify_whole(&home_path, &chunk.hash)?;
-        }
-        Ok::<_, upload::UploadError>((have, whole))
-    })
-    .await;
-    let (have, whole) = match appended {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return upload_failed(&e),
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
-    let mut done = upload::ChunkDone {
-        have,
-        placed: None,
-        recorded: false,
-    };
-    if whole {
-        let (folder, selection) = (web.uploads.clone(), web.selection.clone());
-        match web
-            .with_home(move |home| upload::place(home, &hash, &folder, &selection))
-            .await
-        {
-            Ok(Ok((placed, recorded))) => {
-                done.placed = Some(placed);
-                done.recorded = recorded;
-                web.node.announce();
-            }
-            Ok(Err(e)) => return upload_failed(&e),
-            Err(e) => return e.into_response(),
-        }
-    }
-    json_answer(StatusCode::OK, &done)
-}
-
-async fn devices(State(web): State<Shared>, session: Session) -> Result<Html<String>, PageError> {
-    let live = web.node.live();
-    let (devices, full) = web
-        .with_home(move |home| {
-            let mut devices = crate::mesh::devices(home)?;
-            crate::library::status::apply_live_devices(&mut devices, Some(&live));
-            let full = crate::mesh::my_role(home)? == Some(Role::Full);
-            Ok::<_, crate::mesh::MeshError>((devices, full))
-        })
-        .await?
-        .map_err(|e| PageError::internal(e.to_string()))?;
-    Ok(Html(
-        pages::devices(&devices, full, web.invitations.current().as_ref(), &session).into_string(),
-    ))
-}
-
-#[derive(serde::Deserialize)]
-struct InviteForm {
-    role: String,
-    expires: String,
-}
-
-async fn invite(
-    State(web): State<Shared>,
-    Form(form): Form<InviteForm>,
-) -> Result<Redirect, PageError> {
-    let role = match form.role.as_str() {
-        "full" => Role::Full,
-        "vault" => Role::Vault,
-        other => {
-            return Err(PageError::bad(format!(
-                "{other:?} is not a role: full or vault"
-            )));
-        }
-    };
-    let expires = crate::home::config::parse_duration(&form.expires)
-        .map_err(|e| PageError::bad(format!("expires: {e}")))?;
-    let (min, max) = (
-        photomesh_protocol::pairing::MIN_LIFETIME_S,
-        photomesh_protocol::pairing::MAX_LIFETIME_S,
-    );
-    if !(min..=max).contains(&expires.as_secs()) {
-        return Err(PageError::bad(
-            "an invitation works for at least a minute and at most 7 days",
-        ));
-    }
-    web.invitations.start(web.home_path.clone(), role, expires);
-    Ok(Redirect::to("/devices/invite"))
-}
-
-async fn invitation(
-    State(web): State<Shared>,
-    session: Session,
-) -> Result<Html<String>, PageError> {
-    let current = web.invitations.current();
-    Ok(Html(
-        pages::invitation_page(current.as_ref(), &session).into_string(),
-    ))
-}
-
-async fn cancel_invite(State(web): State<Shared>) -> Redirect {
-    web.invitations.cancel();
-    Redirect::to("/devices")
-}
-
-#[derive(serde::Deserialize)]
-struct DeviceForm {
-    device: String,
-}
-
-fn device_id(text: &str) -> Result<DeviceId, PageError> {
-    text.parse()
-        .map_err(|_| PageError::bad(format!("{text:?} is not a device ID")))
-}
-
-async fn revoke_page(
-    State(web): State<Shared>,
-    session: Session,
-    Query(form): Query<DeviceForm>,
-) -> Result<Html<String>, PageError> {
-    let id = device_id(&form.device)?;
-    let entry = web
-        .with_home(move |home| crate::mesh::devices(home))
-        .await?
-        .map_err(|e| PageError::internal(e.to_string()))?
-        .into_iter()
-        .find(|d| d.device_id == id.to_string() && !d.revoked)
-        .ok_or_else(|| PageError::bad("no such member"))?;
-    Ok(Html(pages::revoke_page(&entry, &session).into_string()))
-}
-
-async fn rename_page(
-    State(web): State<Shared>,
-    session: Session,
-    Query(form): Query<DeviceForm>,
-) -> Result<Html<String>, PageError> {
-    let id = device_id(&form.device)?;
-    let entry = web
-        .with_home(move |home| crate::mesh::devices(home))
-        .await?
-        .map_err(|e| PageError::internal(e.to_string()))?
-        .into_iter()
-        .find(|d| d.device_id == id.to_string() && !d.revoked)
-        .ok_or_else(|| PageError::bad("no such member"))?;
-    Ok(Html(pages::rename_page(&entry, &session).into_string()))
-}
-
-#[derive(serde::Deserialize)]
-struct RenameForm {
-    device: String,
-    name: String,
-}
-
-async fn rename(
-    State(web): State<Shared>,
-    Form(form): Form<RenameForm>,
-) -> Result<Redirect, PageError> {
-    let id = device_id(&form.device)?;
-    web.with_home(move |home| crate::mesh::rename(home, &id, &form.name, crate::clock::now_ms()))
-        .await?
-        .map_err(|e| PageError::bad(e.to_string()))?;
-    Ok(Redirect::to("/devices"))
-}
-
-async fn revoke(
-    State(web): State<Shared>,
-    Form(form): Form<DeviceForm>,
-) -> Result<Html<String>, PageError> {
-    let id = device_id(&form.device)?;
-    let revoked = web
-        .with_home(move |home| crate::mesh::revoke(home, &id, crate::clock::now_ms()))
-        .await?
-        .map_err(|e| PageError::bad(e.to_string()))?;
-    Ok(Html(pages::revoked(&id, &revoked).into_string()))
-}
-
-async fn trash(State(web): State<Shared>, session: Session) -> Result<Html<String>, PageError> {
-    let retention = web.targets.retention;
-    let (list, vault) = web
-        .with_home(move |home| {
-            (
-                crate::library::trash::list(home, retention),
-                home.keys.current().is_none(),
-            )
-        })
-        .await?;
-    let list = list.map_err(|e| PageError::internal(e.to_string()))?;
-    Ok(Html(pages::trash(&list, vault, &session).into_string()))
-}
-
-#[derive(serde::Deserialize)]
-struct RestoreForm {
-    records: String,
-}
-
-async fn trash_restore(
-    State(web): State<Shared>,
-    Form(form): Form<RestoreForm>,
-) -> Result<Redirect, PageError> {
-    let ids = form
-        .records
-        .split(',')
-        .map(|r| {
-            hex::decode(r.trim())
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .map(RecordId)
-                .ok_or_else(|| PageError::bad(format!("{r:?} is not a record ID")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    web.with_home(move |home| {
-        crate::library::trash::restore(
-            home,
-            &crate::library::restore::Selection::default(),
-            &ids,
-            false,
-            false,
-        )
-    })
-    .await?
-    .map_err(|e| PageError::bad(e.to_string()))?;
-    Ok(Redirect::to("/trash"))
-}
-
-async fn trash_empty_page(
-    State(web): State<Shared>,
-    session: Session,
-) -> Result<Html<String>, PageError> {
-    let retention = web.targets.retention;
-    let list = web
-        .with_home(move |home| crate::library::trash::list(home, retention))
-        .await?
-        .map_err(|e| PageError::internal(e.to_string()))?;
-    Ok(Html(pages::trash_empty_page(&list, &session).into_string()))
-}
-
-async fn trash_empty(State(web): State<Shared>) -> Result<Redirect, PageError> {
-    web.with_home(|home| crate::library::trash::empty(home, None, false))
-        .await?
-        .map_err(|e| PageError::bad(e.to_string()))?;
-    Ok(Redirect::to("/trash"))
 }

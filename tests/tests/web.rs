@@ -96,6 +96,7 @@ fn the_overview_is_live_a_device_joins_by_its_qr_code_is_renamed_and_one_is_revo
     });
     assert!(sentence.contains("not yet safe"), "{sentence}");
     assert_eq!(browser.script("return window.sameDocument;"), 42);
+    browser.screenshot(&screenshot_path("overview-live"));
 
     // Rename the phone from the page: every device calls it so, the phone too.
     browser.go(&format!("{base}/devices"));

@@ -459,11 +459,12 @@ fn make_root(parent: &Path) -> Result<PathBuf, DemoError> {
     Ok(root)
 }
 
-/// Writes the device's `config.toml`: listen on loopback, and dial `peer` if given.
+/// Writes the device's `config.toml`: listen on loopback (the page too, on a port of its
+/// own), and dial `peer` if given.
 fn write_config(device: &Device, peer: Option<SocketAddr>) -> Result<(), DemoError> {
     let mut text = String::from(
         "# Written by photomesh demo.\n[node]\nlisten = \"127.0.0.1:0\"\n\n[discovery]\n\
-         advertise = false\nbrowse = false\n",
+         advertise = false\nbrowse = false\n\n[web]\nlisten = \"127.0.0.1:0\"\n",
     );
     if let Some(peer) = peer {
         text.push_str(&format!("\n[peers]\naddresses = [\"{peer}\"]\n"));
@@ -480,11 +481,29 @@ fn start_node(
     cancel: &AtomicBool,
 ) -> Result<SocketAddr, DemoError> {
     let mut node = spawn(exe, device, &["run"])?;
-    let line = node.wait_for_line("start its node (photomesh run)", cancel, |l| {
-        l.contains("listening on")
-    });
+    // `run` says where it listens, then where its page is (or, before or after, a warning
+    // that it has none: then the demo goes on without it).
+    let mut page = None;
+    let mut listening = None;
+    while listening.is_none() || page.is_none() {
+        let line = node.wait_for_line("start its node (photomesh run)", cancel, |l| {
+            l.contains("listening on") || l.contains("page")
+        });
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                ws.children.push(node);
+                return Err(e);
+            }
+        };
+        if line.contains("listening on") {
+            listening = Some(line);
+        } else {
+            page = Some(line.strip_prefix("The page: ").map(str::to_owned));
+        }
+    }
     ws.children.push(node);
-    let line = line?;
+    let line = listening.unwrap_or_default();
     let addr = line
         .rsplit(' ')
         .next()
@@ -494,7 +513,13 @@ fn start_node(
             command: "run".into(),
             output: format!("no address in {line:?}"),
         })?;
-    say(&format!("  {:<7} listening on {addr}", device.name));
+    match page.flatten() {
+        Some(page) => say(&format!(
+            "  {:<7} listening on {addr}; its page: {page}",
+            device.name
+        )),
+        None => say(&format!("  {:<7} listening on {addr}", device.name)),
+    }
     Ok(addr)
 }
 

@@ -264,6 +264,16 @@ impl Home {
         })
     }
 
+    /// Reads `library.keys` again, for a handle that lives beside others (the page's): the
+    /// running node or a command may have added an epoch (a revocation, a key share) since
+    /// this handle read it. Returns whether the ring changed.
+    pub fn reload_keys(&mut self) -> Result<bool, HomeError> {
+        let keys = decode_key_ring(&self.path.join(LIBRARY_KEYS_FILE))?;
+        let changed = keys != self.keys;
+        self.keys = keys;
+        Ok(changed)
+    }
+
     /// Writes the key ring back to `library.keys` (atomically), after it changed.
     pub fn save_keys(&self) -> Result<(), HomeError> {
         write_secret_file(

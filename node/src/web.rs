@@ -180,15 +180,22 @@ impl Web {
         !self.loopback || !matches!(auth::password_hash(&self.home_path), Ok(None))
     }
 
-    /// Runs `f` with the page's home on a blocking thread.
+    /// Runs `f` with the page's home on a blocking thread, its key ring as the home's key
+    /// file says now (a revocation elsewhere may have rotated it: an upload is sealed with
+    /// the newest epoch, as any photo).
     async fn with_home<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Home) -> T + Send + 'static,
     ) -> Result<T, PageError> {
         let home = self.home.clone();
-        tokio::task::spawn_blocking(move || f(&mut home.lock()))
-            .await
-            .map_err(|e| PageError::internal(format!("the page's worker failed: {e}")))
+        tokio::task::spawn_blocking(move || {
+            let mut home = home.lock();
+            home.reload_keys()
+                .map_err(|e| PageError::internal(format!("reading the library keys: {e}")))?;
+            Ok(f(&mut home))
+        })
+        .await
+        .map_err(|e| PageError::internal(format!("the page's worker failed: {e}")))?
     }
 
     /// The overview's live part, rendered.
@@ -444,9 +451,25 @@ async fn overview(State(web): State<Shared>, session: Session) -> Result<Html<St
     ))
 }
 
+/// Which live parts a page listens to (`/events?want=overview,invite`).
+#[derive(serde::Deserialize)]
+struct Want {
+    want: Option<String>,
+}
+
 /// The live parts, as server-sent events: `overview` (the overview's live part) and
-/// `invite` (the invitation shown), each sent when it changed.
-async fn events(State(web): State<Shared>) -> impl IntoResponse {
+/// `invite` (the invitation shown), each sent when it changed, and only those the page
+/// asked for (both, if it named none).
+async fn events(
+    State(web): State<Shared>,
+    axum::extract::Query(want): axum::extract::Query<Want>,
+) -> impl IntoResponse {
+    let wants = |part: &str| {
+        want.want
+            .as_deref()
+            .is_none_or(|w| w.split(',').any(|p| p == part))
+    };
+    let (want_overview, want_invite) = (wants("overview"), wants("invite"));
     struct Last {
         overview: String,
         invite: String,
@@ -460,7 +483,7 @@ async fn events(State(web): State<Shared>) -> impl IntoResponse {
             first: true,
         },
     );
-    let stream = futures_util::stream::unfold(state, |(web, mut last)| async move {
+    let stream = futures_util::stream::unfold(state, move |(web, mut last)| async move {
         loop {
             if !last.first {
                 tokio::time::sleep(REFRESH).await;
@@ -470,12 +493,13 @@ async fn events(State(web): State<Shared>) -> impl IntoResponse {
             let invite = web
                 .invitations
                 .current()
+                .filter(|_| want_invite)
                 .map(|i| pages::invitation_live(&i).into_string())
                 .unwrap_or_default();
             if invite != last.invite {
                 last.invite.clone_from(&invite);
                 event = Some(Event::default().event("invite").data(invite));
-            } else if let Ok(overview) = web.overview().await {
+            } else if want_overview && let Ok(overview) = web.overview().await {
                 let html = pages::overview_live(&overview).into_string();
                 if html != last.overview {
                     last.overview.clone_from(&html);

@@ -420,6 +420,8 @@ fn session(page: &str) -> (String, String) {
 fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
     let dir = tempfile::tempdir().unwrap();
     let nas = Node::init(dir.path(), "nas");
+    let tablet = Node::init(dir.path(), "tablet");
+    nas.invite(&tablet, "full");
     // The uploads folder on another file system than the home (a tmpfs): the upload is
     // copied across, not linked.
     let other_disk = tempfile::tempdir_in("/dev/shm").unwrap();
@@ -512,12 +514,59 @@ fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
     assert_eq!(left.len(), 1, "no copy left beside it: {left:?}");
     assert_eq!(uploaded(&nas).len(), 1);
 
+    // The library key rotates behind the page's back (a revocation on the command line):
+    // what the page records next is sealed with the new epoch, which the revoked tablet
+    // never had.
+    nas.ok(&["revoke", &device_id(&tablet)]);
+    assert_eq!(nas.json(&["status"])["key_epoch"], 2);
+    let second =
+        std::fs::read(photomesh_tests::corpus_files().join("jpeg/piexif-sony-rx1r.jpg")).unwrap();
+    let second_hash = blake3::hash(&second).to_hex().to_string();
+    let second_size = second.len().to_string();
+    let after = http::request(
+        &page,
+        "PUT",
+        &format!("/upload/{second_hash}"),
+        &[
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", csrf.as_str()),
+            ("X-Upload-Offset", "0"),
+            ("X-Upload-Size", &second_size),
+            ("X-Upload-Name", "after.jpg"),
+            ("X-Upload-Mtime", "1700000000000"),
+            ("X-Upload-Device", "Tom"),
+        ],
+        &second,
+    )
+    .unwrap();
+    assert_eq!(after.status, 200, "{}", after.text());
+    {
+        let home = photomesh::home::Home::open(&nas.home).unwrap();
+        let rows = home.index.latest_photos(Some("Uploads")).unwrap();
+        let epochs: Vec<(String, u32)> = rows
+            .iter()
+            .map(|r| {
+                let p =
+                    photomesh_protocol::record::Record::open_photo(&r.sealed, &home.keys).unwrap();
+                (p.path, p.blob_epoch)
+            })
+            .collect();
+        assert!(
+            epochs.contains(&("Tom/after.jpg".to_owned(), 2)),
+            "{epochs:?}"
+        );
+        assert!(
+            epochs.contains(&("Tom’s phone/IMG 0042.HEIC".to_owned(), 1)),
+            "{epochs:?}"
+        );
+    }
+
     // Bytes that do not hash to what the page said: refused whole, and started over.
     let wrong = blake3::hash(b"something else").to_hex().to_string();
     let damaged = put(&wrong, 0, &file, &csrf);
     assert_eq!(damaged.status, 422, "{}", damaged.text());
     assert_eq!(check(&wrong)["have"], 0);
-    assert_eq!(uploaded(&nas).len(), 1);
+    assert_eq!(uploaded(&nas).len(), 2);
     assert!(
         std::fs::read_dir(nas.home.join("uploads.partial"))
             .unwrap()

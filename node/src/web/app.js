@@ -8,7 +8,8 @@
 (function live() {
   const parts = document.querySelectorAll("[data-events]");
   if (parts.length === 0 || !window.EventSource) return;
-  const events = new EventSource("/events");
+  const wanted = Array.from(parts).map(function (el) { return el.dataset.events; });
+  const events = new EventSource("/events?want=" + encodeURIComponent(wanted.join(",")));
   parts.forEach(function (el) {
     events.addEventListener(el.dataset.events, function (e) {
       el.innerHTML = e.data;

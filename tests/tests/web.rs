@@ -58,6 +58,11 @@ fn the_overview_is_live_a_device_joins_by_its_qr_code_is_renamed_and_one_is_revo
     let devices = browser.text("#devices");
     assert!(devices.contains("laptop (this device)"), "{devices}");
     assert!(devices.contains("tablet"), "{devices}");
+    let warnings = browser.text("#warnings");
+    assert!(
+        warnings.contains("tablet has not been seen yet"),
+        "{warnings}"
+    );
     browser.screenshot(&screenshot_path("overview"));
 
     // Add a device: the page shows a QR code; decoded from a screenshot, it is the code the

@@ -289,6 +289,14 @@ fn photos_picked_in_a_phones_browser_are_recorded_replicated_and_not_sent_twice(
     let browser = Browser::start(420, 900);
     browser.go(&format!("http://{page}/upload"));
 
+    wait_until("the page's script", || {
+        let kind = browser.script("return typeof photomeshBlake3;");
+        if kind == "object" {
+            Ok(())
+        } else {
+            Err(kind.to_string())
+        }
+    });
     // The page's own BLAKE3 agrees with the node's at every chunk and tree boundary.
     for len in [
         0usize,

@@ -18,51 +18,98 @@
   });
 })();
 
+// A thumbnail the node could not make (a file that does not decode) becomes a labelled
+// tile, like the kinds it does not draw.
+document.querySelectorAll("#grid img").forEach(function (img) {
+  img.addEventListener("error", function () {
+    const tile = document.createElement("div");
+    tile.className = "tile";
+    tile.textContent = img.dataset.kind || "?";
+    img.replaceWith(tile);
+  });
+});
+
 // BLAKE3 (the default hash, 32 bytes), after the specification's reference code: the page
-// is served over plain HTTP on a LAN, where browsers offer no crypto.subtle.
+// is served over plain HTTP on a LAN, where browsers offer no crypto.subtle. The state lives
+// in local variables and each round reads the message through a precomputed schedule (no
+// permutation copies), which is what makes it fast enough for a phone's videos.
 const Blake3 = (function () {
-  const IV = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+  const IV = Uint32Array.of(0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19);
   const PERM = [2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8];
   const CHUNK_START = 1, CHUNK_END = 2, PARENT = 4, ROOT = 8;
-  const s = new Uint32Array(16);
-  const m = new Uint32Array(16);
-  const t = new Uint32Array(16);
-  function g(a, b, c, d, x, y) {
-    s[a] = s[a] + s[b] + x; let v = s[d] ^ s[a]; s[d] = (v >>> 16) | (v << 16);
-    s[c] = s[c] + s[d]; v = s[b] ^ s[c]; s[b] = (v >>> 12) | (v << 20);
-    s[a] = s[a] + s[b] + y; v = s[d] ^ s[a]; s[d] = (v >>> 8) | (v << 24);
-    s[c] = s[c] + s[d]; v = s[b] ^ s[c]; s[b] = (v >>> 7) | (v << 25);
+  // SCHED[16 * r + i]: the message word G reads at position i of round r.
+  const SCHED = new Uint8Array(7 * 16);
+  let order = PERM.map(function (_, i) { return i; });
+  for (let r = 0; r < 7; r++) {
+    SCHED.set(order, 16 * r);
+    order = PERM.map(function (i) { return order[i]; });
   }
-  // Compresses one block; the output words are left in s.
-  function compress(cv, words, counter, len, flags) {
-    for (let i = 0; i < 8; i++) s[i] = cv[i];
-    s[8] = IV[0]; s[9] = IV[1]; s[10] = IV[2]; s[11] = IV[3];
-    s[12] = counter % 0x100000000; s[13] = Math.floor(counter / 0x100000000);
-    s[14] = len; s[15] = flags;
-    m.set(words);
-    for (let r = 0; r < 7; r++) {
-      g(0, 4, 8, 12, m[0], m[1]); g(1, 5, 9, 13, m[2], m[3]);
-      g(2, 6, 10, 14, m[4], m[5]); g(3, 7, 11, 15, m[6], m[7]);
-      g(0, 5, 10, 15, m[8], m[9]); g(1, 6, 11, 12, m[10], m[11]);
-      g(2, 7, 8, 13, m[12], m[13]); g(3, 4, 9, 14, m[14], m[15]);
-      for (let i = 0; i < 16; i++) t[i] = m[PERM[i]];
-      m.set(t);
+  const LITTLE = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+  // Compresses one block of words m; writes the 8 output words to out.
+  function compress(cv, m, counter, len, flags, out) {
+    let v0 = cv[0] | 0, v1 = cv[1] | 0, v2 = cv[2] | 0, v3 = cv[3] | 0;
+    let v4 = cv[4] | 0, v5 = cv[5] | 0, v6 = cv[6] | 0, v7 = cv[7] | 0;
+    let v8 = IV[0] | 0, v9 = IV[1] | 0, v10 = IV[2] | 0, v11 = IV[3] | 0;
+    let v12 = counter % 0x100000000 | 0, v13 = Math.floor(counter / 0x100000000) | 0;
+    let v14 = len | 0, v15 = flags | 0;
+    for (let r = 0; r < 112; r += 16) {
+      v0 = (v0 + v4 + m[SCHED[r]]) | 0; v12 ^= v0; v12 = (v12 >>> 16) | (v12 << 16);
+      v8 = (v8 + v12) | 0; v4 ^= v8; v4 = (v4 >>> 12) | (v4 << 20);
+      v0 = (v0 + v4 + m[SCHED[r + 1]]) | 0; v12 ^= v0; v12 = (v12 >>> 8) | (v12 << 24);
+      v8 = (v8 + v12) | 0; v4 ^= v8; v4 = (v4 >>> 7) | (v4 << 25);
+      v1 = (v1 + v5 + m[SCHED[r + 2]]) | 0; v13 ^= v1; v13 = (v13 >>> 16) | (v13 << 16);
+      v9 = (v9 + v13) | 0; v5 ^= v9; v5 = (v5 >>> 12) | (v5 << 20);
+      v1 = (v1 + v5 + m[SCHED[r + 3]]) | 0; v13 ^= v1; v13 = (v13 >>> 8) | (v13 << 24);
+      v9 = (v9 + v13) | 0; v5 ^= v9; v5 = (v5 >>> 7) | (v5 << 25);
+      v2 = (v2 + v6 + m[SCHED[r + 4]]) | 0; v14 ^= v2; v14 = (v14 >>> 16) | (v14 << 16);
+      v10 = (v10 + v14) | 0; v6 ^= v10; v6 = (v6 >>> 12) | (v6 << 20);
+      v2 = (v2 + v6 + m[SCHED[r + 5]]) | 0; v14 ^= v2; v14 = (v14 >>> 8) | (v14 << 24);
+      v10 = (v10 + v14) | 0; v6 ^= v10; v6 = (v6 >>> 7) | (v6 << 25);
+      v3 = (v3 + v7 + m[SCHED[r + 6]]) | 0; v15 ^= v3; v15 = (v15 >>> 16) | (v15 << 16);
+      v11 = (v11 + v15) | 0; v7 ^= v11; v7 = (v7 >>> 12) | (v7 << 20);
+      v3 = (v3 + v7 + m[SCHED[r + 7]]) | 0; v15 ^= v3; v15 = (v15 >>> 8) | (v15 << 24);
+      v11 = (v11 + v15) | 0; v7 ^= v11; v7 = (v7 >>> 7) | (v7 << 25);
+      v0 = (v0 + v5 + m[SCHED[r + 8]]) | 0; v15 ^= v0; v15 = (v15 >>> 16) | (v15 << 16);
+      v10 = (v10 + v15) | 0; v5 ^= v10; v5 = (v5 >>> 12) | (v5 << 20);
+      v0 = (v0 + v5 + m[SCHED[r + 9]]) | 0; v15 ^= v0; v15 = (v15 >>> 8) | (v15 << 24);
+      v10 = (v10 + v15) | 0; v5 ^= v10; v5 = (v5 >>> 7) | (v5 << 25);
+      v1 = (v1 + v6 + m[SCHED[r + 10]]) | 0; v12 ^= v1; v12 = (v12 >>> 16) | (v12 << 16);
+      v11 = (v11 + v12) | 0; v6 ^= v11; v6 = (v6 >>> 12) | (v6 << 20);
+      v1 = (v1 + v6 + m[SCHED[r + 11]]) | 0; v12 ^= v1; v12 = (v12 >>> 8) | (v12 << 24);
+      v11 = (v11 + v12) | 0; v6 ^= v11; v6 = (v6 >>> 7) | (v6 << 25);
+      v2 = (v2 + v7 + m[SCHED[r + 12]]) | 0; v13 ^= v2; v13 = (v13 >>> 16) | (v13 << 16);
+      v8 = (v8 + v13) | 0; v7 ^= v8; v7 = (v7 >>> 12) | (v7 << 20);
+      v2 = (v2 + v7 + m[SCHED[r + 13]]) | 0; v13 ^= v2; v13 = (v13 >>> 8) | (v13 << 24);
+      v8 = (v8 + v13) | 0; v7 ^= v8; v7 = (v7 >>> 7) | (v7 << 25);
+      v3 = (v3 + v4 + m[SCHED[r + 14]]) | 0; v14 ^= v3; v14 = (v14 >>> 16) | (v14 << 16);
+      v9 = (v9 + v14) | 0; v4 ^= v9; v4 = (v4 >>> 12) | (v4 << 20);
+      v3 = (v3 + v4 + m[SCHED[r + 15]]) | 0; v14 ^= v3; v14 = (v14 >>> 8) | (v14 << 24);
+      v9 = (v9 + v14) | 0; v4 ^= v9; v4 = (v4 >>> 7) | (v4 << 25);
     }
-    for (let i = 0; i < 8; i++) { s[i] ^= s[i + 8]; s[i + 8] ^= cv[i]; }
+    out[0] = v0 ^ v8; out[1] = v1 ^ v9; out[2] = v2 ^ v10; out[3] = v3 ^ v11;
+    out[4] = v4 ^ v12; out[5] = v5 ^ v13; out[6] = v6 ^ v14; out[7] = v7 ^ v15;
   }
+
   function Hasher() {
-    this.stack = [];
+    this.stack = [];          // chaining values of finished subtrees, as Uint32Array(8)
     this.chunks = 0;          // chunks finished
     this.cv = IV.slice();
     this.block = new Uint8Array(64);
-    this.words = new Uint32Array(16);
+    this.words = new Uint32Array(this.block.buffer);
     this.blockLen = 0;
     this.blocks = 0;          // blocks compressed in this chunk
+    this.out = new Uint32Array(8);
+    this.pair = new Uint32Array(16);
   }
+  // The block's bytes as little-endian words (a view of them on a little-endian machine).
   Hasher.prototype.blockWords = function () {
-    const b = this.block;
-    for (let i = 0; i < 16; i++) {
-      this.words[i] = b[4 * i] | (b[4 * i + 1] << 8) | (b[4 * i + 2] << 16) | (b[4 * i + 3] << 24);
+    if (!LITTLE) {
+      const b = this.block, w = new Uint32Array(16);
+      for (let i = 0; i < 16; i++) {
+        w[i] = b[4 * i] | (b[4 * i + 1] << 8) | (b[4 * i + 2] << 16) | (b[4 * i + 3] << 24);
+      }
+      return w;
     }
     return this.words;
   };
@@ -73,14 +120,12 @@ const Blake3 = (function () {
         const start = this.blocks === 0 ? CHUNK_START : 0;
         if (this.blocks === 15) {
           // The chunk's last block: the chunk ends here, more input follows.
-          compress(this.cv, this.blockWords(), this.chunks, 64, start | CHUNK_END);
-          this.pushChunk(Array.from(s.subarray(0, 8)));
+          compress(this.cv, this.blockWords(), this.chunks, 64, start | CHUNK_END, this.out);
+          this.pushChunk(this.out.slice());
         } else {
-          compress(this.cv, this.blockWords(), this.chunks, 64, start);
-          this.cv = Array.from(s.subarray(0, 8));
+          compress(this.cv, this.blockWords(), this.chunks, 64, start, this.cv);
           this.blocks++;
         }
-        this.block.fill(0);
         this.blockLen = 0;
       }
       const take = Math.min(64 - this.blockLen, bytes.length - i);
@@ -89,13 +134,16 @@ const Blake3 = (function () {
       i += take;
     }
   };
+  Hasher.prototype.parent = function (left, right, flags, out) {
+    this.pair.set(left, 0);
+    this.pair.set(right, 8);
+    compress(IV, this.pair, 0, 64, PARENT | flags, out);
+  };
   Hasher.prototype.pushChunk = function (cv) {
     this.chunks++;
     let total = this.chunks;
     while (total % 2 === 0) {
-      const left = this.stack.pop();
-      compress(IV, Uint32Array.from(left.concat(cv)), 0, 64, PARENT);
-      cv = Array.from(s.subarray(0, 8));
+      this.parent(this.stack.pop(), cv, 0, cv);
       total /= 2;
     }
     this.stack.push(cv);
@@ -103,21 +151,24 @@ const Blake3 = (function () {
     this.blocks = 0;
   };
   Hasher.prototype.hex = function () {
+    // The last block, zero-padded.
+    this.block.fill(0, this.blockLen);
     const start = this.blocks === 0 ? CHUNK_START : 0;
-    let cv = this.cv, words = Uint32Array.from(this.blockWords()), counter = this.chunks;
-    let len = this.blockLen, flags = start | CHUNK_END;
-    for (let i = this.stack.length - 1; i >= 0; i--) {
-      compress(cv, words, counter, len, flags);
-      const right = Array.from(s.subarray(0, 8));
-      cv = IV; words = Uint32Array.from(this.stack[i].concat(right));
-      counter = 0; len = 64; flags = PARENT;
+    const out = new Uint32Array(8);
+    const flags = start | CHUNK_END;
+    if (this.stack.length === 0) {
+      compress(this.cv, this.blockWords(), this.chunks, this.blockLen, flags | ROOT, out);
+    } else {
+      compress(this.cv, this.blockWords(), this.chunks, this.blockLen, flags, out);
+      for (let i = this.stack.length - 1; i >= 0; i--) {
+        this.parent(this.stack[i], out, i === 0 ? ROOT : 0, out);
+      }
     }
-    compress(cv, words, counter, len, flags | ROOT);
-    let out = "";
+    let hex = "";
     for (let i = 0; i < 8; i++) {
-      for (let b = 0; b < 4; b++) out += ((s[i] >>> (8 * b)) & 255).toString(16).padStart(2, "0");
+      for (let b = 0; b < 4; b++) hex += ((out[i] >>> (8 * b)) & 255).toString(16).padStart(2, "0");
     }
-    return out;
+    return hex;
   };
   return {
     hex: function (bytes) { const h = new Hasher(); h.update(bytes); return h.hex(); },

@@ -387,7 +387,8 @@ pub fn photos(
                     @for p in newest {
                         figure data-record=(p.record_id) {
                             @if crate::library::thumbs::drawn(p.kind) {
-                                img src=(format!("/thumb/{}.jpg", p.record_id)) alt=(p.path) loading="lazy";
+                                img src=(format!("/thumb/{}.jpg", p.record_id)) alt=(p.path) loading="lazy"
+                                    data-kind=(p.kind.name().to_uppercase());
                             } @else {
                                 div.tile { (p.kind.name().to_uppercase()) }
                             }

@@ -101,6 +101,23 @@ impl BlobSource {
         }
     }
 
+    /// Opens the blob as `photo`'s content into `out`, checked against the photo's blob ID
+    /// and content hash as it goes (restore, thumbnails).
+    pub fn open_into(
+        &self,
+        keys: &photomesh_protocol::keys::KeyRing,
+        photo: &photomesh_protocol::record::PhotoRecord,
+        out: impl io::Write,
+    ) -> Result<(), crate::blob::sealed::OpenError> {
+        crate::blob::sealed::open_blob(
+            io::BufReader::with_capacity(1 << 20, self.sealed_reader()),
+            keys,
+            &photo.blob_id,
+            &photo.plaintext_hash,
+            out,
+        )
+    }
+
     /// The blob's sealed length.
     pub fn sealed_len(&self) -> u64 {
         self.outboard.tree.size()

@@ -13,14 +13,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use photomesh_protocol::record::{PhotoRecord, Record};
 use photomesh_protocol::seal::BlobId;
 
-use crate::blob::sealed::{self, OpenError};
+use crate::blob::sealed::OpenError;
 use crate::blob::source::BlobSource;
 use crate::home::Home;
 use crate::index::IndexError;
@@ -509,22 +509,16 @@ fn write_verified(home: &Home, photo: &PhotoRecord, tmp: &Path) -> Result<(), Fa
     };
     let file = File::create(tmp).map_err(written)?;
     let mut out = BufWriter::with_capacity(1 << 20, &file);
-    sealed::open_blob(
-        BufReader::with_capacity(1 << 20, blob.sealed_reader()),
-        &home.keys,
-        &photo.blob_id,
-        &photo.plaintext_hash,
-        &mut out,
-    )
-    .map_err(|e| match e {
-        // The destination failed, or the key is not here: say so. Anything else failed
-        // reading this device's copy, which a copy from the mesh replaces.
-        OpenError::Write(e) => written(e),
-        e @ OpenError::UnknownEpoch(_) => Failed::Other(e.to_string()),
-        OpenError::Io(_) | OpenError::Seal(_) | OpenError::Mismatch(_) => Failed::NoGoodCopy {
-            damaged_store: blob.is_stored(),
-        },
-    })?;
+    blob.open_into(&home.keys, photo, &mut out)
+        .map_err(|e| match e {
+            // The destination failed, or the key is not here: say so. Anything else failed
+            // reading this device's copy, which a copy from the mesh replaces.
+            OpenError::Write(e) => written(e),
+            e @ OpenError::UnknownEpoch(_) => Failed::Other(e.to_string()),
+            OpenError::Io(_) | OpenError::Seal(_) | OpenError::Mismatch(_) => Failed::NoGoodCopy {
+                damaged_store: blob.is_stored(),
+            },
+        })?;
     out.flush().map_err(written)?;
     drop(out);
     file.sync_all().map_err(written)?;

@@ -8,12 +8,11 @@
 //! picture larger than [`MAX_PIXELS`], or a file larger than [`MAX_BYTES`], gets none
 //! either, so a hostile file cannot make the device decode a bomb.
 
-use std::io::{BufReader, Cursor};
+use std::io::Cursor;
 use std::path::PathBuf;
 
 use photomesh_protocol::record::{MediaType, PhotoRecord, Record, RecordId};
 
-use crate::blob::sealed;
 use crate::blob::source::BlobSource;
 use crate::home::Home;
 
@@ -141,14 +140,8 @@ fn plaintext(home: &Home, photo: &PhotoRecord) -> Result<Vec<u8>, ThumbError> {
         .map_err(|e| ThumbError::Io(e.to_string()))?
         .ok_or(ThumbError::NoCopy)?;
     let mut out = Vec::with_capacity(usize::try_from(photo.size).unwrap_or(0));
-    sealed::open_blob(
-        BufReader::with_capacity(1 << 20, blob.sealed_reader()),
-        &home.keys,
-        &photo.blob_id,
-        &photo.plaintext_hash,
-        &mut out,
-    )
-    .map_err(|_| ThumbError::NoCopy)?;
+    blob.open_into(&home.keys, photo, &mut out)
+        .map_err(|_| ThumbError::NoCopy)?;
     Ok(out)
 }
 

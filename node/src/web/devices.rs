@@ -86,19 +86,23 @@ fn device_id(text: &str) -> Result<DeviceId, PageError> {
         .map_err(|_| PageError::bad(format!("{text:?} is not a device ID")))
 }
 
+/// The current member whose device ID is `text`.
+async fn member(web: &Shared, text: &str) -> Result<crate::mesh::DeviceEntry, PageError> {
+    let id = device_id(text)?.to_string();
+    web.with_home(move |home| crate::mesh::devices(home))
+        .await?
+        .map_err(|e| PageError::internal(e.to_string()))?
+        .into_iter()
+        .find(|d| d.device_id == id && !d.revoked)
+        .ok_or_else(|| PageError::bad("no such member"))
+}
+
 pub(super) async fn revoke_page(
     State(web): State<Shared>,
     session: Session,
     Query(form): Query<DeviceForm>,
 ) -> Result<Html<String>, PageError> {
-    let id = device_id(&form.device)?;
-    let entry = web
-        .with_home(move |home| crate::mesh::devices(home))
-        .await?
-        .map_err(|e| PageError::internal(e.to_string()))?
-        .into_iter()
-        .find(|d| d.device_id == id.to_string() && !d.revoked)
-        .ok_or_else(|| PageError::bad("no such member"))?;
+    let entry = member(&web, &form.device).await?;
     Ok(Html(pages::revoke_page(&entry, &session).into_string()))
 }
 
@@ -107,14 +111,7 @@ pub(super) async fn rename_page(
     session: Session,
     Query(form): Query<DeviceForm>,
 ) -> Result<Html<String>, PageError> {
-    let id = device_id(&form.device)?;
-    let entry = web
-        .with_home(move |home| crate::mesh::devices(home))
-        .await?
-        .map_err(|e| PageError::internal(e.to_string()))?
-        .into_iter()
-        .find(|d| d.device_id == id.to_string() && !d.revoked)
-        .ok_or_else(|| PageError::bad("no such member"))?;
+    let entry = member(&web, &form.device).await?;
     Ok(Html(pages::rename_page(&entry, &session).into_string()))
 }
 

@@ -47,6 +47,9 @@ pub enum AuthError {
     /// The password file could not be read or written.
     #[error(transparent)]
     Home(#[from] HomeError),
+    /// Argon2 refused to hash (it does not, for these parameters: a bug).
+    #[error("the password could not be hashed: {0}")]
+    Hash(String),
     /// The stored hash is not a hash.
     #[error("{0}: not a password hash; set the password again with `photomesh web password`")]
     Corrupt(PathBuf),
@@ -78,10 +81,10 @@ pub fn set_password(home: &Path, password: &str) -> Result<(), AuthError> {
         return Err(AuthError::TooShort);
     }
     let random = crate::home::random32()?;
-    let salt = SaltString::encode_b64(&random[..16]).map_err(|_| AuthError::TooShort)?;
+    let salt = SaltString::encode_b64(&random[..16]).map_err(|e| AuthError::Hash(e.to_string()))?;
     let hash = argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|_| AuthError::TooShort)?
+        .map_err(|e| AuthError::Hash(e.to_string()))?
         .to_string();
     let path = password_file(home);
     let io = |source| HomeError::Io {

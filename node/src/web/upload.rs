@@ -212,6 +212,9 @@ fn partial_paths(home: &Path, hash: &[u8; 32]) -> (PathBuf, PathBuf) {
 
 /// Where each pick stands: backed up (by content), or how much of it is here.
 pub fn check(home: &Home, picks: &[Pick]) -> Result<Vec<PickState>, UploadError> {
+    if home.keys.current().is_none() {
+        return Err(UploadError::Vault);
+    }
     forget_abandoned(&home.path.join(PARTIAL_DIR), ABANDONED_AFTER);
     if picks.len() > MAX_CHECK {
         return Err(UploadError::Bad(format!(

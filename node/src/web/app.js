@@ -253,7 +253,12 @@ window.photomeshBlake3 = Blake3;
         failures++;
         show("waiting", "connection lost; trying again…");
         await new Promise(function (ok) { setTimeout(ok, Math.min(30000, 1000 * failures)); });
-        try { offset = (await check([{ hash: hash, size: file.size }]))[0].have; } catch (_) { /* retry */ }
+        try {
+          // The answer may have been lost after the node placed the file.
+          const state = (await check([{ hash: hash, size: file.size }]))[0];
+          if (state.backed_up) return "(it arrived before the connection was lost)";
+          offset = state.have;
+        } catch (_) { /* the node is still away: try again */ }
         continue;
       }
       const answer = await r.json().catch(function () { return {}; });

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use photomesh_tests::bench::{Spread, cpu_seconds, load, machine};
+use photomesh_tests::page::{Chunk, PageSession};
 use photomesh_tests::{Node, http};
 
 fn ms(spread: Spread) -> String {
@@ -55,20 +56,8 @@ fn main() -> Result<()> {
     println!("library: {} files (generated sample photos)", files.len());
     let (run, _, page) = nas.start_run_web("127.0.0.1:0");
 
-    // A browser's session on a loopback page: the cookie and the token.
-    let first = http::request(&page, "GET", "/upload", &[], b"")?;
-    let cookie = first
-        .header("set-cookie")
-        .and_then(|c| c.split(';').next())
-        .context("no session cookie")?
-        .to_owned();
-    let text = first.text();
-    let csrf = text
-        .split("data-csrf=\"")
-        .nth(1)
-        .and_then(|t| t.split('"').next())
-        .context("no CSRF token")?
-        .to_owned();
+    let session = PageSession::open(&page)?;
+    let cookie = session.cookie.clone();
 
     let overview = time_get(&page, &cookie, "/", 50)?;
     println!("GET / (the overview)            {}", ms(overview));
@@ -150,26 +139,17 @@ fn main() -> Result<()> {
         chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
     let hash = blake3::hash(&data).to_hex().to_string();
-    let size = data.len().to_string();
     let cpu_before = cpu_seconds(run.pid())?;
     let start = Instant::now();
-    for (i, chunk) in data.chunks(4 << 20).enumerate() {
-        let offset = (i * (4 << 20)).to_string();
-        let r = http::request(
-            &page,
-            "PUT",
-            &format!("/upload/{hash}"),
-            &[
-                ("Cookie", cookie.as_str()),
-                ("X-CSRF-Token", csrf.as_str()),
-                ("X-Upload-Offset", &offset),
-                ("X-Upload-Size", &size),
-                ("X-Upload-Name", "VID_BENCH.MP4"),
-                ("X-Upload-Mtime", "1700000000000"),
-                ("X-Upload-Device", "bench"),
-            ],
-            chunk,
-        )?;
+    for (i, bytes) in data.chunks(4 << 20).enumerate() {
+        let r = session.put(Chunk {
+            hash: &hash,
+            offset: i * (4 << 20),
+            size: data.len(),
+            name: "VID_BENCH.MP4",
+            device: "bench",
+            bytes,
+        })?;
         anyhow::ensure!(r.status == 200, "chunk {i}: {} {}", r.status, r.text());
     }
     let secs = start.elapsed().as_secs_f64();

@@ -20,6 +20,7 @@ pub mod flood;
 pub mod http;
 pub mod nat;
 pub mod netns;
+pub mod page;
 pub mod samples;
 
 /// The `photomesh` binary under test.

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 use photomesh_tests::browser::{Browser, screenshot_path};
 use photomesh_tests::http;
+use photomesh_tests::page::{Chunk, PageSession};
 use photomesh_tests::samples::take_photo;
 use photomesh_tests::{Node, photomesh_bin, wait_until};
 
@@ -407,28 +408,6 @@ fn photos_picked_in_a_phones_browser_are_recorded_replicated_and_not_sent_twice(
     browser.screenshot(&screenshot_path("photos"));
 }
 
-/// The session cookie and CSRF token a loopback page hands any browser.
-fn session(page: &str) -> (String, String) {
-    let home = http::request(page, "GET", "/upload", &[], b"").unwrap();
-    let cookie = home
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let text = home.text();
-    let csrf = text
-        .split("data-csrf=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    (cookie, csrf)
-}
-
 #[test]
 fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
     let dir = tempfile::tempdir().unwrap();
@@ -454,65 +433,48 @@ fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
     )
     .unwrap();
     let (_run, _, page) = nas.start_run_web("127.0.0.1:0");
-    let (cookie, csrf) = session(&page);
+    let session = PageSession::open(&page).unwrap();
     let file =
         std::fs::read(photomesh_tests::corpus_files().join("heic/exiv2-iphone-xr.heic")).unwrap();
     let hash = blake3::hash(&file).to_hex().to_string();
-    let size = file.len().to_string();
-    let put = |hash: &str, offset: usize, bytes: &[u8], token: &str| {
-        let offset = offset.to_string();
-        http::request(
-            &page,
-            "PUT",
-            &format!("/upload/{hash}"),
-            &[
-                ("Cookie", cookie.as_str()),
-                ("X-CSRF-Token", token),
-                ("X-Upload-Offset", &offset),
-                ("X-Upload-Size", &size),
-                ("X-Upload-Name", "IMG%200042.HEIC"),
-                ("X-Upload-Mtime", "1700000000000"),
-                ("X-Upload-Device", "Tom%E2%80%99s%20phone"),
-            ],
+    let put_as = |session: &PageSession, hash: &str, offset: usize, bytes: &[u8]| {
+        let chunk = Chunk {
+            hash,
+            offset,
+            size: file.len(),
+            name: "IMG%200042.HEIC",
+            device: "Tom%E2%80%99s%20phone",
             bytes,
-        )
-        .unwrap()
+        };
+        session.put(chunk).unwrap()
     };
-    let check = |hash: &str| {
-        let body = format!("[{{\"hash\":\"{hash}\",\"size\":{size}}}]");
-        let r = http::request(
-            &page,
-            "POST",
-            "/upload/check",
-            &[("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())],
-            body.as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(r.status, 200, "{}", r.text());
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        v[0].clone()
-    };
+    let put = |hash: &str, offset: usize, bytes: &[u8]| put_as(&session, hash, offset, bytes);
+    let check = |hash: &str| session.check(hash, file.len()).unwrap();
 
     // Without the token, nothing is taken.
-    assert_eq!(put(&hash, 0, &file[..1000], "forged").status, 403);
+    let forged = PageSession {
+        csrf: "forged".into(),
+        ..session.clone()
+    };
+    assert_eq!(put_as(&forged, &hash, 0, &file[..1000]).status, 403);
     assert_eq!(check(&hash)["have"], 0);
 
     // The first 400 kB arrive, then the connection is cut: the node says where it stands,
     // refuses a chunk from elsewhere, and takes the rest from there.
     let cut = 400_000;
-    let first = put(&hash, 0, &file[..cut], &csrf);
+    let first = put(&hash, 0, &file[..cut]);
     assert_eq!(first.status, 200, "{}", first.text());
     let state = check(&hash);
     assert_eq!(state["backed_up"], false);
     assert_eq!(state["have"], cut);
-    let again = put(&hash, 0, &file[..1000], &csrf);
+    let again = put(&hash, 0, &file[..1000]);
     assert_eq!(again.status, 409);
     assert!(
         again.text().contains(&format!("\"have\":{cut}")),
         "{}",
         again.text()
     );
-    let rest = put(&hash, cut, &file[cut..], &csrf);
+    let rest = put(&hash, cut, &file[cut..]);
     assert_eq!(rest.status, 200, "{}", rest.text());
     let done: serde_json::Value = serde_json::from_slice(&rest.body).unwrap();
     assert_eq!(done["placed"], "Uploads/Tom’s phone/IMG 0042.HEIC");
@@ -535,23 +497,16 @@ fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
     let second =
         std::fs::read(photomesh_tests::corpus_files().join("jpeg/piexif-sony-rx1r.jpg")).unwrap();
     let second_hash = blake3::hash(&second).to_hex().to_string();
-    let second_size = second.len().to_string();
-    let after = http::request(
-        &page,
-        "PUT",
-        &format!("/upload/{second_hash}"),
-        &[
-            ("Cookie", cookie.as_str()),
-            ("X-CSRF-Token", csrf.as_str()),
-            ("X-Upload-Offset", "0"),
-            ("X-Upload-Size", &second_size),
-            ("X-Upload-Name", "after.jpg"),
-            ("X-Upload-Mtime", "1700000000000"),
-            ("X-Upload-Device", "Tom"),
-        ],
-        &second,
-    )
-    .unwrap();
+    let after = session
+        .put(Chunk {
+            hash: &second_hash,
+            offset: 0,
+            size: second.len(),
+            name: "after.jpg",
+            device: "Tom",
+            bytes: &second,
+        })
+        .unwrap();
     assert_eq!(after.status, 200, "{}", after.text());
     {
         let home = photomesh::home::Home::open(&nas.home).unwrap();
@@ -576,7 +531,7 @@ fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
 
     // Bytes that do not hash to what the page said: refused whole, and started over.
     let wrong = blake3::hash(b"something else").to_hex().to_string();
-    let damaged = put(&wrong, 0, &file, &csrf);
+    let damaged = put(&wrong, 0, &file);
     assert_eq!(damaged.status, 422, "{}", damaged.text());
     assert_eq!(check(&wrong)["have"], 0);
     assert_eq!(uploaded(&nas).len(), 2);

@@ -31,6 +31,11 @@ pub(super) const CURRENT_PHOTO_AT: &str =
                                               AND m.at_ms >= p.created_at_ms)
      ORDER BY p.created_at_ms DESC LIMIT 1";
 
+/// Whether a photo record has plaintext hash `?1`: through `photos_by_hash`, which holds the
+/// first 8 bytes of each hash (those are compared first, as the index is on them).
+pub(super) const PHOTO_WITH_HASH: &str = "SELECT 1 FROM photos
+     WHERE substr(plaintext_hash, 1, 8) = substr(?1, 1, 8) AND plaintext_hash = ?1";
+
 /// The condition on `photos p` that makes it a photo of the library now: the newest record of
 /// its path not in the trash, and not moved away since.
 pub(super) const CURRENT: &str = "p.created_at_ms = (SELECT MAX(q.created_at_ms) FROM photos q
@@ -232,26 +237,16 @@ impl Index {
     }
 
     /// Which of `hashes` (plaintext BLAKE3 hashes) some photo record has: what a browser
-    /// need not upload. The `photos` table has no index on the hash (it would cost every
-    /// record 40 bytes for a rare question), so this reads it once per 500 hashes.
+    /// need not upload. One search of `photos_by_hash` each ([`PHOTO_WITH_HASH`]).
     pub fn known_plaintext_hashes(
         &self,
         hashes: &[[u8; 32]],
     ) -> Result<std::collections::HashSet<[u8; 32]>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(PHOTO_WITH_HASH)?;
         let mut known = std::collections::HashSet::new();
-        for group in hashes.chunks(500) {
-            let marks = vec!["?"; group.len()].join(",");
-            let mut stmt = self.conn.prepare(&format!(
-                "SELECT DISTINCT plaintext_hash FROM photos WHERE plaintext_hash IN ({marks})"
-            ))?;
-            let rows = stmt.query_map(
-                rusqlite::params_from_iter(group.iter().map(|h| &h[..])),
-                |r| r.get::<_, Vec<u8>>(0),
-            )?;
-            for row in rows {
-                if let Ok(hash) = <[u8; 32]>::try_from(row?) {
-                    known.insert(hash);
-                }
+        for hash in hashes {
+            if stmt.exists([&hash[..]])? {
+                known.insert(*hash);
             }
         }
         Ok(known)

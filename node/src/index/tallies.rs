@@ -603,6 +603,14 @@ mod tests {
                 "{sql}: {steps:?}"
             );
         }
+        // An upload's "already backed up?" is one search of `photos_by_hash`.
+        let steps =
+            crate::index::tests::plan(&ix, super::super::records::PHOTO_WITH_HASH, [vec![0u8; 32]]);
+        assert!(
+            steps.iter().any(|s| s.contains("photos_by_hash"))
+                && !steps.iter().any(|s| s.starts_with("SCAN")),
+            "{steps:?}"
+        );
         // The first originals found gone, read in the order they went, and no others.
         let steps = crate::index::tests::plan(&ix, super::super::folders::FIRST_GONE_SOURCES, [5]);
         assert!(

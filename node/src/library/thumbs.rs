@@ -129,11 +129,6 @@ impl Prepared {
     }
 }
 
-/// The thumbnail of photo record `id` as JPEG bytes: from the cache, else made and cached.
-pub fn thumbnail(home: &Home, id: &RecordId) -> Result<Vec<u8>, ThumbError> {
-    prepare(home, id)?.finish()
-}
-
 /// The photo's content, checked against its record, from wherever this device holds it.
 fn plaintext(home: &Home, photo: &PhotoRecord) -> Result<Vec<u8>, ThumbError> {
     let blob = BlobSource::open(home, &photo.blob_id)

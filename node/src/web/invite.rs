@@ -90,7 +90,7 @@ impl Invitations {
     }
 
     /// Starts an invitation offering `role` for `expires`, replacing (and ending) any other.
-    pub fn start(&self, home: PathBuf, role: Role, expires: Duration) -> u64 {
+    pub fn start(&self, home: PathBuf, role: Role, expires: Duration) {
         let serial = self.current.lock().as_ref().map_or(1, |i| i.serial + 1);
         let cancel = tokio_util::sync::CancellationToken::new();
         if let Some(old) = self.cancel.lock().replace(cancel.clone()) {
@@ -115,7 +115,6 @@ impl Invitations {
             );
             observe.update(|inv| inv.stage = end);
         });
-        serial
     }
 
     /// Ends the invitation shown, if it still waits.

@@ -94,7 +94,7 @@ pub fn login(failed: Option<&str>) -> Markup {
     )
 }
 
-pub(super) fn bytes(n: u64) -> String {
+fn bytes(n: u64) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.1} GB", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),

@@ -3,12 +3,15 @@
 //! One SQLite file in WAL mode, opened with `foreign_keys` on. The schema is created by
 //! numbered migrations tracked in `PRAGMA user_version`; each runs in a transaction, so an
 //! index is always at one version or the next, never between. The sealed records are the
-//! truth (they are what replicates); the `photos` table is a query-friendly copy of the few
-//! fields that listing and status need, filled when a record is added.
+//! truth (they are what replicates); the `photos` table holds the fields of each photo record
+//! this device opened, for queries, and those fields are all that is kept of a record that
+//! they seal again byte for byte (`stored.rs`).
 //!
 //! The index never holds photo content: only hashes, lengths, verification data (bao
 //! outboards) and the sealed records.
 
+#[macro_use]
+mod stored;
 mod blobs;
 mod folders;
 mod peers;
@@ -27,6 +30,7 @@ pub use records::PhotoRow;
 pub(crate) use salvage::testing;
 pub use salvage::{Salvage, Salvaged, SeenRow};
 pub use scans::{LeftOut, ScanProblem, ScanSummary};
+pub use stored::StoredRecord;
 pub use tallies::{ClassPhoto, PhotoClass};
 pub use trash::{TrashRow, Trashed, Version};
 
@@ -227,6 +231,27 @@ impl Index {
         let value = f(self)?;
         tx.commit().map_err(IndexError::from)?;
         Ok(value)
+    }
+
+    /// Runs `f`'s statements all or none, inside a transaction or not (a savepoint).
+    fn within_savepoint<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, IndexError>,
+    ) -> Result<T, IndexError> {
+        self.conn.execute_batch("SAVEPOINT within")?;
+        match f() {
+            Ok(value) => {
+                self.conn.execute_batch("RELEASE within")?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The error that counts is `f`'s; the savepoint goes either way.
+                let _ = self
+                    .conn
+                    .execute_batch("ROLLBACK TO within; RELEASE within");
+                Err(e)
+            }
+        }
     }
 
     /// A value from the `meta` table.

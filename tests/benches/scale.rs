@@ -16,7 +16,8 @@
 //!   every blob ("blobs/s"), each blob verified as it arrived;
 //! - peak RSS of every command (`VmHWM`, sampled every 10 ms while it runs, so a peak in
 //!   its last 10 ms can be missed) and of both nodes over the sync;
-//! - index bytes per record: A's `index.sqlite` (with its WAL) over n.
+//! - index bytes per record: A's `index.sqlite` (with its WAL) over n, and each table's and
+//!   index's share (SQLite's `dbstat`).
 //!
 //! Environment: `PHOTOMESH_SCALE_N` = the sizes, comma-separated (default
 //! `100000,1000000`). It prints figures beside the budgets and never asserts on a time.
@@ -31,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use photomesh_tests::Node;
-use photomesh_tests::bench::{index_records_progress, load, machine, peak_rss_kb};
+use photomesh_tests::bench::{
+    index_bytes_by_object, index_records_progress, load, machine, peak_rss_kb,
+};
 
 /// Files to a folder in the generated library.
 const PER_FOLDER: u64 = 1000;
@@ -88,6 +91,8 @@ struct Figures {
     rss_source_mb: f64,
     rss_vault_mb: f64,
     index_bytes_per_record: f64,
+    /// Each table and index of A's index, in bytes per record, largest first.
+    index_parts: Vec<(String, f64)>,
 }
 
 /// Writes `n` small unique files under `dir`, once.
@@ -134,6 +139,8 @@ fn measure(library: &Path, runs: &Path, n: u64) -> Result<Figures> {
         .filter_map(|f| fs::metadata(a.home.join(f)).ok())
         .map(|m| m.len())
         .sum::<u64>();
+    // Where they go, while no node has the index open.
+    let index_parts = index_bytes_by_object(&a.home.join("index.sqlite"), n)?;
 
     a.invite(&b, "vault");
     let (a_run, addr) = a.start_run();
@@ -176,6 +183,7 @@ fn measure(library: &Path, runs: &Path, n: u64) -> Result<Figures> {
         rss_source_mb,
         rss_vault_mb,
         index_bytes_per_record: index_bytes as f64 / n as f64,
+        index_parts,
     })
 }
 
@@ -228,6 +236,16 @@ fn print_figures(n: u64, f: &Figures) {
         f.rss_source_mb,
         f.rss_vault_mb,
         f.index_bytes_per_record
+    );
+    let parts: Vec<String> = f
+        .index_parts
+        .iter()
+        .filter(|(_, bytes)| *bytes >= 1.0)
+        .map(|(name, bytes)| format!("{name} {bytes:.0}"))
+        .collect();
+    println!(
+        "  index bytes per record, where they go: {}",
+        parts.join(", ")
     );
 }
 

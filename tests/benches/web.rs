@@ -114,7 +114,9 @@ fn main() -> Result<()> {
         let home = photomesh::home::Home::open(&nas.home).map_err(|e| e.to_string())?;
         let rows = home.index.newest_photos(1).map_err(|e| e.to_string())?;
         let row = rows.first().ok_or("no photo")?;
-        let p = photomesh_protocol::record::Record::open_photo(&row.sealed, &home.keys)
+        let p = row
+            .record
+            .open_photo(&home.keys)
             .map_err(|e| e.to_string())?;
         if p.path == "IMG_24MP.JPG" {
             Ok(row.record_id.to_hex())

@@ -247,3 +247,118 @@ fn count_rows(
     let (a, b): (i64, i64) = conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok((u64::try_from(a).unwrap_or(0), u64::try_from(b).unwrap_or(0)))
 }
+
+/// Where an index's bytes go: each table and index with its share of the file, in bytes per
+/// record over `records` (SQLite's `dbstat`, pages counted whole, free space included),
+/// largest first.
+pub fn index_bytes_by_object(index: &Path, records: u64) -> Result<Vec<(String, f64)>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        index,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let mut stmt = conn
+        .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY SUM(pgsize) DESC")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let per = records.max(1) as f64;
+    rows.map(|r| Ok(r.map(|(name, bytes)| (name, bytes as f64 / per))?))
+        .collect()
+}
+
+/// What a transport benchmark's figures depend on besides the CPU model, a line each: the
+/// kernel, the CPU's crypto instructions, the socket buffer limits, loopback's MTU, and the
+/// UDP segmentation offloads quinn finds (GSO sends many datagrams in one call, GRO receives
+/// them so).
+pub fn transport_facts() -> Vec<String> {
+    let read = |path: &str| {
+        fs::read_to_string(path)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into())
+    };
+    let flags: Vec<String> = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, f)| f.split_whitespace().map(str::to_owned).collect())
+        })
+        .unwrap_or_default();
+    let crypto: Vec<&str> = [
+        "aes",
+        "pclmulqdq",
+        "vaes",
+        "vpclmulqdq",
+        "avx2",
+        "avx512f",
+        "sha_ni",
+        "pmull",
+        "sha2",
+    ]
+    .into_iter()
+    .filter(|f| flags.iter().any(|g| g == f))
+    .collect();
+    let offloads = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| quinn::udp::UdpSocketState::new((&socket).into()))
+        .map_or_else(
+            |e| format!("unknown ({e})"),
+            |state| {
+                format!(
+                    "GSO up to {} segments, GRO {} segments",
+                    state.max_gso_segments(),
+                    state.gro_segments()
+                )
+            },
+        );
+    vec![
+        format!("kernel: {}", read("/proc/sys/kernel/osrelease")),
+        format!(
+            "CPU crypto instructions: {}",
+            if crypto.is_empty() {
+                "none".into()
+            } else {
+                crypto.join(" ")
+            }
+        ),
+        format!(
+            "socket buffers: rmem_max {}, wmem_max {}",
+            read("/proc/sys/net/core/rmem_max"),
+            read("/proc/sys/net/core/wmem_max")
+        ),
+        format!("loopback MTU: {}", read("/sys/class/net/lo/mtu")),
+        format!("UDP offloads: {offloads}"),
+        "allocator: the system's (glibc malloc)".into(),
+    ]
+}
+
+/// The UDP datagrams this host's stack dropped on receipt so far (`/proc/net/snmp`:
+/// `RcvbufErrors`, a socket's buffer full, and `InErrors`, which counts them too).
+pub fn udp_receive_errors() -> Result<u64> {
+    let snmp = fs::read_to_string("/proc/net/snmp")?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (
+        udp.next().context("no Udp header")?,
+        udp.next().context("no Udp values")?,
+    );
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "InErrors")
+        .context("no InErrors")?;
+    Ok(values
+        .split_whitespace()
+        .nth(at)
+        .context("no InErrors value")?
+        .parse()?)
+}
+
+/// Bytes a process caused to be written to storage so far (`/proc/PID/io`, `write_bytes`:
+/// counted as it dirties pages, so writeback after it exits is included).
+pub fn written_bytes(pid: u32) -> Result<u64> {
+    let io = fs::read_to_string(format!("/proc/{pid}/io"))
+        .with_context(|| format!("reading /proc/{pid}/io"))?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .context("no write_bytes")?
+        .trim()
+        .parse()
+        .context("write_bytes")
+}

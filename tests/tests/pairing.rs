@@ -317,8 +317,9 @@ fn a_vault_joins_without_the_library_key_and_cannot_open_a_record() {
     let laptop = Home::open(&a.home).unwrap();
     let vault = Home::open(&v.home).unwrap();
     let row = laptop.index.latest_photos(None).unwrap().remove(0);
-    assert!(Record::open(&row.sealed, &laptop.keys).is_ok());
-    assert!(Record::open(&row.sealed, &vault.keys).is_err());
+    let sealed = row.record.sealed(&laptop.keys).unwrap();
+    assert!(Record::open(&sealed, &laptop.keys).is_ok());
+    assert!(Record::open(&sealed, &vault.keys).is_err());
     // A vault cannot invite anyone.
     let run = v.run(&["pair", "--listen", "127.0.0.1:0"]);
     assert_eq!(run.code, 2);

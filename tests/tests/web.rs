@@ -514,8 +514,7 @@ fn an_upload_cut_off_resumes_where_it_stopped_and_a_damaged_one_starts_over() {
         let epochs: Vec<(String, u32)> = rows
             .iter()
             .map(|r| {
-                let p =
-                    photomesh_protocol::record::Record::open_photo(&r.sealed, &home.keys).unwrap();
+                let p = r.record.open_photo(&home.keys).unwrap();
                 (p.path, p.blob_epoch)
             })
             .collect();

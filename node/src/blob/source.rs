@@ -53,7 +53,7 @@ impl BlobSource {
             }));
         }
         for original in home.index.originals_of(blob_id)? {
-            let Ok(Record::Photo(photo)) = Record::open(&original.sealed, &home.keys) else {
+            let Ok(Record::Photo(photo)) = original.record.open(&home.keys) else {
                 continue;
             };
             let Some(key) = home.keys.get(photo.blob_epoch) else {

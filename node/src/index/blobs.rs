@@ -3,18 +3,25 @@
 
 use std::path::PathBuf;
 
+use photomesh_protocol::record::RecordId;
 use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
 use super::records::ADDED_BY;
+use super::stored::StoredRecord;
 use super::{Index, IndexError, blob_id_from};
 
 /// The original files whose recorded content is blob `?1` (see [`Index::originals_of`]).
-pub(super) const ORIGINALS_OF: &str = "SELECT f.path, s.path, r.sealed FROM sources s
+pub(super) const ORIGINALS_OF: &str = concat!(
+    "SELECT f.path, s.path, r.record_id, r.sealed, ",
+    photo_columns!(),
+    "
+     FROM sources s
      JOIN photos p USING (record_id)
      JOIN records r USING (record_id)
      JOIN folders f ON f.label = s.folder
-     WHERE p.blob_id = ?1 AND s.gone_since_ms IS NULL";
+     WHERE p.blob_id = ?1 AND s.gone_since_ms IS NULL"
+);
 
 /// A blob's length, outboard (an empty one has no row) and whether it is stored.
 pub(super) const BLOB_INFO: &str = "SELECT b.sealed_len, COALESCE(o.outboard, X''), b.stored
@@ -27,8 +34,8 @@ pub struct OriginalRow {
     pub root: PathBuf,
     /// Its path below the folder, `/`-separated.
     pub rel: String,
-    /// The sealed record that describes it.
-    pub sealed: Vec<u8>,
+    /// The record that describes it.
+    pub record: StoredRecord,
 }
 
 /// What the index knows of a blob.
@@ -290,7 +297,7 @@ impl Index {
             Ok(OriginalRow {
                 root: PathBuf::from(r.get::<_, String>(0)?),
                 rel: r.get(1)?,
-                sealed: r.get(2)?,
+                record: StoredRecord::read(r, 3, RecordId(blob_id_from(r.get(2)?)?))?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -1,10 +1,12 @@
 //! What this device knows of the other members: where they were seen, what they hold, how
 //! the last sync went, and which sent bad data.
 
+use photomesh_protocol::record::RecordId;
 use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
 use super::blob_id_from;
+use super::stored::{PHOTO_COLUMNS, StoredRecord};
 use super::{Index, IndexError};
 
 /// A page of a peer's holdings, in ID order (the table's key: no sort).
@@ -341,19 +343,23 @@ impl Index {
         device: &photomesh_protocol::identity::DeviceId,
         from: &[u8; 32],
         max_size: u64,
-    ) -> Result<Option<(BlobId, Vec<u8>)>, IndexError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT pb.blob_id, r.sealed FROM peer_blobs pb
+    ) -> Result<Option<(BlobId, StoredRecord)>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT pb.blob_id, r.record_id, r.sealed, {PHOTO_COLUMNS} FROM peer_blobs pb
              JOIN photos p ON p.blob_id = pb.blob_id
              JOIN records r ON r.record_id = p.record_id
              WHERE pb.device_id = ?1 AND pb.blob_id >= ?2 AND p.size <= ?3
-             ORDER BY pb.blob_id LIMIT 1",
-        )?;
+             ORDER BY pb.blob_id LIMIT 1"
+        ))?;
         let id = &device.as_bytes()[..];
         for start in [&from[..], &[0u8; 32][..]] {
             let row = stmt
                 .query_row(params![id, start, max_size as i64], |r| {
-                    Ok((BlobId(super::blob_id_from(r.get(0)?)?), r.get(1)?))
+                    let id = RecordId(super::blob_id_from(r.get(1)?)?);
+                    Ok((
+                        BlobId(super::blob_id_from(r.get(0)?)?),
+                        StoredRecord::read(r, 2, id)?,
+                    ))
                 })
                 .optional()?;
             if row.is_some() {

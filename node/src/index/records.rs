@@ -1,20 +1,33 @@
 //! The replicated record set, and the query tables a `full` device fills from the photo
 //! records it can open.
 
+use photomesh_protocol::keys::KeyRing;
 use photomesh_protocol::record::{MoveRecord, PhotoRecord, RecordId};
 use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
 use super::blob_id_from;
+use super::stored::{PHOTO_COLUMNS, StoredRecord, fields_suffice};
 use super::{Index, IndexError};
 
-/// A photo version the index knows: the query fields plus its sealed record.
+/// A photo version the index knows.
 #[derive(Debug, Clone)]
 pub struct PhotoRow {
     /// The record's ID.
     pub record_id: RecordId,
-    /// The sealed record bytes.
-    pub sealed: Vec<u8>,
+    /// The record.
+    pub record: StoredRecord,
+}
+
+impl PhotoRow {
+    /// A row of `r.record_id, r.sealed`, then [`PHOTO_COLUMNS`].
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let record_id = RecordId(blob_id_from(row.get(0)?)?);
+        Ok(Self {
+            record_id,
+            record: StoredRecord::read(row, 1, record_id)?,
+        })
+    }
 }
 
 /// Every membership record (they start with `pmmr`), through the partial index
@@ -99,18 +112,28 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records added after row `after` (the table's rowid), in order: `(rowid, bytes)`.
-    pub fn records_after(&self, after: i64) -> Result<Vec<(i64, Vec<u8>)>, IndexError> {
+    /// Records added after row `after` (the table's rowid), in order.
+    pub fn records_after(&self, after: i64) -> Result<Vec<(i64, StoredRecord)>, IndexError> {
         self.records_page(after, i64::MAX)
     }
 
     /// [`Index::records_after`], at most `limit` of them: a million records are read a page
     /// at a time, not held at once.
-    pub fn records_page(&self, after: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, IndexError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT rowid, sealed FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-        )?;
-        let rows = stmt.query_map([after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    pub fn records_page(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, StoredRecord)>, IndexError> {
+        // Only a record kept as its photo's fields looks its photo up.
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT r.rowid, r.record_id, r.sealed, {PHOTO_COLUMNS} FROM records r
+             LEFT JOIN photos p ON length(r.sealed) = 0 AND p.record_id = r.record_id
+             WHERE r.rowid > ?1 ORDER BY r.rowid LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map([after, limit], |r| {
+            let id = RecordId(blob_id_from(r.get(1)?)?);
+            Ok((r.get(0)?, StoredRecord::read(r, 2, id)?))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -144,33 +167,64 @@ impl Index {
     }
 
     /// Adds a sealed photo record and its query fields (a no-op if it is already there).
+    /// When its fields, sealed again with the key `keys` holds for its epoch, give `sealed`
+    /// exactly, they are all that is kept (`index/stored.rs`).
     pub fn add_photo_record(
         &self,
         record_id: &RecordId,
         sealed: &[u8],
         photo: &PhotoRecord,
+        keys: &KeyRing,
         now_ms: u64,
     ) -> Result<(), IndexError> {
-        self.add_record(record_id, sealed, now_ms)?;
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO photos
-               (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms, added_by,
-                media_type)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                &record_id.0[..],
-                photo.folder,
-                photo.path,
-                photo.size as i64,
-                &photo.plaintext_hash[..],
-                &photo.blob_id.0[..],
-                photo.created_at_ms as i64,
-                &photo.added_by.as_bytes()[..],
-                photo.media_type.name(),
-            ])?;
-        Ok(())
+        let once = fields_suffice(sealed, photo, keys);
+        self.within_savepoint(|| {
+            let kept: &[u8] = if once.is_some() { &[] } else { sealed };
+            let new = self.add_record(record_id, kept, now_ms)?;
+            let capture = photo.capture_time;
+            let added = self
+                .conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO photos
+                   (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms,
+                    added_by, media_type, mtime_s, mtime_ns, capture_s, capture_offset,
+                    blob_epoch, seal_epoch)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )?
+                .execute(params![
+                    &record_id.0[..],
+                    photo.folder,
+                    photo.path,
+                    photo.size as i64,
+                    &photo.plaintext_hash[..],
+                    &photo.blob_id.0[..],
+                    photo.created_at_ms as i64,
+                    &photo.added_by.as_bytes()[..],
+                    photo.media_type.name(),
+                    photo.mtime.seconds,
+                    photo.mtime.nanos,
+                    capture.map(|c| c.local_seconds),
+                    capture.and_then(|c| c.utc_offset_minutes),
+                    photo.blob_epoch,
+                    once,
+                ])?;
+            let set_sealed = |bytes: &[u8]| -> Result<(), IndexError> {
+                self.conn
+                    .prepare_cached("UPDATE records SET sealed = ?2 WHERE record_id = ?1")?
+                    .execute(params![&record_id.0[..], bytes])?;
+                Ok(())
+            };
+            match (once, new, added) {
+                // Kept sealed before (it came before its key, say); its fields, checked
+                // just now, now seal it again.
+                (Some(_), false, 1) => set_sealed(&[])?,
+                // A photo row was there without a record row: never, with foreign keys on;
+                // the bytes stay, whatever that row holds.
+                (Some(_), true, 0) => set_sealed(sealed)?,
+                _ => {}
+            }
+            Ok(())
+        })
     }
 
     /// Adds a sealed move record and its query fields (a no-op if it is already there): the
@@ -197,12 +251,15 @@ impl Index {
         Ok(())
     }
 
-    /// The sealed bytes of a record.
-    pub fn sealed_record(&self, record_id: &RecordId) -> Result<Option<Vec<u8>>, IndexError> {
+    /// A record, if the index holds it.
+    pub fn record(&self, record_id: &RecordId) -> Result<Option<StoredRecord>, IndexError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT sealed FROM records WHERE record_id = ?1")?
-            .query_row([&record_id.0[..]], |r| r.get(0))
+            .prepare_cached(&format!(
+                "SELECT r.sealed, {PHOTO_COLUMNS} FROM records r LEFT JOIN photos p USING (record_id)
+                 WHERE r.record_id = ?1"
+            ))?
+            .query_row([&record_id.0[..]], |r| StoredRecord::read(r, 0, *record_id))
             .optional()?)
     }
 
@@ -223,16 +280,12 @@ impl Index {
     /// one folder only: the photos of the library.
     pub fn latest_photos(&self, folder: Option<&str>) -> Result<Vec<PhotoRow>, IndexError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
+            "SELECT r.record_id, r.sealed, {PHOTO_COLUMNS} FROM photos p
+             JOIN records r USING (record_id)
              WHERE (?1 IS NULL OR p.folder = ?1) AND {CURRENT}
              ORDER BY p.folder, p.path"
         ))?;
-        let rows = stmt.query_map([folder], |r| {
-            Ok(PhotoRow {
-                record_id: RecordId(blob_id_from(r.get(0)?)?),
-                sealed: r.get(1)?,
-            })
-        })?;
+        let rows = stmt.query_map([folder], PhotoRow::read)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -255,16 +308,12 @@ impl Index {
     /// The current record of the photos added last, newest first: at most `limit`.
     pub fn newest_photos(&self, limit: usize) -> Result<Vec<PhotoRow>, IndexError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
+            "SELECT r.record_id, r.sealed, {PHOTO_COLUMNS} FROM photos p
+             JOIN records r USING (record_id)
              WHERE {CURRENT}
              ORDER BY p.created_at_ms DESC, p.folder, p.path LIMIT ?1"
         ))?;
-        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok(PhotoRow {
-                record_id: RecordId(blob_id_from(r.get(0)?)?),
-                sealed: r.get(1)?,
-            })
-        })?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], PhotoRow::read)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -337,16 +386,12 @@ impl Index {
     /// Photo records indexed before the index kept who added them or their kind: (record
     /// ID, sealed).
     pub fn photos_without_adder(&self) -> Result<Vec<PhotoRow>, IndexError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT r.record_id, r.sealed FROM photos p JOIN records r USING (record_id)
-             WHERE p.added_by IS NULL OR p.media_type IS NULL",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(PhotoRow {
-                record_id: RecordId(blob_id_from(r.get(0)?)?),
-                sealed: r.get(1)?,
-            })
-        })?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT r.record_id, r.sealed, {PHOTO_COLUMNS} FROM photos p
+             JOIN records r USING (record_id)
+             WHERE p.added_by IS NULL OR p.media_type IS NULL"
+        ))?;
+        let rows = stmt.query_map([], PhotoRow::read)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, Row};
 
+use photomesh_protocol::record::RecordId;
+
+use super::stored::{PHOTO_COLUMNS, StoredRecord};
 use super::{Folder, IndexError, at_open};
 
 /// Rows read per query.
@@ -131,15 +134,17 @@ impl Salvage {
             .flatten()
     }
 
-    /// The `records` table, a chunk at a time: `each` gets the (record ID, sealed bytes) of
-    /// each chunk read, and may stop the walk with an error. The rows are not kept.
+    /// The `records` table, a chunk at a time: `each` gets the (record ID, record) of each
+    /// chunk read, and may stop the walk with an error. The rows are not kept. A record kept
+    /// as its photo's fields is read with them: one whose photo row cannot be read is lost.
     pub fn records<E>(
         &self,
-        mut each: impl FnMut(Vec<([u8; 32], Vec<u8>)>) -> Result<(), E>,
+        mut each: impl FnMut(Vec<([u8; 32], StoredRecord)>) -> Result<(), E>,
     ) -> Result<Salvaged<()>, E> {
         self.walk(
-            "records",
-            "record_id, sealed",
+            "records r LEFT JOIN photos p ON length(r.sealed) = 0 AND p.record_id = r.record_id",
+            "r.rowid",
+            &format!("r.record_id, r.sealed, {PHOTO_COLUMNS}"),
             |r| {
                 let id: Vec<u8> = r.get(1)?;
                 let id = <[u8; 32]>::try_from(id).map_err(|_| {
@@ -149,7 +154,7 @@ impl Salvage {
                         "a record ID is not 32 bytes".into(),
                     )
                 })?;
-                Ok((id, r.get(2)?))
+                Ok((id, StoredRecord::read(r, 2, RecordId(id))?))
             },
             &mut each,
         )
@@ -164,7 +169,7 @@ impl Salvage {
         read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Salvaged<T> {
         let mut rows = Vec::new();
-        let walked = self.walk(table, columns, read, &mut |chunk: Vec<T>| {
+        let walked = self.walk(table, "rowid", columns, read, &mut |chunk: Vec<T>| {
             rows.extend(chunk);
             Ok::<_, std::convert::Infallible>(())
         });
@@ -176,11 +181,12 @@ impl Salvage {
         }
     }
 
-    /// Reads `table` in rowid order, stepping over what cannot be read; hands each chunk of
-    /// rows read to `each`.
+    /// Reads `table` (a table, or a join named by its first table's `rowid`) in rowid order,
+    /// stepping over what cannot be read; hands each chunk of rows read to `each`.
     fn walk<T, E>(
         &self,
         table: &str,
+        rowid: &str,
         columns: &str,
         read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
         each: &mut dyn FnMut(Vec<T>) -> Result<(), E>,
@@ -188,7 +194,8 @@ impl Salvage {
         // `>=`, not `>`: SQLite finds the first row past `p` by landing on `p`, which may be
         // on the damaged page when `p` is the last row before a good one.
         let sql = format!(
-            "SELECT rowid, {columns} FROM {table} WHERE rowid >= ?1 ORDER BY rowid LIMIT {CHUNK}"
+            "SELECT {rowid}, {columns} FROM {table} WHERE {rowid} >= ?1 ORDER BY {rowid}
+             LIMIT {CHUNK}"
         );
         let mut outcome = Salvaged::default();
         let Ok(mut stmt) = self.conn.prepare(&sql) else {
@@ -289,12 +296,32 @@ pub(crate) mod testing {
     const PAGE: usize = 4096;
 
     /// Overwrites the `n` pages nearest the middle of the closed index at `path` that are
-    /// leaves of the `records` table (table leaves holding sealed records, which start with
-    /// `pmsr`) and hold no membership record (`pmmr`), and returns how many rows those pages
-    /// held.
+    /// leaves of the `records` table holding no membership record (`pmmr`), and returns how
+    /// many rows those pages held.
     pub(crate) fn damage_record_pages(path: &Path, n: usize) -> usize {
-        damage_leaves_where(path, n, |page| {
-            count(page, b"pmsr") >= 3 && count(page, b"pmmr") == 0
+        damage_table_leaves(path, "records", n)
+    }
+
+    /// Overwrites the `n` leaves of `table` nearest the middle of the closed index at `path`
+    /// that hold no membership record (`pmmr`), and returns how many rows they held.
+    pub(crate) fn damage_table_leaves(path: &Path, table: &str, n: usize) -> usize {
+        let leaves: std::collections::HashSet<usize> = {
+            let conn = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .unwrap();
+            let mut stmt = conn
+                .prepare("SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'leaf'")
+                .unwrap();
+            // `dbstat` counts pages from 1; the file's pages are counted from 0 here.
+            stmt.query_map([table], |r| r.get::<_, i64>(0))
+                .unwrap()
+                .map(|p| usize::try_from(p.unwrap() - 1).unwrap())
+                .collect()
+        };
+        damage_pages_where(path, n, |p, page| {
+            leaves.contains(&p) && count(page, b"pmmr") == 0
         })
     }
 
@@ -305,6 +332,12 @@ pub(crate) mod testing {
         n: usize,
         pick: impl Fn(&[u8]) -> bool,
     ) -> usize {
+        damage_pages_where(path, n, |_, page| pick(page))
+    }
+
+    /// Overwrites the `n` table leaves nearest the middle of the closed index at `path` for
+    /// which `pick(page number from 0, page)` holds, and returns how many rows they held.
+    fn damage_pages_where(path: &Path, n: usize, pick: impl Fn(usize, &[u8]) -> bool) -> usize {
         let wal = format!("{}-wal", path.display());
         assert!(
             std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
@@ -315,7 +348,7 @@ pub(crate) mod testing {
         let mut leaves: Vec<usize> = (1..pages)
             .filter(|&p| {
                 let page = &bytes[p * PAGE..(p + 1) * PAGE];
-                page[0] == 0x0D && pick(page)
+                page[0] == 0x0D && pick(p, page)
             })
             .collect();
         leaves.sort_by_key(|&p| p.abs_diff(pages / 2));

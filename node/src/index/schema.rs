@@ -494,4 +494,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- Every photo record into its class.
     INSERT INTO photo_refresh SELECT * FROM photo_attrs;
     ",
+    // Version 13: a photo record this device opened is kept once (`index/stored.rs`): the
+    // fields of `photos` below, with these, seal it again byte for byte, and its row in
+    // `records` keeps an empty `sealed`. Rows indexed before keep their sealed bytes.
+    "
+    ALTER TABLE photos ADD COLUMN mtime_s INTEGER;
+    ALTER TABLE photos ADD COLUMN mtime_ns INTEGER;
+    -- When it was taken (NULL: the file does not say), and the camera's UTC offset.
+    ALTER TABLE photos ADD COLUMN capture_s INTEGER;
+    ALTER TABLE photos ADD COLUMN capture_offset INTEGER;
+    ALTER TABLE photos ADD COLUMN blob_epoch INTEGER;
+    -- The key epoch that sealed the record.
+    ALTER TABLE photos ADD COLUMN seal_epoch INTEGER;
+    ",
 ];

@@ -290,6 +290,7 @@ fn clamp(n: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use photomesh_protocol::identity::DeviceId;
+    use photomesh_protocol::keys::KeyRing;
     use photomesh_protocol::record::{FileTime, MediaType, MoveRecord, PhotoRecord, RecordId};
     use photomesh_protocol::seal::BlobId;
 
@@ -433,7 +434,7 @@ mod tests {
         };
         let id =
             RecordId(*blake3::hash(format!("{path} {blob_n} {by} {at}").as_bytes()).as_bytes());
-        ix.add_photo_record(&id, b"pmsr sealed", &photo, at)
+        ix.add_photo_record(&id, b"pmsr sealed", &photo, &KeyRing::default(), at)
             .unwrap();
         id
     }

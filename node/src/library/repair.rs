@@ -31,7 +31,7 @@ use photomesh_protocol::seal::BlobId;
 use crate::blob::store::BlobStoreError;
 use crate::clock::now_ms;
 use crate::home::{self, Home, HomeError};
-use crate::index::{Folder, IndexError, Salvage, Salvaged};
+use crate::index::{Folder, IndexError, Salvage, Salvaged, StoredRecord};
 use crate::library::progress::Progress;
 use crate::library::verify::{Finding, heal_blob};
 use crate::mesh::{self, MeshError};
@@ -278,12 +278,14 @@ fn salvage_settings(
 fn salvage_membership(home: &Home, old: &Salvage) -> Result<(), RepairError> {
     let mut membership = Vec::new();
     old.records(|chunk| {
-        membership.extend(
-            chunk
-                .into_iter()
-                .filter(|(id, bytes)| MembershipRecord::is_membership(bytes) && valid(id, bytes))
-                .map(|(_, bytes)| bytes),
-        );
+        membership.extend(chunk.into_iter().filter_map(|(id, record)| match record {
+            StoredRecord::Sealed(bytes)
+                if MembershipRecord::is_membership(&bytes) && valid(&id, &bytes) =>
+            {
+                Some(bytes)
+            }
+            _ => None,
+        }));
         Ok::<_, IndexError>(())
     })?;
     store_records(home, &membership)?;
@@ -316,11 +318,12 @@ fn salvage_records(
     };
     let walked: Salvaged<()> = old.records(|chunk| {
         progress.advance(chunk.len() as u64, 0);
-        for (id, bytes) in chunk {
-            if valid(&id, &bytes) {
-                pending.push(bytes);
-            } else {
-                report.records_lost += 1;
+        for (id, record) in chunk {
+            // One kept as its photo's fields is sealed again: a damaged field gives another
+            // ID, and the record is lost like one whose bytes were damaged.
+            match record.sealed(&home.keys) {
+                Ok(bytes) if valid(&id, &bytes) => pending.push(bytes),
+                _ => report.records_lost += 1,
             }
         }
         if pending.len() >= RECORDS_PER_COMMIT {
@@ -444,7 +447,9 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::index::testing::{count, damage_leaves_where, damage_record_pages};
+    use crate::index::testing::{
+        count, damage_leaves_where, damage_record_pages, damage_table_leaves,
+    };
     use crate::library::progress::Silent;
     use crate::library::{folders, scan};
 
@@ -479,7 +484,8 @@ mod tests {
     #[test]
     fn a_damaged_index_is_rebuilt_from_what_can_be_read_and_the_blob_store() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, records) = device(dir.path(), 120);
+        // Enough photos for several pages of records, each record kept as its fields.
+        let (path, records) = device(dir.path(), 400);
         let lost = damage_record_pages(&home::index_file(&path), 2) as u64;
         // What a repair cut short left behind is started over.
         fs::write(path.join(BUILDING), b"half a new index").unwrap();
@@ -522,9 +528,31 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_photos_page_loses_the_records_kept_as_its_fields_and_a_scan_brings_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, records) = device(dir.path(), 400);
+        // Every photo record here is kept as its fields, one `photos` row each: a damaged
+        // page of them is as many records lost, however whole their `records` rows are.
+        let lost = damage_table_leaves(&home::index_file(&path), "photos", 1) as u64;
+        assert!(lost > 0);
+        let report = rebuilt(repair_index(&path, None, &mut Silent).unwrap());
+        assert_eq!(report.records_lost, lost, "{report:?}");
+        assert_eq!(report.records_recovered, records - lost, "{report:?}");
+        let home = Home::open(&path).unwrap();
+        let again = scan::scan(&home, &mut Silent).unwrap();
+        assert_eq!(again.new_files, lost, "{again:?}");
+        assert_eq!(home.index.record_count().unwrap(), records);
+        assert!(
+            crate::library::verify::verify(&home, &mut Silent)
+                .unwrap()
+                .is_clean()
+        );
+    }
+
+    #[test]
     fn when_the_membership_is_lost_the_other_records_are_held_back_so_the_device_can_rejoin() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, _) = device(dir.path(), 20);
+        let (path, _) = device(dir.path(), 400);
         // The page with the founding record (`pmmr…`).
         damage_leaves_where(&home::index_file(&path), 1, |page| count(page, b"pmmr") > 0);
         let report = rebuilt(repair_index(&path, None, &mut Silent).unwrap());

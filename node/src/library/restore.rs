@@ -17,7 +17,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use photomesh_protocol::record::{PhotoRecord, Record};
+use photomesh_protocol::record::PhotoRecord;
 use photomesh_protocol::seal::BlobId;
 
 use crate::blob::sealed::OpenError;
@@ -235,7 +235,7 @@ pub fn plan(home: &Home, to: &Path, selection: &Selection) -> Result<Plan, Resto
     }
     let mut plan = Plan::default();
     for row in home.index.latest_photos(only_folder)? {
-        let photo = match Record::open_photo(&row.sealed, &home.keys) {
+        let photo = match row.record.open_photo(&home.keys) {
             Ok(photo) => photo,
             Err(e) => {
                 plan.refused.push(NotRestored {
@@ -305,8 +305,8 @@ fn versions(
         }
         let opened = home
             .index
-            .sealed_record(&version.record_id)?
-            .map(|sealed| Record::open_photo(&sealed, &home.keys));
+            .record(&version.record_id)?
+            .map(|record| record.open_photo(&home.keys));
         match opened {
             Some(Ok(v)) => {
                 let at = if which == Versions::All && Some(i) != newest {

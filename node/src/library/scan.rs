@@ -627,7 +627,7 @@ fn record_sealed(
     };
     let record = Record::Photo(photo.clone());
     let (record_id, sealed) = record.seal(library_key)?;
-    ix.add_photo_record(&record_id, &sealed, &photo, now_ms())?;
+    ix.add_photo_record(&record_id, &sealed, &photo, &home.keys, now_ms())?;
     ix.add_blob(
         &item.summary.blob_id,
         item.summary.sealed_len,

@@ -489,9 +489,10 @@ pub fn versions(home: &Home, folder: &str, path: &str) -> Result<Vec<VersionEntr
         .map(|(record, _, _)| record);
     let mut out = Vec::new();
     for (i, v) in all.iter().enumerate() {
-        let photo = home.index.sealed_record(&v.record_id)?.and_then(|sealed| {
-            photomesh_protocol::record::Record::open_photo(&sealed, &home.keys).ok()
-        });
+        let photo = home
+            .index
+            .record(&v.record_id)?
+            .and_then(|record| record.open_photo(&home.keys).ok());
         let Some(photo) = photo else { continue };
         if v.purged {
             continue;
@@ -566,7 +567,7 @@ pub fn newest(
     let copies = Copies::new(home, verified_within)?;
     let mut out = Vec::new();
     for row in home.index.newest_photos(limit)? {
-        let Ok(p) = photomesh_protocol::record::Record::open_photo(&row.sealed, &home.keys) else {
+        let Ok(p) = row.record.open_photo(&home.keys) else {
             continue;
         };
         let held = home.index.held_verified_at(&p.blob_id)?;
@@ -846,10 +847,8 @@ fn add_kinds(
     }
     let all = usize::try_from(class.photos).unwrap_or(usize::MAX);
     for photo in home.index.photos_of_class(class.class, all)? {
-        let sealed = home.index.sealed_record(&photo.record_id)?;
-        let opened = sealed.and_then(|sealed| {
-            photomesh_protocol::record::Record::open_photo(&sealed, &home.keys).ok()
-        });
+        let record = home.index.record(&photo.record_id)?;
+        let opened = record.and_then(|record| record.open_photo(&home.keys).ok());
         if let Some(p) = opened {
             add(p.media_type, 1, p.size);
         }
@@ -887,7 +886,7 @@ pub fn photos(home: &Home, folder: Option<&str>) -> Result<(Vec<PhotoEntry>, u64
     let mut unreadable = 0;
     let mut out = Vec::new();
     for row in home.index.latest_photos(folder)? {
-        match photomesh_protocol::record::Record::open_photo(&row.sealed, &home.keys) {
+        match row.record.open_photo(&home.keys) {
             Ok(p) => out.push(PhotoEntry {
                 folder: p.folder,
                 path: p.path,
@@ -979,7 +978,7 @@ mod tests {
                     let version = if i == 8 { 2 } else { 1 };
                     for v in 1..=version {
                         let (id, sealed, photo) = record(i, v);
-                        ix.add_photo_record(&id, &sealed, &photo, then)?;
+                        ix.add_photo_record(&id, &sealed, &photo, &home.keys, then)?;
                         ix.add_blob(&photo.blob_id, photo.size + 100, &[])?;
                         let source = SourceRow {
                             path: photo.path.clone(),

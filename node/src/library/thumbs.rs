@@ -11,7 +11,7 @@
 use std::io::Cursor;
 use std::path::PathBuf;
 
-use photomesh_protocol::record::{MediaType, PhotoRecord, Record, RecordId};
+use photomesh_protocol::record::{MediaType, PhotoRecord, RecordId};
 
 use crate::blob::source::BlobSource;
 use crate::home::Home;
@@ -81,12 +81,14 @@ pub enum Prepared {
 /// the photo's content. The decoding is left to [`Prepared::finish`], which needs no home
 /// (so a page does not hold the home while a large picture decodes).
 pub fn prepare(home: &Home, id: &RecordId) -> Result<Prepared, ThumbError> {
-    let sealed = home
+    let record = home
         .index
-        .sealed_record(id)
+        .record(id)
         .map_err(|e| ThumbError::Io(e.to_string()))?
         .ok_or(ThumbError::NoPhoto)?;
-    let photo = Record::open_photo(&sealed, &home.keys).map_err(|_| ThumbError::NoPhoto)?;
+    let photo = record
+        .open_photo(&home.keys)
+        .map_err(|_| ThumbError::NoPhoto)?;
     if !drawn(photo.media_type) {
         return Err(ThumbError::Kind(photo.media_type.name()));
     }

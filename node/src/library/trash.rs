@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use photomesh_protocol::lifecycle::{Action, MAX_TARGETS};
-use photomesh_protocol::record::{Record, RecordId};
+use photomesh_protocol::record::RecordId;
 use photomesh_protocol::seal::BlobId;
 
 use crate::clock::now_ms;
@@ -129,7 +129,7 @@ pub fn delete(
     let now = now_ms();
     let mut chosen: Chosen = BTreeMap::new();
     for row in home.index.latest_photos(selection.folder.as_deref())? {
-        let Ok(photo) = Record::open_photo(&row.sealed, &home.keys) else {
+        let Ok(photo) = row.record.open_photo(&home.keys) else {
             continue;
         };
         let by_id = ids.contains(&row.record_id);
@@ -183,8 +183,8 @@ pub fn mirror_deletion(
         };
         let mine = home
             .index
-            .sealed_record(&record)?
-            .and_then(|sealed| Record::open_photo(&sealed, &home.keys).ok())
+            .record(&record)?
+            .and_then(|stored| stored.open_photo(&home.keys).ok())
             .is_some_and(|p| p.added_by == me);
         let trashed = home
             .index

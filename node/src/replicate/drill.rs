@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::messages::{BlobHeader, Request};
-use photomesh_protocol::record::{PhotoRecord, Record};
+use photomesh_protocol::record::PhotoRecord;
 use photomesh_protocol::seal::BlobId;
 use serde::{Deserialize, Serialize};
 
@@ -72,10 +72,10 @@ fn draw(home: &Home, device: &DeviceId, n: usize) -> Result<Vec<Drawn>, IndexErr
     let take = |drawn: &mut BTreeMap<BlobId, PhotoRecord>,
                 from: &[u8; 32]|
      -> Result<Option<BlobId>, IndexError> {
-        let Some((blob_id, sealed)) = home.index.held_photo_from(device, from, MAX_SIZE)? else {
+        let Some((blob_id, record)) = home.index.held_photo_from(device, from, MAX_SIZE)? else {
             return Ok(None);
         };
-        if let Ok(Record::Photo(photo)) = Record::open(&sealed, &home.keys) {
+        if let Ok(photo) = record.open_photo(&home.keys) {
             drawn.entry(blob_id).or_insert(photo);
         }
         Ok(Some(blob_id))

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::lock::Mutex;
 
 use photomesh_protocol::reconcile::{FingerprintTree, Item, Store};
-use photomesh_protocol::record::Record;
 use photomesh_protocol::seal::BlobId;
 
 use crate::blob::direct::Pool;
@@ -218,7 +217,7 @@ impl BlobEngine {
         // (records indexed since carry both), not searched for at every start.
         if home.index.meta(BACKFILLED_META)?.is_none() {
             for row in home.index.photos_without_adder()? {
-                if let Ok(Record::Photo(photo)) = Record::open(&row.sealed, &home.keys) {
+                if let Ok(photo) = row.record.open_photo(&home.keys) {
                     home.index.set_added_by(&row.record_id, &photo)?;
                 }
             }

@@ -24,11 +24,11 @@ use photomesh_protocol::lifecycle::LifecycleRecord;
 use photomesh_protocol::membership::MembershipRecord;
 use photomesh_protocol::messages::{MAX_FETCH, ReconcileFrame, Records, Request};
 use photomesh_protocol::reconcile::{Bound, Config, Event, FingerprintTree, Item, Session, Store};
-use photomesh_protocol::record::{Record, RecordId, record_id};
+use photomesh_protocol::record::{Record, RecordError, RecordId, record_id};
 
 use crate::clock::now_ms;
 use crate::home::Home;
-use crate::index::IndexError;
+use crate::index::{IndexError, StoredRecord};
 use crate::net::frame::{self, NetError};
 use crate::replicate::error::SyncError;
 
@@ -77,7 +77,9 @@ impl RecordSet {
             after = last;
             // A record that is not valid never entered the index through sync; one from a
             // damaged index is simply not offered.
-            let items = page.iter().filter_map(|(_, bytes)| item_of(bytes).ok());
+            let items = page
+                .iter()
+                .filter_map(|(_, record)| stored_item(record).ok());
             match first_load.as_mut() {
                 Some(all) => all.extend(items),
                 None => {
@@ -117,6 +119,12 @@ impl RecordSet {
 
 fn item_of(bytes: &[u8]) -> Result<Item, photomesh_protocol::record::RecordError> {
     Ok(Item::new(timestamp_of(bytes)?, record_id(bytes).0))
+}
+
+/// The set item of a record as the index keeps it: one kept as its fields needs no sealing
+/// for that.
+fn stored_item(record: &StoredRecord) -> Result<Item, photomesh_protocol::record::RecordError> {
+    Ok(Item::new(record.timestamp_ms()?, record.id().0))
 }
 
 /// Reconciles with the peer on `connection` as the initiator and fetches what this node
@@ -338,6 +346,29 @@ async fn ask(
     Ok(Some((chunk.iter().copied().collect(), recv)))
 }
 
+/// The sealed bytes of records read from the index. One kept as its fields and sealed under
+/// an epoch this handle's ring lacks (another process on this home took a key since) is
+/// sealed after reading the ring again; failing that, it is not sent.
+fn sealed_again(home: &mut Home, stored: Vec<StoredRecord>) -> Vec<Vec<u8>> {
+    let mut reloaded = false;
+    let mut out = Vec::with_capacity(stored.len());
+    for record in stored {
+        let mut sealed = record.sealed(&home.keys);
+        if matches!(sealed, Err(RecordError::UnknownEpoch(_))) && !reloaded {
+            reloaded = true;
+            if let Err(e) = home.reload_keys() {
+                tracing::warn!("reading the key ring again: {e}");
+            }
+            sealed = record.sealed(&home.keys);
+        }
+        match sealed {
+            Ok(bytes) => out.push(bytes),
+            Err(e) => tracing::warn!("record {:?} not sent: {e}", record.id()),
+        }
+    }
+    out
+}
+
 /// Answers a fetch: the records asked for that this node holds, then an empty frame.
 pub async fn serve_fetch(
     home: &tokio::sync::Mutex<Home>,
@@ -354,16 +385,15 @@ pub async fn serve_fetch(
     // transaction, and the frame is sent without holding the lock.
     for chunk in ids.chunks(RECORDS_PER_FRAME) {
         let batch = {
-            let home = home.lock().await;
-            home.index.transaction(|index| {
-                let mut batch = Vec::with_capacity(chunk.len());
+            let mut home = home.lock().await;
+            let stored = home.index.transaction(|index| {
+                let mut stored = Vec::with_capacity(chunk.len());
                 for id in chunk {
-                    if let Some(bytes) = index.sealed_record(&RecordId(*id))? {
-                        batch.push(bytes);
-                    }
+                    stored.extend(index.record(&RecordId(*id))?);
                 }
-                Ok::<_, IndexError>(batch)
-            })?
+                Ok::<_, IndexError>(stored)
+            })?;
+            sealed_again(&mut home, stored)
         };
         // Membership and lifecycle records may be 64 KiB each: a frame carries at most
         // FRAME_BYTES of them, well inside the frame limit.
@@ -410,7 +440,7 @@ pub fn store_records<B: AsRef<[u8]>>(home: &Home, records: &[B]) -> Result<usize
                 } else {
                     match Record::open(bytes, &home.keys) {
                         Ok(Record::Photo(photo)) => {
-                            index.add_photo_record(&id, bytes, &photo, now)?
+                            index.add_photo_record(&id, bytes, &photo, &home.keys, now)?
                         }
                         Ok(Record::Move(moved)) => {
                             index.add_move_record(&id, bytes, &moved, now)?
@@ -446,7 +476,9 @@ pub fn open_held_records(home: &Home) -> Result<u64, IndexError> {
         home.index.transaction(|index| -> Result<(), IndexError> {
             for (_, id, bytes) in &page {
                 match Record::open(bytes, &home.keys) {
-                    Ok(Record::Photo(photo)) => index.add_photo_record(id, bytes, &photo, now)?,
+                    Ok(Record::Photo(photo)) => {
+                        index.add_photo_record(id, bytes, &photo, &home.keys, now)?
+                    }
                     Ok(Record::Move(moved)) => index.add_move_record(id, bytes, &moved, now)?,
                     Err(_) => continue,
                 }
@@ -507,7 +539,7 @@ mod tests {
             .records_after(0)
             .unwrap()
             .into_iter()
-            .map(|(_, bytes)| bytes)
+            .map(|(_, record)| record.sealed(&laptop.keys).unwrap())
             .filter(|bytes| !MembershipRecord::is_membership(bytes))
             .collect();
         assert_eq!(sealed.len(), 3, "a JPEG, a PNG and an MP4");

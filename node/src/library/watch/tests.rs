@@ -238,7 +238,7 @@ fn records(s: &Setup) -> Vec<(String, u64)> {
         .records_after(0)
         .expect("records")
         .into_iter()
-        .filter_map(|(_, sealed)| match Record::open(&sealed, &s.home.keys) {
+        .filter_map(|(_, record)| match record.open(&s.home.keys) {
             Ok(Record::Photo(p)) => Some((p.path, p.size)),
             _ => None,
         })

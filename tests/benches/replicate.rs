@@ -14,17 +14,26 @@
 //! folder and scans it (timed on its own: "scan"); B joins A's mesh as a `full` device; A
 //! runs, B is told A's address and runs, and the clock runs from B's start until B's index
 //! says it stores every blob (each one verified as it arrived); "records" is when B's index
-//! first held every photo record (the record path, inside that time). CPU is utime+stime of both
-//! node processes over that time (`/proc/PID/stat`); peak RSS is each node's `VmHWM`. Then
-//! `shared/bench/syncthing-baseline.sh DIR --json` runs Syncthing on the folder. The table
-//! gives medians, photomesh against Syncthing, and the ratios against the budgets: (a) at
-//! least Syncthing's throughput at no more CPU per GB, (b) at least 5× Syncthing.
+//! first held every photo record (the record path, inside that time). CPU is utime+stime of
+//! both node processes over that time (`/proc/PID/stat`); peak RSS is each node's `VmHWM`;
+//! B's bytes written to storage (`/proc/PID/io`) are given per byte of the library, and the
+//! host's UDP receive errors (`/proc/net/snmp`) over the transfer. Case (a) runs a second time
+//! with ChaCha20-Poly1305 forced on both ends (`PHOTOMESH_NO_AES=1`, a Pi 4's suite). Then
+//! `shared/bench/syncthing-baseline.sh DIR --json` runs Syncthing on the folder. It first
+//! prints what the figures depend on (kernel, crypto instructions, socket buffers, UDP
+//! offloads, page cache). The table gives medians, photomesh against Syncthing, and the
+//! budgets (issue 21): (a) at least 2× Syncthing's throughput at no more than 0.6× its CPU
+//! per GB, a receiver no larger than Syncthing's, at most 1.2 bytes written per byte; (b) at
+//! least 8× Syncthing and 5,000 files/s.
 //!
 //! Environment:
 //! - `PHOTOMESH_BENCH_CASE` = `a`, `b` or `both` (default `both`);
 //! - `PHOTOMESH_BENCH_RUNS` = runs per case (default 3; 1 in quick mode);
 //! - `PHOTOMESH_BENCH_QUICK=1`: small libraries, to check the bench itself works;
 //! - `PHOTOMESH_BENCH_SYNCTHING=0`: skip the Syncthing baseline;
+//! - `PHOTOMESH_BENCH_CHACHA=0`: skip case (a)'s ChaCha20-Poly1305 runs;
+//! - `PHOTOMESH_BENCH_CACHE=full|dropped` (default `full`): drop the page cache before each
+//!   run of either tool (root), or leave the library cached;
 //! - `PHOTOMESH_BENCH_PERF=FILE`: record both nodes with `perf` during the transfer (for
 //!   profiling; the figures of such a run are not to be quoted);
 //! - `PHOTOMESH_SYNCTHING_BASELINE`: the script's path, if it is not found in a `shared/bench`
@@ -42,6 +51,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use photomesh::net::transport::NO_AES_ENV;
 use photomesh_tests::Node;
 
 const KIB: usize = 1024;
@@ -57,6 +67,8 @@ struct Case {
     budget_throughput: f64,
     /// Maximum CPU-per-GB ratio against Syncthing, when the budget names one.
     budget_cpu: Option<f64>,
+    /// Minimum files a second, when the budget names one.
+    budget_files_per_s: Option<f64>,
 }
 
 /// One run's figures, for either tool.
@@ -71,6 +83,10 @@ struct Figures {
     cpu_s_per_gb: f64,
     rss_sender_kb: f64,
     rss_receiver_kb: f64,
+    /// Bytes the receiver wrote to storage per byte of the library (photomesh only).
+    written_per_byte: f64,
+    /// UDP datagrams the host dropped on receipt during the transfer (photomesh only).
+    udp_drops: f64,
 }
 
 fn main() -> Result<()> {
@@ -83,6 +99,12 @@ fn main() -> Result<()> {
     let runs = photomesh_tests::env_u64("PHOTOMESH_BENCH_RUNS", if quick { 1 } else { 3 }).max(1);
     let which = std::env::var("PHOTOMESH_BENCH_CASE").unwrap_or_else(|_| "both".into());
     let syncthing = std::env::var("PHOTOMESH_BENCH_SYNCTHING").map_or(true, |v| v != "0");
+    let chacha = std::env::var("PHOTOMESH_BENCH_CHACHA").map_or(true, |v| v != "0");
+    let drop_cache = match std::env::var("PHOTOMESH_BENCH_CACHE").as_deref() {
+        Ok("dropped") => true,
+        Ok("full") | Err(_) => false,
+        Ok(other) => bail!("PHOTOMESH_BENCH_CACHE must be full or dropped, not {other:?}"),
+    };
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     photomesh_tests::build_release_binary()?;
@@ -99,6 +121,25 @@ fn main() -> Result<()> {
         photomesh_tests::bench::machine(),
         if quick {
             ", QUICK mode (small libraries)"
+        } else {
+            ""
+        }
+    );
+    for fact in photomesh_tests::bench::transport_facts() {
+        println!("  {fact}");
+    }
+    println!(
+        "  page cache: {}",
+        if drop_cache {
+            "dropped before each run of either tool (written back, then `drop_caches`)"
+        } else {
+            "full: the library was read before, and stays cached"
+        }
+    );
+    println!(
+        "  suite: AES-256-GCM when both CPUs have AES instructions{}",
+        if chacha {
+            "; case (a) again with ChaCha20-Poly1305 forced on both ends (PHOTOMESH_NO_AES=1)"
         } else {
             ""
         }
@@ -122,13 +163,30 @@ fn main() -> Result<()> {
         println!("{}", case.title);
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
+        let mut ours_chacha = Vec::new();
+        let cache = || -> Result<()> {
+            if drop_cache && !photomesh_tests::bench::drop_page_cache() {
+                bail!("could not drop the page cache (it needs root)");
+            }
+            Ok(())
+        };
         for run in 0..runs {
             let dir = scratch.path().join(format!("{}-{run}", case.name));
-            let figures = run_photomesh(case, &dir)
+            cache()?;
+            let figures = run_photomesh(case, &dir, &[])
                 .with_context(|| format!("photomesh run {run} of case {}", case.name))?;
             print_run("photomesh", run, &figures);
             ours.push(figures);
+            if chacha && case.name == "a" {
+                let dir = scratch.path().join(format!("{}-{run}-chacha", case.name));
+                cache()?;
+                let figures = run_photomesh(case, &dir, &[(NO_AES_ENV, "1")])
+                    .with_context(|| format!("photomesh ChaCha run {run} of case {}", case.name))?;
+                print_run("p/chacha", run, &figures);
+                ours_chacha.push(figures);
+            }
             if let Some(script) = &baseline {
+                cache()?;
                 let figures = run_syncthing(script, case)
                     .with_context(|| format!("Syncthing run {run} of case {}", case.name))?;
                 print_run("syncthing", run, &figures);
@@ -136,6 +194,21 @@ fn main() -> Result<()> {
             }
         }
         print_table(case, &ours, &theirs);
+        if !ours_chacha.is_empty() {
+            let m = |runs: &[Figures], f: fn(&Figures) -> f64| median(runs.iter().map(f));
+            let (mb, cpu) = (
+                m(&ours_chacha, |f| f.mb_per_s),
+                m(&ours_chacha, |f| f.cpu_s_per_gb),
+            );
+            println!(
+                "  ChaCha20-Poly1305 on both ends (a Pi 4's suite), medians: {mb:.1} MB/s \
+                 ({:.2}x Syncthing), {cpu:.2} CPU-s per GB ({:.2}x Syncthing), \
+                 {:.2} bytes written per byte",
+                mb / m(&theirs, |f| f.mb_per_s),
+                cpu / m(&theirs, |f| f.cpu_s_per_gb),
+                m(&ours_chacha, |f| f.written_per_byte),
+            );
+        }
     }
     println!();
     println!("(removing the run directories)");
@@ -172,8 +245,9 @@ fn case_a(data: &Path, quick: bool) -> Result<Case> {
         dir: library.dir,
         files: library.files,
         bytes: library.bytes,
-        budget_throughput: 1.0,
-        budget_cpu: Some(1.0),
+        budget_throughput: 2.0,
+        budget_cpu: Some(0.6),
+        budget_files_per_s: None,
     })
 }
 
@@ -208,8 +282,9 @@ fn case_b(data: &Path, quick: bool) -> Result<Case> {
         dir,
         files: count as u64,
         bytes,
-        budget_throughput: 5.0,
+        budget_throughput: 8.0,
         budget_cpu: None,
+        budget_files_per_s: Some(5000.0),
     })
 }
 
@@ -242,7 +317,7 @@ fn generate(dir: &Path, files: u64, write: impl FnOnce() -> Result<()>) -> Resul
 }
 
 /// One photomesh run in `dir`: fresh homes, scan on A, replicate to B.
-fn run_photomesh(case: &Case, dir: &Path) -> Result<Figures> {
+fn run_photomesh(case: &Case, dir: &Path, env: &[(&str, &str)]) -> Result<Figures> {
     fs::create_dir_all(dir)?;
     let a = node(dir.join("a"));
     let b = node(dir.join("b"));
@@ -254,11 +329,12 @@ fn run_photomesh(case: &Case, dir: &Path) -> Result<Figures> {
     let scan_s = start.elapsed().as_secs_f64();
     a.invite(&b, "full");
 
-    let (a_run, addr) = a.start_run();
+    let (a_run, addr) = a.start_run_with_env(env);
     b.ok(&["peer", "add", &addr]);
     let a_cpu = cpu_ticks(a_run.pid())?;
+    let udp_errors = photomesh_tests::bench::udp_receive_errors()?;
     let start = Instant::now();
-    let b_run = b.spawn(&["run", "--listen", "127.0.0.1:0"]);
+    let b_run = b.spawn_with_env(&["run", "--listen", "127.0.0.1:0"], env);
     let b_pid = b_run.pid();
     let perf = std::env::var_os("PHOTOMESH_BENCH_PERF").map(|out| {
         Command::new("perf")
@@ -308,6 +384,8 @@ fn run_photomesh(case: &Case, dir: &Path) -> Result<Figures> {
     let cpu = (cpu_ticks(a_run.pid())? - a_cpu) + cpu_ticks(b_pid)?;
     let rss_sender_kb = photomesh_tests::bench::peak_rss_kb(a_run.pid())?;
     let rss_receiver_kb = photomesh_tests::bench::peak_rss_kb(b_pid)?;
+    let written = photomesh_tests::bench::written_bytes(b_pid)?;
+    let udp_drops = photomesh_tests::bench::udp_receive_errors()? - udp_errors;
     drop(db);
     if let Some(Ok(mut perf)) = perf {
         let _ = Command::new("kill")
@@ -327,6 +405,8 @@ fn run_photomesh(case: &Case, dir: &Path) -> Result<Figures> {
         cpu_s_per_gb: cpu as f64 / ticks / (case.bytes as f64 / 1e9),
         rss_sender_kb,
         rss_receiver_kb,
+        written_per_byte: written as f64 / case.bytes as f64,
+        udp_drops: udp_drops as f64,
     })
 }
 
@@ -385,6 +465,8 @@ fn run_syncthing(script: &Path, case: &Case) -> Result<Figures> {
         cpu_s_per_gb: num("cpu_s_per_gb")?,
         rss_sender_kb: num("rss_sender_kb")?,
         rss_receiver_kb: num("rss_receiver_kb")?,
+        written_per_byte: f64::NAN,
+        udp_drops: f64::NAN,
     })
 }
 
@@ -417,15 +499,21 @@ type Row = (&'static str, fn(&Figures) -> f64, &'static str);
 
 fn print_table(case: &Case, ours: &[Figures], theirs: &[Figures]) {
     let m = |runs: &[Figures], f: fn(&Figures) -> f64| median(runs.iter().map(f));
-    let rows: [Row; 8] = [
+    let rows: [Row; 10] = [
         ("scan s (not in transfer)", |f| f.scan_s, ""),
         ("all records on B s", |f| f.records_s, ""),
         ("transfer wall s", |f| f.transfer_s, ""),
         ("MB/s", |f| f.mb_per_s, "throughput"),
-        ("files/s", |f| f.files_per_s, ""),
+        ("files/s", |f| f.files_per_s, "files"),
         ("CPU-s per GB (both)", |f| f.cpu_s_per_gb, "cpu"),
         ("peak RSS sender MiB", |f| f.rss_sender_kb / 1024.0, ""),
-        ("peak RSS receiver MiB", |f| f.rss_receiver_kb / 1024.0, ""),
+        (
+            "peak RSS receiver MiB",
+            |f| f.rss_receiver_kb / 1024.0,
+            "rss",
+        ),
+        ("bytes written per byte", |f| f.written_per_byte, "written"),
+        ("UDP receive drops", |f| f.udp_drops, ""),
     ];
     println!(
         "  medians of {} run(s)     {:>11} {:>11} {:>8}  budget",
@@ -438,6 +526,10 @@ fn print_table(case: &Case, ours: &[Figures], theirs: &[Figures]) {
         let (o, t) = (m(ours, f), m(theirs, f));
         let ratio = o / t;
         let verdict = match budget {
+            "files" => case.budget_files_per_s.map_or(String::new(), |min| {
+                format!("≥ {min:.0}: {}", if o >= min { "met" } else { "NOT met" })
+            }),
+            "written" => format!("≤ 1.2: {}", if o <= 1.2 { "met" } else { "NOT met" }),
             _ if ratio.is_nan() => String::new(),
             "throughput" => format!(
                 "≥ {:.1}x: {}",
@@ -448,6 +540,7 @@ fn print_table(case: &Case, ours: &[Figures], theirs: &[Figures]) {
                     "NOT met"
                 }
             ),
+            "rss" => format!("≤ 1.0x: {}", if ratio <= 1.0 { "met" } else { "NOT met" }),
             "cpu" => case.budget_cpu.map_or(String::new(), |max| {
                 format!(
                     "≤ {max:.1}x: {}",

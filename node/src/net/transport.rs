@@ -18,8 +18,21 @@ pub fn os_random() -> nquic::RandomSource {
     })
 }
 
-/// Whether this CPU has AES instructions, which makes the `AESGCM` suite the faster one.
+/// The environment variable that makes a node act as a CPU without AES instructions (a
+/// Raspberry Pi 4), so that it chooses the ChaCha20-Poly1305 suite: set to `1` to measure what
+/// such a device pays (the replication bench's ChaCha runs).
+pub const NO_AES_ENV: &str = "PHOTOMESH_NO_AES";
+
+/// Whether this CPU has AES instructions, which makes the `AESGCM` suite the faster one
+/// (and whether it is to say so: [`NO_AES_ENV`]).
 pub fn has_aes_hardware() -> bool {
+    if std::env::var_os(NO_AES_ENV).is_some_and(|v| v == "1") {
+        return false;
+    }
+    cpu_has_aes()
+}
+
+fn cpu_has_aes() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("aes")

@@ -515,13 +515,17 @@ mod tests {
             crate::mesh::my_role(&home).unwrap(),
             Some(photomesh_protocol::membership::Role::Full)
         );
-        // The scan links every file whose record was recovered; only the photos whose
-        // records were lost are recorded again.
-        let again = scan::scan(&home, &mut Silent).unwrap();
+        rescan_records_the_lost(&home, lost, records);
+    }
+
+    /// The scan after a repair links every file whose record was recovered; only the photos
+    /// whose records were lost (`lost` of `records`) are recorded again, and all checks out.
+    fn rescan_records_the_lost(home: &Home, lost: u64, records: u64) {
+        let again = scan::scan(home, &mut Silent).unwrap();
         assert_eq!(again.new_files, lost, "{again:?}");
         assert_eq!(home.index.record_count().unwrap(), records);
         assert!(
-            crate::library::verify::verify(&home, &mut Silent)
+            crate::library::verify::verify(home, &mut Silent)
                 .unwrap()
                 .is_clean()
         );
@@ -538,15 +542,7 @@ mod tests {
         let report = rebuilt(repair_index(&path, None, &mut Silent).unwrap());
         assert_eq!(report.records_lost, lost, "{report:?}");
         assert_eq!(report.records_recovered, records - lost, "{report:?}");
-        let home = Home::open(&path).unwrap();
-        let again = scan::scan(&home, &mut Silent).unwrap();
-        assert_eq!(again.new_files, lost, "{again:?}");
-        assert_eq!(home.index.record_count().unwrap(), records);
-        assert!(
-            crate::library::verify::verify(&home, &mut Silent)
-                .unwrap()
-                .is_clean()
-        );
+        rescan_records_the_lost(&Home::open(&path).unwrap(), lost, records);
     }
 
     #[test]

@@ -141,10 +141,25 @@ impl Salvage {
         &self,
         mut each: impl FnMut(Vec<([u8; 32], StoredRecord)>) -> Result<(), E>,
     ) -> Result<Salvaged<()>, E> {
+        // An index from before photo records were kept as their fields (schema 13) has no
+        // such columns, and none of its records needs them.
+        let fields = self
+            .conn
+            .prepare(&format!("SELECT {PHOTO_COLUMNS} FROM photos p LIMIT 0"))
+            .is_ok();
+        let (table, rowid, columns) = if fields {
+            (
+                "records r LEFT JOIN photos p ON length(r.sealed) = 0 AND p.record_id = r.record_id",
+                "r.rowid",
+                format!("r.record_id, r.sealed, {PHOTO_COLUMNS}"),
+            )
+        } else {
+            ("records", "rowid", "record_id, sealed".to_owned())
+        };
         self.walk(
-            "records r LEFT JOIN photos p ON length(r.sealed) = 0 AND p.record_id = r.record_id",
-            "r.rowid",
-            &format!("r.record_id, r.sealed, {PHOTO_COLUMNS}"),
+            table,
+            rowid,
+            &columns,
             |r| {
                 let id: Vec<u8> = r.get(1)?;
                 let id = <[u8; 32]>::try_from(id).map_err(|_| {
@@ -399,6 +414,35 @@ mod tests {
         })
         .unwrap();
         path
+    }
+
+    #[test]
+    fn an_index_from_before_records_were_kept_as_fields_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = index_with_records(dir.path(), 50);
+        // What schema 12 had: `photos` without the columns that seal a record again.
+        {
+            let conn = Connection::open(&path).unwrap();
+            for column in ["seal_epoch", "blob_epoch", "capture_offset", "capture_s"] {
+                conn.execute_batch(&format!("ALTER TABLE photos DROP COLUMN {column}"))
+                    .unwrap();
+            }
+        }
+        let old = Salvage::open(&path).unwrap();
+        let mut read = 0;
+        let walked = old
+            .records(|chunk| {
+                assert!(
+                    chunk
+                        .iter()
+                        .all(|(_, r)| matches!(r, StoredRecord::Sealed(_)))
+                );
+                read += chunk.len();
+                Ok::<_, IndexError>(())
+            })
+            .unwrap();
+        assert_eq!(read, 50);
+        assert!(walked.is_whole(), "{walked:?}");
     }
 
     #[test]

@@ -83,6 +83,18 @@ pub enum IndexError {
         /// The newest this build knows.
         known: i64,
     },
+    /// A file was to be linked to a record that is not a photo at its path: a bug, caught
+    /// before it mixed two files up.
+    #[error(
+        "index: no photo record at {folder}/{path} to link the file there to; run \
+         `photomesh scan` again, and report this if it persists"
+    )]
+    NoPhotoAt {
+        /// The folder's label.
+        folder: String,
+        /// The file's path in it.
+        path: String,
+    },
     /// Any other SQLite error.
     #[error("index: {0}")]
     Sqlite(#[source] rusqlite::Error),
@@ -436,6 +448,39 @@ pub(crate) mod tests {
         assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 
+    /// Adds a photo record of `folder/path` (`n` makes its ID, content and blob) and returns
+    /// its ID: what a source there is linked to.
+    pub(crate) fn add_photo_at(ix: &Index, folder: &str, path: &str, n: u64) -> RecordId {
+        use photomesh_protocol::record::{FileTime, MediaType, PhotoRecord};
+        let hash = *blake3::hash(format!("{folder}/{path} {n}").as_bytes()).as_bytes();
+        let photo = PhotoRecord {
+            folder: folder.into(),
+            path: path.into(),
+            size: n,
+            mtime: FileTime {
+                seconds: 1,
+                nanos: 0,
+            },
+            capture_time: None,
+            media_type: MediaType::Jpeg,
+            plaintext_hash: hash,
+            blob_id: BlobId(hash),
+            blob_epoch: 1,
+            added_by: photomesh_protocol::identity::DeviceId::from_bytes([1; 20]),
+            created_at_ms: 1,
+        };
+        let id = RecordId(hash);
+        ix.add_photo_record(
+            &id,
+            b"pmsr sealed",
+            &photo,
+            &photomesh_protocol::keys::KeyRing::default(),
+            1,
+        )
+        .unwrap();
+        id
+    }
+
     /// The steps of SQLite's plan for `sql` with `params`.
     pub(super) fn plan(ix: &Index, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
         let mut stmt = ix
@@ -626,6 +671,131 @@ pub(crate) mod tests {
             vec![8u8; 64]
         );
         assert_eq!(ix.integrity_problem().unwrap(), None);
+    }
+
+    #[test]
+    fn an_index_from_version_13_keeps_its_sources_as_rows_of_their_photos() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..13] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 13).unwrap();
+            conn.execute("INSERT INTO folders VALUES ('camera', '/camera', 1)", [])
+                .unwrap();
+            // 4 and 5 are photos at their sources' paths; 6's source names another path.
+            for n in [4u8, 5, 6] {
+                let record = [n; 32];
+                conn.execute("INSERT INTO records VALUES (?1, X'00', 1)", [&record[..]])
+                    .unwrap();
+                conn.execute(
+                    "INSERT INTO photos (record_id, folder, path, size, plaintext_hash, blob_id,
+                                         created_at_ms, media_type)
+                     VALUES (?1, 'camera', ?2, ?3, ?1, ?1, 1, 'jpeg')",
+                    rusqlite::params![&record[..], format!("{n}.jpg"), 100 * u32::from(n)],
+                )
+                .unwrap();
+                let at = if n == 6 {
+                    "elsewhere.jpg".into()
+                } else {
+                    format!("{n}.jpg")
+                };
+                conn.execute(
+                    "INSERT INTO sources (folder, path, size, mtime_s, mtime_ns, inode, record_id,
+                                         gone_since_ms, verified_at_ms)
+                     VALUES ('camera', ?1, ?2, 7, 8, ?3, ?4, ?5, 9)",
+                    rusqlite::params![
+                        at,
+                        100 * u32::from(n),
+                        n,
+                        &record[..],
+                        (n == 5).then_some(50)
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let ix = Index::open(&path).unwrap();
+        let sources = ix.sources("camera").unwrap();
+        assert_eq!(sources.len(), 2, "{sources:?}");
+        let four = &sources["4.jpg"];
+        assert_eq!(
+            (
+                four.size,
+                four.mtime_s,
+                four.mtime_ns,
+                four.inode,
+                four.gone
+            ),
+            (400, 7, 8, 4, false)
+        );
+        assert_eq!(four.record_id, RecordId([4; 32]));
+        assert!(sources["5.jpg"].gone);
+        // The tallies count what is there: 4.jpg alone.
+        let stats = ix.folder_stats().unwrap();
+        assert_eq!((stats[0].photos, stats[0].bytes), (1, 400));
+        assert_eq!(ix.held_verified_since().unwrap(), Some(9));
+        // The file whose source was dropped is linked again when a scan finds it.
+        ix.put_source(
+            "camera",
+            &folders::SourceRow {
+                path: "6.jpg".into(),
+                size: 600,
+                mtime_s: 1,
+                mtime_ns: 0,
+                inode: 6,
+                record_id: RecordId([6; 32]),
+                gone: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(ix.folder_stats().unwrap()[0].photos, 2);
+        assert_eq!(ix.integrity_problem().unwrap(), None);
+    }
+
+    #[test]
+    fn a_source_is_a_photo_at_its_path_and_one_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        ix.add_folder(
+            &folders::Folder {
+                label: "camera".into(),
+                path: "/camera".into(),
+            },
+            1,
+        )
+        .unwrap();
+        let row = |path: &str, record_id| folders::SourceRow {
+            path: path.into(),
+            size: 0,
+            mtime_s: 1,
+            mtime_ns: 0,
+            inode: 1,
+            record_id,
+            gone: false,
+        };
+        let first = add_photo_at(&ix, "camera", "a.jpg", 10);
+        ix.put_source("camera", &row("a.jpg", first)).unwrap();
+        // An edit: a new version at the path, and the file is that one now.
+        let edit = add_photo_at(&ix, "camera", "a.jpg", 20);
+        ix.put_source("camera", &row("a.jpg", edit)).unwrap();
+        let sources = ix.sources("camera").unwrap();
+        assert_eq!(sources.len(), 1);
+        assert_eq!(
+            (sources["a.jpg"].record_id, sources["a.jpg"].size),
+            (edit, 20)
+        );
+        let stats = ix.folder_stats().unwrap();
+        assert_eq!((stats[0].photos, stats[0].bytes), (1, 20));
+        // A record of another path is refused, and changes nothing.
+        assert!(matches!(
+            ix.put_source("camera", &row("b.jpg", edit)),
+            Err(IndexError::NoPhotoAt { path, .. }) if path == "b.jpg"
+        ));
+        assert_eq!(ix.sources("camera").unwrap().len(), 1);
+        assert_eq!(ix.source("camera", "b.jpg").unwrap(), None);
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub(super) const ORIGINALS_OF: &str = concat!(
     photo_columns!(),
     "
      FROM sources s
-     JOIN photos p USING (record_id)
-     JOIN records r USING (record_id)
+     JOIN photos p ON p.rowid = s.photo
+     JOIN records r ON r.record_id = p.record_id
      JOIN folders f ON f.label = s.folder
      WHERE p.blob_id = ?1 AND s.gone_since_ms IS NULL"
 );
@@ -64,8 +64,8 @@ pub(super) fn record_and_number(
 const HELD_BLOBS: &str = "SELECT blob_id, MAX(verified) FROM (
          SELECT blob_id, verified_at_ms AS verified FROM blobs WHERE stored = 1
          UNION ALL
-         SELECT p.blob_id, s.verified_at_ms FROM sources s
-         JOIN photos p USING (record_id) WHERE s.gone_since_ms IS NULL)
+         SELECT p.blob_id, s.verified_at_ms FROM source_files s
+         JOIN photos p ON p.rowid = s.photo WHERE s.gone_since_ms IS NULL)
      GROUP BY blob_id ORDER BY blob_id";
 
 /// The blobs the store holds, in ID order (the table's key: no sort).
@@ -74,8 +74,8 @@ pub(super) const STORED_IN_ORDER: &str =
 /// The blobs of this device's originals that are there, in ID order (`photos_by_blob`: no
 /// sort), once per photo.
 pub(super) const ORIGINALS_IN_ORDER: &str = "SELECT blob_id FROM photos p
-     WHERE EXISTS (SELECT 1 FROM sources s
-                   WHERE s.record_id = p.record_id AND s.gone_since_ms IS NULL)
+     WHERE EXISTS (SELECT 1 FROM source_files s
+                   WHERE s.photo = p.rowid AND s.gone_since_ms IS NULL)
      ORDER BY blob_id";
 
 impl Index {
@@ -227,7 +227,7 @@ impl Index {
     /// of `records`, and the last such row (or `after`).
     pub fn originals_after(&self, after: i64) -> Result<(i64, Vec<BlobId>), IndexError> {
         let mut stmt = self.conn.prepare(
-            "SELECT r.rowid, p.blob_id FROM sources s JOIN photos p USING (record_id)
+            "SELECT r.rowid, p.blob_id FROM source_files s JOIN photos p ON p.rowid = s.photo
              JOIN records r USING (record_id) WHERE r.rowid > ?1 AND s.gone_since_ms IS NULL",
         )?;
         let rows = stmt.query_map([after], |r| {
@@ -253,7 +253,7 @@ impl Index {
                 "SELECT MIN(m) FROM (
                  SELECT MIN(verified_at_ms) AS m FROM blobs WHERE stored = 1
                  UNION ALL
-                 SELECT MIN(verified_at_ms) FROM sources WHERE gone_since_ms IS NULL)",
+                 SELECT MIN(verified_at_ms) FROM source_files WHERE gone_since_ms IS NULL)",
             )?
             .query_row([], |r| r.get(0))?;
         Ok(oldest.map(|m| m.max(0) as u64))

@@ -10,6 +10,9 @@ use rusqlite::{OptionalExtension, params};
 use super::blob_id_from;
 use super::{Index, IndexError, path_text};
 
+/// The `source_files` rows of the photos at path `?2` of folder `?1` (one at most).
+const AT_PATH: &str = "photo IN (SELECT rowid FROM photos WHERE folder = ?1 AND path = ?2)";
+
 /// The sources with size `?1` and plaintext hash `?2`, but released ones (see
 /// [`Index::sources_with_content`]):
 /// asked for every new file a scan records, so found through `photos_by_hash` (which holds
@@ -17,20 +20,20 @@ use super::{Index, IndexError, path_text};
 pub(super) const SOURCES_WITH_CONTENT: &str =
     "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
             s.gone_since_ms IS NOT NULL, s.folder, f.path
-     FROM photos p JOIN sources s USING (record_id) JOIN folders f ON f.label = s.folder
+     FROM sources s JOIN photos p ON p.rowid = s.photo JOIN folders f ON f.label = s.folder
      WHERE substr(p.plaintext_hash, 1, 8) = substr(?2, 1, 8) AND p.plaintext_hash = ?2
        AND s.size = ?1 AND s.released_at_ms IS NULL";
 
 /// The sources gone or damaged, but released ones and those of photos in the trash.
 const GONE_SOURCES: &str = "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
-     FROM sources s JOIN photos p USING (record_id)
+     FROM sources s JOIN photos p ON p.rowid = s.photo
      WHERE s.gone_since_ms IS NOT NULL AND s.released_at_ms IS NULL
        AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = s.record_id)";
 
 /// The first `?1` of them found gone, walking `sources_lost` in order.
 pub(super) const FIRST_GONE_SOURCES: &str =
     "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
-     FROM sources s JOIN photos p USING (record_id)
+     FROM sources s JOIN photos p ON p.rowid = s.photo
      WHERE s.gone_since_ms IS NOT NULL AND s.released_at_ms IS NULL
        AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = s.record_id)
      ORDER BY s.gone_since_ms LIMIT ?1";
@@ -141,8 +144,11 @@ impl Index {
     /// Returns `false` if there was no such folder.
     pub fn remove_folder(&self, label: &str) -> Result<bool, IndexError> {
         self.transaction(|ix| -> Result<bool, IndexError> {
-            ix.conn
-                .execute("DELETE FROM sources WHERE folder = ?1", [label])?;
+            ix.conn.execute(
+                "DELETE FROM source_files
+                 WHERE photo IN (SELECT rowid FROM photos WHERE folder = ?1)",
+                [label],
+            )?;
             Ok(ix
                 .conn
                 .execute("DELETE FROM folders WHERE label = ?1", [label])?
@@ -236,28 +242,44 @@ impl Index {
 
     /// Records (or re-records) a source file whose content was just hashed: it is verified
     /// now.
+    /// Its record must be a photo at that path (its size is the record's).
     pub fn put_source(&self, folder: &str, row: &SourceRow) -> Result<(), IndexError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO sources (folder, path, size, mtime_s, mtime_ns, inode, record_id,
-                                      verified_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT(folder, path) DO UPDATE SET size = excluded.size,
-               mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
-               inode = excluded.inode, record_id = excluded.record_id, gone_since_ms = NULL,
-               verified_at_ms = excluded.verified_at_ms, damaged = 0, released_at_ms = NULL",
-            )?
-            .execute(params![
-                folder,
-                row.path,
-                row.size as i64,
-                row.mtime_s,
-                i64::from(row.mtime_ns),
-                row.inode as i64,
-                &row.record_id.0[..],
-                crate::clock::now_ms() as i64,
-            ])?;
-        Ok(())
+        self.within_savepoint(|| {
+            // The file an earlier record at the path described, if another.
+            self.conn
+                .prepare_cached(&format!(
+                    "DELETE FROM source_files WHERE {AT_PATH}
+                       AND photo IS NOT (SELECT rowid FROM photos WHERE record_id = ?3)"
+                ))?
+                .execute(params![folder, row.path, &row.record_id.0[..]])?;
+            let put = self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO source_files (photo, mtime_s, mtime_ns, inode, verified_at_ms)
+                     SELECT rowid, ?4, ?5, ?6, ?7 FROM photos
+                     WHERE record_id = ?3 AND folder = ?1 AND path = ?2
+                     ON CONFLICT (photo) DO UPDATE SET mtime_s = excluded.mtime_s,
+                       mtime_ns = excluded.mtime_ns, inode = excluded.inode,
+                       gone_since_ms = NULL, verified_at_ms = excluded.verified_at_ms,
+                       damaged = 0, released_at_ms = NULL",
+                )?
+                .execute(params![
+                    folder,
+                    row.path,
+                    &row.record_id.0[..],
+                    row.mtime_s,
+                    i64::from(row.mtime_ns),
+                    row.inode as i64,
+                    crate::clock::now_ms() as i64,
+                ])?;
+            if put == 0 {
+                return Err(IndexError::NoPhotoAt {
+                    folder: folder.to_owned(),
+                    path: row.path.clone(),
+                });
+            }
+            Ok(())
+        })
     }
 
     /// Marks a source whose content no longer matches its record, although its size and
@@ -270,10 +292,10 @@ impl Index {
         now_ms: u64,
     ) -> Result<(), IndexError> {
         self.conn
-            .prepare_cached(
-                "UPDATE sources SET gone_since_ms = COALESCE(gone_since_ms, ?3), damaged = 1
-                 WHERE folder = ?1 AND path = ?2",
-            )?
+            .prepare_cached(&format!(
+                "UPDATE source_files
+                 SET gone_since_ms = COALESCE(gone_since_ms, ?3), damaged = 1 WHERE {AT_PATH}"
+            ))?
             .execute(params![folder, path, now_ms as i64])?;
         self.bump_gone_version()
     }
@@ -286,9 +308,9 @@ impl Index {
         at_ms: u64,
     ) -> Result<(), IndexError> {
         self.conn
-            .prepare_cached(
-                "UPDATE sources SET verified_at_ms = ?3 WHERE folder = ?1 AND path = ?2",
-            )?
+            .prepare_cached(&format!(
+                "UPDATE source_files SET verified_at_ms = ?3 WHERE {AT_PATH}"
+            ))?
             .execute(params![folder, path, at_ms as i64])?;
         Ok(())
     }
@@ -303,9 +325,10 @@ impl Index {
         now_ms: u64,
     ) -> Result<usize, IndexError> {
         let mut stmt = self.conn.prepare_cached(
-            "UPDATE sources SET gone_since_ms = ?3
-             WHERE folder = ?1 AND gone_since_ms IS NULL
-               AND (path = ?2 OR (path >= ?2 || '/' AND path < ?2 || '0'))",
+            "UPDATE source_files SET gone_since_ms = ?3
+             WHERE gone_since_ms IS NULL
+               AND photo IN (SELECT rowid FROM photos WHERE folder = ?1
+                             AND (path = ?2 OR (path >= ?2 || '/' AND path < ?2 || '0')))",
         )?;
         let mut marked = 0;
         for path in paths {
@@ -324,9 +347,9 @@ impl Index {
         let marked = self
             .conn
             .prepare_cached(
-                "UPDATE sources SET gone_since_ms = ?2
+                "UPDATE source_files SET gone_since_ms = ?2
                  WHERE gone_since_ms IS NULL
-                   AND record_id IN (SELECT record_id FROM photos WHERE blob_id = ?1)",
+                   AND photo IN (SELECT rowid FROM photos WHERE blob_id = ?1)",
             )?
             .execute(params![&blob_id.0[..], now_ms as i64])?;
         if marked > 0 {
@@ -383,10 +406,10 @@ impl Index {
     pub fn mark_source_back(&self, folder: &str, path: &str) -> Result<(), IndexError> {
         let back = self
             .conn
-            .prepare_cached(
-                "UPDATE sources SET gone_since_ms = NULL, released_at_ms = NULL
-                 WHERE folder = ?1 AND path = ?2 AND damaged = 0 AND gone_since_ms IS NOT NULL",
-            )?
+            .prepare_cached(&format!(
+                "UPDATE source_files SET gone_since_ms = NULL, released_at_ms = NULL
+                 WHERE {AT_PATH} AND damaged = 0 AND gone_since_ms IS NOT NULL"
+            ))?
             .execute(params![folder, path])?;
         if back > 0 {
             self.bump_gone_version()?;
@@ -397,7 +420,7 @@ impl Index {
     /// Forgets the source at a path (its photo moved away: the move record keeps it).
     pub fn remove_source(&self, folder: &str, path: &str) -> Result<(), IndexError> {
         self.conn
-            .prepare_cached("DELETE FROM sources WHERE folder = ?1 AND path = ?2")?
+            .prepare_cached(&format!("DELETE FROM source_files WHERE {AT_PATH}"))?
             .execute(params![folder, path])?;
         self.bump_gone_version()
     }
@@ -439,7 +462,7 @@ impl Index {
             "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
                     s.gone_since_ms IS NOT NULL, s.folder, f.path, p.blob_id, p.plaintext_hash,
                     p.created_at_ms
-             FROM sources s JOIN photos p USING (record_id) JOIN folders f ON f.label = s.folder
+             FROM sources s JOIN photos p ON p.rowid = s.photo JOIN folders f ON f.label = s.folder
              WHERE s.gone_since_ms IS NULL AND (?1 IS NULL OR s.folder = ?1) AND {}
              ORDER BY s.folder, s.path",
             super::records::CURRENT
@@ -471,8 +494,10 @@ impl Index {
         let marked = self
             .conn
             .prepare_cached(
-                "UPDATE sources SET gone_since_ms = ?4, released_at_ms = ?4
-                 WHERE folder = ?1 AND path = ?2 AND record_id = ?3 AND gone_since_ms IS NULL",
+                "UPDATE source_files SET gone_since_ms = ?4, released_at_ms = ?4
+                 WHERE photo = (SELECT rowid FROM photos
+                                WHERE record_id = ?3 AND folder = ?1 AND path = ?2)
+                   AND gone_since_ms IS NULL",
             )?
             .execute(params![folder, path, &record_id.0[..], now_ms as i64])?;
         if marked > 0 {
@@ -485,10 +510,10 @@ impl Index {
     /// is there, and held again.
     pub fn unrelease_source(&self, folder: &str, path: &str) -> Result<(), IndexError> {
         self.conn
-            .prepare_cached(
-                "UPDATE sources SET gone_since_ms = NULL, released_at_ms = NULL
-                 WHERE folder = ?1 AND path = ?2 AND released_at_ms IS NOT NULL",
-            )?
+            .prepare_cached(&format!(
+                "UPDATE source_files SET gone_since_ms = NULL, released_at_ms = NULL
+                 WHERE {AT_PATH} AND released_at_ms IS NOT NULL"
+            ))?
             .execute(params![folder, path])?;
         self.bump_gone_version()
     }
@@ -506,7 +531,7 @@ impl Index {
     /// so a running node does not fetch them again (`photomesh restore` does).
     pub fn released_blobs(&self) -> Result<HashSet<BlobId>, IndexError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT p.blob_id FROM sources s JOIN photos p USING (record_id)
+            "SELECT p.blob_id FROM sources s JOIN photos p ON p.rowid = s.photo
              WHERE s.released_at_ms IS NOT NULL",
         )?;
         let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
@@ -517,7 +542,7 @@ impl Index {
     /// their records and sizes.
     pub fn released_photos(&self) -> Result<Vec<(RecordId, u64)>, IndexError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT s.record_id, s.size FROM sources s JOIN photos p USING (record_id)
+            "SELECT s.record_id, s.size FROM sources s JOIN photos p ON p.rowid = s.photo
              WHERE s.released_at_ms IS NOT NULL AND {}",
             super::records::CURRENT
         ))?;

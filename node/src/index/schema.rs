@@ -507,4 +507,156 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- The key epoch that sealed the record.
     ALTER TABLE photos ADD COLUMN seal_epoch INTEGER;
     ",
+    // Version 14: a source file is kept as the `photos` row of its record (whose folder,
+    // path, size and record ID are the file's) and what a scan saw of the file: about 50
+    // bytes a file, not 200 (its path, its record's ID twice and two indexes on them). The
+    // view `sources` reads as the table did; writes go to `source_files`. A source whose
+    // record is not a photo row at its path (none is written so) is dropped: the next scan
+    // finds its file and links it again. Triggers, views and tallies that read sources read
+    // `source_files`.
+    "
+    CREATE TABLE source_files (
+        -- The `rowid` of its record's `photos` row (never rewritten: nothing runs VACUUM).
+        photo INTEGER PRIMARY KEY,
+        mtime_s INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        gone_since_ms INTEGER,
+        verified_at_ms INTEGER NOT NULL DEFAULT 0,
+        damaged INTEGER NOT NULL DEFAULT 0,
+        released_at_ms INTEGER
+    );
+    INSERT INTO source_files
+        SELECT p.rowid, s.mtime_s, s.mtime_ns, s.inode, s.gone_since_ms, s.verified_at_ms,
+               s.damaged, s.released_at_ms
+        FROM sources s JOIN photos p USING (record_id)
+        WHERE p.folder = s.folder AND p.path = s.path
+        ORDER BY p.rowid;
+    DROP VIEW photo_checks;
+    DROP VIEW photo_attrs;
+    CREATE VIEW photo_checks AS
+    SELECT p.record_id,
+        NULLIF(MAX(COALESCE((SELECT b.verified_at_ms FROM blobs b
+                             WHERE b.blob_id = p.blob_id AND b.stored = 1), -1),
+                   COALESCE((SELECT MAX(s.verified_at_ms)
+                             FROM photos q JOIN source_files s ON s.photo = q.rowid
+                             WHERE q.blob_id = p.blob_id AND s.gone_since_ms IS NULL), -1)),
+               -1) AS held_at
+    FROM photos p;
+    -- A photo record's class, from one search of each table that says something of it.
+    CREATE VIEW photo_attrs AS
+    SELECT p.record_id, p.folder, p.path, p.blob_id, p.size,
+        -- 1: in the trash (or purged).
+        EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id)
+        -- 2: moved away from its path since it was made.
+        + 2 * EXISTS (SELECT 1 FROM moves m WHERE m.folder = p.folder AND m.path = p.path
+                                             AND m.at_ms >= p.created_at_ms)
+        -- 4: the newest version at its path not in the trash; 8: a newer version is there.
+        + (SELECT 4 * COALESCE(MAX(CASE WHEN NOT EXISTS (SELECT 1 FROM trash t
+                                                          WHERE t.record_id = q.record_id)
+                                         THEN q.created_at_ms END) = p.created_at_ms, 0)
+                  + 8 * COALESCE(MAX(q.created_at_ms) > p.created_at_ms, 0)
+           FROM photos q WHERE q.folder = p.folder AND q.path = p.path)
+        -- 16: the first record (by ID) of its blob; 32: the first its adder added.
+        + (SELECT 16 * (NOT COALESCE(MAX(q.record_id < p.record_id), 0))
+                  + 32 * (NOT COALESCE(MAX(q.record_id < p.record_id
+                                           AND +q.added_by IS p.added_by), 0))
+           FROM photos q WHERE q.blob_id = p.blob_id)
+        -- 64: its blob is stored here.
+        + 64 * EXISTS (SELECT 1 FROM blobs b WHERE b.blob_id = p.blob_id AND b.stored = 1)
+        -- 128: an original of its blob is there; 256: one was released (`free-up-space`).
+        + COALESCE((SELECT 128 * MAX(s.gone_since_ms IS NULL)
+                           + 256 * MAX(s.released_at_ms IS NOT NULL)
+                    FROM photos q JOIN source_files s ON s.photo = q.rowid
+                    WHERE q.blob_id = p.blob_id), 0)
+        -- Its own original here: 512 released, 1024 there, 2048 gone or damaged.
+        + COALESCE((SELECT 512 * MAX(s.released_at_ms IS NOT NULL)
+                           + 1024 * MAX(s.gone_since_ms IS NULL)
+                           + 2048 * MAX(s.gone_since_ms IS NOT NULL
+                                        AND s.released_at_ms IS NULL)
+                    FROM source_files s WHERE s.photo = p.rowid), 0)
+        -- 4096: a member released its original.
+        + 4096 * EXISTS (SELECT 1 FROM released_by r WHERE r.record_id = p.record_id)
+          AS facts,
+        COALESCE(p.media_type, '') AS kind,
+        COALESCE(p.added_by, X'') AS added_by,
+        COALESCE((SELECT string_agg(hex(h.device_id), ' ' ORDER BY h.device_id)
+                  FROM peer_blobs h WHERE h.blob_id = p.blob_id), '') AS holders,
+        (SELECT c.held_at FROM photo_checks c WHERE c.record_id = p.record_id) AS held_at
+    FROM photos p;
+    -- The classes of the photos whose blob had a source just dropped.
+    INSERT INTO photo_refresh SELECT * FROM photo_attrs
+    WHERE blob_id IN (SELECT p.blob_id FROM sources s JOIN photos p USING (record_id)
+                      WHERE p.folder IS NOT s.folder OR p.path IS NOT s.path);
+    DROP TABLE sources;
+    CREATE VIEW sources AS
+    SELECT p.folder, p.path, p.size, s.mtime_s, s.mtime_ns, s.inode, p.record_id,
+           s.gone_since_ms, s.verified_at_ms, s.damaged, s.released_at_ms, s.photo
+    FROM source_files s JOIN photos p ON p.rowid = s.photo;
+    DELETE FROM folder_tallies;
+    INSERT INTO folder_tallies
+        SELECT folder, SUM(gone_since_ms IS NULL),
+               SUM(CASE WHEN gone_since_ms IS NULL THEN size ELSE 0 END)
+        FROM sources GROUP BY folder;
+    -- As `sources_verified`, `sources_lost` and the released ones before.
+    CREATE INDEX sources_verified ON source_files(verified_at_ms) WHERE gone_since_ms IS NULL;
+    CREATE INDEX sources_lost ON source_files(gone_since_ms)
+        WHERE gone_since_ms IS NOT NULL AND released_at_ms IS NULL;
+    CREATE INDEX sources_released ON source_files(released_at_ms)
+        WHERE released_at_ms IS NOT NULL;
+    -- The triggers of version 12 on `sources`, on `source_files`.
+    CREATE TRIGGER sources_class_insert AFTER INSERT ON source_files BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE blob_id = (SELECT blob_id FROM photos WHERE rowid = NEW.photo);
+    END;
+    CREATE TRIGGER sources_class_update
+    AFTER UPDATE OF photo, gone_since_ms, released_at_ms ON source_files
+    WHEN OLD.photo IS NOT NEW.photo
+      OR (OLD.gone_since_ms IS NULL) IS NOT (NEW.gone_since_ms IS NULL)
+      OR (OLD.released_at_ms IS NULL) IS NOT (NEW.released_at_ms IS NULL) BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE blob_id IN (SELECT blob_id FROM photos WHERE rowid IN (OLD.photo, NEW.photo));
+    END;
+    CREATE TRIGGER sources_class_delete AFTER DELETE ON source_files BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE blob_id = (SELECT blob_id FROM photos WHERE rowid = OLD.photo);
+    END;
+    CREATE TRIGGER sources_checked AFTER UPDATE OF verified_at_ms ON source_files
+    WHEN NEW.gone_since_ms IS NULL AND OLD.verified_at_ms IS NOT NEW.verified_at_ms BEGIN
+        UPDATE photos SET held_at = (SELECT c.held_at FROM photo_checks c
+                                     WHERE c.record_id = photos.record_id)
+        WHERE blob_id = (SELECT blob_id FROM photos WHERE rowid = NEW.photo);
+    END;
+    CREATE TRIGGER sources_tally_insert AFTER INSERT ON source_files BEGIN
+        INSERT INTO folder_tallies (folder, photos, bytes)
+        SELECT folder, NEW.gone_since_ms IS NULL,
+               CASE WHEN NEW.gone_since_ms IS NULL THEN size ELSE 0 END
+        FROM photos WHERE rowid = NEW.photo
+        ON CONFLICT (folder) DO UPDATE SET photos = photos + excluded.photos,
+                                           bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER sources_tally_update AFTER UPDATE OF photo, gone_since_ms ON source_files
+    BEGIN
+        UPDATE folder_tallies
+        SET photos = photos - (OLD.gone_since_ms IS NULL),
+            bytes = bytes - CASE WHEN OLD.gone_since_ms IS NULL
+                                 THEN (SELECT size FROM photos WHERE rowid = OLD.photo)
+                                 ELSE 0 END
+        WHERE folder = (SELECT folder FROM photos WHERE rowid = OLD.photo);
+        INSERT INTO folder_tallies (folder, photos, bytes)
+        SELECT folder, NEW.gone_since_ms IS NULL,
+               CASE WHEN NEW.gone_since_ms IS NULL THEN size ELSE 0 END
+        FROM photos WHERE rowid = NEW.photo
+        ON CONFLICT (folder) DO UPDATE SET photos = photos + excluded.photos,
+                                           bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER sources_tally_delete AFTER DELETE ON source_files BEGIN
+        UPDATE folder_tallies
+        SET photos = photos - (OLD.gone_since_ms IS NULL),
+            bytes = bytes - CASE WHEN OLD.gone_since_ms IS NULL
+                                 THEN (SELECT size FROM photos WHERE rowid = OLD.photo)
+                                 ELSE 0 END
+        WHERE folder = (SELECT folder FROM photos WHERE rowid = OLD.photo);
+    END;
+    ",
 ];

@@ -79,7 +79,7 @@ const FIRST_RECORD_CLASS: &str = "SELECT class FROM photos
 const HELD_VERIFIED_AT: &str = "SELECT MAX(at) FROM (
          SELECT verified_at_ms AS at FROM blobs WHERE blob_id = ?1 AND stored = 1
          UNION ALL
-         SELECT s.verified_at_ms FROM photos p JOIN sources s USING (record_id)
+         SELECT s.verified_at_ms FROM photos p JOIN source_files s ON s.photo = p.rowid
          WHERE p.blob_id = ?1 AND s.gone_since_ms IS NULL)";
 
 /// Photo records that share every fact `status` counts them by, and how many they are.

@@ -128,9 +128,15 @@ mod tests {
             .collect();
         index
             .transaction(|ix| {
-                ix.add_record(&RecordId([7; 32]), b"sealed", 1)?;
-                for p in &recorded {
-                    ix.put_source("f", &row(p))?;
+                for (n, p) in recorded.iter().enumerate() {
+                    let record_id = crate::index::tests::add_photo_at(ix, "f", p, n as u64);
+                    ix.put_source(
+                        "f",
+                        &SourceRow {
+                            record_id,
+                            ..row(p)
+                        },
+                    )?;
                 }
                 Ok::<_, IndexError>(())
             })

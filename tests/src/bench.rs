@@ -211,7 +211,7 @@ pub fn index_progress(index: &Path, db: &mut Option<rusqlite::Connection>) -> Re
     count_rows(
         index,
         db,
-        "SELECT (SELECT count(*) FROM photos), (SELECT count(*) FROM blobs WHERE stored = 1)",
+        "SELECT (SELECT count(*) FROM photo_rows), (SELECT count(*) FROM blobs WHERE stored = 1)",
     )
 }
 

@@ -13,14 +13,15 @@ use super::{Index, IndexError, blob_id_from};
 
 /// The original files whose recorded content is blob `?1` (see [`Index::originals_of`]).
 pub(super) const ORIGINALS_OF: &str = concat!(
-    "SELECT f.path, s.path, r.record_id, r.sealed, ",
+    "SELECT f.path, p.path, r.record_id, r.sealed, ",
     photo_columns!(),
     "
-     FROM sources s
-     JOIN photos p ON p.rowid = s.photo
-     JOIN records r ON r.record_id = p.record_id
-     JOIN folders f ON f.label = s.folder
-     WHERE p.blob_id = ?1 AND s.gone_since_ms IS NULL"
+     FROM source_files s
+     JOIN photo_rows p ON p.rid = s.photo
+     JOIN records r ON r.rowid = s.photo
+     JOIN folders f ON f.label = p.folder
+     WHERE substr(p.blob_id, 1, 8) = substr(?1, 1, 8) AND p.blob_id = ?1
+       AND s.gone_since_ms IS NULL"
 );
 
 /// A blob's length, outboard (an empty one has no row) and whether it is stored.
@@ -65,18 +66,19 @@ const HELD_BLOBS: &str = "SELECT blob_id, MAX(verified) FROM (
          SELECT blob_id, verified_at_ms AS verified FROM blobs WHERE stored = 1
          UNION ALL
          SELECT p.blob_id, s.verified_at_ms FROM source_files s
-         JOIN photos p ON p.rowid = s.photo WHERE s.gone_since_ms IS NULL)
+         JOIN photo_rows p ON p.rid = s.photo WHERE s.gone_since_ms IS NULL)
      GROUP BY blob_id ORDER BY blob_id";
 
 /// The blobs the store holds, in ID order (the table's key: no sort).
 pub(super) const STORED_IN_ORDER: &str =
     "SELECT blob_id FROM blobs WHERE stored = 1 ORDER BY blob_id";
-/// The blobs of this device's originals that are there, in ID order (`photos_by_blob`: no
-/// sort), once per photo.
-pub(super) const ORIGINALS_IN_ORDER: &str = "SELECT blob_id FROM photos p
+/// The blobs of this device's originals that are there, in ID order, once per photo: in the
+/// order of `photos_by_blob` (the first 8 bytes of each ID), only the IDs that share those
+/// sorted among themselves.
+pub(super) const ORIGINALS_IN_ORDER: &str = "SELECT blob_id FROM photo_rows p
      WHERE EXISTS (SELECT 1 FROM source_files s
-                   WHERE s.photo = p.rowid AND s.gone_since_ms IS NULL)
-     ORDER BY blob_id";
+                   WHERE s.photo = p.rid AND s.gone_since_ms IS NULL)
+     ORDER BY substr(blob_id, 1, 8), blob_id";
 
 impl Index {
     /// Remembers a blob's verification data (a no-op if it is already known).
@@ -136,7 +138,10 @@ impl Index {
         }
         let size: Option<i64> = self
             .conn
-            .prepare_cached("SELECT MAX(size) FROM photos WHERE blob_id = ?1")?
+            .prepare_cached(
+                "SELECT MAX(size) FROM photo_rows
+                 WHERE substr(blob_id, 1, 8) = substr(?1, 1, 8) AND blob_id = ?1",
+            )?
             .query_row([&blob_id.0[..]], |r| r.get(0))?;
         Ok(size.map(|s| {
             let s = s.max(0) as u64;
@@ -227,8 +232,8 @@ impl Index {
     /// of `records`, and the last such row (or `after`).
     pub fn originals_after(&self, after: i64) -> Result<(i64, Vec<BlobId>), IndexError> {
         let mut stmt = self.conn.prepare(
-            "SELECT r.rowid, p.blob_id FROM source_files s JOIN photos p ON p.rowid = s.photo
-             JOIN records r USING (record_id) WHERE r.rowid > ?1 AND s.gone_since_ms IS NULL",
+            "SELECT s.photo, p.blob_id FROM source_files s JOIN photo_rows p ON p.rid = s.photo
+             WHERE s.photo > ?1 AND s.gone_since_ms IS NULL",
         )?;
         let rows = stmt.query_map([after], |r| {
             Ok((r.get::<_, i64>(0)?, BlobId(blob_id_from(r.get(1)?)?)))
@@ -266,7 +271,7 @@ impl Index {
     ) -> Result<std::collections::HashSet<BlobId>, IndexError> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT blob_id FROM photos WHERE {ADDED_BY}"))?;
+            .prepare(&format!("SELECT blob_id FROM photo_rows WHERE {ADDED_BY}"))?;
         let rows = stmt.query_map([&device.as_bytes()[..]], |r| {
             Ok(BlobId(blob_id_from(r.get(0)?)?))
         })?;
@@ -290,7 +295,7 @@ impl Index {
 
     /// The original files on this device whose recorded content is this blob: their full
     /// paths and the sealed records that describe them. A source asks this for every blob it
-    /// serves, so it is found through indexes (`photos_by_blob`, `sources_by_record`).
+    /// serves, so it is found through `photos_by_blob`, then each photo row's source file.
     pub fn originals_of(&self, blob_id: &BlobId) -> Result<Vec<OriginalRow>, IndexError> {
         let mut stmt = self.conn.prepare_cached(ORIGINALS_OF)?;
         let rows = stmt.query_map([&blob_id.0[..]], |r| {

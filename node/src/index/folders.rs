@@ -11,7 +11,7 @@ use super::blob_id_from;
 use super::{Index, IndexError, path_text};
 
 /// The `source_files` rows of the photos at path `?2` of folder `?1` (one at most).
-const AT_PATH: &str = "photo IN (SELECT rowid FROM photos WHERE folder = ?1 AND path = ?2)";
+const AT_PATH: &str = "photo IN (SELECT rid FROM photo_rows WHERE folder = ?1 AND path = ?2)";
 
 /// The sources with size `?1` and plaintext hash `?2`, but released ones (see
 /// [`Index::sources_with_content`]):
@@ -20,20 +20,20 @@ const AT_PATH: &str = "photo IN (SELECT rowid FROM photos WHERE folder = ?1 AND 
 pub(super) const SOURCES_WITH_CONTENT: &str =
     "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
             s.gone_since_ms IS NOT NULL, s.folder, f.path
-     FROM sources s JOIN photos p ON p.rowid = s.photo JOIN folders f ON f.label = s.folder
+     FROM sources s JOIN photo_rows p ON p.rid = s.photo JOIN folders f ON f.label = s.folder
      WHERE substr(p.plaintext_hash, 1, 8) = substr(?2, 1, 8) AND p.plaintext_hash = ?2
        AND s.size = ?1 AND s.released_at_ms IS NULL";
 
 /// The sources gone or damaged, but released ones and those of photos in the trash.
 const GONE_SOURCES: &str = "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
-     FROM sources s JOIN photos p ON p.rowid = s.photo
+     FROM sources s JOIN photo_rows p ON p.rid = s.photo
      WHERE s.gone_since_ms IS NOT NULL AND s.released_at_ms IS NULL
        AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = s.record_id)";
 
 /// The first `?1` of them found gone, walking `sources_lost` in order.
 pub(super) const FIRST_GONE_SOURCES: &str =
     "SELECT s.folder, s.path, s.gone_since_ms, p.blob_id, s.damaged
-     FROM sources s JOIN photos p ON p.rowid = s.photo
+     FROM sources s JOIN photo_rows p ON p.rid = s.photo
      WHERE s.gone_since_ms IS NOT NULL AND s.released_at_ms IS NULL
        AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = s.record_id)
      ORDER BY s.gone_since_ms LIMIT ?1";
@@ -146,7 +146,7 @@ impl Index {
         self.transaction(|ix| -> Result<bool, IndexError> {
             ix.conn.execute(
                 "DELETE FROM source_files
-                 WHERE photo IN (SELECT rowid FROM photos WHERE folder = ?1)",
+                 WHERE photo IN (SELECT rid FROM photo_rows WHERE folder = ?1)",
                 [label],
             )?;
             Ok(ix
@@ -249,14 +249,14 @@ impl Index {
             self.conn
                 .prepare_cached(&format!(
                     "DELETE FROM source_files WHERE {AT_PATH}
-                       AND photo IS NOT (SELECT rowid FROM photos WHERE record_id = ?3)"
+                       AND photo IS NOT (SELECT rowid FROM records WHERE record_id = ?3)"
                 ))?
                 .execute(params![folder, row.path, &row.record_id.0[..]])?;
             let put = self
                 .conn
                 .prepare_cached(
                     "INSERT INTO source_files (photo, mtime_s, mtime_ns, inode, verified_at_ms)
-                     SELECT rowid, ?4, ?5, ?6, ?7 FROM photos
+                     SELECT rid, ?4, ?5, ?6, ?7 FROM photos
                      WHERE record_id = ?3 AND folder = ?1 AND path = ?2
                      ON CONFLICT (photo) DO UPDATE SET mtime_s = excluded.mtime_s,
                        mtime_ns = excluded.mtime_ns, inode = excluded.inode,
@@ -327,7 +327,7 @@ impl Index {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE source_files SET gone_since_ms = ?3
              WHERE gone_since_ms IS NULL
-               AND photo IN (SELECT rowid FROM photos WHERE folder = ?1
+               AND photo IN (SELECT rid FROM photo_rows WHERE folder = ?1
                              AND (path = ?2 OR (path >= ?2 || '/' AND path < ?2 || '0')))",
         )?;
         let mut marked = 0;
@@ -349,7 +349,8 @@ impl Index {
             .prepare_cached(
                 "UPDATE source_files SET gone_since_ms = ?2
                  WHERE gone_since_ms IS NULL
-                   AND photo IN (SELECT rowid FROM photos WHERE blob_id = ?1)",
+                   AND photo IN (SELECT rid FROM photo_rows
+                                 WHERE substr(blob_id, 1, 8) = substr(?1, 1, 8) AND blob_id = ?1)",
             )?
             .execute(params![&blob_id.0[..], now_ms as i64])?;
         if marked > 0 {
@@ -462,7 +463,7 @@ impl Index {
             "SELECT s.path, s.size, s.mtime_s, s.mtime_ns, s.inode, s.record_id,
                     s.gone_since_ms IS NOT NULL, s.folder, f.path, p.blob_id, p.plaintext_hash,
                     p.created_at_ms
-             FROM sources s JOIN photos p ON p.rowid = s.photo JOIN folders f ON f.label = s.folder
+             FROM sources s JOIN photos p ON p.rid = s.photo JOIN folders f ON f.label = s.folder
              WHERE s.gone_since_ms IS NULL AND (?1 IS NULL OR s.folder = ?1) AND {}
              ORDER BY s.folder, s.path",
             super::records::CURRENT
@@ -495,7 +496,7 @@ impl Index {
             .conn
             .prepare_cached(
                 "UPDATE source_files SET gone_since_ms = ?4, released_at_ms = ?4
-                 WHERE photo = (SELECT rowid FROM photos
+                 WHERE photo = (SELECT rid FROM photos
                                 WHERE record_id = ?3 AND folder = ?1 AND path = ?2)
                    AND gone_since_ms IS NULL",
             )?
@@ -531,7 +532,7 @@ impl Index {
     /// so a running node does not fetch them again (`photomesh restore` does).
     pub fn released_blobs(&self) -> Result<HashSet<BlobId>, IndexError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT p.blob_id FROM sources s JOIN photos p ON p.rowid = s.photo
+            "SELECT p.blob_id FROM sources s JOIN photo_rows p ON p.rid = s.photo
              WHERE s.released_at_ms IS NOT NULL",
         )?;
         let rows = stmt.query_map([], |r| Ok(BlobId(blob_id_from(r.get(0)?)?)))?;
@@ -542,7 +543,7 @@ impl Index {
     /// their records and sizes.
     pub fn released_photos(&self) -> Result<Vec<(RecordId, u64)>, IndexError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT s.record_id, s.size FROM sources s JOIN photos p ON p.rowid = s.photo
+            "SELECT s.record_id, s.size FROM sources s JOIN photos p ON p.rid = s.photo
              WHERE s.released_at_ms IS NOT NULL AND {}",
             super::records::CURRENT
         ))?;

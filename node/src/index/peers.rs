@@ -346,8 +346,9 @@ impl Index {
     ) -> Result<Option<(BlobId, StoredRecord)>, IndexError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT pb.blob_id, r.record_id, r.sealed, {PHOTO_COLUMNS} FROM peer_blobs pb
-             JOIN photos p ON p.blob_id = pb.blob_id
-             JOIN records r ON r.record_id = p.record_id
+             JOIN photo_rows p
+               ON substr(p.blob_id, 1, 8) = substr(pb.blob_id, 1, 8) AND p.blob_id = pb.blob_id
+             JOIN records r ON r.rowid = p.rid
              WHERE pb.device_id = ?1 AND pb.blob_id >= ?2 AND p.size <= ?3
              ORDER BY pb.blob_id LIMIT 1"
         ))?;

@@ -7,7 +7,7 @@ use photomesh_protocol::seal::BlobId;
 use rusqlite::{OptionalExtension, params};
 
 use super::blob_id_from;
-use super::stored::{PHOTO_COLUMNS, StoredRecord, fields_suffice};
+use super::stored::{FIELDS_OF_COMPACT, PHOTO_COLUMNS, StoredRecord, fields_suffice};
 use super::{Index, IndexError};
 
 /// A photo version the index knows.
@@ -46,7 +46,7 @@ pub(super) const CURRENT_PHOTO_AT: &str =
 
 /// Whether a photo record has plaintext hash `?1`: through `photos_by_hash`, which holds the
 /// first 8 bytes of each hash (those are compared first, as the index is on them).
-pub(super) const PHOTO_WITH_HASH: &str = "SELECT 1 FROM photos
+pub(super) const PHOTO_WITH_HASH: &str = "SELECT 1 FROM photo_rows
      WHERE substr(plaintext_hash, 1, 8) = substr(?1, 1, 8) AND plaintext_hash = ?1";
 
 /// The condition on `photos p` that makes it a photo of the library now: the newest record of
@@ -59,9 +59,9 @@ pub(super) const CURRENT: &str = "p.created_at_ms = (SELECT MAX(q.created_at_ms)
        AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.folder = p.folder AND m.path = p.path
                                               AND m.at_ms >= p.created_at_ms)";
 
-/// The photos device `?1` added, through `photos_by_adder` (which holds the first 8 bytes of
-/// each adder: those are compared first, as the index is on them).
-pub(super) const ADDED_BY: &str = "substr(added_by, 1, 8) = substr(?1, 1, 8) AND added_by = ?1";
+/// The photos device `?1` added: those of the classes it added (`photo_classes`, a few
+/// rows), through `photos_by_class`. No index on the adder is kept: that is 19 bytes a record.
+pub(super) const ADDED_BY: &str = "class IN (SELECT class FROM photo_classes WHERE added_by = ?1)";
 
 /// Every lifecycle record (they start with `pmlc`), through the partial index
 /// `records_lifecycle`, whose `WHERE` this repeats word for word so that SQLite uses it.
@@ -98,7 +98,7 @@ impl Index {
         let mut stmt = self.conn.prepare_cached(
             "SELECT r.rowid, r.record_id, r.sealed FROM records r
              WHERE r.rowid > ?1 AND substr(r.sealed, 1, 4) = CAST('pmsr' AS BLOB)
-               AND NOT EXISTS (SELECT 1 FROM photos p WHERE p.record_id = r.record_id)
+               AND NOT EXISTS (SELECT 1 FROM photo_rows p WHERE p.rid = r.rowid)
                AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.record_id = r.record_id)
              ORDER BY r.rowid LIMIT ?2",
         )?;
@@ -127,8 +127,7 @@ impl Index {
         // Only a record kept as its photo's fields looks its photo up.
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT r.rowid, r.record_id, r.sealed, {PHOTO_COLUMNS} FROM records r
-             LEFT JOIN photos p ON length(r.sealed) = 0 AND p.record_id = r.record_id
-             WHERE r.rowid > ?1 ORDER BY r.rowid LIMIT ?2"
+             {FIELDS_OF_COMPACT} WHERE r.rowid > ?1 ORDER BY r.rowid LIMIT ?2"
         ))?;
         let rows = stmt.query_map([after, limit], |r| {
             let id = RecordId(blob_id_from(r.get(1)?)?);
@@ -185,11 +184,12 @@ impl Index {
             let added = self
                 .conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO photos
-                   (record_id, folder, path, size, plaintext_hash, blob_id, created_at_ms,
+                    "INSERT OR IGNORE INTO photo_rows
+                   (rid, folder, path, size, plaintext_hash, blob_id, created_at_ms,
                     added_by, media_type, mtime_s, mtime_ns, capture_s, capture_offset,
                     blob_epoch, seal_epoch)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 SELECT rowid, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+                 FROM records WHERE record_id = ?1",
                 )?
                 .execute(params![
                     &record_id.0[..],
@@ -256,8 +256,8 @@ impl Index {
         Ok(self
             .conn
             .prepare_cached(&format!(
-                "SELECT r.sealed, {PHOTO_COLUMNS} FROM records r LEFT JOIN photos p USING (record_id)
-                 WHERE r.record_id = ?1"
+                "SELECT r.sealed, {PHOTO_COLUMNS} FROM records r
+                 LEFT JOIN photo_rows p ON p.rid = r.rowid WHERE r.record_id = ?1"
             ))?
             .query_row([&record_id.0[..]], |r| StoredRecord::read(r, 0, *record_id))
             .optional()?)
@@ -325,7 +325,7 @@ impl Index {
         after_ms: u64,
     ) -> Result<u64, IndexError> {
         Ok(self.conn.query_row(
-            &format!("SELECT COUNT(*) FROM photos WHERE {ADDED_BY} AND created_at_ms > ?2"),
+            &format!("SELECT COUNT(*) FROM photo_rows WHERE {ADDED_BY} AND created_at_ms > ?2"),
             params![&device.as_bytes()[..], after_ms as i64],
             |r| r.get::<_, i64>(0),
         )? as u64)
@@ -377,7 +377,7 @@ impl Index {
         device: &photomesh_protocol::identity::DeviceId,
     ) -> Result<Vec<String>, IndexError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT DISTINCT folder FROM photos WHERE {ADDED_BY} ORDER BY folder"
+            "SELECT DISTINCT folder FROM photo_rows WHERE {ADDED_BY} ORDER BY folder"
         ))?;
         let rows = stmt.query_map([&device.as_bytes()[..]], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -387,8 +387,8 @@ impl Index {
     /// ID, sealed).
     pub fn photos_without_adder(&self) -> Result<Vec<PhotoRow>, IndexError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT r.record_id, r.sealed, {PHOTO_COLUMNS} FROM photos p
-             JOIN records r USING (record_id)
+            "SELECT r.record_id, r.sealed, {PHOTO_COLUMNS} FROM photo_rows p
+             JOIN records r ON r.rowid = p.rid
              WHERE p.added_by IS NULL OR p.media_type IS NULL"
         ))?;
         let rows = stmt.query_map([], PhotoRow::read)?;
@@ -402,7 +402,8 @@ impl Index {
         photo: &PhotoRecord,
     ) -> Result<(), IndexError> {
         self.conn.execute(
-            "UPDATE photos SET added_by = ?2, media_type = ?3 WHERE record_id = ?1",
+            "UPDATE photo_rows SET added_by = ?2, media_type = ?3
+             WHERE rid = (SELECT rowid FROM records WHERE record_id = ?1)",
             params![
                 &record_id.0[..],
                 &photo.added_by.as_bytes()[..],

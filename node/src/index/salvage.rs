@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 use photomesh_protocol::record::RecordId;
 
-use super::stored::{PHOTO_COLUMNS, StoredRecord};
+use super::stored::{FIELDS_OF_COMPACT, PHOTO_COLUMNS, StoredRecord};
 use super::{Folder, IndexError, at_open};
 
 /// Rows read per query.
@@ -147,17 +147,33 @@ impl Salvage {
             .conn
             .prepare(&format!("SELECT {PHOTO_COLUMNS} FROM photos p LIMIT 0"))
             .is_ok();
-        let (table, rowid, columns) = if fields {
+        // From schema 14 those are kept by the record's row, in `photo_rows`.
+        let keyed_by_row = self
+            .conn
+            .prepare("SELECT rid FROM photo_rows LIMIT 0")
+            .is_ok();
+        let (table, rowid, columns) = if keyed_by_row {
             (
-                "records r LEFT JOIN photos p ON length(r.sealed) = 0 AND p.record_id = r.record_id",
+                format!("records r {FIELDS_OF_COMPACT}"),
+                "r.rowid",
+                format!("r.record_id, r.sealed, {PHOTO_COLUMNS}"),
+            )
+        } else if fields {
+            (
+                "records r LEFT JOIN photos p ON length(r.sealed) = 0 AND p.record_id = r.record_id"
+                    .to_owned(),
                 "r.rowid",
                 format!("r.record_id, r.sealed, {PHOTO_COLUMNS}"),
             )
         } else {
-            ("records", "rowid", "record_id, sealed".to_owned())
+            (
+                "records".to_owned(),
+                "rowid",
+                "record_id, sealed".to_owned(),
+            )
         };
         self.walk(
-            table,
+            &table,
             rowid,
             &columns,
             |r| {
@@ -419,13 +435,22 @@ mod tests {
     #[test]
     fn an_index_from_before_records_were_kept_as_fields_is_read_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let path = index_with_records(dir.path(), 50);
-        // What schema 12 had: `photos` without the columns that seal a record again.
+        // Schema 12: `photos` without the columns that seal a record again.
+        let path = dir.path().join("index.sqlite");
         {
             let conn = Connection::open(&path).unwrap();
-            for column in ["seal_epoch", "blob_epoch", "capture_offset", "capture_s"] {
-                conn.execute_batch(&format!("ALTER TABLE photos DROP COLUMN {column}"))
-                    .unwrap();
+            for sql in &super::super::schema::MIGRATIONS[..12] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 12).unwrap();
+            for i in 0..50u8 {
+                let id = *blake3::hash(&[i]).as_bytes();
+                let sealed = [b"pmsr".as_slice(), &[i; 300]].concat();
+                conn.execute(
+                    "INSERT INTO records VALUES (?1, ?2, 1)",
+                    rusqlite::params![&id[..], sealed],
+                )
+                .unwrap();
             }
         }
         let old = Salvage::open(&path).unwrap();

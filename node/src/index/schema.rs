@@ -507,16 +507,41 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- The key epoch that sealed the record.
     ALTER TABLE photos ADD COLUMN seal_epoch INTEGER;
     ",
-    // Version 14: a source file is kept as the `photos` row of its record (whose folder,
-    // path, size and record ID are the file's) and what a scan saw of the file: about 50
-    // bytes a file, not 200 (its path, its record's ID twice and two indexes on them). The
-    // view `sources` reads as the table did; writes go to `source_files`. A source whose
-    // record is not a photo row at its path (none is written so) is dropped: the next scan
-    // finds its file and links it again. Triggers, views and tallies that read sources read
-    // `source_files`.
+    // Version 14: fewer bytes per record (where they go: ARCHITECTURE.md, "Node: files and
+    // storage"). The fields of a photo record are keyed by its row in `records`
+    // (`photo_rows.rid`), not by its ID a second time with an index of its own; a source
+    // file is kept as the photo row of its record (whose folder, path, size and ID are the
+    // file's) and what a scan saw of the file (`source_files.photo`), not as its path, its
+    // record's ID and two indexes on them. Neither key changes: rows are never deleted and
+    // nothing runs VACUUM. The views `photos` and `sources` read as the tables did; writes go
+    // to `photo_rows` and `source_files`. A source whose record is not a photo at its path
+    // (none was written so) is dropped: the next scan finds its file and links it again.
     "
+    CREATE TABLE photo_rows (
+        rid INTEGER PRIMARY KEY,
+        folder TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        plaintext_hash BLOB NOT NULL,
+        blob_id BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        added_by BLOB,
+        media_type TEXT,
+        class INTEGER,
+        held_at INTEGER,
+        mtime_s INTEGER,
+        mtime_ns INTEGER,
+        capture_s INTEGER,
+        capture_offset INTEGER,
+        blob_epoch INTEGER,
+        seal_epoch INTEGER
+    );
+    INSERT INTO photo_rows
+        SELECT r.rowid, p.folder, p.path, p.size, p.plaintext_hash, p.blob_id, p.created_at_ms,
+               p.added_by, p.media_type, p.class, p.held_at, p.mtime_s, p.mtime_ns, p.capture_s,
+               p.capture_offset, p.blob_epoch, p.seal_epoch
+        FROM photos p JOIN records r USING (record_id) ORDER BY r.rowid;
     CREATE TABLE source_files (
-        -- The `rowid` of its record's `photos` row (never rewritten: nothing runs VACUUM).
         photo INTEGER PRIMARY KEY,
         mtime_s INTEGER NOT NULL,
         mtime_ns INTEGER NOT NULL,
@@ -527,87 +552,165 @@ pub(super) const MIGRATIONS: &[&str] = &[
         released_at_ms INTEGER
     );
     INSERT INTO source_files
-        SELECT p.rowid, s.mtime_s, s.mtime_ns, s.inode, s.gone_since_ms, s.verified_at_ms,
+        SELECT r.rowid, s.mtime_s, s.mtime_ns, s.inode, s.gone_since_ms, s.verified_at_ms,
                s.damaged, s.released_at_ms
-        FROM sources s JOIN photos p USING (record_id)
+        FROM sources s JOIN photos p USING (record_id) JOIN records r USING (record_id)
         WHERE p.folder = s.folder AND p.path = s.path
-        ORDER BY p.rowid;
+        ORDER BY r.rowid;
+    -- The blobs whose classes change with the sources dropped.
+    CREATE TEMP TABLE dropped_sources AS
+        SELECT p.blob_id FROM sources s JOIN photos p USING (record_id)
+        WHERE p.folder IS NOT s.folder OR p.path IS NOT s.path;
     DROP VIEW photo_checks;
     DROP VIEW photo_attrs;
-    CREATE VIEW photo_checks AS
-    SELECT p.record_id,
-        NULLIF(MAX(COALESCE((SELECT b.verified_at_ms FROM blobs b
-                             WHERE b.blob_id = p.blob_id AND b.stored = 1), -1),
-                   COALESCE((SELECT MAX(s.verified_at_ms)
-                             FROM photos q JOIN source_files s ON s.photo = q.rowid
-                             WHERE q.blob_id = p.blob_id AND s.gone_since_ms IS NULL), -1)),
-               -1) AS held_at
-    FROM photos p;
-    -- A photo record's class, from one search of each table that says something of it.
-    CREATE VIEW photo_attrs AS
-    SELECT p.record_id, p.folder, p.path, p.blob_id, p.size,
-        -- 1: in the trash (or purged).
-        EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id)
-        -- 2: moved away from its path since it was made.
-        + 2 * EXISTS (SELECT 1 FROM moves m WHERE m.folder = p.folder AND m.path = p.path
-                                             AND m.at_ms >= p.created_at_ms)
-        -- 4: the newest version at its path not in the trash; 8: a newer version is there.
-        + (SELECT 4 * COALESCE(MAX(CASE WHEN NOT EXISTS (SELECT 1 FROM trash t
-                                                          WHERE t.record_id = q.record_id)
-                                         THEN q.created_at_ms END) = p.created_at_ms, 0)
-                  + 8 * COALESCE(MAX(q.created_at_ms) > p.created_at_ms, 0)
-           FROM photos q WHERE q.folder = p.folder AND q.path = p.path)
-        -- 16: the first record (by ID) of its blob; 32: the first its adder added.
-        + (SELECT 16 * (NOT COALESCE(MAX(q.record_id < p.record_id), 0))
-                  + 32 * (NOT COALESCE(MAX(q.record_id < p.record_id
-                                           AND +q.added_by IS p.added_by), 0))
-           FROM photos q WHERE q.blob_id = p.blob_id)
-        -- 64: its blob is stored here.
-        + 64 * EXISTS (SELECT 1 FROM blobs b WHERE b.blob_id = p.blob_id AND b.stored = 1)
-        -- 128: an original of its blob is there; 256: one was released (`free-up-space`).
-        + COALESCE((SELECT 128 * MAX(s.gone_since_ms IS NULL)
-                           + 256 * MAX(s.released_at_ms IS NOT NULL)
-                    FROM photos q JOIN source_files s ON s.photo = q.rowid
-                    WHERE q.blob_id = p.blob_id), 0)
-        -- Its own original here: 512 released, 1024 there, 2048 gone or damaged.
-        + COALESCE((SELECT 512 * MAX(s.released_at_ms IS NOT NULL)
-                           + 1024 * MAX(s.gone_since_ms IS NULL)
-                           + 2048 * MAX(s.gone_since_ms IS NOT NULL
-                                        AND s.released_at_ms IS NULL)
-                    FROM source_files s WHERE s.photo = p.rowid), 0)
-        -- 4096: a member released its original.
-        + 4096 * EXISTS (SELECT 1 FROM released_by r WHERE r.record_id = p.record_id)
-          AS facts,
-        COALESCE(p.media_type, '') AS kind,
-        COALESCE(p.added_by, X'') AS added_by,
-        COALESCE((SELECT string_agg(hex(h.device_id), ' ' ORDER BY h.device_id)
-                  FROM peer_blobs h WHERE h.blob_id = p.blob_id), '') AS holders,
-        (SELECT c.held_at FROM photo_checks c WHERE c.record_id = p.record_id) AS held_at
-    FROM photos p;
-    -- The classes of the photos whose blob had a source just dropped.
-    INSERT INTO photo_refresh SELECT * FROM photo_attrs
-    WHERE blob_id IN (SELECT p.blob_id FROM sources s JOIN photos p USING (record_id)
-                      WHERE p.folder IS NOT s.folder OR p.path IS NOT s.path);
+    DROP TRIGGER photo_refresh;
+    DROP TRIGGER blobs_checked;
     DROP TABLE sources;
+    DROP TABLE photos;
+    CREATE VIEW photos AS
+    SELECT r.record_id, p.rid, p.folder, p.path, p.size, p.plaintext_hash, p.blob_id,
+           p.created_at_ms, p.added_by, p.media_type, p.class, p.held_at, p.mtime_s,
+           p.mtime_ns, p.capture_s, p.capture_offset, p.blob_epoch, p.seal_epoch
+    FROM photo_rows p JOIN records r ON r.rowid = p.rid;
     CREATE VIEW sources AS
-    SELECT p.folder, p.path, p.size, s.mtime_s, s.mtime_ns, s.inode, p.record_id,
+    SELECT p.folder, p.path, p.size, s.mtime_s, s.mtime_ns, s.inode, r.record_id,
            s.gone_since_ms, s.verified_at_ms, s.damaged, s.released_at_ms, s.photo
-    FROM source_files s JOIN photos p ON p.rowid = s.photo;
-    DELETE FROM folder_tallies;
-    INSERT INTO folder_tallies
-        SELECT folder, SUM(gone_since_ms IS NULL),
-               SUM(CASE WHEN gone_since_ms IS NULL THEN size ELSE 0 END)
-        FROM sources GROUP BY folder;
-    -- As `sources_verified`, `sources_lost` and the released ones before.
+    FROM source_files s JOIN photo_rows p ON p.rid = s.photo JOIN records r ON r.rowid = s.photo;
+    -- The indexes of version 12 and before, on the new tables, but `photos_by_adder`: the
+    -- photos a device added are those of the classes it added (`records::ADDED_BY`).
+    CREATE INDEX photos_by_path ON photo_rows(folder, path, created_at_ms);
+    CREATE INDEX photos_by_blob ON photo_rows(substr(blob_id, 1, 8));
+    CREATE INDEX photos_by_hash ON photo_rows(substr(plaintext_hash, 1, 8));
+    CREATE INDEX photos_by_class ON photo_rows(class, created_at_ms);
+    CREATE INDEX photos_by_check ON photo_rows(class, held_at);
     CREATE INDEX sources_verified ON source_files(verified_at_ms) WHERE gone_since_ms IS NULL;
     CREATE INDEX sources_lost ON source_files(gone_since_ms)
         WHERE gone_since_ms IS NOT NULL AND released_at_ms IS NULL;
     CREATE INDEX sources_released ON source_files(released_at_ms)
         WHERE released_at_ms IS NOT NULL;
-    -- The triggers of version 12 on `sources`, on `source_files`.
+    -- The views and triggers of version 12, on the new tables: a photo's record ID is read
+    -- from `records` where it counts (the trash, the first record of a blob).
+    CREATE VIEW photo_checks AS
+    SELECT p.rid,
+        NULLIF(MAX(COALESCE((SELECT b.verified_at_ms FROM blobs b
+                             WHERE b.blob_id = p.blob_id AND b.stored = 1), -1),
+                   COALESCE((SELECT MAX(s.verified_at_ms)
+                             FROM photo_rows q JOIN source_files s ON s.photo = q.rid
+                             WHERE substr(q.blob_id, 1, 8) = substr(p.blob_id, 1, 8)
+                               AND q.blob_id = p.blob_id AND s.gone_since_ms IS NULL), -1)),
+               -1) AS held_at
+    FROM photo_rows p;
+    CREATE VIEW photo_attrs AS
+    SELECT r.record_id, p.folder, p.path, p.blob_id, p.size,
+        EXISTS (SELECT 1 FROM trash t WHERE t.record_id = r.record_id)
+        + 2 * EXISTS (SELECT 1 FROM moves m WHERE m.folder = p.folder AND m.path = p.path
+                                             AND m.at_ms >= p.created_at_ms)
+        + (SELECT 4 * COALESCE(MAX(CASE WHEN NOT EXISTS (SELECT 1 FROM trash t
+                                                          WHERE t.record_id = rq.record_id)
+                                         THEN q.created_at_ms END) = p.created_at_ms, 0)
+                  + 8 * COALESCE(MAX(q.created_at_ms) > p.created_at_ms, 0)
+           FROM photo_rows q JOIN records rq ON rq.rowid = q.rid
+           WHERE q.folder = p.folder AND q.path = p.path)
+        + (SELECT 16 * (NOT COALESCE(MAX(rq.record_id < r.record_id), 0))
+                  + 32 * (NOT COALESCE(MAX(rq.record_id < r.record_id
+                                           AND +q.added_by IS p.added_by), 0))
+           FROM photo_rows q JOIN records rq ON rq.rowid = q.rid
+           WHERE substr(q.blob_id, 1, 8) = substr(p.blob_id, 1, 8) AND q.blob_id = p.blob_id)
+        + 64 * EXISTS (SELECT 1 FROM blobs b WHERE b.blob_id = p.blob_id AND b.stored = 1)
+        + COALESCE((SELECT 128 * MAX(s.gone_since_ms IS NULL)
+                           + 256 * MAX(s.released_at_ms IS NOT NULL)
+                    FROM photo_rows q JOIN source_files s ON s.photo = q.rid
+                    WHERE substr(q.blob_id, 1, 8) = substr(p.blob_id, 1, 8)
+                      AND q.blob_id = p.blob_id), 0)
+        + COALESCE((SELECT 512 * MAX(s.released_at_ms IS NOT NULL)
+                           + 1024 * MAX(s.gone_since_ms IS NULL)
+                           + 2048 * MAX(s.gone_since_ms IS NOT NULL
+                                        AND s.released_at_ms IS NULL)
+                    FROM source_files s WHERE s.photo = p.rid), 0)
+        + 4096 * EXISTS (SELECT 1 FROM released_by x WHERE x.record_id = r.record_id)
+          AS facts,
+        COALESCE(p.media_type, '') AS kind,
+        COALESCE(p.added_by, X'') AS added_by,
+        COALESCE((SELECT string_agg(hex(h.device_id), ' ' ORDER BY h.device_id)
+                  FROM peer_blobs h WHERE h.blob_id = p.blob_id), '') AS holders,
+        (SELECT c.held_at FROM photo_checks c WHERE c.rid = p.rid) AS held_at,
+        p.rid
+    FROM photo_rows p JOIN records r ON r.rowid = p.rid;
+    CREATE TRIGGER photo_refresh INSTEAD OF INSERT ON photo_refresh BEGIN
+        UPDATE photo_classes SET photos = photos - 1, bytes = bytes - NEW.size
+        WHERE class = (SELECT class FROM photo_rows WHERE rid = NEW.rid);
+        INSERT INTO photo_classes (facts, kind, added_by, holders, photos, bytes)
+        VALUES (NEW.facts, NEW.kind, NEW.added_by, NEW.holders, 1, NEW.size)
+        ON CONFLICT (facts, kind, added_by, holders)
+        DO UPDATE SET photos = photos + 1, bytes = bytes + excluded.bytes;
+        UPDATE photo_rows SET class = (SELECT class FROM photo_classes
+            WHERE facts = NEW.facts AND kind = NEW.kind AND added_by = NEW.added_by
+              AND holders = NEW.holders),
+          held_at = NEW.held_at
+        WHERE rid = NEW.rid;
+    END;
+    CREATE TRIGGER photos_class_insert AFTER INSERT ON photo_rows BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE folder = NEW.folder AND path = NEW.path
+           OR substr(blob_id, 1, 8) = substr(NEW.blob_id, 1, 8) AND blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER photos_class_update AFTER UPDATE OF media_type, added_by ON photo_rows BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE substr(blob_id, 1, 8) = substr(NEW.blob_id, 1, 8) AND blob_id = NEW.blob_id;
+    END;
+    -- The triggers of version 12 that find a blob's records, through the prefix.
+    DROP TRIGGER blobs_class_insert;
+    DROP TRIGGER blobs_class_update;
+    DROP TRIGGER blobs_class_delete;
+    DROP TRIGGER peer_blobs_class_insert;
+    DROP TRIGGER peer_blobs_class_delete;
+    CREATE TRIGGER blobs_class_insert AFTER INSERT ON blobs WHEN NEW.stored BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE substr(blob_id, 1, 8) = substr(NEW.blob_id, 1, 8) AND blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER blobs_class_update AFTER UPDATE OF stored ON blobs
+    WHEN OLD.stored IS NOT NEW.stored BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE substr(blob_id, 1, 8) = substr(NEW.blob_id, 1, 8) AND blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER blobs_class_delete AFTER DELETE ON blobs WHEN OLD.stored BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE substr(blob_id, 1, 8) = substr(OLD.blob_id, 1, 8) AND blob_id = OLD.blob_id;
+    END;
+    CREATE TRIGGER peer_blobs_class_insert AFTER INSERT ON peer_blobs BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE substr(blob_id, 1, 8) = substr(NEW.blob_id, 1, 8) AND blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER peer_blobs_class_delete AFTER DELETE ON peer_blobs BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE substr(blob_id, 1, 8) = substr(OLD.blob_id, 1, 8) AND blob_id = OLD.blob_id;
+    END;
+    CREATE TRIGGER photos_class_delete AFTER DELETE ON photo_rows BEGIN
+        UPDATE photo_classes SET photos = photos - 1, bytes = bytes - OLD.size
+        WHERE class = OLD.class;
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs
+        WHERE folder = OLD.folder AND path = OLD.path
+           OR substr(blob_id, 1, 8) = substr(OLD.blob_id, 1, 8) AND blob_id = OLD.blob_id;
+    END;
+    CREATE TRIGGER blobs_checked AFTER UPDATE OF verified_at_ms ON blobs
+    WHEN NEW.stored AND OLD.verified_at_ms IS NOT NEW.verified_at_ms BEGIN
+        UPDATE photo_rows SET held_at = (SELECT c.held_at FROM photo_checks c
+                                         WHERE c.rid = photo_rows.rid)
+        WHERE substr(blob_id, 1, 8) = substr(NEW.blob_id, 1, 8) AND blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER sources_checked AFTER UPDATE OF verified_at_ms ON source_files
+    WHEN NEW.gone_since_ms IS NULL AND OLD.verified_at_ms IS NOT NEW.verified_at_ms BEGIN
+        UPDATE photo_rows SET held_at = (SELECT c.held_at FROM photo_checks c
+                                         WHERE c.rid = photo_rows.rid)
+        WHERE substr(blob_id, 1, 8) = (SELECT substr(blob_id, 1, 8) FROM photo_rows
+                                       WHERE rid = NEW.photo)
+          AND blob_id = (SELECT blob_id FROM photo_rows WHERE rid = NEW.photo);
+    END;
     CREATE TRIGGER sources_class_insert AFTER INSERT ON source_files BEGIN
         INSERT INTO photo_refresh SELECT * FROM photo_attrs
-        WHERE blob_id = (SELECT blob_id FROM photos WHERE rowid = NEW.photo);
+        WHERE substr(blob_id, 1, 8) = (SELECT substr(blob_id, 1, 8) FROM photo_rows
+                                       WHERE rid = NEW.photo)
+          AND blob_id = (SELECT blob_id FROM photo_rows WHERE rid = NEW.photo);
     END;
     CREATE TRIGGER sources_class_update
     AFTER UPDATE OF photo, gone_since_ms, released_at_ms ON source_files
@@ -615,23 +718,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
       OR (OLD.gone_since_ms IS NULL) IS NOT (NEW.gone_since_ms IS NULL)
       OR (OLD.released_at_ms IS NULL) IS NOT (NEW.released_at_ms IS NULL) BEGIN
         INSERT INTO photo_refresh SELECT * FROM photo_attrs
-        WHERE blob_id IN (SELECT blob_id FROM photos WHERE rowid IN (OLD.photo, NEW.photo));
+        WHERE substr(blob_id, 1, 8) IN (SELECT substr(blob_id, 1, 8) FROM photo_rows
+                                        WHERE rid IN (OLD.photo, NEW.photo))
+          AND blob_id IN (SELECT blob_id FROM photo_rows WHERE rid IN (OLD.photo, NEW.photo));
     END;
     CREATE TRIGGER sources_class_delete AFTER DELETE ON source_files BEGIN
         INSERT INTO photo_refresh SELECT * FROM photo_attrs
-        WHERE blob_id = (SELECT blob_id FROM photos WHERE rowid = OLD.photo);
-    END;
-    CREATE TRIGGER sources_checked AFTER UPDATE OF verified_at_ms ON source_files
-    WHEN NEW.gone_since_ms IS NULL AND OLD.verified_at_ms IS NOT NEW.verified_at_ms BEGIN
-        UPDATE photos SET held_at = (SELECT c.held_at FROM photo_checks c
-                                     WHERE c.record_id = photos.record_id)
-        WHERE blob_id = (SELECT blob_id FROM photos WHERE rowid = NEW.photo);
+        WHERE substr(blob_id, 1, 8) = (SELECT substr(blob_id, 1, 8) FROM photo_rows
+                                       WHERE rid = OLD.photo)
+          AND blob_id = (SELECT blob_id FROM photo_rows WHERE rid = OLD.photo);
     END;
     CREATE TRIGGER sources_tally_insert AFTER INSERT ON source_files BEGIN
         INSERT INTO folder_tallies (folder, photos, bytes)
         SELECT folder, NEW.gone_since_ms IS NULL,
                CASE WHEN NEW.gone_since_ms IS NULL THEN size ELSE 0 END
-        FROM photos WHERE rowid = NEW.photo
+        FROM photo_rows WHERE rid = NEW.photo
         ON CONFLICT (folder) DO UPDATE SET photos = photos + excluded.photos,
                                            bytes = bytes + excluded.bytes;
     END;
@@ -640,13 +741,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UPDATE folder_tallies
         SET photos = photos - (OLD.gone_since_ms IS NULL),
             bytes = bytes - CASE WHEN OLD.gone_since_ms IS NULL
-                                 THEN (SELECT size FROM photos WHERE rowid = OLD.photo)
+                                 THEN (SELECT size FROM photo_rows WHERE rid = OLD.photo)
                                  ELSE 0 END
-        WHERE folder = (SELECT folder FROM photos WHERE rowid = OLD.photo);
+        WHERE folder = (SELECT folder FROM photo_rows WHERE rid = OLD.photo);
         INSERT INTO folder_tallies (folder, photos, bytes)
         SELECT folder, NEW.gone_since_ms IS NULL,
                CASE WHEN NEW.gone_since_ms IS NULL THEN size ELSE 0 END
-        FROM photos WHERE rowid = NEW.photo
+        FROM photo_rows WHERE rid = NEW.photo
         ON CONFLICT (folder) DO UPDATE SET photos = photos + excluded.photos,
                                            bytes = bytes + excluded.bytes;
     END;
@@ -654,9 +755,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UPDATE folder_tallies
         SET photos = photos - (OLD.gone_since_ms IS NULL),
             bytes = bytes - CASE WHEN OLD.gone_since_ms IS NULL
-                                 THEN (SELECT size FROM photos WHERE rowid = OLD.photo)
+                                 THEN (SELECT size FROM photo_rows WHERE rid = OLD.photo)
                                  ELSE 0 END
-        WHERE folder = (SELECT folder FROM photos WHERE rowid = OLD.photo);
+        WHERE folder = (SELECT folder FROM photo_rows WHERE rid = OLD.photo);
     END;
+    -- What the dropped sources changed.
+    INSERT INTO photo_refresh SELECT * FROM photo_attrs
+    WHERE substr(blob_id, 1, 8) IN (SELECT substr(blob_id, 1, 8) FROM temp.dropped_sources)
+      AND blob_id IN (SELECT blob_id FROM temp.dropped_sources);
+    DROP TABLE temp.dropped_sources;
+    DELETE FROM folder_tallies;
+    INSERT INTO folder_tallies
+        SELECT folder, SUM(gone_since_ms IS NULL),
+               SUM(CASE WHEN gone_since_ms IS NULL THEN size ELSE 0 END)
+        FROM sources GROUP BY folder;
     ",
 ];

@@ -37,6 +37,12 @@ macro_rules! photo_columns {
 /// [`photo_columns!`], for queries built at run time.
 pub(super) const PHOTO_COLUMNS: &str = photo_columns!();
 
+/// Joins `records r` to the photo row `p` of a record kept as its fields (`r.sealed` empty)
+/// and to nothing for any other record, without looking: a damaged `photo_rows` page costs
+/// the records kept on it, never one kept sealed.
+pub(super) const FIELDS_OF_COMPACT: &str =
+    "LEFT JOIN photo_rows p ON p.rid = CASE WHEN length(r.sealed) = 0 THEN r.rowid END";
+
 /// A record read from the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredRecord {

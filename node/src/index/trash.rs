@@ -247,7 +247,8 @@ impl Index {
         except: &BTreeSet<RecordId>,
     ) -> Result<bool, IndexError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT p.record_id FROM photos p WHERE p.blob_id = ?1
+            "SELECT p.record_id FROM photos p
+             WHERE substr(p.blob_id, 1, 8) = substr(?1, 1, 8) AND p.blob_id = ?1
                AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.record_id = p.record_id)",
         )?;
         let rows = stmt.query_map([&blob.0[..]], |r| r.get::<_, Vec<u8>>(0))?;

@@ -535,9 +535,9 @@ mod tests {
     fn a_damaged_photos_page_loses_the_records_kept_as_its_fields_and_a_scan_brings_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let (path, records) = device(dir.path(), 400);
-        // Every photo record here is kept as its fields, one `photos` row each: a damaged
+        // Every photo record here is kept as its fields, one `photo_rows` row each: a damaged
         // page of them is as many records lost, however whole their `records` rows are.
-        let lost = damage_table_leaves(&home::index_file(&path), "photos", 1) as u64;
+        let lost = damage_table_leaves(&home::index_file(&path), "photo_rows", 1) as u64;
         assert!(lost > 0);
         let report = rebuilt(repair_index(&path, None, &mut Silent).unwrap());
         assert_eq!(report.records_lost, lost, "{report:?}");

@@ -845,11 +845,8 @@ fn add_kinds(
         );
         return Ok(());
     }
-    let all = usize::try_from(class.photos).unwrap_or(usize::MAX);
-    for photo in home.index.photos_of_class(class.class, all)? {
-        let record = home.index.record(&photo.record_id)?;
-        let opened = record.and_then(|record| record.open_photo(&home.keys).ok());
-        if let Some(p) = opened {
+    for record in home.index.records_of_class(class.class)? {
+        if let Ok(p) = record.open_photo(&home.keys) {
             add(p.media_type, 1, p.size);
         }
     }

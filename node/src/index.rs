@@ -803,6 +803,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_path_and_what_is_under_it_are_one_range_of_the_path_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();
+        for (sql, n) in [(folders::MARK_SOURCES_GONE, 3), (folders::GONE_UNDER, 2)] {
+            let steps = plan(&ix, sql, rusqlite::params_from_iter(vec!["a"; n]));
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.contains("photos_by_path (folder=? AND path>? AND path<?)")),
+                "{sql}: {steps:?}"
+            );
+        }
+    }
+
+    #[test]
     fn lookups_by_adder_and_blob_read_no_table_whole() {
         let dir = tempfile::tempdir().unwrap();
         let ix = Index::create(&dir.path().join("index.sqlite")).unwrap();

@@ -10,8 +10,33 @@ use rusqlite::{OptionalExtension, params};
 use super::blob_id_from;
 use super::{Index, IndexError, path_text};
 
-/// The `source_files` rows of the photos at path `?2` of folder `?1` (one at most).
+/// The source file at path `?2` of folder `?1`, through the photo rows there (any number of
+/// versions; one at most has a source).
 const AT_PATH: &str = "photo IN (SELECT rid FROM photo_rows WHERE folder = ?1 AND path = ?2)";
+
+/// The paths at or under `?2` (a file, or a folder's files) of folder `?1`: one range of
+/// `photos_by_path`, `[?2, ?2 + "0")`, which holds `?2`, `?2/…` and only names that go on
+/// with a character below '/' (filtered out).
+macro_rules! at_or_under {
+    () => {
+        "folder = ?1 AND path >= ?2 AND path < ?2 || '0' AND (path = ?2 OR path >= ?2 || '/')"
+    };
+}
+
+/// Marks the sources at or under path `?2` of folder `?1` gone since `?3`.
+pub(super) const MARK_SOURCES_GONE: &str = concat!(
+    "UPDATE source_files SET gone_since_ms = ?3
+     WHERE gone_since_ms IS NULL AND photo IN (SELECT rid FROM photo_rows WHERE ",
+    at_or_under!(),
+    ")"
+);
+
+/// The sources at or under path `?2` of folder `?1` found gone (not damaged or released).
+pub(super) const GONE_UNDER: &str = concat!(
+    "SELECT path FROM sources
+     WHERE gone_since_ms IS NOT NULL AND damaged = 0 AND released_at_ms IS NULL AND ",
+    at_or_under!()
+);
 
 /// The sources with size `?1` and plaintext hash `?2`, but released ones (see
 /// [`Index::sources_with_content`]):
@@ -241,8 +266,8 @@ impl Index {
     }
 
     /// Records (or re-records) a source file whose content was just hashed: it is verified
-    /// now.
-    /// Its record must be a photo at that path (its size is the record's).
+    /// now. Its record must be a photo at its path (the file's size is the record's); a
+    /// source there of another record goes.
     pub fn put_source(&self, folder: &str, row: &SourceRow) -> Result<(), IndexError> {
         self.within_savepoint(|| {
             // The file an earlier record at the path described, if another.
@@ -324,12 +349,7 @@ impl Index {
         paths: &[&str],
         now_ms: u64,
     ) -> Result<usize, IndexError> {
-        let mut stmt = self.conn.prepare_cached(
-            "UPDATE source_files SET gone_since_ms = ?3
-             WHERE gone_since_ms IS NULL
-               AND photo IN (SELECT rid FROM photo_rows WHERE folder = ?1
-                             AND (path = ?2 OR (path >= ?2 || '/' AND path < ?2 || '0')))",
-        )?;
+        let mut stmt = self.conn.prepare_cached(MARK_SOURCES_GONE)?;
         let mut marked = 0;
         for path in paths {
             marked += stmt.execute(params![folder, path, now_ms as i64])?;
@@ -382,12 +402,7 @@ impl Index {
     /// The recorded originals at `path` of a folder, or under it, found gone (not damaged, not
     /// released by `free-up-space`).
     pub fn gone_under(&self, folder: &str, path: &str) -> Result<Vec<String>, IndexError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT path FROM sources
-             WHERE folder = ?1 AND gone_since_ms IS NOT NULL AND damaged = 0
-               AND released_at_ms IS NULL
-               AND (path = ?2 OR (path >= ?2 || '/' AND path < ?2 || '0'))",
-        )?;
+        let mut stmt = self.conn.prepare_cached(GONE_UNDER)?;
         let rows = stmt.query_map(params![folder, path], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -6,6 +6,10 @@
 //!
 //! Cases:
 //! - (a) 300 photos of 3 MiB plus two 100 MiB videos (1.15 GB);
+//! - (a-lan) the same library between two network namespaces joined by a veth pair of MTU
+//!   1500 (`netns::Link`), as on a home LAN: loopback lets QUIC send 64 KB datagrams, Ethernet
+//!   1,500 bytes. Syncthing runs over the same link (`photomesh_tests::syncthing`). Needs
+//!   root; skipped otherwise;
 //! - (b) 20,000 files of 50 KiB (1.02 GB).
 //!
 //! Each library is generated once under `target/bench-data/replicate-*` and reused (a
@@ -23,17 +27,17 @@
 //! prints what the figures depend on (kernel, crypto instructions, socket buffers, UDP
 //! offloads, page cache). The table gives medians, photomesh against Syncthing, and the
 //! budgets (issue 21): (a) at least 2× Syncthing's throughput at no more than 0.6× its CPU
-//! per GB, a receiver no larger than Syncthing's, at most 1.2 bytes written per byte; (b) at
-//! least 8× Syncthing and 5,000 files/s.
+//! per GB, a receiver no larger than Syncthing's, at most 1.2 bytes written per byte; (a-lan)
+//! at least 1.5× at no more than 0.8×; (b) at least 8× Syncthing and 5,000 files/s.
 //!
 //! Environment:
-//! - `PHOTOMESH_BENCH_CASE` = `a`, `b` or `both` (default `both`);
+//! - `PHOTOMESH_BENCH_CASE` = `a`, `a-lan`, `b`, `both` (a and b) or `all` (default);
 //! - `PHOTOMESH_BENCH_RUNS` = runs per case (default 3; 1 in quick mode);
 //! - `PHOTOMESH_BENCH_QUICK=1`: small libraries, to check the bench itself works;
 //! - `PHOTOMESH_BENCH_SYNCTHING=0`: skip the Syncthing baseline;
 //! - `PHOTOMESH_BENCH_CHACHA=0`: skip case (a)'s ChaCha20-Poly1305 runs;
-//! - `PHOTOMESH_BENCH_CACHE=full|dropped` (default `full`): drop the page cache before each
-//!   run of either tool (root), or leave the library cached;
+//! - `PHOTOMESH_BENCH_CACHE=full|dropped|both` (default `both`): leave the library cached,
+//!   or drop the page cache before each run of either tool (root), or each case both ways;
 //! - `PHOTOMESH_BENCH_PERF=FILE`: record both nodes with `perf` during the transfer (for
 //!   profiling; the figures of such a run are not to be quoted);
 //! - `PHOTOMESH_SYNCTHING_BASELINE`: the script's path, if it is not found in a `shared/bench`
@@ -52,7 +56,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use photomesh::net::transport::NO_AES_ENV;
-use photomesh_tests::Node;
+use photomesh_tests::netns::{Host, Link};
+use photomesh_tests::{Node, Spawned};
 
 const KIB: usize = 1024;
 
@@ -63,6 +68,8 @@ struct Case {
     dir: PathBuf,
     files: u64,
     bytes: u64,
+    /// Between two network namespaces over a veth pair of MTU 1500, not on loopback.
+    lan: bool,
     /// Minimum throughput ratio against Syncthing.
     budget_throughput: f64,
     /// Maximum CPU-per-GB ratio against Syncthing, when the budget names one.
@@ -97,13 +104,14 @@ fn main() -> Result<()> {
     }
     let quick = std::env::var_os("PHOTOMESH_BENCH_QUICK").is_some();
     let runs = photomesh_tests::env_u64("PHOTOMESH_BENCH_RUNS", if quick { 1 } else { 3 }).max(1);
-    let which = std::env::var("PHOTOMESH_BENCH_CASE").unwrap_or_else(|_| "both".into());
+    let which = std::env::var("PHOTOMESH_BENCH_CASE").unwrap_or_else(|_| "all".into());
     let syncthing = std::env::var("PHOTOMESH_BENCH_SYNCTHING").map_or(true, |v| v != "0");
     let chacha = std::env::var("PHOTOMESH_BENCH_CHACHA").map_or(true, |v| v != "0");
-    let drop_cache = match std::env::var("PHOTOMESH_BENCH_CACHE").as_deref() {
-        Ok("dropped") => true,
-        Ok("full") | Err(_) => false,
-        Ok(other) => bail!("PHOTOMESH_BENCH_CACHE must be full or dropped, not {other:?}"),
+    let caches: &[bool] = match std::env::var("PHOTOMESH_BENCH_CACHE").as_deref() {
+        Ok("dropped") => &[true],
+        Ok("full") => &[false],
+        Ok("both") | Err(_) => &[false, true],
+        Ok(other) => bail!("PHOTOMESH_BENCH_CACHE must be full, dropped or both, not {other:?}"),
     };
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -128,14 +136,9 @@ fn main() -> Result<()> {
     for fact in photomesh_tests::bench::transport_facts() {
         println!("  {fact}");
     }
-    println!(
-        "  page cache: {}",
-        if drop_cache {
-            "dropped before each run of either tool (written back, then `drop_caches`)"
-        } else {
-            "full: the library was read before, and stays cached"
-        }
-    );
+    for &drop_cache in caches {
+        println!("  page cache: {}", cache_state(drop_cache));
+    }
     println!(
         "  suite: AES-256-GCM when both CPUs have AES instructions{}",
         if chacha {
@@ -145,22 +148,32 @@ fn main() -> Result<()> {
         }
     );
     let mut cases = Vec::new();
-    if which == "a" || which == "both" {
-        cases.push(case_a(&data, quick)?);
+    if ["a", "both", "all"].contains(&which.as_str()) {
+        cases.push(case_a(&data, quick, false)?);
     }
-    if which == "b" || which == "both" {
+    if ["a-lan", "all"].contains(&which.as_str()) {
+        if photomesh_tests::netns::is_root() {
+            cases.push(case_a(&data, quick, true)?);
+        } else {
+            println!("case (a-lan): SKIPPED (network namespaces need root)");
+        }
+    }
+    if ["b", "both", "all"].contains(&which.as_str()) {
         cases.push(case_b(&data, quick)?);
     }
     if cases.is_empty() {
-        bail!("PHOTOMESH_BENCH_CASE must be a, b or both, not {which:?}");
+        bail!("PHOTOMESH_BENCH_CASE must be a, a-lan, b, both or all, not {which:?}");
     }
 
     let scratch = tempfile::Builder::new()
         .prefix("replicate-runs-")
         .tempdir_in(&data)?;
-    for case in &cases {
+    for (case, &drop_cache) in cases
+        .iter()
+        .flat_map(|case| caches.iter().map(move |c| (case, c)))
+    {
         println!();
-        println!("{}", case.title);
+        println!("{}; page cache {}", case.title, cache_state(drop_cache));
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         let mut ours_chacha = Vec::new();
@@ -171,14 +184,18 @@ fn main() -> Result<()> {
             Ok(())
         };
         for run in 0..runs {
-            let dir = scratch.path().join(format!("{}-{run}", case.name));
+            let dir = scratch
+                .path()
+                .join(format!("{}-{drop_cache}-{run}", case.name));
             cache()?;
             let figures = run_photomesh(case, &dir, &[])
                 .with_context(|| format!("photomesh run {run} of case {}", case.name))?;
             print_run("photomesh", run, &figures);
             ours.push(figures);
-            if chacha && case.name == "a" {
-                let dir = scratch.path().join(format!("{}-{run}-chacha", case.name));
+            if chacha && !case.lan {
+                let dir = scratch
+                    .path()
+                    .join(format!("{}-{drop_cache}-{run}-chacha", case.name));
                 cache()?;
                 let figures = run_photomesh(case, &dir, &[(NO_AES_ENV, "1")])
                     .with_context(|| format!("photomesh ChaCha run {run} of case {}", case.name))?;
@@ -187,7 +204,10 @@ fn main() -> Result<()> {
             }
             if let Some(script) = &baseline {
                 cache()?;
-                let figures = run_syncthing(script, case)
+                let dir = scratch
+                    .path()
+                    .join(format!("{}-{drop_cache}-{run}-syncthing", case.name));
+                let figures = run_syncthing(script, case, &dir)
                     .with_context(|| format!("Syncthing run {run} of case {}", case.name))?;
                 print_run("syncthing", run, &figures);
                 theirs.push(figures);
@@ -235,18 +255,35 @@ fn baseline_script() -> Result<PathBuf> {
         )
 }
 
+/// What the page cache is during the runs.
+fn cache_state(dropped: bool) -> &'static str {
+    if dropped {
+        "dropped before each run of either tool (written back, then `drop_caches`)"
+    } else {
+        "full: the library was read before, and stays cached"
+    }
+}
+
 /// Case (a): the library `photomesh_tests::bench::library_a` writes (the scrub bench reads
-/// the same one).
-fn case_a(data: &Path, quick: bool) -> Result<Case> {
+/// the same one); with `lan`, case (a-lan): the same over a veth pair of MTU 1500.
+fn case_a(data: &Path, quick: bool, lan: bool) -> Result<Case> {
     let library = photomesh_tests::bench::library_a(data, quick)?;
     Ok(Case {
-        name: "a",
-        title: format!("case (a): {}", library.title),
+        name: if lan { "a-lan" } else { "a" },
+        title: if lan {
+            format!(
+                "case (a-lan): {}, between two network namespaces over a veth pair, MTU 1500",
+                library.title
+            )
+        } else {
+            format!("case (a): {}", library.title)
+        },
         dir: library.dir,
         files: library.files,
         bytes: library.bytes,
-        budget_throughput: 2.0,
-        budget_cpu: Some(0.6),
+        lan,
+        budget_throughput: if lan { 1.5 } else { 2.0 },
+        budget_cpu: Some(if lan { 0.8 } else { 0.6 }),
         budget_files_per_s: None,
     })
 }
@@ -282,6 +319,7 @@ fn case_b(data: &Path, quick: bool) -> Result<Case> {
         dir,
         files: count as u64,
         bytes,
+        lan: false,
         budget_throughput: 8.0,
         budget_cpu: None,
         budget_files_per_s: Some(5000.0),
@@ -329,12 +367,38 @@ fn run_photomesh(case: &Case, dir: &Path, env: &[(&str, &str)]) -> Result<Figure
     let scan_s = start.elapsed().as_secs_f64();
     a.invite(&b, "full");
 
-    let (a_run, addr) = a.start_run_with_env(env);
+    // Over a link, each node runs in its own namespace and listens on its end.
+    let link = case.lan.then(|| Link::new(1500));
+    let hosts = link.as_ref().map(|l| [l.host(0), l.host(1)]);
+    let (a_run, addr) = match hosts {
+        None => a.start_run_with_env(env),
+        Some([host, _]) => {
+            let listen = format!("{}:0", host.address);
+            let mut run = in_netns(host, &a, &["run", "--listen", &listen], env);
+            let line = run.wait_for_line(Duration::from_secs(60), |l| l.contains("listening on"));
+            let addr = line.rsplit(' ').next().unwrap_or_default().to_owned();
+            (run, addr)
+        }
+    };
     b.ok(&["peer", "add", &addr]);
     let a_cpu = cpu_ticks(a_run.pid())?;
-    let udp_errors = photomesh_tests::bench::udp_receive_errors()?;
+    let udp_errors = || -> Result<u64> {
+        match hosts {
+            None => photomesh_tests::bench::udp_receive_errors(None),
+            Some(hosts) => hosts.iter().try_fold(0, |sum, h| {
+                Ok(sum + photomesh_tests::bench::udp_receive_errors(Some(&h.netns))?)
+            }),
+        }
+    };
+    let udp_errors_before = udp_errors()?;
     let start = Instant::now();
-    let b_run = b.spawn_with_env(&["run", "--listen", "127.0.0.1:0"], env);
+    let b_run = match hosts {
+        None => b.spawn_with_env(&["run", "--listen", "127.0.0.1:0"], env),
+        Some([_, host]) => {
+            let listen = format!("{}:0", host.address);
+            in_netns(host, &b, &["run", "--listen", &listen], env)
+        }
+    };
     let b_pid = b_run.pid();
     let perf = std::env::var_os("PHOTOMESH_BENCH_PERF").map(|out| {
         Command::new("perf")
@@ -385,7 +449,7 @@ fn run_photomesh(case: &Case, dir: &Path, env: &[(&str, &str)]) -> Result<Figure
     let rss_sender_kb = photomesh_tests::bench::peak_rss_kb(a_run.pid())?;
     let rss_receiver_kb = photomesh_tests::bench::peak_rss_kb(b_pid)?;
     let written = photomesh_tests::bench::written_bytes(b_pid)?;
-    let udp_drops = photomesh_tests::bench::udp_receive_errors()? - udp_errors;
+    let udp_drops = udp_errors()? - udp_errors_before;
     drop(db);
     if let Some(Ok(mut perf)) = perf {
         let _ = Command::new("kill")
@@ -408,6 +472,19 @@ fn run_photomesh(case: &Case, dir: &Path, env: &[(&str, &str)]) -> Result<Figure
         written_per_byte: written as f64 / case.bytes as f64,
         udp_drops: udp_drops as f64,
     })
+}
+
+/// `photomesh --home HOME ARGS…` for `node`, run inside `host`'s network namespace.
+fn in_netns(host: &Host, node: &Node, args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    let mut command = host.command(photomesh_tests::photomesh_bin());
+    command
+        .arg("--home")
+        .arg(&node.home)
+        .args(args)
+        .env_remove("PHOTOMESH_HOME")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied());
+    Spawned::start(command)
 }
 
 fn path_str(path: &Path) -> Result<&str> {
@@ -433,8 +510,25 @@ fn clock_ticks() -> Result<f64> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
-/// One Syncthing run on the case's folder.
-fn run_syncthing(script: &Path, case: &Case) -> Result<Figures> {
+/// One Syncthing run on the case's folder: the shared script on loopback, or over a link
+/// (in `dir`).
+fn run_syncthing(script: &Path, case: &Case, dir: &Path) -> Result<Figures> {
+    if case.lan {
+        let link = Link::new(1500);
+        let run = photomesh_tests::syncthing::replicate_over(&link, &case.dir, dir, case.files)?;
+        return Ok(Figures {
+            scan_s: run.scan_s,
+            records_s: f64::NAN,
+            transfer_s: run.transfer_s,
+            mb_per_s: case.bytes as f64 / 1e6 / run.transfer_s,
+            files_per_s: case.files as f64 / run.transfer_s,
+            cpu_s_per_gb: run.cpu_s / (case.bytes as f64 / 1e9),
+            rss_sender_kb: run.rss_sender_kb,
+            rss_receiver_kb: run.rss_receiver_kb,
+            written_per_byte: f64::NAN,
+            udp_drops: f64::NAN,
+        });
+    }
     let out = Command::new("bash")
         .arg(script)
         .arg(&case.dir)

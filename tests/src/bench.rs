@@ -331,9 +331,18 @@ pub fn transport_facts() -> Vec<String> {
 }
 
 /// The UDP datagrams this host's stack dropped on receipt so far (`/proc/net/snmp`:
-/// `RcvbufErrors`, a socket's buffer full, and `InErrors`, which counts them too).
-pub fn udp_receive_errors() -> Result<u64> {
-    let snmp = fs::read_to_string("/proc/net/snmp")?;
+/// `RcvbufErrors`, a socket's buffer full, and `InErrors`, which counts them too); with
+/// `netns`, that network namespace's stack.
+pub fn udp_receive_errors(netns: Option<&str>) -> Result<u64> {
+    let snmp = match netns {
+        None => fs::read_to_string("/proc/net/snmp")?,
+        Some(netns) => {
+            let out = Command::new("ip")
+                .args(["netns", "exec", netns, "cat", "/proc/net/snmp"])
+                .output()?;
+            String::from_utf8(out.stdout)?
+        }
+    };
     let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
     let (names, values) = (
         udp.next().context("no Udp header")?,

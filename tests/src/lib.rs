@@ -22,6 +22,7 @@ pub mod nat;
 pub mod netns;
 pub mod page;
 pub mod samples;
+pub mod syncthing;
 
 /// The `photomesh` binary under test.
 pub fn photomesh_bin() -> PathBuf {

@@ -248,6 +248,64 @@ impl Drop for Lan {
     }
 }
 
+/// Two hosts joined by one veth pair, nothing between them: a home LAN's link for the
+/// replication bench (`Link::new(1500)`: the MTU of Ethernet). Host `i` gets
+/// `10.78.0.(i+1)/24` on its [`INTERFACE`]. Removed on drop, like a [`Lan`].
+#[derive(Debug)]
+pub struct Link {
+    hosts: [Host; 2],
+}
+
+impl Link {
+    /// Makes the two namespaces and the veth pair with `mtu` on both ends. Panics, after
+    /// removing what it made, if `ip` fails.
+    pub fn new(mtu: u16) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let prefix = format!(
+            "pmlink-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let host = |i: u8| Host {
+            netns: format!("{prefix}-h{i}"),
+            address: Ipv4Addr::new(10, 78, 0, i + 1),
+        };
+        let link = Self {
+            hosts: [host(0), host(1)],
+        };
+        let [a, b] = &link.hosts;
+        for h in &link.hosts {
+            ip(&["netns", "add", &h.netns]);
+            ip(&["-n", &h.netns, "link", "set", "lo", "up"]);
+        }
+        ip(&[
+            "-n", &a.netns, "link", "add", INTERFACE, "type", "veth", "peer", "name", INTERFACE,
+            "netns", &b.netns,
+        ]);
+        let mtu = mtu.to_string();
+        for h in &link.hosts {
+            let address = format!("{}/24", h.address);
+            ip(&["-n", &h.netns, "link", "set", INTERFACE, "mtu", &mtu]);
+            ip(&["-n", &h.netns, "addr", "add", &address, "dev", INTERFACE]);
+            ip(&["-n", &h.netns, "link", "set", INTERFACE, "up"]);
+        }
+        link
+    }
+
+    /// Host `i` (0 or 1).
+    pub fn host(&self, i: usize) -> &Host {
+        &self.hosts[i]
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for h in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", &h.netns]).status();
+        }
+    }
+}
+
 /// Runs `ip ARGS…`, panicking with its error output if it fails.
 fn ip(args: &[&str]) {
     let out = Command::new("ip")

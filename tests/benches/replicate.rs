@@ -354,6 +354,16 @@ fn generate(dir: &Path, files: u64, write: impl FnOnce() -> Result<()>) -> Resul
     Ok(())
 }
 
+/// `photomesh --home HOME ARGS…` for `node`, run inside `host`'s network namespace, with
+/// `env` (as the loopback runs have it).
+fn in_netns(host: &Host, node: &Node, args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    let env: Vec<_> = [("NO_COLOR", "1")]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect();
+    photomesh_tests::netns::photomesh_in_with_env(host, node, args, &env)
+}
+
 /// One photomesh run in `dir`: fresh homes, scan on A, replicate to B.
 fn run_photomesh(case: &Case, dir: &Path, env: &[(&str, &str)]) -> Result<Figures> {
     fs::create_dir_all(dir)?;
@@ -472,19 +482,6 @@ fn run_photomesh(case: &Case, dir: &Path, env: &[(&str, &str)]) -> Result<Figure
         written_per_byte: written as f64 / case.bytes as f64,
         udp_drops: udp_drops as f64,
     })
-}
-
-/// `photomesh --home HOME ARGS…` for `node`, run inside `host`'s network namespace.
-fn in_netns(host: &Host, node: &Node, args: &[&str], env: &[(&str, &str)]) -> Spawned {
-    let mut command = host.command(photomesh_tests::photomesh_bin());
-    command
-        .arg("--home")
-        .arg(&node.home)
-        .args(args)
-        .env_remove("PHOTOMESH_HOME")
-        .env("NO_COLOR", "1")
-        .envs(env.iter().copied());
-    Spawned::start(command)
 }
 
 fn path_str(path: &Path) -> Result<&str> {

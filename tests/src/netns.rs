@@ -65,13 +65,23 @@ pub fn photomesh_on(lan: &Lan, host: usize, node: &crate::Node, args: &[&str]) -
 
 /// [`photomesh_on`] for any host (a namespace of another topology, `crate::nat`).
 pub fn photomesh_in(host: &Host, node: &crate::Node, args: &[&str]) -> crate::Spawned {
+    photomesh_in_with_env(host, node, args, &[("PHOTOMESH_LOG", "photomesh=info")])
+}
+
+/// [`photomesh_in`] with the environment variables `env` instead of the info log level.
+pub fn photomesh_in_with_env(
+    host: &Host,
+    node: &crate::Node,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> crate::Spawned {
     let mut command = host.command(crate::photomesh_bin());
     command
         .arg("--home")
         .arg(&node.home)
         .args(args)
         .env_remove("PHOTOMESH_HOME")
-        .env("PHOTOMESH_LOG", "photomesh=info");
+        .envs(env.iter().copied());
     crate::Spawned::start(command)
 }
 

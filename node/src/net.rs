@@ -8,6 +8,7 @@ pub mod control;
 pub mod dial;
 pub mod frame;
 pub mod gate;
+pub mod gso;
 pub mod portmap;
 pub mod resolve;
 pub mod transport;

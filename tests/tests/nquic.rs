@@ -96,6 +96,45 @@ async fn forced_key_updates_mid_transfer_in_each_suite() -> Result<()> {
     Ok(())
 }
 
+/// Loopback carries 64 KiB datagrams: MTU discovery finds them, and a bulk transfer in
+/// batches of them loses nothing to the kernel refusing a batch (quinn then judges the path
+/// a black hole and falls back to 1,200-byte datagrams for a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_transfer_keeps_the_large_datagrams_loopback_carries() -> Result<()> {
+    let server = Server::start(trusting(&[CLIENT_KEY]), None)?;
+    let client = client_endpoint()?;
+    let connection = connect(&client, server.addr, Suite::AesGcm, SERVER_KEY, None).await?;
+    let server_connection = server
+        .connections
+        .lock()
+        .await
+        .recv()
+        .await
+        .context("server conn")?;
+    // Probes go out while a connection has nothing else to send: right after the handshake.
+    for conn in [&connection, &server_connection] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while conn.stats().path.current_mtu <= 1500 {
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "MTU discovery stayed at {} bytes",
+                conn.stats().path.current_mtu
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tokio::time::timeout(DEADLINE, transfer(&connection, &server, 4, 25 * MIB, None))
+        .await
+        .context("transfer timed out")??;
+    for conn in [&connection, &server_connection] {
+        let path = conn.stats().path;
+        assert_eq!(path.black_holes_detected, 0, "{path:?}");
+        assert!(path.current_mtu > 1500, "{path:?}");
+    }
+    connection.close(0u32.into(), b"done");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_initiator_is_refused_and_never_seen_by_the_application() -> Result<()> {
     for suite in [Suite::ChaChaPoly, Suite::AesGcm] {
@@ -167,7 +206,8 @@ async fn pairing_connects_with_the_right_secret_and_fails_with_a_wrong_one() -> 
 async fn relay_sees_no_plaintext_and_bit_flips_only_drop_packets() -> Result<()> {
     for suite in [Suite::ChaChaPoly, Suite::AesGcm] {
         let server = Server::start(trusting(&[CLIENT_KEY]), None)?;
-        let relay = Relay::start(server.addr, 97).await?;
+        // One packet in 29: 16 MiB in datagrams of up to 64 KiB (loopback) is ~1,000 packets.
+        let relay = Relay::start(server.addr, 29).await?;
         let client = client_endpoint()?;
         let connection = connect(&client, relay.addr, suite, SERVER_KEY, None).await?;
         tokio::time::timeout(
@@ -183,7 +223,7 @@ async fn relay_sees_no_plaintext_and_bit_flips_only_drop_packets() -> Result<()>
         let relayed = relay.stats.relayed.load(Ordering::SeqCst);
         let flipped = relay.stats.flipped.load(Ordering::SeqCst);
         let marked = relay.stats.marked.load(Ordering::SeqCst);
-        assert!(relayed > 1000, "relayed only {relayed} datagrams");
+        assert!(relayed > 500, "relayed only {relayed} datagrams");
         assert!(flipped >= 10, "flipped only {flipped} packets");
         assert_eq!(marked, 0, "the plaintext marker appeared on the wire");
         let lost = connection.stats().path.lost_packets;

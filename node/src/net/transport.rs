@@ -48,11 +48,12 @@ fn cpu_has_aes() -> bool {
     }
 }
 
-/// The largest UDP payload MTU discovery may probe for. quinn's default stops at 1452 bytes
-/// (Ethernet); paths that carry more (loopback, jumbo-frame LANs) then pay the per-packet
-/// costs (AEAD, header protection, ACKs, syscalls) 1452 bytes at a time. Probing up to what
-/// the path carries costs a few lost probes where it carries less; below the discovered size
-/// nothing changes. The replication bench measured it (ARCHITECTURE.md, transport).
+/// The largest UDP payload MTU discovery may probe for, and the largest this node accepts
+/// ([`endpoint_config`]). quinn's defaults stop at 1452 bytes (Ethernet); paths that carry more
+/// (loopback, jumbo-frame LANs) then pay the per-packet costs (AEAD, header protection, ACKs,
+/// syscalls) 1452 bytes at a time. Probing up to what the path carries costs a few lost probes
+/// where it carries less; below the discovered size nothing changes. Batches of such large
+/// datagrams need [`super::gso::GsoSplit`], or the kernel refuses them.
 pub const MTU_UPPER_BOUND: u16 = 65_000;
 
 /// How long a connection may hear nothing from its peer before it counts as lost, in
@@ -100,10 +101,15 @@ pub fn transport_config() -> Arc<quinn::TransportConfig> {
     Arc::new(config)
 }
 
-/// An endpoint configuration that speaks both nQUIC versions and nothing else.
+/// An endpoint configuration that speaks both nQUIC versions and nothing else, and accepts
+/// datagrams up to [`MTU_UPPER_BOUND`] (quinn's default, 1472 bytes, tells the peer to
+/// probe no higher).
 pub fn endpoint_config() -> quinn::EndpointConfig {
     let mut config = quinn::EndpointConfig::default();
     config.supported_versions(nquic::SUPPORTED_VERSIONS.to_vec());
+    config
+        .max_udp_payload_size(MTU_UPPER_BOUND)
+        .expect("MTU_UPPER_BOUND is within quinn's bounds");
     config
 }
 
@@ -216,7 +222,13 @@ fn bind_endpoint(
     let granted = widen_buffers(&socket);
     let runtime = quinn::default_runtime()
         .ok_or_else(|| io::Error::other("no async runtime found; run inside tokio"))?;
-    let endpoint = quinn::Endpoint::new(endpoint_config(), server, socket, runtime)?;
+    // quinn's own socket, with batches of large datagrams cut to what the kernel takes.
+    let socket = Arc::new(super::gso::GsoSplit::new(
+        runtime.wrap_udp_socket(socket)?,
+        MTU_UPPER_BOUND,
+    ));
+    let endpoint =
+        quinn::Endpoint::new_with_abstract_socket(endpoint_config(), server, socket, runtime)?;
     Ok((endpoint, granted))
 }
 

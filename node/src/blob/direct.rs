@@ -9,8 +9,8 @@
 //!
 //! Direct I/O needs the buffer, the file offset and the length aligned to the device's
 //! logical block; everything here aligns to [`ALIGN`] (4 KiB, a multiple of every common
-//! block size). A write whose length is not a multiple of it is padded with zeros and the
-//! file cut back to its length. A filesystem that refuses direct I/O (`EINVAL`: tmpfs on
+//! block size). A write whose length is not a multiple of it has its last partial block
+//! written through the page cache. A filesystem that refuses direct I/O (`EINVAL`: tmpfs on
 //! older kernels, some FUSE filesystems) gets ordinary buffered writes; nothing else
 //! changes, durability included: callers flush (`fsync`/`syncfs`) exactly as before.
 
@@ -23,9 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The alignment of direct-write buffers, offsets and lengths.
 pub const ALIGN: usize = 4096;
 
-/// A reusable byte buffer whose contents start at an [`ALIGN`] boundary in memory and are
-/// followed by zeros up to the next boundary. Safe code: the window is placed inside an
-/// ordinary `Vec` at the first aligned address.
+/// A reusable byte buffer whose contents start at an [`ALIGN`] boundary in memory. Safe
+/// code: the window is placed inside an ordinary `Vec` at the first aligned address.
 #[derive(Default)]
 pub struct Aligned {
     vec: Vec<u8>,
@@ -39,7 +38,7 @@ fn round_up(n: usize) -> usize {
 
 impl Aligned {
     /// Makes the buffer `len` bytes long. The bytes are whatever the buffer held before
-    /// (callers overwrite them); the padding after them is zeroed.
+    /// (callers overwrite them).
     pub fn set_len(&mut self, len: usize) {
         let needed = round_up(len) + ALIGN;
         if self.vec.len() < needed {
@@ -47,8 +46,6 @@ impl Aligned {
         }
         self.start = self.vec.as_ptr().align_offset(ALIGN);
         self.len = len;
-        let padded = self.start + round_up(len);
-        self.vec[self.start + len..padded].fill(0);
     }
 
     /// The buffer's length.
@@ -69,11 +66,6 @@ impl Aligned {
     /// The bytes, to fill.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.vec[self.start..self.start + self.len]
-    }
-
-    /// The bytes and their zero padding up to the next [`ALIGN`] boundary.
-    fn padded(&self) -> &[u8] {
-        &self.vec[self.start..self.start + round_up(self.len)]
     }
 
     /// The memory the buffer holds.
@@ -185,7 +177,7 @@ impl DirectFile {
             path,
             OpenOptions::new().write(true).create(true).truncate(true),
         )?;
-        file.write_at(buf, 0, buf.len() as u64)
+        file.write_at(buf, 0)
     }
 
     /// Whether writes still go past the page cache.
@@ -193,19 +185,16 @@ impl DirectFile {
         self.direct.load(Ordering::Relaxed)
     }
 
-    /// Writes `buf` at `offset` of a file that will be `file_len` bytes long. Direct writes
-    /// need `offset` to be a multiple of [`ALIGN`] (others are written buffered). A direct
-    /// write of a length that is not a multiple of it writes the zero padding too, which
-    /// only the last piece of a file may need: the file is cut back to `file_len` after it.
-    pub fn write_at(&self, buf: &Aligned, offset: u64, file_len: u64) -> io::Result<()> {
+    /// Writes `buf` at `offset`. Direct writes need `offset` to be a multiple of [`ALIGN`]
+    /// (others are written buffered); a length that is not a multiple of it, which only the
+    /// last piece of a file has, has its last partial block written buffered.
+    pub fn write_at(&self, buf: &Aligned, offset: u64) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         if self.is_direct() && offset.is_multiple_of(ALIGN as u64) {
-            let padded = buf.padded();
-            match self.file.write_all_at(padded, offset) {
-                Ok(()) if offset + padded.len() as u64 > file_len => {
-                    return self.file.set_len(file_len);
-                }
-                Ok(()) => return Ok(()),
+            let whole = buf.len() / ALIGN * ALIGN;
+            match self.file.write_all_at(&buf.bytes()[..whole], offset) {
+                Ok(()) if whole == buf.len() => return Ok(()),
+                Ok(()) => return self.write_tail(&buf.bytes()[whole..], offset + whole as u64),
                 // This filesystem (or device) wants other alignment: buffered from now on.
                 Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
                     self.stop_direct()?;
@@ -218,14 +207,39 @@ impl DirectFile {
         self.file.write_all_at(buf.bytes(), offset)
     }
 
+    /// Writes a file's last partial block through the page cache. A direct write would
+    /// need it padded to a whole block and the file cut back after it, and the cut (an
+    /// `ftruncate`, freeing a block in the filesystem's journal) cost a small blob's receiver
+    /// as much CPU as its direct write.
+    fn write_tail(&self, tail: &[u8], offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.set_direct_flag(false)?;
+        let written = self.file.write_all_at(tail, offset);
+        self.set_direct_flag(true)?;
+        written
+    }
+
     /// Turns direct I/O off for this file.
     fn stop_direct(&self) -> io::Result<()> {
         self.direct.store(false, Ordering::Relaxed);
+        self.set_direct_flag(false)
+    }
+
+    /// Sets or clears the file's direct I/O flag.
+    fn set_direct_flag(&self, on: bool) -> io::Result<()> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
+            use rustix::fs::OFlags;
             let flags = rustix::fs::fcntl_getfl(&self.file)?;
-            rustix::fs::fcntl_setfl(&self.file, flags - rustix::fs::OFlags::DIRECT)?;
+            let flags = if on {
+                flags | OFlags::DIRECT
+            } else {
+                flags - OFlags::DIRECT
+            };
+            rustix::fs::fcntl_setfl(&self.file, flags)?;
         }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = on;
         Ok(())
     }
 
@@ -240,19 +254,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_start_aligned_and_are_padded_with_zeros() {
+    fn buffers_start_aligned() {
         let pool = Pool::new(1 << 20);
         let mut buf = pool.take(5000);
         assert_eq!(buf.bytes().as_ptr().align_offset(ALIGN), 0);
         buf.bytes_mut().fill(7);
-        assert_eq!(buf.padded().len(), 8192);
-        assert!(buf.padded()[5000..].iter().all(|&b| b == 0));
         pool.give(buf);
-        // Reused, shorter: still aligned, the new padding zeroed over the old bytes.
+        // Reused, shorter: still aligned, the same memory.
         let buf = pool.take(100);
         assert_eq!(buf.bytes().as_ptr().align_offset(ALIGN), 0);
         assert!(buf.bytes().iter().all(|&b| b == 7));
-        assert!(buf.padded()[100..].iter().all(|&b| b == 0));
     }
 
     #[test]
@@ -294,9 +305,8 @@ mod tests {
         let mut first = pool.take(2 * ALIGN);
         first.bytes_mut().fill(1);
         // Out of order, the short piece last in the file, as a range helper writes them.
-        let len = (3 * ALIGN + 10) as u64;
-        file.write_at(&second, 2 * ALIGN as u64, len).unwrap();
-        file.write_at(&first, 0, len).unwrap();
+        file.write_at(&second, 2 * ALIGN as u64).unwrap();
+        file.write_at(&first, 0).unwrap();
         let read = std::fs::read(&path).unwrap();
         assert_eq!(read.len(), 3 * ALIGN + 10);
         assert!(read[..2 * ALIGN].iter().all(|&b| b == 1));
@@ -304,7 +314,7 @@ mod tests {
         // An unaligned offset still writes, buffered.
         let mut odd = pool.take(3);
         odd.bytes_mut().fill(9);
-        file.write_at(&odd, 5, len).unwrap();
+        file.write_at(&odd, 5).unwrap();
         assert!(!file.is_direct());
         assert_eq!(&std::fs::read(&path).unwrap()[5..8], &[9, 9, 9]);
     }

@@ -357,7 +357,7 @@ pub(crate) fn write_run(
         return Ok(());
     }
     run.set_len(len);
-    let written = partial.file.write_at(run, start, partial.sealed_len);
+    let written = partial.file.write_at(run, start);
     run.set_len(RUN_BYTES);
     written
 }

@@ -231,12 +231,19 @@ impl BlobStore {
     /// ending in this process's ID so that [`BlobStore::open`] clears it once the process
     /// is gone.
     fn staging_path(&self, blob_id: &BlobId) -> Result<PathBuf, BlobStoreError> {
+        let tmp = self.staging_name(blob_id);
+        let dir = tmp.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        Ok(tmp)
+    }
+
+    /// [`BlobStore::staging_path`] without making its folder.
+    fn staging_name(&self, blob_id: &BlobId) -> PathBuf {
         static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dest = self.path_of(blob_id);
         let dir = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        Ok(dir.join(format!(".{}-s{n}.{}", blob_id.to_hex(), std::process::id())))
+        dir.join(format!(".{}-s{n}.{}", blob_id.to_hex(), std::process::id()))
     }
 
     /// Writes bytes already verified against `blob_id` to a temporary file, past the page
@@ -247,8 +254,19 @@ impl BlobStore {
         blob_id: &BlobId,
         data: &crate::blob::direct::Aligned,
     ) -> Result<Staged, BlobStoreError> {
-        let tmp = self.staging_path(blob_id)?;
-        if let Err(e) = crate::blob::direct::DirectFile::create_with(&tmp, data) {
+        // The prefix folder is made only when the file cannot be created without it: a
+        // folder that exists costs no `mkdir` for every blob.
+        let tmp = self.staging_name(blob_id);
+        let mut created = crate::blob::direct::DirectFile::create_with(&tmp, data);
+        if created
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            && let Some(dir) = tmp.parent()
+        {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            created = crate::blob::direct::DirectFile::create_with(&tmp, data);
+        }
+        if let Err(e) = created {
             // A full disk must not leave a half-written file behind for every try.
             let _ = fs::remove_file(&tmp);
             return Err(io_err(&tmp)(e));

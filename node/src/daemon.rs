@@ -230,7 +230,7 @@ pub async fn run(
     let control = ControlSocket::bind(home_path)?;
     let responders = Arc::new(ResponderKeys::new(keep_keys(&mut home, true)));
     let trust = Arc::new(MeshTrust::new(mesh::trust_set(&home)?));
-    let (endpoint, local) = listen(&home, &trust, &responders, options.listen)?;
+    let (endpoint, server, local) = listen(&home, &trust, &responders, options.listen)?;
     tracing::info!(%local, device = %home.device.device_id().short(), "listening");
 
     let set = RecordSet::load(&home)?;
@@ -335,7 +335,7 @@ pub async fn run(
     });
     // Ready: the endpoint listens and the control socket answers.
     let manager = notify::Manager::ready(&node);
-    accept_until(&endpoint, &node, shutdown).await;
+    accept_until(&endpoint, &server, &node, shutdown).await;
     if let Some(manager) = &manager {
         manager.stopping();
     }
@@ -422,13 +422,14 @@ pub(crate) fn open_held_records(home: &Home) {
     }
 }
 
-/// The node's endpoint, accepting the members of `trust`, and the address it listens on.
+/// The node's endpoint, accepting the members of `trust`, its server configuration, and the
+/// address it listens on.
 fn listen(
     home: &Home,
     trust: &Arc<MeshTrust>,
     responders: &Arc<ResponderKeys>,
     listen: SocketAddr,
-) -> Result<(quinn::Endpoint, SocketAddr), DaemonError> {
+) -> Result<(quinn::Endpoint, quinn::ServerConfig, SocketAddr), DaemonError> {
     let config = transport::server_config(
         home.device.noise_secret(),
         trust.clone(),
@@ -445,13 +446,13 @@ fn listen(
         Err(e) if listen.is_ipv6() && listen.ip().is_unspecified() => {
             let v4 = SocketAddr::from(([0, 0, 0, 0], listen.port()));
             tracing::info!("no IPv6 here ({e}): listening on IPv4 only");
-            transport::node_endpoint(v4, Some(config))
+            transport::node_endpoint(v4, Some(config.clone()))
                 .map_err(|source| NetError::Bind { addr: v4, source })?
         }
         bound => bound.map_err(bind_failed)?,
     };
     let local = endpoint.local_addr().map_err(bind_failed)?;
-    Ok((endpoint, local))
+    Ok((endpoint, config, local))
 }
 
 /// Members on the LAN: found by mDNS and dialled at once. Without it (port 5353 taken, no
@@ -500,9 +501,11 @@ fn watch_folders(
     })
 }
 
-/// Takes every incoming connection to the registry, until `shutdown`.
+/// Takes every incoming connection to the registry, until `shutdown`; each is accepted with
+/// `server` and datagrams as large as the route to its peer carries.
 async fn accept_until(
     endpoint: &quinn::Endpoint,
+    server: &quinn::ServerConfig,
     node: &NodeHandle,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -521,9 +524,13 @@ async fn accept_until(
             continue;
         };
         let node = node.clone();
+        let config = transport::server_config_for(server, incoming.remote_address());
         tokio::spawn(async move {
             let remote = transport::canonical(incoming.remote_address());
-            let handshake = incoming.await;
+            let handshake = match incoming.accept_with(config) {
+                Ok(connecting) => connecting.await,
+                Err(e) => Err(e),
+            };
             drop(ticket);
             match handshake {
                 Ok(connection) => node.adopt(connection, Dialler::There).await,

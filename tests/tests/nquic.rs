@@ -331,13 +331,15 @@ async fn connect(
     server_private_key: [u8; 32],
     psk: Option<[u8; 32]>,
 ) -> Result<quinn::Connection> {
-    let config = transport::client_config(
+    let mut config = transport::client_config(
         CLIENT_KEY,
         NoiseKey::from_private(&server_private_key),
         suite,
         psk,
         transport::os_random(),
     );
+    // As a node dials: datagrams as large as the route carries (loopback: 65,000 bytes).
+    config.transport_config(transport::transport_config_for(addr));
     let connecting = endpoint.connect_with(config, addr, "photomesh")?;
     Ok(tokio::time::timeout(DEADLINE, connecting)
         .await
@@ -364,7 +366,10 @@ impl Server {
 
     /// Like `start`, but sends every client a Retry first if `retry` is set.
     fn start_with(trust: Arc<dyn TrustSet>, psk: Option<[u8; 32]>, retry: bool) -> Result<Self> {
-        let config = transport::server_config(SERVER_KEY, trust, psk, None, transport::os_random());
+        let mut config =
+            transport::server_config(SERVER_KEY, trust, psk, None, transport::os_random());
+        // Every client is on loopback: as a node accepts them (`transport::server_config_for`).
+        config.transport_config(transport::transport_config_for("127.0.0.1:1".parse()?));
         let endpoint = transport::endpoint("127.0.0.1:0".parse()?, Some(config))?;
         let addr = endpoint.local_addr()?;
         let accepted = Arc::new(AtomicUsize::new(0));

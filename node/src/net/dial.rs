@@ -112,11 +112,13 @@ pub fn member_config(
 /// Connects to `addr` with `config` from `endpoint`, giving up after `timeout`.
 pub async fn connect(
     endpoint: &quinn::Endpoint,
-    config: quinn::ClientConfig,
+    mut config: quinn::ClientConfig,
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<quinn::Connection, DialError> {
     let failed = |failure| DialError { addr, failure };
+    // Datagrams as large as the route to this address carries.
+    config.transport_config(transport::transport_config_for(addr));
     let connecting = endpoint
         .connect_with(config, addr, "photomesh")
         .map_err(|e| failed(DialFailure::Failed(e.to_string())))?;

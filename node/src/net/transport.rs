@@ -51,10 +51,63 @@ fn cpu_has_aes() -> bool {
 /// The largest UDP payload MTU discovery may probe for, and the largest this node accepts
 /// ([`endpoint_config`]). quinn's defaults stop at 1452 bytes (Ethernet); paths that carry more
 /// (loopback, jumbo-frame LANs) then pay the per-packet costs (AEAD, header protection, ACKs,
-/// syscalls) 1452 bytes at a time. Probing up to what the path carries costs a few lost probes
-/// where it carries less; below the discovered size nothing changes. Batches of such large
-/// datagrams need [`super::gso::GsoSplit`], or the kernel refuses them.
+/// syscalls) 1452 bytes at a time. Each connection probes up to what its route's interface
+/// carries ([`path_payload`]); batches of such large datagrams need
+/// [`super::gso::GsoSplit`], or the kernel refuses them.
 pub const MTU_UPPER_BOUND: u16 = 65_000;
+
+/// What MTU discovery probes up to where the route is not known: an Ethernet frame's UDP
+/// payload under IPv6 (quinn's own default).
+pub const ETHERNET_PAYLOAD: u16 = 1452;
+
+/// The largest UDP payload the route to `peer` carries as far as this device knows: its
+/// interface's MTU less the IP and UDP headers, between quinn's minimum (1200) and
+/// [`MTU_UPPER_BOUND`]; [`ETHERNET_PAYLOAD`] where the route cannot be asked.
+///
+/// MTU discovery probes only while a connection has nothing else to send, and every probe
+/// larger than the path allows is lost three times before a smaller one is tried: probing
+/// towards 65,000 bytes over a 1,500-byte LAN left bulk transfers at quinn's starting 1,200
+/// bytes for their first seconds. The interface's MTU is the most the path can carry, so
+/// probing stops there.
+pub fn path_payload(peer: SocketAddr) -> u16 {
+    let peer = canonical(peer);
+    payload_within(route_mtu(peer).ok(), peer.is_ipv4())
+}
+
+/// The UDP payload an interface MTU of `mtu` carries (IPv4 or IPv6 headers), within the
+/// bounds [`path_payload`] keeps.
+fn payload_within(mtu: Option<u32>, ipv4: bool) -> u16 {
+    let Some(mtu) = mtu else {
+        return ETHERNET_PAYLOAD;
+    };
+    let headers = if ipv4 { 20 + 8 } else { 40 + 8 };
+    u16::try_from(mtu.saturating_sub(headers))
+        .unwrap_or(MTU_UPPER_BOUND)
+        .clamp(1200, MTU_UPPER_BOUND)
+}
+
+/// The MTU of the interface the kernel routes `peer` through (a UDP socket connected to it,
+/// nothing sent).
+fn route_mtu(peer: SocketAddr) -> io::Result<u32> {
+    let local: SocketAddr = if peer.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = std::net::UdpSocket::bind(local)?;
+    socket.connect(peer)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::net::sockopt;
+        Ok(if peer.is_ipv4() {
+            sockopt::ip_mtu(&socket)?
+        } else {
+            sockopt::ipv6_mtu(&socket)?
+        })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    Err(io::Error::other("the route's MTU is read on Linux only"))
+}
 
 /// How long a connection may hear nothing from its peer before it counts as lost, in
 /// milliseconds. A device that vanishes without closing (a phone leaving the Wi-Fi) is
@@ -75,10 +128,10 @@ pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3);
 /// nothing, over a 50 ms path ~5 MB/s for each stream (a large blob from one peer is one).
 pub const STREAM_WINDOW: u32 = 256 << 10;
 
-/// The transport parameters of every connection, server and client alike: quinn's defaults
-/// except for the idle timeout and keep-alive above, that MTU discovery may go up to
-/// [`MTU_UPPER_BOUND`], a stream window of [`STREAM_WINDOW`], and that streams of the same
-/// priority are sent one after the other rather than round-robin.
+/// The transport parameters of a connection whose route is not known: quinn's defaults
+/// except for the idle timeout and keep-alive above, a stream window of [`STREAM_WINDOW`],
+/// and that streams of the same priority are sent one after the other rather than
+/// round-robin. [`transport_config_for`] a peer also probes for larger datagrams.
 ///
 /// Round-robin sent a slice of each of the 64 blobs in flight in turn, so all of them were
 /// half received at once and the receiver held every one's received part (in quinn's
@@ -88,13 +141,31 @@ pub const STREAM_WINDOW: u32 = 256 << 10;
 /// lower priority than the rest of the conversation (`crate::replicate::serve::BLOB_PRIORITY`), so nothing
 /// but other blobs waits behind them.
 pub fn transport_config() -> Arc<quinn::TransportConfig> {
+    bounded_transport_config(ETHERNET_PAYLOAD)
+}
+
+/// [`transport_config`] for a connection with `peer`: MTU discovery goes up to what the
+/// route carries ([`path_payload`]).
+pub fn transport_config_for(peer: SocketAddr) -> Arc<quinn::TransportConfig> {
+    bounded_transport_config(path_payload(peer))
+}
+
+/// A server configuration like `base`, for a connection from `peer`
+/// ([`transport_config_for`]).
+pub fn server_config_for(base: &quinn::ServerConfig, peer: SocketAddr) -> Arc<quinn::ServerConfig> {
+    let mut config = base.clone();
+    config.transport_config(transport_config_for(peer));
+    Arc::new(config)
+}
+
+fn bounded_transport_config(payload: u16) -> Arc<quinn::TransportConfig> {
     let mut config = quinn::TransportConfig::default();
     config.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
         IDLE_TIMEOUT_MS,
     ))));
     config.keep_alive_interval(Some(KEEP_ALIVE));
     let mut discovery = quinn::MtuDiscoveryConfig::default();
-    discovery.upper_bound(MTU_UPPER_BOUND);
+    discovery.upper_bound(payload);
     config.mtu_discovery_config(Some(discovery));
     config.send_fairness(false);
     config.stream_receive_window(quinn::VarInt::from_u32(STREAM_WINDOW));
@@ -304,6 +375,32 @@ pub fn handshake_data(connection: &quinn::Connection) -> Option<HandshakeData> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probing_stops_at_what_the_route_carries() {
+        // Loopback carries 64 KiB datagrams (Linux's MTU there is 65,536).
+        assert_eq!(
+            path_payload("127.0.0.1:7447".parse().unwrap()),
+            MTU_UPPER_BOUND
+        );
+        // The same address written as IPv6 through a dual-stack socket: the same route.
+        assert_eq!(
+            path_payload("[::ffff:127.0.0.1]:7447".parse().unwrap()),
+            MTU_UPPER_BOUND
+        );
+    }
+
+    #[test]
+    fn a_routes_mtu_less_its_headers_bounds_the_payload() {
+        assert_eq!(payload_within(Some(1500), true), 1472);
+        assert_eq!(payload_within(Some(1500), false), 1452);
+        assert_eq!(payload_within(Some(9000), true), 8972);
+        assert_eq!(payload_within(Some(65_536), true), MTU_UPPER_BOUND);
+        assert_eq!(payload_within(Some(u32::MAX), false), MTU_UPPER_BOUND);
+        // Never below what every QUIC path must carry, nor a guess where nothing is known.
+        assert_eq!(payload_within(Some(576), true), 1200);
+        assert_eq!(payload_within(None, true), ETHERNET_PAYLOAD);
+    }
 
     #[test]
     fn endpoints_ask_for_more_than_the_default_socket_buffers() {

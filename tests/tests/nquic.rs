@@ -35,13 +35,7 @@ async fn hundred_mib_both_ways_on_four_streams_in_each_suite() -> Result<()> {
         let data = transport::handshake_data(&connection).context("handshake data")?;
         assert_eq!(data.suite, suite);
         assert_eq!(data.peer, NoiseKey::from_private(&SERVER_KEY));
-        let server_connection = server
-            .connections
-            .lock()
-            .await
-            .recv()
-            .await
-            .context("server conn")?;
+        let server_connection = server.next_connection().await?;
         let server_data = transport::handshake_data(&server_connection).context("server data")?;
         assert_eq!(server_data.suite, suite);
         assert_eq!(
@@ -62,13 +56,7 @@ async fn forced_key_updates_mid_transfer_in_each_suite() -> Result<()> {
         let server = Server::start(trusting(&[CLIENT_KEY]), None)?;
         let client = client_endpoint()?;
         let connection = connect(&client, server.addr, suite, SERVER_KEY, None).await?;
-        let server_connection = server
-            .connections
-            .lock()
-            .await
-            .recv()
-            .await
-            .context("server conn")?;
+        let server_connection = server.next_connection().await?;
         let updater = {
             let (a, b) = (connection.clone(), server_connection.clone());
             tokio::spawn(async move {
@@ -104,13 +92,7 @@ async fn bulk_transfer_keeps_the_large_datagrams_loopback_carries() -> Result<()
     let server = Server::start(trusting(&[CLIENT_KEY]), None)?;
     let client = client_endpoint()?;
     let connection = connect(&client, server.addr, Suite::AesGcm, SERVER_KEY, None).await?;
-    let server_connection = server
-        .connections
-        .lock()
-        .await
-        .recv()
-        .await
-        .context("server conn")?;
+    let server_connection = server.next_connection().await?;
     // Probes go out while a connection has nothing else to send: right after the handshake.
     for conn in [&connection, &server_connection] {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -173,13 +155,7 @@ async fn pairing_connects_with_the_right_secret_and_fails_with_a_wrong_one() -> 
         let server = Server::start(trusting(&[]), Some(PSK))?;
         let client = client_endpoint()?;
         let connection = connect(&client, server.addr, suite, SERVER_KEY, Some(PSK)).await?;
-        let server_connection = server
-            .connections
-            .lock()
-            .await
-            .recv()
-            .await
-            .context("server conn")?;
+        let server_connection = server.next_connection().await?;
         let data = transport::handshake_data(&server_connection).context("data")?;
         assert!(data.pairing);
         assert_eq!(data.peer, NoiseKey::from_private(&CLIENT_KEY));
@@ -242,13 +218,7 @@ async fn retry_integrity_tags_and_exported_keys_work_through_quinn() -> Result<(
         let client = client_endpoint()?;
         let connection = connect(&client, server.addr, suite, SERVER_KEY, None).await?;
         assert_eq!(server.retried.load(Ordering::SeqCst), 1);
-        let server_connection = server
-            .connections
-            .lock()
-            .await
-            .recv()
-            .await
-            .context("conn")?;
+        let server_connection = server.next_connection().await?;
         transfer(&connection, &server, 1, MIB, None).await?;
         let mut a = [0u8; 32];
         let mut b = [0u8; 32];
@@ -415,6 +385,16 @@ impl Server {
             verified: tokio::sync::Mutex::new(verified_rx),
             _endpoint: endpoint,
         })
+    }
+
+    /// The next connection the server established.
+    async fn next_connection(&self) -> Result<quinn::Connection> {
+        self.connections
+            .lock()
+            .await
+            .recv()
+            .await
+            .context("the server stopped before a connection")
     }
 
     /// Waits (bounded) until the server has refused `n` handshakes.

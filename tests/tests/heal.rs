@@ -287,19 +287,24 @@ fn a_vault_s_damaged_copies_drop_the_count_and_come_back() {
         wait_for_verified_blobs(&vault, n);
         at_goal(n);
     }
-    // Its quota is what it stores now, less a byte: nothing more fits.
-    let used = vault.json(&["status"])["storage"]["used"].as_u64().unwrap();
-    fs::write(
-        vault.home.join("config.toml"),
-        format!("[storage]\nmax_bytes = \"{}\"\n", used - 1),
-    )
-    .unwrap();
     let blobs: Vec<&str> = photos
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["blob_id"].as_str().unwrap())
         .collect();
+    // Its quota leaves no room for either of the two copies about to be lost, even once
+    // they no longer count: what it stores now, less the larger of them, less a byte.
+    // (Less only a byte, the smaller one fits back as soon as both are gone, and the phone
+    // may never see the count at n - 2.)
+    let used = vault.json(&["status"])["storage"]["used"].as_u64().unwrap();
+    let size = |blob: &str| fs::metadata(stored_blob(&vault.home, blob)).unwrap().len();
+    let largest = size(blobs[0]).max(size(blobs[1]));
+    fs::write(
+        vault.home.join("config.toml"),
+        format!("[storage]\nmax_bytes = \"{}\"\n", used - largest - 1),
+    )
+    .unwrap();
     let rotten = stored_blob(&vault.home, blobs[0]);
     let mut bytes = fs::read(&rotten).unwrap();
     let last = bytes.len() - 1;

@@ -209,13 +209,16 @@ impl DirectFile {
 
     /// Writes a file's last partial block through the page cache. A direct write would
     /// need it padded to a whole block and the file cut back after it, and the cut (an
-    /// `ftruncate`, freeing a block in the filesystem's journal) cost a small blob's receiver
-    /// as much CPU as its direct write.
+    /// `ftruncate` that frees the padding's block) cost a small blob's receiver as much CPU
+    /// as its direct write.
     fn write_tail(&self, tail: &[u8], offset: u64) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         self.set_direct_flag(false)?;
         let written = self.file.write_all_at(tail, offset);
-        self.set_direct_flag(true)?;
+        if self.set_direct_flag(true).is_err() {
+            // Buffered from now on: as correct, only slower.
+            self.direct.store(false, Ordering::Relaxed);
+        }
         written
     }
 

@@ -524,9 +524,11 @@ async fn accept_until(
             continue;
         };
         let node = node.clone();
-        let config = transport::server_config_for(server, incoming.remote_address());
+        let server = server.clone();
         tokio::spawn(async move {
             let remote = transport::canonical(incoming.remote_address());
+            // The route lookup happens here, not in the accept loop a flood goes through.
+            let config = transport::server_config_for(&server, incoming.remote_address());
             let handshake = match incoming.accept_with(config) {
                 Ok(connecting) => connecting.await,
                 Err(e) => Err(e),

@@ -40,11 +40,15 @@
 //!   or drop the page cache before each run of either tool (root), or each case both ways;
 //! - `PHOTOMESH_BENCH_PERF=FILE`: record both nodes with `perf` during the transfer (for
 //!   profiling; the figures of such a run are not to be quoted);
+//! - `PHOTOMESH_BENCH_KEEP_RUNS=1`: leave the run directories in place (to look into them,
+//!   or to run the bench again at once; deleting them later starts ext4's slow phase);
 //! - `PHOTOMESH_SYNCTHING_BASELINE`: the script's path, if it is not found in a `shared/bench`
 //!   folder above this crate; `ST_CASE_SENSITIVE=1` reaches the script (see its header).
 //!
-//! Run directories are removed only when the bench ends, not between timed runs: creating
-//! many files right after deleting many is slow on this kind of machine (the script's notes).
+//! Run directories are removed only when the bench ends, not between timed runs: on ext4
+//! without a journal, creating many files is slow for up to six minutes after deleting
+//! many (`bench::Filesystem`). The bench prints the filesystem, and waits that window out
+//! when an earlier invocation deleted its runs less than six minutes before.
 //! It prints figures and never asserts on a time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -136,6 +140,8 @@ fn main() -> Result<()> {
     for fact in photomesh_tests::bench::transport_facts() {
         println!("  {fact}");
     }
+    let filesystem = photomesh_tests::bench::Filesystem::of(&data)?;
+    println!("  filesystem: {}", filesystem.describe());
     for &drop_cache in caches {
         println!("  page cache: {}", cache_state(drop_cache));
     }
@@ -165,6 +171,7 @@ fn main() -> Result<()> {
         bail!("PHOTOMESH_BENCH_CASE must be a, a-lan, b, both or all, not {which:?}");
     }
 
+    photomesh_tests::bench::wait_out_deletions(&data, &filesystem);
     let scratch = tempfile::Builder::new()
         .prefix("replicate-runs-")
         .tempdir_in(&data)?;
@@ -231,8 +238,13 @@ fn main() -> Result<()> {
         }
     }
     println!();
+    let runs = scratch.keep();
+    if std::env::var_os("PHOTOMESH_BENCH_KEEP_RUNS").is_some() {
+        println!("(the run directories are kept in {})", runs.display());
+        return Ok(());
+    }
     println!("(removing the run directories)");
-    Ok(())
+    photomesh_tests::bench::remove_runs(&data, &runs)
 }
 
 /// A node at `home`.

@@ -371,3 +371,128 @@ pub fn written_bytes(pid: u32) -> Result<u64> {
         .parse()
         .context("write_bytes")
 }
+
+/// The filesystem a bench writes to, as far as it changes the figures.
+pub struct Filesystem {
+    /// `ext4`, `xfs`, `tmpfs`…
+    pub kind: String,
+    /// The block device's name (`vda`), when it is one.
+    pub device: Option<String>,
+    /// For ext4, whether it has a journal (jbd2 lists a journaled ext4 in `/proc/fs/jbd2`).
+    pub journal: Option<bool>,
+}
+
+impl Filesystem {
+    /// The filesystem mounted where `dir` is (`/proc/self/mountinfo`: the longest mount point
+    /// that holds it).
+    pub fn of(dir: &Path) -> Result<Self> {
+        let dir = fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+        let mounts = fs::read_to_string("/proc/self/mountinfo")?;
+        let (kind, source) = mounts
+            .lines()
+            .filter_map(|line| {
+                // ID parent major:minor root MOUNT-POINT options [optional…] - TYPE SOURCE …
+                let (before, after) = line.split_once(" - ")?;
+                let point = before.split(' ').nth(4)?;
+                let mut after = after.split(' ');
+                Some((point, after.next()?, after.next()?))
+            })
+            .filter(|(point, ..)| dir.starts_with(point))
+            .max_by_key(|(point, ..)| point.len())
+            .map(|(_, kind, source)| (kind.to_owned(), source.to_owned()))
+            .context("no mount holds the bench's data folder")?;
+        let device = source.strip_prefix("/dev/").map(str::to_owned);
+        let journal = match (&*kind, &device) {
+            ("ext4", Some(device)) => Some(
+                fs::read_dir("/proc/fs/jbd2")
+                    .map(|entries| {
+                        entries.flatten().any(|e| {
+                            e.file_name()
+                                .to_string_lossy()
+                                .starts_with(&format!("{device}-"))
+                        })
+                    })
+                    .unwrap_or(false),
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            kind,
+            device,
+            journal,
+        })
+    }
+
+    /// Whether creating files here is slow for a while after deleting many: ext4 without
+    /// a journal does not reuse an inode freed in the last 60 s, or in the last 360 s while
+    /// its inode-table block is dirty (`recently_deleted` in `fs/ext4/ialloc.c`), and it
+    /// reads every such inode while looking for a free one. Creating files beside many
+    /// freed ones dirties their blocks again, so the slow phase lasts minutes.
+    pub fn slow_after_deletions(&self) -> bool {
+        self.journal == Some(false)
+    }
+
+    /// One line for a bench's header.
+    pub fn describe(&self) -> String {
+        let device = self.device.as_deref().unwrap_or("no block device");
+        match self.journal {
+            Some(true) => format!("{} on {device}, with a journal", self.kind),
+            Some(false) => format!(
+                "{} on {device}, without a journal: files are created slowly for up to \
+                 {} s after many were deleted",
+                self.kind,
+                DELETION_WINDOW.as_secs()
+            ),
+            None => format!("{} on {device}", self.kind),
+        }
+    }
+}
+
+/// How long ext4 without a journal passes over freed inodes whose block was dirtied again:
+/// `RECENTCY_MIN + RECENTCY_DIRTY` in `fs/ext4/ialloc.c` (60 + 300 s since Linux 5.8), and
+/// a second.
+pub const DELETION_WINDOW: std::time::Duration = std::time::Duration::from_secs(361);
+
+/// The marker in which a bench notes when it deleted many files under `data`.
+fn deletion_marker(data: &Path) -> PathBuf {
+    data.join(".mass-deletion")
+}
+
+/// Removes a bench's run folder and notes when (for [`wait_out_deletions`]).
+pub fn remove_runs(data: &Path, runs: &Path) -> Result<()> {
+    fs::remove_dir_all(runs).with_context(|| format!("removing {}", runs.display()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    fs::write(deletion_marker(data), now.as_secs().to_string())?;
+    Ok(())
+}
+
+/// On a filesystem that is slow after deletions ([`Filesystem::slow_after_deletions`]),
+/// waits until [`DELETION_WINDOW`] has passed since a bench last removed its runs under
+/// `data`, saying so; returns the time waited.
+pub fn wait_out_deletions(data: &Path, filesystem: &Filesystem) -> std::time::Duration {
+    let waited = Instant::now();
+    if !filesystem.slow_after_deletions() {
+        return waited.elapsed();
+    }
+    let Some(deleted) = fs::read_to_string(deletion_marker(data))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+    else {
+        return waited.elapsed();
+    };
+    let deleted = std::time::UNIX_EPOCH + std::time::Duration::from_secs(deleted);
+    let until = deleted + DELETION_WINDOW;
+    if let Ok(left) = until.duration_since(std::time::SystemTime::now()) {
+        println!(
+            "  (waiting {} s: the last bench deleted its runs {} s ago, and new files are \
+             slow until {} s after that)",
+            left.as_secs(),
+            DELETION_WINDOW.as_secs() - left.as_secs(),
+            DELETION_WINDOW.as_secs()
+        );
+        std::thread::sleep(left);
+    }
+    waited.elapsed()
+}

@@ -133,20 +133,23 @@ impl Index {
     /// its photo's size plus the sealing overhead (16 bytes a 64 KiB segment, a header).
     /// `None` when neither is known (a vault reads no record).
     pub fn blob_size_hint(&self, blob_id: &BlobId) -> Result<Option<u64>, IndexError> {
-        if let Some(info) = self.blob_info(blob_id)? {
-            return Ok(Some(info.sealed_len));
-        }
-        let size: Option<i64> = self
+        // One statement for both lookups: a round asks this of every blob it wants.
+        let (sealed, size): (Option<i64>, Option<i64>) = self
             .conn
             .prepare_cached(
-                "SELECT MAX(size) FROM photo_rows
-                 WHERE substr(blob_id, 1, 8) = substr(?1, 1, 8) AND blob_id = ?1",
+                "SELECT (SELECT sealed_len FROM blobs WHERE blob_id = ?1),
+                        (SELECT MAX(size) FROM photo_rows
+                         WHERE substr(blob_id, 1, 8) = substr(?1, 1, 8) AND blob_id = ?1)",
             )?
-            .query_row([&blob_id.0[..]], |r| r.get(0))?;
-        Ok(size.map(|s| {
-            let s = s.max(0) as u64;
-            s + s / 4096 + 4096
-        }))
+            .query_row([&blob_id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(match (sealed, size) {
+            (Some(sealed), _) => Some(sealed.max(0) as u64),
+            (None, Some(s)) => {
+                let s = s.max(0) as u64;
+                Some(s + s / 4096 + 4096)
+            }
+            (None, None) => None,
+        })
     }
 
     /// Whether the blob store is known to hold a blob.

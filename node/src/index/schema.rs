@@ -770,4 +770,49 @@ pub(super) const MIGRATIONS: &[&str] = &[
                SUM(CASE WHEN gone_since_ms IS NULL THEN size ELSE 0 END)
         FROM sources GROUP BY folder;
     ",
+    // Version 15: a blob stored here or not, held by one more or one fewer peer, changes one
+    // fact of its records' classes: the stored bit, or the holders. The triggers for those
+    // changes take the other facts from the class each record is in (kept current by every
+    // other trigger) instead of working them all out again through `photo_attrs`, a dozen
+    // searches a record. Replication does both for every blob, on both ends.
+    "
+    DROP TRIGGER blobs_class_insert;
+    DROP TRIGGER blobs_class_update;
+    DROP TRIGGER blobs_class_delete;
+    DROP TRIGGER peer_blobs_class_insert;
+    DROP TRIGGER peer_blobs_class_delete;
+    -- The records of each blob as `photo_attrs` has them, with the stored bit and the holders
+    -- as they are now and every other fact from the record's class.
+    CREATE VIEW photo_attrs_changed AS
+    SELECT NULL AS record_id, p.folder, p.path, p.blob_id, p.size,
+        (c.facts & ~64) + 64 * EXISTS (SELECT 1 FROM blobs b
+                                       WHERE b.blob_id = p.blob_id AND b.stored = 1) AS facts,
+        c.kind, c.added_by,
+        COALESCE((SELECT string_agg(hex(h.device_id), ' ' ORDER BY h.device_id)
+                  FROM peer_blobs h WHERE h.blob_id = p.blob_id), '') AS holders,
+        (SELECT k.held_at FROM photo_checks k WHERE k.rid = p.rid) AS held_at,
+        p.rid
+    FROM photo_rows p JOIN photo_classes c ON c.class = p.class;
+    CREATE TRIGGER blobs_class_insert AFTER INSERT ON blobs WHEN NEW.stored BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs_changed
+        WHERE substr(blob_id, 1, 8) = substr(NEW.blob_id, 1, 8) AND blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER blobs_class_update AFTER UPDATE OF stored ON blobs
+    WHEN OLD.stored IS NOT NEW.stored BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs_changed
+        WHERE substr(blob_id, 1, 8) = substr(NEW.blob_id, 1, 8) AND blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER blobs_class_delete AFTER DELETE ON blobs WHEN OLD.stored BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs_changed
+        WHERE substr(blob_id, 1, 8) = substr(OLD.blob_id, 1, 8) AND blob_id = OLD.blob_id;
+    END;
+    CREATE TRIGGER peer_blobs_class_insert AFTER INSERT ON peer_blobs BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs_changed
+        WHERE substr(blob_id, 1, 8) = substr(NEW.blob_id, 1, 8) AND blob_id = NEW.blob_id;
+    END;
+    CREATE TRIGGER peer_blobs_class_delete AFTER DELETE ON peer_blobs BEGIN
+        INSERT INTO photo_refresh SELECT * FROM photo_attrs_changed
+        WHERE substr(blob_id, 1, 8) = substr(OLD.blob_id, 1, 8) AND blob_id = OLD.blob_id;
+    END;
+    ",
 ];

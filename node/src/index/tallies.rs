@@ -608,6 +608,8 @@ mod tests {
                                              WHERE rid IN (?1, ?2))
                AND blob_id IN (SELECT blob_id FROM photo_rows WHERE rid IN (?1, ?2))",
             "SELECT * FROM photo_attrs WHERE record_id = ?1",
+            "SELECT * FROM photo_attrs_changed WHERE substr(blob_id, 1, 8) = substr(?1, 1, 8)
+                AND blob_id = ?1",
         ];
         for sql in refreshed {
             let n = ix.conn.prepare(sql).unwrap().parameter_count();

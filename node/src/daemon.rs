@@ -209,6 +209,9 @@ struct Shared {
     next_link: AtomicU64,
     /// The tasks answering blob requests.
     serving: tokio_util::task::TaskTracker,
+    /// What they read blobs through (`None`: the index could not be opened a second time;
+    /// they read through the home).
+    reader: Option<Arc<crate::replicate::serve::ServeReader>>,
     /// Cancelled when the node stops: every blob answer still running resets its stream
     /// before the connections close. quinn (0.11.19) does not send a connection's
     /// CONNECTION_CLOSE while the congestion window is full and stream data is still
@@ -249,6 +252,13 @@ pub async fn run(
     tracing::info!(hold = engine.policy.name(), "hold policy");
     // A vault holds no library key: it can seal no photo, so it has no folders to watch.
     let vault = home.keys.current().is_none();
+    let reader = match crate::replicate::serve::ServeReader::new(&home) {
+        Ok(reader) => Some(Arc::new(reader)),
+        Err(e) => {
+            tracing::warn!("blobs are served through the node's own index connection: {e}");
+            None
+        }
+    };
     let node = NodeHandle(Arc::new(Shared {
         own_key: home.device.noise_public(),
         device: home.device.device_id(),
@@ -275,6 +285,7 @@ pub async fn run(
         dial_now: tokio::sync::Notify::new(),
         next_link: AtomicU64::new(1),
         serving: tokio_util::task::TaskTracker::new(),
+        reader,
         stopping: tokio_util::sync::CancellationToken::new(),
     }));
     on_listening(&node);

@@ -153,6 +153,28 @@ impl Index {
         Self::setup(conn, path)
     }
 
+    /// A second, read-only connection to an open index (which has brought the file to the
+    /// current schema): it reads what the writer last committed, and never waits for a
+    /// write in progress (WAL mode).
+    pub fn open_reader(path: &Path) -> Result<Self, IndexError> {
+        let map = |e| at_open(path, e);
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(map)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(map)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(map)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(map)?;
+        Ok(Self {
+            conn,
+            path: open_files::opened(path),
+        })
+    }
+
     fn setup(conn: Connection, path: &Path) -> Result<Self, IndexError> {
         let map = |e| at_open(path, e);
         conn.busy_timeout(std::time::Duration::from_secs(10))

@@ -1,4 +1,5 @@
-//! The one mutex of the node's synchronous state.
+//! The one mutex of the node's synchronous state, and [`block_in_place`] for long work on
+//! the async threads.
 //!
 //! A poisoned lock means a thread panicked while it held the lock: a bug. It is never read
 //! as "empty" or "nothing held". [`Mutex::lock`] logs it once, at `error`, naming what the
@@ -46,6 +47,19 @@ impl<T> Mutex<T> {
 impl<T: Default> Default for Mutex<T> {
     fn default() -> Self {
         Self::new(std::any::type_name::<T>(), T::default())
+    }
+}
+
+/// Runs `work`, which keeps its thread busy for a while (an index transaction of thousands
+/// of rows), without holding up the tasks queued behind it on this runtime thread: on the
+/// multi-threaded runtime they move to another thread meanwhile (`block_in_place`). A
+/// connection's driver waiting behind such work otherwise stops that connection for as long
+/// as it lasts, and the peer's transfers with it. Elsewhere (a current-thread runtime, as
+/// in tests, or no runtime) it simply runs.
+pub fn block_in_place<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

@@ -33,11 +33,23 @@ pub(crate) enum Source {
 impl BlobSource {
     /// Where this device can read a blob from, if it holds it.
     pub fn open(home: &Home, blob_id: &BlobId) -> Result<Option<Self>, IndexError> {
+        Self::open_in(&home.index, &home.blobs, &home.keys, blob_id)
+    }
+
+    /// [`BlobSource::open`] from an index, a blob store and a key ring apart from a
+    /// [`Home`]: an original whose record is sealed under an epoch `keys` lacks is passed
+    /// over, as one that cannot be read.
+    pub fn open_in(
+        index: &crate::index::Index,
+        blobs: &crate::blob::store::BlobStore,
+        keys: &photomesh_protocol::keys::KeyRing,
+        blob_id: &BlobId,
+    ) -> Result<Option<Self>, IndexError> {
         let Some(BlobInfo {
             sealed_len,
             outboard,
             stored,
-        }) = home.index.blob_info(blob_id)?
+        }) = index.blob_info(blob_id)?
         else {
             return Ok(None);
         };
@@ -46,17 +58,17 @@ impl BlobSource {
             tree: BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE),
             data: outboard,
         };
-        if stored && let Ok(file) = File::open(home.blobs.path_of(blob_id)) {
+        if stored && let Ok(file) = File::open(blobs.path_of(blob_id)) {
             return Ok(Some(Self {
                 source: Source::Stored(file),
                 outboard,
             }));
         }
-        for original in home.index.originals_of(blob_id)? {
-            let Ok(Record::Photo(photo)) = original.record.open(&home.keys) else {
+        for original in index.originals_of(blob_id)? {
+            let Ok(Record::Photo(photo)) = original.record.open(keys) else {
                 continue;
             };
-            let Some(key) = home.keys.get(photo.blob_epoch) else {
+            let Some(key) = keys.get(photo.blob_epoch) else {
                 continue;
             };
             match SealedOriginal::open(

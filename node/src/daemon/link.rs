@@ -258,6 +258,7 @@ impl NodeHandle {
         mut send: quinn::SendStream,
     ) {
         let (home, stopping) = (self.0.home.clone(), self.0.stopping.clone());
+        let reader = self.0.reader.clone();
         let to = link.device.short();
         self.0.serving.spawn(async move {
             let served = tokio::select! {
@@ -266,7 +267,7 @@ impl NodeHandle {
                     let _ = send.reset(Close::Stopping.code());
                     return;
                 }
-                served = crate::replicate::serve::serve_blob_range(&home, id, groups.clone(), &mut send) => served,
+                served = crate::replicate::serve::serve_blob_range(&home, reader.as_deref(), id, groups.clone(), &mut send) => served,
             };
             match served {
                 Ok(()) => tracing::debug!(blob = %id, ?groups, peer = %to, "served a blob"),

@@ -80,15 +80,18 @@ pub async fn sync_blobs(
     missing.sort_unstable();
     if known.changed(peer, &ours, !missing.is_empty() || !lacks.is_empty()) {
         let home = home.lock().await;
-        set.with(|tree| {
-            let kept = (0..tree.len())
-                .filter(|&rank| !lacks.contains(rank))
-                .filter_map(|rank| tree.item_at(rank));
-            home.index.set_peer_blobs(
-                peer,
-                crate::sorted::merge(kept.map(|item| item.id), missing.iter().copied()).map(BlobId),
-                crate::clock::now_ms(),
-            )
+        crate::lock::block_in_place(|| {
+            set.with(|tree| {
+                let kept = (0..tree.len())
+                    .filter(|&rank| !lacks.contains(rank))
+                    .filter_map(|rank| tree.item_at(rank));
+                home.index.set_peer_blobs(
+                    peer,
+                    crate::sorted::merge(kept.map(|item| item.id), missing.iter().copied())
+                        .map(BlobId),
+                    crate::clock::now_ms(),
+                )
+            })
         })?;
     }
     // The fetch below may take hours: it keeps only the list of blobs wanted.
@@ -121,7 +124,10 @@ pub async fn sync_blobs(
         let released = home.index.released_blobs()?;
         wanted.retain(|b| !released.contains(b));
     }
-    let (wanted, more) = engine.fit_to_disk(&*home.lock().await, wanted, MAX_WANTED);
+    let (wanted, more) = {
+        let home = home.lock().await;
+        crate::lock::block_in_place(|| engine.fit_to_disk(&home, wanted, MAX_WANTED))
+    };
     if wanted.is_empty() {
         return Ok(BlobRound::default());
     }

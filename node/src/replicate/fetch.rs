@@ -26,9 +26,11 @@ use crate::replicate::receive::fetch_small;
 /// The most blobs in flight from one peer at once.
 pub const MAX_IN_FLIGHT_BLOBS: usize = 64;
 /// Received blobs are made durable and recorded in batches of at most this many…
-pub(crate) const BATCH_BLOBS: usize = 1024;
-/// …or after this long.
-pub(crate) const BATCH_AFTER: Duration = Duration::from_millis(200);
+pub(crate) const BATCH_BLOBS: usize = 2048;
+/// …or after this long, while more are arriving (the last blobs are committed at once).
+/// Every commit writes each index page its blobs touched, and blob IDs land all over the
+/// index: fewer, larger commits write fewer pages per blob.
+pub(crate) const BATCH_AFTER: Duration = Duration::from_millis(500);
 
 /// The blobs received since the last commit.
 #[derive(Default)]
@@ -187,11 +189,15 @@ pub(crate) async fn store_batch(
     .await
     .map_err(SyncError::from)?
     .map_err(SyncError::Store)?;
-    home.lock().await.index.add_stored_blobs(
-        received
-            .iter()
-            .map(|(blob_id, (len, outboard))| (blob_id, *len, &outboard[..])),
-    )?;
+    let home = home.lock().await;
+    crate::lock::block_in_place(|| {
+        home.index.add_stored_blobs(
+            received
+                .iter()
+                .map(|(blob_id, (len, outboard))| (blob_id, *len, &outboard[..])),
+        )
+    })?;
+    drop(home);
     // In ID order: blobs are asked for in that order, and a set filled in order keeps its
     // nodes full.
     let mut ids: Vec<BlobId> = received.iter().map(|(blob_id, _)| *blob_id).collect();

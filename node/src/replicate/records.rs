@@ -40,6 +40,12 @@ const RECORDS_PER_FRAME: usize = 256;
 const COMPACT_AFTER: usize = 1024;
 /// The most record bytes in one frame (half the frame limit).
 const FRAME_BYTES: usize = photomesh_protocol::messages::MAX_FRAME_LEN / 2;
+/// Fetched records are stored in transactions of up to this many records (several frames)…
+const STORE_RECORDS: usize = 2048;
+/// …or this many bytes of them, whichever comes first. Each commit writes every index page
+/// its records touched; records land all over the photo indexes, so one commit per frame
+/// wrote most pages again for every 256 records.
+const STORE_BYTES: usize = 4 << 20;
 
 /// This node's record set as reconciliation sees it.
 pub struct RecordSet {
@@ -306,28 +312,60 @@ async fn fetch(
         // The next fetch is asked for before this one's records are stored: the serving
         // node reads it from its index while this one writes.
         next = ask(connection, chunks.next()).await?;
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        let mut pending_bytes = 0;
         while !left.is_empty() {
-            let Records(records) = frame::read_frame(&mut recv).await?;
+            // What arrived before a failure is kept, as when every frame was stored apart.
+            let records = match frame::read_frame(&mut recv).await {
+                Ok(Records(records)) => records,
+                Err(e) => {
+                    store_fetched(home, set, &pending).await?;
+                    return Err(e.into());
+                }
+            };
             if records.is_empty() {
                 break;
             }
-            for bytes in &records {
-                if !left.remove(&record_id(bytes).0) {
-                    return Err(SyncError::Protocol(
-                        "it sent a record that was not asked for".into(),
-                    ));
-                }
+            if records
+                .iter()
+                .any(|bytes| !left.remove(&record_id(bytes).0))
+            {
+                store_fetched(home, set, &pending).await?;
+                return Err(SyncError::Protocol(
+                    "it sent a record that was not asked for".into(),
+                ));
             }
-            let home = home.lock().await;
-            stored += store_records(&home, &records)?;
-            set.refresh(&home)?;
+            pending_bytes += records.iter().map(Vec::len).sum::<usize>();
+            pending.extend(records);
+            if pending.len() >= STORE_RECORDS || pending_bytes >= STORE_BYTES {
+                stored += store_fetched(home, set, &std::mem::take(&mut pending)).await?;
+                pending_bytes = 0;
+            }
         }
+        stored += store_fetched(home, set, &pending).await?;
     }
     // Fetched by ID, the records entered the set (ordered by time) in random order.
     if stored > COMPACT_AFTER {
         set.compact();
     }
     Ok(stored)
+}
+
+/// Stores fetched records ([`store_records`]: one transaction) and brings the set up to date.
+async fn store_fetched(
+    home: &tokio::sync::Mutex<Home>,
+    set: &RecordSet,
+    records: &[Vec<u8>],
+) -> Result<usize, SyncError> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let home = home.lock().await;
+    crate::lock::block_in_place(|| {
+        let stored = store_records(&home, records)?;
+        set.refresh(&home)?;
+        Ok(stored)
+    })
 }
 
 /// Asks the peer for the records of `chunk` (if any) on a stream of its own; returns the IDs

@@ -22,13 +22,26 @@ use crate::replicate::receive::encoded_len_limit;
 /// [`BlobRange`]: photomesh_protocol::messages::Request::BlobRange
 pub async fn serve_blob_range(
     home: &tokio::sync::Mutex<Home>,
+    reader: Option<&ServeReader>,
     blob_id: BlobId,
     groups: std::ops::Range<u64>,
     send: &mut quinn::SendStream,
 ) -> Result<(), SyncError> {
     // Blob data gives way to everything else on the connection (see [`BLOB_PRIORITY`]).
     let _ = send.set_priority(BLOB_PRIORITY);
-    let source = BlobSource::open(&*home.lock().await, &blob_id)?;
+    let source = match reader.and_then(|r| r.open(&blob_id)) {
+        Some(source) => Some(source),
+        None => {
+            let home = home.lock().await;
+            let source = BlobSource::open(&home, &blob_id)?;
+            if source.is_some()
+                && let Some(reader) = reader
+            {
+                reader.keys_from(&home);
+            }
+            source
+        }
+    };
     let Some(source) = source else {
         frame::write_frame(send, &BlobHeader::NotHere).await?;
         let _ = send.finish();
@@ -79,6 +92,54 @@ pub async fn serve_blob_range(
     }
     let _ = send.finish();
     Ok(())
+}
+
+/// What serving reads blobs through: a read-only connection to the index of its own, the
+/// blob store, and a copy of the key ring. Answering a blob request then does not wait for
+/// the node's writes to the index (a peer's holdings, a batch of stored blobs, a scan),
+/// which hold the home for up to a few hundred milliseconds while the peer's fetches stall.
+/// What it cannot serve (not held, an original under a key epoch newer than its copy, a
+/// failed read) is looked up again through the home.
+pub struct ServeReader {
+    index: crate::lock::Mutex<(crate::index::Index, photomesh_protocol::keys::KeyRing)>,
+    blobs: crate::blob::store::BlobStore,
+}
+
+impl ServeReader {
+    /// A reader of `home`'s index.
+    pub fn new(home: &Home) -> Result<Self, crate::index::IndexError> {
+        Ok(Self {
+            index: crate::lock::Mutex::new(
+                "the serving index",
+                (
+                    crate::index::Index::open_reader(home.index.path())?,
+                    home.keys.clone(),
+                ),
+            ),
+            blobs: home.blobs.clone(),
+        })
+    }
+
+    /// Where to read a blob from, if this reader finds it.
+    fn open(&self, blob_id: &BlobId) -> Option<BlobSource> {
+        let guard = self.index.lock();
+        let (index, keys) = &*guard;
+        match BlobSource::open_in(index, &self.blobs, keys, blob_id) {
+            Ok(source) => source,
+            Err(e) => {
+                tracing::debug!("the serving index could not look up blob {blob_id}: {e}");
+                None
+            }
+        }
+    }
+
+    /// Takes the home's key ring, if it changed.
+    fn keys_from(&self, home: &Home) {
+        let mut guard = self.index.lock();
+        if guard.1 != home.keys {
+            guard.1 = home.keys.clone();
+        }
+    }
 }
 
 /// What an encoding failure costs. This device's copy failing its check is a local fault:

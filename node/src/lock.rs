@@ -1,4 +1,4 @@
-//! The one mutex of the node's synchronous state, and [`block_in_place`] for long work on
+//! The one mutex of the node's synchronous state, and [`long_work`] for long index work on
 //! the async threads.
 //!
 //! A poisoned lock means a thread panicked while it held the lock: a bug. It is never read
@@ -50,18 +50,24 @@ impl<T: Default> Default for Mutex<T> {
     }
 }
 
-/// Runs `work`, which keeps its thread busy for a while (an index transaction of thousands
-/// of rows), without holding up the tasks queued behind it on this runtime thread: on the
-/// multi-threaded runtime they move to another thread meanwhile (`block_in_place`). A
-/// connection's driver waiting behind such work otherwise stops that connection for as long
-/// as it lasts, and the peer's transfers with it. Elsewhere (a current-thread runtime, as
-/// in tests, or no runtime) it simply runs.
-pub fn block_in_place<R>(work: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
+/// Runs `work`, index work on `rows` rows, from an async thread. Past [`LONG_WORK_ROWS`]
+/// (a transaction of a hundred milliseconds or more) the tasks queued behind it on this
+/// thread move to another one meanwhile (`block_in_place`, on the multi-threaded runtime): a
+/// connection's driver waiting behind such work otherwise stops that connection, and the
+/// peer's transfers with it. Shorter work runs in place: moving the queue starts a thread,
+/// and a thread that then allocates costs the process memory of its own.
+pub fn long_work<R>(rows: usize, work: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if rows >= LONG_WORK_ROWS && multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
     }
 }
+
+/// Index work on this many rows or more counts as long ([`long_work`]).
+pub const LONG_WORK_ROWS: usize = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -81,5 +87,45 @@ mod tests {
         assert!(m.inner.is_poisoned());
         assert_eq!(*m.lock(), vec![1, 2, 3, 4], "poisoning is not emptiness");
         assert!(m.reported.load(Ordering::Relaxed));
+    }
+
+    /// Whether a task spawned from the thread doing `rows` rows of work ran while it did.
+    async fn ran_alongside(rows: usize) -> bool {
+        let ran = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        // Queued on this thread: with one worker, nothing else would run it.
+        let task = tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+        let seen = long_work(rows, || {
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            while !ran.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                std::thread::yield_now();
+            }
+            ran.load(Ordering::SeqCst)
+        });
+        task.await.unwrap();
+        seen
+    }
+
+    #[test]
+    fn long_work_lets_the_threads_queued_tasks_run_and_short_work_runs_in_place() {
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        assert!(
+            multi
+                .block_on(async { tokio::spawn(ran_alongside(LONG_WORK_ROWS)).await })
+                .unwrap()
+        );
+        assert!(
+            !multi
+                .block_on(async { tokio::spawn(ran_alongside(10)).await })
+                .unwrap()
+        );
+        // A current-thread runtime (tests) cannot hand its queue over: the work runs.
+        let single = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(!single.block_on(ran_alongside(LONG_WORK_ROWS)));
     }
 }

@@ -80,7 +80,9 @@ pub async fn sync_blobs(
     missing.sort_unstable();
     if known.changed(peer, &ours, !missing.is_empty() || !lacks.is_empty()) {
         let home = home.lock().await;
-        crate::lock::block_in_place(|| {
+        // Every row held for the peer is read, and the difference written.
+        let rows = set.with(|tree| tree.len()) as usize + missing.len();
+        crate::lock::long_work(rows, || {
             set.with(|tree| {
                 let kept = (0..tree.len())
                     .filter(|&rank| !lacks.contains(rank))
@@ -126,7 +128,9 @@ pub async fn sync_blobs(
     }
     let (wanted, more) = {
         let home = home.lock().await;
-        crate::lock::block_in_place(|| engine.fit_to_disk(&home, wanted, MAX_WANTED))
+        crate::lock::long_work(wanted.len(), || {
+            engine.fit_to_disk(&home, wanted, MAX_WANTED)
+        })
     };
     if wanted.is_empty() {
         return Ok(BlobRound::default());

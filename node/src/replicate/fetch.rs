@@ -190,7 +190,7 @@ pub(crate) async fn store_batch(
     .map_err(SyncError::from)?
     .map_err(SyncError::Store)?;
     let home = home.lock().await;
-    crate::lock::block_in_place(|| {
+    crate::lock::long_work(received.len(), || {
         home.index.add_stored_blobs(
             received
                 .iter()

@@ -361,7 +361,7 @@ async fn store_fetched(
         return Ok(0);
     }
     let home = home.lock().await;
-    crate::lock::block_in_place(|| {
+    crate::lock::long_work(records.len(), || {
         let stored = store_records(&home, records)?;
         set.refresh(&home)?;
         Ok(stored)

@@ -121,7 +121,7 @@ impl ServeReader {
     }
 
     /// Where to read a blob from, if this reader finds it.
-    fn open(&self, blob_id: &BlobId) -> Option<BlobSource> {
+    pub(crate) fn open(&self, blob_id: &BlobId) -> Option<BlobSource> {
         let guard = self.index.lock();
         let (index, keys) = &*guard;
         match BlobSource::open_in(index, &self.blobs, keys, blob_id) {

@@ -302,3 +302,25 @@ fn a_partial_file_that_cannot_be_written_is_a_disk_failure_not_an_interruption()
     }
     assert!(matches!(WorkerEnd::from(result), WorkerEnd::Disk(_)));
 }
+
+#[test]
+fn the_serving_reader_finds_blobs_stored_after_it_was_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = crate::home::Home::create(&dir.path().join("home"), "laptop", None, 1).unwrap();
+    let reader = super::serve::ServeReader::new(&home).unwrap();
+    let (data, blob_id, _) = blob(40_000, 7);
+    assert!(reader.open(&blob_id).is_none(), "not held yet");
+    // Stored and recorded through the home's own connection, after the reader opened.
+    home.blobs.put(&blob_id, &data[..]).unwrap();
+    let ob = PostOrderMemOutboard::create(&data, OUTBOARD_BLOCK_SIZE);
+    home.index
+        .add_stored_blobs([(&blob_id, data.len() as u64, &ob.data[..])])
+        .unwrap();
+    let source = reader
+        .open(&blob_id)
+        .expect("the reader sees the committed blob");
+    assert!(source.is_stored());
+    let mut read = Vec::new();
+    std::io::Read::read_to_end(&mut source.sealed_reader(), &mut read).unwrap();
+    assert_eq!(read, data);
+}

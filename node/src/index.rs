@@ -163,8 +163,10 @@ impl Index {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(map)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(map)?;
+        // Never waits: a read that finds the file locked (the writer checkpointing, in
+        // this same process) fails at once, and its caller reads another way. SQLite's
+        // busy handler would sleep on the calling thread, an async one.
+        conn.busy_timeout(std::time::Duration::ZERO).map_err(map)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(map)?;
         conn.pragma_update(None, "temp_store", "MEMORY")

@@ -109,7 +109,9 @@ impl NodeHandle {
                 &link.connection,
                 link.device,
                 &self.0.transfers,
-                left.clone(),
+                left.iter()
+                    .map(|&b| crate::replicate::fetcher::Wanted::unknown(b))
+                    .collect(),
                 Some(self.helpers()),
             )
             .await;

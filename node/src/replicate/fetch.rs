@@ -17,7 +17,7 @@ use crate::home::Home;
 use crate::net::close::Close;
 use crate::net::frame::{self, NetError};
 use crate::replicate::error::SyncError;
-use crate::replicate::fetcher::{FetchError, Fetcher, Received, SMALL_BLOB};
+use crate::replicate::fetcher::{FetchError, Fetcher, Received, SMALL_BLOB, Wanted};
 use crate::replicate::held::BlobEngine;
 use crate::replicate::held::Coordinating;
 use crate::replicate::ranges::fetch_large;
@@ -67,7 +67,7 @@ pub(crate) async fn fetch_all(
     home: &tokio::sync::Mutex<Home>,
     engine: &BlobEngine,
     fetcher: Arc<Fetcher>,
-    wanted: Vec<BlobId>,
+    wanted: Vec<Wanted>,
 ) -> Result<usize, SyncError> {
     type Commit<'a> =
         std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, SyncError>> + Send + 'a>>;
@@ -79,15 +79,15 @@ pub(crate) async fn fetch_all(
     let mut failure: Option<FetchError> = None;
     loop {
         while failure.is_none() && tasks.len() < MAX_IN_FLIGHT_BLOBS {
-            let Some(blob) = queue.next() else { break };
-            if engine.held.contains(&blob) {
+            let Some(wanted) = queue.next() else { break };
+            if engine.held.contains(&wanted.blob) {
                 continue;
             }
             // Another link's fetch has it (and asks this peer for ranges of it too).
-            let Some(coordinating) = Coordinating::take(&engine.fetching, blob) else {
+            let Some(coordinating) = Coordinating::take(&engine.fetching, wanted.blob) else {
                 continue;
             };
-            tasks.spawn(fetch_one(fetcher.clone(), blob, coordinating));
+            tasks.spawn(fetch_one(fetcher.clone(), wanted, coordinating));
         }
         // The last blobs are committed as soon as the previous commit is done.
         let due = if tasks.is_empty() {
@@ -213,13 +213,27 @@ pub(crate) async fn store_batch(
 /// it ([`fetch_large`]); `_coordinating` keeps other links from fetching it meanwhile.
 pub(crate) async fn fetch_one(
     fetcher: Arc<Fetcher>,
-    blob_id: BlobId,
+    wanted: Wanted,
     _coordinating: Coordinating,
 ) -> Result<Received, FetchError> {
+    let blob_id = wanted.blob;
     let partial = fetcher.partial_dir.join(blob_id.to_hex());
     // Resume from the verified ranges that were persisted, if an earlier try got that far.
     let (done, claimed_len) = read_progress(&partial);
     let asked = done.first_missing();
+    // A small blob is asked for once there is room to receive it: quinn buffers a stream
+    // window of every stream asked for and not read, so 64 blobs asked for at once while
+    // there was room for five held 16 MiB more in the receiving node.
+    let room = match wanted.size {
+        Some(size) if done.is_empty() && size <= SMALL_BLOB => Some(
+            fetcher
+                .bytes
+                .acquire_many(kib(size))
+                .await
+                .map_err(|e| SyncError::Task(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let (mut send, mut recv) = fetcher
         .connection
         .open_bi()
@@ -249,8 +263,9 @@ pub(crate) async fn fetch_one(
     let transfer = fetcher.transfers.start(blob_id, sealed_len, verified);
     transfer.add_peer(fetcher.peer);
     if done.is_empty() && sealed_len <= SMALL_BLOB {
-        return fetch_small(&fetcher, blob_id, sealed_len, recv, transfer).await;
+        return fetch_small(&fetcher, blob_id, sealed_len, recv, transfer, room).await;
     }
+    drop(room);
     if verified > 0 {
         tracing::info!(
             blob = %blob_id,
@@ -266,4 +281,9 @@ pub(crate) async fn fetch_one(
         &fetcher, blob_id, sealed_len, done, stream, transfer, partial,
     )
     .await
+}
+
+/// The room a small blob of `len` bytes takes in [`Fetcher::bytes`], in KiB.
+pub(crate) fn kib(len: u64) -> u32 {
+    u32::try_from((len >> 10).max(1)).unwrap_or(u32::MAX)
 }

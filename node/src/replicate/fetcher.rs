@@ -19,6 +19,24 @@ use crate::replicate::transfers::Transfers;
 /// small blobs; 64 MiB cost the receiver of the replication bench's case (a) 40 MB of peak
 /// RSS (200 against 160 MiB) for no throughput.
 pub(crate) const MAX_IN_FLIGHT_BYTES: u64 = 16 << 20;
+/// A blob to fetch, and about how many bytes it takes when the index knows
+/// ([`crate::index::Index::blob_size_hint`]): a small blob's room in [`MAX_IN_FLIGHT_BYTES`] is
+/// then taken before it is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    /// The blob.
+    pub blob: BlobId,
+    /// About how many bytes it takes, if the index knows.
+    pub size: Option<u64>,
+}
+
+impl Wanted {
+    /// A blob whose size is not known here: its room is taken once the peer says it.
+    pub fn unknown(blob: BlobId) -> Self {
+        Wanted { blob, size: None }
+    }
+}
+
 /// Blobs up to this size are received in memory and written once; larger ones stream into
 /// a partial file with persisted progress.
 pub(crate) const SMALL_BLOB: u64 = 4 << 20;

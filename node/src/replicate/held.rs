@@ -13,7 +13,7 @@ use crate::blob::direct::Pool;
 use crate::home::Home;
 use crate::index::IndexError;
 use crate::net::control::DiskShort;
-use crate::replicate::fetcher::MAX_IN_FLIGHT_BYTES;
+use crate::replicate::fetcher::{MAX_IN_FLIGHT_BYTES, Wanted};
 use crate::replicate::records::RecordSet;
 
 /// Which blobs a device keeps a copy of (`photomesh run --hold`); a vault holds all.
@@ -269,9 +269,9 @@ impl BlobEngine {
     pub(crate) fn fit_to_disk(
         &self,
         home: &Home,
-        mut wanted: Vec<BlobId>,
+        wanted: Vec<BlobId>,
         cap: usize,
-    ) -> (Vec<BlobId>, bool) {
+    ) -> (Vec<Wanted>, bool) {
         // A reserve of 0 turns the disk check off: a full disk is then met as a write error.
         let (free, disk) = match home.blobs.space() {
             Ok(space) if self.reserve != Some(0) => space,
@@ -297,24 +297,27 @@ impl BlobEngine {
         let quota = quota.filter(|_| in_quota < on_disk);
         let (mut used, mut waiting, mut bytes_waiting) = (0u64, 0u64, 0u64);
         let (mut taken, mut more) = (0, false);
-        wanted.retain(|blob| {
+        let mut fits = Vec::with_capacity(wanted.len().min(cap));
+        for blob in wanted {
             if taken >= cap && waiting == 0 {
                 more = true;
-                return false;
+                break;
             }
-            let size = home.index.blob_size_hint(blob).ok().flatten().unwrap_or(0);
+            let hint = home.index.blob_size_hint(&blob).ok().flatten();
+            let size = hint.unwrap_or(0);
             if budget > 0 && used.saturating_add(size) <= budget {
                 used += size;
                 taken += 1;
                 more |= taken > cap;
-                taken <= cap
+                if taken <= cap {
+                    fits.push(Wanted { blob, size: hint });
+                }
             } else {
                 waiting += 1;
                 bytes_waiting += size;
-                false
             }
-        });
-        wanted.shrink_to_fit();
+        }
+        let wanted = fits;
         let take = (wanted, more);
         let mut short = self.short.lock();
         if waiting == 0 {
@@ -391,36 +394,27 @@ mod tests {
             home.index.add_blob(blob, 1000, &[]).unwrap();
         }
         let waiting = |engine: &BlobEngine| engine.short.lock().map(|s| s.blobs_waiting);
+        // The blobs taken, each with the size the index knows (1000 bytes, stored).
+        let fit = |engine: &BlobEngine, cap| {
+            let (wanted, more) = engine.fit_to_disk(&home, blobs.clone(), cap);
+            assert!(wanted.iter().all(|w| w.size == Some(1000)), "{wanted:?}");
+            (wanted.into_iter().map(|w| w.blob).collect::<Vec<_>>(), more)
+        };
 
         // Room for all: the cap binds, and the rest is left unchecked for the next round.
-        assert_eq!(
-            engine.fit_to_disk(&home, blobs.clone(), 4),
-            (blobs[..4].to_vec(), true)
-        );
-        assert_eq!(
-            engine.fit_to_disk(&home, blobs.clone(), 10),
-            (blobs.clone(), false)
-        );
+        assert_eq!(fit(&engine, 4), (blobs[..4].to_vec(), true));
+        assert_eq!(fit(&engine, 10), (blobs.clone(), false));
         assert_eq!(waiting(&engine), None);
 
         // Room for three (a quota): within the cap, what does not fit is counted, every one.
         engine.quota = Some(3500);
-        assert_eq!(
-            engine.fit_to_disk(&home, blobs.clone(), 10),
-            (blobs[..3].to_vec(), false)
-        );
+        assert_eq!(fit(&engine, 10), (blobs[..3].to_vec(), false));
         assert_eq!(waiting(&engine), Some(7));
         // The cap reached while there is room: the rest is not looked at.
-        assert_eq!(
-            engine.fit_to_disk(&home, blobs.clone(), 2),
-            (blobs[..2].to_vec(), true)
-        );
+        assert_eq!(fit(&engine, 2), (blobs[..2].to_vec(), true));
         // Room for one, cap two: the second does not fit, so every later one is counted.
         engine.quota = Some(1500);
-        assert_eq!(
-            engine.fit_to_disk(&home, blobs.clone(), 2),
-            (blobs[..1].to_vec(), false)
-        );
+        assert_eq!(fit(&engine, 2), (blobs[..1].to_vec(), false));
         assert_eq!(waiting(&engine), Some(9));
     }
 }

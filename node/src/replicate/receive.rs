@@ -18,6 +18,7 @@ use crate::blob::source::group_chunks;
 use crate::blob::store::{BlobStore, Staged};
 use crate::net::frame::NetError;
 use crate::replicate::error::SyncError;
+use crate::replicate::fetch::kib;
 use crate::replicate::fetcher::{FetchError, Fetcher, Received};
 use crate::replicate::partial_blob::{Parents, Partial};
 use crate::replicate::transfers::TransferHandle;
@@ -37,13 +38,22 @@ pub(crate) async fn fetch_small(
     sealed_len: u64,
     mut recv: quinn::RecvStream,
     transfer: TransferHandle,
+    room: Option<tokio::sync::SemaphorePermit<'_>>,
 ) -> Result<Received, FetchError> {
-    let kib = (sealed_len >> 10).max(1) as u32;
-    let _permit = fetcher
-        .bytes
-        .acquire_many(kib)
-        .await
-        .map_err(|e| SyncError::Task(e.to_string()))?;
+    // The room taken before asking, unless the blob is larger than the index said: that is
+    // given back and the whole taken again (never waiting while holding part of it).
+    let need = kib(sealed_len);
+    let _permit = match room {
+        Some(room) if room.num_permits() >= need as usize => room,
+        room => {
+            drop(room);
+            fetcher
+                .bytes
+                .acquire_many(need)
+                .await
+                .map_err(|e| SyncError::Task(e.to_string()))?
+        }
+    };
     let limit = encoded_len_limit(sealed_len) as usize;
     let mut encoded = Chunks::default();
     while let Some(chunk) = recv

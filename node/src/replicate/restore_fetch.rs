@@ -20,7 +20,7 @@ use crate::net::control::{self, ControlError, FetchJob, LiveStatus};
 use crate::net::dial;
 use crate::replicate::error::SyncError;
 use crate::replicate::fetch::fetch_all;
-use crate::replicate::fetcher::{Fetcher, Helpers, MAX_IN_FLIGHT_BYTES};
+use crate::replicate::fetcher::{Fetcher, Helpers, MAX_IN_FLIGHT_BYTES, Wanted};
 use crate::replicate::held::BlobEngine;
 use crate::replicate::records::{self, RecordSet};
 use crate::replicate::transfers::Transfers;
@@ -378,7 +378,7 @@ async fn fetch_over(
             &link.connection,
             link.device,
             &transfers,
-            left.clone(),
+            left.iter().map(|&b| Wanted::unknown(b)).collect(),
             Some(helpers.clone()),
         )
         .await;
@@ -433,7 +433,7 @@ pub async fn fetch_from(
     connection: &quinn::Connection,
     peer: DeviceId,
     transfers: &Transfers,
-    wanted: Vec<BlobId>,
+    wanted: Vec<Wanted>,
     helpers: Option<Helpers>,
 ) -> Result<usize, SyncError> {
     let (store, partial_dir) = {

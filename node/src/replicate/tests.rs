@@ -324,3 +324,101 @@ fn the_serving_reader_finds_blobs_stored_after_it_was_opened() {
     std::io::Read::read_to_end(&mut source.sealed_reader(), &mut read).unwrap();
     assert_eq!(read, data);
 }
+
+/// A peer over a real nQUIC connection on loopback that answers every blob request "not
+/// here" and reports which blob was asked for.
+async fn not_here_peer() -> (
+    quinn::Connection,
+    tokio::sync::mpsc::UnboundedReceiver<BlobId>,
+    quinn::Endpoint,
+) {
+    use crate::net::{frame, transport};
+    use photomesh_protocol::messages::{BlobHeader, Request};
+    use photomesh_protocol::nquic::{NoiseKey, Suite, TrustSet};
+    const OURS: [u8; 32] = [0xc1; 32];
+    const THEIRS: [u8; 32] = [0x5e; 32];
+    let trust: Arc<dyn TrustSet> =
+        Arc::new(std::collections::BTreeSet::from([*NoiseKey::from_private(
+            &OURS,
+        )
+        .as_bytes()]));
+    let config = transport::server_config(THEIRS, trust, None, None, transport::os_random());
+    let peer = transport::endpoint("127.0.0.1:0".parse().unwrap(), Some(config)).unwrap();
+    let ours = transport::endpoint("127.0.0.1:0".parse().unwrap(), None).unwrap();
+    let config = transport::client_config(
+        OURS,
+        NoiseKey::from_private(&THEIRS),
+        Suite::ChaChaPoly,
+        None,
+        transport::os_random(),
+    );
+    let connecting = ours
+        .connect_with(config, peer.local_addr().unwrap(), "photomesh")
+        .unwrap();
+    let (connection, served) = tokio::join!(connecting, async {
+        peer.accept().await.unwrap().await.unwrap()
+    });
+    let (asked_tx, asked) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut send, mut recv)) = served.accept_bi().await {
+            let Ok(Request::Blob { blob_id, .. }) = frame::read_frame(&mut recv).await else {
+                panic!("not a blob request");
+            };
+            asked_tx.send(BlobId(blob_id)).unwrap();
+            frame::write_frame(&mut send, &BlobHeader::NotHere)
+                .await
+                .unwrap();
+            let _ = send.finish();
+        }
+    });
+    (connection.unwrap(), asked, peer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_blob_of_known_size_is_asked_for_once_there_is_room_for_it() {
+    use super::fetch::fetch_one;
+    use super::held::Coordinating;
+    let deadline = std::time::Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let (connection, mut asked, _peer) = not_here_peer().await;
+    let fetcher = Arc::new(Fetcher {
+        connection,
+        peer: *PEER,
+        store: crate::blob::store::BlobStore::open(dir.path().join("blobs")).unwrap(),
+        partial_dir: dir.path().join("partial"),
+        transfers: Transfers::default(),
+        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+        buffers: Arc::new(Pool::new(0)),
+        helpers: None,
+    });
+    let fetch = |wanted: Wanted| {
+        let coordinating = Coordinating(Default::default(), wanted.blob);
+        tokio::spawn(fetch_one(fetcher.clone(), wanted, coordinating))
+    };
+    let not_here = |r: Result<Received, FetchError>| matches!(r, Err(FetchError::NotHere));
+    // No room: every byte is taken by blobs being received.
+    let receiving = fetcher
+        .bytes
+        .try_acquire_many((MAX_IN_FLIGHT_BYTES >> 10) as u32)
+        .unwrap();
+    let (known, unknown, large) = (BlobId([1; 32]), BlobId([2; 32]), BlobId([3; 32]));
+    let waiting = fetch(Wanted {
+        blob: known,
+        size: Some(1 << 20),
+    });
+    // A blob of unknown size, and a large one (it streams to disk), are asked for at once,
+    // one after the other; the small blob of known size, asked first, is not.
+    for blob in [unknown, large] {
+        let size = (blob == large).then_some(SMALL_BLOB + 1);
+        let answered = fetch(Wanted { blob, size });
+        let seen = tokio::time::timeout(deadline, asked.recv()).await.unwrap();
+        assert_eq!(seen, Some(blob));
+        assert!(not_here(answered.await.unwrap()));
+    }
+    assert!(asked.try_recv().is_err(), "asked for before there was room");
+    assert!(!waiting.is_finished());
+    drop(receiving);
+    let seen = tokio::time::timeout(deadline, asked.recv()).await.unwrap();
+    assert_eq!(seen, Some(known));
+    assert!(not_here(waiting.await.unwrap()));
+}

@@ -652,6 +652,31 @@ fn print_table(case: &Case, ours: &[Figures], theirs: &[Figures]) {
             }),
             _ => String::new(),
         };
-        println!("  {label:<24} {o:>11.2} {t:>11.2} {ratio:>7.2}x  {verdict}");
+        let ranges: Vec<String> = [("", ours), ("Syncthing ", theirs)]
+            .into_iter()
+            .filter_map(|(who, runs)| {
+                let (low, high) = spread(runs, f)?;
+                Some(format!("{who}{low:.2}–{high:.2}"))
+            })
+            .collect();
+        let spread = if ranges.is_empty() {
+            String::new()
+        } else {
+            format!("  (runs {})", ranges.join("; "))
+        };
+        println!("  {label:<24} {o:>11.2} {t:>11.2} {ratio:>7.2}x  {verdict}{spread}");
     }
+}
+
+/// The lowest and highest of a figure over several runs, printed beside their median: single
+/// runs on this kind of machine move by a quarter, and Syncthing's by up to a half.
+fn spread(runs: &[Figures], f: fn(&Figures) -> f64) -> Option<(f64, f64)> {
+    let (low, high) = runs
+        .iter()
+        .map(f)
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
+    (runs.len() > 1 && low < high).then_some((low, high))
 }

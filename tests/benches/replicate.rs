@@ -58,7 +58,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use photomesh::net::transport::NO_AES_ENV;
 use photomesh_tests::netns::{Host, Link};
 use photomesh_tests::{Node, Spawned};
@@ -171,6 +171,28 @@ fn main() -> Result<()> {
         bail!("PHOTOMESH_BENCH_CASE must be a, a-lan, b, both or all, not {which:?}");
     }
 
+    // Every run's copy is kept until the end (deleting between runs would slow the next
+    // ones, see `wait_out_deletions`): a disk that fills up midway leaves Syncthing retrying
+    // for an hour, so the room is checked first.
+    let copies: u64 = cases
+        .iter()
+        .map(|case| {
+            let tools = 1 + u64::from(chacha && !case.lan);
+            case.bytes * tools * runs * caches.len() as u64
+        })
+        .sum();
+    let needed = copies + copies / 10 + 4 * cases.iter().map(|c| c.bytes).max().unwrap_or(0);
+    if let Some(free) = free_bytes(&data) {
+        ensure!(
+            free >= needed,
+            "{} has {} GB free; this invocation keeps every run's copy until it ends and needs \
+             about {} GB (fewer runs with PHOTOMESH_BENCH_RUNS, one cache state with \
+             PHOTOMESH_BENCH_CACHE, or one case with PHOTOMESH_BENCH_CASE need less)",
+            data.display(),
+            free / 1_000_000_000,
+            needed.div_ceil(1_000_000_000)
+        );
+    }
     photomesh_tests::bench::wait_out_deletions(&data, &filesystem);
     let scratch = tempfile::Builder::new()
         .prefix("replicate-runs-")
@@ -586,6 +608,21 @@ fn print_run(tool: &str, run: u64, f: &Figures) {
         f.rss_sender_kb / 1024.0,
         f.rss_receiver_kb / 1024.0
     );
+}
+
+/// The bytes free to an unprivileged writer on `dir`'s filesystem, as `df` says.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn median(values: impl Iterator<Item = f64>) -> f64 {

@@ -317,8 +317,7 @@ impl BlobEngine {
                 bytes_waiting += size;
             }
         }
-        let wanted = fits;
-        let take = (wanted, more);
+        let take = (fits, more);
         let mut short = self.short.lock();
         if waiting == 0 {
             match short.take() {

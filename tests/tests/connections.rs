@@ -270,3 +270,21 @@ fn the_control_socket_refuses_bad_requests_a_second_node_and_outlives_a_kill() {
     assert_eq!(code, 0, "{out}");
     assert!(!socket.exists());
 }
+
+#[test]
+fn a_node_signalled_the_moment_it_listens_stops_cleanly() {
+    // The signal handlers are in place before the node says it listens: SIGTERM sent at
+    // once ends it with its clean shutdown (exit 0, socket removed), not the default action.
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::init(dir.path(), "laptop");
+    let socket = node.home.join("control.sock");
+    for attempt in 0..5 {
+        let (run, _) = node.start_run();
+        let (code, out) = run.terminate();
+        assert_eq!(code, 0, "attempt {attempt}: {out}");
+        assert!(
+            !socket.exists(),
+            "attempt {attempt}: the socket was left behind"
+        );
+    }
+}

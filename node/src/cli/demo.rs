@@ -13,8 +13,12 @@ pub fn demo(dir: Option<PathBuf>, keep: bool, photos: u16) -> Result<bool> {
         .enable_all()
         .build()?;
     let flag = cancel.clone();
+    let shutdown = {
+        let _entered = signal_runtime.enter();
+        super::shutdown_signal()
+    };
     std::thread::spawn(move || {
-        signal_runtime.block_on(super::shutdown_signal());
+        signal_runtime.block_on(shutdown);
         flag.store(true, Ordering::Relaxed);
     });
     let options = photomesh::demo::DemoOptions {

@@ -79,6 +79,10 @@ pub fn run(
     } else {
         None
     };
+    let shutdown = {
+        let _entered = runtime.enter();
+        super::shutdown_signal()
+    };
     runtime.block_on(photomesh::daemon::run(
         home_path,
         options,
@@ -94,7 +98,7 @@ pub fn run(
                 }
             }
         },
-        super::shutdown_signal(),
+        shutdown,
     ))?;
     Ok(true)
 }

@@ -325,9 +325,12 @@ fn the_serving_reader_finds_blobs_stored_after_it_was_opened() {
     assert_eq!(read, data);
 }
 
-/// A peer over a real nQUIC connection on loopback that answers every blob request "not
-/// here" and reports which blob was asked for.
-async fn not_here_peer() -> (
+/// A peer over a real nQUIC connection on loopback that reports which blob was asked for and
+/// answers with what `serves` gives for it: the blob's sealed length and its whole bao
+/// encoding, or "not here".
+async fn scripted_peer(
+    serves: impl Fn(BlobId) -> Option<(u64, Vec<u8>)> + Send + 'static,
+) -> (
     quinn::Connection,
     tokio::sync::mpsc::UnboundedReceiver<BlobId>,
     quinn::Endpoint,
@@ -365,9 +368,17 @@ async fn not_here_peer() -> (
                 panic!("not a blob request");
             };
             asked_tx.send(BlobId(blob_id)).unwrap();
-            frame::write_frame(&mut send, &BlobHeader::NotHere)
-                .await
-                .unwrap();
+            match serves(BlobId(blob_id)) {
+                None => frame::write_frame(&mut send, &BlobHeader::NotHere)
+                    .await
+                    .unwrap(),
+                Some((sealed_len, encoded)) => {
+                    frame::write_frame(&mut send, &BlobHeader::Follows { sealed_len })
+                        .await
+                        .unwrap();
+                    send.write_all(&encoded).await.unwrap();
+                }
+            }
             let _ = send.finish();
         }
     });
@@ -380,7 +391,7 @@ async fn a_small_blob_of_known_size_is_asked_for_once_there_is_room_for_it() {
     use super::held::Coordinating;
     let deadline = std::time::Duration::from_secs(60);
     let dir = tempfile::tempdir().unwrap();
-    let (connection, mut asked, _peer) = not_here_peer().await;
+    let (connection, mut asked, _peer) = scripted_peer(|_| None).await;
     let fetcher = Arc::new(Fetcher {
         connection,
         peer: *PEER,
@@ -421,4 +432,60 @@ async fn a_small_blob_of_known_size_is_asked_for_once_there_is_room_for_it() {
     let seen = tokio::time::timeout(deadline, asked.recv()).await.unwrap();
     assert_eq!(seen, Some(known));
     assert!(not_here(waiting.await.unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_blob_larger_than_its_hint_gives_its_room_back_and_takes_the_whole() {
+    use super::fetch::{fetch_one, kib};
+    use super::held::Coordinating;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, blob_id, encode) = blob(300_000, 11);
+    let encoded = encode(0, u64::MAX);
+    let sealed_len = data.len() as u64;
+    let (connection, mut asked, _peer) =
+        scripted_peer(move |_| Some((sealed_len, encoded.clone()))).await;
+    let fetcher = Arc::new(Fetcher {
+        connection,
+        peer: *PEER,
+        store: crate::blob::store::BlobStore::open(dir.path().join("blobs")).unwrap(),
+        partial_dir: dir.path().join("partial"),
+        transfers: Transfers::default(),
+        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+        buffers: Arc::new(Pool::new(0)),
+        helpers: None,
+    });
+    // Room for the whole blob and no more: the 4 KiB the index said are taken before
+    // asking, and must be given back before the whole is taken, or the fetch waits forever.
+    let total = (MAX_IN_FLIGHT_BYTES >> 10) as u32;
+    let others = fetcher
+        .bytes
+        .try_acquire_many(total - kib(sealed_len))
+        .unwrap();
+    let wanted = Wanted {
+        blob: blob_id,
+        size: Some(4096),
+    };
+    let fetch = tokio::spawn(fetch_one(
+        fetcher.clone(),
+        wanted,
+        Coordinating(Default::default(), blob_id),
+    ));
+    let received = tokio::time::timeout(std::time::Duration::from_secs(60), fetch)
+        .await
+        .expect("the fetch waited for room it was itself holding")
+        .unwrap();
+    let Ok(received) = received else {
+        panic!("the blob was not received");
+    };
+    assert_eq!(asked.recv().await, Some(blob_id));
+    assert_eq!(received.sealed_len, sealed_len);
+    assert_eq!(
+        fetcher.bytes.available_permits(),
+        kib(sealed_len) as usize,
+        "all the room the fetch took is back"
+    );
+    drop(others);
+    fetcher.store.commit_staged(&[&received.staged]).unwrap();
+    fetcher.store.verify(&blob_id).unwrap();
+    assert_eq!(fs::read(fetcher.store.path_of(&blob_id)).unwrap(), data);
 }

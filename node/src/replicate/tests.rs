@@ -385,6 +385,20 @@ async fn scripted_peer(
     (connection.unwrap(), asked, peer)
 }
 
+/// Fetches over `connection` into a blob store under `dir`, with the whole receive budget.
+fn fetcher(connection: quinn::Connection, dir: &Path) -> Arc<Fetcher> {
+    Arc::new(Fetcher {
+        connection,
+        peer: *PEER,
+        store: crate::blob::store::BlobStore::open(dir.join("blobs")).unwrap(),
+        partial_dir: dir.join("partial"),
+        transfers: Transfers::default(),
+        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
+        buffers: Arc::new(Pool::new(0)),
+        helpers: None,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_blob_of_known_size_is_asked_for_once_there_is_room_for_it() {
     use super::fetch::fetch_one;
@@ -392,16 +406,7 @@ async fn a_small_blob_of_known_size_is_asked_for_once_there_is_room_for_it() {
     let deadline = std::time::Duration::from_secs(60);
     let dir = tempfile::tempdir().unwrap();
     let (connection, mut asked, _peer) = scripted_peer(|_| None).await;
-    let fetcher = Arc::new(Fetcher {
-        connection,
-        peer: *PEER,
-        store: crate::blob::store::BlobStore::open(dir.path().join("blobs")).unwrap(),
-        partial_dir: dir.path().join("partial"),
-        transfers: Transfers::default(),
-        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
-        buffers: Arc::new(Pool::new(0)),
-        helpers: None,
-    });
+    let fetcher = fetcher(connection, dir.path());
     let fetch = |wanted: Wanted| {
         let coordinating = Coordinating(Default::default(), wanted.blob);
         tokio::spawn(fetch_one(fetcher.clone(), wanted, coordinating))
@@ -444,16 +449,7 @@ async fn a_small_blob_larger_than_its_hint_gives_its_room_back_and_takes_the_who
     let sealed_len = data.len() as u64;
     let (connection, mut asked, _peer) =
         scripted_peer(move |_| Some((sealed_len, encoded.clone()))).await;
-    let fetcher = Arc::new(Fetcher {
-        connection,
-        peer: *PEER,
-        store: crate::blob::store::BlobStore::open(dir.path().join("blobs")).unwrap(),
-        partial_dir: dir.path().join("partial"),
-        transfers: Transfers::default(),
-        bytes: tokio::sync::Semaphore::new((MAX_IN_FLIGHT_BYTES >> 10) as usize),
-        buffers: Arc::new(Pool::new(0)),
-        helpers: None,
-    });
+    let fetcher = fetcher(connection, dir.path());
     // Room for the whole blob and no more: the 4 KiB the index said are taken before
     // asking, and must be given back before the whole is taken, or the fetch waits forever.
     let total = (MAX_IN_FLIGHT_BYTES >> 10) as u32;

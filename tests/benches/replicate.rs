@@ -612,7 +612,7 @@ fn print_run(tool: &str, run: u64, f: &Figures) {
 
 /// The bytes free to an unprivileged writer on `dir`'s filesystem, as `df` says.
 fn free_bytes(dir: &Path) -> Option<u64> {
-    let out = std::process::Command::new("df")
+    let out = Command::new("df")
         .args(["-B1", "--output=avail"])
         .arg(dir)
         .output()

@@ -225,13 +225,7 @@ pub(crate) async fn fetch_one(
     // window of every stream asked for and not read, so 64 blobs asked for at once while
     // there was room for five held 16 MiB more in the receiving node.
     let room = match wanted.size {
-        Some(size) if done.is_empty() && size <= SMALL_BLOB => Some(
-            fetcher
-                .bytes
-                .acquire_many(kib(size))
-                .await
-                .map_err(|e| SyncError::Task(e.to_string()))?,
-        ),
+        Some(size) if done.is_empty() && size <= SMALL_BLOB => Some(fetcher.room(size).await?),
         _ => None,
     };
     let (mut send, mut recv) = fetcher
@@ -281,9 +275,4 @@ pub(crate) async fn fetch_one(
         &fetcher, blob_id, sealed_len, done, stream, transfer, partial,
     )
     .await
-}
-
-/// The room a small blob of `len` bytes takes in [`Fetcher::bytes`], in KiB.
-pub(crate) fn kib(len: u64) -> u32 {
-    u32::try_from((len >> 10).max(1)).unwrap_or(u32::MAX)
 }

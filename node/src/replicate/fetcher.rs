@@ -56,6 +56,24 @@ pub(crate) struct Fetcher {
     pub(crate) helpers: Option<Helpers>,
 }
 
+impl Fetcher {
+    /// Waits for room to receive a small blob of `len` bytes in [`Fetcher::bytes`].
+    pub(crate) async fn room(
+        &self,
+        len: u64,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, SyncError> {
+        self.bytes
+            .acquire_many(kib(len))
+            .await
+            .map_err(|e| SyncError::Task(e.to_string()))
+    }
+}
+
+/// The room a small blob of `len` bytes takes in [`Fetcher::bytes`], in KiB.
+pub(crate) fn kib(len: u64) -> u32 {
+    u32::try_from((len >> 10).max(1)).unwrap_or(u32::MAX)
+}
+
 /// A blob received and verified, staged in the store, waiting for its batch.
 pub(crate) struct Received {
     pub(crate) staged: Staged,

@@ -18,8 +18,7 @@ use crate::blob::source::group_chunks;
 use crate::blob::store::{BlobStore, Staged};
 use crate::net::frame::NetError;
 use crate::replicate::error::SyncError;
-use crate::replicate::fetch::kib;
-use crate::replicate::fetcher::{FetchError, Fetcher, Received};
+use crate::replicate::fetcher::{FetchError, Fetcher, Received, kib};
 use crate::replicate::partial_blob::{Parents, Partial};
 use crate::replicate::transfers::TransferHandle;
 
@@ -42,16 +41,11 @@ pub(crate) async fn fetch_small(
 ) -> Result<Received, FetchError> {
     // The room taken before asking, unless the blob is larger than the index said: that is
     // given back and the whole taken again (never waiting while holding part of it).
-    let need = kib(sealed_len);
     let _permit = match room {
-        Some(room) if room.num_permits() >= need as usize => room,
+        Some(room) if room.num_permits() >= kib(sealed_len) as usize => room,
         room => {
             drop(room);
-            fetcher
-                .bytes
-                .acquire_many(need)
-                .await
-                .map_err(|e| SyncError::Task(e.to_string()))?
+            fetcher.room(sealed_len).await?
         }
     };
     let limit = encoded_len_limit(sealed_len) as usize;

@@ -441,7 +441,7 @@ async fn a_small_blob_of_known_size_is_asked_for_once_there_is_room_for_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_blob_larger_than_its_hint_gives_its_room_back_and_takes_the_whole() {
-    use super::fetch::{fetch_one, kib};
+    use super::fetch::fetch_one;
     use super::held::Coordinating;
     let dir = tempfile::tempdir().unwrap();
     let (data, blob_id, encode) = blob(300_000, 11);

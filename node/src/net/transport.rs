@@ -168,9 +168,29 @@ fn bounded_transport_config(payload: u16) -> Arc<quinn::TransportConfig> {
     let mut discovery = quinn::MtuDiscoveryConfig::default();
     discovery.upper_bound(payload);
     config.mtu_discovery_config(Some(discovery));
+    let mut congestion = quinn::congestion::CubicConfig::default();
+    congestion.initial_window(initial_window(payload));
+    config.congestion_controller_factory(Arc::new(congestion));
     config.send_fairness(false);
     config.stream_receive_window(quinn::VarInt::from_u32(STREAM_WINDOW));
     Arc::new(config)
+}
+
+/// quinn's initial congestion window (ten 1,200-byte datagrams), or room for the largest
+/// datagram MTU discovery may probe with and two more of the minimum size, whichever is more.
+///
+/// quinn sends an MTU probe whatever the window, and counts it in flight: the first probe
+/// on loopback (33,100 bytes) alone overfills the 12,000-byte default. Until it is
+/// acknowledged, nothing else may be sent — not even a CONNECTION_CLOSE, which quinn
+/// (0.11.19, issue #2785) holds back like data. A node that refuses a peer closes the
+/// moment the handshake ends, while its first probe is in flight; the close was never
+/// sent, and the peer learned only from a stateless reset once the connection was forgotten.
+/// A window three times the probe size cost case (a) of the replication bench throughput
+/// (quinn probes only when nothing else can be sent, so a roomier window delays the larger
+/// datagrams); this one did not.
+fn initial_window(payload: u16) -> u64 {
+    const QUINN_DEFAULT: u64 = 10 * 1200;
+    QUINN_DEFAULT.max(u64::from(payload) + 2400)
 }
 
 /// An endpoint configuration that speaks both nQUIC versions and nothing else, and accepts
@@ -433,5 +453,63 @@ mod tests {
             "{widened} is not above the default {default}"
         );
         assert!(sockopt::socket_send_buffer_size(&socket).expect("send size") > default);
+    }
+
+    /// A node that refuses a peer closes the connection the moment the handshake ends, while
+    /// its first MTU probe (half of loopback's 65,000 bytes) is still in flight. The peer must
+    /// hear why; a close held back by the congestion window never leaves, and the peer learns
+    /// only from a stateless reset once the closed connection is forgotten.
+    #[tokio::test]
+    async fn a_close_right_after_the_handshake_reaches_the_peer() {
+        use crate::net::close::Close;
+        const SERVER: [u8; 32] = [0x5e; 32];
+        const CLIENT: [u8; 32] = [0xc1; 32];
+        let trust: Arc<dyn TrustSet> =
+            Arc::new(std::collections::BTreeSet::from([*NoiseKey::from_private(
+                &CLIENT,
+            )
+            .as_bytes()]));
+        let base = server_config(SERVER, trust, None, None, os_random());
+        let server = endpoint("127.0.0.1:0".parse().unwrap(), Some(base.clone())).unwrap();
+        let client = endpoint("127.0.0.1:0".parse().unwrap(), None).unwrap();
+        let addr = server.local_addr().unwrap();
+        let refusing = tokio::spawn(async move {
+            while let Some(incoming) = server.accept().await {
+                let config = server_config_for(&base, incoming.remote_address());
+                let Ok(connection) = incoming.accept_with(config).unwrap().await else {
+                    continue;
+                };
+                // The peer's request has arrived (and quinn owes it stream credit): refuse.
+                let _ = connection.accept_bi().await;
+                Close::Revoked.close(&connection);
+            }
+        });
+        for attempt in 0..20 {
+            let mut config = client_config(
+                CLIENT,
+                NoiseKey::from_private(&SERVER),
+                Suite::ChaChaPoly,
+                None,
+                os_random(),
+            );
+            config.transport_config(transport_config_for(addr));
+            let connection = client
+                .connect_with(config, addr, "photomesh")
+                .unwrap()
+                .await
+                .unwrap();
+            let (mut send, mut recv) = connection.open_bi().await.unwrap();
+            send.write_all(&[7; 2000]).await.unwrap();
+            let _ = send.finish();
+            let lost = recv.read_to_end(1 << 20).await.unwrap_err();
+            let quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(
+                quinn::ConnectionError::ApplicationClosed(close),
+            )) = &lost
+            else {
+                panic!("attempt {attempt}: the close did not arrive: {lost:?}");
+            };
+            assert_eq!(Close::from_code(close.error_code), Some(Close::Revoked));
+        }
+        refusing.abort();
     }
 }

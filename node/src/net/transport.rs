@@ -192,6 +192,13 @@ fn initial_window(payload: u16) -> u64 {
     QUINN_DEFAULT.max(u64::from(payload) + 2400)
 }
 
+/// A trust set of the one device whose Noise private key is `private`.
+#[cfg(test)]
+pub(crate) fn trusting(private: &[u8; 32]) -> Arc<dyn TrustSet> {
+    let key = *NoiseKey::from_private(private).as_bytes();
+    Arc::new(std::collections::BTreeSet::from([key]))
+}
+
 /// An endpoint configuration that speaks both nQUIC versions and nothing else, and accepts
 /// datagrams up to [`MTU_UPPER_BOUND`] (quinn's default, 1472 bytes, tells the peer to
 /// probe no higher).
@@ -463,12 +470,7 @@ mod tests {
         use crate::net::close::Close;
         const SERVER: [u8; 32] = [0x5e; 32];
         const CLIENT: [u8; 32] = [0xc1; 32];
-        let trust: Arc<dyn TrustSet> =
-            Arc::new(std::collections::BTreeSet::from([*NoiseKey::from_private(
-                &CLIENT,
-            )
-            .as_bytes()]));
-        let base = server_config(SERVER, trust, None, None, os_random());
+        let base = server_config(SERVER, trusting(&CLIENT), None, None, os_random());
         let server = endpoint("127.0.0.1:0".parse().unwrap(), Some(base.clone())).unwrap();
         let client = endpoint("127.0.0.1:0".parse().unwrap(), None).unwrap();
         let addr = server.local_addr().unwrap();

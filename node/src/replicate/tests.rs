@@ -337,15 +337,16 @@ async fn scripted_peer(
 ) {
     use crate::net::{frame, transport};
     use photomesh_protocol::messages::{BlobHeader, Request};
-    use photomesh_protocol::nquic::{NoiseKey, Suite, TrustSet};
+    use photomesh_protocol::nquic::{NoiseKey, Suite};
     const OURS: [u8; 32] = [0xc1; 32];
     const THEIRS: [u8; 32] = [0x5e; 32];
-    let trust: Arc<dyn TrustSet> =
-        Arc::new(std::collections::BTreeSet::from([*NoiseKey::from_private(
-            &OURS,
-        )
-        .as_bytes()]));
-    let config = transport::server_config(THEIRS, trust, None, None, transport::os_random());
+    let config = transport::server_config(
+        THEIRS,
+        transport::trusting(&OURS),
+        None,
+        None,
+        transport::os_random(),
+    );
     let peer = transport::endpoint("127.0.0.1:0".parse().unwrap(), Some(config)).unwrap();
     let ours = transport::endpoint("127.0.0.1:0".parse().unwrap(), None).unwrap();
     let config = transport::client_config(

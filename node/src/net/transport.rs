@@ -125,8 +125,9 @@ pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3);
 /// know wait so: the others are asked for once there is room). quinn's default (1.25 MB)
 /// let those waiting streams hold ~80 MB: the receiving node's peak RSS in the replication
 /// bench's case (a) went from 153 to 77 MiB with this, throughput within the runs' spread
-/// (425 against 450 MB/s; 128 KiB cost 15%). A stream carries at most this much per round trip: on a LAN
-/// nothing, over a 50 ms path ~5 MB/s for each stream (a large blob from one peer is one).
+/// (425 against 450 MB/s; 128 KiB cost 15%). A stream carries at most this much per round
+/// trip: on a LAN nothing, over a 50 ms path ~5 MB/s for each stream (a large blob from one
+/// peer is one).
 pub const STREAM_WINDOW: u32 = 256 << 10;
 
 /// The transport parameters of a connection whose route is not known: quinn's defaults

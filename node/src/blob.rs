@@ -7,3 +7,4 @@ pub mod partial;
 pub mod sealed;
 pub mod source;
 pub mod store;
+pub mod verify;

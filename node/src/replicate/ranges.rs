@@ -22,7 +22,7 @@ use crate::replicate::bad_peer;
 use crate::replicate::error::SyncError;
 use crate::replicate::fetcher::{FetchError, Fetcher, Received};
 use crate::replicate::partial_blob::Partial;
-use crate::replicate::receive::{ReceiveError, keep, receive_into};
+use crate::replicate::receive::{ReceiveError, StreamReader, keep, receive_into};
 use crate::replicate::transfers::TransferHandle;
 
 /// How often a blob's fetch looks for more peers that can send it.
@@ -77,7 +77,7 @@ pub(crate) async fn stream_worker(
     recv: quinn::RecvStream,
     from: u64,
 ) -> WorkerEnd {
-    let recv = tokio_util::io::SyncIoBridge::new(recv);
+    let recv = StreamReader::new(recv);
     let total = groups_of(partial.sealed_len);
     match tokio::task::spawn_blocking(move || receive_into(&partial, peer, recv, from, total, true))
         .await
@@ -139,7 +139,7 @@ pub(crate) async fn fetch_range(
         Ok((BlobHeader::Follows { .. }, recv)) => recv,
         Err(e) => return WorkerEnd::Failed(e.to_string()),
     };
-    let recv = tokio_util::io::SyncIoBridge::new(recv);
+    let recv = StreamReader::new(recv);
     let partial = partial.clone();
     match tokio::task::spawn_blocking(move || receive_into(&partial, peer, recv, start, end, false))
         .await

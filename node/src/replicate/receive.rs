@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use bao_tree::{BaoTree, ChunkRanges};
+use bao_tree::BaoTree;
 
 use photomesh_protocol::identity::DeviceId;
 use photomesh_protocol::seal::BlobId;
@@ -14,8 +14,8 @@ use photomesh_protocol::seal::BlobId;
 use crate::blob::direct::Aligned;
 use crate::blob::partial::{GROUP_BYTES, PERSIST_EVERY, groups_of, remove_partial};
 use crate::blob::sealed::OUTBOARD_BLOCK_SIZE;
-use crate::blob::source::group_chunks;
 use crate::blob::store::{BlobStore, Staged};
+use crate::blob::verify::{Step, Verifier, group_ranges};
 use crate::net::frame::NetError;
 use crate::replicate::error::SyncError;
 use crate::replicate::fetcher::{FetchError, Fetcher, Received, kib};
@@ -109,40 +109,95 @@ impl io::Read for Chunks {
     }
 }
 
+/// A stream read from a blocking thread: quinn's received chunks are taken as they are,
+/// up to [`StreamReader::BATCH`] at once, and copied only into the reader's buffer (for a
+/// chunk group, where it is kept). A `BufReader` over `tokio_util`'s `SyncIoBridge` copied
+/// every byte once more, into its own buffer.
+pub(crate) struct StreamReader {
+    recv: quinn::RecvStream,
+    runtime: tokio::runtime::Handle,
+    chunks: [bytes::Bytes; Self::BATCH],
+    /// `chunks[next..held]` are still to be read.
+    next: usize,
+    held: usize,
+}
+
+impl StreamReader {
+    /// Chunks taken from quinn at once: one lock of the connection per batch, not per chunk
+    /// (a chunk is one datagram's frame: 1.4 KB on an Ethernet LAN).
+    const BATCH: usize = 32;
+
+    /// A reader of `recv`, to be read on a blocking thread of the current runtime.
+    pub(crate) fn new(recv: quinn::RecvStream) -> Self {
+        Self {
+            recv,
+            runtime: tokio::runtime::Handle::current(),
+            chunks: Default::default(),
+            next: 0,
+            held: 0,
+        }
+    }
+}
+
+impl io::Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.next == self.held {
+            let read = self
+                .runtime
+                .block_on(self.recv.read_chunks(&mut self.chunks));
+            match read.map_err(io::Error::from)? {
+                Some(n) => (self.next, self.held) = (0, n),
+                None => return Ok(0),
+            }
+        }
+        let chunk = &mut self.chunks[self.next];
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        bytes::Buf::advance(chunk, n);
+        if chunk.is_empty() {
+            *chunk = bytes::Bytes::new();
+            self.next += 1;
+        }
+        Ok(n)
+    }
+}
+
 /// Decodes a whole bao encoding into `data` (as long as the blob), checking every chunk
 /// group. Returns the blob's outboard, built from the parent hashes the decoding verified
 /// (so the blob is not hashed a second time).
 pub(crate) fn decode_in_memory(
-    encoded: impl io::Read,
+    mut encoded: impl io::Read,
     blob_id: &BlobId,
     transfer: &TransferHandle,
     data: &mut Aligned,
 ) -> Result<Vec<u8>, FetchError> {
-    use bao_tree::io::BaoContentItem;
     let sealed_len = data.len() as u64;
-    let ranges = ChunkRanges::all();
-    let items = decoder(blob_id, sealed_len, encoded, &ranges);
+    let ranges = group_ranges(0, u64::MAX, sealed_len);
+    let mut items = Verifier::new(blob_id, sealed_len, &ranges);
     let data = data.bytes_mut();
     let mut parents = Parents::new(*blob_id, sealed_len);
     let mut verified = 0u64;
-    for item in items {
-        match item {
-            Ok(BaoContentItem::Parent(parent)) => parents.save(&parent),
-            Ok(BaoContentItem::Leaf(leaf)) => {
-                let start = leaf.offset as usize;
-                let end = start + leaf.data.len();
-                let Some(slot) = data.get_mut(start..end) else {
+    let failed = |e| match decode_failure(e) {
+        ReceiveError::BadData(why) => FetchError::Bad(*blob_id, why),
+        failed => NetError::Connection(format!("blob {blob_id}: {failed}")).into(),
+    };
+    while let Some(step) = items.next(&mut encoded).map_err(failed)? {
+        match step {
+            Step::Parent(parent) => parents.save(&parent),
+            Step::Leaf(leaf) => {
+                let len = leaf.len;
+                let Some(slot) = usize::try_from(leaf.offset)
+                    .ok()
+                    .and_then(|start| data.get_mut(start..start.checked_add(len)?))
+                else {
                     return Err(FetchError::Bad(*blob_id, "a chunk past the end".into()));
                 };
-                slot.copy_from_slice(&leaf.data);
-                verified += leaf.data.len() as u64;
-                transfer.advance(leaf.data.len() as u64);
-            }
-            Err(e) => {
-                return Err(match decode_failure(e) {
-                    ReceiveError::BadData(why) => FetchError::Bad(*blob_id, why),
-                    failed => NetError::Connection(format!("blob {blob_id}: {failed}")).into(),
-                });
+                leaf.read_into(&mut encoded, slot).map_err(failed)?;
+                verified += len as u64;
+                transfer.advance(len as u64);
             }
         }
     }
@@ -197,22 +252,6 @@ pub(crate) fn keep(
     result
 }
 
-/// Reads the bao encoding of `ranges` of blob `blob_id` (`sealed_len` bytes), verifying
-/// every item against the blob ID as it comes.
-fn decoder<'a, R: io::Read>(
-    blob_id: &BlobId,
-    sealed_len: u64,
-    encoded: R,
-    ranges: &'a ChunkRanges,
-) -> bao_tree::io::sync::DecodeResponseIter<'a, R> {
-    bao_tree::io::sync::DecodeResponseIter::new(
-        blake3::Hash::from_bytes(blob_id.0),
-        BaoTree::new(sealed_len, OUTBOARD_BLOCK_SIZE),
-        encoded,
-        ranges,
-    )
-}
-
 /// What a failed decode says: data that does not verify is the peer's; anything else (the
 /// stream broke, ended, or was cut mid-item) is an interruption.
 fn decode_failure(e: bao_tree::io::DecodeError) -> ReceiveError {
@@ -250,22 +289,16 @@ pub(crate) enum ReceiveError {
 pub(crate) fn receive_into(
     partial: &Partial,
     peer: DeviceId,
-    encoded: impl io::Read,
+    mut encoded: impl io::Read,
     first: u64,
     end: u64,
     claim_each: bool,
 ) -> Result<bool, ReceiveError> {
-    use bao_tree::io::BaoContentItem;
     let interrupted = ReceiveError::Interrupted;
     let total = groups_of(partial.sealed_len);
     let end = end.min(total);
-    let ranges = group_chunks(first, end);
-    let mut items = decoder(
-        &partial.blob_id,
-        partial.sealed_len,
-        io::BufReader::with_capacity(1 << 20, encoded),
-        &ranges,
-    );
+    let ranges = group_ranges(first, end, partial.sealed_len);
+    let mut items = Verifier::new(&partial.blob_id, partial.sealed_len, &ranges);
     // Verified since the last persisted mark: `pending..verified`; the run of verified
     // groups not yet in the file starts at byte `run_start` and is `run_len` long.
     let mut pending = first;
@@ -275,59 +308,64 @@ pub(crate) fn receive_into(
     let mut run_start = first * GROUP_BYTES;
     let mut run_len = 0;
     let result = loop {
-        let Some(item) = items.next() else {
-            if verified < end {
+        let leaf = match items.next(&mut encoded) {
+            Ok(Some(Step::Parent(parent))) => {
+                partial.save_parent(&parent);
+                continue;
+            }
+            Ok(Some(Step::Leaf(leaf))) => leaf,
+            Ok(None) if verified < end => {
                 break Err(interrupted(io::Error::other(
                     "the stream ended before the range did",
                 )));
             }
-            break Ok(true);
-        };
-        match item {
-            Ok(BaoContentItem::Parent(parent)) => partial.save_parent(&parent),
-            Ok(BaoContentItem::Leaf(leaf)) => {
-                let group = leaf.offset / GROUP_BYTES;
-                let group_end = (leaf.offset + leaf.data.len() as u64).div_ceil(GROUP_BYTES);
-                if group != verified {
-                    break Err(interrupted(io::Error::other("a chunk group out of order")));
-                }
-                if claim_each {
-                    let mine = {
-                        let mut plan = partial.plan();
-                        (group..group_end).all(|g| plan.claim_group(g))
-                    };
-                    if !mine {
-                        break Ok(false);
-                    }
-                    claimed_to = group_end;
-                }
-                if run_len + leaf.data.len() > RUN_BYTES {
-                    if let Err(e) = write_run(partial, &mut run, run_start, run_len) {
-                        break Err(ReceiveError::Disk(e));
-                    }
-                    run_start += run_len as u64;
-                    run_len = 0;
-                }
-                run.bytes_mut()[run_len..run_len + leaf.data.len()].copy_from_slice(&leaf.data);
-                run_len += leaf.data.len();
-                verified = group_end;
-                partial.transfer.advance(leaf.data.len() as u64);
-                {
-                    let mut by_peer = partial.by_peer.lock();
-                    *by_peer.entry(peer).or_default() += leaf.data.len() as u64;
-                }
-                if (verified - pending) * GROUP_BYTES >= PERSIST_EVERY {
-                    if let Err(e) = write_run(partial, &mut run, run_start, run_len)
-                        .and_then(|()| partial.persist(pending, verified))
-                    {
-                        break Err(ReceiveError::Disk(e));
-                    }
-                    run_start += run_len as u64;
-                    run_len = 0;
-                    pending = verified;
-                }
-            }
+            Ok(None) => break Ok(true),
             Err(e) => break Err(decode_failure(e)),
+        };
+        let len = leaf.len;
+        let group = leaf.offset / GROUP_BYTES;
+        let group_end = (leaf.offset + len as u64).div_ceil(GROUP_BYTES);
+        if group != verified || len > RUN_BYTES {
+            break Err(interrupted(io::Error::other("a chunk group out of order")));
+        }
+        if run_len + len > RUN_BYTES {
+            if let Err(e) = write_run(partial, &mut run, run_start, run_len) {
+                break Err(ReceiveError::Disk(e));
+            }
+            run_start += run_len as u64;
+            run_len = 0;
+        }
+        // Read and checked in place, at the end of the run: only counted in it (and so
+        // only written) once it verified.
+        if let Err(e) = leaf.read_into(&mut encoded, &mut run.bytes_mut()[run_len..run_len + len]) {
+            break Err(decode_failure(e));
+        }
+        if claim_each {
+            let mine = {
+                let mut plan = partial.plan();
+                (group..group_end).all(|g| plan.claim_group(g))
+            };
+            if !mine {
+                break Ok(false);
+            }
+            claimed_to = group_end;
+        }
+        run_len += len;
+        verified = group_end;
+        partial.transfer.advance(len as u64);
+        {
+            let mut by_peer = partial.by_peer.lock();
+            *by_peer.entry(peer).or_default() += len as u64;
+        }
+        if (verified - pending) * GROUP_BYTES >= PERSIST_EVERY {
+            if let Err(e) = write_run(partial, &mut run, run_start, run_len)
+                .and_then(|()| partial.persist(pending, verified))
+            {
+                break Err(ReceiveError::Disk(e));
+            }
+            run_start += run_len as u64;
+            run_len = 0;
+            pending = verified;
         }
     };
     // What verified is kept, whatever stopped the stream: written, then persisted.

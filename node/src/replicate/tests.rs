@@ -486,3 +486,53 @@ async fn a_small_blob_larger_than_its_hint_gives_its_room_back_and_takes_the_who
     fetcher.store.verify(&blob_id).unwrap();
     assert_eq!(fs::read(fetcher.store.path_of(&blob_id)).unwrap(), data);
 }
+
+/// A large blob streams to its partial file through [`StreamReader`] over a real
+/// connection: quinn's chunks (split at datagram boundaries, not at chunk groups or parent
+/// pairs) read into place; one flipped byte in the stream and nothing is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_blob_is_read_from_quinns_chunks_into_place_and_checked() {
+    use super::fetch::fetch_one;
+    use super::held::Coordinating;
+    let len = SMALL_BLOB as u32 + 200_003;
+    let (data, blob_id, encode) = blob(len, 5);
+    let encoded = encode(0, u64::MAX);
+    let sealed_len = data.len() as u64;
+    for damaged in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sent = encoded.clone();
+        if damaged {
+            sent[len as usize / 2] ^= 0x10;
+        }
+        let (connection, _asked, _peer) =
+            scripted_peer(move |_| Some((sealed_len, sent.clone()))).await;
+        let fetcher = fetcher(connection, dir.path());
+        let wanted = Wanted {
+            blob: blob_id,
+            size: Some(sealed_len),
+        };
+        let fetch = fetch_one(
+            fetcher.clone(),
+            wanted,
+            Coordinating(Default::default(), blob_id),
+        );
+        let received = tokio::time::timeout(std::time::Duration::from_secs(60), fetch)
+            .await
+            .expect("the fetch finished");
+        match received {
+            Ok(received) if !damaged => {
+                fetcher.store.commit_staged(&[&received.staged]).unwrap();
+                assert_eq!(fs::read(fetcher.store.path_of(&blob_id)).unwrap(), data);
+            }
+            Err(FetchError::Bad(id, why)) if damaged => {
+                assert_eq!(id, blob_id);
+                assert!(why.contains("verification failed"), "{why}");
+                assert!(!fetcher.store.path_of(&blob_id).exists());
+            }
+            Ok(_) => panic!("a damaged stream was kept"),
+            Err(FetchError::Bad(_, why)) => panic!("an intact stream refused: {why}"),
+            Err(FetchError::NotHere) => panic!("damaged {damaged}: not here"),
+            Err(FetchError::Sync(e)) => panic!("damaged {damaged}: {e}"),
+        }
+    }
+}

@@ -261,7 +261,7 @@ fn main() -> Result<()> {
     }
     println!();
     let runs = scratch.keep();
-    if std::env::var_os("PHOTOMESH_BENCH_KEEP_RUNS").is_some() {
+    if std::env::var("PHOTOMESH_BENCH_KEEP_RUNS").is_ok_and(|v| v != "0") {
         println!("(the run directories are kept in {})", runs.display());
         return Ok(());
     }

@@ -100,19 +100,23 @@ impl io::Read for Chunks {
                 self.chunks.pop_front();
                 continue;
             }
-            let n = front.len().min(buf.len());
-            buf[..n].copy_from_slice(&front[..n]);
-            bytes::Buf::advance(front, n);
-            return Ok(n);
+            return Ok(take_into(front, buf));
         }
         Ok(0)
     }
 }
 
+/// Moves as many bytes as fit from the front of `chunk` into `buf`; how many.
+fn take_into(chunk: &mut bytes::Bytes, buf: &mut [u8]) -> usize {
+    let n = chunk.len().min(buf.len());
+    buf[..n].copy_from_slice(&chunk[..n]);
+    bytes::Buf::advance(chunk, n);
+    n
+}
+
 /// A stream read from a blocking thread: quinn's received chunks are taken as they are,
 /// up to [`StreamReader::BATCH`] at once, and copied only into the reader's buffer (for a
-/// chunk group, where it is kept). A `BufReader` over `tokio_util`'s `SyncIoBridge` copied
-/// every byte once more, into its own buffer.
+/// chunk group, where it is kept), with no buffer of its own between.
 pub(crate) struct StreamReader {
     recv: quinn::RecvStream,
     runtime: tokio::runtime::Handle,
@@ -154,9 +158,7 @@ impl io::Read for StreamReader {
             }
         }
         let chunk = &mut self.chunks[self.next];
-        let n = chunk.len().min(buf.len());
-        buf[..n].copy_from_slice(&chunk[..n]);
-        bytes::Buf::advance(chunk, n);
+        let n = take_into(chunk, buf);
         if chunk.is_empty() {
             *chunk = bytes::Bytes::new();
             self.next += 1;
